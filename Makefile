@@ -1,0 +1,74 @@
+# Sluice developer entry points. GNU make; `make help` lists targets.
+# CI runs `bash .ci/run`, which is `make test`, as root on a fresh Debian 12.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO       ?= go
+BIN      := bin/sluice
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+FUZZTIME ?= 30s
+E2EFLAGS ?= -v
+
+# Everything the e2e suite and `make run` need from Debian. iproute2 gives
+# the tests `ss`; nghttp2-client gives h2load; wrk and curl are for humans.
+APT_PACKAGES := tomcat10 nghttp2-client wrk curl iproute2
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: help deps build test test-unit e2e run fmt vet fuzz clean
+
+help: ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+deps: ## Install Tomcat, h2load, wrk, curl, ss via apt (skipped when present)
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all present ($(APT_PACKAGES))"; exit 0; fi; \
+	echo "deps: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$(SUDO) apt-get update; \
+	$(SUDO) apt-get install -y --no-install-recommends $$missing
+
+build: ## Build bin/sluice
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sluice
+
+test: ## Unit tests, then the end-to-end suite
+	$(MAKE) test-unit
+	$(MAKE) e2e
+
+test-unit: ## go vet and race-enabled unit tests (everything but e2e)
+	$(GO) vet ./...
+	@pkgs=$$($(GO) list ./... | grep -v '/e2e$$' || true); \
+	if [ -z "$$pkgs" ]; then echo "test-unit: no packages besides e2e yet"; exit 0; fi; \
+	echo "$(GO) test -race -count=1 <$$(echo $$pkgs | wc -w) packages>"; \
+	$(GO) test -race -count=1 $$pkgs
+
+e2e: deps build ## Real Tomcat + bin/sluice end-to-end tests (a few minutes)
+	SLUICE_BIN="$(CURDIR)/$(BIN)" $(GO) test -count=1 -timeout 15m $(E2EFLAGS) ./e2e/...
+
+run: deps build ## Local Tomcat on 18081-18083 plus sluice on :8080 (Ctrl-C stops both)
+	scripts/run.sh
+
+fmt: ## gofmt the tree
+	$(GO) fmt ./...
+
+vet: ## go vet
+	$(GO) vet ./...
+
+fuzz: ## Run every Fuzz target for FUZZTIME (default 30s) each
+	@files=$$(grep -rl --include='*_test.go' --exclude-dir=.git --exclude-dir=.run -E '^func Fuzz[A-Za-z0-9_]*\(' . || true); \
+	if [ -z "$$files" ]; then echo "fuzz: no Fuzz targets found"; exit 0; fi; \
+	for f in $$files; do \
+		for fn in $$(grep -oE '^func Fuzz[A-Za-z0-9_]*' "$$f" | cut -d' ' -f2); do \
+			echo "== $$fn ($$(dirname $$f))"; \
+			$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) "./$$(dirname $$f)"; \
+		done; \
+	done
+
+clean: ## Stop the `make run` Tomcat, remove bin/ and .run/
+	@if [ -d .run/tomcat ]; then deploy/tomcat/stop.sh .run/tomcat; fi
+	rm -rf bin .run

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluice-gw/sluice/upstream"
+)
+
+// backendState is what readiness needs to know about one backend.
+type backendState struct {
+	name  string
+	ready bool
+}
+
+// readiness decides /readyz: the listeners are up and every backend has at
+// least one server that may take requests. It returns the reasons when not.
+func readiness(listening bool, backends []backendState) (bool, []string) {
+	var why []string
+	if !listening {
+		why = append(why, "listeners not serving")
+	}
+	for _, b := range backends {
+		if !b.ready {
+			why = append(why, fmt.Sprintf("backend %q has no usable server", b.name))
+		}
+	}
+	return len(why) == 0, why
+}
+
+// adminHandler serves /metrics, /healthz and /readyz.
+func adminHandler(reg *prometheus.Registry, backends []*upstream.Backend, listening *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		states := make([]backendState, len(backends))
+		for i, b := range backends {
+			states[i] = backendState{name: b.Name(), ready: b.Ready()}
+		}
+		ok, why := readiness(listening.Load(), states)
+		if !ok {
+			http.Error(w, "not ready: "+strings.Join(why, "; "), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}

@@ -1,0 +1,348 @@
+// Package config loads, validates and prints Sluice's configuration.
+//
+// A configuration is built from three layers, later ones winning: built-in
+// defaults, a YAML file, and environment variables. Every key has a
+// default except backends[*].servers and routes, so a minimal file names
+// one backend with one server and one route.
+//
+// # Environment overrides
+//
+// A variable SLUICE_<PATH>=<VALUE> overrides one key. PATH is the key path
+// with a double underscore between levels, matched lowercased, so single
+// underscores inside a key name survive:
+//
+//	SLUICE_LISTEN=:9090                               -> listen
+//	SLUICE_BACKENDS__TOMCAT__H2C__CONNS_PER_SERVER=4  -> backends.tomcat.h2c.conns_per_server
+//	SLUICE_BACKENDS__TOMCAT__QUEUE__TIMEOUT=10s       -> backends.tomcat.queue.timeout
+//
+// The backend name in PATH is matched case-insensitively against the
+// backends in the file (environment variable names are conventionally
+// upper case); the environment can tune a backend but cannot add one,
+// because lists (servers, routes) cannot be expressed as variables. The
+// value is converted to the key's type: decimal integers, durations as
+// below, strings verbatim (an empty value is an empty string, not "unset").
+// SLUICE_LOG_LEVEL belongs to the command, not to this package, and is
+// skipped. Any other SLUICE_ variable that names no key is an error, so a
+// misspelt override fails loudly instead of being ignored.
+//
+// # Durations
+//
+// Durations use Go syntax (time.ParseDuration): "250ms", "5s", "1m30s".
+// A bare number such as 5 is rejected rather than guessed at: other tools
+// read it as seconds, koanf's decoder as nanoseconds.
+//
+// # Errors
+//
+// Load and Parse report every problem at once as *Errors, one line per
+// problem in the form "SOURCE: KEY: MESSAGE", where SOURCE is the file name
+// or "env SLUICE_..." for a value that came from the environment.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole gateway configuration. After Load, Parse or Quick
+// every field holds a validated value: absent keys carry their defaults.
+type Config struct {
+	// Listen is the client-facing host:port, serving HTTP/1.1 and h2c with
+	// prior knowledge on the same socket. An empty host means all
+	// interfaces; port 0 picks a free port. Zero value: invalid.
+	Listen string
+	// Admin is the host:port serving /metrics, /healthz and /readyz. The
+	// host is required so that exposing metrics beyond localhost is an
+	// explicit choice (0.0.0.0). Zero value: invalid.
+	Admin string
+	// Backends maps a backend name ([a-zA-Z0-9_-]+) to its server pool.
+	// Zero value (nil or empty): invalid, at least one is required.
+	Backends map[string]Backend
+	// Routes are matched in order; the first match wins. Zero value:
+	// invalid, at least one is required.
+	Routes []Route
+}
+
+// Backend is a pool of equivalent servers, typically Tomcat instances.
+type Backend struct {
+	// Protocol is how to talk to the servers: "auto" (try h2c with prior
+	// knowledge, fall back to HTTP/1.1 and re-probe), "h2c" or "h1".
+	// Zero value: invalid; the default is "auto".
+	Protocol string
+	// Balance picks a server per request: "round_robin" (weighted by
+	// Server.Weight) or "least_request". Zero value: invalid; the default
+	// is "round_robin".
+	Balance string
+	// ProbeInterval is how often, in auto mode, a server found to speak
+	// only HTTP/1.1 is probed for h2c again. Must be at least 1s. Zero
+	// value: invalid; the default is 1m.
+	ProbeInterval time.Duration
+	// Servers are the pool members, at least one, addresses unique.
+	Servers []Server
+	// H2C sizes the multiplexed connections used when a server speaks h2c.
+	H2C H2C
+	// H1 sizes the HTTP/1.1 keep-alive pool used when it does not.
+	H1 H1
+	// Queue bounds requests waiting for a free stream or connection.
+	Queue Queue
+	// Timeouts bound the phases of an upstream exchange.
+	Timeouts Timeouts
+}
+
+// Server is one upstream server.
+type Server struct {
+	// Address is host:port; the host is required, the port is 1..65535.
+	// Zero value: invalid.
+	Address string
+	// Weight is the server's share under round_robin, 1..1000. Zero
+	// value: invalid; the default is 1.
+	Weight int
+}
+
+// H2C sizes a backend's h2c connections.
+type H2C struct {
+	// ConnsPerServer is how many long-lived h2c connections are kept to
+	// each server, 1..64. Zero value: invalid; the default is 2.
+	ConnsPerServer int
+	// MaxStreamsPerConn caps concurrent streams per connection, 1..10000,
+	// below whatever the server advertises. Zero value: invalid; the
+	// default is 100.
+	MaxStreamsPerConn int
+}
+
+// H1 sizes a backend's HTTP/1.1 keep-alive pool.
+type H1 struct {
+	// ConnsPerServer caps open HTTP/1.1 connections per server, 1..100000.
+	// Zero value: invalid; the default is 64.
+	ConnsPerServer int
+	// IdleTimeout closes a pooled connection unused for this long; must be
+	// positive. Zero value: invalid; the default is 90s.
+	IdleTimeout time.Duration
+}
+
+// Queue bounds the requests waiting for upstream capacity.
+type Queue struct {
+	// MaxPending caps waiting requests, 0..1000000. Zero is valid and
+	// means no queueing: a request that finds no capacity is rejected at
+	// once. The default is 10000.
+	MaxPending int
+	// Timeout is the longest a request waits in the queue; must be
+	// positive. Zero value: invalid; the default is 5s.
+	Timeout time.Duration
+}
+
+// Timeouts bound an upstream exchange.
+type Timeouts struct {
+	// Connect bounds dialing a server; must be positive. Zero value:
+	// invalid; the default is 2s.
+	Connect time.Duration
+	// ResponseHeader bounds the wait for response headers once the
+	// request is sent; must be positive. Zero value: invalid; the default
+	// is 30s.
+	ResponseHeader time.Duration
+}
+
+// Route sends matching requests to a backend.
+type Route struct {
+	// Host is "*" (any host), a hostname matched case-insensitively
+	// without port (Parse stores it lowercased), or "*.example.com"
+	// (any subdomain of example.com, not example.com itself). Zero value:
+	// invalid; the default is "*".
+	Host string
+	// PathPrefix matches request paths starting with it; it starts with
+	// "/". Zero value: invalid; the default is "/".
+	PathPrefix string
+	// Backend names an entry of Config.Backends. Zero value: invalid.
+	Backend string
+}
+
+// Default returns the top-level defaults with no backends and no routes,
+// which is not yet a valid configuration.
+func Default() *Config {
+	return &Config{
+		Listen:   ":8080",
+		Admin:    "127.0.0.1:9001",
+		Backends: map[string]Backend{},
+	}
+}
+
+// DefaultBackend returns a backend with every default applied and no
+// servers.
+func DefaultBackend() Backend {
+	return Backend{
+		Protocol:      ProtocolAuto,
+		Balance:       BalanceRoundRobin,
+		ProbeInterval: time.Minute,
+		H2C:           H2C{ConnsPerServer: 2, MaxStreamsPerConn: 100},
+		H1:            H1{ConnsPerServer: 64, IdleTimeout: 90 * time.Second},
+		Queue:         Queue{MaxPending: 10000, Timeout: 5 * time.Second},
+		Timeouts:      Timeouts{Connect: 2 * time.Second, ResponseHeader: 30 * time.Second},
+	}
+}
+
+func defaultServer() Server { return Server{Weight: 1} }
+
+func defaultRoute() Route { return Route{Host: "*", PathPrefix: "/"} }
+
+// Values of Backend.Protocol and Backend.Balance.
+const (
+	ProtocolAuto = "auto"
+	ProtocolH2C  = "h2c"
+	ProtocolH1   = "h1"
+
+	BalanceRoundRobin   = "round_robin"
+	BalanceLeastRequest = "least_request"
+)
+
+// QuickBackend is the backend name Quick uses.
+const QuickBackend = "default"
+
+// quickSource is the Source of errors from Quick.
+const quickSource = "command line"
+
+// Quick builds the single-backend configuration of "sluice proxy": every
+// request goes to servers (host:port each, weight 1) with the given
+// protocol and conns h2c connections per server; everything else keeps
+// its default. It is validated like a file, and errors name the proxy
+// flags (--listen, --admin, --protocol, --to, --conns) as keys.
+func Quick(listen, admin, protocol string, servers []string, conns int) (*Config, error) {
+	b := DefaultBackend()
+	b.Protocol = protocol
+	b.H2C.ConnsPerServer = conns
+	for _, addr := range servers {
+		s := defaultServer()
+		s.Address = addr
+		b.Servers = append(b.Servers, s)
+	}
+	c := Default()
+	c.Listen, c.Admin = listen, admin
+	c.Backends[QuickBackend] = b
+	r := defaultRoute()
+	r.Backend = QuickBackend
+	c.Routes = []Route{r}
+
+	errs := validate(c, func(string) string { return quickSource })
+	if len(errs) == 0 {
+		return c, nil
+	}
+	for i := range errs {
+		errs[i].Key = quickFlag(errs[i].Key)
+	}
+	return nil, newErrors(errs)
+}
+
+func quickFlag(key string) string {
+	prefix := "backends." + QuickBackend + "."
+	switch {
+	case key == "listen", key == "admin":
+		return "--" + key
+	case key == prefix+"protocol":
+		return "--protocol"
+	case key == prefix+"h2c.conns_per_server":
+		return "--conns"
+	case strings.HasPrefix(key, prefix+"servers"):
+		return "--to"
+	}
+	return key
+}
+
+// Validate checks c as Load would, for configurations built in code.
+// Errors carry Source "config".
+func (c *Config) Validate() error {
+	if errs := validate(c, func(string) string { return "config" }); len(errs) > 0 {
+		return newErrors(errs)
+	}
+	return nil
+}
+
+// The yaml* types fix the key names and order of Marshal's output and
+// print durations as text; the exported types stay free of tags.
+type yamlConfig struct {
+	Listen   string                 `yaml:"listen"`
+	Admin    string                 `yaml:"admin"`
+	Backends map[string]yamlBackend `yaml:"backends"`
+	Routes   []yamlRoute            `yaml:"routes"`
+}
+
+type yamlBackend struct {
+	Protocol      string       `yaml:"protocol"`
+	Balance       string       `yaml:"balance"`
+	ProbeInterval string       `yaml:"probe_interval"`
+	Servers       []yamlServer `yaml:"servers"`
+	H2C           struct {
+		ConnsPerServer    int `yaml:"conns_per_server"`
+		MaxStreamsPerConn int `yaml:"max_streams_per_conn"`
+	} `yaml:"h2c"`
+	H1 struct {
+		ConnsPerServer int    `yaml:"conns_per_server"`
+		IdleTimeout    string `yaml:"idle_timeout"`
+	} `yaml:"h1"`
+	Queue struct {
+		MaxPending int    `yaml:"max_pending"`
+		Timeout    string `yaml:"timeout"`
+	} `yaml:"queue"`
+	Timeouts struct {
+		Connect        string `yaml:"connect"`
+		ResponseHeader string `yaml:"response_header"`
+	} `yaml:"timeouts"`
+}
+
+type yamlServer struct {
+	Address string `yaml:"address"`
+	Weight  int    `yaml:"weight"`
+}
+
+type yamlRoute struct {
+	Host       string `yaml:"host"`
+	PathPrefix string `yaml:"path_prefix"`
+	Backend    string `yaml:"backend"`
+}
+
+// Marshal renders c as YAML that Parse accepts and that yields c again:
+// the effective configuration, defaults included.
+func (c *Config) Marshal() ([]byte, error) {
+	out := yamlConfig{Listen: c.Listen, Admin: c.Admin, Backends: map[string]yamlBackend{}}
+	for name, b := range c.Backends {
+		var y yamlBackend
+		y.Protocol, y.Balance = b.Protocol, b.Balance
+		y.ProbeInterval = formatDuration(b.ProbeInterval)
+		for _, s := range b.Servers {
+			y.Servers = append(y.Servers, yamlServer(s))
+		}
+		y.H2C.ConnsPerServer, y.H2C.MaxStreamsPerConn = b.H2C.ConnsPerServer, b.H2C.MaxStreamsPerConn
+		y.H1.ConnsPerServer, y.H1.IdleTimeout = b.H1.ConnsPerServer, formatDuration(b.H1.IdleTimeout)
+		y.Queue.MaxPending, y.Queue.Timeout = b.Queue.MaxPending, formatDuration(b.Queue.Timeout)
+		y.Timeouts.Connect = formatDuration(b.Timeouts.Connect)
+		y.Timeouts.ResponseHeader = formatDuration(b.Timeouts.ResponseHeader)
+		out.Backends[name] = y
+	}
+	for _, r := range c.Routes {
+		out.Routes = append(out.Routes, yamlRoute(r))
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(out); err != nil {
+		return nil, fmt.Errorf("marshal config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("marshal config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// formatDuration drops the zero components time.Duration.String keeps
+// ("1m0s" becomes "1m"), so printed defaults read like the documentation.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

@@ -1,0 +1,275 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FieldError is one problem with one key.
+type FieldError struct {
+	// Source is where the value came from: the file name, "env NAME" for
+	// an environment variable, or "command line".
+	Source string
+	// Key is the dotted key path, with list indexes, e.g.
+	// "backends.tomcat.servers[0].address"; empty for a problem with the
+	// source as a whole, such as a YAML syntax error.
+	Key string
+	// Msg says what is wrong, and where useful what is expected.
+	Msg string
+}
+
+func (e FieldError) Error() string {
+	if e.Key == "" {
+		return e.Source + ": " + e.Msg
+	}
+	return e.Source + ": " + e.Key + ": " + e.Msg
+}
+
+// Errors is every problem found in one configuration.
+type Errors struct {
+	List []FieldError
+}
+
+// Error prints one problem per line.
+func (e *Errors) Error() string {
+	lines := make([]string, len(e.List))
+	for i, fe := range e.List {
+		lines[i] = fe.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.As find an individual FieldError.
+func (e *Errors) Unwrap() []error {
+	out := make([]error, len(e.List))
+	for i, fe := range e.List {
+		out[i] = fe
+	}
+	return out
+}
+
+// newErrors sorts list by key, list indexes numerically, so that related
+// problems sit together whichever stage found them.
+func newErrors(list []FieldError) *Errors {
+	slices.SortStableFunc(list, func(a, b FieldError) int {
+		return strings.Compare(sortableKey(a.Key), sortableKey(b.Key))
+	})
+	return &Errors{List: list}
+}
+
+var listIndex = regexp.MustCompile(`\[(\d+)\]`)
+
+func sortableKey(key string) string {
+	return listIndex.ReplaceAllStringFunc(key, func(m string) string {
+		return fmt.Sprintf("[%010s]", m[1:len(m)-1])
+	})
+}
+
+var backendName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
+// checker accumulates validation errors; source attributes a key to the
+// file, an environment variable or the command line.
+type checker struct {
+	source func(key string) string
+	errs   []FieldError
+}
+
+func (c *checker) fail(key, format string, args ...any) {
+	c.errs = append(c.errs, FieldError{Source: c.source(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func validate(cfg *Config, source func(key string) string) []FieldError {
+	c := &checker{source: source}
+	listenOK := c.address("listen", cfg.Listen, false, 0)
+	adminOK := c.address("admin", cfg.Admin, true, 0)
+	if listenOK && adminOK && sameSocket(cfg.Listen, cfg.Admin) {
+		c.fail("admin", "%q conflicts with listen %q: they need different ports", cfg.Admin, cfg.Listen)
+	}
+
+	names := make([]string, 0, len(cfg.Backends))
+	for name := range cfg.Backends {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	if len(names) == 0 {
+		c.fail("backends", "at least one backend is required")
+	}
+	for _, name := range names {
+		c.backend("backends."+name, name, cfg.Backends[name])
+	}
+
+	if len(cfg.Routes) == 0 {
+		c.fail("routes", "at least one route is required")
+	}
+	seen := map[[2]string]int{}
+	for i, r := range cfg.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		if msg := checkRouteHost(r.Host); msg != "" {
+			c.fail(key+".host", "%s", msg)
+		}
+		if !strings.HasPrefix(r.PathPrefix, "/") {
+			c.fail(key+".path_prefix", "must start with \"/\", got %q", r.PathPrefix)
+		}
+		switch _, ok := cfg.Backends[r.Backend]; {
+		case r.Backend == "":
+			c.fail(key+".backend", "is required")
+		case !ok:
+			have := ""
+			if len(names) > 0 {
+				have = " (have " + strings.Join(names, ", ") + ")"
+			}
+			c.fail(key+".backend", "no backend named %q%s", r.Backend, have)
+		}
+		id := [2]string{strings.ToLower(r.Host), r.PathPrefix}
+		if j, dup := seen[id]; dup {
+			c.fail(key, "same host and path_prefix as routes[%d], so it can never match", j)
+		} else {
+			seen[id] = i
+		}
+	}
+	return c.errs
+}
+
+func (c *checker) backend(key, name string, b Backend) {
+	if !backendName.MatchString(name) {
+		c.fail(key, "invalid backend name %q: use letters, digits, '_' and '-'", name)
+	}
+	c.oneOf(key+".protocol", b.Protocol, ProtocolAuto, ProtocolH2C, ProtocolH1)
+	c.oneOf(key+".balance", b.Balance, BalanceRoundRobin, BalanceLeastRequest)
+	if b.ProbeInterval < time.Second {
+		c.fail(key+".probe_interval", "must be at least 1s, got %s", b.ProbeInterval)
+	}
+
+	if len(b.Servers) == 0 {
+		c.fail(key+".servers", "at least one server is required")
+	}
+	seen := map[string]int{}
+	for i, s := range b.Servers {
+		skey := fmt.Sprintf("%s.servers[%d]", key, i)
+		if c.address(skey+".address", s.Address, true, 1) {
+			id := canonicalAddress(s.Address)
+			if j, dup := seen[id]; dup {
+				c.fail(skey+".address", "%q duplicates servers[%d]; raise its weight instead", s.Address, j)
+			} else {
+				seen[id] = i
+			}
+		}
+		c.intRange(skey+".weight", s.Weight, 1, 1000)
+	}
+
+	c.intRange(key+".h2c.conns_per_server", b.H2C.ConnsPerServer, 1, 64)
+	c.intRange(key+".h2c.max_streams_per_conn", b.H2C.MaxStreamsPerConn, 1, 10000)
+	c.intRange(key+".h1.conns_per_server", b.H1.ConnsPerServer, 1, 100000)
+	c.positive(key+".h1.idle_timeout", b.H1.IdleTimeout)
+	c.intRange(key+".queue.max_pending", b.Queue.MaxPending, 0, 1000000)
+	c.positive(key+".queue.timeout", b.Queue.Timeout)
+	c.positive(key+".timeouts.connect", b.Timeouts.Connect)
+	c.positive(key+".timeouts.response_header", b.Timeouts.ResponseHeader)
+}
+
+func (c *checker) oneOf(key, v string, allowed ...string) {
+	if !slices.Contains(allowed, v) {
+		c.fail(key, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+	}
+}
+
+func (c *checker) intRange(key string, v, lo, hi int) {
+	if v < lo || v > hi {
+		c.fail(key, "must be between %d and %d, got %d", lo, hi, v)
+	}
+}
+
+func (c *checker) positive(key string, d time.Duration) {
+	if d <= 0 {
+		c.fail(key, "must be positive, got %s", d)
+	}
+}
+
+// address checks a host:port and reports whether it is usable.
+func (c *checker) address(key, addr string, needHost bool, minPort int) bool {
+	if addr == "" {
+		c.fail(key, "is required (host:port)")
+		return false
+	}
+	if strings.Contains(addr, "://") {
+		c.fail(key, "must be host:port without a scheme, got %q", addr)
+		return false
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		msg := err.Error()
+		if ae, ok := err.(*net.AddrError); ok {
+			msg = ae.Err
+		}
+		c.fail(key, "%s %q", msg, addr)
+		return false
+	}
+	if needHost && host == "" {
+		hint := ""
+		if minPort == 0 {
+			hint = fmt.Sprintf(" (use 0.0.0.0:%s for all interfaces)", port)
+		}
+		c.fail(key, "missing host in address %q%s", addr, hint)
+		return false
+	}
+	if strings.ContainsAny(host, " \t/") {
+		c.fail(key, "invalid host in address %q", addr)
+		return false
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < minPort || p > 65535 {
+		c.fail(key, "port must be a number from %d to 65535 in address %q", minPort, addr)
+		return false
+	}
+	return true
+}
+
+// canonicalAddress makes "Tomcat-1:08080" and "tomcat-1:8080" compare
+// equal; both would open connections to the same server.
+func canonicalAddress(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	return net.JoinHostPort(strings.ToLower(host), strconv.Itoa(p))
+}
+
+// sameSocket reports whether two valid listen addresses would collide,
+// counting an empty or unspecified host as every interface.
+func sameSocket(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	na, _ := strconv.Atoi(pa)
+	nb, _ := strconv.Atoi(pb)
+	if na != nb || na == 0 {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return wild(ha) || wild(hb) || strings.EqualFold(ha, hb)
+}
+
+// checkRouteHost returns what is wrong with a route host, or "".
+func checkRouteHost(h string) string {
+	if h == "*" {
+		return ""
+	}
+	name := strings.TrimPrefix(h, "*.")
+	switch {
+	case h == "":
+		return `is required: "*" or a hostname`
+	case strings.Contains(name, ":"):
+		return fmt.Sprintf("must be a hostname without port, got %q", h)
+	case strings.Contains(name, "*"):
+		return fmt.Sprintf(`wildcard must be "*" or a leading "*.", got %q`, h)
+	case len(name) > 253:
+		return "hostname longer than 253 characters"
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || strings.Trim(strings.ToLower(label), "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+			return fmt.Sprintf("invalid hostname %q", h)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,205 @@
+// Package gateway owns the client side of Sluice: the listener that speaks
+// HTTP/1.1 and h2c to clients, routing by host and path, and proxying each
+// request to its backend's RoundTripper with correct proxy semantics
+// (hop-by-hop headers, X-Forwarded-*, streaming bodies, trailers, 1xx).
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Config is the client-facing side. Zero values pick the defaults.
+type Config struct {
+	// Routes are matched in order; the first match wins. A request that
+	// matches none gets 404.
+	Routes []Route
+	// ReadHeaderTimeout bounds reading a request's headers. Zero means 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes client connections idle this long. Zero means 120s.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes caps request header size. Zero means 1 MiB.
+	MaxHeaderBytes int
+}
+
+// Gateway routes client requests to backends. It is an http.Handler.
+type Gateway struct {
+	cfg     Config
+	router  router
+	m       *Metrics
+	log     *slog.Logger
+	conns   connTracker
+	noRoute requestMetrics
+}
+
+// New builds a gateway. backends maps backend names to their
+// RoundTrippers (upstream.Backend in production); every route's backend must
+// be there.
+func New(cfg Config, backends map[string]http.RoundTripper, m *Metrics, log *slog.Logger) (*Gateway, error) {
+	if len(cfg.Routes) == 0 {
+		return nil, errors.New("gateway: no routes")
+	}
+	g := &Gateway{cfg: cfg, m: m, log: log, conns: connTracker{m: m}, noRoute: m.forBackend("none")}
+	proxies := map[string]*proxy{}
+	for i, r := range cfg.Routes {
+		p, ok := proxies[r.Backend]
+		if !ok {
+			rt, ok := backends[r.Backend]
+			if !ok {
+				return nil, fmt.Errorf("gateway: routes[%d]: unknown backend %q", i, r.Backend)
+			}
+			p = newProxy(r.Backend, rt, m.forBackend(r.Backend), log)
+			proxies[r.Backend] = p
+		}
+		g.router.add(r, p)
+	}
+	return g, nil
+}
+
+// ServeHTTP routes and proxies one request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	g.conns.classify(r)
+	p := g.router.match(r.Host, r.URL.Path)
+	if p == nil {
+		http.Error(w, "no route for this host and path", http.StatusNotFound)
+		g.noRoute.observe(http.StatusNotFound, time.Since(start))
+		return
+	}
+	sw := getStatusWriter(w)
+	defer func() {
+		// Runs also when ReverseProxy aborts with http.ErrAbortHandler
+		// after a failed body copy.
+		p.m.observe(sw.status(), time.Since(start))
+		putStatusWriter(sw)
+	}()
+	p.rp.ServeHTTP(sw, r)
+}
+
+// proxy is the ReverseProxy of one backend.
+type proxy struct {
+	name string
+	rp   *httputil.ReverseProxy
+	m    requestMetrics
+}
+
+func newProxy(name string, rt http.RoundTripper, m requestMetrics, log *slog.Logger) *proxy {
+	p := &proxy{name: name, m: m}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			// The backend fills in the server address once it has chosen
+			// one; the scheme is always http, whatever the client used, as
+			// a cleartext Tomcat connector rejects :scheme https.
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = name
+			pr.SetXForwarded()
+			pr.Out.Host = pr.In.Host
+		},
+		Transport:  rt,
+		BufferPool: bufferPool{},
+		// ReverseProxy already flushes at once when the response length is
+		// unknown (streaming); known-length bodies are copied in 32 KiB
+		// chunks.
+		FlushInterval: 0,
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			code, msg := errorStatus(err, r.Context().Err() != nil)
+			if sw, ok := w.(*statusWriter); ok && code == StatusClientClosed {
+				sw.code = StatusClientClosed
+				log.Debug("client went away", "backend", name, "path", r.URL.Path, "err", err)
+				return
+			}
+			log.Warn("proxy error", "backend", name, "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", code, "err", err)
+			h := w.Header()
+			h.Set("Content-Type", "text/plain; charset=utf-8")
+			h.Set("X-Content-Type-Options", "nosniff")
+			if code == http.StatusServiceUnavailable {
+				h.Set("Retry-After", "1")
+			}
+			w.WriteHeader(code)
+			fmt.Fprintf(w, "%s (backend %q)\n", msg, name)
+		},
+	}
+	return p
+}
+
+// bufferPool recycles ReverseProxy copy buffers: without it every request
+// allocates 32 KiB.
+type bufferPool struct{}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *copyBufs.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { copyBufs.Put(&b) }
+
+// statusWriter records the final status for metrics. Unwrap keeps
+// http.ResponseController (flush, deadlines) working through it.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+
+func getStatusWriter(w http.ResponseWriter) *statusWriter {
+	sw := statusWriters.Get().(*statusWriter)
+	sw.ResponseWriter, sw.code = w, 0
+	return sw
+}
+
+func putStatusWriter(sw *statusWriter) {
+	sw.ResponseWriter = nil
+	statusWriters.Put(sw)
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && code >= 200 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		// Nothing written: the handler was aborted before the headers.
+		return http.StatusBadGateway
+	}
+	return w.code
+}
+
+// codeLabel formats a status for the code label without allocating for the
+// common ones.
+func codeLabel(code int) string {
+	if code >= 100 && code < 600 {
+		return codeLabels[code]
+	}
+	return strconv.Itoa(code)
+}
+
+var codeLabels = func() (l [600]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(i)
+	}
+	return
+}()

@@ -1,0 +1,83 @@
+package gateway
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Client protocols, the fixed label set of the client connection metrics.
+const (
+	protoHTTP1 = "http1"
+	protoH2C   = "h2c"
+)
+
+// Metrics holds the client-side collectors.
+type Metrics struct {
+	clientConns    *prometheus.GaugeVec
+	clientAccepted *prometheus.CounterVec
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+}
+
+// NewMetrics creates the gateway metrics and registers them with reg. A nil
+// reg keeps them unregistered (tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		clientConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_client_connections",
+			Help: "Open client connections, by protocol (http1, h2c).",
+		}, []string{"protocol"}),
+		clientAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_client_connections_accepted_total",
+			Help: "Client connections accepted, by protocol (http1, h2c).",
+		}, []string{"protocol"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_requests_total",
+			Help: "Client requests completed, by backend and status code (499: client went away).",
+		}, []string{"backend", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_request_duration_seconds",
+			Help:    "Time from request arrival to the end of the response, by backend.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"backend"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.clientConns, m.clientAccepted, m.requests, m.duration)
+	}
+	return m
+}
+
+// requestMetrics are one backend's request collectors with labels resolved
+// ahead of time, so the request path does no label hashing.
+type requestMetrics struct {
+	requests *prometheus.CounterVec
+	backend  string
+	codes    *[600]atomic.Pointer[prometheus.Counter]
+	duration prometheus.Observer
+}
+
+func (m *Metrics) forBackend(name string) requestMetrics {
+	return requestMetrics{
+		requests: m.requests,
+		backend:  name,
+		codes:    new([600]atomic.Pointer[prometheus.Counter]),
+		duration: m.duration.WithLabelValues(name),
+	}
+}
+
+func (rm requestMetrics) observe(code int, d time.Duration) {
+	rm.duration.Observe(d.Seconds())
+	if code < 0 || code >= len(rm.codes) {
+		rm.requests.WithLabelValues(rm.backend, codeLabel(code)).Inc()
+		return
+	}
+	c := rm.codes[code].Load()
+	if c == nil {
+		cnt := rm.requests.WithLabelValues(rm.backend, codeLabel(code))
+		c = &cnt
+		rm.codes[code].Store(c)
+	}
+	(*c).Inc()
+}

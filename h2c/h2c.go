@@ -1,0 +1,143 @@
+// Package h2c owns how Sluice opens multiplexed cleartext HTTP/2 (prior
+// knowledge) connections to an upstream server, and how it tells whether a
+// server speaks h2c at all. Pooling, queueing and balancing live in upstream.
+package h2c
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Config tunes the connections of one backend. Zero values pick defaults.
+type Config struct {
+	// ConnectTimeout bounds the TCP dial. Zero means 2s.
+	ConnectTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for response headers after the
+	// request is written. Zero means no limit.
+	ResponseHeaderTimeout time.Duration
+	// KeepAlive is the TCP keep-alive period. Zero means 30s.
+	KeepAlive time.Duration
+}
+
+// NewTransport returns a Transport that speaks only h2c with prior
+// knowledge. Use it through Transport.NewClientConn, one call per pooled
+// connection: its own connection cache is never used.
+func NewTransport(cfg Config) *http.Transport {
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 2 * time.Second
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = 30 * time.Second
+	}
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	d := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: cfg.KeepAlive}
+	return &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			if w, ok := ctx.Value(watchKey{}).(*settingsWatch); ok {
+				return &watchedConn{Conn: c, w: w}, nil
+			}
+			return c, nil
+		},
+		Protocols: &protos,
+		// A proxy forwards the client's Accept-Encoding untouched and must
+		// never decompress on its behalf.
+		DisableCompression:     true,
+		ResponseHeaderTimeout:  cfg.ResponseHeaderTimeout,
+		MaxResponseHeaderBytes: 1 << 20,
+		HTTP2: &http.HTTP2Config{
+			// Many streams share one connection: a large connection window
+			// keeps one slow reader from stalling the others.
+			MaxReceiveBufferPerConnection: 4 << 20,
+			MaxReceiveBufferPerStream:     1 << 20,
+			// Tomcat's overhead protection penalises PINGs, so no idle
+			// health pings here; a dead peer is caught by TCP keep-alive
+			// and by the write timeout.
+			WriteByteTimeout: 30 * time.Second,
+		},
+	}
+}
+
+// ErrNoSettings reports a server that accepted the connection but never
+// sent its SETTINGS: it does not speak h2c, or is stuck.
+var ErrNoSettings = errors.New("h2c: no SETTINGS from server")
+
+// Dial opens one h2c connection to addr (t from NewTransport) and returns
+// only once the server's SETTINGS are in force. Until then the client
+// assumes 100 concurrent streams; a server allowing fewer would refuse the
+// excess, so the pool must not use the connection earlier.
+func Dial(ctx context.Context, t *http.Transport, addr string) (*http.ClientConn, error) {
+	w := &settingsWatch{acked: make(chan struct{})}
+	cc, err := t.NewClientConn(context.WithValue(ctx, watchKey{}, w), "http", addr)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-w.acked:
+		return cc, nil
+	case <-ctx.Done():
+		cc.Close()
+		return nil, fmt.Errorf("%w: %w", ErrNoSettings, context.Cause(ctx))
+	}
+}
+
+// clientPreface is the HTTP/2 connection preface followed by an empty
+// SETTINGS frame.
+var clientPreface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+
+// ErrNotH2C reports that a server answered the h2c preface some other way.
+var ErrNotH2C = errors.New("h2c: server does not speak h2c")
+
+// Probe reports whether the server at addr answers an h2c prior-knowledge
+// preface with HTTP/2 SETTINGS. A server that answers with HTTP/1.1 or closes
+// the connection gives false with a nil error; only a failed dial or a
+// timeout gives an error. The probe connection is closed afterwards.
+func Probe(ctx context.Context, addr string, timeout time.Duration) (bool, error) {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false, fmt.Errorf("h2c probe %s: %w", addr, err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	conn.SetDeadline(deadline)
+	if _, err := conn.Write(clientPreface); err != nil {
+		return false, fmt.Errorf("h2c probe %s: write preface: %w", addr, err)
+	}
+	return classify(bufio.NewReader(conn), addr)
+}
+
+// classify reads the server's first bytes after the preface.
+func classify(r io.Reader, addr string) (bool, error) {
+	var hdr [9]byte
+	n, err := io.ReadFull(r, hdr[:])
+	if bytes.HasPrefix(hdr[:n], []byte("HTTP/")) {
+		return false, nil
+	}
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return false, fmt.Errorf("h2c probe %s: no answer: %w", addr, err)
+		}
+		// Closed or reset without a word: the server rejected the preface.
+		return false, nil
+	}
+	// A server speaking HTTP/2 starts with its SETTINGS frame (type 4) on
+	// stream 0.
+	isSettings := hdr[3] == 0x4 && hdr[5]&0x7f == 0 && hdr[6] == 0 && hdr[7] == 0 && hdr[8] == 0
+	return isSettings, nil
+}

@@ -1,0 +1,446 @@
+// Package upstream owns backends: their servers, the choice of server for a
+// request, the per-server connection pools (h2c or HTTP/1.1), protocol
+// detection, and the bounded FIFO queue where requests wait for a free
+// connection slot. A Backend is an http.RoundTripper for the gateway.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sluice-gw/sluice/h1compat"
+	"github.com/sluice-gw/sluice/h2c"
+)
+
+// Config describes one backend. Zero values pick the documented defaults.
+type Config struct {
+	// Name labels metrics and logs.
+	Name string
+	// Protocol is Auto (default), H2C or H1.
+	Protocol string
+	// Balance is RoundRobin (default, weighted) or LeastRequest.
+	Balance string
+	// ProbeInterval is how often an HTTP/1.1-only server of an auto backend
+	// is probed for h2c again. Zero means one minute.
+	ProbeInterval time.Duration
+	// Servers must not be empty.
+	Servers []ServerConfig
+	H2C     H2CConfig
+	H1      H1Config
+	Queue   QueueConfig
+	// ConnectTimeout bounds a dial or probe. Zero means 2s.
+	ConnectTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for response headers. Zero
+	// means 30s.
+	ResponseHeaderTimeout time.Duration
+}
+
+// H2CConfig bounds the h2c pool of each server.
+type H2CConfig struct {
+	// ConnsPerServer caps connections per server. Zero means 2.
+	ConnsPerServer int
+	// MaxStreamsPerConn caps concurrent streams per connection, below the
+	// server's own SETTINGS_MAX_CONCURRENT_STREAMS. Zero means 100.
+	MaxStreamsPerConn int
+}
+
+// H1Config bounds the HTTP/1.1 pool of each server.
+type H1Config struct {
+	// ConnsPerServer caps connections per server. Zero means 64.
+	ConnsPerServer int
+	// IdleTimeout closes connections idle this long. Zero means 90s.
+	IdleTimeout time.Duration
+}
+
+// QueueConfig bounds the backend's wait queue.
+type QueueConfig struct {
+	// MaxPending caps waiting requests; zero means none may wait.
+	MaxPending int
+	// Timeout is the longest wait for a slot. Zero means 5s.
+	Timeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Protocol == "" {
+		c.Protocol = Auto
+	}
+	if c.Balance == "" {
+		c.Balance = RoundRobin
+	}
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = time.Minute
+	}
+	if c.H2C.ConnsPerServer <= 0 {
+		c.H2C.ConnsPerServer = 2
+	}
+	if c.H2C.MaxStreamsPerConn <= 0 {
+		c.H2C.MaxStreamsPerConn = 100
+	}
+	if c.H1.ConnsPerServer <= 0 {
+		c.H1.ConnsPerServer = 64
+	}
+	if c.H1.IdleTimeout <= 0 {
+		c.H1.IdleTimeout = 90 * time.Second
+	}
+	if c.Queue.Timeout <= 0 {
+		c.Queue.Timeout = 5 * time.Second
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 2 * time.Second
+	}
+	if c.ResponseHeaderTimeout <= 0 {
+		c.ResponseHeaderTimeout = 30 * time.Second
+	}
+}
+
+// Abort handling. Tomcat counts every RST_STREAM it receives towards closing
+// the whole connection (overhead protection), and Go's client sends a PING
+// with each reset. So a request whose client left is not reset at once: it
+// is given abortGrace to finish, and its response is read and discarded, up
+// to drainLimit bytes. Only a request still running after that is reset.
+const (
+	abortGrace = time.Second
+	drainLimit = 256 << 10
+)
+
+// Backend is a named group of servers sharing a queue and a balance policy.
+type Backend struct {
+	cfg     Config
+	servers []*Server
+	bal     balancer
+	q       queue
+	h2t     *http.Transport
+	h1t     *http.Transport
+	m       *backendMetrics
+	log     *slog.Logger
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // warm-up and probe goroutines
+}
+
+var _ http.RoundTripper = (*Backend)(nil)
+
+// New builds a backend; Start opens its first connections.
+func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
+	cfg.setDefaults()
+	if len(cfg.Servers) == 0 {
+		return nil, fmt.Errorf("upstream %s: no servers", cfg.Name)
+	}
+	switch cfg.Protocol {
+	case Auto, H2C, H1:
+	default:
+		return nil, fmt.Errorf("upstream %s: unknown protocol %q", cfg.Name, cfg.Protocol)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Backend{
+		cfg:    cfg,
+		q:      queue{max: cfg.Queue.MaxPending},
+		h2t:    h2c.NewTransport(h2c.Config{ConnectTimeout: cfg.ConnectTimeout, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout}),
+		h1t:    h1compat.NewTransport(h1compat.Config{ConnectTimeout: cfg.ConnectTimeout, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout}),
+		m:      m.forBackend(cfg.Name),
+		log:    log,
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	for _, sc := range cfg.Servers {
+		s := &Server{cfg: sc, b: b, obs: m.forServer(cfg.Name, sc.Address)}
+		if cfg.Protocol != Auto {
+			s.cur.Store(s.newPool(cfg.Protocol))
+		}
+		b.servers = append(b.servers, s)
+	}
+	bal, err := newBalancer(cfg.Balance, b.servers)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("upstream %s: %w", cfg.Name, err)
+	}
+	b.bal = bal
+	m.register(b)
+	return b, nil
+}
+
+// Name is the backend's name.
+func (b *Backend) Name() string { return b.cfg.Name }
+
+// Servers lists the backend's servers.
+func (b *Backend) Servers() []*Server { return b.servers }
+
+// Start detects protocols and opens one connection per server in the
+// background, and starts re-probing in auto mode.
+func (b *Backend) Start() {
+	for _, s := range b.servers {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			s.warm(b.ctx)
+		}()
+	}
+	if b.cfg.Protocol == Auto {
+		b.wg.Add(1)
+		go b.probeLoop(b.ctx)
+	}
+}
+
+// Ready reports whether at least one server may take requests.
+func (b *Backend) Ready() bool {
+	for _, s := range b.servers {
+		if s.usable() {
+			return true
+		}
+	}
+	return false
+}
+
+// Close stops background work, fails queued requests and closes every
+// upstream connection.
+func (b *Backend) Close() {
+	b.cancel()
+	b.q.wakeAll()
+	b.wg.Wait()
+	for _, s := range b.servers {
+		s.close()
+	}
+	b.m.unregister(b)
+}
+
+// RoundTrip sends req to a server of the backend. It waits in the backend's
+// queue when every connection is busy. The request is detached from the
+// client's cancellation (see abortGrace), so a client leaving does not reset
+// the upstream stream at once.
+func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
+	clientCtx := req.Context()
+	s, p, cc, err := b.acquire(clientCtx)
+	if err != nil {
+		return nil, err
+	}
+	s.active.Add(1)
+	req.URL.Scheme = "http"
+	req.URL.Host = s.cfg.Address
+
+	ctx, cancel := context.WithCancel(context.WithoutCancel(clientCtx))
+	stop := context.AfterFunc(clientCtx, func() { time.AfterFunc(abortGrace, cancel) })
+	t := &tracker{s: s, p: p, cancel: cancel, stop: stop}
+
+	resp, err := cc.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		t.finish()
+		if clientCtx.Err() != nil {
+			return nil, fmt.Errorf("%w: %w", ErrClientGone, err)
+		}
+		return nil, &RoundTripError{Addr: s.cfg.Address, Protocol: p.cfg.protocol, Err: err}
+	}
+	s.down.Store(false)
+	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		// Upgraded connections (WebSocket over HTTP/1.1) need the writable
+		// body the ReverseProxy looks for.
+		resp.Body = &upgradedBody{ReadWriteCloser: rwc, t: t}
+		return resp, nil
+	}
+	resp.Body = &body{rc: resp.Body, t: t}
+	return resp, nil
+}
+
+// tracker ends a request's hold on its server and connection, once.
+type tracker struct {
+	s      *Server
+	p      *pool
+	cancel context.CancelFunc
+	stop   func() bool
+	ended  bool
+}
+
+func (t *tracker) finish() {
+	if t.ended {
+		return
+	}
+	t.ended = true
+	t.stop()
+	t.cancel()
+	t.s.active.Add(-1)
+	t.p.done()
+}
+
+// body wraps a response body so that closing it early drains instead of
+// resetting the stream, and so the request's slot is accounted for.
+type body struct {
+	rc  io.ReadCloser
+	t   *tracker
+	eof bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *body) Close() error {
+	if !b.eof {
+		// Bound the drain in time as well as in bytes.
+		timer := time.AfterFunc(abortGrace, b.t.cancel)
+		io.CopyN(io.Discard, b.rc, drainLimit)
+		timer.Stop()
+	}
+	err := b.rc.Close()
+	b.t.finish()
+	return err
+}
+
+type upgradedBody struct {
+	io.ReadWriteCloser
+	t *tracker
+}
+
+func (u *upgradedBody) Close() error {
+	err := u.ReadWriteCloser.Close()
+	u.t.finish()
+	return err
+}
+
+// acquire reserves a connection slot, waiting in the queue if need be.
+func (b *Backend) acquire(ctx context.Context) (*Server, *pool, *http.ClientConn, error) {
+	if b.q.len() == 0 {
+		s, p, cc, err := b.try(ctx)
+		if cc != nil || err != nil {
+			return s, p, cc, err
+		}
+	}
+	return b.wait(ctx)
+}
+
+// try takes a free slot on any server, opening a connection where the caps
+// allow. It returns all nils when the caller should wait, and an error only
+// when no server could be reached and none has an open connection.
+func (b *Backend) try(ctx context.Context) (*Server, *pool, *http.ClientConn, error) {
+	n := len(b.servers)
+	start := b.bal.first(b.servers)
+	var lastErr error
+	for i := range n {
+		s := b.servers[(start+i)%n]
+		p, err := s.pool(ctx)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if cc := p.tryAcquire(); cc != nil {
+			return s, p, cc, nil
+		}
+	}
+	for i := range n {
+		s := b.servers[(start+i)%n]
+		p := s.cur.Load()
+		if p == nil {
+			continue
+		}
+		err := p.grow()
+		if errors.Is(err, ErrNoCapacity) {
+			continue
+		}
+		if err != nil {
+			s.down.Store(true)
+			b.log.Warn("upstream dial failed", "backend", b.cfg.Name, "server", s.cfg.Address, "err", err)
+			lastErr = err
+			continue
+		}
+		s.down.Store(false)
+		if cc := p.tryAcquire(); cc != nil {
+			return s, p, cc, nil
+		}
+		return nil, nil, nil, nil
+	}
+	if lastErr != nil && !b.anyOpen() {
+		return nil, nil, nil, lastErr
+	}
+	return nil, nil, nil, nil
+}
+
+func (b *Backend) anyOpen() bool {
+	for _, s := range b.servers {
+		if p := s.cur.Load(); p != nil && p.stats().conns > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// wait parks the request in the FIFO queue until a slot frees up, the queue
+// timeout passes or the client leaves.
+func (b *Backend) wait(ctx context.Context) (*Server, *pool, *http.ClientConn, error) {
+	w := &waiter{ch: make(chan struct{}, 1)}
+	if !b.q.enqueue(w) {
+		b.m.rejected(reasonFull)
+		return nil, nil, nil, ErrQueueFull
+	}
+	start := time.Now()
+	timer := time.NewTimer(b.cfg.Queue.Timeout)
+	defer timer.Stop()
+	leave := func(err error, reason string) (*Server, *pool, *http.ClientConn, error) {
+		if b.q.remove(w) {
+			// We were woken but will not use the slot: pass it on.
+			b.q.wake()
+		}
+		if reason != "" {
+			b.m.rejected(reason)
+		}
+		b.m.waited(time.Since(start))
+		return nil, nil, nil, err
+	}
+	for {
+		s, p, cc, err := b.try(ctx)
+		if cc != nil || err != nil {
+			b.q.remove(w)
+			// Capacity often frees in bulk (a new connection, a burst of
+			// completions): let the next waiter look too.
+			b.q.wake()
+			b.m.waited(time.Since(start))
+			return s, p, cc, err
+		}
+		select {
+		case <-w.ch:
+			b.q.requeue(w)
+		case <-timer.C:
+			return leave(ErrQueueTimeout, reasonTimeout)
+		case <-ctx.Done():
+			return leave(fmt.Errorf("%w: %w", ErrClientGone, context.Cause(ctx)), reasonClientGone)
+		case <-b.ctx.Done():
+			return leave(ErrClosed, "")
+		}
+	}
+}
+
+// Stats is a snapshot of a backend for metrics, readiness and logs.
+type Stats struct {
+	Pending int
+	Servers []ServerStats
+}
+
+// ServerStats is a snapshot of one server.
+type ServerStats struct {
+	Address  string
+	Protocol string
+	Conns    int
+	Active   int
+	Usable   bool
+}
+
+// Stats snapshots the backend.
+func (b *Backend) Stats() Stats {
+	st := Stats{Pending: b.q.len(), Servers: make([]ServerStats, 0, len(b.servers))}
+	for _, s := range b.servers {
+		ss := ServerStats{Address: s.cfg.Address, Protocol: s.Protocol(), Active: int(s.active.Load()), Usable: s.usable()}
+		if p := s.cur.Load(); p != nil {
+			ss.Conns = p.stats().conns
+		}
+		st.Servers = append(st.Servers, ss)
+	}
+	return st
+}

@@ -1,0 +1,43 @@
+package upstream
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors a caller maps to HTTP statuses; classify with errors.Is.
+var (
+	// ErrNoCapacity means no connection slot is free right now. Callers
+	// normally never see it: the backend queues instead.
+	ErrNoCapacity = errors.New("upstream: no capacity")
+	// ErrQueueFull means the backend's wait queue is at max_pending.
+	ErrQueueFull = errors.New("upstream: queue full")
+	// ErrQueueTimeout means a request waited queue.timeout for a slot.
+	ErrQueueTimeout = errors.New("upstream: queue timeout")
+	// ErrClientGone means the client left before the request got a slot.
+	ErrClientGone = errors.New("upstream: client went away")
+	// ErrClosed means the backend was shut down.
+	ErrClosed = errors.New("upstream: backend closed")
+)
+
+// DialError reports a failed connection attempt to one server.
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string { return fmt.Sprintf("upstream %s: dial: %v", e.Addr, e.Err) }
+func (e *DialError) Unwrap() error { return e.Err }
+
+// RoundTripError reports a failure after a request was handed to a
+// connection: the server may or may not have seen it.
+type RoundTripError struct {
+	Addr     string
+	Protocol string
+	Err      error
+}
+
+func (e *RoundTripError) Error() string {
+	return fmt.Sprintf("upstream %s (%s): %v", e.Addr, e.Protocol, e.Err)
+}
+func (e *RoundTripError) Unwrap() error { return e.Err }

@@ -1,0 +1,178 @@
+package upstream
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Queue rejection reasons, the fixed label set of sluice_queue_rejected_total.
+const (
+	reasonFull       = "full"
+	reasonTimeout    = "timeout"
+	reasonClientGone = "client_gone"
+)
+
+// Metrics holds the upstream collectors. Event counters are updated when
+// things happen; per-request gauges (active streams, queue depth) are read
+// from the backends' atomics at scrape time, so the request path only
+// touches atomics it needs anyway.
+type Metrics struct {
+	conns    *prometheus.GaugeVec
+	opened   *prometheus.CounterVec
+	rejected *prometheus.CounterVec
+	wait     *prometheus.HistogramVec
+
+	streamsActive  *prometheus.Desc
+	streamsPerConn *prometheus.Desc
+	pending        *prometheus.Desc
+
+	mu       sync.Mutex // guards backends
+	backends map[*Backend]struct{}
+}
+
+// NewMetrics creates the upstream metrics and registers them with reg. A nil
+// reg keeps them unregistered (tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		conns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_upstream_connections",
+			Help: "Open upstream connections.",
+		}, []string{"backend", "server", "protocol"}),
+		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_upstream_connections_opened_total",
+			Help: "Upstream connections opened (successful dials).",
+		}, []string{"backend", "server", "protocol"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_queue_rejected_total",
+			Help: "Requests that left the backend queue without a connection slot, by reason (full, timeout, client_gone).",
+		}, []string{"backend", "reason"}),
+		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_queue_wait_seconds",
+			Help:    "Time requests spent in the backend queue waiting for a connection slot.",
+			Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 10},
+		}, []string{"backend"}),
+		streamsActive: prometheus.NewDesc("sluice_upstream_streams_active",
+			"Requests in flight to the server (h2c streams or busy HTTP/1.1 connections).",
+			[]string{"backend", "server"}, nil),
+		streamsPerConn: prometheus.NewDesc("sluice_upstream_streams_per_connection",
+			"Active requests divided by open connections to the server.",
+			[]string{"backend", "server"}, nil),
+		pending: prometheus.NewDesc("sluice_queue_pending",
+			"Requests waiting in the backend queue.", []string{"backend"}, nil),
+		backends: map[*Backend]struct{}{},
+	}
+	if reg != nil {
+		reg.MustRegister(m.conns, m.opened, m.rejected, m.wait, m)
+	}
+	return m
+}
+
+// Describe implements prometheus.Collector for the scrape-time gauges.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.streamsActive
+	ch <- m.streamsPerConn
+	ch <- m.pending
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	bs := make([]*Backend, 0, len(m.backends))
+	for b := range m.backends {
+		bs = append(bs, b)
+	}
+	m.mu.Unlock()
+	for _, b := range bs {
+		st := b.Stats()
+		ch <- prometheus.MustNewConstMetric(m.pending, prometheus.GaugeValue, float64(st.Pending), b.cfg.Name)
+		for _, s := range st.Servers {
+			ch <- prometheus.MustNewConstMetric(m.streamsActive, prometheus.GaugeValue, float64(s.Active), b.cfg.Name, s.Address)
+			per := 0.0
+			if s.Conns > 0 {
+				per = float64(s.Active) / float64(s.Conns)
+			}
+			ch <- prometheus.MustNewConstMetric(m.streamsPerConn, prometheus.GaugeValue, per, b.cfg.Name, s.Address)
+		}
+	}
+}
+
+func (m *Metrics) register(b *Backend) {
+	m.mu.Lock()
+	m.backends[b] = struct{}{}
+	m.mu.Unlock()
+}
+
+// backendMetrics are a backend's collectors with labels resolved once.
+type backendMetrics struct {
+	m          *Metrics
+	full       prometheus.Counter
+	timeout    prometheus.Counter
+	clientGone prometheus.Counter
+	wait       prometheus.Observer
+}
+
+func (m *Metrics) forBackend(name string) *backendMetrics {
+	return &backendMetrics{
+		m:          m,
+		full:       m.rejected.WithLabelValues(name, reasonFull),
+		timeout:    m.rejected.WithLabelValues(name, reasonTimeout),
+		clientGone: m.rejected.WithLabelValues(name, reasonClientGone),
+		wait:       m.wait.WithLabelValues(name),
+	}
+}
+
+func (bm *backendMetrics) rejected(reason string) {
+	switch reason {
+	case reasonFull:
+		bm.full.Inc()
+	case reasonTimeout:
+		bm.timeout.Inc()
+	case reasonClientGone:
+		bm.clientGone.Inc()
+	}
+}
+
+func (bm *backendMetrics) waited(d time.Duration) { bm.wait.Observe(d.Seconds()) }
+
+func (bm *backendMetrics) unregister(b *Backend) {
+	bm.m.mu.Lock()
+	delete(bm.m.backends, b)
+	bm.m.mu.Unlock()
+}
+
+// serverObserver counts one server's connections, per protocol.
+type serverObserver struct {
+	h2cConns, h1Conns   prometheus.Gauge
+	h2cOpened, h1Opened prometheus.Counter
+}
+
+var _ poolObserver = (*serverObserver)(nil)
+
+func (m *Metrics) forServer(backend, addr string) *serverObserver {
+	return &serverObserver{
+		h2cConns:  m.conns.WithLabelValues(backend, addr, H2C),
+		h1Conns:   m.conns.WithLabelValues(backend, addr, H1),
+		h2cOpened: m.opened.WithLabelValues(backend, addr, H2C),
+		h1Opened:  m.opened.WithLabelValues(backend, addr, H1),
+	}
+}
+
+func (o *serverObserver) connOpened(protocol string) {
+	if protocol == H2C {
+		o.h2cConns.Inc()
+		o.h2cOpened.Inc()
+		return
+	}
+	o.h1Conns.Inc()
+	o.h1Opened.Inc()
+}
+
+func (o *serverObserver) connClosed(protocol string) {
+	if protocol == H2C {
+		o.h2cConns.Dec()
+		return
+	}
+	o.h1Conns.Dec()
+}

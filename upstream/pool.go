@@ -1,0 +1,307 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// dialFunc opens one new upstream connection. The h2c and h1compat packages
+// provide the real ones; tests inject fakes.
+type dialFunc func(ctx context.Context) (*http.ClientConn, error)
+
+// poolConfig is what a pool needs to know about its server and protocol.
+type poolConfig struct {
+	protocol string // "h2c" or "h1": metric label and log text
+	addr     string
+	dial     dialFunc
+	// maxConns caps open plus dialing connections.
+	maxConns int
+	// maxStreams caps reserved plus in-flight requests per connection, on top
+	// of whatever limit the server itself advertises.
+	maxStreams int
+	// connectTimeout bounds one dial; the dial is not tied to the request
+	// that triggered it because the connection outlives that request.
+	connectTimeout time.Duration
+	// idleTimeout closes a connection that has carried no request for this
+	// long. Zero keeps idle connections until the server closes them.
+	idleTimeout time.Duration
+	// mru picks the most recently used idle connection first (HTTP/1.1, so
+	// that cold connections age out); otherwise the least loaded one (h2c).
+	mru bool
+	// onChange is called whenever capacity may have appeared or a connection
+	// went away. It must not block and is called without p.mu held.
+	onChange func()
+	obs      poolObserver
+}
+
+// poolObserver receives connection lifecycle events for metrics.
+type poolObserver interface {
+	connOpened(protocol string)
+	connClosed(protocol string)
+}
+
+// pconn is one pooled connection.
+type pconn struct {
+	cc *http.ClientConn
+	// lastIdle is when the connection last had no request in flight, in
+	// UnixNano; written by the state hook, read under pool.mu.
+	lastIdle atomic.Int64
+	// gone is set once, when the pool has accounted for the connection's end.
+	gone atomic.Bool
+}
+
+// pool holds at most maxConns connections to one server, all of one protocol.
+// Requests reserve a concurrency slot with tryAcquire; the slot is consumed by
+// exactly one ClientConn.RoundTrip or given back with Release.
+type pool struct {
+	cfg poolConfig
+
+	ctx    context.Context // cancelled by close; parent of dials
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // reaper goroutine
+
+	mu sync.Mutex // guards the fields below; never held while calling cfg.onChange
+	// conns are the connections not yet known to be dead.
+	conns   []*pconn
+	dialing int
+	closed  bool
+
+	// draining pools take no new requests and close connections as they
+	// idle. Atomic because the state hook reads it and must not take mu.
+	draining atomic.Bool
+
+	inflight atomic.Int64 // requests holding a slot from this pool
+}
+
+func newPool(cfg poolConfig) *pool {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &pool{cfg: cfg, ctx: ctx, cancel: cancel}
+	if cfg.idleTimeout > 0 {
+		p.wg.Add(1)
+		go p.reap()
+	}
+	return p
+}
+
+// tryAcquire reserves a slot on an open connection without blocking. It
+// returns nil when every connection is at its limit (or there are none).
+func (p *pool) tryAcquire() *http.ClientConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.draining.Load() {
+		return nil
+	}
+	var best *pconn
+	bestLoad := 0
+	for i := 0; i < len(p.conns); i++ {
+		c := p.conns[i]
+		if c.cc.Err() != nil {
+			p.removeLocked(i)
+			i--
+			continue
+		}
+		load := c.cc.InFlight()
+		if load >= p.cfg.maxStreams || c.cc.Available() == 0 {
+			continue
+		}
+		if p.cfg.mru {
+			// Every free HTTP/1.1 connection has load 0: prefer the one that
+			// went idle last, so surplus connections age out.
+			if best == nil || c.lastIdle.Load() > best.lastIdle.Load() {
+				best = c
+			}
+			continue
+		}
+		if best == nil || load < bestLoad {
+			best, bestLoad = c, load
+		}
+	}
+	if best == nil || best.cc.Reserve() != nil {
+		return nil
+	}
+	p.inflight.Add(1)
+	return best.cc
+}
+
+// done gives back what tryAcquire took, once the request is over.
+func (p *pool) done() { p.inflight.Add(-1) }
+
+// removeLocked forgets conns[i]; the connection is already dead or closing.
+func (p *pool) removeLocked(i int) {
+	c := p.conns[i]
+	last := len(p.conns) - 1
+	p.conns[i] = p.conns[last]
+	p.conns[last] = nil
+	p.conns = p.conns[:last]
+	if c.gone.CompareAndSwap(false, true) {
+		p.cfg.obs.connClosed(p.cfg.protocol)
+	}
+}
+
+// canGrow reports whether another connection may be opened.
+func (p *pool) canGrow() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.canGrowLocked()
+}
+
+func (p *pool) canGrowLocked() bool {
+	return !p.closed && !p.draining.Load() && p.liveLocked()+p.dialing < p.cfg.maxConns
+}
+
+// liveLocked counts connections that are still usable, dropping dead ones.
+func (p *pool) liveLocked() int {
+	for i := 0; i < len(p.conns); i++ {
+		if p.conns[i].cc.Err() != nil {
+			p.removeLocked(i)
+			i--
+		}
+	}
+	return len(p.conns)
+}
+
+// errPoolFull means another dial would exceed maxConns.
+var errPoolFull = fmt.Errorf("%w: connection limit reached", ErrNoCapacity)
+
+// grow dials one more connection if the cap allows, and adds it to the pool.
+// Concurrent callers each dial at most one connection, and never past the cap.
+func (p *pool) grow() error {
+	p.mu.Lock()
+	if !p.canGrowLocked() {
+		p.mu.Unlock()
+		return errPoolFull
+	}
+	p.dialing++
+	p.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.connectTimeout)
+	cc, err := p.cfg.dial(ctx)
+	cancel()
+
+	p.mu.Lock()
+	p.dialing--
+	if err == nil && (p.closed || p.draining.Load()) {
+		p.mu.Unlock()
+		cc.Close()
+		return fmt.Errorf("%w: pool closed", ErrNoCapacity)
+	}
+	if err != nil {
+		p.mu.Unlock()
+		// A failed dial frees a dialing slot that a queued request may use.
+		p.cfg.onChange()
+		return &DialError{Addr: p.cfg.addr, Err: err}
+	}
+	c := &pconn{cc: cc}
+	c.lastIdle.Store(time.Now().UnixNano())
+	p.conns = append(p.conns, c)
+	p.mu.Unlock()
+
+	p.cfg.obs.connOpened(p.cfg.protocol)
+	cc.SetStateHook(func(cc *http.ClientConn) { p.stateChanged(c) })
+	p.cfg.onChange()
+	return nil
+}
+
+// stateChanged runs from the ClientConn's state hook, possibly synchronously
+// inside RoundTrip, Reserve or Body.Close: it must not take p.mu.
+func (p *pool) stateChanged(c *pconn) {
+	if c.cc.Err() != nil {
+		// Account now so the gauge drops when the connection does; the
+		// slice entry is swept on the next acquire.
+		if c.gone.CompareAndSwap(false, true) {
+			p.cfg.obs.connClosed(p.cfg.protocol)
+		}
+		p.cfg.onChange()
+		return
+	}
+	if c.cc.InFlight() == 0 {
+		c.lastIdle.Store(time.Now().UnixNano())
+		if p.draining.Load() {
+			c.cc.Close()
+			return
+		}
+	}
+	p.cfg.onChange()
+}
+
+// drain stops new requests, closes idle connections now and the busy ones as
+// soon as they finish. Used when a server switches protocol.
+func (p *pool) drain() {
+	p.draining.Store(true)
+	p.mu.Lock()
+	idle := p.idleLocked(0)
+	p.mu.Unlock()
+	for _, cc := range idle {
+		cc.Close()
+	}
+}
+
+// idleLocked returns connections idle for at least d.
+func (p *pool) idleLocked(d time.Duration) []*http.ClientConn {
+	var out []*http.ClientConn
+	cutoff := time.Now().Add(-d).UnixNano()
+	for _, c := range p.conns {
+		if c.cc.InFlight() == 0 && c.lastIdle.Load() <= cutoff {
+			out = append(out, c.cc)
+		}
+	}
+	return out
+}
+
+// reap closes connections idle past idleTimeout.
+func (p *pool) reap() {
+	defer p.wg.Done()
+	tick := time.NewTicker(max(p.cfg.idleTimeout/4, 100*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		p.mu.Lock()
+		idle := p.idleLocked(p.cfg.idleTimeout)
+		p.mu.Unlock()
+		for _, cc := range idle {
+			// Reserve first so a request cannot take the connection while
+			// it is being closed.
+			if cc.Reserve() == nil {
+				cc.Close()
+			}
+		}
+	}
+}
+
+// stats is a snapshot for metrics and readiness.
+type poolStats struct {
+	conns    int
+	inflight int
+}
+
+func (p *pool) stats() poolStats {
+	p.mu.Lock()
+	n := p.liveLocked()
+	p.mu.Unlock()
+	return poolStats{conns: n, inflight: int(p.inflight.Load())}
+}
+
+// close shuts every connection and stops the reaper.
+func (p *pool) close() {
+	p.mu.Lock()
+	p.closed = true
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	p.cancel()
+	for _, c := range conns {
+		c.cc.Close()
+		if c.gone.CompareAndSwap(false, true) {
+			p.cfg.obs.connClosed(p.cfg.protocol)
+		}
+	}
+	p.wg.Wait()
+}
