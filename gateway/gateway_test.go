@@ -15,7 +15,7 @@ import (
 )
 
 // newUpstream starts an h2c-capable origin server.
-func newUpstream(t *testing.T, h http.HandlerFunc) string {
+func newUpstream(t testing.TB, h http.HandlerFunc) string {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
 	var p http.Protocols
@@ -28,6 +28,8 @@ func newUpstream(t *testing.T, h http.HandlerFunc) string {
 }
 
 // newGateway serves a gateway with one backend "b" in front of addr.
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
 func newGateway(t *testing.T, addr string, q upstream.QueueConfig) string {
 	return newGatewayProto(t, addr, upstream.H2C, q)
 }

@@ -39,13 +39,13 @@ func name(p *proxy) string {
 
 func TestStripPort(t *testing.T) {
 	tests := map[string]string{
-		"example.com":      "example.com",
-		"example.com:80":   "example.com",
-		"127.0.0.1:8080":   "127.0.0.1",
-		"[::1]:8080":       "::1",
-		"[::1]":            "::1",
-		"":                 "",
-		"host:notaport:1":  "host:notaport:1",
+		"example.com":     "example.com",
+		"example.com:80":  "example.com",
+		"127.0.0.1:8080":  "127.0.0.1",
+		"[::1]:8080":      "::1",
+		"[::1]":           "::1",
+		"":                "",
+		"host:notaport:1": "host:notaport:1",
 	}
 	for in, want := range tests {
 		if got := stripPort(in); got != want {
