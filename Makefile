@@ -48,7 +48,7 @@ test-unit: ## go vet and race-enabled unit tests (everything but e2e)
 	$(GO) test -race -count=1 $$pkgs
 
 e2e: deps build ## Real Tomcat + bin/sluice end-to-end tests (a few minutes)
-	SLUICE_BIN="$(CURDIR)/$(BIN)" $(GO) test -count=1 -timeout 15m $(E2EFLAGS) ./e2e/...
+	E2E_SLUICE_BIN="$(CURDIR)/$(BIN)" $(GO) test -count=1 -timeout 15m $(E2EFLAGS) ./e2e/...
 
 run: deps build ## Local Tomcat on 18081-18083 plus sluice on :8080 (Ctrl-C stops both)
 	scripts/run.sh

@@ -28,21 +28,27 @@ func TestEchoBodies(t *testing.T) {
 	for _, u := range upstreamsForBodies {
 		t.Run(u.name, func(t *testing.T) {
 			s := startSluice(t, u.cfg().yaml())
-			c := h1Client()
 			for _, size := range []int{0, 1 << 10, 10 << 20} {
 				body := make([]byte, size)
 				rand.Read(body)
-				for _, chunked := range []bool{false, true} {
-					if size == 0 && chunked {
-						continue
+				for _, client := range []string{"h1", "h2c"} {
+					for _, unsized := range []bool{false, true} {
+						if size == 0 && unsized {
+							continue
+						}
+						c := h1Client()
+						if client == "h2c" {
+							c = h2cClient()
+						}
+						name := fmt.Sprintf("%s_client_%dB", client, size)
+						var r io.Reader = bytes.NewReader(body)
+						if unsized {
+							// Hiding the length makes an HTTP/1.1 client send Transfer-Encoding: chunked.
+							name += "_unsized"
+							r = io.MultiReader(r)
+						}
+						t.Run(name, func(t *testing.T) { echoOnce(t, c, s.URL, body, r) })
 					}
-					name := fmt.Sprintf("%dB", size)
-					var r io.Reader = bytes.NewReader(body)
-					if chunked {
-						name += "_chunked"
-						r = io.MultiReader(r) // hides the length, so the client sends Transfer-Encoding: chunked
-					}
-					t.Run(name, func(t *testing.T) { echoOnce(t, c, s.URL, body, r) })
 				}
 			}
 		})

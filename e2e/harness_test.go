@@ -5,7 +5,7 @@
 // only. Each test starts its own sluice with startSluice and a config naming
 // those ports. Everything listens on 127.0.0.1 only.
 //
-// The sluice binary comes from $SLUICE_BIN (set by `make e2e`); when unset it
+// The sluice binary comes from $E2E_SLUICE_BIN (set by `make e2e`); when unset it
 // is built once with `go build`, and tests needing it are skipped only if that
 // build fails. Tomcat failing to start fails the package: it is never skipped.
 //
@@ -49,8 +49,7 @@ var (
 	tc       *tomcatProc
 
 	sluiceBin   string
-	sluiceSkip  string // non-empty: tests needing sluice are skipped with this reason
-	sluiceFatal error  // SLUICE_BIN set but unusable: tests needing sluice fail
+	sluiceFatal error // E2E_SLUICE_BIN set but unusable: tests needing sluice fail
 
 	procsMu sync.Mutex
 	procs   = map[*exec.Cmd]chan struct{}{} // running sluice processes -> closed on exit
@@ -120,7 +119,7 @@ func findRepoRoot() (string, error) {
 }
 
 func locateSluice(tmp string) {
-	if p := os.Getenv("SLUICE_BIN"); p != "" {
+	if p := os.Getenv("E2E_SLUICE_BIN"); p != "" {
 		abs, err := filepath.Abs(p)
 		if err == nil {
 			var st os.FileInfo
@@ -129,7 +128,7 @@ func locateSluice(tmp string) {
 			}
 		}
 		if err != nil {
-			sluiceFatal = fmt.Errorf("SLUICE_BIN=%s: %v", p, err)
+			sluiceFatal = fmt.Errorf("E2E_SLUICE_BIN=%s: %v", p, err)
 			return
 		}
 		sluiceBin = abs
@@ -145,7 +144,7 @@ func locateSluice(tmp string) {
 	cmd := exec.CommandContext(ctx, goTool, "build", "-o", out, "./cmd/sluice")
 	cmd.Dir = repoRoot
 	if b, err := cmd.CombinedOutput(); err != nil {
-		sluiceSkip = fmt.Sprintf("SLUICE_BIN is unset and `go build ./cmd/sluice` failed (%v): %s", err, tail(string(b), 1500))
+		sluiceFatal = fmt.Errorf("E2E_SLUICE_BIN is unset and `go build ./cmd/sluice` failed (%v): %s", err, tail(string(b), 1500))
 		return
 	}
 	sluiceBin = out
@@ -155,9 +154,6 @@ func requireSluice(t testing.TB) {
 	t.Helper()
 	if sluiceFatal != nil {
 		t.Fatal(sluiceFatal)
-	}
-	if sluiceSkip != "" {
-		t.Skip(sluiceSkip)
 	}
 }
 
@@ -310,6 +306,7 @@ func startSluice(t testing.TB, yamlConfig string) *sluiceProc {
 	}
 
 	s.cmd = exec.Command(sluiceBin, "run", "--config", file)
+	s.cmd.Env = sluiceEnv()
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
@@ -336,6 +333,21 @@ func startSluice(t testing.TB, yamlConfig string) *sluiceProc {
 		t.Fatalf("sluice not ready: %v\nconfig:\n%s\noutput:\n%s", err, cfg, s.out.String())
 	}
 	return s
+}
+
+// sluiceEnv is this process's environment without SLUICE_* variables: sluice
+// reads those as config overrides (and rejects unknown ones such as
+// E2E_SLUICE_BIN), so a developer's shell must not change what a test runs.
+// SLUICE_LOG_LEVEL is kept so sluice's logging can be turned up when debugging.
+func sluiceEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "SLUICE_") && !strings.HasPrefix(kv, "SLUICE_LOG_LEVEL=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }
 
 func (s *sluiceProc) waitReady(timeout time.Duration) error {

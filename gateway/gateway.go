@@ -72,6 +72,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.noRoute.observe(http.StatusNotFound, time.Since(start))
 		return
 	}
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		// Tomcat may answer before it has read the whole upload (an echo, an
+		// early error). Without full duplex, Go's HTTP/1.1 server stops
+		// reading the request body once the response starts, and the
+		// upstream gets a truncated body.
+		if fd, ok := w.(interface{ EnableFullDuplex() error }); ok {
+			fd.EnableFullDuplex()
+		}
+	}
 	sw := getStatusWriter(w)
 	defer func() {
 		// Runs also when ReverseProxy aborts with http.ErrAbortHandler
