@@ -30,12 +30,12 @@ func snapshotH2cPorts(t testing.TB) connSnapshot {
 // Tomcat port now, and no more TIME_WAIT on Tomcat's ports than before.
 func requireFunnelled(t *testing.T, s *sluiceProc, before connSnapshot) {
 	t.Helper()
-	opened := requireMetric(t, s.Admin, "sluice_upstream_connections_opened_total", map[string]string{"backend": backendName})
+	opened := requireMetric(t, s.Admin, "sluice_upstream_connections_opened_total", map[string]string{"backend": s.Backend})
 	after := snapshotH2cPorts(t)
 	t.Logf("upstream connections opened: %v; Tomcat A: %d established, TIME_WAIT %d -> %d; B: %d established, TIME_WAIT %d -> %d",
 		opened, after.estA, before.twA, after.twA, after.estB, before.twB, after.twB)
 	if opened < 1 || opened > 4 {
-		t.Errorf("sluice_upstream_connections_opened_total{backend=%q} = %v, want 1..4 (2 per server)", backendName, opened)
+		t.Errorf("sluice_upstream_connections_opened_total{backend=%q} = %v, want 1..4 (2 per server)", s.Backend, opened)
 	}
 	if after.estA > 2 || after.estB > 2 {
 		t.Errorf("established connections on Tomcat: A=%d B=%d, want <= 2 each", after.estA, after.estB)
@@ -123,4 +123,14 @@ func TestClientAbortsDoNotHurtOthers(t *testing.T) {
 	if after.twA > before.twA || after.twB > before.twB {
 		t.Errorf("TIME_WAIT on Tomcat ports grew (A %d -> %d, B %d -> %d)", before.twA, after.twA, before.twB, after.twB)
 	}
+}
+
+// The acceptance run: quick mode with no config file funnels 3,000
+// concurrent clients onto at most 2 h2c connections per Tomcat connector.
+func TestQuickModeFunnels3000Clients(t *testing.T) {
+	s := startProxy(t, "--to", addr(tc.A), "--to", addr(tc.B), "--protocol", "auto", "--conns", "2")
+	before := snapshotH2cPorts(t)
+	res := runLoad(t, s.URL, loadSpec{Clients: 3000, Duration: loadDuration, KeepAlive: true})
+	res.requireClean(t)
+	requireFunnelled(t, s, before)
 }

@@ -252,9 +252,12 @@ type sluiceProc struct {
 	Listen string // host:port of the client-facing listener
 	Admin  string // host:port of /metrics, /healthz, /readyz
 	URL    string // "http://" + Listen
-	cmd    *exec.Cmd
-	out    *tailBuffer
-	exited chan struct{}
+	// Backend is the backend name in metrics: backendName, or "default"
+	// in quick mode.
+	Backend string
+	cmd     *exec.Cmd
+	out     *tailBuffer
+	exited  chan struct{}
 }
 
 // upstream describes the one backend ("tomcat") a test config routes "/" to.
@@ -290,6 +293,29 @@ func (u upstream) yaml() string {
 // waits for admin /readyz to answer 200, and stops the process in t.Cleanup
 // (SIGTERM, then SIGKILL after 10 s). Its output is logged if the test failed.
 func startSluice(t testing.TB, yamlConfig string) *sluiceProc {
+	return launchSluice(t, func(s *sluiceProc) ([]string, string) {
+		s.Backend = backendName
+		cfg := fmt.Sprintf("listen: %q\nadmin: %q\n%s", s.Listen, s.Admin, yamlConfig)
+		file := filepath.Join(t.TempDir(), "sluice.yaml")
+		if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"run", "--config", file}, cfg
+	})
+}
+
+// startProxy runs quick mode: `sluice proxy --listen ... --admin ... args...`.
+func startProxy(t testing.TB, args ...string) *sluiceProc {
+	return launchSluice(t, func(s *sluiceProc) ([]string, string) {
+		s.Backend = "default"
+		a := append([]string{"proxy", "--listen", s.Listen, "--admin", s.Admin}, args...)
+		return a, strings.Join(a, " ")
+	})
+}
+
+// launchSluice starts sluice with the arguments args returns (given the
+// chosen ports) and waits until it is ready; desc describes the run in logs.
+func launchSluice(t testing.TB, args func(*sluiceProc) (argv []string, desc string)) *sluiceProc {
 	t.Helper()
 	requireSluice(t)
 	s := &sluiceProc{
@@ -299,13 +325,9 @@ func startSluice(t testing.TB, yamlConfig string) *sluiceProc {
 		exited: make(chan struct{}),
 	}
 	s.URL = "http://" + s.Listen
-	cfg := fmt.Sprintf("listen: %q\nadmin: %q\n%s", s.Listen, s.Admin, yamlConfig)
-	file := filepath.Join(t.TempDir(), "sluice.yaml")
-	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	argv, cfg := args(s)
 
-	s.cmd = exec.Command(sluiceBin, "run", "--config", file)
+	s.cmd = exec.Command(sluiceBin, argv...)
 	s.cmd.Env = sluiceEnv()
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
