@@ -24,6 +24,16 @@ type Config struct {
 	ResponseHeaderTimeout time.Duration
 	// KeepAlive is the TCP keep-alive period. Zero means 30s.
 	KeepAlive time.Duration
+	// PingInterval sends a PING after this long without a frame from the
+	// server. Zero sends none. Tomcat counts each PING it receives towards
+	// its overhead protection (+overheadCountFactor, default 10, against a
+	// budget of -100 that only HEADERS and DATA frames replenish), so on an
+	// idle connection with Tomcat's defaults about ten pings in a row end
+	// in GOAWAY; 30s keeps that beyond Tomcat's own 20s idle close.
+	PingInterval time.Duration
+	// PingTimeout closes the connection when a PING goes unanswered this
+	// long. Zero means 5s.
+	PingTimeout time.Duration
 }
 
 // NewTransport returns a Transport that speaks only h2c with prior
@@ -61,10 +71,9 @@ func NewTransport(cfg Config) *http.Transport {
 			// keeps one slow reader from stalling the others.
 			MaxReceiveBufferPerConnection: 4 << 20,
 			MaxReceiveBufferPerStream:     1 << 20,
-			// Tomcat's overhead protection penalises PINGs, so no idle
-			// health pings here; a dead peer is caught by TCP keep-alive
-			// and by the write timeout.
-			WriteByteTimeout: 30 * time.Second,
+			SendPingTimeout:               cfg.PingInterval,
+			PingTimeout:                   cfg.PingTimeout,
+			WriteByteTimeout:              30 * time.Second,
 		},
 	}
 }
@@ -76,9 +85,14 @@ var ErrNoSettings = errors.New("h2c: no SETTINGS from server")
 // Dial opens one h2c connection to addr (t from NewTransport) and returns
 // only once the server's SETTINGS are in force. Until then the client
 // assumes 100 concurrent streams; a server allowing fewer would refuse the
-// excess, so the pool must not use the connection earlier.
-func Dial(ctx context.Context, t *http.Transport, addr string) (*http.ClientConn, error) {
+// excess, so the pool must not use the connection earlier. onGoAway, if not
+// nil, is called from the connection's reader when the server sends GOAWAY,
+// just before the client acts on it.
+func Dial(ctx context.Context, t *http.Transport, addr string, onGoAway func(GoAway)) (*http.ClientConn, error) {
 	w := &settingsWatch{acked: make(chan struct{})}
+	if onGoAway != nil {
+		w.goAway.Store(&onGoAway)
+	}
 	cc, err := t.NewClientConn(context.WithValue(ctx, watchKey{}, w), "http", addr)
 	if err != nil {
 		return nil, err

@@ -119,7 +119,7 @@ func TestDialWaitsForSettings(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if _, err := Dial(ctx, NewTransport(Config{}), ln.Addr().String()); err == nil {
+	if _, err := Dial(ctx, NewTransport(Config{}), ln.Addr().String(), nil); err == nil {
 		t.Fatal("dial to a silent server succeeded")
 	}
 }

@@ -13,6 +13,19 @@ type watchKey struct{}
 // ClientConn API offers none.
 type settingsWatch struct {
 	acked chan struct{}
+	// goAway, set before the connection is used, learns of the server's
+	// GOAWAY before the client has processed it.
+	goAway atomic.Pointer[func(GoAway)]
+}
+
+// GoAway is a GOAWAY frame received from the server.
+type GoAway struct {
+	// LastStreamID is the highest stream the server may have processed;
+	// streams above it were not processed and are safe to retry.
+	LastStreamID uint32
+	// ErrCode is the HTTP/2 error code; 0 (NO_ERROR) is a graceful
+	// shutdown, 11 (ENHANCE_YOUR_CALM) Tomcat's overhead protection.
+	ErrCode uint32
 }
 
 // watchedConn parses the frames the client writes until the first SETTINGS
@@ -28,6 +41,57 @@ type watchedConn struct {
 	hdrLen  int
 	payload int // payload bytes of the current frame still to skip
 	started bool
+
+	rd readParser // only the transport's reader goroutine touches it
+}
+
+// readParser follows the frames the server sends.
+type readParser struct {
+	hdr     [9]byte
+	hdrLen  int
+	payload int // bytes of the current frame's payload still to pass
+	goAway  bool
+	body    [8]byte // GOAWAY last-stream-id and error code
+	bodyLen int
+}
+
+const frameGoAway = 0x7
+
+func (r *readParser) scan(p []byte, w *settingsWatch) {
+	for len(p) > 0 {
+		if r.payload > 0 {
+			n := min(r.payload, len(p))
+			if r.goAway && r.bodyLen < len(r.body) {
+				r.bodyLen += copy(r.body[r.bodyLen:], p[:n])
+				if r.bodyLen == len(r.body) {
+					r.deliver(w)
+				}
+			}
+			r.payload -= n
+			p = p[n:]
+			continue
+		}
+		n := copy(r.hdr[r.hdrLen:], p)
+		r.hdrLen += n
+		p = p[n:]
+		if r.hdrLen < frameHeaderBytes {
+			return
+		}
+		r.hdrLen = 0
+		r.payload = int(r.hdr[0])<<16 | int(r.hdr[1])<<8 | int(r.hdr[2])
+		r.goAway = r.hdr[3] == frameGoAway && r.payload >= len(r.body)
+		r.bodyLen = 0
+	}
+}
+
+func (r *readParser) deliver(w *settingsWatch) {
+	if f := w.goAway.Load(); f != nil {
+		b := r.body
+		(*f)(GoAway{
+			LastStreamID: (uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])) & 0x7fffffff,
+			ErrCode:      uint32(b[4])<<24 | uint32(b[5])<<16 | uint32(b[6])<<8 | uint32(b[7]),
+		})
+	}
 }
 
 const (
@@ -36,6 +100,14 @@ const (
 	flagSettingsAck  = 0x1
 	frameHeaderBytes = 9
 )
+
+// Read watches the server's frames for GOAWAY. Only frame headers are
+// parsed; payloads are skipped, except a GOAWAY's first 8 bytes.
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.rd.scan(p[:n], c.w)
+	return n, err
+}
 
 func (c *watchedConn) Write(p []byte) (int, error) {
 	if !c.done.Load() {

@@ -11,7 +11,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gw/sluice/h1compat"
@@ -39,6 +41,15 @@ type Config struct {
 	// ResponseHeaderTimeout bounds the wait for response headers. Zero
 	// means 30s.
 	ResponseHeaderTimeout time.Duration
+	// Retries is how many times a failed request may be sent again.
+	Retries int
+	// RetryBodyLimit is the largest request body buffered so that the
+	// request can be retried. Zero never buffers.
+	RetryBodyLimit int64
+	// IdempotentMethods are methods retried like GET besides the RFC 9110
+	// idempotent ones.
+	IdempotentMethods []string
+	Passive           PassiveConfig
 }
 
 // H2CConfig bounds the h2c pool of each server.
@@ -48,6 +59,12 @@ type H2CConfig struct {
 	// MaxStreamsPerConn caps concurrent streams per connection, below the
 	// server's own SETTINGS_MAX_CONCURRENT_STREAMS. Zero means 100.
 	MaxStreamsPerConn int
+	// PingInterval sends a PING on a connection that received nothing for
+	// this long; zero sends none.
+	PingInterval time.Duration
+	// PingTimeout closes a connection whose PING went unanswered this long.
+	// Zero means 5s.
+	PingTimeout time.Duration
 }
 
 // H1Config bounds the HTTP/1.1 pool of each server.
@@ -97,6 +114,18 @@ func (c *Config) setDefaults() {
 	if c.ResponseHeaderTimeout <= 0 {
 		c.ResponseHeaderTimeout = 30 * time.Second
 	}
+	if c.H2C.PingTimeout <= 0 {
+		c.H2C.PingTimeout = 5 * time.Second
+	}
+	if c.Passive.EjectFor <= 0 {
+		c.Passive.EjectFor = 10 * time.Second
+	}
+	if c.Passive.MaxEjectFor < c.Passive.EjectFor {
+		c.Passive.MaxEjectFor = max(5*time.Minute, c.Passive.EjectFor)
+	}
+	if c.Passive.MaxEjectedPercent <= 0 {
+		c.Passive.MaxEjectedPercent = 50
+	}
 }
 
 // Abort handling. Tomcat counts every RST_STREAM it receives towards closing
@@ -118,7 +147,10 @@ type Backend struct {
 	h2t     *http.Transport
 	h1t     *http.Transport
 	m       *backendMetrics
-	log     *slog.Logger
+	// idempotent holds the methods that may be retried after the server
+	// may have seen them.
+	idempotent map[string]bool
+	log        *slog.Logger
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -140,14 +172,21 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Backend{
-		cfg:    cfg,
-		q:      queue{max: cfg.Queue.MaxPending},
-		h2t:    h2c.NewTransport(h2c.Config{ConnectTimeout: cfg.ConnectTimeout, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout}),
-		h1t:    h1compat.NewTransport(h1compat.Config{ConnectTimeout: cfg.ConnectTimeout, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout}),
-		m:      m.forBackend(cfg.Name),
-		log:    log,
-		ctx:    ctx,
-		cancel: cancel,
+		cfg: cfg,
+		q:   queue{max: cfg.Queue.MaxPending},
+		h2t: h2c.NewTransport(h2c.Config{
+			ConnectTimeout: cfg.ConnectTimeout, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+			PingInterval: cfg.H2C.PingInterval, PingTimeout: cfg.H2C.PingTimeout,
+		}),
+		idempotent: map[string]bool{},
+		h1t:        h1compat.NewTransport(h1compat.Config{ConnectTimeout: cfg.ConnectTimeout, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout}),
+		m:          m.forBackend(cfg.Name),
+		log:        log,
+		ctx:        ctx,
+		cancel:     cancel,
+	}
+	for _, m := range append(defaultIdempotent, cfg.IdempotentMethods...) {
+		b.idempotent[m] = true
 	}
 	for _, sc := range cfg.Servers {
 		s := &Server{cfg: sc, b: b, obs: m.forServer(cfg.Name, sc.Address)}
@@ -211,15 +250,58 @@ func (b *Backend) Close() {
 }
 
 // RoundTrip sends req to a server of the backend. It waits in the backend's
-// queue when every connection is busy. The request is detached from the
-// client's cancellation (see abortGrace), so a client leaving does not reset
-// the upstream stream at once.
+// queue when every connection is busy, and sends the request again, on
+// another server when there is one, when a failed attempt provably did not
+// reach the server, or when the method is idempotent and the body can be
+// replayed. The request is detached from the client's cancellation (see
+// abortGrace), so a client leaving does not reset the upstream stream at
+// once.
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	clientCtx := req.Context()
-	s, p, cc, err := b.acquire(clientCtx)
-	if err != nil {
-		return nil, err
+	var rp *replay
+	replayable := true
+	if b.cfg.Retries > 0 {
+		var err error
+		if rp, replayable, err = prepareReplay(req, b.cfg.RetryBodyLimit); err != nil {
+			return nil, fmt.Errorf("%w: reading request body: %w", ErrClientGone, err)
+		}
+		if rp != nil {
+			req.Body = rp.body()
+		}
 	}
+	idempotent := b.idempotent[req.Method]
+	var avoid *Server
+	for attempt := 0; ; attempt++ {
+		s, p, cc, err := b.acquire(clientCtx, avoid)
+		if err != nil {
+			var de *DialError
+			if !errors.As(err, &de) || attempt >= b.cfg.Retries || !backoff(clientCtx, attempt) {
+				return nil, err
+			}
+			b.m.retried(retryDial)
+			continue
+		}
+		resp, wrote, err := b.send(req, s, p, cc)
+		if err == nil {
+			return resp, nil
+		}
+		s.failed(b)
+		reason := retryReason(err, wrote, idempotent, replayable)
+		if reason == "" || attempt >= b.cfg.Retries || !backoff(clientCtx, attempt) {
+			return nil, err
+		}
+		b.m.retried(reason)
+		if rp != nil {
+			req.Body = rp.body()
+		}
+		avoid = s
+	}
+}
+
+// send makes one attempt on a reserved slot of cc. wrote reports whether the
+// request headers were written, after which the server may have seen it.
+func (b *Backend) send(req *http.Request, s *Server, p *pool, cc *http.ClientConn) (*http.Response, bool, error) {
+	clientCtx := req.Context()
 	s.active.Add(1)
 	req.URL.Scheme = "http"
 	req.URL.Host = s.cfg.Address
@@ -227,24 +309,31 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(clientCtx))
 	stop := context.AfterFunc(clientCtx, func() { time.AfterFunc(abortGrace, cancel) })
 	t := &tracker{s: s, p: p, cancel: cancel, stop: stop}
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
 
 	resp, err := cc.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		t.finish()
 		if clientCtx.Err() != nil {
-			return nil, fmt.Errorf("%w: %w", ErrClientGone, err)
+			return nil, wrote.Load(), fmt.Errorf("%w: %w", ErrClientGone, err)
 		}
-		return nil, &RoundTripError{Addr: s.cfg.Address, Protocol: p.cfg.protocol, Err: err}
+		return nil, wrote.Load(), &RoundTripError{Addr: s.cfg.Address, Protocol: p.cfg.protocol, Err: err}
 	}
-	s.down.Store(false)
+	switch resp.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		s.failed(b)
+	default:
+		s.succeeded()
+	}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		// Upgraded connections (WebSocket over HTTP/1.1) need the writable
 		// body the ReverseProxy looks for.
 		resp.Body = &upgradedBody{ReadWriteCloser: rwc, t: t}
-		return resp, nil
+		return resp, true, nil
 	}
 	resp.Body = &body{rc: resp.Body, t: t}
-	return resp, nil
+	return resp, true, nil
 }
 
 // tracker ends a request's hold on its server and connection, once.
@@ -307,25 +396,33 @@ func (u *upgradedBody) Close() error {
 }
 
 // acquire reserves a connection slot, waiting in the queue if need be.
-func (b *Backend) acquire(ctx context.Context) (*Server, *pool, *http.ClientConn, error) {
+func (b *Backend) acquire(ctx context.Context, avoid *Server) (*Server, *pool, *http.ClientConn, error) {
 	if b.q.len() == 0 {
-		s, p, cc, err := b.try(ctx)
+		s, p, cc, err := b.try(ctx, avoid)
 		if cc != nil || err != nil {
 			return s, p, cc, err
 		}
 	}
-	return b.wait(ctx)
+	return b.wait(ctx, avoid)
 }
 
 // try takes a free slot on any server, opening a connection where the caps
 // allow. It returns all nils when the caller should wait, and an error only
 // when no server could be reached and none has an open connection.
-func (b *Backend) try(ctx context.Context) (*Server, *pool, *http.ClientConn, error) {
+func (b *Backend) try(ctx context.Context, avoid *Server) (*Server, *pool, *http.ClientConn, error) {
 	n := len(b.servers)
 	start := b.bal.first(b.servers)
+	now := time.Now().UnixNano()
+	sel, any := b.eligible(now, avoid)
+	if !any {
+		return nil, nil, nil, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.cfg.Name)
+	}
 	var lastErr error
 	for i := range n {
 		s := b.servers[(start+i)%n]
+		if !sel.ok(s) {
+			continue
+		}
 		p, err := s.pool(ctx)
 		if err != nil {
 			lastErr = err
@@ -338,7 +435,7 @@ func (b *Backend) try(ctx context.Context) (*Server, *pool, *http.ClientConn, er
 	for i := range n {
 		s := b.servers[(start+i)%n]
 		p := s.cur.Load()
-		if p == nil {
+		if p == nil || !sel.ok(s) {
 			continue
 		}
 		err := p.grow()
@@ -347,6 +444,7 @@ func (b *Backend) try(ctx context.Context) (*Server, *pool, *http.ClientConn, er
 		}
 		if err != nil {
 			s.down.Store(true)
+			s.failed(b)
 			b.log.Warn("upstream dial failed", "backend", b.cfg.Name, "server", s.cfg.Address, "err", err)
 			lastErr = err
 			continue
@@ -374,7 +472,7 @@ func (b *Backend) anyOpen() bool {
 
 // wait parks the request in the FIFO queue until a slot frees up, the queue
 // timeout passes or the client leaves.
-func (b *Backend) wait(ctx context.Context) (*Server, *pool, *http.ClientConn, error) {
+func (b *Backend) wait(ctx context.Context, avoid *Server) (*Server, *pool, *http.ClientConn, error) {
 	w := &waiter{ch: make(chan struct{}, 1)}
 	if !b.q.enqueue(w) {
 		b.m.rejected(reasonFull)
@@ -395,7 +493,7 @@ func (b *Backend) wait(ctx context.Context) (*Server, *pool, *http.ClientConn, e
 		return nil, nil, nil, err
 	}
 	for {
-		s, p, cc, err := b.try(ctx)
+		s, p, cc, err := b.try(ctx, avoid)
 		if cc != nil || err != nil {
 			b.q.remove(w)
 			// Capacity often frees in bulk (a new connection, a burst of

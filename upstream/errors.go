@@ -16,6 +16,9 @@ var (
 	ErrQueueTimeout = errors.New("upstream: queue timeout")
 	// ErrClientGone means the client left before the request got a slot.
 	ErrClientGone = errors.New("upstream: client went away")
+	// ErrNoHealthyServer means every server of the backend is out of
+	// rotation; the request fails at once instead of queueing.
+	ErrNoHealthyServer = errors.New("no healthy server")
 	// ErrClosed means the backend was shut down.
 	ErrClosed = errors.New("upstream: backend closed")
 )

@@ -23,6 +23,9 @@ type Metrics struct {
 	opened   *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	wait     *prometheus.HistogramVec
+	goaways  *prometheus.CounterVec
+	retries  *prometheus.CounterVec
+	ejected  *prometheus.CounterVec
 
 	streamsActive  *prometheus.Desc
 	streamsPerConn *prometheus.Desc
@@ -53,6 +56,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time requests spent in the backend queue waiting for a connection slot.",
 			Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 10},
 		}, []string{"backend"}),
+		goaways: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_upstream_goaway_total",
+			Help: "GOAWAY frames received from upstream servers.",
+		}, []string{"backend", "server"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_retries_total",
+			Help: "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial).",
+		}, []string{"backend", "reason"}),
+		ejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_ejections_total",
+			Help: "Times a server was ejected for consecutive failures (passive health).",
+		}, []string{"backend", "server"}),
 		streamsActive: prometheus.NewDesc("sluice_upstream_streams_active",
 			"Requests in flight to the server (h2c streams or busy HTTP/1.1 connections).",
 			[]string{"backend", "server"}, nil),
@@ -64,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		backends: map[*Backend]struct{}{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.conns, m.opened, m.rejected, m.wait, m)
+		reg.MustRegister(m.conns, m.opened, m.rejected, m.wait, m.goaways, m.retries, m.ejected, m)
 	}
 	return m
 }
@@ -107,6 +122,7 @@ func (m *Metrics) register(b *Backend) {
 // backendMetrics are a backend's collectors with labels resolved once.
 type backendMetrics struct {
 	m          *Metrics
+	name       string
 	full       prometheus.Counter
 	timeout    prometheus.Counter
 	clientGone prometheus.Counter
@@ -116,6 +132,7 @@ type backendMetrics struct {
 func (m *Metrics) forBackend(name string) *backendMetrics {
 	return &backendMetrics{
 		m:          m,
+		name:       name,
 		full:       m.rejected.WithLabelValues(name, reasonFull),
 		timeout:    m.rejected.WithLabelValues(name, reasonTimeout),
 		clientGone: m.rejected.WithLabelValues(name, reasonClientGone),
@@ -136,6 +153,9 @@ func (bm *backendMetrics) rejected(reason string) {
 
 func (bm *backendMetrics) waited(d time.Duration) { bm.wait.Observe(d.Seconds()) }
 
+// retried counts a retry; reasons are a fixed token set.
+func (bm *backendMetrics) retried(reason string) { bm.m.retries.WithLabelValues(bm.name, reason).Inc() }
+
 func (bm *backendMetrics) unregister(b *Backend) {
 	bm.m.mu.Lock()
 	delete(bm.m.backends, b)
@@ -146,6 +166,7 @@ func (bm *backendMetrics) unregister(b *Backend) {
 type serverObserver struct {
 	h2cConns, h1Conns   prometheus.Gauge
 	h2cOpened, h1Opened prometheus.Counter
+	goAways, ejections  prometheus.Counter
 }
 
 var _ poolObserver = (*serverObserver)(nil)
@@ -156,6 +177,8 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 		h1Conns:   m.conns.WithLabelValues(backend, addr, H1),
 		h2cOpened: m.opened.WithLabelValues(backend, addr, H2C),
 		h1Opened:  m.opened.WithLabelValues(backend, addr, H1),
+		goAways:   m.goaways.WithLabelValues(backend, addr),
+		ejections: m.ejected.WithLabelValues(backend, addr),
 	}
 }
 
@@ -176,3 +199,5 @@ func (o *serverObserver) connClosed(protocol string) {
 	}
 	o.h1Conns.Dec()
 }
+
+func (o *serverObserver) goAway() { o.goAways.Inc() }

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -9,9 +10,10 @@ import (
 	"time"
 )
 
-// dialFunc opens one new upstream connection. The h2c and h1compat packages
-// provide the real ones; tests inject fakes.
-type dialFunc func(ctx context.Context) (*http.ClientConn, error)
+// dialFunc opens one new upstream connection for c. The h2c and h1compat
+// packages provide the real ones; an h2c dial reports the server's GOAWAY
+// through c.goneAway.
+type dialFunc func(ctx context.Context, c *pconn) (*http.ClientConn, error)
 
 // poolConfig is what a pool needs to know about its server and protocol.
 type poolConfig struct {
@@ -42,6 +44,7 @@ type poolConfig struct {
 type poolObserver interface {
 	connOpened(protocol string)
 	connClosed(protocol string)
+	goAway()
 }
 
 // pconn is one pooled connection.
@@ -52,6 +55,30 @@ type pconn struct {
 	lastIdle atomic.Int64
 	// gone is set once, when the pool has accounted for the connection's end.
 	gone atomic.Bool
+	// goingAway is set when the server sent GOAWAY: the connection takes no
+	// new streams, finishes the ones it has, and no longer counts against
+	// maxConns, so its replacement can open while it drains.
+	goingAway atomic.Bool
+	pool      *pool
+}
+
+// goneAway runs on the connection's reader goroutine when GOAWAY arrives.
+func (c *pconn) goneAway() {
+	if !c.goingAway.CompareAndSwap(false, true) {
+		return
+	}
+	p := c.pool
+	p.cfg.obs.goAway()
+	// Open the replacement now rather than when a request finds nothing
+	// free, so clients never wait for it.
+	p.wg.Go(func() {
+		if err := p.grow(); err == nil || errors.Is(err, ErrNoCapacity) {
+			return
+		}
+		// A failed dial is for a later request to retry.
+		p.cfg.onChange()
+	})
+	p.cfg.onChange()
 }
 
 // pool holds at most maxConns connections to one server, all of one protocol.
@@ -62,7 +89,7 @@ type pool struct {
 
 	ctx    context.Context // cancelled by close; parent of dials
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // reaper goroutine
+	wg     sync.WaitGroup // reaper and replacement dials
 
 	mu sync.Mutex // guards the fields below; never held while calling cfg.onChange
 	// conns are the connections not yet known to be dead.
@@ -102,6 +129,9 @@ func (p *pool) tryAcquire() *http.ClientConn {
 		if c.cc.Err() != nil {
 			p.removeLocked(i)
 			i--
+			continue
+		}
+		if c.goingAway.Load() {
 			continue
 		}
 		load := c.cc.InFlight()
@@ -149,11 +179,23 @@ func (p *pool) canGrow() bool {
 	return p.canGrowLocked()
 }
 
+// canGrowLocked: connections draining after GOAWAY do not count against the
+// cap, but all connections together stay below twice the cap.
 func (p *pool) canGrowLocked() bool {
-	return !p.closed && !p.draining.Load() && p.liveLocked()+p.dialing < p.cfg.maxConns
+	if p.closed || p.draining.Load() {
+		return false
+	}
+	total := p.liveLocked()
+	active := 0
+	for _, c := range p.conns {
+		if !c.goingAway.Load() {
+			active++
+		}
+	}
+	return active+p.dialing < p.cfg.maxConns && total+p.dialing < 2*p.cfg.maxConns
 }
 
-// liveLocked counts connections that are still usable, dropping dead ones.
+// liveLocked counts connections not yet closed, dropping dead ones.
 func (p *pool) liveLocked() int {
 	for i := 0; i < len(p.conns); i++ {
 		if p.conns[i].cc.Err() != nil {
@@ -178,8 +220,9 @@ func (p *pool) grow() error {
 	p.dialing++
 	p.mu.Unlock()
 
+	c := &pconn{pool: p}
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.connectTimeout)
-	cc, err := p.cfg.dial(ctx)
+	cc, err := p.cfg.dial(ctx, c)
 	cancel()
 
 	p.mu.Lock()
@@ -195,7 +238,7 @@ func (p *pool) grow() error {
 		p.cfg.onChange()
 		return &DialError{Addr: p.cfg.addr, Err: err}
 	}
-	c := &pconn{cc: cc}
+	c.cc = cc
 	c.lastIdle.Store(time.Now().UnixNano())
 	p.conns = append(p.conns, c)
 	p.mu.Unlock()

@@ -24,6 +24,8 @@ type ServerConfig struct {
 	Address string
 	// Weight is the share of requests for round robin. Zero means 1.
 	Weight int
+	// Backup servers take requests only when no primary is usable.
+	Backup bool
 }
 
 // Server is the live state of one upstream server: its connection pool for
@@ -47,6 +49,12 @@ type Server struct {
 	// down is set when the last attempt to reach the server failed and
 	// cleared by the next success.
 	down atomic.Bool
+
+	// Passive health: failures in a row, the ejection deadline (UnixNano)
+	// and how many ejections in a row (for doubling).
+	failures     atomic.Int32
+	ejectedUntil atomic.Int64
+	ejections    atomic.Int32
 }
 
 func (s *Server) weight() int { return max(s.cfg.Weight, 1) }
@@ -101,13 +109,15 @@ func (s *Server) newPool(proto string) *pool {
 	case H2C:
 		cfg.maxConns = b.cfg.H2C.ConnsPerServer
 		cfg.maxStreams = b.cfg.H2C.MaxStreamsPerConn
-		cfg.dial = func(ctx context.Context) (*http.ClientConn, error) { return h2c.Dial(ctx, b.h2t, addr) }
+		cfg.dial = func(ctx context.Context, c *pconn) (*http.ClientConn, error) {
+			return h2c.Dial(ctx, b.h2t, addr, func(h2c.GoAway) { c.goneAway() })
+		}
 	default:
 		cfg.maxConns = b.cfg.H1.ConnsPerServer
 		cfg.maxStreams = 1
 		cfg.idleTimeout = b.cfg.H1.IdleTimeout
 		cfg.mru = true
-		cfg.dial = func(ctx context.Context) (*http.ClientConn, error) { return h1compat.Dial(ctx, b.h1t, addr) }
+		cfg.dial = func(ctx context.Context, _ *pconn) (*http.ClientConn, error) { return h1compat.Dial(ctx, b.h1t, addr) }
 	}
 	return newPool(cfg)
 }
@@ -156,9 +166,12 @@ func (s *Server) warm(ctx context.Context) {
 	s.down.Store(false)
 }
 
-// usable reports whether the server may take requests: it is not known to
-// be unreachable, or it still has open connections.
+// usable reports whether the server may take requests: it is not ejected,
+// and not known to be unreachable or still has open connections.
 func (s *Server) usable() bool {
+	if s.ejected(time.Now().UnixNano()) {
+		return false
+	}
 	if !s.down.Load() {
 		return true
 	}

@@ -1,0 +1,124 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// Retry reasons, the fixed label set of sluice_retries_total.
+const (
+	retryRefused    = "refused_stream"
+	retryGoAway     = "goaway"
+	retryNotSent    = "not_sent"
+	retryIdempotent = "idempotent"
+	retryDial       = "dial"
+)
+
+// goAwayAbort is the text of net/http's unexported errClientConnGotGoAway,
+// with which the HTTP/2 client aborts streams above a GOAWAY's last stream
+// ID: the server never processed them. There is no other way to tell, so
+// this one comparison is pinned by TestGoAwayAbortIsRetried.
+const goAwayAbort = "http2: Transport received Server's graceful shutdown GOAWAY"
+
+// unprocessed reports why err proves the server did not process the
+// request, or "".
+func unprocessed(err error, wroteHeaders bool) string {
+	var se http2.StreamError
+	if errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream {
+		return retryRefused
+	}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e.Error() == goAwayAbort {
+			return retryGoAway
+		}
+	}
+	if !wroteHeaders {
+		return retryNotSent
+	}
+	return ""
+}
+
+// retryReason decides whether a failed attempt may be sent again.
+// replayable means the body is absent or buffered.
+func retryReason(err error, wroteHeaders, idempotent, replayable bool) string {
+	if errors.Is(err, ErrClientGone) || errors.Is(err, context.Canceled) {
+		return ""
+	}
+	var t interface{ Timeout() bool }
+	timedOut := errors.As(err, &t) && t.Timeout()
+	if r := unprocessed(err, wroteHeaders); r != "" && (replayable || r == retryNotSent && !timedOut) {
+		return r
+	}
+	if idempotent && replayable && !timedOut {
+		return retryIdempotent
+	}
+	return ""
+}
+
+// defaultIdempotent are the methods RFC 9110 calls idempotent, as HAProxy
+// and Caddy treat them; config may add more.
+var defaultIdempotent = []string{http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, "TRACE"}
+
+// replay holds a request body buffered so the request can be sent again.
+type replay struct {
+	buf []byte
+}
+
+func (r *replay) body() io.ReadCloser { return io.NopCloser(bytes.NewReader(r.buf)) }
+
+// prepareReplay makes req's body replayable when it is small enough to
+// buffer. It reports whether the request can be sent more than once: true
+// for no body, or a buffered one.
+func prepareReplay(req *http.Request, limit int64) (*replay, bool, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, true, nil
+	}
+	if limit <= 0 || req.ContentLength > limit {
+		return nil, false, nil
+	}
+	if req.ContentLength > 0 {
+		buf := make([]byte, req.ContentLength)
+		if _, err := io.ReadFull(req.Body, buf); err != nil {
+			return nil, false, err
+		}
+		req.Body.Close()
+		return &replay{buf: buf}, true, nil
+	}
+	// Unknown length: buffer up to the limit; past it, stream what was
+	// read followed by the rest, without replay.
+	buf, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if int64(len(buf)) > limit {
+		req.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
+		return nil, false, nil
+	}
+	req.Body.Close()
+	return &replay{buf: buf}, true, nil
+}
+
+// backoff waits before retry attempt n (0-based): 5 ms doubling, with
+// ±50 % jitter so that a burst of failed requests does not retry in step.
+func backoff(ctx context.Context, n int) bool {
+	d := 5 * time.Millisecond << min(n, 6)
+	d = d/2 + rand.N(d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
