@@ -13,11 +13,6 @@ import (
 
 // Config tunes the connections of one backend. Zero values pick defaults.
 type Config struct {
-	// ConnectTimeout bounds the TCP dial. Zero means 2s.
-	ConnectTimeout time.Duration
-	// ResponseHeaderTimeout bounds the wait for response headers after the
-	// request is written. Zero means no limit.
-	ResponseHeaderTimeout time.Duration
 	// KeepAlive is the TCP keep-alive period. Zero means 30s.
 	KeepAlive time.Duration
 }
@@ -25,22 +20,20 @@ type Config struct {
 // NewTransport returns a Transport that speaks only HTTP/1.1, for use through
 // Transport.NewClientConn, one call per pooled connection.
 func NewTransport(cfg Config) *http.Transport {
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = 2 * time.Second
-	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 30 * time.Second
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
-	d := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: cfg.KeepAlive}
+	// The dial is bounded by the caller's context (the backend's connect
+	// timeout, which a reload may change).
+	d := &net.Dialer{KeepAlive: cfg.KeepAlive}
 	return &http.Transport{
 		DialContext: d.DialContext,
 		Protocols:   &protos,
 		// A proxy forwards the client's Accept-Encoding untouched and must
 		// never decompress on its behalf.
 		DisableCompression:     true,
-		ResponseHeaderTimeout:  cfg.ResponseHeaderTimeout,
 		MaxResponseHeaderBytes: 1 << 20,
 		WriteBufferSize:        16 << 10,
 		ReadBufferSize:         16 << 10,

@@ -17,11 +17,6 @@ import (
 
 // Config tunes the connections of one backend. Zero values pick defaults.
 type Config struct {
-	// ConnectTimeout bounds the TCP dial. Zero means 2s.
-	ConnectTimeout time.Duration
-	// ResponseHeaderTimeout bounds the wait for response headers after the
-	// request is written. Zero means no limit.
-	ResponseHeaderTimeout time.Duration
 	// KeepAlive is the TCP keep-alive period. Zero means 30s.
 	KeepAlive time.Duration
 	// PingInterval sends a PING after this long without a frame from the
@@ -40,15 +35,14 @@ type Config struct {
 // knowledge. Use it through Transport.NewClientConn, one call per pooled
 // connection: its own connection cache is never used.
 func NewTransport(cfg Config) *http.Transport {
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = 2 * time.Second
-	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 30 * time.Second
 	}
 	var protos http.Protocols
 	protos.SetUnencryptedHTTP2(true)
-	d := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: cfg.KeepAlive}
+	// The dial is bounded by the caller's context (the backend's connect
+	// timeout, which a reload may change).
+	d := &net.Dialer{KeepAlive: cfg.KeepAlive}
 	return &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.DialContext(ctx, network, addr)
@@ -64,7 +58,6 @@ func NewTransport(cfg Config) *http.Transport {
 		// A proxy forwards the client's Accept-Encoding untouched and must
 		// never decompress on its behalf.
 		DisableCompression:     true,
-		ResponseHeaderTimeout:  cfg.ResponseHeaderTimeout,
 		MaxResponseHeaderBytes: 1 << 20,
 		HTTP2: &http.HTTP2Config{
 			// Many streams share one connection: a large connection window

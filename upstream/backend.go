@@ -41,6 +41,11 @@ type Config struct {
 	// ResponseHeaderTimeout bounds the wait for response headers. Zero
 	// means 30s.
 	ResponseHeaderTimeout time.Duration
+	// IdleTimeout ends a response whose body delivers no byte for this
+	// long. Zero means no limit.
+	IdleTimeout time.Duration
+	// Health configures active health checks.
+	Health HealthConfig
 	// Retries is how many times a failed request may be sent again.
 	Retries int
 	// RetryBodyLimit is the largest request body buffered so that the
@@ -123,6 +128,7 @@ func (c *Config) setDefaults() {
 	if c.Passive.MaxEjectFor < c.Passive.EjectFor {
 		c.Passive.MaxEjectFor = max(5*time.Minute, c.Passive.EjectFor)
 	}
+	c.Health.setDefaults()
 	if c.Passive.MaxEjectedPercent <= 0 {
 		c.Passive.MaxEjectedPercent = 50
 	}
@@ -139,97 +145,148 @@ const (
 )
 
 // Backend is a named group of servers sharing a queue and a balance policy.
+// Its configuration and server list can be swapped by Update without
+// touching the connections of servers that stay.
 type Backend struct {
-	cfg     Config
-	servers []*Server
-	bal     balancer
-	q       queue
-	h2t     *http.Transport
-	h1t     *http.Transport
-	m       *backendMetrics
-	// idempotent holds the methods that may be retried after the server
-	// may have seen them.
-	idempotent map[string]bool
-	log        *slog.Logger
+	name string
+	st   atomic.Pointer[backendState]
+	q    queue
+	h2t  *http.Transport
+	h1t  *http.Transport
+	m    *backendMetrics
+	mets *Metrics
+	log  *slog.Logger
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // warm-up and probe goroutines
+	wg     sync.WaitGroup // warm-up, probe and health goroutines
+
+	updateMu sync.Mutex // serialises Update; guards retired
+	retired  []*Server  // removed by Update, draining until Close
 }
+
+// backendState is one configuration generation. Requests load it once and
+// use it throughout, so a reload never changes a request midway.
+type backendState struct {
+	cfg     Config
+	servers []*Server
+	bal     balancer
+	// idempotent holds the methods that may be retried after the server
+	// may have seen them.
+	idempotent map[string]bool
+}
+
+func (b *Backend) cur() *backendState { return b.st.Load() }
 
 var _ http.RoundTripper = (*Backend)(nil)
 
 // New builds a backend; Start opens its first connections.
 func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 	cfg.setDefaults()
-	if len(cfg.Servers) == 0 {
-		return nil, fmt.Errorf("upstream %s: no servers", cfg.Name)
-	}
-	switch cfg.Protocol {
-	case Auto, H2C, H1:
-	default:
-		return nil, fmt.Errorf("upstream %s: unknown protocol %q", cfg.Name, cfg.Protocol)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Backend{
-		cfg: cfg,
-		q:   queue{max: cfg.Queue.MaxPending},
+		name: cfg.Name,
 		h2t: h2c.NewTransport(h2c.Config{
-			ConnectTimeout: cfg.ConnectTimeout, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
 			PingInterval: cfg.H2C.PingInterval, PingTimeout: cfg.H2C.PingTimeout,
 		}),
-		idempotent: map[string]bool{},
-		h1t:        h1compat.NewTransport(h1compat.Config{ConnectTimeout: cfg.ConnectTimeout, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout}),
-		m:          m.forBackend(cfg.Name),
-		log:        log,
-		ctx:        ctx,
-		cancel:     cancel,
+		h1t:    h1compat.NewTransport(h1compat.Config{}),
+		m:      m.forBackend(cfg.Name),
+		mets:   m,
+		log:    log,
+		ctx:    ctx,
+		cancel: cancel,
 	}
-	for _, m := range append(defaultIdempotent, cfg.IdempotentMethods...) {
-		b.idempotent[m] = true
-	}
-	for _, sc := range cfg.Servers {
-		s := &Server{cfg: sc, b: b, obs: m.forServer(cfg.Name, sc.Address)}
-		if cfg.Protocol != Auto {
-			s.cur.Store(s.newPool(cfg.Protocol))
-		}
-		b.servers = append(b.servers, s)
-	}
-	bal, err := newBalancer(cfg.Balance, b.servers)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("upstream %s: %w", cfg.Name, err)
-	}
-	b.bal = bal
+	st, _, _ := b.buildState(cfg, nil)
+	b.q.max.Store(int64(cfg.Queue.MaxPending))
+	b.st.Store(st)
 	m.register(b)
 	return b, nil
 }
 
-// Name is the backend's name.
-func (b *Backend) Name() string { return b.cfg.Name }
+func (c *Config) validate() error {
+	if len(c.Servers) == 0 {
+		return fmt.Errorf("upstream %s: no servers", c.Name)
+	}
+	switch c.Protocol {
+	case Auto, H2C, H1:
+	default:
+		return fmt.Errorf("upstream %s: unknown protocol %q", c.Name, c.Protocol)
+	}
+	switch c.Balance {
+	case RoundRobin, LeastRequest:
+	default:
+		return fmt.Errorf("upstream %s: unknown balance policy %q", c.Name, c.Balance)
+	}
+	return nil
+}
 
-// Servers lists the backend's servers.
-func (b *Backend) Servers() []*Server { return b.servers }
+// buildState makes a state for cfg, reusing the servers of old whose
+// address and protocol setting are unchanged. It returns the servers it
+// created and the old ones it dropped.
+func (b *Backend) buildState(cfg Config, old *backendState) (st *backendState, added, removed []*Server) {
+	reuse := map[string]*Server{}
+	if old != nil && old.cfg.Protocol == cfg.Protocol {
+		for _, s := range old.servers {
+			reuse[s.addr] = s
+		}
+	}
+	st = &backendState{cfg: cfg, idempotent: map[string]bool{}}
+	for _, m := range append(defaultIdempotent, cfg.IdempotentMethods...) {
+		st.idempotent[m] = true
+	}
+	for _, sc := range cfg.Servers {
+		if s, ok := reuse[sc.Address]; ok {
+			delete(reuse, sc.Address)
+			s.conf.Store(&sc)
+			st.servers = append(st.servers, s)
+			continue
+		}
+		s := &Server{addr: sc.Address, b: b, obs: b.mets.forServer(cfg.Name, sc.Address)}
+		s.conf.Store(&sc)
+		if cfg.Protocol != Auto {
+			s.cur.Store(s.newPool(cfg.Protocol, &cfg))
+		}
+		st.servers = append(st.servers, s)
+		added = append(added, s)
+	}
+	if old != nil {
+		for _, s := range old.servers {
+			if reuse[s.addr] == s {
+				removed = append(removed, s)
+			}
+		}
+	}
+	st.bal, _ = newBalancer(cfg.Balance, st.servers)
+	return st, added, removed
+}
+
+// Name is the backend's name.
+func (b *Backend) Name() string { return b.name }
+
+// Servers lists the backend's current servers.
+func (b *Backend) Servers() []*Server { return b.cur().servers }
 
 // Start detects protocols and opens one connection per server in the
-// background, and starts re-probing in auto mode.
+// background, and starts re-probing HTTP/1.1 servers in auto mode.
 func (b *Backend) Start() {
-	for _, s := range b.servers {
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			s.warm(b.ctx)
-		}()
-	}
-	if b.cfg.Protocol == Auto {
-		b.wg.Add(1)
-		go b.probeLoop(b.ctx)
+	b.warm(b.cur().servers)
+	b.wg.Add(2)
+	go b.probeLoop(b.ctx)
+	go b.healthLoop(b.ctx)
+}
+
+func (b *Backend) warm(servers []*Server) {
+	for _, s := range servers {
+		b.wg.Go(func() { s.warm(b.ctx) })
 	}
 }
 
 // Ready reports whether at least one server may take requests.
 func (b *Backend) Ready() bool {
-	for _, s := range b.servers {
+	for _, s := range b.cur().servers {
 		if s.usable() {
 			return true
 		}
@@ -243,9 +300,15 @@ func (b *Backend) Close() {
 	b.cancel()
 	b.q.wakeAll()
 	b.wg.Wait()
-	for _, s := range b.servers {
+	for _, s := range b.cur().servers {
 		s.close()
 	}
+	b.updateMu.Lock()
+	for _, s := range b.retired {
+		s.close()
+	}
+	b.retired = nil
+	b.updateMu.Unlock()
 	b.m.unregister(b)
 }
 
@@ -258,36 +321,37 @@ func (b *Backend) Close() {
 // once.
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	clientCtx := req.Context()
+	st := b.cur()
 	var rp *replay
 	replayable := true
-	if b.cfg.Retries > 0 {
+	if st.cfg.Retries > 0 {
 		var err error
-		if rp, replayable, err = prepareReplay(req, b.cfg.RetryBodyLimit); err != nil {
+		if rp, replayable, err = prepareReplay(req, st.cfg.RetryBodyLimit); err != nil {
 			return nil, fmt.Errorf("%w: reading request body: %w", ErrClientGone, err)
 		}
 		if rp != nil {
 			req.Body = rp.body()
 		}
 	}
-	idempotent := b.idempotent[req.Method]
+	idempotent := st.idempotent[req.Method]
 	var avoid *Server
 	for attempt := 0; ; attempt++ {
-		s, p, cc, err := b.acquire(clientCtx, avoid)
+		s, p, cc, err := b.acquire(clientCtx, st, avoid)
 		if err != nil {
 			var de *DialError
-			if !errors.As(err, &de) || attempt >= b.cfg.Retries || !backoff(clientCtx, attempt) {
+			if !errors.As(err, &de) || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
 				return nil, err
 			}
 			b.m.retried(retryDial)
 			continue
 		}
-		resp, wrote, err := b.send(req, s, p, cc)
+		resp, wrote, err := b.send(req, st, s, p, cc)
 		if err == nil {
 			return resp, nil
 		}
-		s.failed(b)
+		s.failed(st)
 		reason := retryReason(err, wrote, idempotent, replayable)
-		if reason == "" || attempt >= b.cfg.Retries || !backoff(clientCtx, attempt) {
+		if reason == "" || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
 			return nil, err
 		}
 		b.m.retried(reason)
@@ -300,35 +364,45 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // send makes one attempt on a reserved slot of cc. wrote reports whether the
 // request headers were written, after which the server may have seen it.
-func (b *Backend) send(req *http.Request, s *Server, p *pool, cc *http.ClientConn) (*http.Response, bool, error) {
+func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, cc *http.ClientConn) (*http.Response, bool, error) {
 	clientCtx := req.Context()
 	s.active.Add(1)
 	req.URL.Scheme = "http"
-	req.URL.Host = s.cfg.Address
+	req.URL.Host = s.addr
 
-	ctx, cancel := context.WithCancel(context.WithoutCancel(clientCtx))
-	stop := context.AfterFunc(clientCtx, func() { time.AfterFunc(abortGrace, cancel) })
-	t := &tracker{s: s, p: p, cancel: cancel, stop: stop}
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(clientCtx))
+	t := &tracker{s: s, p: p, cancel: cancel, idle: st.cfg.IdleTimeout}
+	t.stop = context.AfterFunc(clientCtx, func() { time.AfterFunc(abortGrace, func() { cancel(errClientLeft) }) })
+	// One timer per request: first the response header timeout, then the
+	// idle timeout while the body streams.
+	t.timer = time.AfterFunc(st.cfg.ResponseHeaderTimeout, t.expire)
 	var wrote atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
 
 	resp, err := cc.RoundTrip(req.WithContext(ctx))
 	if err != nil {
+		cause := context.Cause(ctx)
 		t.finish()
-		if clientCtx.Err() != nil {
+		switch {
+		case clientCtx.Err() != nil:
 			return nil, wrote.Load(), fmt.Errorf("%w: %w", ErrClientGone, err)
+		case cause == ErrResponseHeaderTimeout:
+			err = cause
 		}
-		return nil, wrote.Load(), &RoundTripError{Addr: s.cfg.Address, Protocol: p.cfg.protocol, Err: err}
+		return nil, wrote.Load(), &RoundTripError{Addr: s.addr, Protocol: p.cfg.protocol, Err: err}
 	}
+	t.bodyPhase()
 	switch resp.StatusCode {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		s.failed(b)
+		s.failed(st)
 	default:
 		s.succeeded()
 	}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		// Upgraded connections (WebSocket over HTTP/1.1) need the writable
-		// body the ReverseProxy looks for.
+		// body the ReverseProxy looks for, and are not subject to the idle
+		// timeout of a request.
+		t.timer.Stop()
 		resp.Body = &upgradedBody{ReadWriteCloser: rwc, t: t}
 		return resp, true, nil
 	}
@@ -336,13 +410,39 @@ func (b *Backend) send(req *http.Request, s *Server, p *pool, cc *http.ClientCon
 	return resp, true, nil
 }
 
-// tracker ends a request's hold on its server and connection, once.
+// errClientLeft cancels an upstream request whose client left abortGrace ago.
+var errClientLeft = errors.New("upstream: client left")
+
+// tracker holds one attempt's upstream context, timer and slot, and ends
+// them once.
 type tracker struct {
 	s      *Server
 	p      *pool
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	stop   func() bool
+	timer  *time.Timer
+	idle   time.Duration
+	inBody atomic.Bool
 	ended  bool
+}
+
+// expire fires when headers or body bytes are overdue.
+func (t *tracker) expire() {
+	if t.inBody.Load() {
+		t.cancel(ErrIdleTimeout)
+		return
+	}
+	t.cancel(ErrResponseHeaderTimeout)
+}
+
+// bodyPhase switches the timer to the idle timeout.
+func (t *tracker) bodyPhase() {
+	t.inBody.Store(true)
+	if t.idle > 0 {
+		t.timer.Reset(t.idle)
+	} else {
+		t.timer.Stop()
+	}
 }
 
 func (t *tracker) finish() {
@@ -350,14 +450,16 @@ func (t *tracker) finish() {
 		return
 	}
 	t.ended = true
+	t.timer.Stop()
 	t.stop()
-	t.cancel()
+	t.cancel(nil)
 	t.s.active.Add(-1)
 	t.p.done()
 }
 
 // body wraps a response body so that closing it early drains instead of
-// resetting the stream, and so the request's slot is accounted for.
+// resetting the stream, so that a stalled stream ends after the idle
+// timeout, and so the request's slot is accounted for.
 type body struct {
 	rc  io.ReadCloser
 	t   *tracker
@@ -368,6 +470,8 @@ func (b *body) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
 		b.eof = true
+	} else if b.t.idle > 0 {
+		b.t.timer.Reset(b.t.idle)
 	}
 	return n, err
 }
@@ -375,9 +479,8 @@ func (b *body) Read(p []byte) (int, error) {
 func (b *body) Close() error {
 	if !b.eof {
 		// Bound the drain in time as well as in bytes.
-		timer := time.AfterFunc(abortGrace, b.t.cancel)
+		b.t.timer.Reset(abortGrace)
 		io.CopyN(io.Discard, b.rc, drainLimit)
-		timer.Stop()
 	}
 	err := b.rc.Close()
 	b.t.finish()
@@ -396,31 +499,33 @@ func (u *upgradedBody) Close() error {
 }
 
 // acquire reserves a connection slot, waiting in the queue if need be.
-func (b *Backend) acquire(ctx context.Context, avoid *Server) (*Server, *pool, *http.ClientConn, error) {
+func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server) (*Server, *pool, *http.ClientConn, error) {
 	if b.q.len() == 0 {
-		s, p, cc, err := b.try(ctx, avoid)
+		s, p, cc, err := b.try(ctx, st, avoid)
 		if cc != nil || err != nil {
 			return s, p, cc, err
 		}
 	}
-	return b.wait(ctx, avoid)
+	return b.wait(ctx, st, avoid)
 }
 
 // try takes a free slot on any server, opening a connection where the caps
 // allow. It returns all nils when the caller should wait, and an error only
 // when no server could be reached and none has an open connection.
-func (b *Backend) try(ctx context.Context, avoid *Server) (*Server, *pool, *http.ClientConn, error) {
-	n := len(b.servers)
-	start := b.bal.first(b.servers)
+func (b *Backend) try(ctx context.Context, st *backendState, avoid *Server) (*Server, *pool, *http.ClientConn, error) {
+	servers := st.servers
+	n := len(servers)
+	start := st.bal.first(servers)
 	now := time.Now().UnixNano()
-	sel, any := b.eligible(now, avoid)
+	sel, any := eligible(servers, now, avoid)
 	if !any {
-		return nil, nil, nil, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.cfg.Name)
+		return nil, nil, nil, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.name)
 	}
 	var lastErr error
+	slow := st.cfg.Health.SlowStart
 	for i := range n {
-		s := b.servers[(start+i)%n]
-		if !sel.ok(s) {
+		s := servers[(start+i)%n]
+		if !sel.ok(s) || i == 0 && n > 1 && !s.admits(slow, now) {
 			continue
 		}
 		p, err := s.pool(ctx)
@@ -433,7 +538,7 @@ func (b *Backend) try(ctx context.Context, avoid *Server) (*Server, *pool, *http
 		}
 	}
 	for i := range n {
-		s := b.servers[(start+i)%n]
+		s := servers[(start+i)%n]
 		p := s.cur.Load()
 		if p == nil || !sel.ok(s) {
 			continue
@@ -444,8 +549,8 @@ func (b *Backend) try(ctx context.Context, avoid *Server) (*Server, *pool, *http
 		}
 		if err != nil {
 			s.down.Store(true)
-			s.failed(b)
-			b.log.Warn("upstream dial failed", "backend", b.cfg.Name, "server", s.cfg.Address, "err", err)
+			s.failed(st)
+			b.log.Warn("upstream dial failed", "backend", b.name, "server", s.addr, "err", err)
 			lastErr = err
 			continue
 		}
@@ -455,14 +560,14 @@ func (b *Backend) try(ctx context.Context, avoid *Server) (*Server, *pool, *http
 		}
 		return nil, nil, nil, nil
 	}
-	if lastErr != nil && !b.anyOpen() {
+	if lastErr != nil && !anyOpen(servers) {
 		return nil, nil, nil, lastErr
 	}
 	return nil, nil, nil, nil
 }
 
-func (b *Backend) anyOpen() bool {
-	for _, s := range b.servers {
+func anyOpen(servers []*Server) bool {
+	for _, s := range servers {
 		if p := s.cur.Load(); p != nil && p.stats().conns > 0 {
 			return true
 		}
@@ -472,14 +577,14 @@ func (b *Backend) anyOpen() bool {
 
 // wait parks the request in the FIFO queue until a slot frees up, the queue
 // timeout passes or the client leaves.
-func (b *Backend) wait(ctx context.Context, avoid *Server) (*Server, *pool, *http.ClientConn, error) {
+func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server) (*Server, *pool, *http.ClientConn, error) {
 	w := &waiter{ch: make(chan struct{}, 1)}
 	if !b.q.enqueue(w) {
 		b.m.rejected(reasonFull)
 		return nil, nil, nil, ErrQueueFull
 	}
 	start := time.Now()
-	timer := time.NewTimer(b.cfg.Queue.Timeout)
+	timer := time.NewTimer(st.cfg.Queue.Timeout)
 	defer timer.Stop()
 	leave := func(err error, reason string) (*Server, *pool, *http.ClientConn, error) {
 		if b.q.remove(w) {
@@ -493,7 +598,7 @@ func (b *Backend) wait(ctx context.Context, avoid *Server) (*Server, *pool, *htt
 		return nil, nil, nil, err
 	}
 	for {
-		s, p, cc, err := b.try(ctx, avoid)
+		s, p, cc, err := b.try(ctx, st, avoid)
 		if cc != nil || err != nil {
 			b.q.remove(w)
 			// Capacity often frees in bulk (a new connection, a burst of
@@ -532,9 +637,10 @@ type ServerStats struct {
 
 // Stats snapshots the backend.
 func (b *Backend) Stats() Stats {
-	st := Stats{Pending: b.q.len(), Servers: make([]ServerStats, 0, len(b.servers))}
-	for _, s := range b.servers {
-		ss := ServerStats{Address: s.cfg.Address, Protocol: s.Protocol(), Active: int(s.active.Load()), Usable: s.usable()}
+	servers := b.cur().servers
+	st := Stats{Pending: b.q.len(), Servers: make([]ServerStats, 0, len(servers))}
+	for _, s := range servers {
+		ss := ServerStats{Address: s.addr, Protocol: s.Protocol(), Active: int(s.active.Load()), Usable: s.usable()}
 		if p := s.cur.Load(); p != nil {
 			ss.Conns = p.stats().conns
 		}

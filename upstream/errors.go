@@ -23,6 +23,18 @@ var (
 	ErrClosed = errors.New("upstream: backend closed")
 )
 
+// Timeouts of an upstream exchange. Both say Timeout() so callers map them
+// to 504 like any other timeout.
+var (
+	ErrResponseHeaderTimeout error = timeoutError("upstream: timeout awaiting response headers")
+	ErrIdleTimeout           error = timeoutError("upstream: response body idle timeout")
+)
+
+type timeoutError string
+
+func (e timeoutError) Error() string { return string(e) }
+func (e timeoutError) Timeout() bool { return true }
+
 // DialError reports a failed connection attempt to one server.
 type DialError struct {
 	Addr string

@@ -22,14 +22,14 @@ type PassiveConfig struct {
 
 // failed records a failure of s and ejects it once it has failed
 // ConsecutiveFailures times in a row, if the backend can spare it.
-func (s *Server) failed(b *Backend) {
+func (s *Server) failed(st *backendState) {
 	n := s.failures.Add(1)
-	pc := b.cfg.Passive
+	pc := st.cfg.Passive
 	if pc.ConsecutiveFailures <= 0 || int(n) < pc.ConsecutiveFailures {
 		return
 	}
 	now := time.Now()
-	if s.ejectedUntil.Load() > now.UnixNano() || !b.canEject(now.UnixNano()) {
+	if s.ejectedUntil.Load() > now.UnixNano() || !canEject(st, now.UnixNano()) {
 		return
 	}
 	d := pc.EjectFor << min(s.ejections.Load(), 20)
@@ -40,7 +40,7 @@ func (s *Server) failed(b *Backend) {
 	s.ejections.Add(1)
 	s.failures.Store(0)
 	s.obs.ejections.Inc()
-	b.log.Warn("upstream server ejected", "backend", b.cfg.Name, "server", s.cfg.Address, "for", d)
+	s.b.log.Warn("upstream server ejected", "backend", s.b.name, "server", s.addr, "for", d)
 }
 
 // succeeded records a success, ending any failure streak. A success after an
@@ -56,15 +56,19 @@ func (s *Server) succeeded() {
 
 func (s *Server) ejected(now int64) bool { return s.ejectedUntil.Load() > now }
 
+// inRotation reports whether s may take new requests: not ejected by
+// passive health and not marked down by active checks.
+func (s *Server) inRotation(now int64) bool { return !s.ejected(now) && !s.unhealthy.Load() }
+
 // canEject reports whether one more server may be ejected.
-func (b *Backend) canEject(now int64) bool {
+func canEject(st *backendState, now int64) bool {
 	ejected := 0
-	for _, s := range b.servers {
+	for _, s := range st.servers {
 		if s.ejected(now) {
 			ejected++
 		}
 	}
-	return (ejected+1)*100 <= b.cfg.Passive.MaxEjectedPercent*len(b.servers)
+	return (ejected+1)*100 <= st.cfg.Passive.MaxEjectedPercent*len(st.servers)
 }
 
 // selection says which servers a request may use right now: servers not
@@ -77,16 +81,16 @@ type selection struct {
 }
 
 func (sel selection) ok(s *Server) bool {
-	return s.cfg.Backup == sel.backups && !s.ejected(sel.now) && s != sel.avoid
+	return s.backup() == sel.backups && s.inRotation(sel.now) && s != sel.avoid
 }
 
 // eligible builds the selection, and reports false when no server at all
 // may take the request.
-func (b *Backend) eligible(now int64, avoid *Server) (selection, bool) {
+func eligible(servers []*Server, now int64, avoid *Server) (selection, bool) {
 	for _, backups := range []bool{false, true} {
 		n, onlyAvoid := 0, false
-		for _, s := range b.servers {
-			if s.cfg.Backup == backups && !s.ejected(now) {
+		for _, s := range servers {
+			if s.backup() == backups && s.inRotation(now) {
 				n++
 				onlyAvoid = s == avoid
 			}

@@ -26,6 +26,8 @@ type Metrics struct {
 	goaways  *prometheus.CounterVec
 	retries  *prometheus.CounterVec
 	ejected  *prometheus.CounterVec
+	up       *prometheus.GaugeVec
+	checks   *prometheus.CounterVec
 
 	streamsActive  *prometheus.Desc
 	streamsPerConn *prometheus.Desc
@@ -68,6 +70,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_ejections_total",
 			Help: "Times a server was ejected for consecutive failures (passive health).",
 		}, []string{"backend", "server"}),
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_server_up",
+			Help: "1 while active health checks pass (or are off), 0 once a server failed `fall` checks in a row.",
+		}, []string{"backend", "server"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_health_checks_total",
+			Help: "Active health checks, by result (pass, fail).",
+		}, []string{"backend", "server", "result"}),
 		streamsActive: prometheus.NewDesc("sluice_upstream_streams_active",
 			"Requests in flight to the server (h2c streams or busy HTTP/1.1 connections).",
 			[]string{"backend", "server"}, nil),
@@ -79,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		backends: map[*Backend]struct{}{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.conns, m.opened, m.rejected, m.wait, m.goaways, m.retries, m.ejected, m)
+		reg.MustRegister(m.conns, m.opened, m.rejected, m.wait, m.goaways, m.retries, m.ejected, m.up, m.checks, m)
 	}
 	return m
 }
@@ -101,14 +111,14 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Unlock()
 	for _, b := range bs {
 		st := b.Stats()
-		ch <- prometheus.MustNewConstMetric(m.pending, prometheus.GaugeValue, float64(st.Pending), b.cfg.Name)
+		ch <- prometheus.MustNewConstMetric(m.pending, prometheus.GaugeValue, float64(st.Pending), b.name)
 		for _, s := range st.Servers {
-			ch <- prometheus.MustNewConstMetric(m.streamsActive, prometheus.GaugeValue, float64(s.Active), b.cfg.Name, s.Address)
+			ch <- prometheus.MustNewConstMetric(m.streamsActive, prometheus.GaugeValue, float64(s.Active), b.name, s.Address)
 			per := 0.0
 			if s.Conns > 0 {
 				per = float64(s.Active) / float64(s.Conns)
 			}
-			ch <- prometheus.MustNewConstMetric(m.streamsPerConn, prometheus.GaugeValue, per, b.cfg.Name, s.Address)
+			ch <- prometheus.MustNewConstMetric(m.streamsPerConn, prometheus.GaugeValue, per, b.name, s.Address)
 		}
 	}
 }
@@ -167,6 +177,8 @@ type serverObserver struct {
 	h2cConns, h1Conns   prometheus.Gauge
 	h2cOpened, h1Opened prometheus.Counter
 	goAways, ejections  prometheus.Counter
+	up                  prometheus.Gauge
+	pass, fail          prometheus.Counter
 }
 
 var _ poolObserver = (*serverObserver)(nil)
@@ -179,6 +191,9 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 		h1Opened:  m.opened.WithLabelValues(backend, addr, H1),
 		goAways:   m.goaways.WithLabelValues(backend, addr),
 		ejections: m.ejected.WithLabelValues(backend, addr),
+		up:        m.up.WithLabelValues(backend, addr),
+		pass:      m.checks.WithLabelValues(backend, addr, "pass"),
+		fail:      m.checks.WithLabelValues(backend, addr, "fail"),
 	}
 }
 
@@ -201,3 +216,11 @@ func (o *serverObserver) connClosed(protocol string) {
 }
 
 func (o *serverObserver) goAway() { o.goAways.Inc() }
+
+func (o *serverObserver) checks(ok bool) {
+	if ok {
+		o.pass.Inc()
+		return
+	}
+	o.fail.Inc()
+}

@@ -20,17 +20,8 @@ type poolConfig struct {
 	protocol string // "h2c" or "h1": metric label and log text
 	addr     string
 	dial     dialFunc
-	// maxConns caps open plus dialing connections.
-	maxConns int
-	// maxStreams caps reserved plus in-flight requests per connection, on top
-	// of whatever limit the server itself advertises.
-	maxStreams int
-	// connectTimeout bounds one dial; the dial is not tied to the request
-	// that triggered it because the connection outlives that request.
-	connectTimeout time.Duration
-	// idleTimeout closes a connection that has carried no request for this
-	// long. Zero keeps idle connections until the server closes them.
-	idleTimeout time.Duration
+	// limits may change on a config reload without touching connections.
+	limits poolLimits
 	// mru picks the most recently used idle connection first (HTTP/1.1, so
 	// that cold connections age out); otherwise the least loaded one (h2c).
 	mru bool
@@ -38,6 +29,21 @@ type poolConfig struct {
 	// went away. It must not block and is called without p.mu held.
 	onChange func()
 	obs      poolObserver
+}
+
+// poolLimits are the pool's tunables.
+type poolLimits struct {
+	// maxConns caps open plus dialing connections.
+	maxConns int
+	// maxStreams caps reserved plus in-flight requests per connection, on
+	// top of whatever limit the server itself advertises.
+	maxStreams int
+	// connectTimeout bounds one dial; the dial is not tied to the request
+	// that triggered it because the connection outlives that request.
+	connectTimeout time.Duration
+	// idleTimeout closes a connection that has carried no request for this
+	// long. Zero keeps idle connections until the server closes them.
+	idleTimeout time.Duration
 }
 
 // poolObserver receives connection lifecycle events for metrics.
@@ -102,12 +108,20 @@ type pool struct {
 	draining atomic.Bool
 
 	inflight atomic.Int64 // requests holding a slot from this pool
+
+	lim atomic.Pointer[poolLimits]
 }
+
+func (p *pool) limits() *poolLimits { return p.lim.Load() }
+
+// setLimits applies new tunables; existing connections stay.
+func (p *pool) setLimits(l poolLimits) { p.lim.Store(&l) }
 
 func newPool(cfg poolConfig) *pool {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &pool{cfg: cfg, ctx: ctx, cancel: cancel}
-	if cfg.idleTimeout > 0 {
+	p.setLimits(cfg.limits)
+	if cfg.mru {
 		p.wg.Add(1)
 		go p.reap()
 	}
@@ -124,6 +138,7 @@ func (p *pool) tryAcquire() *http.ClientConn {
 	}
 	var best *pconn
 	bestLoad := 0
+	maxStreams := p.limits().maxStreams
 	for i := 0; i < len(p.conns); i++ {
 		c := p.conns[i]
 		if c.cc.Err() != nil {
@@ -135,7 +150,7 @@ func (p *pool) tryAcquire() *http.ClientConn {
 			continue
 		}
 		load := c.cc.InFlight()
-		if load >= p.cfg.maxStreams || c.cc.Available() == 0 {
+		if load >= maxStreams || c.cc.Available() == 0 {
 			continue
 		}
 		if p.cfg.mru {
@@ -192,7 +207,8 @@ func (p *pool) canGrowLocked() bool {
 			active++
 		}
 	}
-	return active+p.dialing < p.cfg.maxConns && total+p.dialing < 2*p.cfg.maxConns
+	maxConns := p.limits().maxConns
+	return active+p.dialing < maxConns && total+p.dialing < 2*maxConns
 }
 
 // liveLocked counts connections not yet closed, dropping dead ones.
@@ -221,7 +237,7 @@ func (p *pool) grow() error {
 	p.mu.Unlock()
 
 	c := &pconn{pool: p}
-	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.connectTimeout)
+	ctx, cancel := context.WithTimeout(p.ctx, p.limits().connectTimeout)
 	cc, err := p.cfg.dial(ctx, c)
 	cancel()
 
@@ -295,10 +311,10 @@ func (p *pool) idleLocked(d time.Duration) []*http.ClientConn {
 	return out
 }
 
-// reap closes connections idle past idleTimeout.
+// reap closes connections idle past idleTimeout (HTTP/1.1 pools).
 func (p *pool) reap() {
 	defer p.wg.Done()
-	tick := time.NewTicker(max(p.cfg.idleTimeout/4, 100*time.Millisecond))
+	tick := time.NewTicker(max(p.limits().idleTimeout/4, 100*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
@@ -306,8 +322,12 @@ func (p *pool) reap() {
 			return
 		case <-tick.C:
 		}
+		d := p.limits().idleTimeout
+		if d <= 0 {
+			continue
+		}
 		p.mu.Lock()
-		idle := p.idleLocked(p.cfg.idleTimeout)
+		idle := p.idleLocked(d)
 		p.mu.Unlock()
 		for _, cc := range idle {
 			// Reserve first so a request cannot take the connection while

@@ -16,7 +16,7 @@ type waiter struct {
 // queue is a bounded FIFO of requests waiting for any connection slot of a
 // backend. Waking pops the head, so each freed slot wakes one request.
 type queue struct {
-	max int
+	max atomic.Int64 // changes on reload
 
 	mu         sync.Mutex // guards head, tail, waiter.queued and links
 	head, tail *waiter
@@ -30,7 +30,7 @@ type queue struct {
 func (q *queue) enqueue(w *waiter) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if int(q.n.Load()) >= q.max {
+	if q.n.Load() >= q.max.Load() {
 		return false
 	}
 	q.linkLocked(w, false)

@@ -31,9 +31,10 @@ type ServerConfig struct {
 // Server is the live state of one upstream server: its connection pool for
 // the protocol in use and its in-flight count.
 type Server struct {
-	cfg ServerConfig
-	b   *Backend
-	obs *serverObserver
+	addr string
+	conf atomic.Pointer[ServerConfig] // weight and backup change on reload
+	b    *Backend
+	obs  *serverObserver
 
 	// cur is the pool in use; nil until auto detection has run.
 	cur     atomic.Pointer[pool]
@@ -55,12 +56,22 @@ type Server struct {
 	failures     atomic.Int32
 	ejectedUntil atomic.Int64
 	ejections    atomic.Int32
+
+	// Active health: unhealthy takes the server out of rotation; the
+	// streaks count checks in a row (owned by the checker goroutine);
+	// healthySince (UnixNano) starts the slow-start ramp.
+	unhealthy    atomic.Bool
+	failStreak   int
+	passStreak   int
+	healthySince atomic.Int64
 }
 
-func (s *Server) weight() int { return max(s.cfg.Weight, 1) }
+func (s *Server) weight() int { return max(s.conf.Load().Weight, 1) }
+
+func (s *Server) backup() bool { return s.conf.Load().Backup }
 
 // Address is the server's host:port.
-func (s *Server) Address() string { return s.cfg.Address }
+func (s *Server) Address() string { return s.addr }
 
 // Protocol is the protocol in use ("h2c", "h1"), or "" before detection.
 func (s *Server) Protocol() string {
@@ -80,46 +91,50 @@ func (s *Server) pool(ctx context.Context) (*pool, error) {
 	if p := s.cur.Load(); p != nil {
 		return p, nil
 	}
-	isH2C, err := h2c.Probe(ctx, s.cfg.Address, s.b.cfg.ConnectTimeout)
+	cfg := &s.b.cur().cfg
+	isH2C, err := h2c.Probe(ctx, s.addr, cfg.ConnectTimeout)
 	if err != nil {
 		s.down.Store(true)
-		return nil, &DialError{Addr: s.cfg.Address, Err: err}
+		return nil, &DialError{Addr: s.addr, Err: err}
 	}
 	proto := H1
 	if isH2C {
 		proto = H2C
 	}
-	p := s.newPool(proto)
+	p := s.newPool(proto, cfg)
 	s.cur.Store(p)
-	s.b.log.Info("upstream protocol detected", "backend", s.b.cfg.Name, "server", s.cfg.Address, "protocol", proto)
+	s.b.log.Info("upstream protocol detected", "backend", s.b.name, "server", s.addr, "protocol", proto)
 	return p, nil
 }
 
-func (s *Server) newPool(proto string) *pool {
+func (s *Server) newPool(proto string, cfg *Config) *pool {
 	b := s.b
-	cfg := poolConfig{
-		protocol:       proto,
-		addr:           s.cfg.Address,
-		connectTimeout: b.cfg.ConnectTimeout,
-		onChange:       b.q.wake,
-		obs:            s.obs,
+	pc := poolConfig{
+		protocol: proto,
+		addr:     s.addr,
+		limits:   cfg.limits(proto),
+		onChange: b.q.wake,
+		obs:      s.obs,
 	}
-	addr := s.cfg.Address
+	addr := s.addr
 	switch proto {
 	case H2C:
-		cfg.maxConns = b.cfg.H2C.ConnsPerServer
-		cfg.maxStreams = b.cfg.H2C.MaxStreamsPerConn
-		cfg.dial = func(ctx context.Context, c *pconn) (*http.ClientConn, error) {
+		pc.dial = func(ctx context.Context, c *pconn) (*http.ClientConn, error) {
 			return h2c.Dial(ctx, b.h2t, addr, func(h2c.GoAway) { c.goneAway() })
 		}
 	default:
-		cfg.maxConns = b.cfg.H1.ConnsPerServer
-		cfg.maxStreams = 1
-		cfg.idleTimeout = b.cfg.H1.IdleTimeout
-		cfg.mru = true
-		cfg.dial = func(ctx context.Context, _ *pconn) (*http.ClientConn, error) { return h1compat.Dial(ctx, b.h1t, addr) }
+		pc.mru = true
+		pc.dial = func(ctx context.Context, _ *pconn) (*http.ClientConn, error) { return h1compat.Dial(ctx, b.h1t, addr) }
 	}
-	return newPool(cfg)
+	return newPool(pc)
+}
+
+// limits are the pool tunables cfg sets for proto.
+func (c *Config) limits(proto string) poolLimits {
+	if proto == H2C {
+		return poolLimits{maxConns: c.H2C.ConnsPerServer, maxStreams: c.H2C.MaxStreamsPerConn, connectTimeout: c.ConnectTimeout}
+	}
+	return poolLimits{maxConns: c.H1.ConnsPerServer, maxStreams: 1, connectTimeout: c.ConnectTimeout, idleTimeout: c.H1.IdleTimeout}
 }
 
 // reprobe checks an HTTP/1.1 server in auto mode for h2c and switches it
@@ -130,20 +145,21 @@ func (s *Server) reprobe(ctx context.Context) {
 	if old == nil || old.cfg.protocol != H1 {
 		return
 	}
-	isH2C, err := h2c.Probe(ctx, s.cfg.Address, s.b.cfg.ConnectTimeout)
+	cfg := &s.b.cur().cfg
+	isH2C, err := h2c.Probe(ctx, s.addr, cfg.ConnectTimeout)
 	if err != nil || !isH2C {
 		return
 	}
 	s.probeMu.Lock()
 	defer s.probeMu.Unlock()
-	if !s.cur.CompareAndSwap(old, s.newPool(H2C)) {
+	if !s.cur.CompareAndSwap(old, s.newPool(H2C, cfg)) {
 		return
 	}
 	old.drain()
 	s.retiredMu.Lock()
 	s.retired = append(s.retired, old)
 	s.retiredMu.Unlock()
-	s.b.log.Info("upstream protocol upgraded", "backend", s.b.cfg.Name, "server", s.cfg.Address, "protocol", H2C)
+	s.b.log.Info("upstream protocol upgraded", "backend", s.b.name, "server", s.addr, "protocol", H2C)
 	s.b.q.wake()
 }
 
@@ -152,7 +168,7 @@ func (s *Server) reprobe(ctx context.Context) {
 func (s *Server) warm(ctx context.Context) {
 	p, err := s.pool(ctx)
 	if err != nil {
-		s.b.log.Warn("upstream unreachable", "backend", s.b.cfg.Name, "server", s.cfg.Address, "err", err)
+		s.b.log.Warn("upstream unreachable", "backend", s.b.name, "server", s.addr, "err", err)
 		return
 	}
 	if p.stats().conns > 0 {
@@ -160,7 +176,7 @@ func (s *Server) warm(ctx context.Context) {
 	}
 	if err := p.grow(); err != nil {
 		s.down.Store(true)
-		s.b.log.Warn("upstream unreachable", "backend", s.b.cfg.Name, "server", s.cfg.Address, "err", err)
+		s.b.log.Warn("upstream unreachable", "backend", s.b.name, "server", s.addr, "err", err)
 		return
 	}
 	s.down.Store(false)
@@ -192,10 +208,11 @@ func (s *Server) close() {
 	}
 }
 
-// probeLoop re-probes HTTP/1.1 servers of an auto backend every interval.
+// probeLoop re-probes HTTP/1.1 servers of an auto backend every
+// ProbeInterval, as configured at each tick.
 func (b *Backend) probeLoop(ctx context.Context) {
 	defer b.wg.Done()
-	t := time.NewTicker(b.cfg.ProbeInterval)
+	t := time.NewTimer(b.cur().cfg.ProbeInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -203,8 +220,12 @@ func (b *Backend) probeLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, s := range b.servers {
-			s.reprobe(ctx)
+		st := b.cur()
+		if st.cfg.Protocol == Auto {
+			for _, s := range st.servers {
+				s.reprobe(ctx)
+			}
 		}
+		t.Reset(st.cfg.ProbeInterval)
 	}
 }

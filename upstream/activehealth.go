@@ -1,0 +1,204 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+)
+
+// HealthConfig configures active health checks, with HAProxy's semantics.
+// Checks travel over the pooled connections (an h2c stream, or an idle
+// HTTP/1.1 connection), never a connection of their own, so checking does
+// not churn ports.
+type HealthConfig struct {
+	// Enabled turns checks on; the zero value checks nothing.
+	Enabled bool
+	// Path is the request path. Empty means "/".
+	Path string
+	// Method is the request method. Empty means GET.
+	Method string
+	// Host is the Host header. Empty means the server's address.
+	Host string
+	// ExpectStatus is the status a healthy server answers. Zero means 200.
+	ExpectStatus int
+	// Interval between checks of one server. Zero means 1s.
+	Interval time.Duration
+	// Timeout of one check. Zero means 1s.
+	Timeout time.Duration
+	// Fall is how many failed checks in a row take a server out. Zero
+	// means 2.
+	Fall int
+	// Rise is how many passed checks in a row bring it back. Zero means 2.
+	Rise int
+	// SlowStart ramps a returning server's weight up over this long. Zero
+	// means no ramp.
+	SlowStart time.Duration
+}
+
+func (h *HealthConfig) setDefaults() {
+	if h.Path == "" {
+		h.Path = "/"
+	}
+	if h.Method == "" {
+		h.Method = http.MethodGet
+	}
+	if h.ExpectStatus == 0 {
+		h.ExpectStatus = http.StatusOK
+	}
+	if h.Interval <= 0 {
+		h.Interval = time.Second
+	}
+	if h.Timeout <= 0 {
+		h.Timeout = time.Second
+	}
+	if h.Fall <= 0 {
+		h.Fall = 2
+	}
+	if h.Rise <= 0 {
+		h.Rise = 2
+	}
+}
+
+// healthLoop checks every server of the backend each interval, all servers
+// concurrently and each at most one check at a time, until the backend
+// closes. The configuration is read at each round, so reloads apply.
+func (b *Backend) healthLoop(ctx context.Context) {
+	defer b.wg.Done()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := b.cur()
+		hc := st.cfg.Health
+		if !hc.Enabled {
+			for _, s := range st.servers {
+				s.markHealthy(b, true)
+			}
+			t.Reset(time.Second)
+			continue
+		}
+		done := make(chan struct{}, len(st.servers))
+		for _, s := range st.servers {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				err := b.check(ctx, st, s)
+				s.recordCheck(b, hc, err)
+			}()
+		}
+		for range st.servers {
+			<-done
+		}
+		t.Reset(hc.Interval)
+	}
+}
+
+// check sends one health request to s over its pool.
+func (b *Backend) check(ctx context.Context, st *backendState, s *Server) error {
+	hc := st.cfg.Health
+	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
+	defer cancel()
+	p, err := s.pool(ctx)
+	if err != nil {
+		return err
+	}
+	cc := p.tryAcquire()
+	if cc == nil {
+		// Busy connections carry live traffic, which passive health
+		// watches; open one only if there is none at all.
+		if p.stats().conns > 0 {
+			return nil
+		}
+		if err := p.grow(); err != nil {
+			return err
+		}
+		if cc = p.tryAcquire(); cc == nil {
+			return nil
+		}
+	}
+	defer p.done()
+	host := hc.Host
+	if host == "" {
+		host = s.addr
+	}
+	req, err := http.NewRequestWithContext(ctx, hc.Method, "http://"+s.addr+hc.Path, nil)
+	if err != nil {
+		cc.Release()
+		return err
+	}
+	req.Host = host
+	req.Header.Set("User-Agent", "sluice-health-check")
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode != hc.ExpectStatus {
+		return fmt.Errorf("status %d, want %d", resp.StatusCode, hc.ExpectStatus)
+	}
+	return nil
+}
+
+// recordCheck applies fall/rise to one check's result.
+func (s *Server) recordCheck(b *Backend, hc HealthConfig, err error) {
+	if err != nil {
+		s.obs.checks(false)
+		s.passStreak = 0
+		s.failStreak++
+		if s.failStreak >= hc.Fall && !s.unhealthy.Load() {
+			b.log.Warn("upstream server down", "backend", b.name, "server", s.addr, "checks_failed", s.failStreak, "err", err)
+			s.markHealthy(b, false)
+		}
+		return
+	}
+	s.obs.checks(true)
+	s.failStreak = 0
+	s.passStreak++
+	if s.passStreak >= hc.Rise && s.unhealthy.Load() {
+		b.log.Info("upstream server up", "backend", b.name, "server", s.addr, "checks_passed", s.passStreak)
+		s.markHealthy(b, true)
+	}
+}
+
+func (s *Server) markHealthy(b *Backend, up bool) {
+	was := !s.unhealthy.Load()
+	s.unhealthy.Store(!up)
+	if up {
+		s.obs.up.Set(1)
+		if !was {
+			s.healthySince.Store(time.Now().UnixNano())
+			b.q.wake()
+		}
+		return
+	}
+	s.obs.up.Set(0)
+}
+
+// rampedWeight is the weight a server has now, scaled down during its slow
+// start after coming back.
+func (s *Server) rampedWeight(slowStart time.Duration, now int64) float64 {
+	w := float64(s.weight())
+	since := s.healthySince.Load()
+	if slowStart <= 0 || since == 0 {
+		return w
+	}
+	el := time.Duration(now - since)
+	if el >= slowStart {
+		return w
+	}
+	return w * max(float64(el)/float64(slowStart), 0.1)
+}
+
+// admits decides, during slow start, whether s takes a request it was
+// chosen for first: with probability equal to its ramp.
+func (s *Server) admits(slowStart time.Duration, now int64) bool {
+	r := s.rampedWeight(slowStart, now) / float64(s.weight())
+	return r >= 1 || rand.Float64() < r
+}
