@@ -44,6 +44,9 @@ type Config struct {
 	// IdleTimeout ends a response whose body delivers no byte for this
 	// long. Zero means no limit.
 	IdleTimeout time.Duration
+	// TotalTimeout bounds a whole request: queueing, every attempt and the
+	// response body. Zero means no limit.
+	TotalTimeout time.Duration
 	// Health configures active health checks.
 	Health HealthConfig
 	// Retries is how many times a failed request may be sent again.
@@ -322,6 +325,10 @@ func (b *Backend) Close() {
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	clientCtx := req.Context()
 	st := b.cur()
+	var deadline time.Time
+	if st.cfg.TotalTimeout > 0 {
+		deadline = time.Now().Add(st.cfg.TotalTimeout)
+	}
 	var rp *replay
 	replayable := true
 	if st.cfg.Retries > 0 {
@@ -336,7 +343,7 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	idempotent := st.idempotent[req.Method]
 	var avoid *Server
 	for attempt := 0; ; attempt++ {
-		s, p, cc, err := b.acquire(clientCtx, st, avoid)
+		s, p, cc, err := b.acquire(clientCtx, st, avoid, deadline)
 		if err != nil {
 			var de *DialError
 			if !errors.As(err, &de) || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
@@ -345,7 +352,7 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 			b.m.retried(retryDial)
 			continue
 		}
-		resp, wrote, err := b.send(req, st, s, p, cc)
+		resp, wrote, err := b.send(req, st, s, p, cc, deadline)
 		if err == nil {
 			return resp, nil
 		}
@@ -364,7 +371,7 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // send makes one attempt on a reserved slot of cc. wrote reports whether the
 // request headers were written, after which the server may have seen it.
-func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, cc *http.ClientConn) (*http.Response, bool, error) {
+func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, cc *http.ClientConn, deadline time.Time) (*http.Response, bool, error) {
 	clientCtx := req.Context()
 	s.active.Add(1)
 	req.URL.Scheme = "http"
@@ -372,6 +379,11 @@ func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, 
 
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(clientCtx))
 	t := &tracker{s: s, p: p, cancel: cancel, idle: st.cfg.IdleTimeout}
+	if !deadline.IsZero() {
+		var stopDeadline context.CancelFunc
+		ctx, stopDeadline = context.WithDeadlineCause(ctx, deadline, ErrTotalTimeout)
+		t.stopDeadline = stopDeadline
+	}
 	t.stop = context.AfterFunc(clientCtx, func() { time.AfterFunc(abortGrace, func() { cancel(errClientLeft) }) })
 	// One timer per request: first the response header timeout, then the
 	// idle timeout while the body streams.
@@ -388,6 +400,8 @@ func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, 
 			return nil, wrote.Load(), fmt.Errorf("%w: %w", ErrClientGone, err)
 		case cause == ErrResponseHeaderTimeout:
 			err = cause
+		case !deadline.IsZero() && context.Cause(ctx) == ErrTotalTimeout:
+			err = ErrTotalTimeout
 		}
 		return nil, wrote.Load(), &RoundTripError{Addr: s.addr, Protocol: p.cfg.protocol, Err: err}
 	}
@@ -420,10 +434,12 @@ type tracker struct {
 	p      *pool
 	cancel context.CancelCauseFunc
 	stop   func() bool
-	timer  *time.Timer
-	idle   time.Duration
-	inBody atomic.Bool
-	ended  bool
+	// stopDeadline releases the total-timeout context, when there is one.
+	stopDeadline context.CancelFunc
+	timer        *time.Timer
+	idle         time.Duration
+	inBody       atomic.Bool
+	ended        bool
 }
 
 // expire fires when headers or body bytes are overdue.
@@ -453,6 +469,9 @@ func (t *tracker) finish() {
 	t.timer.Stop()
 	t.stop()
 	t.cancel(nil)
+	if t.stopDeadline != nil {
+		t.stopDeadline()
+	}
 	t.s.active.Add(-1)
 	t.p.done()
 }
@@ -499,14 +518,14 @@ func (u *upgradedBody) Close() error {
 }
 
 // acquire reserves a connection slot, waiting in the queue if need be.
-func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server) (*Server, *pool, *http.ClientConn, error) {
+func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, deadline time.Time) (*Server, *pool, *http.ClientConn, error) {
 	if b.q.len() == 0 {
 		s, p, cc, err := b.try(ctx, st, avoid)
 		if cc != nil || err != nil {
 			return s, p, cc, err
 		}
 	}
-	return b.wait(ctx, st, avoid)
+	return b.wait(ctx, st, avoid, deadline)
 }
 
 // try takes a free slot on any server, opening a connection where the caps
@@ -577,14 +596,18 @@ func anyOpen(servers []*Server) bool {
 
 // wait parks the request in the FIFO queue until a slot frees up, the queue
 // timeout passes or the client leaves.
-func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server) (*Server, *pool, *http.ClientConn, error) {
+func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, deadline time.Time) (*Server, *pool, *http.ClientConn, error) {
 	w := &waiter{ch: make(chan struct{}, 1)}
 	if !b.q.enqueue(w) {
 		b.m.rejected(reasonFull)
 		return nil, nil, nil, ErrQueueFull
 	}
 	start := time.Now()
-	timer := time.NewTimer(st.cfg.Queue.Timeout)
+	wait, timeoutErr := st.cfg.Queue.Timeout, ErrQueueTimeout
+	if !deadline.IsZero() && time.Until(deadline) < wait {
+		wait, timeoutErr = time.Until(deadline), ErrTotalTimeout
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	leave := func(err error, reason string) (*Server, *pool, *http.ClientConn, error) {
 		if b.q.remove(w) {
@@ -611,7 +634,7 @@ func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server) (*S
 		case <-w.ch:
 			b.q.requeue(w)
 		case <-timer.C:
-			return leave(ErrQueueTimeout, reasonTimeout)
+			return leave(timeoutErr, reasonTimeout)
 		case <-ctx.Done():
 			return leave(fmt.Errorf("%w: %w", ErrClientGone, context.Cause(ctx)), reasonClientGone)
 		case <-b.ctx.Done():

@@ -28,6 +28,7 @@ var (
 var (
 	ErrResponseHeaderTimeout error = timeoutError("upstream: timeout awaiting response headers")
 	ErrIdleTimeout           error = timeoutError("upstream: response body idle timeout")
+	ErrTotalTimeout          error = timeoutError("upstream: total request timeout")
 )
 
 type timeoutError string

@@ -199,3 +199,37 @@ func TestPassiveEjectionAndNoHealthyServer(t *testing.T) {
 		t.Error("backend ready with its only server ejected")
 	}
 }
+
+func TestTimeouts(t *testing.T) {
+	checkNoLeak(t)
+	fs := newFakeServer(t, true, 0)
+	fs.release = make(chan struct{})
+	defer close(fs.release)
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		want error
+	}{
+		{"response header", func(c *Config) { c.ResponseHeaderTimeout = 50 * time.Millisecond }, ErrResponseHeaderTimeout},
+		{"total", func(c *Config) { c.TotalTimeout = 50 * time.Millisecond }, ErrTotalTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{Protocol: H2C, Servers: []ServerConfig{{Address: fs.addr()}}, Queue: QueueConfig{MaxPending: 10}, Retries: 2}
+			tt.mod(&cfg)
+			b := newTestBackend(t, cfg)
+			start := time.Now()
+			_, _, err := get(context.Background(), b, "/block", nil)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+			var to interface{ Timeout() bool }
+			if !errors.As(err, &to) || !to.Timeout() {
+				t.Error("timeout error does not say Timeout()")
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("took %v: timed out requests must not be retried", d)
+			}
+		})
+	}
+}
