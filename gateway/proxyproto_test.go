@@ -1,0 +1,134 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func v2Header(cmd, fam byte, body []byte) []byte {
+	h := append([]byte{}, proxyV2Sig...)
+	h = append(h, 0x20|cmd, fam, byte(len(body)>>8), byte(len(body)))
+	return append(h, body...)
+}
+
+func TestReadProxyHeader(t *testing.T) {
+	v4 := []byte{192, 0, 2, 1, 198, 51, 100, 1, 0x30, 0x39, 0x01, 0xbb}
+	v6 := make([]byte, 36)
+	v6[15] = 1 // ::1
+	v6[32], v6[33] = 0x1f, 0x90
+	tests := []struct {
+		name    string
+		in      []byte
+		want    string // "" means no address; "err" an error
+		payload string
+	}{
+		{"v1 tcp4", []byte("PROXY TCP4 192.0.2.1 198.51.100.1 12345 443\r\nGET /"), "192.0.2.1:12345", "GET /"},
+		{"v1 tcp6", []byte("PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\nx"), "[2001:db8::1]:1", "x"},
+		{"v1 unknown", []byte("PROXY UNKNOWN\r\nx"), "", "x"},
+		{"v1 family mismatch", []byte("PROXY TCP4 2001:db8::1 2001:db8::2 1 2\r\n"), "err", ""},
+		{"v1 bad port", []byte("PROXY TCP4 192.0.2.1 198.51.100.1 99999 443\r\n"), "err", ""},
+		{"v1 leading zero port", []byte("PROXY TCP4 192.0.2.1 198.51.100.1 080 443\r\n"), "err", ""},
+		{"v1 no crlf", []byte("PROXY TCP4 192.0.2.1 198.51.100.1 1 2\n"), "err", ""},
+		{"v1 too long", []byte("PROXY TCP4 " + strings.Repeat("1", 120) + "\r\n"), "err", ""},
+		{"v1 truncated", []byte("PROXY TCP4 192.0.2.1"), "err", ""},
+		{"v2 tcp4", append(v2Header(1, 0x11, v4), "GET"...), "192.0.2.1:12345", "GET"},
+		{"v2 tcp6", append(v2Header(1, 0x21, v6), "x"...), "[::1]:8080", "x"},
+		{"v2 tlvs skipped", append(v2Header(1, 0x11, append(v4, 0x04, 0, 1, 'z')), "x"...), "192.0.2.1:12345", "x"},
+		{"v2 local", append(v2Header(0, 0x00, nil), "x"...), "", "x"},
+		{"v2 short body", v2Header(1, 0x11, v4[:6]), "err", ""},
+		{"v2 bad family", v2Header(1, 0x31, v4), "err", ""},
+		{"no header", []byte("GET / HTTP/1.1\r\n\r\n"), "err", ""},
+		{"empty", nil, "err", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := bufio.NewReader(bytes.NewReader(tt.in))
+			addr, err := readProxyHeader(r)
+			switch {
+			case tt.want == "err":
+				if !errors.Is(err, ErrProxyHeader) {
+					t.Fatalf("got %v, %v; want ErrProxyHeader", addr, err)
+				}
+				return
+			case err != nil:
+				t.Fatal(err)
+			case tt.want == "" && addr != nil:
+				t.Fatalf("address %v, want none", addr)
+			case tt.want != "" && (addr == nil || addr.String() != tt.want):
+				t.Fatalf("address %v, want %s", addr, tt.want)
+			}
+			rest, _ := io.ReadAll(r)
+			if string(rest) != tt.payload {
+				t.Errorf("payload %q, want %q", rest, tt.payload)
+			}
+		})
+	}
+}
+
+func FuzzReadProxyHeader(f *testing.F) {
+	f.Add([]byte("PROXY TCP4 192.0.2.1 198.51.100.1 12345 443\r\n"))
+	f.Add(v2Header(1, 0x11, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}))
+	f.Add(v2Header(1, 0x21, make([]byte, 36)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		addr, err := readProxyHeader(bufio.NewReader(bytes.NewReader(b)))
+		if err == nil && addr != nil {
+			if _, _, err := net.SplitHostPort(addr.String()); err != nil {
+				t.Fatalf("bad address %v", addr)
+			}
+		}
+	})
+}
+
+func TestProxyListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rejected := 0
+	pl := &proxyListener{Listener: ln, timeout: 200 * time.Millisecond, rejected: func() { rejected++ }}
+	defer pl.Close()
+	go func() {
+		c, _ := net.Dial("tcp", ln.Addr().String())
+		c.Write([]byte("PROXY TCP4 203.0.113.7 198.51.100.1 4000 80\r\nhello"))
+		time.Sleep(100 * time.Millisecond)
+		c.Close()
+	}()
+	c, err := pl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.RemoteAddr().String(); got != "203.0.113.7:4000" {
+		t.Errorf("RemoteAddr %s", got)
+	}
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "hello" {
+		t.Errorf("payload %q %v", b, err)
+	}
+	c.Close()
+	// A client that sends nothing is cut at the header timeout.
+	go func() {
+		c, _ := net.Dial("tcp", ln.Addr().String())
+		time.Sleep(time.Second)
+		c.Close()
+	}()
+	c, err = pl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := c.Read(b); err == nil {
+		t.Error("read succeeded without a header")
+	}
+	if d := time.Since(start); d > 700*time.Millisecond {
+		t.Errorf("header wait took %v", d)
+	}
+	if rejected != 1 {
+		t.Errorf("rejected %d, want 1", rejected)
+	}
+}
