@@ -1,0 +1,47 @@
+package gateway
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// limitListener caps open client connections. A connection beyond the cap
+// is closed at once, never queued: a client retries or goes elsewhere, and
+// the gateway keeps serving the ones it has.
+type limitListener struct {
+	net.Listener
+	max      int64
+	open     atomic.Int64
+	rejected func()
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) > l.max {
+			l.open.Add(-1)
+			c.Close()
+			if l.rejected != nil {
+				l.rejected()
+			}
+			continue
+		}
+		return &limitConn{Conn: c, l: l}, nil
+	}
+}
+
+type limitConn struct {
+	net.Conn
+	l    *limitListener
+	once sync.Once
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return err
+}
