@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeCert makes a self-signed certificate for names in dir.
+func writeCert(t testing.TB, dir, base string, names ...string) CertPair {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: names[0]},
+		DNSNames:     names,
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	p := CertPair{CertFile: filepath.Join(dir, base+".crt"), KeyFile: filepath.Join(dir, base+".key")}
+	os.WriteFile(p.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(p.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return p
+}
+
+func TestCertsBySNI(t *testing.T) {
+	dir := t.TempDir()
+	a := writeCert(t, dir, "a", "a.example")
+	w := writeCert(t, dir, "w", "*.wild.example")
+	c, err := LoadCerts([]CertPair{a, w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sni, want := range map[string]string{"a.example": "a.example", "x.wild.example": "*.wild.example", "A.EXAMPLE.": "a.example", "": "a.example", "other": "a.example"} {
+		cert, err := c.GetCertificate(&tls.ClientHelloInfo{ServerName: sni})
+		if err != nil || cert.Leaf.DNSNames[0] != want {
+			t.Errorf("SNI %q: got %v %v, want %s", sni, cert.Leaf.DNSNames, err, want)
+		}
+	}
+}
+
+func TestCertErrorsNameTheFile(t *testing.T) {
+	dir := t.TempDir()
+	a := writeCert(t, dir, "a", "a.example")
+	b := writeCert(t, dir, "b", "b.example")
+	tests := map[string]CertPair{
+		"missing":  {CertFile: filepath.Join(dir, "nope.crt"), KeyFile: a.KeyFile},
+		"mismatch": {CertFile: a.CertFile, KeyFile: b.KeyFile},
+	}
+	for name, p := range tests {
+		_, err := LoadCerts([]CertPair{p})
+		if err == nil || !strings.Contains(err.Error(), p.CertFile) {
+			t.Errorf("%s: error %v does not name %s", name, err, p.CertFile)
+		}
+	}
+	// A failed reload keeps the old set.
+	c, _ := LoadCerts([]CertPair{a})
+	if err := c.Reload([]CertPair{tests["mismatch"]}); err == nil {
+		t.Fatal("bad reload accepted")
+	}
+	if cert, _ := c.GetCertificate(&tls.ClientHelloInfo{ServerName: "a.example"}); cert == nil {
+		t.Error("old certificates lost")
+	}
+}
