@@ -8,17 +8,29 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/quic-go/quic-go"
 )
 
-// connTracker keeps the client connection metrics. A plaintext connection is
-// counted as http1 when accepted and moved to h2c when its first request
-// turns out to be HTTP/2 (prior knowledge), since only then is it known.
+// Client protocols, the fixed label set of the client connection metrics.
+const (
+	protoHTTP1 = iota // HTTP/1.x, cleartext or TLS
+	protoH2C          // HTTP/2 prior knowledge, cleartext
+	protoH2           // HTTP/2 over TLS
+	protoH3           // HTTP/3 over QUIC
+	numProtos
+)
+
+var protoNames = [numProtos]string{"http1", "h2c", "h2", "h3"}
+
+// connTracker keeps the client connection metrics. A TCP connection is
+// counted as http1 when accepted and moved to h2c or h2 when its first
+// request turns out to be HTTP/2, since only then is it known.
 type connTracker struct {
 	m     *Metrics
 	conns sync.Map // net.Conn → *clientConn, for ConnState
 	once  sync.Once
-	g     [2]prometheus.Gauge
-	acc   [2]prometheus.Counter
+	g     [numProtos]prometheus.Gauge
+	acc   [numProtos]prometheus.Counter
 }
 
 type clientConn struct {
@@ -30,7 +42,7 @@ type connKey struct{}
 
 func (t *connTracker) init() {
 	t.once.Do(func() {
-		for i, p := range []string{protoHTTP1, protoH2C} {
+		for i, p := range protoNames {
 			t.g[i] = t.m.clientConns.WithLabelValues(p)
 			t.acc[i] = t.m.clientAccepted.WithLabelValues(p)
 		}
@@ -42,8 +54,18 @@ func (t *connTracker) connContext(ctx context.Context, c net.Conn) context.Conte
 	t.init()
 	cc := &clientConn{}
 	t.conns.Store(c, cc)
-	t.g[0].Inc()
+	t.g[protoHTTP1].Inc()
 	return context.WithValue(ctx, connKey{}, cc)
+}
+
+// quicConn is http3.Server.ConnContext: QUIC connections are HTTP/3 from
+// the start, and end when their context does.
+func (t *connTracker) quicConn(ctx context.Context, c *quic.Conn) context.Context {
+	t.init()
+	t.g[protoH3].Inc()
+	t.acc[protoH3].Inc()
+	context.AfterFunc(c.Context(), func() { t.g[protoH3].Dec() })
+	return ctx
 }
 
 // connState is http.Server.ConnState.
@@ -69,12 +91,15 @@ func (t *connTracker) classify(r *http.Request) {
 	if !ok || cc.classified.Load() || !cc.classified.CompareAndSwap(false, true) {
 		return
 	}
-	p := int32(0)
+	p := int32(protoHTTP1)
 	if r.ProtoMajor == 2 {
-		p = 1
+		p = protoH2C
+		if r.TLS != nil {
+			p = protoH2
+		}
 		cc.proto.Store(p)
-		t.g[0].Dec()
-		t.g[1].Inc()
+		t.g[protoHTTP1].Dec()
+		t.g[p].Inc()
 	}
 	t.acc[p].Inc()
 }

@@ -7,12 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Client protocols, the fixed label set of the client connection metrics.
-const (
-	protoHTTP1 = "http1"
-	protoH2C   = "h2c"
-)
-
 // Metrics holds the client-side collectors.
 type Metrics struct {
 	clientConns    *prometheus.GaugeVec
@@ -27,11 +21,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		clientConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_client_connections",
-			Help: "Open client connections, by protocol (http1, h2c).",
+			Help: "Open client connections, by protocol (http1, h2c, h2, h3).",
 		}, []string{"protocol"}),
 		clientAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_client_connections_accepted_total",
-			Help: "Client connections accepted, by protocol (http1, h2c).",
+			Help: "Client connections accepted, by protocol (http1, h2c, h2, h3).",
 		}, []string{"protocol"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_requests_total",

@@ -44,6 +44,14 @@ func NewServer(g *Gateway) *Server {
 	}}
 }
 
+// idleTimeout is how long an idle client connection stays open.
+func (g *Gateway) idleTimeout() time.Duration {
+	if g.cfg.IdleTimeout > 0 {
+		return g.cfg.IdleTimeout
+	}
+	return 120 * time.Second
+}
+
 // Serve accepts connections on ln until Shutdown or Close.
 func (s *Server) Serve(ln net.Listener) error {
 	err := s.srv.Serve(ln)
