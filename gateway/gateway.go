@@ -26,6 +26,10 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes caps request header size. Zero means 1 MiB.
 	MaxHeaderBytes int
+	// ErrorPages replaces the short text body of the errors Sluice
+	// answers itself (404 no route, 502, 503, 504), by status. Nil means
+	// text only.
+	ErrorPages map[int]ErrorPage
 }
 
 // Gateway routes client requests to backends. It is an http.Handler.
@@ -54,7 +58,7 @@ func New(cfg Config, backends map[string]http.RoundTripper, m *Metrics, log *slo
 			if !ok {
 				return nil, fmt.Errorf("gateway: routes[%d]: unknown backend %q", i, r.Backend)
 			}
-			p = newProxy(r.Backend, rt, m.forBackend(r.Backend), log)
+			p = newProxy(r.Backend, rt, cfg.ErrorPages, m.forBackend(r.Backend), log)
 			proxies[r.Backend] = p
 		}
 		g.router.add(r, p)
@@ -68,7 +72,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.conns.classify(r)
 	p := g.router.match(r.Host, r.URL.Path)
 	if p == nil {
-		http.Error(w, "no route for this host and path", http.StatusNotFound)
+		writeError(w, g.cfg.ErrorPages, http.StatusNotFound, "no route for this host and path\n")
 		g.noRoute.observe(http.StatusNotFound, time.Since(start))
 		return
 	}
@@ -98,7 +102,7 @@ type proxy struct {
 	m    requestMetrics
 }
 
-func newProxy(name string, rt http.RoundTripper, m requestMetrics, log *slog.Logger) *proxy {
+func newProxy(name string, rt http.RoundTripper, pages map[int]ErrorPage, m requestMetrics, log *slog.Logger) *proxy {
 	p := &proxy{name: name, m: m}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -118,21 +122,14 @@ func newProxy(name string, rt http.RoundTripper, m requestMetrics, log *slog.Log
 		FlushInterval: 0,
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			code, msg := errorStatus(err, r.Context().Err() != nil)
+			code, msg := errorStatus(err, r.Context().Err() != nil, name)
 			if sw, ok := w.(*statusWriter); ok && code == StatusClientClosed {
 				sw.code = StatusClientClosed
 				log.Debug("client went away", "backend", name, "path", r.URL.Path, "err", err)
 				return
 			}
 			log.Warn("proxy error", "backend", name, "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", code, "err", err)
-			h := w.Header()
-			h.Set("Content-Type", "text/plain; charset=utf-8")
-			h.Set("X-Content-Type-Options", "nosniff")
-			if code == http.StatusServiceUnavailable {
-				h.Set("Retry-After", "1")
-			}
-			w.WriteHeader(code)
-			fmt.Fprintf(w, "%s (backend %q)\n", msg, name)
+			writeError(w, pages, code, msg+"\n")
 		},
 	}
 	return p

@@ -19,10 +19,6 @@ import (
 	"github.com/sluice-gw/sluice/upstream"
 )
 
-// shutdownGrace bounds how long in-flight requests may take to finish after
-// SIGINT/SIGTERM.
-const shutdownGrace = 30 * time.Second
-
 // serve runs the gateway described by cfg until ctx is cancelled.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
@@ -55,7 +51,14 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	for i, r := range cfg.Routes {
 		routes[i] = gateway.Route{Host: r.Host, PathPrefix: r.PathPrefix, Backend: r.Backend}
 	}
-	g, err := gateway.New(gateway.Config{Routes: routes}, rts, gm, logger)
+	var pages map[int]gateway.ErrorPage
+	for code, p := range cfg.ErrorPages {
+		if pages == nil {
+			pages = make(map[int]gateway.ErrorPage, len(cfg.ErrorPages))
+		}
+		pages[code] = gateway.NewErrorPage(p.Path, p.Body)
+	}
+	g, err := gateway.New(gateway.Config{Routes: routes, ErrorPages: pages}, rts, gm, logger)
 	if err != nil {
 		return err
 	}
@@ -97,9 +100,15 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
+	// Draining: /readyz turns 503 at once so load balancers stop sending
+	// new clients; Shutdown closes the listener and idle connections, sends
+	// GOAWAY to h2c clients, answers HTTP/1.1 requests still running with
+	// "Connection: close", and waits for them. The admin listener keeps
+	// serving /readyz and /metrics until then, and the backends stay open
+	// (the deferred Close) so that in-flight requests can finish.
 	listening.Store(false)
-	logger.Info("shutting down", "grace", shutdownGrace)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	logger.Info("shutting down", "grace", cfg.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("client connections cut at end of grace period", "err", err)

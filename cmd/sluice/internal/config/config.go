@@ -64,7 +64,32 @@ type Config struct {
 	// Routes are matched in order; the first match wins. Zero value:
 	// invalid, at least one is required.
 	Routes []Route
+	// ShutdownGrace is how long in-flight requests may finish after
+	// SIGTERM/SIGINT before their connections are cut; must be positive.
+	// Zero value: invalid; the default is 30s.
+	ShutdownGrace time.Duration
+	// ErrorPages maps a status code (400..599) to the body Sluice sends
+	// instead of its short text when it answers with that status itself
+	// (no route, queue full, upstream unreachable or timing out). The
+	// files are read by Load/Parse, so a missing page fails at start,
+	// not at the first error. Zero value (nil): no custom pages.
+	ErrorPages map[int]ErrorPage
 }
+
+// ErrorPage is one custom error body.
+type ErrorPage struct {
+	// Path is the file the body was read from, as resolved by Load:
+	// relative paths in a config file are taken relative to the file's
+	// directory. The extension decides the Content-Type.
+	Path string
+	// Body is the file's content, at most MaxErrorPageBytes.
+	Body []byte
+}
+
+// MaxErrorPageBytes caps an error page file: the bodies live in memory
+// for the life of the process and are sent under load, when a backend is
+// already struggling.
+const MaxErrorPageBytes = 1 << 20
 
 // Backend is a pool of equivalent servers, typically Tomcat instances.
 type Backend struct {
@@ -90,6 +115,77 @@ type Backend struct {
 	Queue Queue
 	// Timeouts bound the phases of an upstream exchange.
 	Timeouts Timeouts
+	// Retries is how many more servers a failed request may be tried on,
+	// 0..10. Only requests that are safe to repeat are retried: see
+	// IdempotentMethods and RetryBodyLimit. The default is 2.
+	Retries int
+	// RetryBodyLimit is the largest request body, in bytes, kept in
+	// memory so that the request can be sent again, 0..16777216 (16 MiB).
+	// Zero means a request with a body is never retried once sent. The
+	// default is 65536.
+	RetryBodyLimit int
+	// IdempotentMethods are extra methods, upper-cased, treated as safe
+	// to retry besides GET, HEAD, OPTIONS, PUT and DELETE. Zero value
+	// (nil): none; Parse never yields an empty non-nil slice.
+	IdempotentMethods []string
+	// Health configures active health checks of each server.
+	Health Health
+	// Passive configures ejecting servers that fail real requests.
+	Passive Passive
+}
+
+// Health configures active health checks: every Interval each server is
+// sent Method Path and must answer ExpectStatus within Timeout.
+type Health struct {
+	// Enabled turns the checks on. The default is false: servers are
+	// then judged only by connection failures and Passive.
+	Enabled bool
+	// Path is the request target; it starts with "/". Zero value:
+	// invalid; the default is "/".
+	Path string
+	// Method is an HTTP method token, upper-cased by Parse. Zero value:
+	// invalid; the default is "GET".
+	Method string
+	// Host is the Host header; empty means the server's address.
+	Host string
+	// ExpectStatus is the status a healthy server answers, 100..599.
+	// Zero value: invalid; the default is 200.
+	ExpectStatus int
+	// Interval is the time between checks of one server; must be
+	// positive. Zero value: invalid; the default is 1s.
+	Interval time.Duration
+	// Timeout bounds one check; positive and at most Interval, so checks
+	// of one server never overlap. Zero value: invalid; the default is 1s.
+	Timeout time.Duration
+	// Fall is how many consecutive failed checks mark a server down,
+	// 1..100. Zero value: invalid; the default is 2.
+	Fall int
+	// Rise is how many consecutive passed checks bring it back, 1..100.
+	// Zero value: invalid; the default is 2.
+	Rise int
+	// SlowStart ramps a recovered server's share of traffic up over this
+	// long, so a cold JVM is not flooded at once; zero means at once.
+	// The default is 10s.
+	SlowStart time.Duration
+}
+
+// Passive configures outlier ejection from real traffic: a server that
+// fails ConsecutiveFailures requests in a row is taken out for EjectFor,
+// doubling on each repeat up to MaxEjectFor.
+type Passive struct {
+	// ConsecutiveFailures is the failure streak that ejects a server,
+	// 0..1000; zero turns passive ejection off. The default is 5.
+	ConsecutiveFailures int
+	// EjectFor is the first ejection's length; must be positive. Zero
+	// value: invalid; the default is 10s.
+	EjectFor time.Duration
+	// MaxEjectFor caps the doubled ejection; at least EjectFor. Zero
+	// value: invalid; the default is 5m.
+	MaxEjectFor time.Duration
+	// MaxEjectedPercent caps the share of a backend's servers ejected at
+	// once, 0..100, so that a backend-wide problem does not eject every
+	// server. The default is 50.
+	MaxEjectedPercent int
 }
 
 // Server is one upstream server.
@@ -100,6 +196,10 @@ type Server struct {
 	// Weight is the server's share under round_robin, 1..1000. Zero
 	// value: invalid; the default is 1.
 	Weight int
+	// Backup servers take requests only while no other server can. At
+	// least one server of a backend must not be a backup. The default is
+	// false.
+	Backup bool
 }
 
 // H2C sizes a backend's h2c connections.
@@ -111,6 +211,15 @@ type H2C struct {
 	// below whatever the server advertises. Zero value: invalid; the
 	// default is 100.
 	MaxStreamsPerConn int
+	// PingInterval is how often an h2c connection that has received
+	// nothing for that long is sent a PING, to find dead connections
+	// before requests do. Zero turns pings off; otherwise at least 1s.
+	// The default is 30s.
+	PingInterval time.Duration
+	// PingTimeout is how long a PING may go unanswered before the
+	// connection is closed; must be positive. Zero value: invalid; the
+	// default is 5s.
+	PingTimeout time.Duration
 }
 
 // H1 sizes a backend's HTTP/1.1 keep-alive pool.
@@ -143,6 +252,13 @@ type Timeouts struct {
 	// request is sent; must be positive. Zero value: invalid; the default
 	// is 30s.
 	ResponseHeader time.Duration
+	// Idle bounds the time a stream may go without a byte moving in
+	// either direction; must be positive. Zero value: invalid; the
+	// default is 60s.
+	Idle time.Duration
+	// Total bounds a whole request, headers and bodies; zero means no
+	// limit, so long downloads and streams are not cut. The default is 0.
+	Total time.Duration
 }
 
 // Route sends matching requests to a backend.
@@ -163,9 +279,10 @@ type Route struct {
 // which is not yet a valid configuration.
 func Default() *Config {
 	return &Config{
-		Listen:   ":8080",
-		Admin:    "127.0.0.1:9001",
-		Backends: map[string]Backend{},
+		Listen:        ":8080",
+		Admin:         "127.0.0.1:9001",
+		Backends:      map[string]Backend{},
+		ShutdownGrace: 30 * time.Second,
 	}
 }
 
@@ -176,10 +293,29 @@ func DefaultBackend() Backend {
 		Protocol:      ProtocolAuto,
 		Balance:       BalanceRoundRobin,
 		ProbeInterval: time.Minute,
-		H2C:           H2C{ConnsPerServer: 2, MaxStreamsPerConn: 100},
-		H1:            H1{ConnsPerServer: 64, IdleTimeout: 90 * time.Second},
-		Queue:         Queue{MaxPending: 10000, Timeout: 5 * time.Second},
-		Timeouts:      Timeouts{Connect: 2 * time.Second, ResponseHeader: 30 * time.Second},
+		H2C: H2C{
+			ConnsPerServer: 2, MaxStreamsPerConn: 100,
+			PingInterval: 30 * time.Second, PingTimeout: 5 * time.Second,
+		},
+		H1:    H1{ConnsPerServer: 64, IdleTimeout: 90 * time.Second},
+		Queue: Queue{MaxPending: 10000, Timeout: 5 * time.Second},
+		Timeouts: Timeouts{
+			Connect: 2 * time.Second, ResponseHeader: 30 * time.Second,
+			Idle: 60 * time.Second,
+		},
+		Retries:        2,
+		RetryBodyLimit: 64 << 10,
+		Health: Health{
+			Path: "/", Method: "GET", ExpectStatus: 200,
+			Interval: time.Second, Timeout: time.Second,
+			Fall: 2, Rise: 2, SlowStart: 10 * time.Second,
+		},
+		Passive: Passive{
+			ConsecutiveFailures: 5,
+			EjectFor:            10 * time.Second,
+			MaxEjectFor:         5 * time.Minute,
+			MaxEjectedPercent:   50,
+		},
 	}
 }
 
@@ -261,10 +397,12 @@ func (c *Config) Validate() error {
 // The yaml* types fix the key names and order of Marshal's output and
 // print durations as text; the exported types stay free of tags.
 type yamlConfig struct {
-	Listen   string                 `yaml:"listen"`
-	Admin    string                 `yaml:"admin"`
-	Backends map[string]yamlBackend `yaml:"backends"`
-	Routes   []yamlRoute            `yaml:"routes"`
+	Listen        string                 `yaml:"listen"`
+	Admin         string                 `yaml:"admin"`
+	ShutdownGrace string                 `yaml:"shutdown_grace"`
+	ErrorPages    map[int]string         `yaml:"error_pages"`
+	Backends      map[string]yamlBackend `yaml:"backends"`
+	Routes        []yamlRoute            `yaml:"routes"`
 }
 
 type yamlBackend struct {
@@ -273,8 +411,10 @@ type yamlBackend struct {
 	ProbeInterval string       `yaml:"probe_interval"`
 	Servers       []yamlServer `yaml:"servers"`
 	H2C           struct {
-		ConnsPerServer    int `yaml:"conns_per_server"`
-		MaxStreamsPerConn int `yaml:"max_streams_per_conn"`
+		ConnsPerServer    int    `yaml:"conns_per_server"`
+		MaxStreamsPerConn int    `yaml:"max_streams_per_conn"`
+		PingInterval      string `yaml:"ping_interval"`
+		PingTimeout       string `yaml:"ping_timeout"`
 	} `yaml:"h2c"`
 	H1 struct {
 		ConnsPerServer int    `yaml:"conns_per_server"`
@@ -287,12 +427,36 @@ type yamlBackend struct {
 	Timeouts struct {
 		Connect        string `yaml:"connect"`
 		ResponseHeader string `yaml:"response_header"`
+		Idle           string `yaml:"idle"`
+		Total          string `yaml:"total"`
 	} `yaml:"timeouts"`
+	Retries           int      `yaml:"retries"`
+	RetryBodyLimit    int      `yaml:"retry_body_limit"`
+	IdempotentMethods []string `yaml:"idempotent_methods,flow"`
+	Health            struct {
+		Enabled      bool   `yaml:"enabled"`
+		Path         string `yaml:"path"`
+		Method       string `yaml:"method"`
+		Host         string `yaml:"host"`
+		ExpectStatus int    `yaml:"expect_status"`
+		Interval     string `yaml:"interval"`
+		Timeout      string `yaml:"timeout"`
+		Fall         int    `yaml:"fall"`
+		Rise         int    `yaml:"rise"`
+		SlowStart    string `yaml:"slow_start"`
+	} `yaml:"health"`
+	Passive struct {
+		ConsecutiveFailures int    `yaml:"consecutive_failures"`
+		EjectFor            string `yaml:"eject_for"`
+		MaxEjectFor         string `yaml:"max_eject_for"`
+		MaxEjectedPercent   int    `yaml:"max_ejected_percent"`
+	} `yaml:"passive"`
 }
 
 type yamlServer struct {
 	Address string `yaml:"address"`
 	Weight  int    `yaml:"weight"`
+	Backup  bool   `yaml:"backup"`
 }
 
 type yamlRoute struct {
@@ -302,22 +466,21 @@ type yamlRoute struct {
 }
 
 // Marshal renders c as YAML that Parse accepts and that yields c again:
-// the effective configuration, defaults included.
+// the effective configuration, defaults included. Error pages are printed
+// as their paths; parsing the output reads the files again.
 func (c *Config) Marshal() ([]byte, error) {
-	out := yamlConfig{Listen: c.Listen, Admin: c.Admin, Backends: map[string]yamlBackend{}}
+	out := yamlConfig{
+		Listen:        c.Listen,
+		Admin:         c.Admin,
+		ShutdownGrace: formatDuration(c.ShutdownGrace),
+		ErrorPages:    map[int]string{},
+		Backends:      map[string]yamlBackend{},
+	}
+	for code, p := range c.ErrorPages {
+		out.ErrorPages[code] = p.Path
+	}
 	for name, b := range c.Backends {
-		var y yamlBackend
-		y.Protocol, y.Balance = b.Protocol, b.Balance
-		y.ProbeInterval = formatDuration(b.ProbeInterval)
-		for _, s := range b.Servers {
-			y.Servers = append(y.Servers, yamlServer(s))
-		}
-		y.H2C.ConnsPerServer, y.H2C.MaxStreamsPerConn = b.H2C.ConnsPerServer, b.H2C.MaxStreamsPerConn
-		y.H1.ConnsPerServer, y.H1.IdleTimeout = b.H1.ConnsPerServer, formatDuration(b.H1.IdleTimeout)
-		y.Queue.MaxPending, y.Queue.Timeout = b.Queue.MaxPending, formatDuration(b.Queue.Timeout)
-		y.Timeouts.Connect = formatDuration(b.Timeouts.Connect)
-		y.Timeouts.ResponseHeader = formatDuration(b.Timeouts.ResponseHeader)
-		out.Backends[name] = y
+		out.Backends[name] = marshalBackend(b)
 	}
 	for _, r := range c.Routes {
 		out.Routes = append(out.Routes, yamlRoute(r))
@@ -332,6 +495,35 @@ func (c *Config) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("marshal config: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+func marshalBackend(b Backend) yamlBackend {
+	var y yamlBackend
+	y.Protocol, y.Balance = b.Protocol, b.Balance
+	y.ProbeInterval = formatDuration(b.ProbeInterval)
+	for _, s := range b.Servers {
+		y.Servers = append(y.Servers, yamlServer(s))
+	}
+	y.H2C.ConnsPerServer, y.H2C.MaxStreamsPerConn = b.H2C.ConnsPerServer, b.H2C.MaxStreamsPerConn
+	y.H2C.PingInterval, y.H2C.PingTimeout = formatDuration(b.H2C.PingInterval), formatDuration(b.H2C.PingTimeout)
+	y.H1.ConnsPerServer, y.H1.IdleTimeout = b.H1.ConnsPerServer, formatDuration(b.H1.IdleTimeout)
+	y.Queue.MaxPending, y.Queue.Timeout = b.Queue.MaxPending, formatDuration(b.Queue.Timeout)
+	y.Timeouts.Connect = formatDuration(b.Timeouts.Connect)
+	y.Timeouts.ResponseHeader = formatDuration(b.Timeouts.ResponseHeader)
+	y.Timeouts.Idle = formatDuration(b.Timeouts.Idle)
+	y.Timeouts.Total = formatDuration(b.Timeouts.Total)
+	y.Retries, y.RetryBodyLimit = b.Retries, b.RetryBodyLimit
+	// Printed as [] rather than null when empty, which reads as "none".
+	y.IdempotentMethods = append([]string{}, b.IdempotentMethods...)
+	h := b.Health
+	y.Health.Enabled, y.Health.Path, y.Health.Method, y.Health.Host = h.Enabled, h.Path, h.Method, h.Host
+	y.Health.ExpectStatus = h.ExpectStatus
+	y.Health.Interval, y.Health.Timeout = formatDuration(h.Interval), formatDuration(h.Timeout)
+	y.Health.Fall, y.Health.Rise, y.Health.SlowStart = h.Fall, h.Rise, formatDuration(h.SlowStart)
+	p := b.Passive
+	y.Passive.ConsecutiveFailures, y.Passive.MaxEjectedPercent = p.ConsecutiveFailures, p.MaxEjectedPercent
+	y.Passive.EjectFor, y.Passive.MaxEjectFor = formatDuration(p.EjectFor), formatDuration(p.MaxEjectFor)
+	return y
 }
 
 // formatDuration drops the zero components time.Duration.String keeps

@@ -237,16 +237,20 @@ func TestDefaults(t *testing.T) {
 		yaml string
 	}{
 		{"minimal", valid},
-		{"null sections", withBackend(oneServer+"h2c:\nh1: {}\nqueue: ~\ntimeouts:", "listen:\n")},
+		{"null sections", withBackend(oneServer+"h2c:\nh1: {}\nqueue: ~\ntimeouts:\nhealth: {}\npassive:\nidempotent_methods: []", "listen:\nerror_pages: {}\n")},
 	}
 	want := defaultsWith("10.0.0.11:8080")
-	if want.Listen != ":8080" || want.Admin != "127.0.0.1:9001" {
+	if want.Listen != ":8080" || want.Admin != "127.0.0.1:9001" || want.ShutdownGrace != 30*time.Second || want.ErrorPages != nil {
 		t.Fatalf("Default() = %+v", want)
 	}
 	b := want.Backends["tomcat"]
 	if b.Protocol != "auto" || b.Balance != "round_robin" || b.ProbeInterval != time.Minute ||
-		b.H2C != (H2C{2, 100}) || b.H1 != (H1{64, 90 * time.Second}) ||
-		b.Queue != (Queue{10000, 5 * time.Second}) || b.Timeouts != (Timeouts{2 * time.Second, 30 * time.Second}) {
+		b.H2C != (H2C{2, 100, 30 * time.Second, 5 * time.Second}) || b.H1 != (H1{64, 90 * time.Second}) ||
+		b.Queue != (Queue{10000, 5 * time.Second}) ||
+		b.Timeouts != (Timeouts{2 * time.Second, 30 * time.Second, 60 * time.Second, 0}) ||
+		b.Retries != 2 || b.RetryBodyLimit != 65536 || b.IdempotentMethods != nil ||
+		b.Health != (Health{false, "/", "GET", "", 200, time.Second, time.Second, 2, 2, 10 * time.Second}) ||
+		b.Passive != (Passive{5, 10 * time.Second, 5 * time.Minute, 50}) {
 		t.Fatalf("DefaultBackend() = %+v", b)
 	}
 	for _, tt := range tests {
@@ -302,6 +306,7 @@ func TestEnvOverride(t *testing.T) {
 const fullExample = `
 listen: "0.0.0.0:8080"
 admin: "127.0.0.1:9001"
+shutdown_grace: 45s
 backends:
   tomcat:
     protocol: h2c
@@ -310,11 +315,26 @@ backends:
     servers:
       - { address: "10.0.0.11:8080", weight: 3 }
       - { address: "tomcat-2.internal:8080" }
-      - { address: "[fd00::12]:8080", weight: 1000 }
-    h2c: { conns_per_server: 4, max_streams_per_conn: 250 }
+      - { address: "[fd00::12]:8080", weight: 1000, backup: true }
+    h2c: { conns_per_server: 4, max_streams_per_conn: 250, ping_interval: 0s, ping_timeout: 2s }
     h1:  { conns_per_server: 128, idle_timeout: 2m }
     queue: { max_pending: 0, timeout: 1500ms }
-    timeouts: { connect: 1s, response_header: 1m30s }
+    timeouts: { connect: 1s, response_header: 1m30s, idle: 2m, total: 10m }
+    retries: 0
+    retry_body_limit: 0
+    idempotent_methods: [post, PATCH, Post]
+    health:
+      enabled: true
+      path: /health?deep=1
+      method: head
+      host: tomcat.internal
+      expect_status: 204
+      interval: 5s
+      timeout: 5s
+      fall: 3
+      rise: 1
+      slow_start: 0s
+    passive: { consecutive_failures: 0, eject_for: 1s, max_eject_for: 1s, max_ejected_percent: 100 }
   legacy_app:
     protocol: h1
     servers:
@@ -334,8 +354,9 @@ func TestFullExample(t *testing.T) {
 	legacy.Protocol = "h1"
 	legacy.Servers = []Server{{Address: "10.0.1.5:8009", Weight: 1}}
 	want := &Config{
-		Listen: "0.0.0.0:8080",
-		Admin:  "127.0.0.1:9001",
+		Listen:        "0.0.0.0:8080",
+		Admin:         "127.0.0.1:9001",
+		ShutdownGrace: 45 * time.Second,
 		Backends: map[string]Backend{
 			"tomcat": {
 				Protocol:      "h2c",
@@ -344,12 +365,22 @@ func TestFullExample(t *testing.T) {
 				Servers: []Server{
 					{Address: "10.0.0.11:8080", Weight: 3},
 					{Address: "tomcat-2.internal:8080", Weight: 1},
-					{Address: "[fd00::12]:8080", Weight: 1000},
+					{Address: "[fd00::12]:8080", Weight: 1000, Backup: true},
 				},
-				H2C:      H2C{ConnsPerServer: 4, MaxStreamsPerConn: 250},
+				H2C:      H2C{ConnsPerServer: 4, MaxStreamsPerConn: 250, PingInterval: 0, PingTimeout: 2 * time.Second},
 				H1:       H1{ConnsPerServer: 128, IdleTimeout: 2 * time.Minute},
 				Queue:    Queue{MaxPending: 0, Timeout: 1500 * time.Millisecond},
-				Timeouts: Timeouts{Connect: time.Second, ResponseHeader: 90 * time.Second},
+				Timeouts: Timeouts{Connect: time.Second, ResponseHeader: 90 * time.Second, Idle: 2 * time.Minute, Total: 10 * time.Minute},
+
+				Retries:           0,
+				RetryBodyLimit:    0,
+				IdempotentMethods: []string{"POST", "PATCH"},
+				Health: Health{
+					Enabled: true, Path: "/health?deep=1", Method: "HEAD", Host: "tomcat.internal",
+					ExpectStatus: 204, Interval: 5 * time.Second, Timeout: 5 * time.Second,
+					Fall: 3, Rise: 1, SlowStart: 0,
+				},
+				Passive: Passive{ConsecutiveFailures: 0, EjectFor: time.Second, MaxEjectFor: time.Second, MaxEjectedPercent: 100},
 			},
 			"legacy_app": legacy,
 		},
@@ -467,7 +498,7 @@ func TestQuick(t *testing.T) {
 				want.Listen, want.Admin = tt.listen, tt.admin
 				b := DefaultBackend()
 				b.Protocol, b.H2C.ConnsPerServer = tt.protocol, tt.conns
-				b.Servers = []Server{{"a:1", 1}, {"b:2", 1}}
+				b.Servers = []Server{{Address: "a:1", Weight: 1}, {Address: "b:2", Weight: 1}}
 				want.Backends["default"] = b
 				want.Routes = []Route{{Host: "*", PathPrefix: "/", Backend: "default"}}
 				if !reflect.DeepEqual(c, want) {

@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,12 +31,19 @@ func Load(path string, environ []string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(data, path, environ)
+	// Relative error page paths are relative to the config file, not to
+	// wherever the service manager happens to start the process.
+	return parse(data, path, filepath.Dir(path), environ)
 }
 
 // Parse is Load for YAML already in memory; source names it in errors.
+// Relative error page paths are taken relative to the working directory.
 func Parse(data []byte, source string, environ []string) (*Config, error) {
-	d := &decoder{file: source, envOf: map[string]string{}, failed: map[string]bool{}}
+	return parse(data, source, "", environ)
+}
+
+func parse(data []byte, source, baseDir string, environ []string) (*Config, error) {
+	d := &decoder{file: source, baseDir: baseDir, envOf: map[string]string{}, failed: map[string]bool{}}
 	raw, err := yaml.Parser().Unmarshal(data)
 	if err != nil {
 		d.fail(source, "", "invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
@@ -55,6 +64,7 @@ func Parse(data []byte, source string, environ []string) (*Config, error) {
 	}
 
 	c := d.decode(k)
+	d.readErrorPages(c)
 	for _, fe := range validate(c, d.source) {
 		// A value that failed to decode was left at its default or empty;
 		// complaining about that as well would only add noise.
@@ -81,10 +91,11 @@ func (m mapProvider) ReadBytes() ([]byte, error) {
 
 // decoder turns koanf's flattened keys into a Config, collecting errors.
 type decoder struct {
-	file   string
-	envOf  map[string]string // key -> environment variable that set it
-	errs   []FieldError
-	failed map[string]bool // keys whose value could not be decoded
+	file    string
+	baseDir string            // joined to relative error page paths; "" = working directory
+	envOf   map[string]string // key -> environment variable that set it
+	errs    []FieldError
+	failed  map[string]bool // keys whose value could not be decoded
 }
 
 func (d *decoder) fail(source, key, format string, args ...any) {
@@ -123,10 +134,18 @@ func (d *decoder) err() error {
 }
 
 // source names where key's value came from. Environment variables can
-// only set scalar keys, so anything inside a list came from the file.
+// only set scalar keys and lists of strings (idempotent_methods), so an
+// element of a list of objects came from the file.
 func (d *decoder) source(key string) string {
 	if name, ok := d.envOf[key]; ok {
 		return "env " + name
+	}
+	if list, ok := strings.CutSuffix(key, "]"); ok {
+		if i := strings.LastIndexByte(list, '['); i > 0 {
+			if name, ok := d.envOf[list[:i]]; ok {
+				return "env " + name
+			}
+		}
 	}
 	return d.file
 }
@@ -196,9 +215,10 @@ func (d *decoder) envKey(name string, backends []string) string {
 // pointer to the field they fill. Dotted keys are nested sections.
 var (
 	topFields = map[string]func(*Config) any{
-		"listen": func(c *Config) any { return &c.Listen },
-		"admin":  func(c *Config) any { return &c.Admin },
-		"routes": func(c *Config) any { return &c.Routes },
+		"listen":         func(c *Config) any { return &c.Listen },
+		"admin":          func(c *Config) any { return &c.Admin },
+		"routes":         func(c *Config) any { return &c.Routes },
+		"shutdown_grace": func(c *Config) any { return &c.ShutdownGrace },
 	}
 	backendFields = map[string]func(*Backend) any{
 		"protocol":                 func(b *Backend) any { return &b.Protocol },
@@ -213,11 +233,35 @@ var (
 		"queue.timeout":            func(b *Backend) any { return &b.Queue.Timeout },
 		"timeouts.connect":         func(b *Backend) any { return &b.Timeouts.Connect },
 		"timeouts.response_header": func(b *Backend) any { return &b.Timeouts.ResponseHeader },
+		"h2c.ping_interval":        func(b *Backend) any { return &b.H2C.PingInterval },
+		"h2c.ping_timeout":         func(b *Backend) any { return &b.H2C.PingTimeout },
+		"timeouts.idle":            func(b *Backend) any { return &b.Timeouts.Idle },
+		"timeouts.total":           func(b *Backend) any { return &b.Timeouts.Total },
+		"retries":                  func(b *Backend) any { return &b.Retries },
+		"retry_body_limit":         func(b *Backend) any { return &b.RetryBodyLimit },
+		"idempotent_methods":       func(b *Backend) any { return &b.IdempotentMethods },
+
+		"health.enabled":       func(b *Backend) any { return &b.Health.Enabled },
+		"health.path":          func(b *Backend) any { return &b.Health.Path },
+		"health.method":        func(b *Backend) any { return &b.Health.Method },
+		"health.host":          func(b *Backend) any { return &b.Health.Host },
+		"health.expect_status": func(b *Backend) any { return &b.Health.ExpectStatus },
+		"health.interval":      func(b *Backend) any { return &b.Health.Interval },
+		"health.timeout":       func(b *Backend) any { return &b.Health.Timeout },
+		"health.fall":          func(b *Backend) any { return &b.Health.Fall },
+		"health.rise":          func(b *Backend) any { return &b.Health.Rise },
+		"health.slow_start":    func(b *Backend) any { return &b.Health.SlowStart },
+
+		"passive.consecutive_failures": func(b *Backend) any { return &b.Passive.ConsecutiveFailures },
+		"passive.eject_for":            func(b *Backend) any { return &b.Passive.EjectFor },
+		"passive.max_eject_for":        func(b *Backend) any { return &b.Passive.MaxEjectFor },
+		"passive.max_ejected_percent":  func(b *Backend) any { return &b.Passive.MaxEjectedPercent },
 	}
-	backendSections = []string{"h2c", "h1", "queue", "timeouts"}
+	backendSections = []string{"h2c", "h1", "queue", "timeouts", "health", "passive"}
 	serverFields    = map[string]func(*Server) any{
 		"address": func(s *Server) any { return &s.Address },
 		"weight":  func(s *Server) any { return &s.Weight },
+		"backup":  func(s *Server) any { return &s.Backup },
 	}
 	routeFields = map[string]func(*Route) any{
 		"host":        func(r *Route) any { return &r.Host },
@@ -240,10 +284,14 @@ func (d *decoder) decode(k *koanf.Koanf) *Config {
 			}
 			continue
 		}
+		if key == errorPagesKey || strings.HasPrefix(key, errorPagesKey+".") {
+			d.errorPage(c, key, v)
+			continue
+		}
 		rest, ok := strings.CutPrefix(key, "backends.")
 		if !ok {
 			if !underLeaf(d, c, topFields, "", key) {
-				d.unknown(key, "", keysOf(topFields, "backends"))
+				d.unknown(key, "", keysOf(topFields, "backends", errorPagesKey))
 			}
 			continue
 		}
@@ -257,6 +305,12 @@ func (d *decoder) decode(k *koanf.Koanf) *Config {
 	}
 	for i := range c.Routes {
 		c.Routes[i].Host = strings.ToLower(c.Routes[i].Host)
+	}
+	for name, b := range c.Backends {
+		// Method names are case-sensitive on the wire, but a lower-case
+		// "get" in a config file means GET, not a method Tomcat rejects.
+		b.Health.Method = strings.ToUpper(b.Health.Method)
+		c.Backends[name] = b
 	}
 	return c
 }
@@ -334,6 +388,12 @@ func (d *decoder) value(ptr any, key string, v any) {
 		if dur, ok := d.duration(key, v); ok {
 			*p = dur
 		}
+	case *bool:
+		if b, ok := d.boolean(key, v); ok {
+			*p = b
+		}
+	case *[]string:
+		*p = d.methods(key, v)
 	case *[]Server:
 		*p = decodeList(d, key, v, serverFields, defaultServer, "address and weight")
 	case *[]Route:
@@ -365,6 +425,60 @@ func (d *decoder) integer(key string, v any) (int, bool) {
 	}
 	d.failKey(key, "must be an integer, got %s", describe(v))
 	return 0, false
+}
+
+func (d *decoder) boolean(key string, v any) (bool, bool) {
+	switch b := v.(type) {
+	case bool:
+		return b, true
+	case string:
+		// As for integers, only environment values may be strings.
+		if _, fromEnv := d.envOf[key]; fromEnv {
+			if v, err := strconv.ParseBool(strings.TrimSpace(b)); err == nil {
+				return v, true
+			}
+			d.failKey(key, "must be true or false, got %q", b)
+			return false, false
+		}
+	}
+	d.failKey(key, "must be true or false, got %s", describe(v))
+	return false, false
+}
+
+// methods decodes a list of HTTP method names, upper-cased, duplicates
+// dropped, nil when empty. The environment, which cannot express lists,
+// gives them comma-separated ("POST,PATCH").
+func (d *decoder) methods(key string, v any) []string {
+	var items []any
+	switch x := v.(type) {
+	case []any:
+		items = x
+	case string:
+		if _, fromEnv := d.envOf[key]; !fromEnv {
+			d.failKey(key, "must be a list of method names, like [POST, PATCH], got %s", describe(v))
+			return nil
+		}
+		for _, m := range strings.Split(x, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				items = append(items, m)
+			}
+		}
+	default:
+		d.failKey(key, "must be a list of method names, like [POST, PATCH], got %s", describe(v))
+		return nil
+	}
+	var out []string
+	for i, item := range items {
+		m, ok := item.(string)
+		if !ok {
+			d.failKey(fmt.Sprintf("%s[%d]", key, i), "must be a method name, got %s", describe(item))
+			continue
+		}
+		if m = strings.ToUpper(m); !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func (d *decoder) duration(key string, v any) (time.Duration, bool) {
@@ -489,4 +603,99 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// errorPagesKey is the top-level mapping of status codes to files.
+const errorPagesKey = "error_pages"
+
+// errorPage decodes key, which is error_pages itself or a key below it,
+// into c.ErrorPages; the files are read later by readErrorPages.
+func (d *decoder) errorPage(c *Config, key string, v any) {
+	rest, ok := strings.CutPrefix(key, errorPagesKey+".")
+	if !ok {
+		// null or {} means no custom pages.
+		if !isEmptyMap(v) {
+			d.failKey(key, "must be a mapping of status codes to files, like {503: /etc/sluice/503.html}, got %s", describe(v))
+		}
+		return
+	}
+	// "503.x" comes from a mapping where a file path belongs.
+	codeText, _, nested := strings.Cut(rest, ".")
+	key = errorPagesKey + "." + codeText
+	if d.failed[key] {
+		return
+	}
+	code, err := strconv.Atoi(codeText)
+	if err != nil {
+		d.failKey(key, "unknown status code %q: use a number from 400 to 599", codeText)
+		return
+	}
+	if code < 400 || code > 599 {
+		// Checked here as well as in validate so that the file of a page
+		// that can never be used is not read and complained about.
+		d.failKey(key, "unknown status code %d: use a number from 400 to 599", code)
+		return
+	}
+	if nested {
+		v = map[string]any{}
+	}
+	switch p := v.(type) {
+	case nil:
+		// "503: null" means no page for 503.
+		return
+	case string:
+		if strings.TrimSpace(p) == "" {
+			d.failKey(key, "must name a file")
+			return
+		}
+		if d.baseDir != "" && !filepath.IsAbs(p) {
+			p = filepath.Join(d.baseDir, p)
+		}
+		if c.ErrorPages == nil {
+			c.ErrorPages = map[int]ErrorPage{}
+		}
+		c.ErrorPages[code] = ErrorPage{Path: p}
+	default:
+		d.failKey(key, "must be a file path, got %s", describe(v))
+	}
+}
+
+// readErrorPages loads every error page file, so that a missing or
+// unreadable page stops the start instead of surfacing as a bare error
+// during an outage.
+func (d *decoder) readErrorPages(c *Config) {
+	for code, page := range c.ErrorPages {
+		key := fmt.Sprintf("%s.%d", errorPagesKey, code)
+		body, err := readLimited(page.Path, MaxErrorPageBytes)
+		if err != nil {
+			d.failKey(key, "%v", err)
+			continue
+		}
+		page.Body = body
+		c.ErrorPages[code] = page
+	}
+}
+
+// readLimited reads a regular file of at most limit bytes.
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	body, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return body, nil
 }

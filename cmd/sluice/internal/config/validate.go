@@ -90,6 +90,16 @@ func validate(cfg *Config, source func(key string) string) []FieldError {
 	if listenOK && adminOK && sameSocket(cfg.Listen, cfg.Admin) {
 		c.fail("admin", "%q conflicts with listen %q: they need different ports", cfg.Admin, cfg.Listen)
 	}
+	c.positive("shutdown_grace", cfg.ShutdownGrace)
+	for code, page := range cfg.ErrorPages {
+		key := fmt.Sprintf("error_pages.%d", code)
+		if code < 400 || code > 599 {
+			c.fail(key, "unknown status code %d: use a number from 400 to 599", code)
+		}
+		if page.Path == "" && page.Body == nil {
+			c.fail(key, "must name a file")
+		}
+	}
 
 	names := make([]string, 0, len(cfg.Backends))
 	for name := range cfg.Backends {
@@ -149,7 +159,11 @@ func (c *checker) backend(key, name string, b Backend) {
 		c.fail(key+".servers", "at least one server is required")
 	}
 	seen := map[string]int{}
+	primaries := 0
 	for i, s := range b.Servers {
+		if !s.Backup {
+			primaries++
+		}
 		skey := fmt.Sprintf("%s.servers[%d]", key, i)
 		if c.address(skey+".address", s.Address, true, 1) {
 			id := canonicalAddress(s.Address)
@@ -161,6 +175,11 @@ func (c *checker) backend(key, name string, b Backend) {
 		}
 		c.intRange(skey+".weight", s.Weight, 1, 1000)
 	}
+	if len(b.Servers) > 0 && primaries == 0 {
+		// Backups stand in for primaries that are down; with none, the
+		// intent is unclear, so it is refused rather than guessed at.
+		c.fail(key+".servers", "every server is a backup: at least one must have backup: false")
+	}
 
 	c.intRange(key+".h2c.conns_per_server", b.H2C.ConnsPerServer, 1, 64)
 	c.intRange(key+".h2c.max_streams_per_conn", b.H2C.MaxStreamsPerConn, 1, 10000)
@@ -170,6 +189,76 @@ func (c *checker) backend(key, name string, b Backend) {
 	c.positive(key+".queue.timeout", b.Queue.Timeout)
 	c.positive(key+".timeouts.connect", b.Timeouts.Connect)
 	c.positive(key+".timeouts.response_header", b.Timeouts.ResponseHeader)
+
+	if b.H2C.PingInterval != 0 && b.H2C.PingInterval < time.Second {
+		c.fail(key+".h2c.ping_interval", "must be 0 (off) or at least 1s, got %s", b.H2C.PingInterval)
+	}
+	c.positive(key+".h2c.ping_timeout", b.H2C.PingTimeout)
+	c.positive(key+".timeouts.idle", b.Timeouts.Idle)
+	if b.Timeouts.Total < 0 {
+		c.fail(key+".timeouts.total", "must be 0 (no limit) or positive, got %s", b.Timeouts.Total)
+	}
+	c.intRange(key+".retries", b.Retries, 0, 10)
+	c.intRange(key+".retry_body_limit", b.RetryBodyLimit, 0, 16<<20)
+	for i, m := range b.IdempotentMethods {
+		if !isToken(m) {
+			c.fail(fmt.Sprintf("%s.idempotent_methods[%d]", key, i), "invalid method name %q", m)
+		}
+	}
+	c.health(key+".health", b.Health)
+	c.passive(key+".passive", b.Passive)
+}
+
+func (c *checker) health(key string, h Health) {
+	if !strings.HasPrefix(h.Path, "/") {
+		c.fail(key+".path", "must start with \"/\", got %q", h.Path)
+	} else if strings.ContainsAny(h.Path, " \t\r\n#") {
+		c.fail(key+".path", "must be a request path without spaces or fragment, got %q", h.Path)
+	}
+	if !isToken(h.Method) {
+		c.fail(key+".method", "invalid method name %q", h.Method)
+	}
+	if strings.ContainsAny(h.Host, " \t\r\n/?#@") {
+		c.fail(key+".host", "must be a host name or host:port, got %q", h.Host)
+	}
+	c.intRange(key+".expect_status", h.ExpectStatus, 100, 599)
+	c.positive(key+".interval", h.Interval)
+	c.positive(key+".timeout", h.Timeout)
+	if h.Interval > 0 && h.Timeout > h.Interval {
+		// A check outliving the interval would overlap the next one.
+		c.fail(key+".timeout", "must not exceed interval %s, got %s", h.Interval, h.Timeout)
+	}
+	c.intRange(key+".fall", h.Fall, 1, 100)
+	c.intRange(key+".rise", h.Rise, 1, 100)
+	if h.SlowStart < 0 {
+		c.fail(key+".slow_start", "must be 0 (off) or positive, got %s", h.SlowStart)
+	}
+}
+
+func (c *checker) passive(key string, p Passive) {
+	c.intRange(key+".consecutive_failures", p.ConsecutiveFailures, 0, 1000)
+	c.positive(key+".eject_for", p.EjectFor)
+	if p.EjectFor > 0 && p.MaxEjectFor < p.EjectFor {
+		c.fail(key+".max_eject_for", "must be at least eject_for %s, got %s", p.EjectFor, p.MaxEjectFor)
+	}
+	c.intRange(key+".max_ejected_percent", p.MaxEjectedPercent, 0, 100)
+}
+
+// isToken reports whether s is an RFC 9110 token, the syntax of a method.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if ('a' <= ch && ch <= 'z') || ('A' <= ch && ch <= 'Z') || ('0' <= ch && ch <= '9') {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(ch)) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *checker) oneOf(key, v string, allowed ...string) {
