@@ -132,9 +132,6 @@ func (c *Config) setDefaults() {
 		c.Passive.MaxEjectFor = max(5*time.Minute, c.Passive.EjectFor)
 	}
 	c.Health.setDefaults()
-	if c.Passive.MaxEjectedPercent <= 0 {
-		c.Passive.MaxEjectedPercent = 50
-	}
 }
 
 // Abort handling. Tomcat counts every RST_STREAM it receives towards closing
@@ -567,13 +564,18 @@ func (b *Backend) try(ctx context.Context, st *backendState, avoid *Server) (*Se
 			continue
 		}
 		if err != nil {
-			s.down.Store(true)
 			s.failed(st)
-			b.log.Warn("upstream dial failed", "backend", b.name, "server", s.addr, "err", err)
+			// Log the change, not every attempt: a dead server is tried
+			// by every request until it is ejected or marked down.
+			if !s.down.Swap(true) {
+				b.log.Warn("upstream dial failed", "backend", b.name, "server", s.addr, "err", err)
+			}
 			lastErr = err
 			continue
 		}
-		s.down.Store(false)
+		if s.down.Swap(false) {
+			b.log.Info("upstream reachable again", "backend", b.name, "server", s.addr)
+		}
 		if cc := p.tryAcquire(); cc != nil {
 			return s, p, cc, nil
 		}

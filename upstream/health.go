@@ -16,7 +16,7 @@ type PassiveConfig struct {
 	// MaxEjectFor caps the doubling. Zero means 5m.
 	MaxEjectFor time.Duration
 	// MaxEjectedPercent caps the share of a backend's servers ejected at
-	// once, so a backend-wide problem never empties it. Zero means 50.
+	// once, so a backend-wide problem never empties it. Zero ejects none.
 	MaxEjectedPercent int
 }
 

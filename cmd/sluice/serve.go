@@ -121,18 +121,31 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 func backendConfig(name string, b config.Backend) upstream.Config {
 	servers := make([]upstream.ServerConfig, len(b.Servers))
 	for i, s := range b.Servers {
-		servers[i] = upstream.ServerConfig{Address: s.Address, Weight: s.Weight}
+		servers[i] = upstream.ServerConfig{Address: s.Address, Weight: s.Weight, Backup: s.Backup}
 	}
 	return upstream.Config{
-		Name:                  name,
-		Protocol:              b.Protocol,
-		Balance:               b.Balance,
-		ProbeInterval:         b.ProbeInterval,
-		Servers:               servers,
-		H2C:                   upstream.H2CConfig{ConnsPerServer: b.H2C.ConnsPerServer, MaxStreamsPerConn: b.H2C.MaxStreamsPerConn},
+		Name:          name,
+		Protocol:      b.Protocol,
+		Balance:       b.Balance,
+		ProbeInterval: b.ProbeInterval,
+		Servers:       servers,
+		H2C: upstream.H2CConfig{
+			ConnsPerServer: b.H2C.ConnsPerServer, MaxStreamsPerConn: b.H2C.MaxStreamsPerConn,
+			PingInterval: b.H2C.PingInterval, PingTimeout: b.H2C.PingTimeout,
+		},
 		H1:                    upstream.H1Config{ConnsPerServer: b.H1.ConnsPerServer, IdleTimeout: b.H1.IdleTimeout},
 		Queue:                 upstream.QueueConfig{MaxPending: b.Queue.MaxPending, Timeout: b.Queue.Timeout},
 		ConnectTimeout:        b.Timeouts.Connect,
 		ResponseHeaderTimeout: b.Timeouts.ResponseHeader,
+		IdleTimeout:           b.Timeouts.Idle,
+		TotalTimeout:          b.Timeouts.Total,
+		Health:                upstream.HealthConfig(b.Health),
+		Retries:               b.Retries,
+		RetryBodyLimit:        int64(b.RetryBodyLimit),
+		IdempotentMethods:     b.IdempotentMethods,
+		Passive: upstream.PassiveConfig{
+			ConsecutiveFailures: b.Passive.ConsecutiveFailures, EjectFor: b.Passive.EjectFor,
+			MaxEjectFor: b.Passive.MaxEjectFor, MaxEjectedPercent: b.Passive.MaxEjectedPercent,
+		},
 	}
 }
