@@ -255,6 +255,9 @@ type sluiceProc struct {
 	// Backend is the backend name in metrics: backendName, or "default"
 	// in quick mode.
 	Backend string
+	// ConfigFile is the config sluice runs from ("" in quick mode); a test
+	// may rewrite it and reload.
+	ConfigFile string
 	cmd     *exec.Cmd
 	out     *tailBuffer
 	exited  chan struct{}
@@ -300,6 +303,7 @@ func startSluice(t testing.TB, yamlConfig string) *sluiceProc {
 		if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		s.ConfigFile = file
 		return []string{"run", "--config", file}, cfg
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,45 +35,77 @@ type Config struct {
 
 // Gateway routes client requests to backends. It is an http.Handler.
 type Gateway struct {
-	cfg     Config
-	router  router
+	cfg     Config // listener settings; Routes and ErrorPages as at New
+	table   atomic.Pointer[routeTable]
 	m       *Metrics
 	log     *slog.Logger
 	conns   connTracker
 	noRoute requestMetrics
+
+	mu      sync.Mutex        // serialises Update; guards proxies
+	proxies map[string]*proxy // by backend name, kept across updates
+}
+
+// routeTable is one generation of routes and error pages, swapped whole by
+// Update so a request sees either the old or the new one.
+type routeTable struct {
+	router router
+	pages  map[int]ErrorPage
 }
 
 // New builds a gateway. backends maps backend names to their
 // RoundTrippers (upstream.Backend in production); every route's backend must
 // be there.
 func New(cfg Config, backends map[string]http.RoundTripper, m *Metrics, log *slog.Logger) (*Gateway, error) {
-	if len(cfg.Routes) == 0 {
-		return nil, errors.New("gateway: no routes")
-	}
-	g := &Gateway{cfg: cfg, m: m, log: log, conns: connTracker{m: m}, noRoute: m.forBackend("none")}
-	proxies := map[string]*proxy{}
-	for i, r := range cfg.Routes {
-		p, ok := proxies[r.Backend]
-		if !ok {
-			rt, ok := backends[r.Backend]
-			if !ok {
-				return nil, fmt.Errorf("gateway: routes[%d]: unknown backend %q", i, r.Backend)
-			}
-			p = newProxy(r.Backend, rt, cfg.ErrorPages, m.forBackend(r.Backend), log)
-			proxies[r.Backend] = p
-		}
-		g.router.add(r, p)
+	g := &Gateway{cfg: cfg, m: m, log: log, conns: connTracker{m: m}, noRoute: m.forBackend("none"), proxies: map[string]*proxy{}}
+	if err := g.Update(cfg.Routes, backends, cfg.ErrorPages); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
+
+// Update swaps in new routes, backends and error pages (a config reload).
+// Requests already routed finish where they were sent. On error nothing
+// changes.
+func (g *Gateway) Update(routes []Route, backends map[string]http.RoundTripper, pages map[int]ErrorPage) error {
+	if len(routes) == 0 {
+		return errors.New("gateway: no routes")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t := &routeTable{pages: pages}
+	next := map[string]*proxy{}
+	for i, r := range routes {
+		p, ok := next[r.Backend]
+		if !ok {
+			rt, ok := backends[r.Backend]
+			if !ok {
+				return fmt.Errorf("gateway: routes[%d]: unknown backend %q", i, r.Backend)
+			}
+			if old := g.proxies[r.Backend]; old != nil && old.rp.Transport == rt {
+				p = old
+			} else {
+				p = newProxy(r.Backend, rt, g.pages, g.m.forBackend(r.Backend), g.log)
+			}
+			next[r.Backend] = p
+		}
+		t.router.add(r, p)
+	}
+	g.proxies = next
+	g.table.Store(t)
+	return nil
+}
+
+func (g *Gateway) pages() map[int]ErrorPage { return g.table.Load().pages }
 
 // ServeHTTP routes and proxies one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	g.conns.classify(r)
-	p := g.router.match(r.Host, r.URL.Path)
+	t := g.table.Load()
+	p := t.router.match(r.Host, r.URL.Path)
 	if p == nil {
-		writeError(w, g.cfg.ErrorPages, http.StatusNotFound, "no route for this host and path\n")
+		writeError(w, t.pages, http.StatusNotFound, "no route for this host and path\n")
 		g.noRoute.observe(http.StatusNotFound, time.Since(start))
 		return
 	}
@@ -102,7 +135,7 @@ type proxy struct {
 	m    requestMetrics
 }
 
-func newProxy(name string, rt http.RoundTripper, pages map[int]ErrorPage, m requestMetrics, log *slog.Logger) *proxy {
+func newProxy(name string, rt http.RoundTripper, pages func() map[int]ErrorPage, m requestMetrics, log *slog.Logger) *proxy {
 	p := &proxy{name: name, m: m}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -129,7 +162,7 @@ func newProxy(name string, rt http.RoundTripper, pages map[int]ErrorPage, m requ
 				return
 			}
 			log.Warn("proxy error", "backend", name, "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", code, "err", err)
-			writeError(w, pages, code, msg+"\n")
+			writeError(w, pages(), code, msg+"\n")
 		},
 	}
 	return p

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -8,8 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/sluice-gw/sluice/upstream"
 )
 
 // backendState is what readiness needs to know about one backend.
@@ -33,14 +32,15 @@ func readiness(listening bool, backends []backendState) (bool, []string) {
 	return len(why) == 0, why
 }
 
-// adminHandler serves /metrics, /healthz and /readyz.
-func adminHandler(reg *prometheus.Registry, backends []*upstream.Backend, listening *atomic.Bool) http.Handler {
+// adminHandler serves /metrics, /healthz, /readyz and POST /reload.
+func adminHandler(reg *prometheus.Registry, rt *live, listening *atomic.Bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		backends := rt.snapshot()
 		states := make([]backendState, len(backends))
 		for i, b := range backends {
 			states[i] = backendState{name: b.Name(), ready: b.Ready()}
@@ -51,6 +51,17 @@ func adminHandler(reg *prometheus.Registry, backends []*upstream.Backend, listen
 			return
 		}
 		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := rt.reload(); err != nil {
+			status := http.StatusBadRequest
+			if errors.Is(err, errNoReload) {
+				status = http.StatusConflict
+			}
+			http.Error(w, "reload failed, previous config still running:\n"+err.Error(), status)
+			return
+		}
+		fmt.Fprintln(w, "reloaded")
 	})
 	return mux
 }

@@ -115,7 +115,7 @@ func cmdRun(args []string, stderr io.Writer, environ []string) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	return serveUntilSignal(cfg, stderr, environ)
+	return serveUntilSignal(cfg, stderr, environ, func() (*config.Config, error) { return loadConfig(*path, environ) })
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer, environ []string) int {
@@ -167,7 +167,7 @@ func cmdProxy(args []string, stderr io.Writer, environ []string) int {
 		fail(stderr, err)
 		return exitUsage
 	}
-	return serveUntilSignal(cfg, stderr, environ)
+	return serveUntilSignal(cfg, stderr, environ, nil)
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
@@ -253,7 +253,9 @@ func fail(stderr io.Writer, err error) int {
 	return exitError
 }
 
-func serveUntilSignal(cfg *config.Config, stderr io.Writer, environ []string) int {
+// serveUntilSignal runs the gateway until SIGINT/SIGTERM. reload reads the
+// config again for SIGHUP and POST /reload; nil in quick mode.
+func serveUntilSignal(cfg *config.Config, stderr io.Writer, environ []string, reload func() (*config.Config, error)) int {
 	logger, err := newLogger(stderr, environ)
 	if err != nil {
 		return fail(stderr, err)
@@ -263,7 +265,7 @@ func serveUntilSignal(cfg *config.Config, stderr io.Writer, environ []string) in
 	// Once the first signal has started a graceful shutdown, restore the
 	// default handling so that a second one kills a shutdown that hangs.
 	context.AfterFunc(ctx, stop)
-	if err := serve(ctx, cfg, logger); err != nil {
+	if err := serve(ctx, cfg, logger, reload); err != nil {
 		return fail(stderr, err)
 	}
 	return exitOK

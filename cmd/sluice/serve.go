@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
+	"os"
+	"os/signal"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,47 +21,14 @@ import (
 	"github.com/sluice-gw/sluice/upstream"
 )
 
-// serve runs the gateway described by cfg until ctx is cancelled.
-func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+// serve runs the gateway described by cfg until ctx is cancelled. reload,
+// when not nil, reads the configuration again for SIGHUP and POST /reload.
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload func() (*config.Config, error)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	um := upstream.NewMetrics(reg)
-	gm := gateway.NewMetrics(reg)
-
-	names := make([]string, 0, len(cfg.Backends))
-	for name := range cfg.Backends {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	backends := make([]*upstream.Backend, 0, len(names))
-	defer func() {
-		for _, b := range backends {
-			b.Close()
-		}
-	}()
-	rts := make(map[string]http.RoundTripper, len(names))
-	for _, name := range names {
-		b, err := upstream.New(backendConfig(name, cfg.Backends[name]), um, logger)
-		if err != nil {
-			return err
-		}
-		backends = append(backends, b)
-		rts[name] = b
-	}
-
-	routes := make([]gateway.Route, len(cfg.Routes))
-	for i, r := range cfg.Routes {
-		routes[i] = gateway.Route{Host: r.Host, PathPrefix: r.PathPrefix, Backend: r.Backend}
-	}
-	var pages map[int]gateway.ErrorPage
-	for code, p := range cfg.ErrorPages {
-		if pages == nil {
-			pages = make(map[int]gateway.ErrorPage, len(cfg.ErrorPages))
-		}
-		pages[code] = gateway.NewErrorPage(p.Path, p.Body)
-	}
-	g, err := gateway.New(gateway.Config{Routes: routes, ErrorPages: pages}, rts, gm, logger)
-	if err != nil {
+	rt := newLive(reg, logger, reload)
+	defer rt.close()
+	if err := rt.apply(cfg); err != nil {
 		return err
 	}
 
@@ -72,17 +41,14 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		ln.Close()
 		return fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
 	}
-	for _, b := range backends {
-		b.Start()
-	}
 
 	var listening atomic.Bool
 	admin := &http.Server{
-		Handler:           adminHandler(reg, backends, &listening),
+		Handler:           adminHandler(reg, rt, &listening),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
-	srv := gateway.NewServer(g)
+	srv := gateway.NewServer(rt.g)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() {
@@ -93,22 +59,34 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		errc <- err
 	}()
 	listening.Store(true)
-	logger.Info("sluice listening", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(), "backends", names)
+	logger.Info("sluice listening", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(), "backends", rt.names())
 
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case runErr = <-errc:
+			break wait
+		case <-hup:
+			// Errors are logged and counted by reload itself.
+			rt.reload()
+		}
 	}
 	// Draining: /readyz turns 503 at once so load balancers stop sending
 	// new clients; Shutdown closes the listener and idle connections, sends
 	// GOAWAY to h2c clients, answers HTTP/1.1 requests still running with
 	// "Connection: close", and waits for them. The admin listener keeps
 	// serving /readyz and /metrics until then, and the backends stay open
-	// (the deferred Close) so that in-flight requests can finish.
+	// (the deferred close) so that in-flight requests can finish.
 	listening.Store(false)
-	logger.Info("shutting down", "grace", cfg.ShutdownGrace)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	grace := rt.config().ShutdownGrace
+	logger.Info("shutting down", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("client connections cut at end of grace period", "err", err)

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/gateway"
+	"github.com/sluice-gw/sluice/upstream"
+)
+
+// live owns the live backends and gateway and applies configurations to
+// them: the first at start, later ones on reload.
+type live struct {
+	log     *slog.Logger
+	load    func() (*config.Config, error) // nil: nothing to reload
+	um      *upstream.Metrics
+	gm      *gateway.Metrics
+	reloads *prometheus.CounterVec
+
+	mu       sync.Mutex // serialises apply and reload; guards the fields below
+	cfg      *config.Config
+	backends map[string]*upstream.Backend
+	g        *gateway.Gateway
+	retiring sync.WaitGroup // backends removed by a reload, closing after the grace
+	closed   chan struct{}
+}
+
+func newLive(reg prometheus.Registerer, log *slog.Logger, load func() (*config.Config, error)) *live {
+	rt := &live{
+		log:      log,
+		load:     load,
+		um:       upstream.NewMetrics(reg),
+		gm:       gateway.NewMetrics(reg),
+		backends: map[string]*upstream.Backend{},
+		closed:   make(chan struct{}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_reloads_total",
+			Help: "Configuration reloads (SIGHUP or POST /reload), by result (success, error).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(rt.reloads)
+	return rt
+}
+
+// errNoReload is the answer to a reload in quick mode.
+var errNoReload = errors.New("reload: no config file (quick mode); restart with new flags instead")
+
+// reload reads the configuration again and applies it, or keeps the running
+// one and says why.
+func (rt *live) reload() error {
+	err := rt.reloadOnce()
+	if err != nil {
+		rt.reloads.WithLabelValues("error").Inc()
+		rt.log.Error("reload failed; still running the previous config", "err", err)
+		return err
+	}
+	rt.reloads.WithLabelValues("success").Inc()
+	rt.log.Info("reloaded config", "backends", rt.names())
+	return nil
+}
+
+func (rt *live) reloadOnce() error {
+	if rt.load == nil {
+		return errNoReload
+	}
+	cfg, err := rt.load()
+	if err != nil {
+		return err
+	}
+	cur := rt.config()
+	if cfg.Listen != cur.Listen || cfg.Admin != cur.Admin {
+		return fmt.Errorf("reload: listen and admin addresses cannot change without a restart (listen %s -> %s, admin %s -> %s)",
+			cur.Listen, cfg.Listen, cur.Admin, cfg.Admin)
+	}
+	return rt.apply(cfg)
+}
+
+// apply makes cfg the running configuration. Existing backends are updated
+// in place (servers that stay keep their connections), new ones start, and
+// removed ones stop taking requests at once and close after the shutdown
+// grace, so requests they carry can finish.
+func (rt *live) apply(cfg *config.Config) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	var added []*upstream.Backend
+	rts := map[string]http.RoundTripper{}
+	for name, bc := range cfg.Backends {
+		if b, ok := rt.backends[name]; ok {
+			rts[name] = b
+			continue
+		}
+		b, err := upstream.New(backendConfig(name, bc), rt.um, rt.log)
+		if err != nil {
+			for _, b := range added {
+				b.Close()
+			}
+			return err
+		}
+		added = append(added, b)
+		rts[name] = b
+	}
+	routes := make([]gateway.Route, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		routes[i] = gateway.Route{Host: r.Host, PathPrefix: r.PathPrefix, Backend: r.Backend}
+	}
+	pages := errorPages(cfg)
+	if rt.g == nil {
+		g, err := gateway.New(gateway.Config{Routes: routes, ErrorPages: pages}, rts, rt.gm, rt.log)
+		if err != nil {
+			for _, b := range added {
+				b.Close()
+			}
+			return err
+		}
+		rt.g = g
+		for _, b := range added {
+			rt.backends[b.Name()] = b
+			b.Start()
+		}
+		rt.cfg = cfg
+		return nil
+	}
+	// The config was validated as a whole, so updates of existing backends
+	// cannot fail on their own; check anyway before touching anything.
+	for name, b := range rt.backends {
+		if bc, ok := cfg.Backends[name]; ok {
+			if err := b.Update(backendConfig(name, bc)); err != nil {
+				for _, b := range added {
+					b.Close()
+				}
+				return err
+			}
+		}
+	}
+	if err := rt.g.Update(routes, rts, pages); err != nil {
+		for _, b := range added {
+			b.Close()
+		}
+		return err
+	}
+	for _, b := range added {
+		rt.backends[b.Name()] = b
+		b.Start()
+	}
+	for name, b := range rt.backends {
+		if _, ok := cfg.Backends[name]; !ok {
+			delete(rt.backends, name)
+			rt.retire(b, cfg.ShutdownGrace)
+		}
+	}
+	rt.cfg = cfg
+	return nil
+}
+
+// retire closes a backend no route uses any more, after grace.
+func (rt *live) retire(b *upstream.Backend, grace time.Duration) {
+	rt.retiring.Add(1)
+	go func() {
+		defer rt.retiring.Done()
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-rt.closed:
+		}
+		b.Close()
+	}()
+}
+
+func errorPages(cfg *config.Config) map[int]gateway.ErrorPage {
+	var pages map[int]gateway.ErrorPage
+	for code, p := range cfg.ErrorPages {
+		if pages == nil {
+			pages = make(map[int]gateway.ErrorPage, len(cfg.ErrorPages))
+		}
+		pages[code] = gateway.NewErrorPage(p.Path, p.Body)
+	}
+	return pages
+}
+
+func (rt *live) config() *config.Config {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.cfg
+}
+
+// snapshot lists the live backends, sorted by name.
+func (rt *live) snapshot() []*upstream.Backend {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	bs := make([]*upstream.Backend, 0, len(rt.backends))
+	for _, b := range rt.backends {
+		bs = append(bs, b)
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].Name() < bs[j].Name() })
+	return bs
+}
+
+func (rt *live) names() []string {
+	var names []string
+	for _, b := range rt.snapshot() {
+		names = append(names, b.Name())
+	}
+	return names
+}
+
+// close stops every backend, retired ones included.
+func (rt *live) close() {
+	close(rt.closed)
+	rt.retiring.Wait()
+	for _, b := range rt.snapshot() {
+		b.Close()
+	}
+}

@@ -1,0 +1,88 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// rewriteConfig replaces the running config file (listen and admin kept).
+func rewriteConfig(t *testing.T, s *sluiceProc, yamlConfig string) {
+	t.Helper()
+	cfg := "listen: \"" + s.Listen + "\"\nadmin: \"" + s.Admin + "\"\n" + yamlConfig
+	if err := os.WriteFile(s.ConfigFile, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func postReload(t *testing.T, s *sluiceProc) (int, string) {
+	t.Helper()
+	resp, err := http.Post("http://"+s.Admin+"/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// (c) A reload under load that adds a server and changes a timeout fails no
+// request and opens no new connection to the unchanged server.
+func TestReloadUnderLoadKeepsWarmConnections(t *testing.T) {
+	one := upstream{Protocol: "h2c", Ports: []int{tc.A}, H2Conns: 2}
+	s := startSluice(t, one.yaml())
+	serverA := map[string]string{"backend": s.Backend, "server": addr(tc.A)}
+	// Warm up so that A's connections exist before the reload.
+	runLoad(t, s.URL, loadSpec{Clients: 300, Duration: time.Second, KeepAlive: true}).requireClean(t)
+	openedA := requireMetric(t, s.Admin, "sluice_upstream_connections_opened_total", serverA)
+
+	two := upstream{Protocol: "h2c", Ports: []int{tc.A, tc.B}, H2Conns: 2}
+	reloaded := strings.Replace(two.yaml(), "response_header: 30s", "response_header: 20s", 1)
+	done := make(chan *loadResult, 1)
+	go func() { done <- runLoad(t, s.URL, loadSpec{Clients: 1000, Duration: 6 * time.Second, KeepAlive: true}) }()
+	time.Sleep(2 * time.Second)
+	rewriteConfig(t, s, reloaded)
+	if code, body := postReload(t, s); code != http.StatusOK {
+		t.Fatalf("POST /reload: %d %s", code, body)
+	}
+	res := <-done
+	res.requireClean(t)
+
+	afterA := requireMetric(t, s.Admin, "sluice_upstream_connections_opened_total", serverA)
+	openedB := requireMetric(t, s.Admin, "sluice_upstream_connections_opened_total",
+		map[string]string{"backend": s.Backend, "server": addr(tc.B)})
+	t.Logf("requests %d ok, %d failed; server A connections opened %v before reload, %v after; added server B opened %v",
+		res.OK, res.Failed, openedA, afterA, openedB)
+	if afterA > 2 {
+		t.Errorf("unchanged server A: %v connections opened in all, want at most its cap of 2 (no reconnect on reload)", afterA)
+	}
+	if openedB < 1 {
+		t.Error("added server B never got a connection")
+	}
+	if n := requireMetric(t, s.Admin, "sluice_reloads_total", map[string]string{"result": "success"}); n != 1 {
+		t.Errorf("sluice_reloads_total{result=success} = %v", n)
+	}
+}
+
+// (d) An invalid reload, by POST and by SIGHUP, keeps the old config serving.
+func TestInvalidReloadKeepsOldConfig(t *testing.T) {
+	s := startSluice(t, upstream{Protocol: "h2c", Ports: []int{tc.A}}.yaml())
+	rewriteConfig(t, s, "backends:\n  tomcat:\n    protocol: h3\n    servers: []\nroutes: []\n")
+	code, body := postReload(t, s)
+	if code != http.StatusBadRequest || !strings.Contains(body, "protocol") {
+		t.Errorf("POST /reload with a bad config: %d %q, want 400 naming the bad key", code, body)
+	}
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for metric(t, s.Admin, "sluice_reloads_total", map[string]string{"result": "error"}) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("SIGHUP reload not attempted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	runLoad(t, s.URL, loadSpec{Clients: 100, Duration: 2 * time.Second, KeepAlive: true}).requireClean(t)
+}
