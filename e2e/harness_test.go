@@ -258,9 +258,9 @@ type sluiceProc struct {
 	// ConfigFile is the config sluice runs from ("" in quick mode); a test
 	// may rewrite it and reload.
 	ConfigFile string
-	cmd     *exec.Cmd
-	out     *tailBuffer
-	exited  chan struct{}
+	cmd        *exec.Cmd
+	out        *tailBuffer
+	exited     chan struct{}
 }
 
 // upstream describes the one backend ("tomcat") a test config routes "/" to.
