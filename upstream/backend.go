@@ -381,6 +381,7 @@ func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, 
 		ctx, stopDeadline = context.WithDeadlineCause(ctx, deadline, ErrTotalTimeout)
 		t.stopDeadline = stopDeadline
 	}
+	t.ctx = ctx
 	t.stop = context.AfterFunc(clientCtx, func() { time.AfterFunc(abortGrace, func() { cancel(errClientLeft) }) })
 	// One timer per request: first the response header timeout, then the
 	// idle timeout while the body streams.
@@ -427,6 +428,7 @@ var errClientLeft = errors.New("upstream: client left")
 // tracker holds one attempt's upstream context, timer and slot, and ends
 // them once.
 type tracker struct {
+	ctx    context.Context // the attempt's upstream context
 	s      *Server
 	p      *pool
 	cancel context.CancelCauseFunc
@@ -484,9 +486,15 @@ type body struct {
 
 func (b *body) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.eof = true
-	} else if b.t.idle > 0 {
+	case err != nil:
+		// Say which of our timeouts ended the stream, not just "canceled".
+		if c := context.Cause(b.t.ctx); c == ErrIdleTimeout || c == ErrTotalTimeout {
+			err = c
+		}
+	case b.t.idle > 0:
 		b.t.timer.Reset(b.t.idle)
 	}
 	return n, err

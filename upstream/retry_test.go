@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 func newPeerBackend(t *testing.T, fp *fakePeer, mod func(*Config)) (*Backend, *Metrics) {
@@ -231,5 +233,56 @@ func TestTimeouts(t *testing.T) {
 				t.Errorf("took %v: timed out requests must not be retried", d)
 			}
 		})
+	}
+}
+
+func TestBackupServerOnlyWhenPrimariesOut(t *testing.T) {
+	checkNoLeak(t)
+	primary := newFakePeer(t)
+	primary.onHeaders = func(pc *peerConn, id uint32, method string) { pc.respond(id, 503, "down") }
+	backup := newFakePeer(t)
+	b, _ := newPeerBackend(t, primary, func(c *Config) {
+		c.Servers = []ServerConfig{{Address: primary.addr()}, {Address: backup.addr(), Backup: true}}
+		c.Retries = 0
+		c.Passive = PassiveConfig{ConsecutiveFailures: 2, EjectFor: time.Hour, MaxEjectedPercent: 50}
+	})
+	for range 2 {
+		resp, _, err := get(context.Background(), b, "/", nil)
+		if err != nil || resp.StatusCode != 503 {
+			t.Fatalf("primary answer: %v %v", resp, err)
+		}
+	}
+	if backup.conns.Load() != 0 {
+		t.Fatal("backup used while the primary was in rotation")
+	}
+	resp, body, err := get(context.Background(), b, "/", nil)
+	if err != nil || resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("after the primary's ejection: %v %q %v", resp, body, err)
+	}
+}
+
+func TestIdleTimeoutEndsStalledBody(t *testing.T) {
+	checkNoLeak(t)
+	fp := newFakePeer(t)
+	fp.onHeaders = func(pc *peerConn, id uint32, method string) {
+		pc.mu.Lock()
+		defer pc.mu.Unlock()
+		pc.hb.Reset()
+		pc.enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+		pc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: pc.hb.Bytes(), EndHeaders: true})
+		pc.fr.WriteData(id, false, []byte("partial"))
+		// ...and nothing more.
+	}
+	b, _ := newPeerBackend(t, fp, func(c *Config) { c.IdleTimeout = 100 * time.Millisecond })
+	start := time.Now()
+	_, body, err := get(context.Background(), b, "/", nil)
+	if !errors.Is(err, ErrIdleTimeout) {
+		t.Fatalf("got %q, %v; want ErrIdleTimeout", body, err)
+	}
+	if body != "partial" {
+		t.Errorf("body %q before the stall", body)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("stalled body ended after %v", d)
 	}
 }
