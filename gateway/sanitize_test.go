@@ -1,0 +1,86 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+)
+
+// The smuggling corpus: each must be refused before Go's parser (and so
+// Tomcat) sees it.
+var smugglingCorpus = map[string]string{
+	"CL.TE":              "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG",
+	"TE.CL":              "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n",
+	"TE.TE xchunked":     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+	"TE.TE space name":   "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+	"TE.TE duplicate":    "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+	"TE.TE list":         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+	"TE obs-fold":        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+	"duplicate CL":       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+	"obs-fold":           "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+	"bare LF":            "GET / HTTP/1.1\nHost: x\n\n",
+	"bare LF in header":  "GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n",
+	"NUL in header":      "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+	"CR in header":       "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
+	"CL plus sign":       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc",
+	"smuggled 2nd head":  "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+	"bad chunk size":     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
+	"chunk without CRLF": "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX0\r\n\r\n",
+}
+
+var cleanCorpus = map[string]string{
+	"get":             "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+	"pipelined":       "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+	"post CL":         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nhello\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+	"chunked":         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhe\nlo\r\n0\r\nX-Trailer: t\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+	"leading CRLF":    "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+	"same CL twice":   "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+	"h2 preface":      "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\n\n\n",
+	"upgrade":         "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\n\n binary",
+	"TE chunked case": "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n",
+}
+
+func scanAll(in string, step int) string {
+	var g headGuard
+	for len(in) > 0 {
+		n := min(step, len(in))
+		if r := g.scan([]byte(in[:n])); r != "" {
+			return r
+		}
+		in = in[n:]
+	}
+	return ""
+}
+
+func TestHeadGuard(t *testing.T) {
+	for _, step := range []int{1, 3, 7, 1 << 20} {
+		for name, in := range smugglingCorpus {
+			if r := scanAll(in, step); r == "" {
+				t.Errorf("step %d: %s accepted", step, name)
+			}
+		}
+		for name, in := range cleanCorpus {
+			if r := scanAll(in, step); r != "" {
+				t.Errorf("step %d: clean %s rejected: %s", step, name, r)
+			}
+		}
+	}
+}
+
+func FuzzHeadGuard(f *testing.F) {
+	for _, in := range smugglingCorpus {
+		f.Add(in, 3)
+	}
+	for _, in := range cleanCorpus {
+		f.Add(in, 5)
+	}
+	f.Fuzz(func(t *testing.T, in string, step int) {
+		if step <= 0 || step > 1<<16 {
+			step = 1
+		}
+		a, b := scanAll(in, step), scanAll(in, len(in)+1)
+		// The verdict must not depend on how the bytes arrive.
+		if (a == "") != (b == "") && !strings.Contains(a+b, "too long") {
+			t.Fatalf("split %d: %q vs whole: %q", step, a, b)
+		}
+	})
+}
