@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
@@ -22,20 +23,34 @@ const (
 
 var protoNames = [numProtos]string{"http1", "h2c", "h2", "h3"}
 
+// Rejection reasons, the fixed label set of sluice_client_rejected_total.
+const (
+	reasonLimit         = "limit"
+	reasonTimeout       = "timeout"
+	reasonBadRequest    = "bad_request"
+	reasonTLSHandshake  = "tls_handshake"
+	reasonProxyProtocol = "proxy_protocol"
+)
+
+// reject counts a refused connection or request.
+func (t *connTracker) reject(reason string) { t.m.rejected.WithLabelValues(reason).Inc() }
+
 // connTracker keeps the client connection metrics. A TCP connection is
 // counted as http1 when accepted and moved to h2c or h2 when its first
 // request turns out to be HTTP/2, since only then is it known.
 type connTracker struct {
-	m     *Metrics
-	conns sync.Map // net.Conn → *clientConn, for ConnState
-	once  sync.Once
-	g     [numProtos]prometheus.Gauge
-	acc   [numProtos]prometheus.Counter
+	m             *Metrics
+	headerTimeout time.Duration // the servers' ReadHeaderTimeout
+	conns         sync.Map      // net.Conn → *clientConn, for ConnState
+	once          sync.Once
+	g             [numProtos]prometheus.Gauge
+	acc           [numProtos]prometheus.Counter
 }
 
 type clientConn struct {
 	proto      atomic.Int32 // index into g and acc
 	classified atomic.Bool
+	accepted   time.Time
 }
 
 type connKey struct{}
@@ -52,7 +67,7 @@ func (t *connTracker) init() {
 // connContext is http.Server.ConnContext.
 func (t *connTracker) connContext(ctx context.Context, c net.Conn) context.Context {
 	t.init()
-	cc := &clientConn{}
+	cc := &clientConn{accepted: time.Now()}
 	t.conns.Store(c, cc)
 	t.g[protoHTTP1].Inc()
 	return context.WithValue(ctx, connKey{}, cc)
@@ -82,6 +97,11 @@ func (t *connTracker) connState(c net.Conn, s http.ConnState) {
 	t.g[p].Dec()
 	if cc.classified.CompareAndSwap(false, true) {
 		t.acc[p].Inc()
+		// Closed without a single request after at least the header
+		// timeout: the server cut a client too slow to send its headers.
+		if t.headerTimeout > 0 && time.Since(cc.accepted) >= t.headerTimeout {
+			t.reject(reasonTimeout)
+		}
 	}
 }
 

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +33,24 @@ type Config struct {
 	// answers itself (404 no route, 502, 503, 504), by status. Nil means
 	// text only.
 	ErrorPages map[int]ErrorPage
+	// MaxConns caps open client connections across all TCP listeners;
+	// more are closed at once. Zero means 100000.
+	MaxConns int
+	// MaxHeaderCount caps request header fields; more get 431. Zero means
+	// 100.
+	MaxHeaderCount int
+	// MaxRequestBody caps request bodies in bytes; larger get 413. Zero
+	// means no limit.
+	MaxRequestBody int64
+	// MaxConcurrentStreams caps streams per HTTP/2 client connection.
+	// Zero means 250.
+	MaxConcurrentStreams int
+	// TrustedProxies are networks whose X-Forwarded-For is kept and
+	// appended to; from anyone else it is replaced by the peer address.
+	TrustedProxies []netip.Prefix
+	// AltSvc, when set, is sent as Alt-Svc on TCP responses (HTTP/3
+	// advertisement), e.g. `h3=":443"; ma=86400`.
+	AltSvc string
 }
 
 // Gateway routes client requests to backends. It is an http.Handler.
@@ -41,6 +61,8 @@ type Gateway struct {
 	log     *slog.Logger
 	conns   connTracker
 	noRoute requestMetrics
+
+	open atomic.Int64 // client connections open across TCP listeners
 
 	mu      sync.Mutex        // serialises Update; guards proxies
 	proxies map[string]*proxy // by backend name, kept across updates
@@ -85,7 +107,7 @@ func (g *Gateway) Update(routes []Route, backends map[string]http.RoundTripper, 
 			if old := g.proxies[r.Backend]; old != nil && old.rp.Transport == rt {
 				p = old
 			} else {
-				p = newProxy(r.Backend, rt, g.pages, g.m.forBackend(r.Backend), g.log)
+				p = newProxy(r.Backend, rt, g.pages, g.m.forBackend(r.Backend), g.log, g.trusted)
 			}
 			next[r.Backend] = p
 		}
@@ -98,10 +120,62 @@ func (g *Gateway) Update(routes []Route, backends map[string]http.RoundTripper, 
 
 func (g *Gateway) pages() map[int]ErrorPage { return g.table.Load().pages }
 
+// trusted reports whether the request's peer is a trusted proxy.
+func (g *Gateway) trusted(r *http.Request) bool {
+	if len(g.cfg.TrustedProxies) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range g.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkLimits applies the request limits Go's server does not: header
+// count and body size. It returns a status and message, or 0.
+func (g *Gateway) checkLimits(r *http.Request) (int, string) {
+	maxHeaders := g.cfg.MaxHeaderCount
+	if maxHeaders <= 0 {
+		maxHeaders = 100
+	}
+	n := 0
+	for _, v := range r.Header {
+		n += len(v)
+	}
+	if n > maxHeaders {
+		return http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("too many header fields (%d, limit %d)\n", n, maxHeaders)
+	}
+	if max := g.cfg.MaxRequestBody; max > 0 {
+		if r.ContentLength > max {
+			return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large (limit %d bytes)\n", max)
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(nil, r.Body, max)
+		}
+	}
+	return 0, ""
+}
+
 // ServeHTTP routes and proxies one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	g.conns.classify(r)
+	if code, msg := g.checkLimits(r); code != 0 {
+		g.conns.reject(reasonBadRequest)
+		writeError(w, nil, code, msg)
+		g.noRoute.observe(code, time.Since(start))
+		return
+	}
+	if g.cfg.AltSvc != "" && r.ProtoMajor < 3 {
+		w.Header().Set("Alt-Svc", g.cfg.AltSvc)
+	}
 	t := g.table.Load()
 	p := t.router.match(r.Host, r.URL.Path)
 	if p == nil {
@@ -135,7 +209,7 @@ type proxy struct {
 	m    requestMetrics
 }
 
-func newProxy(name string, rt http.RoundTripper, pages func() map[int]ErrorPage, m requestMetrics, log *slog.Logger) *proxy {
+func newProxy(name string, rt http.RoundTripper, pages func() map[int]ErrorPage, m requestMetrics, log *slog.Logger, trusted func(*http.Request) bool) *proxy {
 	p := &proxy{name: name, m: m}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -144,7 +218,13 @@ func newProxy(name string, rt http.RoundTripper, pages func() map[int]ErrorPage,
 			// a cleartext Tomcat connector rejects :scheme https.
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = name
+			prior := pr.In.Header["X-Forwarded-For"]
 			pr.SetXForwarded()
+			if len(prior) > 0 && trusted(pr.In) {
+				// A trusted proxy in front: keep the chain it reports
+				// and append the peer, as it would.
+				pr.Out.Header.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+pr.Out.Header.Get("X-Forwarded-For"))
+			}
 			pr.Out.Host = pr.In.Host
 		},
 		Transport:  rt,

@@ -56,7 +56,7 @@ func newGatewayProto(t *testing.T, addr, protocol string, q upstream.QueueConfig
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(g)
+	s := NewServer(g, false)
 	go s.Serve(ln)
 	t.Cleanup(func() { s.srv.Close() })
 	return ln.Addr().String()

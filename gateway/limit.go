@@ -12,7 +12,7 @@ import (
 type limitListener struct {
 	net.Listener
 	max      int64
-	open     atomic.Int64
+	open     *atomic.Int64 // shared by the gateway's listeners
 	rejected func()
 }
 

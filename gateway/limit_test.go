@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -12,7 +13,7 @@ func TestLimitListenerRefusesBeyondCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	rejected := make(chan struct{}, 10)
-	ll := &limitListener{Listener: ln, max: 2, rejected: func() { rejected <- struct{}{} }}
+	ll := &limitListener{Listener: ln, max: 2, open: new(atomic.Int64), rejected: func() { rejected <- struct{}{} }}
 	defer ll.Close()
 	accepted := make(chan net.Conn, 10)
 	go func() {

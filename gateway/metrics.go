@@ -12,6 +12,7 @@ type Metrics struct {
 	clientConns    *prometheus.GaugeVec
 	clientAccepted *prometheus.CounterVec
 	requests       *prometheus.CounterVec
+	rejected       *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
 }
 
@@ -27,6 +28,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_client_connections_accepted_total",
 			Help: "Client connections accepted, by protocol (http1, h2c, h2, h3).",
 		}, []string{"protocol"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_client_rejected_total",
+			Help: "Client connections or requests refused, by reason (limit, timeout, bad_request, tls_handshake, proxy_protocol).",
+		}, []string{"reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_requests_total",
 			Help: "Client requests completed, by backend and status code (499: client went away).",
@@ -38,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"backend"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.clientConns, m.clientAccepted, m.requests, m.duration)
+		reg.MustRegister(m.clientConns, m.clientAccepted, m.rejected, m.requests, m.duration)
 	}
 	return m
 }

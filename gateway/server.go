@@ -2,46 +2,72 @@ package gateway
 
 import (
 	"context"
-	"log/slog"
+	"log"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
-// Server serves the gateway on one TCP listener: HTTP/1.1 and h2c with
-// prior knowledge on the same port.
+// Server serves the gateway on one TCP listener: cleartext HTTP/1.1 and
+// h2c with prior knowledge on the same port, or TLS with ALPN h2 and
+// http/1.1.
 type Server struct {
 	srv *http.Server
 }
 
-// NewServer wraps g in an http.Server with the gateway's limits.
-func NewServer(g *Gateway) *Server {
+// NewServer wraps g in an http.Server with the gateway's limits, for a
+// listener from Gateway.Listen with or without TLS.
+func NewServer(g *Gateway, withTLS bool) *Server {
 	cfg := g.cfg
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = 10 * time.Second
 	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 120 * time.Second
-	}
 	if cfg.MaxHeaderBytes <= 0 {
 		cfg.MaxHeaderBytes = 1 << 20
 	}
+	if cfg.MaxConcurrentStreams <= 0 {
+		cfg.MaxConcurrentStreams = 250
+	}
+	g.conns.headerTimeout = cfg.ReadHeaderTimeout
 	var protos http.Protocols
 	protos.SetHTTP1(true)
-	protos.SetUnencryptedHTTP2(true)
+	if withTLS {
+		protos.SetHTTP2(true)
+	} else {
+		protos.SetUnencryptedHTTP2(true)
+	}
 	return &Server{srv: &http.Server{
 		Handler:           g,
 		Protocols:         &protos,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
+		IdleTimeout:       g.idleTimeout(),
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ConnContext:       g.conns.connContext,
 		ConnState:         g.conns.connState,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		ErrorLog:          log.New(&serverLog{g: g}, "", 0),
+		// Go's HTTP/2 server already bounds what a hostile client can
+		// cost: handlers queued by rapid resets (CVE-2023-44487),
+		// CONTINUATION floods (CVE-2023-45288), and HPACK tables
+		// (MaxDecoderHeaderTableSize, with MaxHeaderBytes on the decoded
+		// size).
 		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams: 250,
+			MaxConcurrentStreams: cfg.MaxConcurrentStreams,
 		},
 	}}
+}
+
+// serverLog counts what net/http reports only through its error log
+// (failed TLS handshakes) and passes every line to the debug log.
+type serverLog struct{ g *Gateway }
+
+func (l *serverLog) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	if strings.HasPrefix(line, "http: TLS handshake error") {
+		l.g.conns.reject(reasonTLSHandshake)
+	}
+	l.g.log.Debug(line)
+	return len(p), nil
 }
 
 // idleTimeout is how long an idle client connection stays open.

@@ -33,6 +33,8 @@ func errorCause(err error, clientGone bool) (int, string) {
 	switch {
 	case clientGone || errors.Is(err, upstream.ErrClientGone):
 		return StatusClientClosed, "client closed request"
+	case errors.As(err, new(*http.MaxBytesError)):
+		return http.StatusRequestEntityTooLarge, "request body too large"
 	case errors.Is(err, upstream.ErrQueueFull):
 		return http.StatusServiceUnavailable, "queue full"
 	case errors.Is(err, upstream.ErrQueueTimeout):

@@ -32,9 +32,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := rt.g.Listen(gateway.ListenerConfig{Addr: cfg.Listen})
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return err
 	}
 	adminLn, err := net.Listen("tcp", cfg.Admin)
 	if err != nil {
@@ -48,7 +48,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
-	srv := gateway.NewServer(rt.g)
+	srv := gateway.NewServer(rt.g, false)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() {

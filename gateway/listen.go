@@ -1,0 +1,69 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+)
+
+// ListenerConfig is one client-facing TCP listener.
+type ListenerConfig struct {
+	// Addr is host:port.
+	Addr string
+	// Certs turns on TLS, with ALPN h2 and http/1.1. Nil serves cleartext
+	// HTTP/1.1 and h2c (prior knowledge).
+	Certs *Certs
+	// ProxyProtocol requires a PROXY protocol v1 or v2 header on every
+	// connection; a connection without a valid one is closed.
+	ProxyProtocol bool
+}
+
+// proxyHeaderTimeout bounds the wait for a PROXY protocol header.
+const proxyHeaderTimeout = 5 * time.Second
+
+// Listen opens a listener with the gateway's connection cap (shared by all
+// listeners), PROXY protocol if asked, the HTTP/1.1 smuggling guard on
+// cleartext, and TLS. Serve it with the Server from NewServer for the same
+// config (TLS or not).
+func (g *Gateway) Listen(lc ListenerConfig) (net.Listener, error) {
+	raw, err := net.Listen("tcp", lc.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", lc.Addr, err)
+	}
+	var ln net.Listener = &limitListener{
+		Listener: raw, max: int64(g.maxConns()), open: &g.open,
+		rejected: func() { g.conns.reject(reasonLimit) },
+	}
+	if lc.ProxyProtocol {
+		ln = &proxyListener{Listener: ln, timeout: proxyHeaderTimeout, rejected: func() { g.conns.reject(reasonProxyProtocol) }}
+	}
+	if lc.Certs != nil {
+		// The guard needs the decrypted byte stream but Go's server must
+		// see a *tls.Conn to negotiate h2, so TLS listeners rely on Go's
+		// parser; every request is re-framed towards Tomcat either way.
+		return tls.NewListener(ln, lc.Certs.TLSConfig("h2", "http/1.1")), nil
+	}
+	return &guardListener{Listener: ln, rejected: func(string) { g.conns.reject(reasonBadRequest) }}, nil
+}
+
+func (g *Gateway) maxConns() int {
+	if g.cfg.MaxConns > 0 {
+		return g.cfg.MaxConns
+	}
+	return 100000
+}
+
+// guardListener wraps each connection in the HTTP/1.1 smuggling guard.
+type guardListener struct {
+	net.Listener
+	rejected func(reason string)
+}
+
+func (l *guardListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &guardConn{Conn: c, rejected: l.rejected}, nil
+}
