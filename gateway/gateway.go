@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // Config is the client-facing side. Zero values pick the defaults.
@@ -48,6 +50,8 @@ type Config struct {
 	// TrustedProxies are networks whose X-Forwarded-For is kept and
 	// appended to; from anyone else it is replaced by the peer address.
 	TrustedProxies []netip.Prefix
+	// AccessLog, when not nil, gets one line per request.
+	AccessLog *AccessLog
 	// AltSvc, when set, is sent as Alt-Svc on TCP responses (HTTP/3
 	// advertisement), e.g. `h3=":443"; ma=86400`.
 	AltSvc string
@@ -193,10 +197,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sw := getStatusWriter(w)
+	var info *upstream.RequestInfo
+	if g.cfg.AccessLog != nil {
+		info = new(upstream.RequestInfo)
+		r = r.WithContext(upstream.WithInfo(r.Context(), info))
+	}
 	defer func() {
 		// Runs also when ReverseProxy aborts with http.ErrAbortHandler
 		// after a failed body copy.
-		p.m.observe(sw.status(), time.Since(start))
+		d := time.Since(start)
+		p.m.observe(sw.status(), d)
+		if info != nil {
+			g.cfg.AccessLog.record(r, sw.status(), sw.n, p.name, info, d)
+		}
 		putStatusWriter(sw)
 	}()
 	p.rp.ServeHTTP(sw, r)
@@ -262,13 +275,14 @@ func (bufferPool) Put(b []byte) { copyBufs.Put(&b) }
 type statusWriter struct {
 	http.ResponseWriter
 	code int
+	n    int64 // body bytes written
 }
 
 var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
 func getStatusWriter(w http.ResponseWriter) *statusWriter {
 	sw := statusWriters.Get().(*statusWriter)
-	sw.ResponseWriter, sw.code = w, 0
+	sw.ResponseWriter, sw.code, sw.n = w, 0, 0
 	return sw
 }
 
@@ -288,7 +302,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
 }
 
 func (w *statusWriter) Flush() {

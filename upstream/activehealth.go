@@ -108,8 +108,8 @@ func (b *Backend) check(ctx context.Context, st *backendState, s *Server) error 
 	if err != nil {
 		return err
 	}
-	cc := p.tryAcquire()
-	if cc == nil {
+	c := p.tryAcquire()
+	if c == nil {
 		// Busy connections carry live traffic, which passive health
 		// watches; open one only if there is none at all.
 		if p.stats().conns > 0 {
@@ -118,11 +118,12 @@ func (b *Backend) check(ctx context.Context, st *backendState, s *Server) error 
 		if err := p.grow(); err != nil {
 			return err
 		}
-		if cc = p.tryAcquire(); cc == nil {
+		if c = p.tryAcquire(); c == nil {
 			return nil
 		}
 	}
 	defer p.done()
+	cc := c.cc
 	host := hc.Host
 	if host == "" {
 		host = s.addr

@@ -338,9 +338,10 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	idempotent := st.idempotent[req.Method]
+	info := infoFrom(clientCtx)
 	var avoid *Server
 	for attempt := 0; ; attempt++ {
-		s, p, cc, err := b.acquire(clientCtx, st, avoid, deadline)
+		s, p, c, err := b.acquire(clientCtx, st, avoid, deadline)
 		if err != nil {
 			var de *DialError
 			if !errors.As(err, &de) || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
@@ -349,7 +350,11 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 			b.m.retried(retryDial)
 			continue
 		}
-		resp, wrote, err := b.send(req, st, s, p, cc, deadline)
+		if info != nil {
+			info.Server, info.Protocol, info.ConnID = s.addr, p.cfg.protocol, c.id
+			info.Attempts++
+		}
+		resp, wrote, err := b.send(req, st, s, p, c, deadline)
 		if err == nil {
 			return resp, nil
 		}
@@ -368,7 +373,7 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // send makes one attempt on a reserved slot of cc. wrote reports whether the
 // request headers were written, after which the server may have seen it.
-func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, cc *http.ClientConn, deadline time.Time) (*http.Response, bool, error) {
+func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, c *pconn, deadline time.Time) (*http.Response, bool, error) {
 	clientCtx := req.Context()
 	s.active.Add(1)
 	req.URL.Scheme = "http"
@@ -389,7 +394,7 @@ func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, 
 	var wrote atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
 
-	resp, err := cc.RoundTrip(req.WithContext(ctx))
+	resp, err := c.cc.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		cause := context.Cause(ctx)
 		t.finish()
@@ -523,7 +528,7 @@ func (u *upgradedBody) Close() error {
 }
 
 // acquire reserves a connection slot, waiting in the queue if need be.
-func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, deadline time.Time) (*Server, *pool, *http.ClientConn, error) {
+func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, deadline time.Time) (*Server, *pool, *pconn, error) {
 	if b.q.len() == 0 {
 		s, p, cc, err := b.try(ctx, st, avoid)
 		if cc != nil || err != nil {
@@ -536,7 +541,7 @@ func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, 
 // try takes a free slot on any server, opening a connection where the caps
 // allow. It returns all nils when the caller should wait, and an error only
 // when no server could be reached and none has an open connection.
-func (b *Backend) try(ctx context.Context, st *backendState, avoid *Server) (*Server, *pool, *http.ClientConn, error) {
+func (b *Backend) try(ctx context.Context, st *backendState, avoid *Server) (*Server, *pool, *pconn, error) {
 	servers := st.servers
 	n := len(servers)
 	start := st.bal.first(servers)
@@ -606,20 +611,23 @@ func anyOpen(servers []*Server) bool {
 
 // wait parks the request in the FIFO queue until a slot frees up, the queue
 // timeout passes or the client leaves.
-func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, deadline time.Time) (*Server, *pool, *http.ClientConn, error) {
+func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, deadline time.Time) (*Server, *pool, *pconn, error) {
 	w := &waiter{ch: make(chan struct{}, 1)}
 	if !b.q.enqueue(w) {
 		b.m.rejected(reasonFull)
 		return nil, nil, nil, ErrQueueFull
 	}
 	start := time.Now()
+	if info := infoFrom(ctx); info != nil {
+		defer func() { info.QueueWait += time.Since(start) }()
+	}
 	wait, timeoutErr := st.cfg.Queue.Timeout, ErrQueueTimeout
 	if !deadline.IsZero() && time.Until(deadline) < wait {
 		wait, timeoutErr = time.Until(deadline), ErrTotalTimeout
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	leave := func(err error, reason string) (*Server, *pool, *http.ClientConn, error) {
+	leave := func(err error, reason string) (*Server, *pool, *pconn, error) {
 		if b.q.remove(w) {
 			// We were woken but will not use the slot: pass it on.
 			b.q.wake()

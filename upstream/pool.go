@@ -66,7 +66,11 @@ type pconn struct {
 	// maxConns, so its replacement can open while it drains.
 	goingAway atomic.Bool
 	pool      *pool
+	// id names the connection in access logs, unique in the process.
+	id uint64
 }
+
+var connIDs atomic.Uint64
 
 // goneAway runs on the connection's reader goroutine when GOAWAY arrives.
 func (c *pconn) goneAway() {
@@ -130,7 +134,7 @@ func newPool(cfg poolConfig) *pool {
 
 // tryAcquire reserves a slot on an open connection without blocking. It
 // returns nil when every connection is at its limit (or there are none).
-func (p *pool) tryAcquire() *http.ClientConn {
+func (p *pool) tryAcquire() *pconn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed || p.draining.Load() {
@@ -169,7 +173,7 @@ func (p *pool) tryAcquire() *http.ClientConn {
 		return nil
 	}
 	p.inflight.Add(1)
-	return best.cc
+	return best
 }
 
 // done gives back what tryAcquire took, once the request is over.
@@ -236,7 +240,7 @@ func (p *pool) grow() error {
 	p.dialing++
 	p.mu.Unlock()
 
-	c := &pconn{pool: p}
+	c := &pconn{pool: p, id: connIDs.Add(1)}
 	ctx, cancel := context.WithTimeout(p.ctx, p.limits().connectTimeout)
 	cc, err := p.cfg.dial(ctx, c)
 	cancel()

@@ -1,0 +1,105 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sluice-gw/sluice/upstream"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func logGateway(t testing.TB, mode string, n int, out io.Writer) *Gateway {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(503)
+		}
+		io.WriteString(w, "hello")
+	})
+	log := quiet()
+	b, err := upstream.New(upstream.Config{Name: "b", Protocol: upstream.H2C,
+		Servers: []upstream.ServerConfig{{Address: up}}, Queue: upstream.QueueConfig{MaxPending: 10}}, upstream.NewMetrics(nil), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	al, err := NewAccessLog(AccessLogConfig{Mode: mode, SampleN: n, JSON: true, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(Config{Routes: []Route{{Backend: "b"}}, AccessLog: al}, map[string]http.RoundTripper{"b": b}, NewMetrics(nil), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func TestAccessLogModes(t *testing.T) {
+	tests := []struct {
+		mode      string
+		n         int
+		wantLines int // for 10 OK requests and 2 failing ones
+	}{
+		{LogAll, 0, 12},
+		{LogErrors, 0, 2},
+		{LogSample, 5, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			var out syncBuf
+			g := logGateway(t, tt.mode, tt.n, &out)
+			for i := range 12 {
+				path := "/"
+				if i >= 10 {
+					path = "/fail"
+				}
+				g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "http://front"+path, nil))
+			}
+			lines := strings.Split(strings.TrimSpace(out.b.String()), "\n")
+			if len(lines) != tt.wantLines {
+				t.Fatalf("%d lines, want %d:\n%s", len(lines), tt.wantLines, out.b.String())
+			}
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{"client", "proto", "method", "host", "path", "status", "bytes", "backend", "server", "upstream_proto", "upstream_conn", "queue_wait", "duration"} {
+				if _, ok := rec[k]; !ok {
+					t.Errorf("field %s missing in %v", k, rec)
+				}
+			}
+			if rec["status"] != float64(503) || rec["upstream_proto"] != "h2c" || rec["bytes"] != float64(5) {
+				t.Errorf("record %v", rec)
+			}
+		})
+	}
+	if al, err := NewAccessLog(AccessLogConfig{Mode: "loud"}); err == nil || al != nil {
+		t.Error("bad mode accepted")
+	}
+}
+
+// BenchmarkProxyRequestAccessLog is BenchmarkProxyRequest with every
+// request logged as JSON, to show what logging costs per request.
+func BenchmarkProxyRequestAccessLog(b *testing.B) {
+	g := logGateway(b, LogAll, 0, io.Discard)
+	req := httptest.NewRequest("GET", "http://front/", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		g.ServeHTTP(httptest.NewRecorder(), req)
+	}
+}
