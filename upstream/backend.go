@@ -376,6 +376,7 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, c *pconn, deadline time.Time) (*http.Response, bool, error) {
 	clientCtx := req.Context()
 	s.active.Add(1)
+	s.requests.Add(1)
 	req.URL.Scheme = "http"
 	req.URL.Host = s.addr
 
@@ -663,29 +664,62 @@ func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, dea
 
 // Stats is a snapshot of a backend for metrics, readiness and logs.
 type Stats struct {
-	Pending int
-	Servers []ServerStats
+	Name    string        `json:"name"`
+	Pending int           `json:"queue_pending"`
+	Servers []ServerStats `json:"servers"`
 }
 
 // ServerStats is a snapshot of one server.
 type ServerStats struct {
-	Address  string
-	Protocol string
-	Conns    int
-	Active   int
-	Usable   bool
+	Address  string `json:"address"`
+	Protocol string `json:"protocol"` // h2c, h1, or "" before detection
+	// State is up, down (failed health checks or unreachable), ejected
+	// (passive health) or draining (removed by a reload).
+	State  string `json:"state"`
+	Conns  int    `json:"connections"`
+	Active int    `json:"active_streams"`
+	// MaxStreams lists, per open connection, the concurrent streams it
+	// allows: the lower of the server's SETTINGS and the config.
+	MaxStreams []int  `json:"max_streams_per_connection"`
+	Requests   uint64 `json:"requests"` // attempts sent, ever
+	Errors     uint64 `json:"errors"`   // failed attempts and 5xx answers, ever
+	Usable     bool   `json:"usable"`
 }
 
 // Stats snapshots the backend.
 func (b *Backend) Stats() Stats {
-	servers := b.cur().servers
-	st := Stats{Pending: b.q.len(), Servers: make([]ServerStats, 0, len(servers))}
-	for _, s := range servers {
-		ss := ServerStats{Address: s.addr, Protocol: s.Protocol(), Active: int(s.active.Load()), Usable: s.usable()}
-		if p := s.cur.Load(); p != nil {
-			ss.Conns = p.stats().conns
+	st := b.cur()
+	out := Stats{Name: b.name, Pending: b.q.len(), Servers: make([]ServerStats, 0, len(st.servers))}
+	now := time.Now().UnixNano()
+	for _, s := range st.servers {
+		ss := ServerStats{
+			Address: s.addr, Protocol: s.Protocol(), Active: int(s.active.Load()), Usable: s.usable(),
+			Requests: s.requests.Load(), Errors: s.errors.Load(), State: "up",
 		}
-		st.Servers = append(st.Servers, ss)
+		switch {
+		case s.ejected(now):
+			ss.State = "ejected"
+		case !ss.Usable:
+			ss.State = "down"
+		}
+		if p := s.cur.Load(); p != nil {
+			ss.MaxStreams = p.maxStreams()
+			ss.Conns = len(ss.MaxStreams)
+		}
+		out.Servers = append(out.Servers, ss)
 	}
-	return st
+	b.updateMu.Lock()
+	for _, s := range b.retired {
+		ss := ServerStats{Address: s.addr, Protocol: s.Protocol(), Active: int(s.active.Load()), State: "draining",
+			Requests: s.requests.Load(), Errors: s.errors.Load()}
+		if p := s.cur.Load(); p != nil {
+			ss.MaxStreams = p.maxStreams()
+			ss.Conns = len(ss.MaxStreams)
+		}
+		if ss.Conns > 0 || ss.Active > 0 {
+			out.Servers = append(out.Servers, ss)
+		}
+	}
+	b.updateMu.Unlock()
+	return out
 }

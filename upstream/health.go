@@ -23,6 +23,7 @@ type PassiveConfig struct {
 // failed records a failure of s and ejects it once it has failed
 // ConsecutiveFailures times in a row, if the backend can spare it.
 func (s *Server) failed(st *backendState) {
+	s.errors.Add(1)
 	n := s.failures.Add(1)
 	pc := st.cfg.Passive
 	if pc.ConsecutiveFailures <= 0 || int(n) < pc.ConsecutiveFailures {

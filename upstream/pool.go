@@ -356,6 +356,27 @@ func (p *pool) stats() poolStats {
 	return poolStats{conns: n, inflight: int(p.inflight.Load())}
 }
 
+// maxStreams reports, per usable connection, how many concurrent streams
+// it allows: what the server advertised (Available + InFlight) capped by
+// the config.
+func (p *pool) maxStreams() []int {
+	limit := p.limits().maxStreams
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]int, 0, len(p.conns))
+	for _, c := range p.conns {
+		if c.cc.Err() != nil {
+			continue
+		}
+		n := c.cc.Available() + c.cc.InFlight()
+		if c.goingAway.Load() || n == 0 {
+			n = c.cc.InFlight()
+		}
+		out = append(out, min(n, limit))
+	}
+	return out
+}
+
 // close shuts every connection and stops the reaper.
 func (p *pool) close() {
 	p.mu.Lock()

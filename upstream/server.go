@@ -47,6 +47,8 @@ type Server struct {
 
 	// active counts requests between slot acquisition and body close.
 	active atomic.Int64
+	// requests and errors count attempts and failures, for the stats page.
+	requests, errors atomic.Uint64
 	// down is set when the last attempt to reach the server failed and
 	// cleared by the next success.
 	down atomic.Bool
