@@ -41,6 +41,7 @@ func (t *connTracker) reject(reason string) { t.m.rejected.WithLabelValues(reaso
 type connTracker struct {
 	m             *Metrics
 	headerTimeout time.Duration // the servers' ReadHeaderTimeout
+	h3            atomic.Int64  // open QUIC connections
 	conns         sync.Map      // net.Conn → *clientConn, for ConnState
 	once          sync.Once
 	g             [numProtos]prometheus.Gauge
@@ -79,7 +80,8 @@ func (t *connTracker) quicConn(ctx context.Context, c *quic.Conn) context.Contex
 	t.init()
 	t.g[protoH3].Inc()
 	t.acc[protoH3].Inc()
-	context.AfterFunc(c.Context(), func() { t.g[protoH3].Dec() })
+	t.h3.Add(1)
+	context.AfterFunc(c.Context(), func() { t.g[protoH3].Dec(); t.h3.Add(-1) })
 	return ctx
 }
 

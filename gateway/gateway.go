@@ -122,6 +122,9 @@ func (g *Gateway) Update(routes []Route, backends map[string]http.RoundTripper, 
 	return nil
 }
 
+// ClientConns is the number of open client connections, all protocols.
+func (g *Gateway) ClientConns() int { return int(g.open.Load() + g.conns.h3.Load()) }
+
 func (g *Gateway) pages() map[int]ErrorPage { return g.table.Load().pages }
 
 // trusted reports whether the request's peer is a trusted proxy.

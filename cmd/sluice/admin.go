@@ -52,6 +52,8 @@ func adminHandler(reg *prometheus.Registry, rt *live, listening *atomic.Bool) ht
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	mux.HandleFunc("GET /stats.json", statsJSON(rt))
+	mux.HandleFunc("GET /", statsHTML)
 	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := rt.reload(); err != nil {
 			status := http.StatusBadRequest
