@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Result is what one load-generator run measured.
+type Result struct {
+	RPS      float64 // requests per second over the measured duration
+	P50ms    float64 // median latency, ms (-1: unknown)
+	P99ms    float64 // 99th percentile latency, ms (-1: unknown)
+	Requests int64   // requests completed (any status)
+	Errors   int64   // socket errors + HTTP failures (status >= 400) as the tool counts them
+}
+
+func (r Result) TSV() string {
+	return fmt.Sprintf("%.1f\t%.3f\t%.3f\t%d\t%d", r.RPS, r.P50ms, r.P99ms, r.Requests, r.Errors)
+}
+
+var (
+	wrkRPS      = regexp.MustCompile(`(?m)^Requests/sec:\s+([0-9.]+)`)
+	wrkReqs     = regexp.MustCompile(`(?m)^\s*([0-9]+) requests in `)
+	wrkPct      = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([0-9.]+)(us|ms|s|m)\s*$`)
+	wrkSockErr  = regexp.MustCompile(`Socket errors: connect ([0-9]+), read ([0-9]+), write ([0-9]+), timeout ([0-9]+)`)
+	wrkNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: ([0-9]+)`)
+	h2Finished  = regexp.MustCompile(`(?m)^finished in [0-9.]+[a-z]*, ([0-9.]+) req/s`)
+	h2Requests  = regexp.MustCompile(`(?m)^requests: ([0-9]+) total, ([0-9]+) started, ([0-9]+) done, ([0-9]+) succeeded, ([0-9]+) failed, ([0-9]+) errored, ([0-9]+) timeout`)
+	h2ReqTimeMs = regexp.MustCompile(`(?m)^time for request:\s+\S+\s+\S+\s+([0-9.]+)(us|ms|s)`)
+)
+
+func toMs(v float64, unit string) float64 {
+	switch unit {
+	case "us":
+		return v / 1000
+	case "s":
+		return v * 1000
+	case "m":
+		return v * 60000
+	}
+	return v
+}
+
+func atoi(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+// ParseWrk reads `wrk --latency` output.
+func ParseWrk(out string) (Result, error) {
+	r := Result{P50ms: -1, P99ms: -1}
+	m := wrkRPS.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("wrk: no Requests/sec line")
+	}
+	r.RPS, _ = strconv.ParseFloat(m[1], 64)
+	if m := wrkReqs.FindStringSubmatch(out); m != nil {
+		r.Requests = atoi(m[1])
+	}
+	for _, m := range wrkPct.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		if m[1] == "50" {
+			r.P50ms = toMs(v, m[3])
+		} else {
+			r.P99ms = toMs(v, m[3])
+		}
+	}
+	if m := wrkSockErr.FindStringSubmatch(out); m != nil {
+		for _, s := range m[1:] {
+			r.Errors += atoi(s)
+		}
+	}
+	if m := wrkNon2xx.FindStringSubmatch(out); m != nil {
+		r.Errors += atoi(m[1])
+	}
+	return r, nil
+}
+
+// ParseH2load reads h2load's summary and, if log is not nil, its --log-file
+// (tab-separated: start µs since epoch, status, µs until the response ended)
+// for percentiles, which the summary does not print. Without a log the mean
+// request time is reported as p50 and p99 stays unknown.
+func ParseH2load(out string, log io.Reader) (Result, error) {
+	r := Result{P50ms: -1, P99ms: -1}
+	m := h2Finished.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("h2load: no 'finished in' line")
+	}
+	r.RPS, _ = strconv.ParseFloat(m[1], 64)
+	m = h2Requests.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("h2load: no 'requests:' line")
+	}
+	r.Requests = atoi(m[3])
+	// h2load: "failed" includes HTTP-level failures; "errored" and "timeout" are subsets of it.
+	r.Errors = atoi(m[5])
+	if log != nil {
+		var lat []float64
+		sc := bufio.NewScanner(log)
+		for sc.Scan() {
+			f := strings.Split(sc.Text(), "\t")
+			if len(f) < 3 {
+				continue
+			}
+			us, err := strconv.ParseFloat(f[2], 64)
+			if err != nil {
+				continue
+			}
+			lat = append(lat, us/1000)
+		}
+		if len(lat) > 0 {
+			sort.Float64s(lat)
+			r.P50ms = percentile(lat, 50)
+			r.P99ms = percentile(lat, 99)
+			return r, nil
+		}
+	}
+	if m := h2ReqTimeMs.FindStringSubmatch(out); m != nil {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		r.P50ms = toMs(v, m[2])
+	}
+	return r, nil
+}
+
+// percentile of sorted values, nearest rank.
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return -1
+	}
+	i := int(p/100*float64(len(sorted))+0.999999) - 1
+	if i < 0 {
+		i = 0
+	}
+	if i >= len(sorted) {
+		i = len(sorted) - 1
+	}
+	return sorted[i]
+}
+
+func cmdParse(args []string) error {
+	if len(args) < 2 {
+		return fmt.Errorf("usage: report parse wrk|h2load OUTPUT [H2LOAD_LOG]")
+	}
+	out, err := os.ReadFile(args[1])
+	if err != nil {
+		return err
+	}
+	var r Result
+	switch args[0] {
+	case "wrk":
+		r, err = ParseWrk(string(out))
+	case "h2load":
+		var log io.Reader
+		if len(args) > 2 {
+			f, ferr := os.Open(args[2])
+			if ferr == nil {
+				defer f.Close()
+				log = bufio.NewReaderSize(f, 1<<16)
+			}
+		}
+		r, err = ParseH2load(string(out), log)
+	default:
+		return fmt.Errorf("unknown tool %q", args[0])
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Println(r.TSV())
+	return nil
+}

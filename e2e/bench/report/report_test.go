@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const wrkOut = `Running 5s test @ http://127.0.0.1:19121/
+  2 threads and 1000 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   100.59ms   45.28ms   1.77s    72.71%
+    Req/Sec     4.93k   781.27     6.51k    80.81%
+  Latency Distribution
+     50%   94.46ms
+     75%  124.00ms
+     90%  157.46ms
+     99%    1.24s
+  49275 requests in 5.10s, 6.53MB read
+  Socket errors: connect 3, read 4, write 0, timeout 2
+  Non-2xx or 3xx responses: 7
+Requests/sec:   9653.97
+Transfer/sec:      1.28MB
+`
+
+func TestParseWrk(t *testing.T) {
+	r, err := ParseWrk(wrkOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Result{RPS: 9653.97, P50ms: 94.46, P99ms: 1240, Requests: 49275, Errors: 16}
+	if r != want {
+		t.Fatalf("got %+v, want %+v", r, want)
+	}
+	if _, err := ParseWrk("unable to connect to 127.0.0.1:1 Connection refused\n"); err == nil {
+		t.Fatal("no error for output without results")
+	}
+}
+
+const h2loadOut = `finished in 5.01s, 8227.40 req/s, 329.11KB/s
+requests: 41137 total, 43137 started, 41137 done, 41130 succeeded, 7 failed, 5 errored, 1 timeout
+status codes: 41180 2xx, 0 3xx, 0 4xx, 2 5xx
+traffic: 1.61MB (1685049) total, 187.04KB (191530) headers (space savings 94.26%), 723.11KB (740466) data
+                     min         max         mean         sd        +/- sd
+time for request:     1.58ms       1.07s    235.02ms    103.40ms    71.66%
+`
+
+func TestParseH2load(t *testing.T) {
+	var log strings.Builder
+	for i := 1; i <= 100; i++ {
+		fmt.Fprintf(&log, "1795604580914574\t200\t%d\n", i*1000) // i ms
+	}
+	r, err := ParseH2load(h2loadOut, strings.NewReader(log.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Result{RPS: 8227.40, P50ms: 50, P99ms: 99, Requests: 41137, Errors: 7}
+	if r != want {
+		t.Fatalf("got %+v, want %+v", r, want)
+	}
+	r, err = ParseH2load(h2loadOut, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.P50ms != 235.02 || r.P99ms != -1 {
+		t.Fatalf("without a log: p50 %v p99 %v, want the mean 235.02 and -1", r.P50ms, r.P99ms)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	p, err := parseStat("4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 3 0 100 0 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.pid != 4242 || p.ppid != 1 || p.ticks != 300 || p.cticks != 10 || p.comm != "my (odd) proc" {
+		t.Fatalf("got %+v", p)
+	}
+}
+
+func TestMedianAndTable(t *testing.T) {
+	if m := median([]float64{3, 1, 2, 10}); m != 2.5 {
+		t.Fatalf("median = %v", m)
+	}
+	if !math.IsNaN(median(nil)) {
+		t.Fatal("median of nothing should be NaN")
+	}
+	dir := t.TempDir()
+	raw := "round\tbackend\tscenario\tpeer\tstatus\trps\tp50_ms\tp99_ms\trequests\terrors\tbackend_syns\tbackend_tw\tproxy_cpu_s\tproxy_hwm_kib\tother_cpu_s\tnote\n" +
+		"1\tfast\th2c\tsluice\tok\t1000\t1\t2\t10000\t0\t4\t0\t1.0\t10240\t0\t\n" +
+		"2\tfast\th2c\tsluice\tok\t3000\t1\t2\t30000\t0\t0\t0\t3.0\t10240\t0\t\n" +
+		"1\tfast\th2c\tnginx\tok\t4000\t1\t2\t40000\t0\t900\t800\t2.0\t20480\t0\t\n" +
+		"1\tfast\th2c\tcaddy\tstart-failed\t\t\t\t\t\t\t\t\t\t\tnot installed\n"
+	if err := os.WriteFile(filepath.Join(dir, "raw.tsv"), []byte(raw), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := writeTables(&out, dir); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	for _, want := range []string{
+		"| h2c | sluice | 2000 | 1.00 | 1.0 | 2.0 | 0 | 2 | 0 | 1.000 | 10.0 | 2/2 | 0.0 |",
+		"| h2c | nginx | 4000 | 0.50 |",
+		"| h2c | caddy | FAILED: start-failed: not installed |",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("table lacks %q:\n%s", want, s)
+		}
+	}
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// row is one line of a TSV file with a header, by column name.
+type row map[string]string
+
+func (r row) num(k string) (float64, bool) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(r[k]), 64)
+	if err != nil || math.IsNaN(v) {
+		return 0, false
+	}
+	return v, true
+}
+
+func readTSV(path string) ([]row, []string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	var header []string
+	var rows []row
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Split(line, "\t")
+		if header == nil {
+			header = fields
+			continue
+		}
+		r := row{}
+		for i, h := range header {
+			if i < len(fields) {
+				r[h] = fields[i]
+			}
+		}
+		rows = append(rows, r)
+	}
+	return rows, header, sc.Err()
+}
+
+// labels reads an "id<TAB>label" file, keeping its order.
+func labels(path string) (order []string, label map[string]string) {
+	label = map[string]string{}
+	rows, _, err := readTSV(path)
+	if err != nil {
+		return nil, label
+	}
+	for _, r := range rows {
+		order = append(order, r["id"])
+		label[r["id"]] = r["label"]
+	}
+	return order, label
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func maxOf(v []float64) float64 {
+	m := math.NaN()
+	for _, x := range v {
+		if math.IsNaN(m) || x > m {
+			m = x
+		}
+	}
+	return m
+}
+
+func fmtNum(v float64, prec int) string {
+	if math.IsNaN(v) || v < 0 {
+		return "—"
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64)
+}
+
+func fmtInt(v float64) string {
+	if math.IsNaN(v) || v < 0 {
+		return "—"
+	}
+	s := strconv.FormatFloat(math.Round(v), 'f', 0, 64)
+	// thousands separators for readability
+	n := len(s)
+	if n <= 4 {
+		return s
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (n-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// cell aggregates one backend × scenario × peer over the rounds.
+type cell struct {
+	ok, total int
+	failures  []string
+	cols      map[string][]float64
+}
+
+func (c *cell) med(k string) float64 { return median(c.cols[k]) }
+
+func cmdTable(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: report table RESULTS_DIR")
+	}
+	return writeTables(os.Stdout, args[0])
+}
+
+func writeTables(w io.Writer, dir string) error {
+	rows, _, err := readTSV(filepath.Join(dir, "raw.tsv"))
+	if err != nil {
+		return err
+	}
+	backendOrder, backendLabel := labels(filepath.Join(dir, "backends.tsv"))
+	scenarioOrder, scenarioLabel := labels(filepath.Join(dir, "scenarios.tsv"))
+	peerOrder, peerLabel := labels(filepath.Join(dir, "peers.tsv"))
+
+	cells := map[[3]string]*cell{}
+	seen := func(order *[]string, id string) {
+		for _, x := range *order {
+			if x == id {
+				return
+			}
+		}
+		*order = append(*order, id)
+	}
+	numeric := []string{"rps", "p50_ms", "p99_ms", "errors", "backend_syns", "backend_tw", "proxy_cpu_s", "requests", "proxy_hwm_kib", "other_cpu_s"}
+	for _, r := range rows {
+		seen(&backendOrder, r["backend"])
+		seen(&scenarioOrder, r["scenario"])
+		seen(&peerOrder, r["peer"])
+		k := [3]string{r["backend"], r["scenario"], r["peer"]}
+		c := cells[k]
+		if c == nil {
+			c = &cell{cols: map[string][]float64{}}
+			cells[k] = c
+		}
+		c.total++
+		if r["status"] != "ok" {
+			msg := r["status"]
+			if n := strings.TrimSpace(r["note"]); n != "" {
+				msg += ": " + n
+			}
+			c.failures = append(c.failures, msg)
+			continue
+		}
+		c.ok++
+		for _, k := range numeric {
+			if v, ok := r.num(k); ok && v >= 0 {
+				c.cols[k] = append(c.cols[k], v)
+			}
+		}
+		if rq, ok := r.num("requests"); ok && rq > 0 {
+			if cpu, ok := r.num("proxy_cpu_s"); ok {
+				c.cols["cpu_per_10k"] = append(c.cols["cpu_per_10k"], cpu/rq*10000)
+			}
+		}
+	}
+	name := func(m map[string]string, id string) string {
+		if l, ok := m[id]; ok && l != "" {
+			return l
+		}
+		return id
+	}
+
+	for _, b := range backendOrder {
+		any := false
+		for k := range cells {
+			if k[0] == b {
+				any = true
+			}
+		}
+		if !any {
+			continue
+		}
+		fmt.Fprintf(w, "\n#### Backend: %s\n\n", name(backendLabel, b))
+		fmt.Fprintln(w, "| scenario | peer | req/s | Sluice ÷ peer | p50 ms | p99 ms | errors | backend conns opened | backend TIME_WAIT | proxy CPU s / 10k req | proxy peak RSS MiB | runs used | other procs CPU s (max) |")
+		fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+		for _, s := range scenarioOrder {
+			sl := cells[[3]string{b, s, "sluice"}]
+			for _, p := range peerOrder {
+				c := cells[[3]string{b, s, p}]
+				if c == nil {
+					continue
+				}
+				runs := fmt.Sprintf("%d/%d", c.ok, c.total)
+				if c.ok == 0 {
+					why := "failed"
+					if len(c.failures) > 0 {
+						why = "FAILED: " + strings.ReplaceAll(c.failures[0], "|", "/")
+					}
+					fmt.Fprintf(w, "| %s | %s | %s | — | — | — | — | — | — | — | — | %s | — |\n", name(scenarioLabel, s), name(peerLabel, p), why, runs)
+					continue
+				}
+				ratio := "—"
+				if sl != nil && sl.ok > 0 {
+					if pr := c.med("rps"); pr > 0 {
+						ratio = fmtNum(sl.med("rps")/pr, 2)
+					}
+				}
+				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+					name(scenarioLabel, s), name(peerLabel, p),
+					fmtInt(c.med("rps")), ratio,
+					fmtNum(c.med("p50_ms"), 1), fmtNum(c.med("p99_ms"), 1),
+					fmtInt(c.med("errors")), fmtInt(c.med("backend_syns")), fmtInt(c.med("backend_tw")),
+					fmtNum(c.med("cpu_per_10k"), 3), fmtNum(c.med("proxy_hwm_kib")/1024, 1),
+					runs, fmtNum(maxOf(c.cols["other_cpu_s"]), 1))
+			}
+		}
+	}
+
+	idle, _, err := readTSV(filepath.Join(dir, "idle.tsv"))
+	if err == nil && len(idle) > 0 {
+		fmt.Fprintln(w, "\n#### Idle client connections (fast backend; RSS summed over the proxy's processes)")
+		fmt.Fprintln(w, "\n| peer | client protocol | connections held | still open at the end | RSS before MiB | RSS with them open MiB | KiB per connection |")
+		fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|")
+		for _, r := range idle {
+			p := name(peerLabel, r["peer"])
+			if r["status"] != "ok" {
+				fmt.Fprintf(w, "| %s | %s | FAILED: %s %s | — | — | — | — |\n", p, r["proto"], r["status"], strings.ReplaceAll(r["note"], "|", "/"))
+				continue
+			}
+			open, _ := r.num("n_open")
+			before, _ := r.num("rss_before_kib")
+			after, _ := r.num("rss_after_kib")
+			per := math.NaN()
+			if open > 0 {
+				per = (after - before) / open
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", p, r["proto"], fmtInt(open), fmtInt(mustNum(r, "n_alive")),
+				fmtNum(before/1024, 1), fmtNum(after/1024, 1), fmtNum(per, 1))
+		}
+	}
+	return nil
+}
+
+func mustNum(r row, k string) float64 {
+	v, ok := r.num(k)
+	if !ok {
+		return math.NaN()
+	}
+	return v
+}

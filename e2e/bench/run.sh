@@ -1,0 +1,768 @@
+#!/usr/bin/env bash
+# e2e/bench/run.sh — `make bench`: Sluice side by side with HAProxy, nginx and
+# Caddy, in front of a real Tomcat 10 and of a minimal Go h2c backend, on this
+# machine (everything on 127.0.0.1). See BENCHMARKS.md for what is measured and
+# how to read it.
+#
+# One run: install what is missing (apt), build the helpers, start Tomcat and
+# the fast backend, then for each round × backend × scenario run every peer
+# (order rotated per round): start it fresh from its config in peers/, check
+# that a request really gets through, warm it up, measure, stop it. Then the
+# idle-connection memory test. Results: e2e/bench/results/<UTC timestamp>/
+# (results.md, raw.tsv, idle.tsv, every tool's raw output); results.md is also
+# printed to stdout.
+#
+# Environment (defaults in brackets; BENCH_QUICK=1 changes the defaults):
+#   BENCH_QUICK=1          1 round, 5 s runs, 1 s warm-up, fewer clients, 2000 idle conns
+#   ROUNDS [2]             runs of every peer × backend × scenario (medians are reported)
+#   BENCH_DURATION [10]    seconds per measured run     BENCH_WARMUP [2] seconds of warm-up
+#   BENCH_KA_CONNS [2000]  wrk connections, keep-alive  BENCH_CLOSE_CONNS [1000] Connection: close
+#   BENCH_H2_CLIENTS [200] h2load clients               BENCH_H2_STREAMS [10] streams per client
+#   BENCH_THREADS [2]      wrk/h2load threads
+#   BENCH_PEERS ["sluice haproxy-h1 haproxy-h2 nginx caddy"]
+#   BENCH_BACKENDS ["tomcat fast"]   BENCH_SCENARIOS ["h1-keepalive h1-close h2c"]
+#   BENCH_IDLE [1]         0 skips the idle-connection test
+#   BENCH_IDLE_CONNS [10000]  BENCH_IDLE_PROTOS ["h1 h2"]
+#   BENCH_PORT_BASE [19100] ports BASE+1..BASE+69 on 127.0.0.1 must be free
+#   BENCH_NO_INSTALL [0]   1: never call apt-get (missing tools make their peer fail)
+#   BENCH_QUIET_WAIT [30]  before each run, wait up to this many seconds for other
+#                          processes on the box to go quiet (0: don't wait)
+#   BENCH_NOISY_RETRIES [1] re-run a run during which other processes used more
+#                          than DURATION/10 CPU seconds, up to this many times
+#   BENCH_RETRY_BUDGET [12] at most this many such re-runs in the whole run
+#   BENCH_RESULTS          results directory (default e2e/bench/results/<timestamp>)
+#   BENCH_SLUICE_BIN       measure this sluice binary instead of building bin/sluice
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cd "$repo"
+T0=$SECONDS
+
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    q_rounds=1 q_dur=5 q_warm=1 q_ka=200 q_close=100 q_h2c=50 q_idle=2000
+else
+    q_rounds=2 q_dur=10 q_warm=2 q_ka=2000 q_close=1000 q_h2c=200 q_idle=10000
+fi
+ROUNDS=${ROUNDS:-$q_rounds}
+DURATION=${BENCH_DURATION:-$q_dur}
+WARMUP=${BENCH_WARMUP:-$q_warm}
+KA_CONNS=${BENCH_KA_CONNS:-$q_ka}
+CLOSE_CONNS=${BENCH_CLOSE_CONNS:-$q_close}
+H2_CLIENTS=${BENCH_H2_CLIENTS:-$q_h2c}
+H2_STREAMS=${BENCH_H2_STREAMS:-10}
+THREADS=${BENCH_THREADS:-2}
+PEERS=${BENCH_PEERS:-sluice haproxy-h1 haproxy-h2 nginx caddy}
+BACKENDS=${BENCH_BACKENDS:-tomcat fast}
+SCENARIOS=${BENCH_SCENARIOS:-h1-keepalive h1-close h2c}
+IDLE=${BENCH_IDLE:-1}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-$q_idle}
+IDLE_PROTOS=${BENCH_IDLE_PROTOS:-h1 h2}
+PORT_BASE=${BENCH_PORT_BASE:-19100}
+NO_INSTALL=${BENCH_NO_INSTALL:-0}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-30}
+SLUICE_BIN_OVERRIDE=${BENCH_SLUICE_BIN:-}
+SLUICE_BIN=${SLUICE_BIN_OVERRIDE:-$repo/bin/sluice}
+NOISY_RETRIES=${BENCH_NOISY_RETRIES:-1}
+RETRY_BUDGET=${BENCH_RETRY_BUDGET:-12}
+NOISE_LIMIT=$(awk -v d="$DURATION" 'BEGIN{print d / 10}')
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS=${BENCH_RESULTS:-$here/results/$STAMP}
+
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+
+log() { printf '[bench %4ds] %s\n' $((SECONDS - T0)) "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- ports
+TOMCAT_A=$((PORT_BASE + 1)) TOMCAT_B=$((PORT_BASE + 2)) TOMCAT_H1=$((PORT_BASE + 3))
+FAST_A=$((PORT_BASE + 11)) FAST_B=$((PORT_BASE + 12))
+SLUICE_ADMIN=$((PORT_BASE + 29))
+declare -A PORT_H1=([sluice]=$((PORT_BASE + 21)) [haproxy-h1]=$((PORT_BASE + 31)) [haproxy-h2]=$((PORT_BASE + 41)) [nginx]=$((PORT_BASE + 51)) [caddy]=$((PORT_BASE + 61)))
+# Client port for h2c prior knowledge: the same port where the peer detects
+# the preface on its HTTP/1.1 listener (Sluice, Caddy); a "proto h2" bind for
+# HAProxy and a "listen ... http2" for nginx.
+declare -A PORT_H2=([sluice]=$((PORT_BASE + 21)) [haproxy-h1]=$((PORT_BASE + 32)) [haproxy-h2]=$((PORT_BASE + 42)) [nginx]=$((PORT_BASE + 52)) [caddy]=$((PORT_BASE + 61)))
+declare -A PEER_LABEL=([sluice]="Sluice (h2c, 2 conns/server)" [haproxy-h1]="HAProxy 2.6, HTTP/1.1 + http-reuse always" [haproxy-h2]="HAProxy 2.6, h2 to backends" [nginx]="nginx 1.22, HTTP/1.1 keepalive 128" [caddy]="Caddy 2.6, h2c to backends")
+declare -A PEER_UPSTREAM=([sluice]=HTTP/2.0 [haproxy-h1]=HTTP/1.1 [haproxy-h2]=HTTP/2.0 [nginx]=HTTP/1.1 [caddy]=HTTP/2.0)
+declare -A BACKEND_BODY=([tomcat]="hello from tomcat" [fast]="hello")
+
+backend_ports() { # backend -> "A B"
+    case $1 in
+    tomcat) echo "$TOMCAT_A $TOMCAT_B" ;;
+    fast) echo "$FAST_A $FAST_B" ;;
+    *) die "unknown backend $1" ;;
+    esac
+}
+
+# ---------------------------------------------------------------- process bookkeeping
+# Every background process this script starts is listed here and stopped by
+# PID on exit, whatever the exit path.
+STARTED=()
+TOMCAT_BASE=
+TOMCAT_PID=
+NFT_TABLE=
+MADE_POLICY_RC=0
+
+stop_pid() { # pid [timeout_s]: TERM, then KILL; reaps our own children
+    local pid=$1 t=${2:-10} i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < t * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid ignored SIGTERM for ${t}s, killing"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    set +e
+    local pid
+    for pid in "${STARTED[@]}"; do
+        stop_pid "$pid" 5
+    done
+    if [ -n "$TOMCAT_BASE" ]; then
+        deploy/tomcat/stop.sh "$TOMCAT_BASE" >/dev/null 2>&1
+    fi
+    if [ -n "$NFT_TABLE" ]; then
+        $SUDO nft delete table inet "$NFT_TABLE" 2>/dev/null
+    fi
+    if [ "$MADE_POLICY_RC" = 1 ]; then
+        $SUDO rm -f /usr/sbin/policy-rc.d
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start_bg() { # logfile cmd...: start in the background, register, set BG_PID
+    local logf=$1
+    shift
+    "$@" >"$logf" 2>&1 </dev/null &
+    BG_PID=$!
+    STARTED+=("$BG_PID")
+}
+
+forget_pid() {
+    local keep=() p
+    for p in "${STARTED[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    STARTED=("${keep[@]}")
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_ports() { # pid timeout_s port...: 0 once every port accepts, 1 if pid died or timeout
+    local pid=$1 t=$2 p deadline
+    shift 2
+    deadline=$((SECONDS + t))
+    for p in "$@"; do
+        until port_open "$p"; do
+            kill -0 "$pid" 2>/dev/null || return 1
+            [ $SECONDS -lt $deadline ] || return 1
+            sleep 0.1
+        done
+    done
+}
+
+# ---------------------------------------------------------------- install
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+apt_candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}' | grep -vx '(none)' | head -n1; }
+
+CADDY_NOTE=
+install_deps() {
+    local want=() missing=() p
+    # tomcat10 (pulls a JRE), load generators, ss/nft, and the peers.
+    want=(tomcat10 wrk nghttp2-client curl iproute2 nftables haproxy caddy)
+    if ! command -v nginx >/dev/null 2>&1; then want+=(nginx-light); fi
+    for p in "${want[@]}"; do pkg_installed "$p" || missing+=("$p"); done
+    if [ ${#missing[@]} -eq 0 ]; then
+        log "deps: all present"
+        return
+    fi
+    if [ "$NO_INSTALL" = 1 ]; then
+        log "deps: missing ${missing[*]} (BENCH_NO_INSTALL=1: not installing)"
+        return
+    fi
+    log "deps: apt-get update"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq || log "apt-get update failed; trying the install anyway"
+    local install=()
+    for p in "${missing[@]}"; do
+        if [ -n "$(apt_candidate "$p")" ]; then
+            install+=("$p")
+        elif [ "$p" = nginx-light ] && [ -n "$(apt_candidate nginx)" ]; then
+            install+=(nginx)
+        else
+            log "deps: $p has no apt candidate here; skipping it"
+            [ "$p" = caddy ] && CADDY_NOTE="caddy is not available from apt on this machine; Caddy was skipped"
+        fi
+    done
+    [ ${#install[@]} -gt 0 ] || return 0
+    # Debian's maintainer scripts would start haproxy/nginx/caddy as services
+    # (port 80 and all). A policy-rc.d that answers 101 forbids that; it is
+    # removed again unless it was there before.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\n# temporary, from sluice e2e/bench/run.sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+        MADE_POLICY_RC=1
+    fi
+    log "deps: apt-get install ${install[*]}"
+    $SUDO apt-get install -y -qq --no-install-recommends "${install[@]}" >"$RESULTS/apt-install.log" 2>&1 ||
+        log "deps: apt-get install failed (see $RESULTS/apt-install.log); peers without their tool will be reported as failed"
+    if [ "$MADE_POLICY_RC" = 1 ]; then
+        $SUDO rm -f /usr/sbin/policy-rc.d
+        MADE_POLICY_RC=0
+    fi
+}
+
+# ---------------------------------------------------------------- counters
+SYN_METHOD=
+setup_syn_counter() {
+    NFT_TABLE=sluice_bench_$PORT_BASE
+    $SUDO nft delete table inet "$NFT_TABLE" 2>/dev/null || true
+    if command -v nft >/dev/null 2>&1 && $SUDO nft -f - 2>"$RESULTS/nft.err" <<EOF; then
+table inet $NFT_TABLE {
+    counter syn_tomcat { }
+    counter syn_fast { }
+    chain out {
+        type filter hook output priority 0; policy accept;
+        oifname "lo" tcp dport { $TOMCAT_A, $TOMCAT_B } tcp flags & (syn | ack) == syn counter name "syn_tomcat"
+        oifname "lo" tcp dport { $FAST_A, $FAST_B } tcp flags & (syn | ack) == syn counter name "syn_fast"
+    }
+}
+EOF
+        SYN_METHOD=nft
+        log "backend connections: counting SYNs with nftables (table inet $NFT_TABLE)"
+    else
+        NFT_TABLE=
+        SYN_METHOD=ss
+        log "backend connections: nftables unusable ($(head -c 200 "$RESULTS/nft.err" 2>/dev/null)); falling back to ss snapshots (a lower bound)"
+    fi
+}
+
+ss_backend_conns() { # backend -> local addr:port of every socket to its ports (any state)
+    local a b
+    read -r a b <<<"$(backend_ports "$1")"
+    ss -Htan "( dport = :$a or dport = :$b )" 2>/dev/null | awk '{print $4}' | sort -u
+}
+
+syn_read() { # backend file_prefix -> prints a counter value (nft) or saves a snapshot (ss)
+    if [ "$SYN_METHOD" = nft ]; then
+        $SUDO nft list counter inet "$NFT_TABLE" "syn_$1" 2>/dev/null | awk '/packets/ {print $2; exit}'
+    else
+        ss_backend_conns "$1" >"$2"
+        echo 0
+    fi
+}
+
+syn_diff() { # backend before_value before_file after_file -> connections opened
+    if [ "$SYN_METHOD" = nft ]; then
+        local now
+        now=$(syn_read "$1" "")
+        echo $((now - $2))
+    else
+        ss_backend_conns "$1" >"$4"
+        comm -13 "$3" "$4" | wc -l
+    fi
+}
+
+count_tw() { # backend -> TIME_WAIT sockets with a backend port at either end
+    local a b
+    read -r a b <<<"$(backend_ports "$1")"
+    ss -Htan state time-wait "( dport = :$a or dport = :$b or sport = :$a or sport = :$b )" 2>/dev/null | wc -l
+}
+
+TW_CLEAR=unknown
+clear_tw() { # forget TIME_WAIT sockets of earlier runs on our port block (needs ss -K)
+    local f="( sport >= :$PORT_BASE and sport <= :$((PORT_BASE + 99)) ) or ( dport >= :$PORT_BASE and dport <= :$((PORT_BASE + 99)) )"
+    $SUDO ss -K -tan state time-wait "$f" >/dev/null 2>&1 || true
+    local left
+    left=$(ss -Htan state time-wait "$f" 2>/dev/null | wc -l)
+    if [ "$left" -eq 0 ]; then
+        [ "$TW_CLEAR" = no ] || TW_CLEAR=yes
+    else
+        TW_CLEAR=no
+    fi
+}
+
+# ---------------------------------------------------------------- peers
+render() { # template out: replace @...@ placeholders
+    local tpl=$1 out=$2 rundir=$3 backend=$4 peer=$5 a b
+    read -r a b <<<"$(backend_ports "$backend")"
+    sed -e "s#@H1_PORT@#${PORT_H1[$peer]}#g" \
+        -e "s#@H2_PORT@#${PORT_H2[$peer]}#g" \
+        -e "s#@BACKEND_A@#$a#g" -e "s#@BACKEND_B@#$b#g" \
+        -e "s#@ADMIN_PORT@#$SLUICE_ADMIN#g" \
+        -e "s#@RUNDIR@#$rundir#g" \
+        -e "s#@NOFILE@#$NOFILE#g" \
+        -e "s#@MAXCONN@#$(peer_maxconn "$peer")#g" \
+        "$tpl" >"$out"
+    if grep -q '@[A-Z0-9_]*@' "$out"; then
+        die "unreplaced placeholder in $out: $(grep -o '@[A-Z0-9_]*@' "$out" | sort -u | tr '\n' ' ')"
+    fi
+}
+
+peer_maxconn() {
+    case $1 in
+    haproxy-*) echo $(((NOFILE - 200) / 2)) ;; # HAProxy needs 2 fds per maxconn to start
+    *) echo $((NOFILE - 200)) ;;
+    esac
+}
+
+peer_tool() {
+    case $1 in
+    sluice) echo "$SLUICE_BIN" ;;
+    haproxy-*) command -v haproxy || true ;;
+    nginx) command -v nginx || true ;;
+    caddy) command -v caddy || true ;;
+    esac
+}
+
+PEER_PID=
+# start_peer peer backend dir: start from peers/ templates; 0 when its ports answer
+start_peer() {
+    local peer=$1 backend=$2 dir=$3 tool
+    PEER_PID=
+    tool=$(peer_tool "$peer")
+    [ -n "$tool" ] && [ -x "$tool" ] || { START_ERR="not installed"; return 1; }
+    mkdir -p "$dir"
+    case $peer in
+    sluice)
+        render "$here/peers/sluice.yaml" "$dir/sluice.yaml" "$dir" "$backend" "$peer"
+        start_bg "$dir/peer.log" "$tool" run --config "$dir/sluice.yaml"
+        ;;
+    haproxy-h1 | haproxy-h2)
+        render "$here/peers/$peer.cfg" "$dir/haproxy.cfg" "$dir" "$backend" "$peer"
+        start_bg "$dir/peer.log" "$tool" -f "$dir/haproxy.cfg" -db
+        ;;
+    nginx)
+        render "$here/peers/nginx.conf" "$dir/nginx.conf" "$dir" "$backend" "$peer"
+        start_bg "$dir/peer.log" "$tool" -p "$dir" -c "$dir/nginx.conf" -e "$dir/nginx-error.log" -g 'daemon off;'
+        ;;
+    caddy)
+        render "$here/peers/Caddyfile" "$dir/Caddyfile" "$dir" "$backend" "$peer"
+        mkdir -p "$dir/home"
+        start_bg "$dir/peer.log" env HOME="$dir/home" XDG_DATA_HOME="$dir/home" XDG_CONFIG_HOME="$dir/home" \
+            "$tool" run --adapter caddyfile --config "$dir/Caddyfile"
+        ;;
+    *) START_ERR="unknown peer"; return 1 ;;
+    esac
+    PEER_PID=$BG_PID
+    if ! wait_ports "$PEER_PID" 20 "${PORT_H1[$peer]}" "${PORT_H2[$peer]}"; then
+        START_ERR="did not start: $(tail -n 3 "$dir/peer.log" 2>/dev/null | tr '\n\t|' '   ' | cut -c1-160)"
+        stop_peer
+        return 1
+    fi
+    # nginx: let the workers come up before their PIDs are read.
+    [ "$peer" != nginx ] || sleep 0.3
+}
+
+stop_peer() {
+    [ -n "$PEER_PID" ] || return 0
+    stop_pid "$PEER_PID" 15
+    forget_pid "$PEER_PID"
+    PEER_PID=
+}
+
+peer_pids() { # the peer's process and its children (nginx workers)
+    [ -n "$PEER_PID" ] || return 0
+    echo "$PEER_PID"
+    pgrep -P "$PEER_PID" 2>/dev/null || true
+}
+
+# verify_peer peer backend dir: a GET through the peer must return the
+# backend's body, over HTTP/1.1 and over h2c; on Tomcat, /proto must show the
+# protocol this peer is configured to use upstream.
+verify_peer() {
+    local peer=$1 backend=$2 dir=$3 body url
+    local want=${BACKEND_BODY[$backend]}
+    for url in "h1 http://127.0.0.1:${PORT_H1[$peer]}" "h2c http://127.0.0.1:${PORT_H2[$peer]}"; do
+        local kind=${url%% *} u=${url#* } flags=()
+        [ "$kind" = h2c ] && flags=(--http2-prior-knowledge)
+        body=$(curl -sS --max-time 10 "${flags[@]}" "$u/" 2>&1) || true
+        echo "$kind GET / -> $body" >>"$dir/verify.txt"
+        if [[ $body != "$want"* ]]; then
+            VERIFY_ERR="$kind GET / returned '$(echo "$body" | head -c 80 | tr '\n|' '  ')'"
+            return 1
+        fi
+        if [ "$backend" = tomcat ]; then
+            body=$(curl -sS --max-time 10 "${flags[@]}" "$u/proto" 2>&1) || true
+            echo "$kind GET /proto -> $body" >>"$dir/verify.txt"
+            if [ "$body" != "${PEER_UPSTREAM[$peer]}" ]; then
+                VERIFY_ERR="$kind: Tomcat saw '$body', expected ${PEER_UPSTREAM[$peer]}"
+                return 1
+            fi
+        fi
+    done
+}
+
+# ---------------------------------------------------------------- noise
+# This box may be shared: before each measured run, wait (up to
+# BENCH_QUIET_WAIT s) for a 1 s window in which processes that are not part
+# of the benchmark used under 0.2 CPU seconds. Measured anyway after that;
+# every run records what others used during it (other_cpu_s).
+wait_quiet() {
+    local dir=$1 o top deadline=$((SECONDS + QUIET_WAIT)) waited=0
+    while :; do
+        bin/bench/report snap "$dir/.q0"
+        sleep 1
+        bin/bench/report snap "$dir/.q1"
+        { read -r o; read -r top; } < <(bin/bench/report other "$dir/.q0" "$dir/.q1" $$ ${TOMCAT_PID:-} 2>/dev/null) || true
+        rm -f "$dir/.q0" "$dir/.q1"
+        if [ "$(awk -v o="${o:-0}" 'BEGIN{print (o < 0.2)}')" = 1 ]; then
+            [ "$waited" = 0 ] || log "box quiet again after ${waited}s"
+            return 0
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            log "box still busy (other processes: ${o}s CPU in 1s: $top); measuring anyway"
+            return 0
+        fi
+        [ "$waited" != 0 ] || log "box busy (other processes: ${o}s CPU in 1s: $top); waiting up to ${QUIET_WAIT}s"
+        waited=$((waited + 1))
+    done
+}
+
+# ---------------------------------------------------------------- load
+# run_load scenario peer seconds out [h2load_log]
+run_load() {
+    local scenario=$1 peer=$2 secs=$3 out=$4 hlog=${5:-}
+    local h1="http://127.0.0.1:${PORT_H1[$peer]}/" h2="http://127.0.0.1:${PORT_H2[$peer]}/"
+    local cmd=()
+    case $scenario in
+    h1-keepalive) cmd=(wrk -t"$THREADS" -c"$KA_CONNS" -d"${secs}s" --timeout 10s --latency "$h1") ;;
+    h1-close) cmd=(wrk -t"$THREADS" -c"$CLOSE_CONNS" -d"${secs}s" --timeout 10s --latency -H 'Connection: close' "$h1") ;;
+    h2c)
+        cmd=(h2load -t"$THREADS" -c"$H2_CLIENTS" -m"$H2_STREAMS" -D "$secs")
+        [ -z "$hlog" ] || cmd+=("--log-file=$hlog")
+        cmd+=("$h2")
+        ;;
+    *) die "unknown scenario $scenario" ;;
+    esac
+    { printf '$'; printf ' %q' "${cmd[@]}"; echo; } >"$out"
+    timeout -k 5 $((secs + 60)) "${cmd[@]}" >>"$out" 2>&1
+}
+
+scenario_tool() { [ "$1" = h2c ] && echo h2load || echo wrk; }
+
+RAW_COLS="round	seq	backend	scenario	peer	status	rps	p50_ms	p99_ms	requests	errors	backend_syns	backend_tw	proxy_cpu_s	proxy_hwm_kib	backend_cpu_s	other_cpu_s	syn_method	tw_cleared	note"
+record() { # key=value ... -> one raw.tsv line
+    local -A v=()
+    local kv c line=
+    for kv in "$@"; do v[${kv%%=*}]=${kv#*=}; done
+    for c in $RAW_COLS; do
+        line+="${v[$c]:-}"$'\t'
+    done
+    printf '%s\n' "${line%$'\t'}" >>"$RESULTS/raw.tsv"
+}
+
+# measure_cell round seq backend scenario peer attempt may_retry
+# Returns 2 when the run was disturbed by other processes (more than
+# NOISE_LIMIT CPU seconds) and may_retry is 1: it is then recorded with
+# status "noisy" (kept in raw.tsv, left out of the medians) for the caller to
+# run again.
+measure_cell() {
+    local round=$1 seq=$2 backend=$3 scenario=$4 peer=$5 attempt=$6 may_retry=$7
+    local dir="$RESULTS/raw/$backend/$scenario/$peer/round$round"
+    [ "$attempt" = 1 ] || dir+="-try$attempt"
+    local base=(round="$round" seq="$seq" backend="$backend" scenario="$scenario" peer="$peer" syn_method="$SYN_METHOD")
+    mkdir -p "$dir"
+    START_ERR= VERIFY_ERR=
+    if ! start_peer "$peer" "$backend" "$dir"; then
+        log "$backend/$scenario/$peer round $round: start failed: $START_ERR"
+        record "${base[@]}" status=start-failed note="$START_ERR"
+        return
+    fi
+    if ! verify_peer "$peer" "$backend" "$dir"; then
+        log "$backend/$scenario/$peer round $round: verification failed: $VERIFY_ERR"
+        stop_peer
+        record "${base[@]}" status=verify-failed note="$VERIFY_ERR"
+        return
+    fi
+    run_load "$scenario" "$peer" "$WARMUP" "$dir/warmup.txt" || true
+    wait_quiet "$dir"
+    clear_tw
+
+    local pids bpids tool rc=0 syn0 cpu0 cpu1 hwm1 bcpu0 bcpu1 syns tw other status=ok note=
+    pids=$(peer_pids | tr '\n' ' ')
+    bpids="${BACKEND_PIDS[$backend]:-}"
+    tool=$(scenario_tool "$scenario")
+    read -r cpu0 _ _ < <(bin/bench/report proc $pids 2>/dev/null) || true
+    read -r bcpu0 _ _ < <(bin/bench/report proc $bpids 2>/dev/null) || true
+    syn0=$(syn_read "$backend" "$dir/ss-before.txt")
+    bin/bench/report snap "$dir/.snap0"
+
+    run_load "$scenario" "$peer" "$DURATION" "$dir/$tool.txt" "$dir/h2load.log" || rc=$?
+
+    bin/bench/report snap "$dir/.snap1"
+    syns=$(syn_diff "$backend" "$syn0" "$dir/ss-before.txt" "$dir/ss-after.txt")
+    tw=$(count_tw "$backend")
+    read -r cpu1 hwm1 _ < <(bin/bench/report proc $pids 2>/dev/null) || true
+    read -r bcpu1 _ _ < <(bin/bench/report proc $bpids 2>/dev/null) || true
+    other=-1 note_other=
+    { read -r other; read -r note_other; } < <(bin/bench/report other "$dir/.snap0" "$dir/.snap1" $$ ${TOMCAT_PID:-} 2>/dev/null) || true
+    rm -f "$dir/.snap0" "$dir/.snap1"
+    [ "$peer" != sluice ] || curl -s --max-time 5 "http://127.0.0.1:$SLUICE_ADMIN/metrics" >"$dir/sluice-metrics.txt" 2>/dev/null || true
+    if ! kill -0 "$PEER_PID" 2>/dev/null; then
+        status=crashed note="the proxy exited during the run: $(tail -n 2 "$dir/peer.log" | tr '\n\t|' '   ' | cut -c1-120)"
+    fi
+    stop_peer
+
+    local parsed
+    if [ "$status" = ok ]; then
+        if parsed=$(bin/bench/report parse "$tool" "$dir/$tool.txt" "$dir/h2load.log" 2>&1); then
+            [ "$rc" = 0 ] || note="$tool exit code $rc"
+        else
+            status=load-failed note="$tool exit $rc: $(grep -v '^\$' "$dir/$tool.txt" | tail -n 2 | tr '\n\t|' '   ' | cut -c1-120)"
+        fi
+    fi
+    rm -f "$dir/h2load.log" # can be tens of MB; its percentiles are in raw.tsv
+    local noisy=0
+    if [ "${other:--1}" != -1 ] && [ "$(awk -v o="$other" -v l="$NOISE_LIMIT" 'BEGIN{print (o > l)}')" = 1 ]; then
+        noisy=1 note="${note:+$note; }other processes used ${other}s CPU: $note_other"
+    fi
+    if [ "$status" != ok ]; then
+        log "$backend/$scenario/$peer round $round: $status: $note"
+        record "${base[@]}" status="$status" note="$note" backend_syns="$syns" backend_tw="$tw" tw_cleared="$TW_CLEAR"
+        return
+    fi
+    local rps p50 p99 reqs errs
+    IFS=$'\t' read -r rps p50 p99 reqs errs <<<"$parsed"
+    [ "$noisy" = 1 ] && [ "$may_retry" = 1 ] && status=noisy
+    record "${base[@]}" status="$status" rps="$rps" p50_ms="$p50" p99_ms="$p99" requests="$reqs" errors="$errs" \
+        backend_syns="$syns" backend_tw="$tw" \
+        proxy_cpu_s="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{printf "%.2f", b-a}')" proxy_hwm_kib="$hwm1" \
+        backend_cpu_s="$(awk -v a="${bcpu0:-0}" -v b="${bcpu1:-0}" 'BEGIN{printf "%.2f", b-a}')" \
+        other_cpu_s="$other" tw_cleared="$TW_CLEAR" note="$note"
+    log "$(printf '%-6s %-12s %-10s r%d: %8.0f req/s  p50 %7.1f ms  p99 %7.1f ms  err %s  backend conns +%s  TW %s  cpu %.1fs' \
+        "$backend" "$scenario" "$peer" "$round" "$rps" "$p50" "$p99" "$errs" "$syns" "$tw" "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{print b-a}')")$([ "$noisy" = 0 ] || echo "  [noisy: others used ${other}s CPU]")"
+    [ "$status" != noisy ] || return 2
+}
+
+# ---------------------------------------------------------------- idle connections
+idle_test() { # peer proto
+    local peer=$1 proto=$2 dir="$RESULTS/raw/idle/$1-$2"
+    local port=${PORT_H1[$peer]} n=$IDLE_CONNS
+    [ "$proto" = h1 ] || port=${PORT_H2[$peer]}
+    local cap=$(($(peer_maxconn "$peer") - 100))
+    [ "$n" -le "$cap" ] || n=$cap
+    mkdir -p "$dir"
+    START_ERR= VERIFY_ERR=
+    local row=(peer="$peer" proto="$proto" n_target="$n")
+    if ! start_peer "$peer" fast "$dir"; then
+        idle_record "${row[@]}" status=start-failed note="$START_ERR"
+        return
+    fi
+    if ! verify_peer "$peer" fast "$dir"; then
+        stop_peer
+        idle_record "${row[@]}" status=verify-failed note="$VERIFY_ERR"
+        return
+    fi
+    sleep 1
+    local pids rss0 rss1 ipid ready= alive deadline
+    pids=$(peer_pids | tr '\n' ' ')
+    read -r _ _ rss0 < <(bin/bench/report proc $pids) || true
+    start_bg "$dir/idleconns.txt" bin/bench/idleconns -target "127.0.0.1:$port" -n "$n" -proto "$proto" -hold 5m
+    ipid=$BG_PID
+    deadline=$((SECONDS + 180))
+    while [ $SECONDS -lt $deadline ] && kill -0 "$ipid" 2>/dev/null; do
+        ready=$(grep -m1 '^ready' "$dir/idleconns.txt" || true)
+        [ -z "$ready" ] || break
+        sleep 0.5
+    done
+    if [ -z "$ready" ]; then
+        stop_pid "$ipid" 5
+        forget_pid "$ipid"
+        stop_peer
+        idle_record "${row[@]}" status=failed note="idleconns did not finish: $(tail -n 2 "$dir/idleconns.txt" | tr '\n\t|' '   ')"
+        return
+    fi
+    sleep 3
+    read -r _ _ rss1 < <(bin/bench/report proc $pids) || true
+    stop_pid "$ipid" 30
+    forget_pid "$ipid"
+    alive=$(awk '/^alive/ {split($2, a, "/"); print a[1]}' "$dir/idleconns.txt")
+    local open
+    open=$(sed -n 's/^ready open=\([0-9]*\).*/\1/p' "$dir/idleconns.txt")
+    stop_peer
+    idle_record "${row[@]}" status=ok n_open="$open" n_alive="${alive:-}" rss_before_kib="$rss0" rss_after_kib="$rss1" \
+        note="$(sed -n 's/^ready //p' "$dir/idleconns.txt")"
+    log "idle $peer $proto: $open open, alive $alive, RSS ${rss0} -> ${rss1} KiB ($(awk -v a="$rss0" -v b="$rss1" -v n="$open" 'BEGIN{ if (n>0) printf "%.1f", (b-a)/n}') KiB/conn)"
+}
+
+IDLE_COLS="peer	proto	status	n_target	n_open	n_alive	rss_before_kib	rss_after_kib	note"
+idle_record() {
+    local -A v=()
+    local kv c line=
+    for kv in "$@"; do v[${kv%%=*}]=${kv#*=}; done
+    for c in $IDLE_COLS; do line+="${v[$c]:-}"$'\t'; done
+    printf '%s\n' "${line%$'\t'}" >>"$RESULTS/idle.tsv"
+}
+
+# ---------------------------------------------------------------- main
+mkdir -p "$RESULTS"
+[ "$(dirname "$RESULTS")" != "$here/results" ] || ln -sfn "$(basename "$RESULTS")" "$here/results/latest" 2>/dev/null || true
+log "results: $RESULTS"
+
+for p in $(seq $((PORT_BASE + 1)) $((PORT_BASE + 69))); do
+    if port_open "$p"; then
+        die "port $p is already in use (set BENCH_PORT_BASE to move the whole block)"
+    fi
+done
+
+install_deps
+
+# File descriptors: 2000 wrk connections plus 10,000 idle connections need
+# more than the usual 1024. Only the soft limit can be raised without
+# CAP_SYS_RESOURCE; the hard limit is what this machine allows.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+[ "$NOFILE" != unlimited ] || NOFILE=1048576
+if [ "$NOFILE" -lt $((KA_CONNS + 500)) ]; then
+    log "RLIMIT_NOFILE is $NOFILE: too low for $KA_CONNS connections, using 1000"
+    KA_CONNS=1000
+fi
+log "RLIMIT_NOFILE $NOFILE"
+
+command -v wrk >/dev/null || die "wrk is missing"
+command -v h2load >/dev/null || die "h2load (nghttp2-client) is missing"
+command -v curl >/dev/null || die "curl is missing"
+
+log "building bin/sluice and the helpers"
+BUILD_NOTE=
+if [ -n "$SLUICE_BIN_OVERRIDE" ]; then
+    [ -x "$SLUICE_BIN_OVERRIDE" ] || die "BENCH_SLUICE_BIN=$SLUICE_BIN_OVERRIDE is not executable"
+    log "using BENCH_SLUICE_BIN=$SLUICE_BIN_OVERRIDE (not building)"
+elif ! make -s build >"$RESULTS/build.log" 2>&1; then
+    cat "$RESULTS/build.log" >&2
+    [ -x bin/sluice ] || die "make build failed and there is no bin/sluice"
+    BUILD_NOTE="make build failed (see build.log); measured the existing bin/sluice"
+    log "WARNING: $BUILD_NOTE"
+fi
+mkdir -p bin/bench
+for t in fastbackend idleconns report; do
+    go build -o "bin/bench/$t" "./e2e/bench/$t"
+done
+
+setup_syn_counter
+
+# --- backends
+declare -A BACKEND_PIDS=()
+case " $BACKENDS " in *" tomcat "*)
+    TOMCAT_BASE="$RESULTS/tomcat"
+    deploy/tomcat/setup.sh "$TOMCAT_BASE" "$TOMCAT_A" "$TOMCAT_B" "$TOMCAT_H1" >&2
+    deploy/tomcat/start.sh "$TOMCAT_BASE" >&2
+    TOMCAT_PID=$(cat "$TOMCAT_BASE/tomcat.pid")
+    BACKEND_PIDS[tomcat]=$TOMCAT_PID
+    log "Tomcat pid $TOMCAT_PID: JIT warm-up directly on its h2c and HTTP/1.1 paths"
+    h2load -t"$THREADS" -c 32 -m 10 -D $((WARMUP * 3)) "http://127.0.0.1:$TOMCAT_A/" >"$RESULTS/tomcat-warmup-h2.txt" 2>&1 || true
+    wrk -t"$THREADS" -c 64 -d $((WARMUP * 3))s "http://127.0.0.1:$TOMCAT_B/" >"$RESULTS/tomcat-warmup-h1.txt" 2>&1 || true
+    ;;
+esac
+need_fast=" $BACKENDS "
+[ "$IDLE" != 1 ] || need_fast+="fast "
+case $need_fast in *" fast "*)
+    start_bg "$RESULTS/fastbackend.log" bin/bench/fastbackend -listen "127.0.0.1:$FAST_A" -listen "127.0.0.1:$FAST_B"
+    BACKEND_PIDS[fast]=$BG_PID
+    wait_ports "$BG_PID" 10 "$FAST_A" "$FAST_B" || die "fastbackend did not start: $(cat "$RESULTS/fastbackend.log")"
+    ;;
+esac
+
+# --- metadata
+{
+    printf 'id\tlabel\n'
+    printf 'tomcat\tTomcat %s, h2c connectors, maxThreads 16 each (one JVM)\n' "$(dpkg-query -W -f='${Version}' tomcat10 2>/dev/null | cut -d- -f1)"
+    printf 'fast\tfastbackend (Go net/http, h2c + HTTP/1.1, answers hello)\n'
+} >"$RESULTS/backends.tsv"
+{
+    printf 'id\tlabel\n'
+    printf 'h1-keepalive\tHTTP/1.1 keep-alive, %s conns\n' "$KA_CONNS"
+    printf 'h1-close\tHTTP/1.1 Connection: close, %s conns\n' "$CLOSE_CONNS"
+    printf 'h2c\th2c, %s clients × %s streams\n' "$H2_CLIENTS" "$H2_STREAMS"
+} >"$RESULTS/scenarios.tsv"
+{
+    printf 'id\tlabel\n'
+    for p in $PEERS; do printf '%s\t%s\n' "$p" "${PEER_LABEL[$p]:-$p}"; done
+} >"$RESULTS/peers.tsv"
+printf '%s\n' "$RAW_COLS" >"$RESULTS/raw.tsv"
+printf '%s\n' "$IDLE_COLS" >"$RESULTS/idle.tsv"
+
+version_of() { "$@" 2>&1 | head -n1 || true; }
+{
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); $("$SLUICE_BIN" version 2>/dev/null | head -n1)${SLUICE_BIN_OVERRIDE:+ (BENCH_SLUICE_BIN=$SLUICE_BIN_OVERRIDE)}"
+    echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -h | awk '/^Mem:/ {print $2}') RAM, kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
+    echo "- tools: $(version_of haproxy -v); $(version_of nginx -v); caddy $(version_of caddy version); tomcat10 $(dpkg-query -W -f='${Version}' tomcat10 2>/dev/null); $(version_of java -version); $(go version); $(version_of wrk -v); h2load $(dpkg-query -W -f='${Version}' nghttp2-client 2>/dev/null)"
+    echo "- parameters: ROUNDS=$ROUNDS, ${DURATION}s per run after ${WARMUP}s warm-up (same scenario), wrk/h2load threads $THREADS, RLIMIT_NOFILE $NOFILE"
+    echo "- backend connections opened: $([ "$SYN_METHOD" = nft ] && echo 'SYN packets to the backend ports (nftables counter on lo)' || echo 'new sockets in ss snapshots before/after (lower bound)'); TIME_WAIT: sockets with a backend port at either end right after the run"
+    [ -z "$CADDY_NOTE" ] || echo "- $CADDY_NOTE"
+    [ -z "$BUILD_NOTE" ] || echo "- WARNING: $BUILD_NOTE"
+    echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$RESULTS/meta.md"
+
+# --- the rounds
+read -r -a peer_list <<<"$PEERS"
+read -r -a backend_list <<<"$BACKENDS"
+read -r -a scenario_list <<<"$SCENARIOS"
+np=${#peer_list[@]}
+cells=$((ROUNDS * ${#backend_list[@]} * ${#scenario_list[@]} * np))
+log "measuring: $ROUNDS round(s) × backends [$BACKENDS] × scenarios [$SCENARIOS] × peers [$PEERS] = $cells runs of ${DURATION}s"
+seq_no=0 retries_used=0
+for ((r = 1; r <= ROUNDS; r++)); do
+    for backend in "${backend_list[@]}"; do
+        si=0
+        for scenario in "${scenario_list[@]}"; do
+            # Rotate the peer order per round (and per scenario), so no peer
+            # always runs first or right after the same neighbour.
+            off=$(((r - 1 + si) % np))
+            for ((i = 0; i < np; i++)); do
+                peer=${peer_list[$(((off + i) % np))]}
+                seq_no=$((seq_no + 1))
+                attempt=1
+                while :; do
+                    may_retry=0
+                    [ "$attempt" -gt "$NOISY_RETRIES" ] || [ "$retries_used" -ge "$RETRY_BUDGET" ] || may_retry=1
+                    crc=0
+                    measure_cell "$r" "$seq_no" "$backend" "$scenario" "$peer" "$attempt" "$may_retry" || crc=$?
+                    [ "$crc" = 2 ] || break
+                    retries_used=$((retries_used + 1)) attempt=$((attempt + 1))
+                    log "re-running $backend/$scenario/$peer round $r (retry $retries_used of at most $RETRY_BUDGET)"
+                done
+            done
+            si=$((si + 1))
+        done
+    done
+done
+
+if [ -n "$TOMCAT_BASE" ]; then
+    deploy/tomcat/stop.sh "$TOMCAT_BASE" >&2 || true
+fi
+
+# --- idle connections (HAProxy once: both variants share the same frontend)
+if [ "$IDLE" = 1 ]; then
+    for peer in $PEERS; do
+        [ "$peer" != haproxy-h2 ] || case " $PEERS " in *" haproxy-h1 "*) continue ;; esac
+        for proto in $IDLE_PROTOS; do
+            idle_test "$peer" "$proto"
+        done
+    done
+fi
+
+# --- report
+{
+    echo "### Sluice benchmark, $STAMP$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK=1)')"
+    echo
+    cat "$RESULTS/meta.md"
+    bin/bench/report table "$RESULTS"
+    echo
+    echo "Medians over the rounds. Raw numbers per round: raw.tsv, idle.tsv; tool output under raw/. Total time $((SECONDS - T0)) s."
+} >"$RESULTS/results.md"
+cat "$RESULTS/results.md"
+log "done in $((SECONDS - T0)) s; results in $RESULTS"
