@@ -10,19 +10,27 @@ BIN      := bin/sluice
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 30s
+UNIT_FUZZTIME ?= 5s
 E2EFLAGS ?= -v
 
 # Everything the e2e suite and `make run` need from Debian. iproute2 gives
-# the tests `ss`; nghttp2-client gives h2load; wrk and curl are for humans.
-APT_PACKAGES := tomcat10 nghttp2-client wrk curl iproute2
+# the tests `ss`; nghttp2-client gives h2load; chromium renders the stats page
+# in its e2e test; wrk and curl are for humans.
+APT_PACKAGES := tomcat10 nghttp2-client wrk curl iproute2 chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help deps build test test-unit e2e run fmt vet fuzz clean
+.PHONY: help deps build test test-unit e2e run fmt vet fuzz clean bench
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-deps: ## Install Tomcat, h2load, wrk, curl, ss via apt (skipped when present)
+# h2spec (HTTP/2 conformance, run by the e2e suite) is a Go program, built
+# from the Go module proxy into bin/ like the binary itself.
+H2SPEC := bin/h2spec
+
+deps: ## Install Tomcat, h2load, wrk, curl, ss via apt, and bin/h2spec (skipped when present)
+	@if [ -x $(H2SPEC) ]; then echo "deps: $(H2SPEC) present"; \
+	else echo "deps: installing $(H2SPEC)"; GOBIN=$(CURDIR)/bin $(GO) install github.com/summerwind/h2spec/cmd/h2spec@latest; fi
 	@missing=""; \
 	for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
@@ -46,12 +54,21 @@ test-unit: ## go vet and race-enabled unit tests (everything but e2e)
 	if [ -z "$$pkgs" ]; then echo "test-unit: no packages besides e2e yet"; exit 0; fi; \
 	echo "$(GO) test -race -count=1 <$$(echo $$pkgs | wc -w) packages>"; \
 	$(GO) test -race -count=1 $$pkgs
+	@# A short fuzz of each gateway target (PROXY parser, smuggling guard,
+	@# router): they parse what clients send. `make fuzz` runs them longer.
+	@for fn in $$(grep -hoE '^func Fuzz[A-Za-z0-9_]*' gateway/*_test.go | cut -d' ' -f2); do \
+		echo "$(GO) test -run '^$$' -fuzz '^$$fn$$' -fuzztime $(UNIT_FUZZTIME) ./gateway"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(UNIT_FUZZTIME) ./gateway; \
+	done
 
 e2e: deps build ## Real Tomcat + bin/sluice end-to-end tests (a few minutes)
 	E2E_SLUICE_BIN="$(CURDIR)/$(BIN)" $(GO) test -count=1 -timeout 15m $(E2EFLAGS) ./e2e/...
 
 run: deps build ## Local Tomcat on 18081-18083 plus sluice on :8080 (Ctrl-C stops both)
 	scripts/run.sh
+
+bench: deps build ## Sluice vs HAProxy/nginx/Caddy on Tomcat + a Go backend (~20 min; BENCH_QUICK=1 ~6 min)
+	e2e/bench/run.sh
 
 fmt: ## gofmt the tree
 	$(GO) fmt ./...

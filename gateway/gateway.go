@@ -199,6 +199,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fd.EnableFullDuplex()
 		}
 	}
+	if r.Context().Err() != nil {
+		// The client reset the stream before its handler ran, as every
+		// stream of an HTTP/2 rapid-reset flood is: sending the request
+		// on would only make Tomcat do the work for nobody.
+		p.m.observe(StatusClientClosed, time.Since(start))
+		return
+	}
 	sw := getStatusWriter(w)
 	var info *upstream.RequestInfo
 	if g.cfg.AccessLog != nil {
@@ -242,6 +249,14 @@ func newProxy(name string, rt http.RoundTripper, pages func() map[int]ErrorPage,
 				pr.Out.Header.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+pr.Out.Header.Get("X-Forwarded-For"))
 			}
 			pr.Out.Host = pr.In.Host
+			if strings.EqualFold(pr.Out.Header.Get("Upgrade"), "h2c") {
+				// Upgrade: h2c (deprecated by RFC 9113; Go's server does
+				// not do it) is answered as the plain HTTP/1.1 request it
+				// also is. Left in, ReverseProxy would forward the upgrade
+				// and the h2c upstream would refuse it (502).
+				pr.Out.Header.Del("Upgrade")
+				pr.Out.Header.Del("Connection")
+			}
 		},
 		Transport:  rt,
 		BufferPool: bufferPool{},

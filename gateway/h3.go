@@ -24,14 +24,22 @@ type H3Server struct {
 // certificates.
 func NewH3Server(g *Gateway, certs *Certs) *H3Server {
 	s := &H3Server{g: g}
+	// The same header and stream limits as the TCP listeners (NewServer).
+	maxHeader, maxStreams := g.cfg.MaxHeaderBytes, g.cfg.MaxConcurrentStreams
+	if maxHeader <= 0 {
+		maxHeader = 1 << 20
+	}
+	if maxStreams <= 0 {
+		maxStreams = 250
+	}
 	s.srv = &http3.Server{
 		Handler:        g,
 		TLSConfig:      http3.ConfigureTLSConfig(certs.TLSConfig()),
-		MaxHeaderBytes: 1 << 20,
+		MaxHeaderBytes: maxHeader,
 		IdleTimeout:    g.idleTimeout(),
 		Logger:         g.log,
 		QUICConfig: &quic.Config{
-			MaxIncomingStreams: 250,
+			MaxIncomingStreams: int64(maxStreams),
 			Allow0RTT:          false,
 		},
 		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrSmuggling reports a request whose framing or header syntax could be
@@ -18,17 +19,41 @@ var ErrSmuggling = errors.New("ambiguous HTTP/1.1 request")
 // guardConn checks the raw HTTP/1.1 byte stream of a cleartext client
 // connection before Go's server parses it: each request head is validated
 // and its body framing followed, so the next head is found. A connection
-// that starts with the HTTP/2 preface, or upgrades, is passed through.
+// that starts with the HTTP/2 preface is passed through, and so is one
+// the server has switched to another protocol (101 to an upgrade).
 type guardConn struct {
 	net.Conn
 	g        headGuard
 	rejected func(reason string)
 	once     sync.Once
+	// switched is set when the server answers 101 to an upgrade request:
+	// what follows is no longer HTTP/1.1. Only the answer can tell, since
+	// a request asking to upgrade that gets any other status goes on as
+	// HTTP/1.1 and must stay guarded.
+	switched atomic.Bool
+}
+
+var status101 = []byte("HTTP/1.1 101 ")
+
+// Write watches for the server's answer to an upgrade request: the first
+// final status written after its head decides (interim 1xx such as 100
+// Continue wait for it).
+func (c *guardConn) Write(p []byte) (int, error) {
+	if c.g.upgrade.Load() {
+		switch {
+		case bytes.HasPrefix(p, status101):
+			c.switched.Store(true)
+			c.g.upgrade.Store(false)
+		case !bytes.HasPrefix(p, []byte("HTTP/1.1 1")):
+			c.g.upgrade.Store(false)
+		}
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.g.off {
+	if n > 0 && !c.g.off && !c.switched.Load() {
 		if reason := c.g.scan(p[:n]); reason != "" {
 			c.once.Do(func() {
 				if c.rejected != nil {
@@ -46,8 +71,11 @@ func (c *guardConn) Read(p []byte) (int, error) {
 
 // headGuard is the scanner's state; it sees every byte once, in order.
 type headGuard struct {
-	off  bool   // passing through: HTTP/2 or an upgraded connection
+	off  bool   // passing through: HTTP/2, or a head too large for Go's server
 	head []byte // the current request head, up to maxHead
+	// upgrade is set at the end of a head asking to upgrade, until the
+	// server answers it (guardConn.Write, another goroutine).
+	upgrade atomic.Bool
 	// Body framing of the request whose head just ended.
 	bodyLeft int64 // Content-Length bytes still to skip
 	chunked  bool
@@ -169,10 +197,13 @@ func (g *headGuard) end() string {
 			return "conflicting Content-Length values"
 		}
 	}
-	if bytes.HasPrefix(lines[0], []byte("CONNECT ")) || upgrade {
-		// Whatever follows may be another protocol.
-		g.off = true
-		return ""
+	if upgrade {
+		// Whatever follows a 101 answer is another protocol; guardConn
+		// stops checking then. Until the answer, and for good if it is
+		// not 101, this is still HTTP/1.1 and the next bytes are checked
+		// as such. (CONNECT needs no such case: the gateway never opens a
+		// tunnel, so what follows is HTTP/1.1 to Go's server too.)
+		g.upgrade.Store(true)
 	}
 	if te {
 		g.chunked = true

@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The smuggling corpus: each must be refused before Go's parser (and so
@@ -25,6 +28,10 @@ var smugglingCorpus = map[string]string{
 	"smuggled 2nd head":  "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
 	"bad chunk size":     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
 	"chunk without CRLF": "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX0\r\n\r\n",
+	// Asking to upgrade does not switch the guard off: only a 101 answer
+	// does (TestGuardConnUpgrade).
+	"after Upgrade": "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+	"after CONNECT": "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\nGET / HTTP/1.1\nHost: x\n\n",
 }
 
 var cleanCorpus = map[string]string{
@@ -35,7 +42,7 @@ var cleanCorpus = map[string]string{
 	"leading CRLF":    "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
 	"same CL twice":   "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
 	"h2 preface":      "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\n\n\n",
-	"upgrade":         "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\n\n binary",
+	"upgrade":         "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
 	"TE chunked case": "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n",
 }
 
@@ -83,4 +90,59 @@ func FuzzHeadGuard(f *testing.F) {
 			t.Fatalf("split %d: %q vs whole: %q", step, a, b)
 		}
 	})
+}
+
+// A connection passes through unchecked after the server answers 101 to an
+// upgrade, and stays guarded when it answers anything else.
+func TestGuardConnUpgrade(t *testing.T) {
+	const upgradeHead = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+	for _, tc := range []struct {
+		answers []string
+		next    string
+		wantErr bool
+	}{
+		{[]string{"HTTP/1.1 101 Switching Protocols\r\n\r\n"}, "\x81\x05hello\n\n binary", false},
+		{[]string{"HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\n\r\n"}, "\n\n binary", false},
+		{[]string{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}, "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", true},
+		// A body that happens to look like a 101 does not count: only the
+		// first final status after the upgrade head decides.
+		{[]string{"HTTP/1.1 200 OK\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\n\r\n"}, "GET / HTTP/1.1\nHost: x\n\n", true},
+	} {
+		// Loopback TCP, not net.Pipe: the guard's 400 must not block.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, err := ln.Accept()
+		ln.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := &guardConn{Conn: server}
+		answered := make(chan struct{})
+		go func() {
+			io.WriteString(client, upgradeHead)
+			<-answered
+			io.WriteString(client, tc.next)
+		}()
+		buf := make([]byte, 4096)
+		if n, err := g.Read(buf); err != nil || string(buf[:n]) != upgradeHead {
+			t.Fatalf("head: %q %v", buf[:n], err)
+		}
+		for _, a := range tc.answers {
+			g.Write([]byte(a))
+		}
+		close(answered)
+		server.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := g.Read(buf)
+		if got := err != nil; got != tc.wantErr {
+			t.Errorf("answers %q then %q: read %q, err %v; want error %v", tc.answers, tc.next, buf[:n], err, tc.wantErr)
+		}
+		client.Close()
+		server.Close()
+	}
 }

@@ -53,6 +53,12 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 		// size).
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: cfg.MaxConcurrentStreams,
+			// Go's default is 1 MiB, and each connection's frame reader
+			// keeps a buffer as large as the largest frame it has read,
+			// so one big frame per connection would pin up to 1 MiB per
+			// idle client. 16 KiB is the protocol's default, what clients
+			// send anyway.
+			MaxReadFrameSize: 16 << 10,
 		},
 	}}
 }

@@ -350,6 +350,14 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 			b.m.retried(retryDial)
 			continue
 		}
+		if clientCtx.Err() != nil {
+			// The client left while the request waited for a slot: do
+			// not send Tomcat work nobody will read (a rapid-reset
+			// flood is exactly this).
+			c.cc.Release()
+			p.done()
+			return nil, fmt.Errorf("%w: %w", ErrClientGone, context.Cause(clientCtx))
+		}
 		if info != nil {
 			info.Server, info.Protocol, info.ConnID = s.addr, p.cfg.protocol, c.id
 			info.Attempts++

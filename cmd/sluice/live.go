@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +31,10 @@ type live struct {
 	cfg      *config.Config
 	backends map[string]*upstream.Backend
 	g        *gateway.Gateway
+	// certs serve tls_listen and HTTP/3; nil without them. Reloads swap
+	// their content, never the pointer the listeners hold.
+	certs    *gateway.Certs
+	altSvc   string         // Alt-Svc of TCP responses, set by start
 	retiring sync.WaitGroup // backends removed by a reload, closing after the grace
 	closed   chan struct{}
 }
@@ -76,11 +82,93 @@ func (rt *live) reloadOnce() error {
 		return err
 	}
 	cur := rt.config()
-	if cfg.Listen != cur.Listen || cfg.Admin != cur.Admin {
-		return fmt.Errorf("reload: listen and admin addresses cannot change without a restart (listen %s -> %s, admin %s -> %s)",
-			cur.Listen, cfg.Listen, cur.Admin, cfg.Admin)
+	if changed := restartKeys(cur, cfg); len(changed) > 0 {
+		return fmt.Errorf("reload: %s: these keys need a restart to change; the running config is kept", strings.Join(changed, "; "))
+	}
+	if rt.certs != nil {
+		// Read the files again even when their names did not change:
+		// renewed certificates are usually written over the old ones.
+		// A bad set keeps the old one in use and fails the reload before
+		// anything else changes; the config was validated (and each pair
+		// loaded) as a whole, so this fails only on a file replaced since.
+		if err := rt.certs.Reload(certPairs(cfg)); err != nil {
+			return fmt.Errorf("reload: tls_certs: %w", err)
+		}
 	}
 	return rt.apply(cfg)
+}
+
+// restartKeys lists the keys whose change needs a restart, with their old
+// and new values: they are fixed in the listeners and servers when these
+// are built.
+func restartKeys(cur, next *config.Config) []string {
+	var out []string
+	diff := func(key string, a, b any) {
+		if a != b {
+			out = append(out, fmt.Sprintf("%s %v -> %v", key, a, b))
+		}
+	}
+	diff("listen", cur.Listen, next.Listen)
+	diff("admin", cur.Admin, next.Admin)
+	diff("tls_listen", quoted(cur.TLSListen), quoted(next.TLSListen))
+	diff("http3", cur.HTTP3, next.HTTP3)
+	diff("proxy_protocol", cur.ProxyProtocol, next.ProxyProtocol)
+	a, b := cur.Limits, next.Limits
+	diff("limits.max_conns", a.MaxConns, b.MaxConns)
+	diff("limits.read_header_timeout", a.ReadHeaderTimeout, b.ReadHeaderTimeout)
+	diff("limits.idle_timeout", a.IdleTimeout, b.IdleTimeout)
+	diff("limits.max_header_bytes", a.MaxHeaderBytes, b.MaxHeaderBytes)
+	diff("limits.max_header_count", a.MaxHeaderCount, b.MaxHeaderCount)
+	diff("limits.max_request_body", a.MaxRequestBody, b.MaxRequestBody)
+	diff("limits.h2_max_concurrent_streams", a.H2MaxConcurrentStreams, b.H2MaxConcurrentStreams)
+	if !slices.Equal(cur.TrustedProxies, next.TrustedProxies) {
+		out = append(out, fmt.Sprintf("trusted_proxies %v -> %v", cur.TrustedProxies, next.TrustedProxies))
+	}
+	return out
+}
+
+func quoted(s string) string { return fmt.Sprintf("%q", s) }
+
+// certPairs maps the config's certificate pairs to the gateway's.
+func certPairs(cfg *config.Config) []gateway.CertPair {
+	pairs := make([]gateway.CertPair, len(cfg.TLSCerts))
+	for i, p := range cfg.TLSCerts {
+		pairs[i] = gateway.CertPair{CertFile: p.Cert, KeyFile: p.Key}
+	}
+	return pairs
+}
+
+// start loads the certificates and applies the first configuration;
+// altSvc is the Alt-Svc value advertising HTTP/3, or "".
+func (rt *live) start(cfg *config.Config, altSvc string) error {
+	if cfg.TLSListen != "" {
+		certs, err := gateway.LoadCerts(certPairs(cfg))
+		if err != nil {
+			return fmt.Errorf("tls_certs: %w", err)
+		}
+		rt.certs = certs
+	}
+	rt.altSvc = altSvc
+	return rt.apply(cfg)
+}
+
+// gatewayConfig is the client-facing configuration of cfg; only routes and
+// error pages change after start.
+func (rt *live) gatewayConfig(cfg *config.Config, routes []gateway.Route, pages map[int]gateway.ErrorPage) gateway.Config {
+	l := cfg.Limits
+	return gateway.Config{
+		Routes:               routes,
+		ErrorPages:           pages,
+		MaxConns:             l.MaxConns,
+		ReadHeaderTimeout:    l.ReadHeaderTimeout,
+		IdleTimeout:          l.IdleTimeout,
+		MaxHeaderBytes:       l.MaxHeaderBytes,
+		MaxHeaderCount:       l.MaxHeaderCount,
+		MaxRequestBody:       l.MaxRequestBody,
+		MaxConcurrentStreams: l.H2MaxConcurrentStreams,
+		TrustedProxies:       cfg.TrustedProxies,
+		AltSvc:               rt.altSvc,
+	}
 }
 
 // apply makes cfg the running configuration. Existing backends are updated
@@ -113,7 +201,7 @@ func (rt *live) apply(cfg *config.Config) error {
 	}
 	pages := errorPages(cfg)
 	if rt.g == nil {
-		g, err := gateway.New(gateway.Config{Routes: routes, ErrorPages: pages}, rts, rt.gm, rt.log)
+		g, err := gateway.New(rt.gatewayConfig(cfg, routes, pages), rts, rt.gm, rt.log)
 		if err != nil {
 			for _, b := range added {
 				b.Close()

@@ -1,6 +1,7 @@
-// Command sluice is an HTTP gateway that accepts HTTP/1.1 and h2c clients
-// and funnels their requests onto a few long-lived h2c connections per
-// upstream server, falling back to an HTTP/1.1 keep-alive pool.
+// Command sluice is an HTTP gateway that accepts HTTP/1.1 and h2c clients,
+// and with TLS configured HTTP/2 and HTTP/3 ones, and funnels their requests
+// onto a few long-lived h2c connections per upstream server, falling back
+// to an HTTP/1.1 keep-alive pool.
 package main
 
 import (
@@ -36,8 +37,8 @@ const (
 	exitUsage = 2
 )
 
-const usageText = `Sluice funnels HTTP/1.1 and h2c clients onto a few long-lived h2c
-connections per upstream server (HTTP/1.1 keep-alive pool as fallback).
+const usageText = `Sluice funnels HTTP/1.1, h2c, h2 and HTTP/3 clients onto a few long-lived
+h2c connections per upstream server (HTTP/1.1 keep-alive pool as fallback).
 
 Usage:
   sluice run [--config FILE]       serve using FILE (default ./sluice.yaml)

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
-	"github.com/sluice-gw/sluice/gateway"
 	"github.com/sluice-gw/sluice/upstream"
 )
 
@@ -28,17 +27,24 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rt := newLive(reg, logger, reload)
 	defer rt.close()
-	if err := rt.apply(cfg); err != nil {
+
+	udp, tlsAddr, altSvc, err := listenUDP(cfg, logger)
+	if err != nil {
 		return err
 	}
-
-	ln, err := rt.g.Listen(gateway.ListenerConfig{Addr: cfg.Listen})
+	if err := rt.start(cfg, altSvc); err != nil {
+		if udp != nil {
+			udp.Close()
+		}
+		return err
+	}
+	e, err := openEdge(cfg, rt.g, rt.certs, udp, tlsAddr)
 	if err != nil {
 		return err
 	}
 	adminLn, err := net.Listen("tcp", cfg.Admin)
 	if err != nil {
-		ln.Close()
+		e.close()
 		return fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
 	}
 
@@ -48,9 +54,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
-	srv := gateway.NewServer(rt.g, false)
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	// One slot per goroutine, so none blocks sending after serve returns.
+	errc := make(chan error, 4)
+	e.serve(errc)
 	go func() {
 		err := admin.Serve(adminLn)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -59,7 +65,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 		errc <- err
 	}()
 	listening.Store(true)
-	logger.Info("sluice listening", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(), "backends", rt.names())
+	logger.Info("sluice listening", append(e.logAttrs(), "admin", adminLn.Addr().String(), "backends", rt.names())...)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -78,9 +84,9 @@ wait:
 		}
 	}
 	// Draining: /readyz turns 503 at once so load balancers stop sending
-	// new clients; Shutdown closes the listener and idle connections, sends
-	// GOAWAY to h2c clients, answers HTTP/1.1 requests still running with
-	// "Connection: close", and waits for them. The admin listener keeps
+	// new clients; shutdown closes the listeners and idle connections,
+	// sends GOAWAY to HTTP/2 and HTTP/3 clients, answers HTTP/1.1 requests
+	// still running with "Connection: close", and waits for them. The admin listener keeps
 	// serving /readyz and /metrics until then, and the backends stay open
 	// (the deferred close) so that in-flight requests can finish.
 	listening.Store(false)
@@ -88,7 +94,7 @@ wait:
 	logger.Info("shutting down", "grace", grace)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := e.shutdown(sctx); err != nil {
 		logger.Warn("client connections cut at end of grace period", "err", err)
 	}
 	admin.Close()

@@ -41,6 +41,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -68,6 +69,27 @@ type Config struct {
 	// SIGTERM/SIGINT before their connections are cut; must be positive.
 	// Zero value: invalid; the default is 30s.
 	ShutdownGrace time.Duration
+	// TLSListen is the host:port of the TLS listener (HTTP/1.1 and h2 by
+	// ALPN), and with HTTP3 the UDP port of HTTP/3. Zero value: no TLS
+	// listener.
+	TLSListen string
+	// TLSCerts are the certificates of TLSListen and HTTP/3, chosen by SNI;
+	// required when either is on. Load checks that every pair loads, so a
+	// bad file fails at start and at reload rather than at a handshake.
+	TLSCerts []CertPair
+	// HTTP3 serves HTTP/3 over QUIC on TLSListen's port (UDP) and
+	// advertises it with Alt-Svc on TCP responses. Requires TLSListen.
+	HTTP3 bool
+	// ProxyProtocol requires a PROXY protocol v1 or v2 header on every
+	// connection to Listen and TLSListen (behind an L4 load balancer).
+	ProxyProtocol bool
+	// Limits bound what one client may cost.
+	Limits Limits
+	// TrustedProxies are the networks whose X-Forwarded-For is kept and
+	// appended to; from any other peer it is replaced. A bare address in
+	// the file means a single host (/32 or /128). Zero value (nil): trust
+	// nobody.
+	TrustedProxies []netip.Prefix
 	// ErrorPages maps a status code (400..599) to the body Sluice sends
 	// instead of its short text when it answers with that status itself
 	// (no route, queue full, upstream unreachable or timing out). The
@@ -75,6 +97,50 @@ type Config struct {
 	// not at the first error. Zero value (nil): no custom pages.
 	ErrorPages map[int]ErrorPage
 }
+
+// CertPair is one certificate chain and its private key, PEM files.
+type CertPair struct {
+	// Cert is the certificate chain file, leaf first. Relative paths in
+	// a config file are taken relative to the file's directory.
+	Cert string
+	// Key is the private key file of Cert.
+	Key string
+}
+
+// Limits bound client connections and requests. They are fixed for the
+// life of the listeners: changing them needs a restart.
+type Limits struct {
+	// MaxConns caps open client connections across the TCP listeners;
+	// beyond it new connections are closed at once. 1..10000000; the
+	// default is 100000.
+	MaxConns int
+	// ReadHeaderTimeout bounds reading a request's headers (and a new
+	// connection's first request), which cuts slowloris clients; must be
+	// positive. The default is 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive client connection idle this long;
+	// must be positive. The default is 120s.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes caps a request's header block, 4096..1048576; more
+	// gets 431. The upper bound is the smuggling guard's: it follows
+	// request heads up to 1 MiB. The default is 1048576.
+	MaxHeaderBytes int
+	// MaxHeaderCount caps a request's header fields, 1..10000; more gets
+	// 431. The default is 100.
+	MaxHeaderCount int
+	// MaxRequestBody caps request bodies in bytes; more gets 413. Zero
+	// means no limit, the default.
+	MaxRequestBody int64
+	// H2MaxConcurrentStreams caps concurrent streams per HTTP/2 and
+	// HTTP/3 client connection, 1..10000. The default is 250.
+	H2MaxConcurrentStreams int
+}
+
+// MaxHeaderBytesLimit is the largest max_header_bytes: the HTTP/1.1
+// smuggling guard keeps up to this much of a request head (plus Go's
+// 4 KiB slack) and lets larger heads through for Go's server to refuse,
+// which it would not do under a higher limit.
+const MaxHeaderBytesLimit = 1 << 20
 
 // ErrorPage is one custom error body.
 type ErrorPage struct {
@@ -283,6 +349,20 @@ func Default() *Config {
 		Admin:         "127.0.0.1:9001",
 		Backends:      map[string]Backend{},
 		ShutdownGrace: 30 * time.Second,
+		Limits:        DefaultLimits(),
+	}
+}
+
+// DefaultLimits returns the client limits' defaults.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxConns:               100000,
+		ReadHeaderTimeout:      10 * time.Second,
+		IdleTimeout:            120 * time.Second,
+		MaxHeaderBytes:         1 << 20,
+		MaxHeaderCount:         100,
+		MaxRequestBody:         0,
+		H2MaxConcurrentStreams: 250,
 	}
 }
 
@@ -397,12 +477,33 @@ func (c *Config) Validate() error {
 // The yaml* types fix the key names and order of Marshal's output and
 // print durations as text; the exported types stay free of tags.
 type yamlConfig struct {
-	Listen        string                 `yaml:"listen"`
-	Admin         string                 `yaml:"admin"`
-	ShutdownGrace string                 `yaml:"shutdown_grace"`
-	ErrorPages    map[int]string         `yaml:"error_pages"`
-	Backends      map[string]yamlBackend `yaml:"backends"`
-	Routes        []yamlRoute            `yaml:"routes"`
+	Listen         string                 `yaml:"listen"`
+	TLSListen      string                 `yaml:"tls_listen"`
+	TLSCerts       []yamlCertPair         `yaml:"tls_certs"`
+	HTTP3          bool                   `yaml:"http3"`
+	ProxyProtocol  bool                   `yaml:"proxy_protocol"`
+	Admin          string                 `yaml:"admin"`
+	ShutdownGrace  string                 `yaml:"shutdown_grace"`
+	Limits         yamlLimits             `yaml:"limits"`
+	TrustedProxies []string               `yaml:"trusted_proxies,flow"`
+	ErrorPages     map[int]string         `yaml:"error_pages"`
+	Backends       map[string]yamlBackend `yaml:"backends"`
+	Routes         []yamlRoute            `yaml:"routes"`
+}
+
+type yamlCertPair struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+type yamlLimits struct {
+	MaxConns               int    `yaml:"max_conns"`
+	ReadHeaderTimeout      string `yaml:"read_header_timeout"`
+	IdleTimeout            string `yaml:"idle_timeout"`
+	MaxHeaderBytes         int    `yaml:"max_header_bytes"`
+	MaxHeaderCount         int    `yaml:"max_header_count"`
+	MaxRequestBody         int64  `yaml:"max_request_body"`
+	H2MaxConcurrentStreams int    `yaml:"h2_max_concurrent_streams"`
 }
 
 type yamlBackend struct {
@@ -469,12 +570,34 @@ type yamlRoute struct {
 // the effective configuration, defaults included. Error pages are printed
 // as their paths; parsing the output reads the files again.
 func (c *Config) Marshal() ([]byte, error) {
+	l := c.Limits
 	out := yamlConfig{
 		Listen:        c.Listen,
+		TLSListen:     c.TLSListen,
+		TLSCerts:      []yamlCertPair{},
+		HTTP3:         c.HTTP3,
+		ProxyProtocol: c.ProxyProtocol,
 		Admin:         c.Admin,
 		ShutdownGrace: formatDuration(c.ShutdownGrace),
-		ErrorPages:    map[int]string{},
-		Backends:      map[string]yamlBackend{},
+		Limits: yamlLimits{
+			MaxConns:               l.MaxConns,
+			ReadHeaderTimeout:      formatDuration(l.ReadHeaderTimeout),
+			IdleTimeout:            formatDuration(l.IdleTimeout),
+			MaxHeaderBytes:         l.MaxHeaderBytes,
+			MaxHeaderCount:         l.MaxHeaderCount,
+			MaxRequestBody:         l.MaxRequestBody,
+			H2MaxConcurrentStreams: l.H2MaxConcurrentStreams,
+		},
+		// Printed as [] rather than null when empty, which reads as "none".
+		TrustedProxies: []string{},
+		ErrorPages:     map[int]string{},
+		Backends:       map[string]yamlBackend{},
+	}
+	for _, p := range c.TLSCerts {
+		out.TLSCerts = append(out.TLSCerts, yamlCertPair(p))
+	}
+	for _, p := range c.TrustedProxies {
+		out.TrustedProxies = append(out.TrustedProxies, p.String())
 	}
 	for code, p := range c.ErrorPages {
 		out.ErrorPages[code] = p.Path

@@ -357,6 +357,7 @@ func TestFullExample(t *testing.T) {
 		Listen:        "0.0.0.0:8080",
 		Admin:         "127.0.0.1:9001",
 		ShutdownGrace: 45 * time.Second,
+		Limits:        DefaultLimits(),
 		Backends: map[string]Backend{
 			"tomcat": {
 				Protocol:      "h2c",

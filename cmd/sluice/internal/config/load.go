@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,6 +66,7 @@ func parse(data []byte, source, baseDir string, environ []string) (*Config, erro
 
 	c := d.decode(k)
 	d.readErrorPages(c)
+	d.checkCerts(c)
 	for _, fe := range validate(c, d.source) {
 		// A value that failed to decode was left at its default or empty;
 		// complaining about that as well would only add noise.
@@ -215,10 +217,29 @@ func (d *decoder) envKey(name string, backends []string) string {
 // pointer to the field they fill. Dotted keys are nested sections.
 var (
 	topFields = map[string]func(*Config) any{
-		"listen":         func(c *Config) any { return &c.Listen },
-		"admin":          func(c *Config) any { return &c.Admin },
-		"routes":         func(c *Config) any { return &c.Routes },
-		"shutdown_grace": func(c *Config) any { return &c.ShutdownGrace },
+		"listen":          func(c *Config) any { return &c.Listen },
+		"admin":           func(c *Config) any { return &c.Admin },
+		"routes":          func(c *Config) any { return &c.Routes },
+		"shutdown_grace":  func(c *Config) any { return &c.ShutdownGrace },
+		"tls_listen":      func(c *Config) any { return &c.TLSListen },
+		"tls_certs":       func(c *Config) any { return &c.TLSCerts },
+		"http3":           func(c *Config) any { return &c.HTTP3 },
+		"proxy_protocol":  func(c *Config) any { return &c.ProxyProtocol },
+		"trusted_proxies": func(c *Config) any { return &c.TrustedProxies },
+
+		"limits.max_conns":                 func(c *Config) any { return &c.Limits.MaxConns },
+		"limits.read_header_timeout":       func(c *Config) any { return &c.Limits.ReadHeaderTimeout },
+		"limits.idle_timeout":              func(c *Config) any { return &c.Limits.IdleTimeout },
+		"limits.max_header_bytes":          func(c *Config) any { return &c.Limits.MaxHeaderBytes },
+		"limits.max_header_count":          func(c *Config) any { return &c.Limits.MaxHeaderCount },
+		"limits.max_request_body":          func(c *Config) any { return &c.Limits.MaxRequestBody },
+		"limits.h2_max_concurrent_streams": func(c *Config) any { return &c.Limits.H2MaxConcurrentStreams },
+	}
+	// topSections are top-level mappings whose keys are in topFields.
+	topSections = []string{"limits"}
+	certFields  = map[string]func(*CertPair) any{
+		"cert": func(p *CertPair) any { return &p.Cert },
+		"key":  func(p *CertPair) any { return &p.Key },
 	}
 	backendFields = map[string]func(*Backend) any{
 		"protocol":                 func(b *Backend) any { return &b.Protocol },
@@ -286,6 +307,13 @@ func (d *decoder) decode(k *koanf.Koanf) *Config {
 		}
 		if key == errorPagesKey || strings.HasPrefix(key, errorPagesKey+".") {
 			d.errorPage(c, key, v)
+			continue
+		}
+		if slices.Contains(topSections, key) {
+			// null or {} only means "defaults".
+			if !isEmptyMap(v) {
+				d.failKey(key, "must be a mapping, got %s", describe(v))
+			}
 			continue
 		}
 		rest, ok := strings.CutPrefix(key, "backends.")
@@ -384,6 +412,11 @@ func (d *decoder) value(ptr any, key string, v any) {
 		if n, ok := d.integer(key, v); ok {
 			*p = n
 		}
+	case *int64:
+		// int is 64 bits on every platform Sluice is built for.
+		if n, ok := d.integer(key, v); ok {
+			*p = int64(n)
+		}
 	case *time.Duration:
 		if dur, ok := d.duration(key, v); ok {
 			*p = dur
@@ -398,6 +431,14 @@ func (d *decoder) value(ptr any, key string, v any) {
 		*p = decodeList(d, key, v, serverFields, defaultServer, "address and weight")
 	case *[]Route:
 		*p = decodeList(d, key, v, routeFields, defaultRoute, "host, path_prefix and backend")
+	case *[]CertPair:
+		// nil when empty, like the other optional lists, so that "[]"
+		// and an absent key decode alike.
+		if *p = decodeList(d, key, v, certFields, func() CertPair { return CertPair{} }, "cert and key"); len(*p) == 0 {
+			*p = nil
+		}
+	case *[]netip.Prefix:
+		*p = d.prefixes(key, v)
 	default:
 		panic(fmt.Sprintf("config: no decoder for %T", ptr))
 	}
@@ -446,24 +487,10 @@ func (d *decoder) boolean(key string, v any) (bool, bool) {
 }
 
 // methods decodes a list of HTTP method names, upper-cased, duplicates
-// dropped, nil when empty. The environment, which cannot express lists,
-// gives them comma-separated ("POST,PATCH").
+// dropped, nil when empty.
 func (d *decoder) methods(key string, v any) []string {
-	var items []any
-	switch x := v.(type) {
-	case []any:
-		items = x
-	case string:
-		if _, fromEnv := d.envOf[key]; !fromEnv {
-			d.failKey(key, "must be a list of method names, like [POST, PATCH], got %s", describe(v))
-			return nil
-		}
-		for _, m := range strings.Split(x, ",") {
-			if m = strings.TrimSpace(m); m != "" {
-				items = append(items, m)
-			}
-		}
-	default:
+	items, ok := d.stringList(key, v)
+	if !ok {
 		d.failKey(key, "must be a list of method names, like [POST, PATCH], got %s", describe(v))
 		return nil
 	}
@@ -479,6 +506,27 @@ func (d *decoder) methods(key string, v any) []string {
 		}
 	}
 	return out
+}
+
+// stringList returns the items of a YAML list. The environment, which
+// cannot express lists, gives them comma-separated ("POST,PATCH").
+func (d *decoder) stringList(key string, v any) ([]any, bool) {
+	switch x := v.(type) {
+	case []any:
+		return x, true
+	case string:
+		if _, fromEnv := d.envOf[key]; !fromEnv {
+			return nil, false
+		}
+		var items []any
+		for _, m := range strings.Split(x, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				items = append(items, m)
+			}
+		}
+		return items, true
+	}
+	return nil, false
 }
 
 func (d *decoder) duration(key string, v any) (time.Duration, bool) {

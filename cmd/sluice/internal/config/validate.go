@@ -91,6 +91,7 @@ func validate(cfg *Config, source func(key string) string) []FieldError {
 		c.fail("admin", "%q conflicts with listen %q: they need different ports", cfg.Admin, cfg.Listen)
 	}
 	c.positive("shutdown_grace", cfg.ShutdownGrace)
+	c.edge(cfg, listenOK, adminOK)
 	for code, page := range cfg.ErrorPages {
 		key := fmt.Sprintf("error_pages.%d", code)
 		if code < 400 || code > 599 {
@@ -143,6 +144,48 @@ func validate(cfg *Config, source func(key string) string) []FieldError {
 		}
 	}
 	return c.errs
+}
+
+// edge checks the client-facing keys besides listen and admin.
+func (c *checker) edge(cfg *Config, listenOK, adminOK bool) {
+	if cfg.TLSListen != "" && c.address("tls_listen", cfg.TLSListen, false, 0) {
+		if listenOK && sameSocket(cfg.TLSListen, cfg.Listen) {
+			c.fail("tls_listen", "%q conflicts with listen %q: they need different ports", cfg.TLSListen, cfg.Listen)
+		}
+		if adminOK && sameSocket(cfg.TLSListen, cfg.Admin) {
+			c.fail("tls_listen", "%q conflicts with admin %q: they need different ports", cfg.TLSListen, cfg.Admin)
+		}
+	}
+	if cfg.HTTP3 && cfg.TLSListen == "" {
+		c.fail("http3", "requires tls_listen: HTTP/3 runs on its port over UDP")
+	}
+	if (cfg.TLSListen != "" || cfg.HTTP3) && len(cfg.TLSCerts) == 0 {
+		c.fail("tls_certs", "at least one {cert, key} pair is required when tls_listen or http3 is set")
+	}
+	for i, p := range cfg.TLSCerts {
+		key := fmt.Sprintf("tls_certs[%d]", i)
+		if p.Cert == "" {
+			c.fail(key+".cert", "is required (a PEM certificate chain file)")
+		}
+		if p.Key == "" {
+			c.fail(key+".key", "is required (a PEM private key file)")
+		}
+	}
+	l := cfg.Limits
+	c.intRange("limits.max_conns", l.MaxConns, 1, 10000000)
+	c.positive("limits.read_header_timeout", l.ReadHeaderTimeout)
+	c.positive("limits.idle_timeout", l.IdleTimeout)
+	c.intRange("limits.max_header_bytes", l.MaxHeaderBytes, 4096, MaxHeaderBytesLimit)
+	c.intRange("limits.max_header_count", l.MaxHeaderCount, 1, 10000)
+	if l.MaxRequestBody < 0 {
+		c.fail("limits.max_request_body", "must be 0 (no limit) or a number of bytes, got %d", l.MaxRequestBody)
+	}
+	c.intRange("limits.h2_max_concurrent_streams", l.H2MaxConcurrentStreams, 1, 10000)
+	for i, p := range cfg.TrustedProxies {
+		if !p.IsValid() {
+			c.fail(fmt.Sprintf("trusted_proxies[%d]", i), "invalid network")
+		}
+	}
 }
 
 func (c *checker) backend(key, name string, b Backend) {

@@ -1,0 +1,200 @@
+package config
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeCert writes a self-signed certificate for name and its key into
+// dir as NAME.crt and NAME.key, and returns their paths.
+func writeCert(t *testing.T, dir, name string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func TestDefaultLimits(t *testing.T) {
+	c, err := Parse([]byte(valid), "sluice.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Limits{
+		MaxConns: 100000, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 1 << 20, MaxHeaderCount: 100, MaxRequestBody: 0, H2MaxConcurrentStreams: 250,
+	}
+	if c.Limits != want || c.TLSListen != "" || c.TLSCerts != nil || c.HTTP3 || c.ProxyProtocol || c.TrustedProxies != nil {
+		t.Errorf("edge defaults: %+v %q %v %v %v %v", c.Limits, c.TLSListen, c.TLSCerts, c.HTTP3, c.ProxyProtocol, c.TrustedProxies)
+	}
+}
+
+func TestEdgeFullExample(t *testing.T) {
+	dir := t.TempDir()
+	aCert, aKey := writeCert(t, dir, "a.example")
+	writeCert(t, dir, "b.example")
+	y := withBackend(oneServer, `
+listen: ":80"
+tls_listen: ":443"
+tls_certs:
+  - { cert: `+aCert+`, key: `+aKey+` }
+  - { cert: b.example.crt, key: b.example.key }
+http3: true
+proxy_protocol: true
+limits:
+  max_conns: 5000
+  read_header_timeout: 2s
+  idle_timeout: 30s
+  max_header_bytes: 65536
+  max_header_count: 50
+  max_request_body: 10485760
+  h2_max_concurrent_streams: 100
+trusted_proxies: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32", 10.1.2.3/16, "::ffff:198.51.100.1"]
+`)
+	file := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(file, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCerts := []CertPair{{aCert, aKey}, {filepath.Join(dir, "b.example.crt"), filepath.Join(dir, "b.example.key")}}
+	wantLimits := Limits{5000, 2 * time.Second, 30 * time.Second, 65536, 50, 10 << 20, 100}
+	var wantNets []netip.Prefix
+	for _, s := range []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "10.1.0.0/16", "198.51.100.1/32"} {
+		wantNets = append(wantNets, netip.MustParsePrefix(s))
+	}
+	if c.Listen != ":80" || c.TLSListen != ":443" || !c.HTTP3 || !c.ProxyProtocol ||
+		!reflect.DeepEqual(c.TLSCerts, wantCerts) || c.Limits != wantLimits || !reflect.DeepEqual(c.TrustedProxies, wantNets) {
+		t.Fatalf("got %+v", c)
+	}
+	out, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"tls_listen: :443\n", "http3: true\n", "read_header_timeout: 2s\n", "trusted_proxies: [10.0.0.0/8, 192.0.2.7/32,"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	back, err := Parse(out, "marshalled", nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(back, c) {
+		t.Errorf("round trip changed config:\n%s", out)
+	}
+}
+
+func TestParseRejectsEdge(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir, "a.example")
+	otherCert, _ := writeCert(t, dir, "b.example")
+	certs := "tls_certs: [{cert: " + cert + ", key: " + key + "}]\n"
+	tests := []struct {
+		name, yaml string
+		env        []string
+		key, msg   string
+		source     string // "" means sluice.yaml
+	}{
+		{name: "http3 without tls_listen", yaml: valid + "http3: true\n" + certs, key: "http3", msg: "requires tls_listen"},
+		{name: "tls_listen without certs", yaml: valid + "tls_listen: \":8443\"\n", key: "tls_certs", msg: "at least one {cert, key} pair is required"},
+		{name: "tls_listen bad address", yaml: valid + "tls_listen: \"8443\"\n" + certs, key: "tls_listen", msg: "missing port"},
+		{name: "tls_listen same as listen", yaml: valid + "listen: \":8443\"\ntls_listen: \"0.0.0.0:8443\"\n" + certs, key: "tls_listen", msg: "conflicts with listen"},
+		{name: "tls_listen same as admin", yaml: valid + "tls_listen: \"127.0.0.1:9001\"\n" + certs, key: "tls_listen", msg: "conflicts with admin"},
+		{name: "cert missing", yaml: valid + "tls_listen: \":8443\"\ntls_certs: [{cert: /nonexistent/x.crt, key: " + key + "}]\n", key: "tls_certs[0]", msg: "certificate /nonexistent/x.crt with key " + key + ": open /nonexistent/x.crt"},
+		{name: "key does not match", yaml: valid + "tls_listen: \":8443\"\ntls_certs: [{cert: " + otherCert + ", key: " + key + "}]\n", key: "tls_certs[0]", msg: "private key does not match"},
+		{name: "cert field missing", yaml: valid + "tls_listen: \":8443\"\ntls_certs: [{key: " + key + "}]\n", key: "tls_certs[0].cert", msg: "is required"},
+		{name: "cert unknown field", yaml: valid + "tls_certs: [{cert: " + cert + ", kye: " + key + "}]\n", key: "tls_certs[0].kye", msg: "did you mean tls_certs[0].key"},
+		{name: "certs not a list", yaml: valid + "tls_certs: " + cert + "\n", key: "tls_certs", msg: "must be a list"},
+		{name: "certs from env", yaml: valid, env: []string{"SLUICE_TLS_CERTS=/a.crt"}, key: "tls_certs", msg: "cannot be set from the environment", source: "env SLUICE_TLS_CERTS"},
+		{name: "http3 not bool", yaml: valid + "http3: yes please\n", key: "http3", msg: "must be true or false"},
+		{name: "limits not mapping", yaml: valid + "limits: 5\n", key: "limits", msg: "must be a mapping"},
+		{name: "limits unknown key", yaml: valid + "limits: {max_con: 5}\n", key: "limits.max_con", msg: "did you mean limits.max_conns"},
+		{name: "max_conns zero", yaml: valid + "limits: {max_conns: 0}\n", key: "limits.max_conns", msg: "between 1 and 10000000"},
+		{name: "read_header_timeout zero", yaml: valid + "limits: {read_header_timeout: 0s}\n", key: "limits.read_header_timeout", msg: "must be positive"},
+		{name: "idle_timeout bare", yaml: valid + "limits: {idle_timeout: 120}\n", key: "limits.idle_timeout", msg: "bare number 120"},
+		{name: "max_header_bytes above guard", yaml: valid + "limits: {max_header_bytes: 2097152}\n", key: "limits.max_header_bytes", msg: "between 4096 and 1048576"},
+		{name: "max_header_count zero", yaml: valid + "limits: {max_header_count: 0}\n", key: "limits.max_header_count", msg: "between 1 and 10000"},
+		{name: "max_request_body negative", yaml: valid + "limits: {max_request_body: -1}\n", key: "limits.max_request_body", msg: "must be 0 (no limit)"},
+		{name: "streams zero", yaml: valid + "limits: {h2_max_concurrent_streams: 0}\n", key: "limits.h2_max_concurrent_streams", msg: "between 1 and 10000"},
+		{name: "bad CIDR", yaml: valid + "trusted_proxies: [10.0.0.0/8, 10.0.0.0/33]\n", key: "trusted_proxies[1]", msg: `invalid network "10.0.0.0/33"`},
+		{name: "host name as proxy", yaml: valid + "trusted_proxies: [lb.internal]\n", key: "trusted_proxies[0]", msg: "want a CIDR"},
+		{name: "proxies not a list", yaml: valid + "trusted_proxies: 10.0.0.0/8\n", key: "trusted_proxies", msg: "must be a list of networks"},
+		{name: "bad proxy from env", yaml: valid, env: []string{"SLUICE_TRUSTED_PROXIES=10.0.0.0/8,nope"}, key: "trusted_proxies[1]", msg: "invalid network", source: "env SLUICE_TRUSTED_PROXIES"},
+		{name: "limit from env", yaml: valid, env: []string{"SLUICE_LIMITS__MAX_HEADER_COUNT=0"}, key: "limits.max_header_count", msg: "between 1 and 10000", source: "env SLUICE_LIMITS__MAX_HEADER_COUNT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), "sluice.yaml", tt.env)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			source := tt.source
+			if source == "" {
+				source = "sluice.yaml"
+			}
+			for _, fe := range fieldErrors(t, err) {
+				if fe.Key == tt.key && fe.Source == source && strings.Contains(fe.Msg, tt.msg) {
+					return
+				}
+			}
+			t.Errorf("no error %s: %s: ...%s...; got:\n%v", source, tt.key, tt.msg, err)
+		})
+	}
+}
+
+func TestEnvOverrideEdge(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir, "a.example")
+	y := valid + "tls_certs: [{cert: " + cert + ", key: " + key + "}]\n"
+	c, err := Parse([]byte(y), "sluice.yaml", []string{
+		"SLUICE_TLS_LISTEN=:8443", "SLUICE_HTTP3=true", "SLUICE_PROXY_PROTOCOL=1",
+		"SLUICE_LIMITS__MAX_CONNS=500", "SLUICE_LIMITS__READ_HEADER_TIMEOUT=3s",
+		"SLUICE_LIMITS__MAX_REQUEST_BODY=1048576", "SLUICE_TRUSTED_PROXIES=10.0.0.0/8, 192.0.2.1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLSListen != ":8443" || !c.HTTP3 || !c.ProxyProtocol || c.Limits.MaxConns != 500 ||
+		c.Limits.ReadHeaderTimeout != 3*time.Second || c.Limits.MaxRequestBody != 1<<20 ||
+		len(c.TrustedProxies) != 2 || c.TrustedProxies[1] != netip.MustParsePrefix("192.0.2.1/32") {
+		t.Errorf("env not applied: %+v", c)
+	}
+}

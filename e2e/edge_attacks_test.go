@@ -1,0 +1,336 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Hostile clients: request smuggling, oversized headers, slowloris. The
+// HTTP/2 rapid-reset flood is in edge_reset_test.go.
+
+// smugglingCorpus reads the corpus of the gateway's guard unit test
+// (gateway/sanitize_test.go, var smugglingCorpus), so the e2e test sends
+// exactly the cases the guard is specified against, with no copy to drift.
+func smugglingCorpus(t *testing.T) map[string]string {
+	t.Helper()
+	file := filepath.Join(repoRoot, "gateway", "sanitize_test.go")
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corpus := map[string]string{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		vs, ok := n.(*ast.ValueSpec)
+		if !ok || len(vs.Names) != 1 || vs.Names[0].Name != "smugglingCorpus" || len(vs.Values) != 1 {
+			return true
+		}
+		lit, ok := vs.Values[0].(*ast.CompositeLit)
+		if !ok {
+			t.Fatalf("%s: smugglingCorpus is not a map literal", file)
+		}
+		for _, el := range lit.Elts {
+			kv := el.(*ast.KeyValueExpr)
+			k, err1 := strconv.Unquote(kv.Key.(*ast.BasicLit).Value)
+			v, err2 := strconv.Unquote(kv.Value.(*ast.BasicLit).Value)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("%s: smugglingCorpus entry: %v %v", file, err1, err2)
+			}
+			corpus[k] = v
+		}
+		return false
+	})
+	if len(corpus) < 10 {
+		t.Fatalf("%s: found only %d smugglingCorpus entries", file, len(corpus))
+	}
+	return corpus
+}
+
+// rawExchange writes raw to addr in one write and reads one response.
+// With waitClose, closed reports whether the server then closed the
+// connection (within 2 s).
+func rawExchange(t *testing.T, addr, raw string, waitClose bool) (resp *http.Response, body string, closed bool) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	go io.WriteString(c, raw) // a large head may not fit the socket buffer before the answer
+	br := bufio.NewReader(c)
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !waitClose {
+		return resp, string(b), false
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err = br.ReadByte()
+	return resp, string(b), err != nil && !isTimeout(err)
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// Every request of the guard's corpus gets 400 and reaches no backend.
+func TestSmugglingNeverReachesTomcat(t *testing.T) {
+	var seen atomic.Int64
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, helloBody)
+	}))
+	defer backend.Close()
+	port := backend.Listener.Addr().(*net.TCPAddr).Port
+	s := startSluice(t, upstream{Protocol: "h1", Ports: []int{port}}.yaml())
+	bad := map[string]string{"reason": "bad_request"}
+	before := metric(t, s.Admin, "sluice_client_rejected_total", bad)
+
+	corpus := smugglingCorpus(t)
+	names := make([]string, 0, len(corpus))
+	for name := range corpus {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		resp, body, closed := rawExchange(t, s.Listen, corpus[name], true)
+		if resp.StatusCode != http.StatusBadRequest || !closed {
+			t.Errorf("%s: %d %q, connection closed %v; want 400 and close", name, resp.StatusCode, body, closed)
+			continue
+		}
+		t.Logf("%-20s -> 400 %s", name, strings.TrimSpace(body))
+	}
+	if n := seen.Load(); n != 0 {
+		t.Errorf("the backend received %d requests from the smuggling corpus, want 0", n)
+	}
+	after := requireMetric(t, s.Admin, "sluice_client_rejected_total", bad)
+	if after-before < float64(len(corpus)) {
+		t.Errorf("sluice_client_rejected_total{reason=bad_request} grew by %v for %d refused requests", after-before, len(corpus))
+	}
+	// The same listener and backend serve a clean request: the zero above
+	// is the guard's doing, not a broken path.
+	resp, body, _ := rawExchange(t, s.Listen, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false)
+	if resp.StatusCode != 200 || body != helloBody || seen.Load() != 1 {
+		t.Errorf("clean request: %d %q, backend saw %d", resp.StatusCode, body, seen.Load())
+	}
+	t.Logf("%d smuggling requests refused with 400, backend saw 0; sluice_client_rejected_total{reason=bad_request} %v -> %v",
+		len(corpus), before, after)
+}
+
+// Too many header fields, or too large a header block, get 431 from sluice.
+func TestOverLimitHeadersGet431(t *testing.T) {
+	// max_header_bytes is lowered so the test stays small; max_header_count
+	// keeps its default of 100.
+	s := startSluice(t, "limits: { max_header_bytes: 16384 }\n"+h2cFunnelConfig())
+	bad := map[string]string{"reason": "bad_request"}
+	before := metric(t, s.Admin, "sluice_client_rejected_total", bad)
+	fields := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "X-Field-%d: v\r\n", i)
+		}
+		return b.String()
+	}
+	h1 := func(head string) (int, string) {
+		resp, body, _ := rawExchange(t, s.Listen, "GET / HTTP/1.1\r\nHost: x\r\n"+head+"\r\n", false)
+		return resp.StatusCode, body
+	}
+	// Below the limit the request reaches Tomcat. (90, not 100: sluice
+	// adds X-Forwarded-*, and Tomcat's own maxHeaderCount is 100.)
+	if code, body := h1(fields(90)); code != 200 || body != helloBody {
+		t.Errorf("HTTP/1.1, 90 header fields: %d %q, want 200 from Tomcat", code, body)
+	}
+	if code, body := h1(fields(101)); code != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(body, "too many header fields") {
+		t.Errorf("HTTP/1.1, 101 header fields: %d %q, want 431", code, body)
+	}
+	// Go's server allows 4 KiB of slack over max_header_bytes.
+	if code, body := h1("X-Big: " + strings.Repeat("a", 32<<10) + "\r\n"); code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("HTTP/1.1, 32 KiB header block over max_header_bytes 16384: %d %q, want 431", code, body)
+	}
+
+	// h2c: Go's client adds User-Agent, so 100 X- fields make 101.
+	h2 := h2cClient()
+	req := func(n int) reply {
+		r, _ := http.NewRequest(http.MethodGet, s.URL+"/", nil)
+		for i := range n {
+			r.Header.Set(fmt.Sprintf("X-Field-%d", i), "v")
+		}
+		resp, err := h2.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return reply{resp.StatusCode, resp.Proto, resp.Header, string(b)}
+	}
+	if r := req(89); r.status != 200 || r.proto != "HTTP/2.0" {
+		t.Errorf("h2c, 90 header fields: %d %s %q", r.status, r.proto, r.body)
+	}
+	if r := req(100); r.status != http.StatusRequestHeaderFieldsTooLarge || r.proto != "HTTP/2.0" {
+		t.Errorf("h2c, 101 header fields: %d %s %q, want 431", r.status, r.proto, r.body)
+	}
+	after := requireMetric(t, s.Admin, "sluice_client_rejected_total", bad)
+	if after-before != 2 {
+		t.Errorf("sluice_client_rejected_total{reason=bad_request} grew by %v, want 2 (the two 101-field requests)", after-before)
+	}
+}
+
+// slowStats is what the slowloris connections saw.
+type slowStats struct {
+	mu        sync.Mutex
+	lifetimes []time.Duration // connect to close by the server
+	uncut     int             // connections still open well past the timeout
+	dialErrs  int
+	firstErr  error
+}
+
+func (s *slowStats) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slices.Sort(s.lifetimes)
+	if len(s.lifetimes) == 0 {
+		return fmt.Sprintf("no connection cut; %d uncut, %d dial errors (%v)", s.uncut, s.dialErrs, s.firstErr)
+	}
+	return fmt.Sprintf("%d connections cut after min %v, median %v, max %v; %d uncut, %d dial errors",
+		len(s.lifetimes), s.lifetimes[0].Round(time.Millisecond), s.lifetimes[len(s.lifetimes)/2].Round(time.Millisecond),
+		s.lifetimes[len(s.lifetimes)-1].Round(time.Millisecond), s.uncut, s.dialErrs)
+}
+
+// slowloris keeps n connections to addr sending a request head one byte
+// every trickle, each reconnecting when cut, until runFor has passed. A
+// connection open longer than uncutAfter counts as uncut.
+func slowloris(addr string, n int, trickle, runFor, uncutAfter time.Duration) (*slowStats, func()) {
+	st := &slowStats{}
+	stop := time.Now().Add(runFor)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			// Spread the first connections over a second.
+			time.Sleep(time.Duration(i) * time.Second / time.Duration(n))
+			for time.Now().Before(stop) {
+				if !slowConn(addr, st, trickle, stop, uncutAfter) {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		})
+	}
+	return st, wg.Wait
+}
+
+// slowConn runs one slowloris connection; false means the dial failed.
+func slowConn(addr string, st *slowStats, trickle time.Duration, stop time.Time, uncutAfter time.Duration) bool {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		st.mu.Lock()
+		st.dialErrs++
+		if st.firstErr == nil {
+			st.firstErr = err
+		}
+		st.mu.Unlock()
+		return false
+	}
+	defer c.Close()
+	t0 := time.Now()
+	closed := make(chan struct{})
+	go func() {
+		// The server never answers; Read returns when it closes.
+		c.Read(make([]byte, 512))
+		close(closed)
+	}()
+	head := "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("a", 4000)
+	io.WriteString(c, head[:16])
+	tick := time.NewTicker(trickle)
+	defer tick.Stop()
+	end := time.NewTimer(time.Until(stop))
+	defer end.Stop()
+	for i := 16; ; i = min(i+1, len(head)-1) {
+		select {
+		case <-closed:
+			st.mu.Lock()
+			st.lifetimes = append(st.lifetimes, time.Since(t0))
+			st.mu.Unlock()
+			return true
+		case <-tick.C:
+			c.Write([]byte{head[i]})
+		case <-end.C:
+			if time.Since(t0) > uncutAfter {
+				st.mu.Lock()
+				st.uncut++
+				st.mu.Unlock()
+			}
+			return true
+		}
+	}
+}
+
+// 2,000 slowloris connections are cut after read_header_timeout and do not
+// slow down 200 normal keep-alive clients.
+func TestSlowlorisDoesNotHurtNormalClients(t *testing.T) {
+	const headerTimeout = 2 * time.Second
+	s := startSluice(t, "limits: { read_header_timeout: 2s }\n"+h2cFunnelConfig())
+	url := s.URL + "/"
+	// Warm-up opens the upstream connections and lets Tomcat's JIT settle
+	// (run alone, this test would otherwise start on a cold JVM).
+	runLatencyLoad(200, 5*time.Second, url, keepAliveH1)
+	base := runLatencyLoad(200, 5*time.Second, url, keepAliveH1)
+	t.Logf("baseline before, 200 keep-alive clients: %v", base)
+	if base.failed > 0 || len(base.d) == 0 {
+		t.Fatalf("baseline failed: %v (%s)", base, base.firstErr)
+	}
+
+	timeout := map[string]string{"reason": "timeout"}
+	cutBefore := metric(t, s.Admin, "sluice_client_rejected_total", timeout)
+	st, wait := slowloris(s.Listen, 2000, 500*time.Millisecond, 10*time.Second, 2*headerTimeout)
+	time.Sleep(2 * time.Second) // 2,000 slow connections open, the first being cut
+	under := runLatencyLoad(200, 7*time.Second, url, keepAliveH1)
+	wait()
+	t.Logf("with 2,000 slowloris connections: %v", under)
+	t.Logf("slowloris (read_header_timeout %v): %v", headerTimeout, st)
+	cutAfter := requireMetric(t, s.Admin, "sluice_client_rejected_total", timeout)
+	t.Logf("sluice_client_rejected_total{reason=timeout}: %v -> %v", cutBefore, cutAfter)
+
+	if under.failed > 0 {
+		t.Errorf("normal clients failed under slowloris: %v (%s)", under, under.firstErr)
+	}
+	after := runLatencyLoad(200, 5*time.Second, url, keepAliveH1)
+	t.Logf("baseline again, after the slowloris: %v", after)
+	comparePercentile(t, "slowloris", under, base, after)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.uncut > 0 || len(st.lifetimes) < 2000 {
+		t.Errorf("slowloris connections: %d cut, %d left open past %v", len(st.lifetimes), st.uncut, 2*headerTimeout)
+	}
+	if len(st.lifetimes) == 0 {
+		return
+	}
+	slices.Sort(st.lifetimes)
+	for _, d := range []time.Duration{st.lifetimes[0], st.lifetimes[len(st.lifetimes)-1]} {
+		if d < headerTimeout-100*time.Millisecond || d > headerTimeout+1500*time.Millisecond {
+			t.Errorf("a slowloris connection was cut after %v, want about read_header_timeout %v", d, headerTimeout)
+		}
+	}
+	if got := cutAfter - cutBefore; got < float64(len(st.lifetimes)) {
+		t.Errorf("sluice_client_rejected_total{reason=timeout} grew by %v, fewer than the %d cut connections", got, len(st.lifetimes))
+	}
+}

@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// floodResult is how a rapid-reset flood went.
+type floodResult struct {
+	streams  int           // HEADERS+RST_STREAM pairs written
+	goaway   string        // the server's GOAWAY, if any ("ENHANCE_YOUR_CALM last-stream 123 \"debug\"")
+	end      string        // how the connection ended: "EOF", a read error, or "still open"
+	closedAt time.Duration // since the flood began, when the server ended it
+}
+
+func (f floodResult) String() string {
+	s := fmt.Sprintf("%d streams opened and reset; connection end: %s", f.streams, f.end)
+	if f.closedAt > 0 {
+		s += fmt.Sprintf(" after %v", f.closedAt.Round(time.Millisecond))
+	}
+	if f.goaway != "" {
+		s += "; GOAWAY " + f.goaway
+	}
+	return s
+}
+
+// rapidReset opens one h2c connection to addr and, for up to d, sends
+// HEADERS (a complete GET) immediately followed by RST_STREAM(CANCEL) on
+// stream after stream (CVE-2023-44487), as fast as the socket takes them.
+func rapidReset(addr string, d time.Duration) (floodResult, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return floodResult{}, err
+	}
+	defer c.Close()
+	bw := bufio.NewWriterSize(c, 64<<10)
+	var wmu sync.Mutex // the framer's writes: the flood and the reader's ACKs
+	fr := http2.NewFramer(bw, c)
+	bw.WriteString(http2.ClientPreface)
+	fr.WriteSettings()
+	bw.Flush()
+
+	start := time.Now()
+	var res floodResult
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				res.closedAt = time.Since(start)
+				res.end = err.Error()
+				if errors.Is(err, io.EOF) {
+					res.end = "EOF (server closed the connection)"
+				}
+				return
+			}
+			switch f := f.(type) {
+			case *http2.GoAwayFrame:
+				res.goaway = fmt.Sprintf("%v last-stream %d %q", f.ErrCode, f.LastStreamID, f.DebugData())
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					wmu.Lock()
+					fr.WriteSettingsAck()
+					bw.Flush()
+					wmu.Unlock()
+				}
+			case *http2.PingFrame:
+				if !f.IsAck() {
+					wmu.Lock()
+					fr.WritePing(true, f.Data)
+					bw.Flush()
+					wmu.Unlock()
+				}
+			}
+		}
+	}()
+
+	block := hpackGET("127.0.0.1", "/")
+	deadline := start.Add(d)
+	for id := uint32(1); time.Now().Before(deadline); id += 2 {
+		select {
+		case <-done:
+			return res, nil
+		default:
+		}
+		wmu.Lock()
+		err1 := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true})
+		err2 := fr.WriteRSTStream(id, http2.ErrCodeCancel)
+		var err3 error
+		if id%64 == 1 {
+			err3 = bw.Flush()
+		}
+		wmu.Unlock()
+		if err := errors.Join(err1, err2, err3); err != nil {
+			break // the server closed it; the reader says how
+		}
+		res.streams++
+	}
+	wmu.Lock()
+	bw.Flush()
+	wmu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		c.Close()
+		<-done
+		res.end, res.closedAt = "still open", 0
+	}
+	return res, nil
+}
+
+// h2cOwnConn is an h2c client with a connection of its own.
+func h2cOwnConn() *http.Client {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Proxy: nil, Protocols: &p, DisableCompression: true}}
+}
+
+// One connection flooding HEADERS+RST_STREAM must not slow down 100 normal
+// h2c clients, and Go's server should end that connection.
+func TestRapidResetFloodIsContained(t *testing.T) {
+	s := startSluice(t, h2cFunnelConfig())
+	url := s.URL + "/"
+	runLatencyLoad(100, 5*time.Second, url, h2cOwnConn) // warm-up: JIT, connections
+	base := runLatencyLoad(100, 5*time.Second, url, h2cOwnConn)
+	t.Logf("baseline before, 100 h2c clients: %v", base)
+	if base.failed > 0 || len(base.d) == 0 {
+		t.Fatalf("baseline failed: %v (%s)", base, base.firstErr)
+	}
+	reqs := func() float64 { return metric(t, s.Admin, "sluice_requests_total", nil) }
+	gone := func() float64 { return metric(t, s.Admin, "sluice_requests_total", map[string]string{"code": "499"}) }
+	before, gone0 := reqs(), gone()
+
+	var flood floodResult
+	var floodErr error
+	floodDone := make(chan struct{})
+	go func() {
+		defer close(floodDone)
+		flood, floodErr = rapidReset(s.Listen, 6*time.Second)
+	}()
+	time.Sleep(500 * time.Millisecond)
+	under := runLatencyLoad(100, 5*time.Second, url, h2cOwnConn)
+	<-floodDone
+	if floodErr != nil {
+		t.Fatal(floodErr)
+	}
+	handled := reqs() - before - float64(len(under.d)+under.failed)
+	t.Logf("with the flood: %v", under)
+	t.Logf("rapid reset: %v; requests sluice handled from the flood: %.0f (%.0f counted as 499, client gone)", flood, handled, gone()-gone0)
+	if under.failed > 0 {
+		t.Errorf("normal clients failed during the flood: %v (%s)", under, under.firstErr)
+	}
+	after := runLatencyLoad(100, 5*time.Second, url, h2cOwnConn)
+	t.Logf("baseline again, after the flood: %v", after)
+	comparePercentile(t, "rapid-reset flood", under, base, after)
+	if flood.end == "still open" {
+		t.Errorf("the flooding connection was not closed by the server: %v", flood)
+	}
+}
