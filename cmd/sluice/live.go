@@ -34,8 +34,10 @@ type live struct {
 	// certs serve tls_listen and HTTP/3; nil without them. Reloads swap
 	// their content, never the pointer the listeners hold.
 	certs    *gateway.Certs
-	altSvc   string         // Alt-Svc of TCP responses, set by start
-	retiring sync.WaitGroup // backends removed by a reload, closing after the grace
+	altSvc   string             // Alt-Svc of TCP responses, set by start
+	alog     *gateway.AccessLog // nil when off; fixed at start
+	sink     *logSink           // alog's file; nil when off
+	retiring sync.WaitGroup     // backends removed by a reload, closing after the grace
 	closed   chan struct{}
 }
 
@@ -62,6 +64,13 @@ var errNoReload = errors.New("reload: no config file (quick mode); restart with 
 // reload reads the configuration again and applies it, or keeps the running
 // one and says why.
 func (rt *live) reload() error {
+	if rt.sink != nil {
+		// Whatever the config says: logrotate sends SIGHUP after moving
+		// the file away.
+		if err := rt.sink.reopen(); err != nil {
+			rt.log.Error("access log not reopened; still writing the old file", "err", err)
+		}
+	}
 	err := rt.reloadOnce()
 	if err != nil {
 		rt.reloads.WithLabelValues("error").Inc()
@@ -113,6 +122,11 @@ func restartKeys(cur, next *config.Config) []string {
 	diff("tls_listen", quoted(cur.TLSListen), quoted(next.TLSListen))
 	diff("http3", cur.HTTP3, next.HTTP3)
 	diff("proxy_protocol", cur.ProxyProtocol, next.ProxyProtocol)
+	diff("pprof", cur.Pprof, next.Pprof)
+	diff("access_log.mode", cur.AccessLog.Mode, next.AccessLog.Mode)
+	diff("access_log.sample", cur.AccessLog.Sample, next.AccessLog.Sample)
+	diff("access_log.format", cur.AccessLog.Format, next.AccessLog.Format)
+	diff("access_log.path", cur.AccessLog.Path, next.AccessLog.Path)
 	a, b := cur.Limits, next.Limits
 	diff("limits.max_conns", a.MaxConns, b.MaxConns)
 	diff("limits.read_header_timeout", a.ReadHeaderTimeout, b.ReadHeaderTimeout)
@@ -149,6 +163,11 @@ func (rt *live) start(cfg *config.Config, altSvc string) error {
 		rt.certs = certs
 	}
 	rt.altSvc = altSvc
+	al, sink, err := newAccessLog(cfg.AccessLog, rt.log)
+	if err != nil {
+		return err
+	}
+	rt.alog, rt.sink = al, sink
 	return rt.apply(cfg)
 }
 
@@ -168,6 +187,7 @@ func (rt *live) gatewayConfig(cfg *config.Config, routes []gateway.Route, pages 
 		MaxConcurrentStreams: l.H2MaxConcurrentStreams,
 		TrustedProxies:       cfg.TrustedProxies,
 		AltSvc:               rt.altSvc,
+		AccessLog:            rt.alog,
 	}
 }
 
@@ -306,5 +326,10 @@ func (rt *live) close() {
 	rt.retiring.Wait()
 	for _, b := range rt.snapshot() {
 		b.Close()
+	}
+	if rt.sink != nil {
+		if err := rt.sink.Close(); err != nil {
+			rt.log.Warn("access log close", "err", err)
+		}
 	}
 }

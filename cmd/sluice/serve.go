@@ -50,7 +50,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 
 	var listening atomic.Bool
 	admin := &http.Server{
-		Handler:           adminHandler(reg, rt, &listening),
+		Handler:           adminHandler(reg, rt, &listening, cfg.Pprof),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}

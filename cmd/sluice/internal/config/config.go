@@ -96,7 +96,44 @@ type Config struct {
 	// files are read by Load/Parse, so a missing page fails at start,
 	// not at the first error. Zero value (nil): no custom pages.
 	ErrorPages map[int]ErrorPage
+	// AccessLog is the per-request log. Fixed for the life of the
+	// process except the file, which SIGHUP reopens (log rotation).
+	AccessLog AccessLog
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
+	// listener. Zero value: off, the default (profiles expose internals
+	// and cost CPU while taken).
+	Pprof bool
 }
+
+// AccessLog configures the access log: one line per request.
+type AccessLog struct {
+	// Mode is "off" (the default), "all", "errors" (status >= 500 and
+	// clients that left, 499) or "sample" (errors plus 1 in Sample of the
+	// rest).
+	Mode string
+	// Sample keeps 1 in Sample non-error requests in "sample" mode,
+	// 1..1000000. The default is 100.
+	Sample int
+	// Format is "json" (one object per line, the default) or "text"
+	// (key=value).
+	Format string
+	// Path is "stdout" (the default), "stderr", or a file, appended to
+	// and created if missing; a relative path in a config file is taken
+	// relative to the file's directory.
+	Path string
+}
+
+// Access log modes, formats and standard streams.
+const (
+	AccessLogOff    = "off"
+	AccessLogAll    = "all"
+	AccessLogErrors = "errors"
+	AccessLogSample = "sample"
+	FormatJSON      = "json"
+	FormatText      = "text"
+	PathStdout      = "stdout"
+	PathStderr      = "stderr"
+)
 
 // CertPair is one certificate chain and its private key, PEM files.
 type CertPair struct {
@@ -350,6 +387,7 @@ func Default() *Config {
 		Backends:      map[string]Backend{},
 		ShutdownGrace: 30 * time.Second,
 		Limits:        DefaultLimits(),
+		AccessLog:     AccessLog{Mode: AccessLogOff, Sample: 100, Format: FormatJSON, Path: PathStdout},
 	}
 }
 
@@ -487,8 +525,17 @@ type yamlConfig struct {
 	Limits         yamlLimits             `yaml:"limits"`
 	TrustedProxies []string               `yaml:"trusted_proxies,flow"`
 	ErrorPages     map[int]string         `yaml:"error_pages"`
+	AccessLog      yamlAccessLog          `yaml:"access_log"`
+	Pprof          bool                   `yaml:"pprof"`
 	Backends       map[string]yamlBackend `yaml:"backends"`
 	Routes         []yamlRoute            `yaml:"routes"`
+}
+
+type yamlAccessLog struct {
+	Mode   string `yaml:"mode"`
+	Sample int    `yaml:"sample"`
+	Format string `yaml:"format"`
+	Path   string `yaml:"path"`
 }
 
 type yamlCertPair struct {
@@ -591,6 +638,8 @@ func (c *Config) Marshal() ([]byte, error) {
 		// Printed as [] rather than null when empty, which reads as "none".
 		TrustedProxies: []string{},
 		ErrorPages:     map[int]string{},
+		AccessLog:      yamlAccessLog(c.AccessLog),
+		Pprof:          c.Pprof,
 		Backends:       map[string]yamlBackend{},
 	}
 	for _, p := range c.TLSCerts {

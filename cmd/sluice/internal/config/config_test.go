@@ -343,6 +343,8 @@ routes:
   - { host: "Legacy.Example.com", path_prefix: "/", backend: legacy_app }
   - { host: "*.example.com", path_prefix: "/api/", backend: tomcat }
   - { backend: tomcat }
+access_log: { mode: sample, sample: 10, format: text, path: stderr }
+pprof: true
 `
 
 func TestFullExample(t *testing.T) {
@@ -358,6 +360,8 @@ func TestFullExample(t *testing.T) {
 		Admin:         "127.0.0.1:9001",
 		ShutdownGrace: 45 * time.Second,
 		Limits:        DefaultLimits(),
+		AccessLog:     AccessLog{Mode: "sample", Sample: 10, Format: "text", Path: "stderr"},
+		Pprof:         true,
 		Backends: map[string]Backend{
 			"tomcat": {
 				Protocol:      "h2c",

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -85,5 +86,24 @@ func (d *decoder) checkCerts(c *Config) {
 		if _, err := tls.LoadX509KeyPair(p.Cert, p.Key); err != nil {
 			d.failKey(key, "certificate %s with key %s: %v", p.Cert, p.Key, err)
 		}
+	}
+}
+
+// checkAccessLog resolves a relative access log file against the config
+// file's directory and checks that the directory exists, so that a typo
+// fails the start with the key named rather than the first log line.
+func (d *decoder) checkAccessLog(c *Config) {
+	p := &c.AccessLog.Path
+	if *p == "" || *p == PathStdout || *p == PathStderr || d.failedUnder("access_log.path") {
+		return
+	}
+	if d.baseDir != "" && !filepath.IsAbs(*p) {
+		*p = filepath.Join(d.baseDir, *p)
+	}
+	dir := filepath.Dir(*p)
+	if fi, err := os.Stat(dir); err != nil {
+		d.failKey("access_log.path", "directory of %s: %v", *p, err)
+	} else if !fi.IsDir() {
+		d.failKey("access_log.path", "%s is not a directory", dir)
 	}
 }

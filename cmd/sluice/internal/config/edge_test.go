@@ -158,6 +158,14 @@ func TestParseRejectsEdge(t *testing.T) {
 		{name: "host name as proxy", yaml: valid + "trusted_proxies: [lb.internal]\n", key: "trusted_proxies[0]", msg: "want a CIDR"},
 		{name: "proxies not a list", yaml: valid + "trusted_proxies: 10.0.0.0/8\n", key: "trusted_proxies", msg: "must be a list of networks"},
 		{name: "bad proxy from env", yaml: valid, env: []string{"SLUICE_TRUSTED_PROXIES=10.0.0.0/8,nope"}, key: "trusted_proxies[1]", msg: "invalid network", source: "env SLUICE_TRUSTED_PROXIES"},
+		{name: "access log bad mode", yaml: valid + "access_log: {mode: verbose}\n", key: "access_log.mode", msg: "must be one of off, all, errors, sample"},
+		{name: "access log bad format", yaml: valid + "access_log: {mode: all, format: xml}\n", key: "access_log.format", msg: "must be one of json, text"},
+		{name: "access log sample zero", yaml: valid + "access_log: {mode: sample, sample: 0}\n", key: "access_log.sample", msg: "between 1 and 1000000"},
+		{name: "access log dir missing", yaml: valid + "access_log: {mode: all, path: /nonexistent/dir/access.log}\n", key: "access_log.path", msg: "directory of /nonexistent/dir/access.log"},
+		{name: "access log empty path", yaml: valid + "access_log: {path: \"\"}\n", key: "access_log.path", msg: "is required"},
+		{name: "access log unknown key", yaml: valid + "access_log: {mdoe: all}\n", key: "access_log.mdoe", msg: "did you mean access_log.mode"},
+		{name: "pprof not bool", yaml: valid + "pprof: sometimes\n", key: "pprof", msg: "must be true or false"},
+		{name: "access log mode from env", yaml: valid, env: []string{"SLUICE_ACCESS_LOG__MODE=loud"}, key: "access_log.mode", msg: "must be one of", source: "env SLUICE_ACCESS_LOG__MODE"},
 		{name: "limit from env", yaml: valid, env: []string{"SLUICE_LIMITS__MAX_HEADER_COUNT=0"}, key: "limits.max_header_count", msg: "between 1 and 10000", source: "env SLUICE_LIMITS__MAX_HEADER_COUNT"},
 	}
 	for _, tt := range tests {
@@ -196,5 +204,27 @@ func TestEnvOverrideEdge(t *testing.T) {
 		c.Limits.ReadHeaderTimeout != 3*time.Second || c.Limits.MaxRequestBody != 1<<20 ||
 		len(c.TrustedProxies) != 2 || c.TrustedProxies[1] != netip.MustParsePrefix("192.0.2.1/32") {
 		t.Errorf("env not applied: %+v", c)
+	}
+}
+
+func TestAccessLogPathRelativeToFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "logs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(file, []byte(valid+"access_log: {mode: errors, path: logs/access.log}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := AccessLog{Mode: "errors", Sample: 100, Format: "json", Path: filepath.Join(dir, "logs", "access.log")}
+	if c.AccessLog != want {
+		t.Errorf("access_log = %+v, want %+v", c.AccessLog, want)
+	}
+	if c.Pprof {
+		t.Error("pprof on by default")
 	}
 }

@@ -67,6 +67,7 @@ func parse(data []byte, source, baseDir string, environ []string) (*Config, erro
 	c := d.decode(k)
 	d.readErrorPages(c)
 	d.checkCerts(c)
+	d.checkAccessLog(c)
 	for _, fe := range validate(c, d.source) {
 		// A value that failed to decode was left at its default or empty;
 		// complaining about that as well would only add noise.
@@ -226,6 +227,12 @@ var (
 		"http3":           func(c *Config) any { return &c.HTTP3 },
 		"proxy_protocol":  func(c *Config) any { return &c.ProxyProtocol },
 		"trusted_proxies": func(c *Config) any { return &c.TrustedProxies },
+		"pprof":           func(c *Config) any { return &c.Pprof },
+
+		"access_log.mode":   func(c *Config) any { return &c.AccessLog.Mode },
+		"access_log.sample": func(c *Config) any { return &c.AccessLog.Sample },
+		"access_log.format": func(c *Config) any { return &c.AccessLog.Format },
+		"access_log.path":   func(c *Config) any { return &c.AccessLog.Path },
 
 		"limits.max_conns":                 func(c *Config) any { return &c.Limits.MaxConns },
 		"limits.read_header_timeout":       func(c *Config) any { return &c.Limits.ReadHeaderTimeout },
@@ -236,7 +243,7 @@ var (
 		"limits.h2_max_concurrent_streams": func(c *Config) any { return &c.Limits.H2MaxConcurrentStreams },
 	}
 	// topSections are top-level mappings whose keys are in topFields.
-	topSections = []string{"limits"}
+	topSections = []string{"limits", "access_log"}
 	certFields  = map[string]func(*CertPair) any{
 		"cert": func(p *CertPair) any { return &p.Cert },
 		"key":  func(p *CertPair) any { return &p.Key },
