@@ -28,7 +28,10 @@ type Metrics struct {
 	ejected  *prometheus.CounterVec
 	up       *prometheus.GaugeVec
 	checks   *prometheus.CounterVec
+	connReqs *prometheus.HistogramVec
+	connLife *prometheus.HistogramVec
 
+	maxStreams    *prometheus.Desc
 	streamsActive  *prometheus.Desc
 	streamsPerConn *prometheus.Desc
 	pending        *prometheus.Desc
@@ -78,6 +81,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_health_checks_total",
 			Help: "Active health checks, by result (pass, fail).",
 		}, []string{"backend", "server", "result"}),
+		connReqs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sluice_upstream_connection_requests",
+			Help: "Requests carried by each upstream connection over its life, observed when it closes: the reuse figure.",
+			// Powers of ten: a funnel connection carries millions, a
+			// churning proxy's carries one.
+			Buckets: prometheus.ExponentialBuckets(1, 10, 9),
+		}, []string{"backend", "server"}),
+		connLife: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_upstream_connection_lifetime_seconds",
+			Help:    "How long each upstream connection stayed open, observed when it closes.",
+			Buckets: []float64{1, 10, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600, 7 * 24 * 3600},
+		}, []string{"backend", "server"}),
+		maxStreams: prometheus.NewDesc("sluice_upstream_max_streams",
+			"Concurrent streams one connection to the server allows: the lower of the server's SETTINGS_MAX_CONCURRENT_STREAMS and max_streams_per_conn (1 for HTTP/1.1); the lowest over open connections, 0 with none open.",
+			[]string{"backend", "server"}, nil),
 		streamsActive: prometheus.NewDesc("sluice_upstream_streams_active",
 			"Requests in flight to the server (h2c streams or busy HTTP/1.1 connections).",
 			[]string{"backend", "server"}, nil),
@@ -89,13 +107,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		backends: map[*Backend]struct{}{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.conns, m.opened, m.rejected, m.wait, m.goaways, m.retries, m.ejected, m.up, m.checks, m)
+		reg.MustRegister(m.conns, m.opened, m.rejected, m.wait, m.goaways, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m)
 	}
 	return m
 }
 
 // Describe implements prometheus.Collector for the scrape-time gauges.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.maxStreams
 	ch <- m.streamsActive
 	ch <- m.streamsPerConn
 	ch <- m.pending
@@ -119,6 +138,13 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 				per = float64(s.Active) / float64(s.Conns)
 			}
 			ch <- prometheus.MustNewConstMetric(m.streamsPerConn, prometheus.GaugeValue, per, b.name, s.Address)
+			lowest := 0
+			for i, n := range s.MaxStreams {
+				if i == 0 || n < lowest {
+					lowest = n
+				}
+			}
+			ch <- prometheus.MustNewConstMetric(m.maxStreams, prometheus.GaugeValue, float64(lowest), b.name, s.Address)
 		}
 	}
 }
@@ -179,6 +205,7 @@ type serverObserver struct {
 	goAways, ejections  prometheus.Counter
 	up                  prometheus.Gauge
 	pass, fail          prometheus.Counter
+	connReqs, connLife  prometheus.Observer
 }
 
 var _ poolObserver = (*serverObserver)(nil)
@@ -194,6 +221,8 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 		up:        m.up.WithLabelValues(backend, addr),
 		pass:      m.checks.WithLabelValues(backend, addr, "pass"),
 		fail:      m.checks.WithLabelValues(backend, addr, "fail"),
+		connReqs:  m.connReqs.WithLabelValues(backend, addr),
+		connLife:  m.connLife.WithLabelValues(backend, addr),
 	}
 }
 
@@ -207,7 +236,9 @@ func (o *serverObserver) connOpened(protocol string) {
 	o.h1Opened.Inc()
 }
 
-func (o *serverObserver) connClosed(protocol string) {
+func (o *serverObserver) connClosed(protocol string, requests uint64, lifetime time.Duration) {
+	o.connReqs.Observe(float64(requests))
+	o.connLife.Observe(lifetime.Seconds())
 	if protocol == H2C {
 		o.h2cConns.Dec()
 		return

@@ -49,7 +49,9 @@ type poolLimits struct {
 // poolObserver receives connection lifecycle events for metrics.
 type poolObserver interface {
 	connOpened(protocol string)
-	connClosed(protocol string)
+	// connClosed reports a connection's end with the requests it was given
+	// and how long it lived.
+	connClosed(protocol string, requests uint64, lifetime time.Duration)
 	goAway()
 }
 
@@ -68,6 +70,18 @@ type pconn struct {
 	pool      *pool
 	// id names the connection in access logs, unique in the process.
 	id uint64
+	// opened is when the dial completed; reqs counts the requests given a
+	// slot on it. Both feed the reuse histograms when it ends.
+	opened time.Time
+	reqs   atomic.Uint64
+}
+
+// markGone accounts for the connection's end, once.
+func (c *pconn) markGone() {
+	if c.gone.CompareAndSwap(false, true) {
+		p := c.pool
+		p.cfg.obs.connClosed(p.cfg.protocol, c.reqs.Load(), time.Since(c.opened))
+	}
 }
 
 var connIDs atomic.Uint64
@@ -172,6 +186,7 @@ func (p *pool) tryAcquire() *pconn {
 	if best == nil || best.cc.Reserve() != nil {
 		return nil
 	}
+	best.reqs.Add(1)
 	p.inflight.Add(1)
 	return best
 }
@@ -186,9 +201,7 @@ func (p *pool) removeLocked(i int) {
 	p.conns[i] = p.conns[last]
 	p.conns[last] = nil
 	p.conns = p.conns[:last]
-	if c.gone.CompareAndSwap(false, true) {
-		p.cfg.obs.connClosed(p.cfg.protocol)
-	}
+	c.markGone()
 }
 
 // canGrow reports whether another connection may be opened.
@@ -259,7 +272,8 @@ func (p *pool) grow() error {
 		return &DialError{Addr: p.cfg.addr, Err: err}
 	}
 	c.cc = cc
-	c.lastIdle.Store(time.Now().UnixNano())
+	c.opened = time.Now()
+	c.lastIdle.Store(c.opened.UnixNano())
 	p.conns = append(p.conns, c)
 	p.mu.Unlock()
 
@@ -275,9 +289,7 @@ func (p *pool) stateChanged(c *pconn) {
 	if c.cc.Err() != nil {
 		// Account now so the gauge drops when the connection does; the
 		// slice entry is swept on the next acquire.
-		if c.gone.CompareAndSwap(false, true) {
-			p.cfg.obs.connClosed(p.cfg.protocol)
-		}
+		c.markGone()
 		p.cfg.onChange()
 		return
 	}
@@ -387,9 +399,7 @@ func (p *pool) close() {
 	p.cancel()
 	for _, c := range conns {
 		c.cc.Close()
-		if c.gone.CompareAndSwap(false, true) {
-			p.cfg.obs.connClosed(p.cfg.protocol)
-		}
+		c.markGone()
 	}
 	p.wg.Wait()
 }
