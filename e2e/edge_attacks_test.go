@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -70,10 +71,28 @@ func rawExchange(t *testing.T, addr, raw string, waitClose bool) (resp *http.Res
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rawExchangeOn(t, c, raw, waitClose)
+}
+
+// rawExchangeTLS is rawExchange over TLS with ALPN http/1.1.
+func rawExchangeTLS(t *testing.T, addr, raw string, waitClose bool) (resp *http.Response, body string, closed bool) {
+	t.Helper()
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second},
+		Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rawExchangeOn(t, c, raw, waitClose)
+}
+
+func rawExchangeOn(t *testing.T, c net.Conn, raw string, waitClose bool) (resp *http.Response, body string, closed bool) {
+	t.Helper()
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	go io.WriteString(c, raw) // a large head may not fit the socket buffer before the answer
 	br := bufio.NewReader(c)
+	var err error
 	resp, err = http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("reading the answer: %v", err)
@@ -93,7 +112,8 @@ func isTimeout(err error) bool {
 	return ok && ne.Timeout()
 }
 
-// Every request of the guard's corpus gets 400 and reaches no backend.
+// Every request of the guard's corpus gets 400 and reaches no backend, on
+// the cleartext listener and as HTTP/1.1 over TLS.
 func TestSmugglingNeverReachesTomcat(t *testing.T) {
 	var seen atomic.Int64
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +123,8 @@ func TestSmugglingNeverReachesTomcat(t *testing.T) {
 	}))
 	defer backend.Close()
 	port := backend.Listener.Addr().(*net.TCPAddr).Port
-	s := startSluice(t, upstream{Protocol: "h1", Ports: []int{port}}.yaml())
+	edge, tlsAddr := tlsEdge(t, false)
+	s := startSluice(t, upstream{Protocol: "h1", Ports: []int{port}}.yaml()+edge)
 	bad := map[string]string{"reason": "bad_request"}
 	before := metric(t, s.Admin, "sluice_client_rejected_total", bad)
 
@@ -113,29 +134,39 @@ func TestSmugglingNeverReachesTomcat(t *testing.T) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		resp, body, closed := rawExchange(t, s.Listen, corpus[name], true)
-		if resp.StatusCode != http.StatusBadRequest || !closed {
-			t.Errorf("%s: %d %q, connection closed %v; want 400 and close", name, resp.StatusCode, body, closed)
-			continue
+	listeners := []struct {
+		name     string
+		addr     string
+		exchange func(*testing.T, string, string, bool) (*http.Response, string, bool)
+	}{{"cleartext", s.Listen, rawExchange}, {"tls", tlsAddr, rawExchangeTLS}}
+	for _, l := range listeners {
+		for _, name := range names {
+			resp, body, closed := l.exchange(t, l.addr, corpus[name], true)
+			if resp.StatusCode != http.StatusBadRequest || !closed {
+				t.Errorf("%s %s: %d %q, connection closed %v; want 400 and close", l.name, name, resp.StatusCode, body, closed)
+				continue
+			}
+			t.Logf("%-9s %-20s -> 400 %s", l.name, name, strings.TrimSpace(body))
 		}
-		t.Logf("%-20s -> 400 %s", name, strings.TrimSpace(body))
 	}
 	if n := seen.Load(); n != 0 {
 		t.Errorf("the backend received %d requests from the smuggling corpus, want 0", n)
 	}
 	after := requireMetric(t, s.Admin, "sluice_client_rejected_total", bad)
-	if after-before < float64(len(corpus)) {
-		t.Errorf("sluice_client_rejected_total{reason=bad_request} grew by %v for %d refused requests", after-before, len(corpus))
+	refused := len(listeners) * len(corpus)
+	if after-before < float64(refused) {
+		t.Errorf("sluice_client_rejected_total{reason=bad_request} grew by %v for %d refused requests", after-before, refused)
 	}
 	// The same listener and backend serve a clean request: the zero above
 	// is the guard's doing, not a broken path.
-	resp, body, _ := rawExchange(t, s.Listen, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false)
-	if resp.StatusCode != 200 || body != helloBody || seen.Load() != 1 {
-		t.Errorf("clean request: %d %q, backend saw %d", resp.StatusCode, body, seen.Load())
+	for i, l := range listeners {
+		resp, body, _ := l.exchange(t, l.addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false)
+		if resp.StatusCode != 200 || body != helloBody || seen.Load() != int64(i+1) {
+			t.Errorf("%s clean request: %d %q, backend saw %d", l.name, resp.StatusCode, body, seen.Load())
+		}
 	}
-	t.Logf("%d smuggling requests refused with 400, backend saw 0; sluice_client_rejected_total{reason=bad_request} %v -> %v",
-		len(corpus), before, after)
+	t.Logf("%d smuggling requests (%d per listener) refused with 400, backend saw 0; sluice_client_rejected_total{reason=bad_request} %v -> %v",
+		refused, len(corpus), before, after)
 }
 
 // Too many header fields, or too large a header block, get 431 from sluice.

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/tls"
 	"fmt"
 	"net"
 	"time"
@@ -39,12 +38,20 @@ func (g *Gateway) Listen(lc ListenerConfig) (net.Listener, error) {
 		ln = &proxyListener{Listener: ln, timeout: proxyHeaderTimeout, rejected: func() { g.conns.reject(reasonProxyProtocol) }}
 	}
 	if lc.Certs != nil {
-		// The guard needs the decrypted byte stream but Go's server must
-		// see a *tls.Conn to negotiate h2, so TLS listeners rely on Go's
-		// parser; every request is re-framed towards Tomcat either way.
-		return tls.NewListener(ln, lc.Certs.TLSConfig("h2", "http/1.1")), nil
+		return newTLSListener(ln, lc.Certs.TLSConfig("h2", "http/1.1"), g.handshakeTimeout(),
+			func() { g.conns.reject(reasonTLSHandshake) },
+			func(string) { g.conns.reject(reasonBadRequest) }), nil
 	}
 	return &guardListener{Listener: ln, rejected: func(string) { g.conns.reject(reasonBadRequest) }}, nil
+}
+
+// handshakeTimeout bounds a TLS handshake, as the read-header timeout
+// bounds a request head: a client too slow for either is cut.
+func (g *Gateway) handshakeTimeout() time.Duration {
+	if g.cfg.ReadHeaderTimeout > 0 {
+		return g.cfg.ReadHeaderTimeout
+	}
+	return 10 * time.Second
 }
 
 func (g *Gateway) maxConns() int {

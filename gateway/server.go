@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"log"
 	"net"
 	"net/http"
@@ -37,13 +38,25 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 	} else {
 		protos.SetUnencryptedHTTP2(true)
 	}
+	var h http.Handler = g
+	connContext := g.conns.connContext
+	if withTLS {
+		h = withTLSState{g}
+		connContext = func(ctx context.Context, c net.Conn) context.Context {
+			ctx = g.conns.connContext(ctx, c)
+			if tc, ok := c.(*tlsGuardConn); ok {
+				ctx = context.WithValue(ctx, tlsStateKey{}, &tc.state)
+			}
+			return ctx
+		}
+	}
 	return &Server{srv: &http.Server{
-		Handler:           g,
+		Handler:           h,
 		Protocols:         &protos,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       g.idleTimeout(),
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ConnContext:       g.conns.connContext,
+		ConnContext:       connContext,
 		ConnState:         g.conns.connState,
 		ErrorLog:          log.New(&serverLog{g: g}, "", 0),
 		// Go's HTTP/2 server already bounds what a hostile client can
@@ -61,6 +74,20 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 			MaxReadFrameSize: 16 << 10,
 		},
 	}}
+}
+
+// withTLSState gives requests on HTTP/1.1-over-TLS connections, which Go's
+// server sees through the smuggling guard rather than as a *tls.Conn,
+// their TLS state in r.TLS: X-Forwarded-Proto and logs depend on it.
+type withTLSState struct{ g *Gateway }
+
+func (h withTLSState) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil {
+		if st, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok {
+			r.TLS = st
+		}
+	}
+	h.g.ServeHTTP(w, r)
 }
 
 // serverLog counts what net/http reports only through its error log

@@ -1,0 +1,206 @@
+package gateway
+
+import (
+	"bufio"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluice-gw/sluice/upstream"
+)
+
+// tlsGateway serves a gateway on a TLS listener from Listen, in front of an
+// origin that counts the requests it sees and echoes X-Forwarded-Proto.
+func tlsGateway(t *testing.T, readHeader time.Duration) (addr string, seen *atomic.Int64, g *Gateway) {
+	t.Helper()
+	seen = new(atomic.Int64)
+	origin := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "proto="+r.Header.Get("X-Forwarded-Proto"))
+	})
+	b, err := upstream.New(upstream.Config{
+		Name: "b", Protocol: upstream.H2C,
+		Servers: []upstream.ServerConfig{{Address: origin}},
+		Queue:   upstream.QueueConfig{MaxPending: 100, Timeout: 5 * time.Second},
+	}, upstream.NewMetrics(nil), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	g, err = New(Config{Routes: []Route{{Backend: "b"}}, ReadHeaderTimeout: readHeader},
+		map[string]http.RoundTripper{"b": b}, NewMetrics(nil), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := LoadCerts([]CertPair{writeCert(t, t.TempDir(), "a", "localhost")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := g.Listen(ListenerConfig{Addr: "127.0.0.1:0", Certs: certs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(g, true)
+	go s.Serve(ln)
+	t.Cleanup(func() { s.srv.Close() })
+	return ln.Addr().String(), seen, g
+}
+
+func tlsDial(t *testing.T, addr string, alpn ...string) *tls.Conn {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: alpn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
+// TestTLSSmugglingGuard: HTTP/1.1 over TLS goes through the same raw-byte
+// guard as cleartext; every corpus case gets 400 and none reaches the
+// origin, whether the client offered ALPN http/1.1 or no ALPN at all.
+func TestTLSSmugglingGuard(t *testing.T) {
+	addr, seen, _ := tlsGateway(t, 5*time.Second)
+	for name, in := range smugglingCorpus {
+		for _, alpn := range [][]string{{"http/1.1"}, nil} {
+			c := tlsDial(t, addr, alpn...)
+			go io.WriteString(c, in)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Errorf("%s (alpn %v): %v", name, alpn, err)
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("%s (alpn %v): status %d, want 400", name, alpn, resp.StatusCode)
+			}
+		}
+	}
+	if n := seen.Load(); n != 0 {
+		// "smuggled 2nd head" and "after Upgrade" carry a clean first
+		// request that may go through (3 cases, 2 ALPN variants); nothing else may.
+		if n > 6 {
+			t.Errorf("origin saw %d requests from the corpus", n)
+		}
+	}
+}
+
+// TestTLSProtocols: h2 by ALPN bypasses the guard (Go's HTTP/2 server), and
+// HTTP/1.1 behind it still reports https to the origin (r.TLS is set).
+func TestTLSProtocols(t *testing.T) {
+	addr, _, _ := tlsGateway(t, 5*time.Second)
+	for _, h2 := range []bool{false, true} {
+		var p http.Protocols
+		p.SetHTTP1(!h2)
+		p.SetHTTP2(h2)
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, Protocols: &p,
+		}}
+		resp, err := c.Get("https://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantMajor := 1
+		if h2 {
+			wantMajor = 2
+		}
+		if resp.StatusCode != 200 || string(body) != "proto=https" || resp.ProtoMajor != wantMajor {
+			t.Errorf("h2=%v: %s %d %q", h2, resp.Proto, resp.StatusCode, body)
+		}
+	}
+	// Clean requests, pipelined, on one guarded connection.
+	c := tlsDial(t, addr, "http/1.1")
+	go io.WriteString(c, cleanCorpus["pipelined"])
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("pipelined %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("pipelined %d: %d", i, resp.StatusCode)
+		}
+	}
+}
+
+// TestTLSHandshakeTimeout: a client that connects and never says hello is
+// cut at the read-header timeout without holding up other handshakes, and
+// counted as a failed handshake.
+func TestTLSHandshakeTimeout(t *testing.T) {
+	addr, _, g := tlsGateway(t, 300*time.Millisecond)
+	silent, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// Another client handshakes at once while the silent one waits.
+	start := time.Now()
+	tlsDial(t, addr, "http/1.1")
+	if d := time.Since(start); d > 250*time.Millisecond {
+		t.Errorf("handshake waited %v behind a silent client", d)
+	}
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = silent.Read(make([]byte, 1))
+	if d := time.Since(start); err == nil || d > 3*time.Second {
+		t.Errorf("silent client: read %v after %v, want EOF after about 300ms", err, d)
+	}
+	waitUntil(t, func() bool { return rejectedCount(g, reasonTLSHandshake) == 1 })
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestTLSListenerClose: Close returns while a handshake is stuck, and
+// Accept then fails.
+func TestTLSListenerClose(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := LoadCerts([]CertPair{writeCert(t, t.TempDir(), "a", "localhost")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newTLSListener(inner, certs.TLSConfig("h2", "http/1.1"), time.Minute, func() {}, func(string) {})
+	c, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(50 * time.Millisecond) // let the handshake start
+	done := make(chan struct{})
+	go func() { l.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hung on a handshake in progress")
+	}
+	if _, err := l.Accept(); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("Accept after Close: %v", err)
+	}
+}
+
+func rejectedCount(g *Gateway, reason string) float64 {
+	return testutil.ToFloat64(g.m.rejected.WithLabelValues(reason))
+}
