@@ -3,13 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +22,8 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // These tests check that the client-edge keys reach the listeners: TLS,
@@ -35,42 +31,15 @@ import (
 // PROXY protocol, trusted proxies and the limits.
 
 // writeCertPair writes a fresh self-signed certificate for localhost and
-// 127.0.0.1 to certFile and keyFile, and returns its serial number.
+// 127.0.0.1 to dir/tls.crt and dir/tls.key (certFile and keyFile must be
+// those), and returns its serial number.
 func writeCertPair(t *testing.T, certFile, keyFile string) *big.Int {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	c := gatewaytest.WriteCert(t, filepath.Dir(certFile), "tls", "localhost", "127.0.0.1")
+	if c.CertFile != certFile || c.KeyFile != keyFile {
+		t.Fatalf("writeCertPair(%s, %s): want DIR/tls.crt and DIR/tls.key", certFile, keyFile)
 	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return serial
+	return c.Serial
 }
 
 // echoOrigin answers every request with its X-Forwarded-For and
