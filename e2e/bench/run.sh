@@ -8,21 +8,31 @@
 # the fast backend, then for each round × backend × scenario run every peer
 # (order rotated per round): start it fresh from its config in peers/, check
 # that a request really gets through, warm it up, measure, stop it. Then the
-# idle-connection memory test. Results: e2e/bench/results/<UTC timestamp>/
+# idle-connection memory test. The h3 scenario (HTTP/3 clients, load from
+# e2e/bench/h3load) runs on Sluice only: the other peers' Debian builds have
+# no HTTP/3, and their rows say so ("n/a"). Results: e2e/bench/results/<UTC timestamp>/
 # (results.md, raw.tsv, idle.tsv, every tool's raw output); results.md is also
 # printed to stdout.
 #
 # Environment (defaults in brackets; BENCH_QUICK=1 changes the defaults):
-#   BENCH_QUICK=1          1 round, 5 s runs, 1 s warm-up, fewer clients, 2000 idle conns
+#   BENCH_QUICK=1          1 round, 5 s runs, 1 s warm-up, fewer clients, 2000 idle conns per protocol
 #   ROUNDS [2]             runs of every peer × backend × scenario (medians are reported)
 #   BENCH_DURATION [10]    seconds per measured run     BENCH_WARMUP [2] seconds of warm-up
 #   BENCH_KA_CONNS [2000]  wrk connections, keep-alive  BENCH_CLOSE_CONNS [1000] Connection: close
 #   BENCH_H2_CLIENTS [200] h2load clients               BENCH_H2_STREAMS [10] streams per client
+#   BENCH_H3_CONNS [= BENCH_H2_CLIENTS] h3load QUIC connections
+#   BENCH_H3_STREAMS [= BENCH_H2_STREAMS] h3load streams per connection
 #   BENCH_THREADS [2]      wrk/h2load threads
 #   BENCH_PEERS ["sluice haproxy-h1 haproxy-h2 nginx caddy"]
-#   BENCH_BACKENDS ["tomcat fast"]   BENCH_SCENARIOS ["h1-keepalive h1-close h2c"]
+#   BENCH_BACKENDS ["tomcat fast"]   BENCH_SCENARIOS ["h1-keepalive h1-close h2c h3"]
 #   BENCH_IDLE [1]         0 skips the idle-connection test
-#   BENCH_IDLE_CONNS [10000]  BENCH_IDLE_PROTOS ["h1 h2"]
+#   BENCH_IDLE_CONNS       idle connection counts (a list) for both protocols; or per
+#   BENCH_IDLE_CONNS_H1 ["10000 50000"]  BENCH_IDLE_CONNS_H2 ["10000"]  protocol
+#                          (quick: "2000"). A count whose fds do not fit under
+#                          RLIMIT_NOFILE in one proxy process is recorded as "not run";
+#                          the client side is split over several idleconns processes
+#                          (and source IPs 127.0.0.N) when one would not fit.
+#   BENCH_IDLE_PROTOS ["h1 h2"]
 #   BENCH_PORT_BASE [19100] ports BASE+1..BASE+69 on 127.0.0.1 must be free
 #   BENCH_NO_INSTALL [0]   1: never call apt-get (missing tools make their peer fail)
 #   BENCH_QUIET_WAIT [30]  before each run, wait up to this many seconds for other
@@ -32,6 +42,11 @@
 #   BENCH_RETRY_BUDGET [12] at most this many such re-runs in the whole run
 #   BENCH_RESULTS          results directory (default e2e/bench/results/<timestamp>)
 #   BENCH_SLUICE_BIN       measure this sluice binary instead of building bin/sluice
+#
+# For h3 the driver raises net.core.rmem_max and wmem_max to 7500000 (sysctl
+# -w, quic-go wants 7 MiB UDP buffers) if they are lower and it may, and puts
+# the old values back at the end; without permission it goes on and says so
+# in meta.md.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,9 +56,9 @@ T0=$SECONDS
 
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-    q_rounds=1 q_dur=5 q_warm=1 q_ka=200 q_close=100 q_h2c=50 q_idle=2000
+    q_rounds=1 q_dur=5 q_warm=1 q_ka=200 q_close=100 q_h2c=50 q_idle_h1=2000 q_idle_h2=2000
 else
-    q_rounds=2 q_dur=10 q_warm=2 q_ka=2000 q_close=1000 q_h2c=200 q_idle=10000
+    q_rounds=2 q_dur=10 q_warm=2 q_ka=2000 q_close=1000 q_h2c=200 q_idle_h1="10000 50000" q_idle_h2=10000
 fi
 ROUNDS=${ROUNDS:-$q_rounds}
 DURATION=${BENCH_DURATION:-$q_dur}
@@ -52,12 +67,14 @@ KA_CONNS=${BENCH_KA_CONNS:-$q_ka}
 CLOSE_CONNS=${BENCH_CLOSE_CONNS:-$q_close}
 H2_CLIENTS=${BENCH_H2_CLIENTS:-$q_h2c}
 H2_STREAMS=${BENCH_H2_STREAMS:-10}
+H3_CONNS=${BENCH_H3_CONNS:-$H2_CLIENTS}
+H3_STREAMS=${BENCH_H3_STREAMS:-$H2_STREAMS}
 THREADS=${BENCH_THREADS:-2}
 PEERS=${BENCH_PEERS:-sluice haproxy-h1 haproxy-h2 nginx caddy}
 BACKENDS=${BENCH_BACKENDS:-tomcat fast}
-SCENARIOS=${BENCH_SCENARIOS:-h1-keepalive h1-close h2c}
+SCENARIOS=${BENCH_SCENARIOS:-h1-keepalive h1-close h2c h3}
 IDLE=${BENCH_IDLE:-1}
-IDLE_CONNS=${BENCH_IDLE_CONNS:-$q_idle}
+declare -A IDLE_CONNS=([h1]=${BENCH_IDLE_CONNS_H1:-${BENCH_IDLE_CONNS:-$q_idle_h1}} [h2]=${BENCH_IDLE_CONNS_H2:-${BENCH_IDLE_CONNS:-$q_idle_h2}})
 IDLE_PROTOS=${BENCH_IDLE_PROTOS:-h1 h2}
 PORT_BASE=${BENCH_PORT_BASE:-19100}
 NO_INSTALL=${BENCH_NO_INSTALL:-0}
@@ -85,6 +102,15 @@ declare -A PORT_H1=([sluice]=$((PORT_BASE + 21)) [haproxy-h1]=$((PORT_BASE + 31)
 # the preface on its HTTP/1.1 listener (Sluice, Caddy); a "proto h2" bind for
 # HAProxy and a "listen ... http2" for nginx.
 declare -A PORT_H2=([sluice]=$((PORT_BASE + 21)) [haproxy-h1]=$((PORT_BASE + 32)) [haproxy-h2]=$((PORT_BASE + 42)) [nginx]=$((PORT_BASE + 52)) [caddy]=$((PORT_BASE + 61)))
+# HTTP/3: Sluice's tls_listen, TCP and UDP on the same port number.
+PORT_H3=$((PORT_BASE + 22))
+# Peers that cannot take HTTP/3 clients, and why (their h3 rows say "n/a").
+declare -A PEER_NO_H3=(
+    [haproxy-h1]="Debian's HAProxy 2.6 is built without QUIC (haproxy -vv: -QUIC)"
+    [haproxy-h2]="Debian's HAProxy 2.6 is built without QUIC (haproxy -vv: -QUIC)"
+    [nginx]="nginx 1.22 has no HTTP/3 (it came in 1.25)"
+    [caddy]="not configured: Caddy serves HTTP/3 only on a TLS site, and this Caddyfile is cleartext (auto_https off)"
+)
 declare -A PEER_LABEL=([sluice]="Sluice (h2c, 2 conns/server)" [haproxy-h1]="HAProxy 2.6, HTTP/1.1 + http-reuse always" [haproxy-h2]="HAProxy 2.6, h2 to backends" [nginx]="nginx 1.22, HTTP/1.1 keepalive 128" [caddy]="Caddy 2.6, h2c to backends")
 declare -A PEER_UPSTREAM=([sluice]=HTTP/2.0 [haproxy-h1]=HTTP/1.1 [haproxy-h2]=HTTP/2.0 [nginx]=HTTP/1.1 [caddy]=HTTP/2.0)
 declare -A BACKEND_BODY=([tomcat]="hello from tomcat" [fast]="hello")
@@ -105,6 +131,7 @@ TOMCAT_BASE=
 TOMCAT_PID=
 NFT_TABLE=
 MADE_POLICY_RC=0
+declare -A SYSCTL_RESTORE=()
 
 stop_pid() { # pid [timeout_s]: TERM, then KILL; reaps our own children
     local pid=$1 t=${2:-10} i
@@ -138,6 +165,10 @@ cleanup() {
     if [ "$MADE_POLICY_RC" = 1 ]; then
         $SUDO rm -f /usr/sbin/policy-rc.d
     fi
+    local k
+    for k in "${!SYSCTL_RESTORE[@]}"; do
+        $SUDO sysctl -qw "$k=${SYSCTL_RESTORE[$k]}" >/dev/null 2>&1
+    done
     exit "$rc"
 }
 trap cleanup EXIT
@@ -183,6 +214,8 @@ install_deps() {
     # tomcat10 (pulls a JRE), load generators, ss/nft, and the peers.
     want=(tomcat10 wrk nghttp2-client curl iproute2 nftables haproxy caddy)
     if ! command -v nginx >/dev/null 2>&1; then want+=(nginx-light); fi
+    # openssl makes the h3 scenario's self-signed certificate.
+    if ! command -v openssl >/dev/null 2>&1; then want+=(openssl); fi
     for p in "${want[@]}"; do pkg_installed "$p" || missing+=("$p"); done
     if [ ${#missing[@]} -eq 0 ]; then
         log "deps: all present"
@@ -295,10 +328,15 @@ clear_tw() { # forget TIME_WAIT sockets of earlier runs on our port block (needs
 }
 
 # ---------------------------------------------------------------- peers
-render() { # template out: replace @...@ placeholders
-    local tpl=$1 out=$2 rundir=$3 backend=$4 peer=$5 a b
+render() { # template out rundir backend peer [scenario]: replace @...@ placeholders
+    local tpl=$1 out=$2 rundir=$3 backend=$4 peer=$5 scenario=${6:-} a b h3='/^#H3 /d'
     read -r a b <<<"$(backend_ports "$backend")"
-    sed -e "s#@H1_PORT@#${PORT_H1[$peer]}#g" \
+    # "#H3 " lines are config for the h3 scenario only.
+    [ "$scenario" != h3 ] || h3='s/^#H3 //'
+    sed -e "$h3" \
+        -e "s#@H1_PORT@#${PORT_H1[$peer]}#g" \
+        -e "s#@H3_PORT@#$PORT_H3#g" \
+        -e "s#@TLS_CERT@#$TLS_CERT#g" -e "s#@TLS_KEY@#$TLS_KEY#g" \
         -e "s#@H2_PORT@#${PORT_H2[$peer]}#g" \
         -e "s#@BACKEND_A@#$a#g" -e "s#@BACKEND_B@#$b#g" \
         -e "s#@ADMIN_PORT@#$SLUICE_ADMIN#g" \
@@ -328,16 +366,16 @@ peer_tool() {
 }
 
 PEER_PID=
-# start_peer peer backend dir: start from peers/ templates; 0 when its ports answer
+# start_peer peer backend dir [scenario]: start from peers/ templates; 0 when its ports answer
 start_peer() {
-    local peer=$1 backend=$2 dir=$3 tool
+    local peer=$1 backend=$2 dir=$3 scenario=${4:-} tool ports
     PEER_PID=
     tool=$(peer_tool "$peer")
     [ -n "$tool" ] && [ -x "$tool" ] || { START_ERR="not installed"; return 1; }
     mkdir -p "$dir"
     case $peer in
     sluice)
-        render "$here/peers/sluice.yaml" "$dir/sluice.yaml" "$dir" "$backend" "$peer"
+        render "$here/peers/sluice.yaml" "$dir/sluice.yaml" "$dir" "$backend" "$peer" "$scenario"
         start_bg "$dir/peer.log" "$tool" run --config "$dir/sluice.yaml"
         ;;
     haproxy-h1 | haproxy-h2)
@@ -357,7 +395,10 @@ start_peer() {
     *) START_ERR="unknown peer"; return 1 ;;
     esac
     PEER_PID=$BG_PID
-    if ! wait_ports "$PEER_PID" 20 "${PORT_H1[$peer]}" "${PORT_H2[$peer]}"; then
+    ports=("${PORT_H1[$peer]}" "${PORT_H2[$peer]}")
+    # Sluice binds the UDP socket before the TLS listener on the same port.
+    [ "$scenario" != h3 ] || ports+=("$PORT_H3")
+    if ! wait_ports "$PEER_PID" 20 "${ports[@]}"; then
         START_ERR="did not start: $(tail -n 3 "$dir/peer.log" 2>/dev/null | tr '\n\t|' '   ' | cut -c1-160)"
         stop_peer
         return 1
@@ -379,11 +420,11 @@ peer_pids() { # the peer's process and its children (nginx workers)
     pgrep -P "$PEER_PID" 2>/dev/null || true
 }
 
-# verify_peer peer backend dir: a GET through the peer must return the
-# backend's body, over HTTP/1.1 and over h2c; on Tomcat, /proto must show the
-# protocol this peer is configured to use upstream.
+# verify_peer peer backend dir [scenario]: a GET through the peer must return
+# the backend's body, over HTTP/1.1 and over h2c (and over HTTP/3 for h3); on
+# Tomcat, /proto must show the protocol this peer is configured to use upstream.
 verify_peer() {
-    local peer=$1 backend=$2 dir=$3 body url
+    local peer=$1 backend=$2 dir=$3 scenario=${4:-} body url
     local want=${BACKEND_BODY[$backend]}
     for url in "h1 http://127.0.0.1:${PORT_H1[$peer]}" "h2c http://127.0.0.1:${PORT_H2[$peer]}"; do
         local kind=${url%% *} u=${url#* } flags=()
@@ -401,6 +442,20 @@ verify_peer() {
                 VERIFY_ERR="$kind: Tomcat saw '$body', expected ${PEER_UPSTREAM[$peer]}"
                 return 1
             fi
+        fi
+    done
+    [ "$scenario" = h3 ] || return 0
+    local path paths=(/)
+    [ "$backend" != tomcat ] || paths+=(/proto)
+    for path in "${paths[@]}"; do
+        body=$(timeout 20 bin/bench/h3load -verify -insecure -timeout 10s -url "https://127.0.0.1:$PORT_H3$path" 2>&1) || true
+        printf 'h3 GET %s -> %s\n' "$path" "$(echo "$body" | tr '\n' ' ')" >>"$dir/verify.txt"
+        local got want_body=$want
+        got=$(sed -n 's/^body: //p' <<<"$body")
+        [ "$path" = / ] || want_body=${PEER_UPSTREAM[$peer]}
+        if ! grep -qx 'proto: HTTP/3.0' <<<"$body" || [[ $got != "$want_body"* ]]; then
+            VERIFY_ERR="h3 GET $path returned '$(echo "$body" | head -c 120 | tr '\n|' '  ')', expected HTTP/3.0 and '$want_body'"
+            return 1
         fi
     done
 }
@@ -445,13 +500,20 @@ run_load() {
         [ -z "$hlog" ] || cmd+=("--log-file=$hlog")
         cmd+=("$h2")
         ;;
+    h3) cmd=(bin/bench/h3load -insecure -c "$H3_CONNS" -m "$H3_STREAMS" -d "${secs}s" -timeout 10s -url "https://127.0.0.1:$PORT_H3/") ;;
     *) die "unknown scenario $scenario" ;;
     esac
     { printf '$'; printf ' %q' "${cmd[@]}"; echo; } >"$out"
     timeout -k 5 $((secs + 60)) "${cmd[@]}" >>"$out" 2>&1
 }
 
-scenario_tool() { [ "$1" = h2c ] && echo h2load || echo wrk; }
+scenario_tool() {
+    case $1 in
+    h2c) echo h2load ;;
+    h3) echo h3load ;;
+    *) echo wrk ;;
+    esac
+}
 
 RAW_COLS="round	seq	backend	scenario	peer	status	rps	p50_ms	p99_ms	requests	errors	backend_syns	backend_tw	proxy_cpu_s	proxy_hwm_kib	backend_cpu_s	other_cpu_s	syn_method	tw_cleared	note"
 record() { # key=value ... -> one raw.tsv line
@@ -474,14 +536,18 @@ measure_cell() {
     local dir="$RESULTS/raw/$backend/$scenario/$peer/round$round"
     [ "$attempt" = 1 ] || dir+="-try$attempt"
     local base=(round="$round" seq="$seq" backend="$backend" scenario="$scenario" peer="$peer" syn_method="$SYN_METHOD")
+    if [ "$scenario" = h3 ] && [ -n "${PEER_NO_H3[$peer]:-}" ]; then
+        record "${base[@]}" status=n/a note="${PEER_NO_H3[$peer]}"
+        return 0
+    fi
     mkdir -p "$dir"
     START_ERR= VERIFY_ERR=
-    if ! start_peer "$peer" "$backend" "$dir"; then
+    if ! start_peer "$peer" "$backend" "$dir" "$scenario"; then
         log "$backend/$scenario/$peer round $round: start failed: $START_ERR"
         record "${base[@]}" status=start-failed note="$START_ERR"
         return
     fi
-    if ! verify_peer "$peer" "$backend" "$dir"; then
+    if ! verify_peer "$peer" "$backend" "$dir" "$scenario"; then
         log "$backend/$scenario/$peer round $round: verification failed: $VERIFY_ERR"
         stop_peer
         record "${base[@]}" status=verify-failed note="$VERIFY_ERR"
@@ -548,15 +614,57 @@ measure_cell() {
 }
 
 # ---------------------------------------------------------------- idle connections
-idle_test() { # peer proto
-    local peer=$1 proto=$2 dir="$RESULTS/raw/idle/$1-$2"
-    local port=${PORT_H1[$peer]} n=$IDLE_CONNS
+# idle_fds peer n -> file descriptors the proxy needs, in one process, to hold
+# n client connections (plus listeners, backend connections, logs): HAProxy
+# refuses to start unless 2 fds per maxconn fit, and its maxconn must leave
+# room for n + 100; the others need about one fd per connection.
+idle_fds() {
+    case $1 in
+    haproxy-*) echo $((2 * ($2 + 100) + 200)) ;;
+    *) echo $(($2 + 300)) ;;
+    esac
+}
+
+nofile_text() {
+    if [ "$NOFILE" = "$NOFILE_HARD" ]; then echo "RLIMIT_NOFILE hard limit $NOFILE"; else echo "RLIMIT_NOFILE $NOFILE (hard $NOFILE_HARD)"; fi
+}
+
+# Client side: one idleconns process holds at most this many connections
+# (its own fd limit, less slack) and at most 25,000 from one source IP (the
+# ephemeral port range has about 28,000 ports per source address).
+IDLE_PER_CLIENT=25000
+
+idle_test() { # peer proto n
+    local peer=$1 proto=$2 asked=$3 dir="$RESULTS/raw/idle/$1-$2-$3"
+    local port=${PORT_H1[$peer]} n=$3
     [ "$proto" = h1 ] || port=${PORT_H2[$peer]}
-    local cap=$(($(peer_maxconn "$peer") - 100))
-    [ "$n" -le "$cap" ] || n=$cap
+    local need cap
+    need=$(idle_fds "$peer" "$n")
+    cap=$(($(peer_maxconn "$peer") - 100))
+    local row=(peer="$peer" proto="$proto" n_asked="$asked")
+    if [ "$need" -gt "$NOFILE" ]; then
+        # A count just above what fits is held at the cap (HAProxy: 9,800 of
+        # 10,000 with 20,000 fds); far above it, the row says why it was not run.
+        if [ $((cap * 100)) -lt $((n * 95)) ]; then
+            idle_record "${row[@]}" n_target="$n" status=not-run \
+                note="$(nofile_text) < $need fds the proxy needs in one process for $n connections"
+            log "idle $peer $proto $n: not run: $(nofile_text) < $need fds needed by the proxy"
+            return
+        fi
+        n=$cap
+    fi
+    row+=(n_target="$n")
+    # Split the client side over several idleconns processes (each with its
+    # own source IP, 127.0.0.1, .2, ...) when one would not fit.
+    local per=$((NOFILE - 1100))
+    [ "$per" -le "$IDLE_PER_CLIENT" ] || per=$IDLE_PER_CLIENT
+    local nproc=$(((n + per - 1) / per)) i
+    if [ "$per" -lt 1 ] || [ "$nproc" -gt 250 ]; then
+        idle_record "${row[@]}" status=not-run note="$(nofile_text): $n connections would need more than 250 client processes"
+        return
+    fi
     mkdir -p "$dir"
     START_ERR= VERIFY_ERR=
-    local row=(peer="$peer" proto="$proto" n_target="$n")
     if ! start_peer "$peer" fast "$dir"; then
         idle_record "${row[@]}" status=start-failed note="$START_ERR"
         return
@@ -567,38 +675,52 @@ idle_test() { # peer proto
         return
     fi
     sleep 1
-    local pids rss0 rss1 ipid ready= alive deadline
+    local pids rss0 rss1 ready alive deadline ipids=() outs=() k share src
     pids=$(peer_pids | tr '\n' ' ')
     read -r _ _ rss0 < <(bin/bench/report proc $pids) || true
-    start_bg "$dir/idleconns.txt" bin/bench/idleconns -target "127.0.0.1:$port" -n "$n" -proto "$proto" -hold 5m
-    ipid=$BG_PID
-    deadline=$((SECONDS + 180))
-    while [ $SECONDS -lt $deadline ] && kill -0 "$ipid" 2>/dev/null; do
-        ready=$(grep -m1 '^ready' "$dir/idleconns.txt" || true)
-        [ -z "$ready" ] || break
+    for ((i = 0; i < nproc; i++)); do
+        share=$((n / nproc + (i < n % nproc ? 1 : 0)))
+        src=()
+        [ "$i" = 0 ] || src=(-src "127.0.0.$((i + 1))")
+        k=$dir/idleconns$([ "$nproc" = 1 ] || echo "-$i").txt
+        start_bg "$k" bin/bench/idleconns -target "127.0.0.1:$port" -n "$share" -proto "$proto" -hold 5m "${src[@]}"
+        ipids+=("$BG_PID") outs+=("$k")
+    done
+    deadline=$((SECONDS + 180 * nproc))
+    local all_ready=0 missing
+    while [ $SECONDS -lt $deadline ]; do
+        missing=0
+        for ((i = 0; i < nproc; i++)); do
+            grep -q '^ready' "${outs[$i]}" 2>/dev/null && continue
+            missing=1
+            kill -0 "${ipids[$i]}" 2>/dev/null || break 2
+        done
+        [ "$missing" = 1 ] || { all_ready=1; break; }
         sleep 0.5
     done
-    if [ -z "$ready" ]; then
-        stop_pid "$ipid" 5
-        forget_pid "$ipid"
+    if [ "$all_ready" != 1 ]; then
+        for i in "${ipids[@]}"; do stop_pid "$i" 5; forget_pid "$i"; done
         stop_peer
-        idle_record "${row[@]}" status=failed note="idleconns did not finish: $(tail -n 2 "$dir/idleconns.txt" | tr '\n\t|' '   ')"
+        idle_record "${row[@]}" status=failed note="idleconns did not finish: $(cat "${outs[@]}" | grep -v '^ready' | tail -n 2 | tr '\n\t|' '   ')"
         return
     fi
     sleep 3
     read -r _ _ rss1 < <(bin/bench/report proc $pids) || true
-    stop_pid "$ipid" 30
-    forget_pid "$ipid"
-    alive=$(awk '/^alive/ {split($2, a, "/"); print a[1]}' "$dir/idleconns.txt")
-    local open
-    open=$(sed -n 's/^ready open=\([0-9]*\).*/\1/p' "$dir/idleconns.txt")
+    for i in "${ipids[@]}"; do stop_pid "$i" 30; forget_pid "$i"; done
+    local open=0 nalive=0 o a notes=
+    for k in "${outs[@]}"; do
+        o=$(sed -n 's/^ready open=\([0-9]*\).*/\1/p' "$k")
+        a=$(awk '/^alive/ {split($2, x, "/"); print x[1]}' "$k")
+        open=$((open + ${o:-0})) nalive=$((nalive + ${a:-0}))
+        notes+="${notes:+; }$(sed -n 's/^ready //p' "$k")"
+    done
+    [ "$nproc" = 1 ] || notes="$nproc idleconns processes: $notes"
     stop_peer
-    idle_record "${row[@]}" status=ok n_open="$open" n_alive="${alive:-}" rss_before_kib="$rss0" rss_after_kib="$rss1" \
-        note="$(sed -n 's/^ready //p' "$dir/idleconns.txt")"
-    log "idle $peer $proto: $open open, alive $alive, RSS ${rss0} -> ${rss1} KiB ($(awk -v a="$rss0" -v b="$rss1" -v n="$open" 'BEGIN{ if (n>0) printf "%.1f", (b-a)/n}') KiB/conn)"
+    idle_record "${row[@]}" status=ok n_open="$open" n_alive="$nalive" rss_before_kib="$rss0" rss_after_kib="$rss1" note="$notes"
+    log "idle $peer $proto $n: $open open, alive $nalive, RSS ${rss0} -> ${rss1} KiB ($(awk -v a="$rss0" -v b="$rss1" -v n="$open" 'BEGIN{ if (n>0) printf "%.1f", (b-a)/n}') KiB/conn)"
 }
 
-IDLE_COLS="peer	proto	status	n_target	n_open	n_alive	rss_before_kib	rss_after_kib	note"
+IDLE_COLS="peer	proto	status	n_asked	n_target	n_open	n_alive	rss_before_kib	rss_after_kib	note"
 idle_record() {
     local -A v=()
     local kv c line=
@@ -626,6 +748,8 @@ install_deps
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NOFILE=$(ulimit -n)
 [ "$NOFILE" != unlimited ] || NOFILE=1048576
+NOFILE_HARD=$(ulimit -Hn)
+[ "$NOFILE_HARD" != unlimited ] || NOFILE_HARD=1048576
 if [ "$NOFILE" -lt $((KA_CONNS + 500)) ]; then
     log "RLIMIT_NOFILE is $NOFILE: too low for $KA_CONNS connections, using 1000"
     KA_CONNS=1000
@@ -648,11 +772,37 @@ elif ! make -s build >"$RESULTS/build.log" 2>&1; then
     log "WARNING: $BUILD_NOTE"
 fi
 mkdir -p bin/bench
-for t in fastbackend idleconns report; do
+for t in fastbackend idleconns report h3load; do
     go build -o "bin/bench/$t" "./e2e/bench/$t"
 done
 
 setup_syn_counter
+
+# --- HTTP/3: a self-signed certificate for 127.0.0.1, and UDP buffers
+TLS_CERT="$RESULTS/tls/cert.pem" TLS_KEY="$RESULTS/tls/key.pem"
+UDP_NOTE=
+case " $SCENARIOS " in *" h3 "*)
+    mkdir -p "$RESULTS/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+        -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        -keyout "$TLS_KEY" -out "$TLS_CERT" >"$RESULTS/tls/openssl.log" 2>&1 ||
+        log "openssl could not make the h3 certificate (see tls/openssl.log); Sluice's h3 runs will fail to start"
+    # quic-go asks for 7 MiB socket buffers (Sluice sets them with
+    # SO_RCVBUFFORCE when it may); the kernel caps SO_RCVBUF at rmem_max.
+    for k in net.core.rmem_max net.core.wmem_max; do
+        v=$(sysctl -n "$k" 2>/dev/null || echo 0)
+        if [ "$v" -ge 7500000 ]; then
+            UDP_NOTE+="${UDP_NOTE:+, }$k $v"
+        elif $SUDO sysctl -qw "$k=7500000" >/dev/null 2>&1; then
+            SYSCTL_RESTORE[$k]=$v
+            UDP_NOTE+="${UDP_NOTE:+, }$k raised from $v to 7500000 for the run"
+        else
+            UDP_NOTE+="${UDP_NOTE:+, }$k $v (could not raise it: quic-go runs with smaller UDP buffers)"
+        fi
+    done
+    log "h3: $UDP_NOTE"
+    ;;
+esac
 
 # --- backends
 declare -A BACKEND_PIDS=()
@@ -687,6 +837,7 @@ esac
     printf 'h1-keepalive\tHTTP/1.1 keep-alive, %s conns\n' "$KA_CONNS"
     printf 'h1-close\tHTTP/1.1 Connection: close, %s conns\n' "$CLOSE_CONNS"
     printf 'h2c\th2c, %s clients × %s streams\n' "$H2_CLIENTS" "$H2_STREAMS"
+    printf 'h3\tHTTP/3, %s QUIC conns × %s streams\n' "$H3_CONNS" "$H3_STREAMS"
 } >"$RESULTS/scenarios.tsv"
 {
     printf 'id\tlabel\n'
@@ -704,6 +855,8 @@ version_of() { "$@" 2>&1 | head -n1 || true; }
     echo "- backend connections opened: $([ "$SYN_METHOD" = nft ] && echo 'SYN packets to the backend ports (nftables counter on lo)' || echo 'new sockets in ss snapshots before/after (lower bound)'); TIME_WAIT: sockets with a backend port at either end right after the run"
     [ -z "$CADDY_NOTE" ] || echo "- $CADDY_NOTE"
     [ -z "$BUILD_NOTE" ] || echo "- WARNING: $BUILD_NOTE"
+    [ -z "$UDP_NOTE" ] || echo "- HTTP/3 (h3, Sluice only; load from e2e/bench/h3load, quic-go $(go list -m -f '{{.Version}}' github.com/quic-go/quic-go 2>/dev/null)): UDP buffers: $UDP_NOTE"
+    echo "- idle connections: h1 [${IDLE_CONNS[h1]}], h2 [${IDLE_CONNS[h2]}]; $(nofile_text)"
     echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$RESULTS/meta.md"
 
@@ -750,7 +903,9 @@ if [ "$IDLE" = 1 ]; then
     for peer in $PEERS; do
         [ "$peer" != haproxy-h2 ] || case " $PEERS " in *" haproxy-h1 "*) continue ;; esac
         for proto in $IDLE_PROTOS; do
-            idle_test "$peer" "$proto"
+            for n in ${IDLE_CONNS[$proto]:-}; do
+                idle_test "$peer" "$proto" "$n"
+            done
         done
     done
 fi

@@ -2,6 +2,7 @@
 //
 //	report parse wrk OUT                 rps, p50 ms, p99 ms, requests, errors (TSV)
 //	report parse h2load OUT [LOG]        the same from h2load (percentiles from --log-file)
+//	report parse h3load OUT              the same from e2e/bench/h3load
 //	report proc PID...                   cpu seconds, VmHWM KiB, VmRSS KiB summed over PIDs
 //	report snap FILE                     snapshot every process's CPU ticks
 //	report other BEFORE AFTER PID...     CPU seconds used by processes that are not ours

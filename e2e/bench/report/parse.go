@@ -33,6 +33,7 @@ var (
 	h2Finished  = regexp.MustCompile(`(?m)^finished in [0-9.]+[a-z]*, ([0-9.]+) req/s`)
 	h2Requests  = regexp.MustCompile(`(?m)^requests: ([0-9]+) total, ([0-9]+) started, ([0-9]+) done, ([0-9]+) succeeded, ([0-9]+) failed, ([0-9]+) errored, ([0-9]+) timeout`)
 	h2ReqTimeMs = regexp.MustCompile(`(?m)^time for request:\s+\S+\s+\S+\s+([0-9.]+)(us|ms|s)`)
+	h3Line      = regexp.MustCompile(`(?m)^(requests/s|completed|failed|p50_ms|p99_ms): (-?[0-9.]+)\s*$`)
 )
 
 func toMs(v float64, unit string) float64 {
@@ -128,6 +129,35 @@ func ParseH2load(out string, log io.Reader) (Result, error) {
 	return r, nil
 }
 
+// ParseH3load reads e2e/bench/h3load's "key: value" summary. Requests is
+// completed + failed (every request that ended within the run), as with
+// h2load's "done".
+func ParseH3load(out string) (Result, error) {
+	r := Result{P50ms: -1, P99ms: -1}
+	got := map[string]float64{}
+	for _, m := range h3Line.FindAllStringSubmatch(out, -1) {
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err == nil {
+			got[m[1]] = v
+		}
+	}
+	for _, k := range []string{"requests/s", "completed", "failed"} {
+		if _, ok := got[k]; !ok {
+			return r, fmt.Errorf("h3load: no %q line", k+":")
+		}
+	}
+	r.RPS = got["requests/s"]
+	r.Requests = int64(got["completed"] + got["failed"])
+	r.Errors = int64(got["failed"])
+	if v, ok := got["p50_ms"]; ok {
+		r.P50ms = v
+	}
+	if v, ok := got["p99_ms"]; ok {
+		r.P99ms = v
+	}
+	return r, nil
+}
+
 // percentile of sorted values, nearest rank.
 func percentile(sorted []float64, p float64) float64 {
 	if len(sorted) == 0 {
@@ -145,7 +175,7 @@ func percentile(sorted []float64, p float64) float64 {
 
 func cmdParse(args []string) error {
 	if len(args) < 2 {
-		return fmt.Errorf("usage: report parse wrk|h2load OUTPUT [H2LOAD_LOG]")
+		return fmt.Errorf("usage: report parse wrk|h2load|h3load OUTPUT [H2LOAD_LOG]")
 	}
 	out, err := os.ReadFile(args[1])
 	if err != nil {
@@ -165,6 +195,8 @@ func cmdParse(args []string) error {
 			}
 		}
 		r, err = ParseH2load(string(out), log)
+	case "h3load":
+		r, err = ParseH3load(string(out))
 	default:
 		return fmt.Errorf("unknown tool %q", args[0])
 	}

@@ -70,6 +70,36 @@ func TestParseH2load(t *testing.T) {
 	}
 }
 
+const h3loadOut = `$ bin/bench/h3load -url https://127.0.0.1:19122/ -c 200 -m 10 -d 5s -insecure
+h3load: https://127.0.0.1:19122/ conns 200 streams 10 duration 5s warmup 0s
+connections: 200 ok, 0 failed, 201 dialed in all
+requests/s: 8123.45
+completed: 40617
+failed: 3
+p50_ms: 21.500
+p99_ms: 88.125
+status: 200=40617 502=1
+error: 2 timeout: no recent network activity
+`
+
+func TestParseH3load(t *testing.T) {
+	r, err := ParseH3load(h3loadOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Result{RPS: 8123.45, P50ms: 21.5, P99ms: 88.125, Requests: 40620, Errors: 3}
+	if r != want {
+		t.Fatalf("got %+v, want %+v", r, want)
+	}
+	if _, err := ParseH3load("h3load: connection 0: bind: address in use\n"); err == nil {
+		t.Fatal("no error for output without results")
+	}
+	r, err = ParseH3load("requests/s: 0.00\ncompleted: 0\nfailed: 12\np50_ms: -1.000\np99_ms: -1.000\n")
+	if err != nil || r.P50ms != -1 || r.Errors != 12 {
+		t.Fatalf("all failed: %+v, %v", r, err)
+	}
+}
+
 func TestParseStat(t *testing.T) {
 	p, err := parseStat("4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 3 0 100 0 0")
 	if err != nil {
@@ -92,8 +122,16 @@ func TestMedianAndTable(t *testing.T) {
 		"1\tfast\th2c\tsluice\tok\t1000\t1\t2\t10000\t0\t4\t0\t1.0\t10240\t0\t\n" +
 		"2\tfast\th2c\tsluice\tok\t3000\t1\t2\t30000\t0\t0\t0\t3.0\t10240\t0\t\n" +
 		"1\tfast\th2c\tnginx\tok\t4000\t1\t2\t40000\t0\t900\t800\t2.0\t20480\t0\t\n" +
-		"1\tfast\th2c\tcaddy\tstart-failed\t\t\t\t\t\t\t\t\t\t\tnot installed\n"
+		"1\tfast\th2c\tcaddy\tstart-failed\t\t\t\t\t\t\t\t\t\t\tnot installed\n" +
+		"1\tfast\th3\tsluice\tok\t500\t3\t9\t5000\t1\t0\t0\t1.0\t10240\t0\t\n" +
+		"1\tfast\th3\tnginx\tn/a\t\t\t\t\t\t\t\t\t\t\tnginx 1.22 has no HTTP/3\n"
 	if err := os.WriteFile(filepath.Join(dir, "raw.tsv"), []byte(raw), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	idle := "peer\tproto\tstatus\tn_asked\tn_target\tn_open\tn_alive\trss_before_kib\trss_after_kib\tnote\n" +
+		"sluice\th1\tok\t10000\t10000\t9990\t9990\t10240\t20230\t\n" +
+		"sluice\th1\tnot-run\t50000\t50000\t\t\t\t\tRLIMIT_NOFILE hard limit 20000 < 50200 fds needed\n"
+	if err := os.WriteFile(filepath.Join(dir, "idle.tsv"), []byte(idle), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
@@ -105,6 +143,10 @@ func TestMedianAndTable(t *testing.T) {
 		"| h2c | sluice | 2000 | 1.00 | 1.0 | 2.0 | 0 | 2 | 0 | 1.000 | 10.0 | 2/2 | 0.0 |",
 		"| h2c | nginx | 4000 | 0.50 |",
 		"| h2c | caddy | FAILED: start-failed: not installed |",
+		"| h3 | sluice | 500 | 1.00 | 3.0 | 9.0 | 1 | 0 | 0 | 2.000 | 10.0 | 1/1 | 0.0 |",
+		"| h3 | nginx | n/a: nginx 1.22 has no HTTP/3 | — |",
+		"| sluice | h1 | 10,000 | 9990 | 9990 | 10.0 | 19.8 | 1.0 |",
+		"| sluice | h1 | 50,000 | not run: RLIMIT_NOFILE hard limit 20000 < 50200 fds needed |",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("table lacks %q:\n%s", want, s)

@@ -122,6 +122,7 @@ func fmtInt(v float64) string {
 type cell struct {
 	ok, total int
 	failures  []string
+	na        string // status "n/a": the peer cannot run this scenario, and why
 	cols      map[string][]float64
 }
 
@@ -162,6 +163,10 @@ func writeTables(w io.Writer, dir string) error {
 		if c == nil {
 			c = &cell{cols: map[string][]float64{}}
 			cells[k] = c
+		}
+		if r["status"] == "n/a" {
+			c.na = strings.TrimSpace(r["note"])
+			continue
 		}
 		c.total++
 		if r["status"] != "ok" {
@@ -212,6 +217,10 @@ func writeTables(w io.Writer, dir string) error {
 					continue
 				}
 				runs := fmt.Sprintf("%d/%d", c.ok, c.total)
+				if c.total == 0 && c.na != "" {
+					fmt.Fprintf(w, "| %s | %s | n/a: %s | — | — | — | — | — | — | — | — | — | — |\n", name(scenarioLabel, s), name(peerLabel, p), strings.ReplaceAll(c.na, "|", "/"))
+					continue
+				}
 				if c.ok == 0 {
 					why := "failed"
 					if len(c.failures) > 0 {
@@ -240,12 +249,22 @@ func writeTables(w io.Writer, dir string) error {
 	idle, _, err := readTSV(filepath.Join(dir, "idle.tsv"))
 	if err == nil && len(idle) > 0 {
 		fmt.Fprintln(w, "\n#### Idle client connections (fast backend; RSS summed over the proxy's processes)")
-		fmt.Fprintln(w, "\n| peer | client protocol | connections held | still open at the end | RSS before MiB | RSS with them open MiB | KiB per connection |")
-		fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|")
+		fmt.Fprintln(w, "\n| peer | client protocol | connections asked | connections held | still open at the end | RSS before MiB | RSS with them open MiB | KiB per connection |")
+		fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|")
 		for _, r := range idle {
 			p := name(peerLabel, r["peer"])
-			if r["status"] != "ok" {
-				fmt.Fprintf(w, "| %s | %s | FAILED: %s %s | — | — | — | — |\n", p, r["proto"], r["status"], strings.ReplaceAll(r["note"], "|", "/"))
+			asked := mustNum(r, "n_asked")
+			if math.IsNaN(asked) {
+				asked = mustNum(r, "n_target") // idle.tsv from before n_asked
+			}
+			note := strings.ReplaceAll(r["note"], "|", "/")
+			switch r["status"] {
+			case "ok":
+			case "not-run":
+				fmt.Fprintf(w, "| %s | %s | %s | not run: %s | — | — | — | — |\n", p, r["proto"], fmtInt(asked), note)
+				continue
+			default:
+				fmt.Fprintf(w, "| %s | %s | %s | FAILED: %s %s | — | — | — | — |\n", p, r["proto"], fmtInt(asked), r["status"], note)
 				continue
 			}
 			open, _ := r.num("n_open")
@@ -255,7 +274,7 @@ func writeTables(w io.Writer, dir string) error {
 			if open > 0 {
 				per = (after - before) / open
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", p, r["proto"], fmtInt(open), fmtInt(mustNum(r, "n_alive")),
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", p, r["proto"], fmtInt(asked), fmtInt(open), fmtInt(mustNum(r, "n_alive")),
 				fmtNum(before/1024, 1), fmtNum(after/1024, 1), fmtNum(per, 1))
 		}
 	}
