@@ -30,6 +30,7 @@ const (
 	reasonBadRequest    = "bad_request"
 	reasonTLSHandshake  = "tls_handshake"
 	reasonProxyProtocol = "proxy_protocol"
+	reasonRapidReset    = "rapid_reset"
 )
 
 // reject counts a refused connection or request.
@@ -52,6 +53,8 @@ type clientConn struct {
 	proto      atomic.Int32 // index into g and acc
 	classified atomic.Bool
 	accepted   time.Time
+	conn       net.Conn // closed when the client floods resets (reset.go)
+	resets     resetWindow
 }
 
 type connKey struct{}
@@ -68,7 +71,7 @@ func (t *connTracker) init() {
 // connContext is http.Server.ConnContext.
 func (t *connTracker) connContext(ctx context.Context, c net.Conn) context.Context {
 	t.init()
-	cc := &clientConn{accepted: time.Now()}
+	cc := &clientConn{accepted: time.Now(), conn: c}
 	t.conns.Store(c, cc)
 	t.g[protoHTTP1].Inc()
 	return context.WithValue(ctx, connKey{}, cc)

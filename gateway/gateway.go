@@ -203,6 +203,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The client reset the stream before its handler ran, as every
 		// stream of an HTTP/2 rapid-reset flood is: sending the request
 		// on would only make Tomcat do the work for nobody.
+		g.conns.streamReset(r)
 		p.m.observe(StatusClientClosed, time.Since(start))
 		return
 	}
@@ -216,7 +217,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Runs also when ReverseProxy aborts with http.ErrAbortHandler
 		// after a failed body copy.
 		d := time.Since(start)
-		p.m.observe(sw.status(), d)
+		code := sw.status()
+		p.m.observe(code, d)
+		if code == StatusClientClosed {
+			g.conns.streamReset(r)
+		}
 		if info != nil {
 			g.cfg.AccessLog.record(r, sw.status(), sw.n, p.name, info, d)
 		}
