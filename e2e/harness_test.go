@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -164,24 +165,34 @@ var (
 	usedPorts = map[int]bool{}
 )
 
-// freePort returns a loopback port nobody listens on, never the same one twice
-// in this process (the kernel may hand a just-closed port out again).
+// freePort returns a loopback port nobody listens on (TCP or UDP, for
+// HTTP/3), never the same one twice in this process. It picks below the
+// kernel's ephemeral range (32768-60999 here): a port from there can be
+// taken as the source port of an outgoing connection, which load tests open
+// by the thousand, between this check and the server's bind. 20000-32767 is
+// above make bench's ports (19100-19169).
 func freePort() (int, error) {
 	portsMu.Lock()
 	defer portsMu.Unlock()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for range 200 {
+		p := 20000 + rand.IntN(12768)
+		if usedPorts[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", addr(p))
 		if err != nil {
-			return 0, err
+			continue
 		}
-		p := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", addr(p))
 		l.Close()
-		if !usedPorts[p] {
-			usedPorts[p] = true
-			return p, nil
+		if err != nil {
+			continue
 		}
+		u.Close()
+		usedPorts[p] = true
+		return p, nil
 	}
-	return 0, errors.New("no free port found")
+	return 0, errors.New("no free port found in 20000-32767")
 }
 
 func mustFreePort(t testing.TB) int {
