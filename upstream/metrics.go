@@ -31,7 +31,7 @@ type Metrics struct {
 	connReqs *prometheus.HistogramVec
 	connLife *prometheus.HistogramVec
 
-	maxStreams    *prometheus.Desc
+	maxStreams     *prometheus.Desc
 	streamsActive  *prometheus.Desc
 	streamsPerConn *prometheus.Desc
 	pending        *prometheus.Desc

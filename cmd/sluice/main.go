@@ -261,6 +261,7 @@ func serveUntilSignal(cfg *config.Config, stderr io.Writer, environ []string, re
 	if err != nil {
 		return fail(stderr, err)
 	}
+	tuneGC(environ, logger)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Once the first signal has started a graceful shutdown, restore the
