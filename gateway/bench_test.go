@@ -4,16 +4,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 
 	"github.com/sluice-gw/sluice/upstream"
 )
 
-// BenchmarkProxyRequest measures the gateway's own cost per proxied request
-// (routing, ReverseProxy, queue, pool, h2c stream) against an in-process
-// h2c origin. Allocations per request are the figure to watch.
-func BenchmarkProxyRequest(b *testing.B) {
-	up := newUpstream(b, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+// benchGateway is a gateway with one h2c backend in front of an in-process
+// h2c origin answering "ok".
+func benchGateway(tb testing.TB) *Gateway {
+	tb.Helper()
+	up := newUpstream(tb, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	log := quiet()
 	be, err := upstream.New(upstream.Config{
 		Name: "b", Protocol: upstream.H2C,
@@ -21,13 +22,21 @@ func BenchmarkProxyRequest(b *testing.B) {
 		Queue:   upstream.QueueConfig{MaxPending: 100},
 	}, upstream.NewMetrics(nil), log)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer be.Close()
+	tb.Cleanup(be.Close)
 	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": be}, NewMetrics(nil), log)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return g
+}
+
+// BenchmarkProxyRequest measures the gateway's own cost per proxied request
+// (routing, proxy, queue, pool, h2c stream) against an in-process h2c
+// origin. Allocations per request are the figure to watch.
+func BenchmarkProxyRequest(b *testing.B) {
+	g := benchGateway(b)
 	req := httptest.NewRequest("GET", "http://front/", nil)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -36,5 +45,48 @@ func BenchmarkProxyRequest(b *testing.B) {
 		if rec.Code != 200 {
 			b.Fatalf("status %d", rec.Code)
 		}
+	}
+}
+
+// maxAllocsPerRequest pins allocations per proxied GET, measured by
+// TestProxyRequestAllocs: 103 with httputil.ReverseProxy, 80 with the lean
+// proxy, plus slack for timing noise (a timer or a frame buffer more or
+// less). The figure counts every allocation in the process during the
+// request: the gateway's, the h2c client's read loop, the in-process
+// origin server's (about 30) and the test's recorder (about 5), since
+// testing.AllocsPerRun reads process-wide counters. Raise it only with a
+// reason.
+const maxAllocsPerRequest = 84
+
+// TestProxyRequestAllocs fails when a change makes proxied requests
+// allocate more.
+func TestProxyRequestAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	if testing.Short() {
+		t.Skip("measures")
+	}
+	g := benchGateway(t)
+	req := httptest.NewRequest("GET", "http://front/", nil)
+	serve := func() {
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("status %d", rec.Code)
+		}
+	}
+	serve() // warm: the upstream connection and pools
+	// The median of a few runs: a GC cycle or a connection event during
+	// one run should not fail the test.
+	var runs []float64
+	for range 5 {
+		runs = append(runs, testing.AllocsPerRun(200, serve))
+	}
+	slices.Sort(runs)
+	got := runs[len(runs)/2]
+	t.Logf("allocs per proxied request: %.1f (runs %v)", got, runs)
+	if got > maxAllocsPerRequest {
+		t.Errorf("%.1f allocations per proxied request, pinned at %d", got, maxAllocsPerRequest)
 	}
 }

@@ -47,6 +47,7 @@ type connTracker struct {
 	once          sync.Once
 	g             [numProtos]prometheus.Gauge
 	acc           [numProtos]prometheus.Counter
+	reqs          [numProtos]prometheus.Counter // sluice_client_requests_total
 }
 
 type clientConn struct {
@@ -64,6 +65,7 @@ func (t *connTracker) init() {
 		for i, p := range protoNames {
 			t.g[i] = t.m.clientConns.WithLabelValues(p)
 			t.acc[i] = t.m.clientAccepted.WithLabelValues(p)
+			t.reqs[i] = t.m.clientRequests.WithLabelValues(p)
 		}
 	})
 }
@@ -110,18 +112,30 @@ func (t *connTracker) connState(c net.Conn, s http.ConnState) {
 	}
 }
 
-// classify records the connection's protocol on its first request.
+// requestProto is the client protocol of r.
+func requestProto(r *http.Request) int {
+	switch r.ProtoMajor {
+	case 2:
+		if r.TLS != nil {
+			return protoH2
+		}
+		return protoH2C
+	case 3:
+		return protoH3
+	}
+	return protoHTTP1
+}
+
+// classify counts the request by protocol, and records the connection's
+// protocol on its first request.
 func (t *connTracker) classify(r *http.Request) {
+	t.reqs[requestProto(r)].Inc()
 	cc, ok := r.Context().Value(connKey{}).(*clientConn)
 	if !ok || cc.classified.Load() || !cc.classified.CompareAndSwap(false, true) {
 		return
 	}
-	p := int32(protoHTTP1)
-	if r.ProtoMajor == 2 {
-		p = protoH2C
-		if r.TLS != nil {
-			p = protoH2
-		}
+	p := int32(requestProto(r))
+	if p != protoHTTP1 {
 		cc.proto.Store(p)
 		t.g[protoHTTP1].Dec()
 		t.g[p].Inc()

@@ -9,15 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/sluice-gw/sluice/upstream"
 )
 
 // Config is the client-facing side. Zero values pick the defaults.
@@ -83,7 +79,8 @@ type routeTable struct {
 // RoundTrippers (upstream.Backend in production); every route's backend must
 // be there.
 func New(cfg Config, backends map[string]http.RoundTripper, m *Metrics, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, m: m, log: log, conns: connTracker{m: m}, noRoute: m.forBackend("none"), proxies: map[string]*proxy{}}
+	g := &Gateway{cfg: cfg, m: m, log: log, conns: connTracker{m: m}, noRoute: m.forNoRoute(), proxies: map[string]*proxy{}}
+	g.conns.init()
 	if err := g.Update(cfg.Routes, backends, cfg.ErrorPages); err != nil {
 		return nil, err
 	}
@@ -108,7 +105,7 @@ func (g *Gateway) Update(routes []Route, backends map[string]http.RoundTripper, 
 			if !ok {
 				return fmt.Errorf("gateway: routes[%d]: unknown backend %q", i, r.Backend)
 			}
-			if old := g.proxies[r.Backend]; old != nil && old.rp.Transport == rt {
+			if old := g.proxies[r.Backend]; old != nil && old.rt == rt {
 				p = old
 			} else {
 				p = newProxy(r.Backend, rt, g.pages, g.m.forBackend(r.Backend), g.log, g.trusted)
@@ -208,90 +205,24 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sw := getStatusWriter(w)
-	var info *upstream.RequestInfo
-	if g.cfg.AccessLog != nil {
-		info = new(upstream.RequestInfo)
-		r = r.WithContext(upstream.WithInfo(r.Context(), info))
-	}
+	ex := new(exchange)
 	defer func() {
-		// Runs also when ReverseProxy aborts with http.ErrAbortHandler
-		// after a failed body copy.
+		// Runs also when the proxy aborts with http.ErrAbortHandler after
+		// a failed body copy.
 		d := time.Since(start)
 		code := sw.status()
 		p.m.observe(code, d)
 		if code == StatusClientClosed {
 			g.conns.streamReset(r)
 		}
-		if info != nil {
-			g.cfg.AccessLog.record(r, sw.status(), sw.n, p.name, info, d)
+		p.m.bytesOut.Add(float64(sw.n))
+		if g.cfg.AccessLog != nil {
+			g.cfg.AccessLog.record(r, code, sw.n, p.name, &ex.info, d)
 		}
 		putStatusWriter(sw)
 	}()
-	p.rp.ServeHTTP(sw, r)
+	p.serve(sw, r, ex)
 }
-
-// proxy is the ReverseProxy of one backend.
-type proxy struct {
-	name string
-	rp   *httputil.ReverseProxy
-	m    requestMetrics
-}
-
-func newProxy(name string, rt http.RoundTripper, pages func() map[int]ErrorPage, m requestMetrics, log *slog.Logger, trusted func(*http.Request) bool) *proxy {
-	p := &proxy{name: name, m: m}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			// The backend fills in the server address once it has chosen
-			// one; the scheme is always http, whatever the client used, as
-			// a cleartext Tomcat connector rejects :scheme https.
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = name
-			prior := pr.In.Header["X-Forwarded-For"]
-			pr.SetXForwarded()
-			if len(prior) > 0 && trusted(pr.In) {
-				// A trusted proxy in front: keep the chain it reports
-				// and append the peer, as it would.
-				pr.Out.Header.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+pr.Out.Header.Get("X-Forwarded-For"))
-			}
-			pr.Out.Host = pr.In.Host
-			if strings.EqualFold(pr.Out.Header.Get("Upgrade"), "h2c") {
-				// Upgrade: h2c (deprecated by RFC 9113; Go's server does
-				// not do it) is answered as the plain HTTP/1.1 request it
-				// also is. Left in, ReverseProxy would forward the upgrade
-				// and the h2c upstream would refuse it (502).
-				pr.Out.Header.Del("Upgrade")
-				pr.Out.Header.Del("Connection")
-			}
-		},
-		Transport:  rt,
-		BufferPool: bufferPool{},
-		// ReverseProxy already flushes at once when the response length is
-		// unknown (streaming); known-length bodies are copied in 32 KiB
-		// chunks.
-		FlushInterval: 0,
-		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			code, msg := errorStatus(err, r.Context().Err() != nil, name)
-			if sw, ok := w.(*statusWriter); ok && code == StatusClientClosed {
-				sw.code = StatusClientClosed
-				log.Debug("client went away", "backend", name, "path", r.URL.Path, "err", err)
-				return
-			}
-			log.Warn("proxy error", "backend", name, "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", code, "err", err)
-			writeError(w, pages(), code, msg+"\n")
-		},
-	}
-	return p
-}
-
-// bufferPool recycles ReverseProxy copy buffers: without it every request
-// allocates 32 KiB.
-type bufferPool struct{}
-
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *copyBufs.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { copyBufs.Put(&b) }
 
 // statusWriter records the final status for metrics. Unwrap keeps
 // http.ResponseController (flush, deadlines) working through it.

@@ -14,6 +14,8 @@ type Metrics struct {
 	requests       *prometheus.CounterVec
 	rejected       *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
+	clientRequests *prometheus.CounterVec
+	bytes          *prometheus.CounterVec
 }
 
 // NewMetrics creates the gateway metrics and registers them with reg. A nil
@@ -41,9 +43,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from request arrival to the end of the response, by backend.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"backend"}),
+		clientRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_client_requests_total",
+			Help: "Client requests received, by client protocol (http1, h2c, h2, h3).",
+		}, []string{"protocol"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_bytes_total",
+			Help: "Body bytes proxied, by direction (in: request bodies read from clients and sent upstream; out: response bodies written to clients) and backend.",
+		}, []string{"direction", "backend"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.clientConns, m.clientAccepted, m.rejected, m.requests, m.duration)
+		reg.MustRegister(m.clientConns, m.clientAccepted, m.rejected, m.requests, m.duration, m.clientRequests, m.bytes)
 	}
 	return m
 }
@@ -55,6 +65,19 @@ type requestMetrics struct {
 	backend  string
 	codes    *[600]atomic.Pointer[prometheus.Counter]
 	duration prometheus.Observer
+	bytesIn  prometheus.Counter // sluice_bytes_total{direction="in"}
+	bytesOut prometheus.Counter // sluice_bytes_total{direction="out"}
+}
+
+// forNoRoute is requestMetrics for requests no route matched: nothing is
+// proxied, so no byte counters.
+func (m *Metrics) forNoRoute() requestMetrics {
+	return requestMetrics{
+		requests: m.requests,
+		backend:  "none",
+		codes:    new([600]atomic.Pointer[prometheus.Counter]),
+		duration: m.duration.WithLabelValues("none"),
+	}
 }
 
 func (m *Metrics) forBackend(name string) requestMetrics {
@@ -63,6 +86,8 @@ func (m *Metrics) forBackend(name string) requestMetrics {
 		backend:  name,
 		codes:    new([600]atomic.Pointer[prometheus.Counter]),
 		duration: m.duration.WithLabelValues(name),
+		bytesIn:  m.bytes.WithLabelValues("in", name),
+		bytesOut: m.bytes.WithLabelValues("out", name),
 	}
 }
 

@@ -318,8 +318,14 @@ func (b *Backend) Close() {
 // reach the server, or when the method is idempotent and the body can be
 // replayed. The request is detached from the client's cancellation (see
 // abortGrace), so a client leaving does not reset the upstream stream at
-// once.
+// once. A RequestInfo attached with WithInfo is filled in.
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
+	return b.RoundTripInfo(req, infoFrom(req.Context()))
+}
+
+// RoundTripInfo is RoundTrip filling in info, when not nil, and passing
+// informational responses to info.Got1xx.
+func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Response, error) {
 	clientCtx := req.Context()
 	st := b.cur()
 	var deadline time.Time
@@ -337,11 +343,9 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Body = rp.body()
 		}
 	}
-	idempotent := st.idempotent[req.Method]
-	info := infoFrom(clientCtx)
 	var avoid *Server
 	for attempt := 0; ; attempt++ {
-		s, p, c, err := b.acquire(clientCtx, st, avoid, deadline)
+		s, p, c, err := b.acquire(clientCtx, st, avoid, deadline, info)
 		if err != nil {
 			var de *DialError
 			if !errors.As(err, &de) || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
@@ -362,12 +366,12 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 			info.Server, info.Protocol, info.ConnID = s.addr, p.cfg.protocol, c.id
 			info.Attempts++
 		}
-		resp, wrote, err := b.send(req, st, s, p, c, deadline)
+		resp, wrote, err := b.send(req, st, s, p, c, deadline, info)
 		if err == nil {
 			return resp, nil
 		}
 		s.failed(st)
-		reason := retryReason(err, wrote, idempotent, replayable)
+		reason := retryReason(err, wrote, st.idempotent[req.Method], replayable)
 		if reason == "" || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
 			return nil, err
 		}
@@ -381,41 +385,43 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // send makes one attempt on a reserved slot of cc. wrote reports whether the
 // request headers were written, after which the server may have seen it.
-func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, c *pconn, deadline time.Time) (*http.Response, bool, error) {
+func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, c *pconn, deadline time.Time, info *RequestInfo) (*http.Response, bool, error) {
 	clientCtx := req.Context()
 	s.active.Add(1)
 	s.requests.Add(1)
 	req.URL.Scheme = "http"
 	req.URL.Host = s.addr
 
-	ctx, cancel := context.WithCancelCause(context.WithoutCancel(clientCtx))
-	t := &tracker{s: s, p: p, cancel: cancel, idle: st.cfg.IdleTimeout}
-	if !deadline.IsZero() {
-		var stopDeadline context.CancelFunc
-		ctx, stopDeadline = context.WithDeadlineCause(ctx, deadline, ErrTotalTimeout)
-		t.stopDeadline = stopDeadline
+	// The tracker is the attempt's context: the client's values, but its
+	// own cancellation (timeouts, and the client leaving abortGrace ago).
+	t := &tracker{parent: clientCtx, s: s, p: p, idle: st.cfg.IdleTimeout, deadline: deadline, done: make(chan struct{})}
+	t.trace.WroteHeaders = func() { t.wrote.Store(true) }
+	if info != nil {
+		t.trace.Got1xxResponse = info.Got1xx
 	}
-	t.ctx = ctx
-	t.stop = context.AfterFunc(clientCtx, func() { time.AfterFunc(abortGrace, func() { cancel(errClientLeft) }) })
 	// One timer per request: first the response header timeout, then the
-	// idle timeout while the body streams.
-	t.timer = time.AfterFunc(st.cfg.ResponseHeaderTimeout, t.expire)
-	var wrote atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
+	// idle timeout while the body streams. Its callback also runs when the
+	// client leaves.
+	fire := t.fire
+	t.timer = time.AfterFunc(st.cfg.ResponseHeaderTimeout, fire)
+	if !deadline.IsZero() {
+		t.total = time.AfterFunc(time.Until(deadline), t.totalExpired)
+	}
+	t.stop = context.AfterFunc(clientCtx, fire)
 
-	resp, err := c.cc.RoundTrip(req.WithContext(ctx))
+	resp, err := c.cc.RoundTrip(req.WithContext(httptrace.WithClientTrace(t, &t.trace)))
 	if err != nil {
-		cause := context.Cause(ctx)
+		cause := t.cause()
 		t.finish()
 		switch {
 		case clientCtx.Err() != nil:
-			return nil, wrote.Load(), fmt.Errorf("%w: %w", ErrClientGone, err)
+			return nil, t.wrote.Load(), fmt.Errorf("%w: %w", ErrClientGone, err)
 		case cause == ErrResponseHeaderTimeout:
 			err = cause
-		case !deadline.IsZero() && context.Cause(ctx) == ErrTotalTimeout:
+		case cause == ErrTotalTimeout:
 			err = ErrTotalTimeout
 		}
-		return nil, wrote.Load(), &RoundTripError{Addr: s.addr, Protocol: p.cfg.protocol, Err: err}
+		return nil, t.wrote.Load(), &RoundTripError{Addr: s.addr, Protocol: p.cfg.protocol, Err: err}
 	}
 	t.bodyPhase()
 	switch resp.StatusCode {
@@ -432,37 +438,135 @@ func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, 
 		resp.Body = &upgradedBody{ReadWriteCloser: rwc, t: t}
 		return resp, true, nil
 	}
-	resp.Body = &body{rc: resp.Body, t: t}
+	t.body = body{rc: resp.Body, t: t}
+	resp.Body = &t.body
 	return resp, true, nil
 }
 
 // errClientLeft cancels an upstream request whose client left abortGrace ago.
 var errClientLeft = errors.New("upstream: client left")
 
-// tracker holds one attempt's upstream context, timer and slot, and ends
-// them once.
+// tracker holds one attempt's upstream context, timers and slot, and ends
+// them once. It is the attempt's context.Context: values come from the
+// client's context, cancellation from the tracker alone, so that the
+// client leaving does not reset the stream at once. One allocation holds
+// the context, the trace hooks and the response body wrapper.
 type tracker struct {
-	ctx    context.Context // the attempt's upstream context
-	s      *Server
-	p      *pool
-	cancel context.CancelCauseFunc
-	stop   func() bool
-	// stopDeadline releases the total-timeout context, when there is one.
-	stopDeadline context.CancelFunc
-	timer        *time.Timer
-	idle         time.Duration
-	inBody       atomic.Bool
-	ended        bool
+	parent   context.Context // the client's: values only
+	deadline time.Time       // total timeout, or zero
+	done     chan struct{}   // closed by cancel
+
+	mu     sync.Mutex // guards err, reason and afters
+	err    error      // context.Canceled or DeadlineExceeded once cancelled
+	reason error      // the cause given to cancel
+	afters []*afterFunc
+
+	s     *Server
+	p     *pool
+	trace httptrace.ClientTrace
+	wrote atomic.Bool // request headers written
+	body  body
+	stop  func() bool // unregisters from the client's context
+	timer *time.Timer
+	total *time.Timer // the total timeout, when there is one
+	idle  time.Duration
+
+	inBody   atomic.Bool
+	leaving  atomic.Bool // the client left; the grace timer runs
+	draining atomic.Bool // the body is drained on Close
+	ended    bool
 }
 
-// expire fires when headers or body bytes are overdue.
-func (t *tracker) expire() {
-	if t.inBody.Load() {
-		t.cancel(ErrIdleTimeout)
+var _ context.Context = (*tracker)(nil)
+
+func (t *tracker) Deadline() (time.Time, bool) { return t.deadline, !t.deadline.IsZero() }
+func (t *tracker) Done() <-chan struct{}       { return t.done }
+func (t *tracker) Value(key any) any           { return t.parent.Value(key) }
+
+func (t *tracker) Err() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err
+}
+
+// cause is why the attempt was cancelled, or nil.
+func (t *tracker) cause() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.reason
+}
+
+// cancel ends the attempt's context with cause (nil: context.Canceled).
+func (t *tracker) cancel(cause error) {
+	t.mu.Lock()
+	if t.err != nil {
+		t.mu.Unlock()
 		return
 	}
-	t.cancel(ErrResponseHeaderTimeout)
+	t.err = context.Canceled
+	if cause == ErrTotalTimeout {
+		t.err = context.DeadlineExceeded
+	}
+	if cause == nil {
+		cause = t.err
+	}
+	t.reason = cause
+	close(t.done)
+	afters := t.afters
+	t.afters = nil
+	t.mu.Unlock()
+	for _, a := range afters {
+		go a.f()
+	}
 }
+
+type afterFunc struct{ f func() }
+
+// AfterFunc lets contexts derived from the tracker (net/http's HTTP/1.1
+// client derives one per request) follow its cancellation without a
+// goroutine each, as context.AfterFunc would.
+func (t *tracker) AfterFunc(f func()) (stop func() bool) {
+	a := &afterFunc{f: f}
+	t.mu.Lock()
+	if t.err != nil {
+		t.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	t.afters = append(t.afters, a)
+	t.mu.Unlock()
+	return func() bool {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for i, x := range t.afters {
+			if x == a {
+				t.afters = append(t.afters[:i], t.afters[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// fire runs when the timer expires or the client leaves.
+func (t *tracker) fire() {
+	switch {
+	case t.draining.Load():
+		t.cancel(ErrIdleTimeout)
+	case t.parent.Err() != nil:
+		// The client left: the request gets abortGrace to finish before
+		// it is reset.
+		if t.leaving.CompareAndSwap(false, true) {
+			time.AfterFunc(abortGrace, func() { t.cancel(errClientLeft) })
+		}
+	case t.inBody.Load():
+		t.cancel(ErrIdleTimeout)
+	default:
+		t.cancel(ErrResponseHeaderTimeout)
+	}
+}
+
+func (t *tracker) totalExpired() { t.cancel(ErrTotalTimeout) }
 
 // bodyPhase switches the timer to the idle timeout.
 func (t *tracker) bodyPhase() {
@@ -481,10 +585,10 @@ func (t *tracker) finish() {
 	t.ended = true
 	t.timer.Stop()
 	t.stop()
-	t.cancel(nil)
-	if t.stopDeadline != nil {
-		t.stopDeadline()
+	if t.total != nil {
+		t.total.Stop()
 	}
+	t.cancel(nil)
 	t.s.active.Add(-1)
 	t.p.done()
 }
@@ -505,7 +609,7 @@ func (b *body) Read(p []byte) (int, error) {
 		b.eof = true
 	case err != nil:
 		// Say which of our timeouts ended the stream, not just "canceled".
-		if c := context.Cause(b.t.ctx); c == ErrIdleTimeout || c == ErrTotalTimeout {
+		if c := b.t.cause(); c == ErrIdleTimeout || c == ErrTotalTimeout {
 			err = c
 		}
 	case b.t.idle > 0:
@@ -517,6 +621,7 @@ func (b *body) Read(p []byte) (int, error) {
 func (b *body) Close() error {
 	if !b.eof {
 		// Bound the drain in time as well as in bytes.
+		b.t.draining.Store(true)
 		b.t.timer.Reset(abortGrace)
 		io.CopyN(io.Discard, b.rc, drainLimit)
 	}
@@ -537,14 +642,14 @@ func (u *upgradedBody) Close() error {
 }
 
 // acquire reserves a connection slot, waiting in the queue if need be.
-func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, deadline time.Time) (*Server, *pool, *pconn, error) {
+func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo) (*Server, *pool, *pconn, error) {
 	if b.q.len() == 0 {
 		s, p, cc, err := b.try(ctx, st, avoid)
 		if cc != nil || err != nil {
 			return s, p, cc, err
 		}
 	}
-	return b.wait(ctx, st, avoid, deadline)
+	return b.wait(ctx, st, avoid, deadline, info)
 }
 
 // try takes a free slot on any server, opening a connection where the caps
@@ -620,14 +725,14 @@ func anyOpen(servers []*Server) bool {
 
 // wait parks the request in the FIFO queue until a slot frees up, the queue
 // timeout passes or the client leaves.
-func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, deadline time.Time) (*Server, *pool, *pconn, error) {
+func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo) (*Server, *pool, *pconn, error) {
 	w := &waiter{ch: make(chan struct{}, 1)}
 	if !b.q.enqueue(w) {
 		b.m.rejected(reasonFull)
 		return nil, nil, nil, ErrQueueFull
 	}
 	start := time.Now()
-	if info := infoFrom(ctx); info != nil {
+	if info != nil {
 		defer func() { info.QueueWait += time.Since(start) }()
 	}
 	wait, timeoutErr := st.cfg.Queue.Timeout, ErrQueueTimeout

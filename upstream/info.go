@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"net/textproto"
 	"time"
 )
 
@@ -15,11 +16,17 @@ type RequestInfo struct {
 	ConnID    uint64        // upstream connection, unique in the process
 	QueueWait time.Duration // time spent waiting for a connection slot
 	Attempts  int           // 1, plus retries
+	// Got1xx, when not nil, is called with each informational (1xx)
+	// response before the final one, from the connection's read loop, as
+	// httptrace.ClientTrace.Got1xxResponse. Set by the caller.
+	Got1xx func(code int, header textproto.MIMEHeader) error
 }
 
 type infoKey struct{}
 
-// WithInfo returns ctx carrying info for the backend to fill in.
+// WithInfo returns ctx carrying info for the backend to fill in, for
+// callers that can only call RoundTrip; Backend.RoundTripInfo takes it
+// directly and saves the context value.
 func WithInfo(ctx context.Context, info *RequestInfo) context.Context {
 	return context.WithValue(ctx, infoKey{}, info)
 }

@@ -1,0 +1,451 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/http/httputil"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/sluice-gw/sluice/upstream"
+)
+
+// proxy forwards the requests of one backend. It does what
+// httputil.ReverseProxy with our Rewrite did, with the same semantics, but
+// without the per-request clones, closures and header canonicalisation that
+// made ReverseProxy a fifth of the gateway's allocations (see
+// BenchmarkProxyRequest): hop-by-hop headers (and those named by
+// Connection) are stripped both ways, X-Forwarded-For/-Host/-Proto and
+// Forwarded are stripped then set, TE: trailers is kept, the client's Host
+// is kept, 1xx responses and trailers are passed on, streaming responses are
+// flushed as they arrive, and a body copy failing midway aborts the handler
+// with http.ErrAbortHandler. Protocol upgrades (a WebSocket to an HTTP/1.1
+// server) still go through ReverseProxy, which owns the hijacking they need.
+type proxy struct {
+	name    string
+	rt      http.RoundTripper
+	info    infoRoundTripper // rt, when it reports RequestInfo directly
+	rp      *httputil.ReverseProxy
+	m       requestMetrics
+	pages   func() map[int]ErrorPage
+	log     *slog.Logger
+	trusted func(*http.Request) bool
+}
+
+// infoRoundTripper is upstream.Backend's RoundTripInfo: the RequestInfo is
+// passed along instead of through a context value.
+type infoRoundTripper interface {
+	RoundTripInfo(*http.Request, *upstream.RequestInfo) (*http.Response, error)
+}
+
+var _ infoRoundTripper = (*upstream.Backend)(nil)
+
+func newProxy(name string, rt http.RoundTripper, pages func() map[int]ErrorPage, m requestMetrics, log *slog.Logger, trusted func(*http.Request) bool) *proxy {
+	p := &proxy{name: name, rt: rt, m: m, pages: pages, log: log, trusted: trusted}
+	p.info, _ = rt.(infoRoundTripper)
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = name
+			prior := pr.In.Header["X-Forwarded-For"]
+			pr.SetXForwarded()
+			if len(prior) > 0 && trusted(pr.In) {
+				pr.Out.Header.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+pr.Out.Header.Get("X-Forwarded-For"))
+			}
+			pr.Out.Host = pr.In.Host
+		},
+		Transport:     rt,
+		BufferPool:    bufferPool{},
+		FlushInterval: 0,
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorHandler:  p.fail,
+	}
+	return p
+}
+
+// fail answers a request whose round trip failed.
+func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg := errorStatus(err, r.Context().Err() != nil, p.name)
+	if sw, ok := w.(*statusWriter); ok && code == StatusClientClosed {
+		sw.code = StatusClientClosed
+		p.log.Debug("client went away", "backend", p.name, "path", r.URL.Path, "err", err)
+		return
+	}
+	p.log.Warn("proxy error", "backend", p.name, "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", code, "err", err)
+	writeError(w, p.pages(), code, msg+"\n")
+}
+
+// exchange is the per-request state of a proxied request, allocated once:
+// the outbound request, its URL, the X-Forwarded-* values and what the
+// backend reports.
+type exchange struct {
+	out  http.Request
+	url  url.URL
+	xf   [2]string // X-Forwarded-For, X-Forwarded-Host
+	info upstream.RequestInfo
+	body reqBody
+
+	w    http.ResponseWriter
+	mu   sync.Mutex // guards done and w's header map between got1xx and the final response
+	done bool       // the round trip returned: 1xx responses are ignored
+}
+
+// reqBody passes the client's body upstream and counts it. Close does not
+// close the client's body: the transport closes the outbound body when it
+// fails, and closing a body whose 100-continue is still pending would hang.
+// Reading after Close fails, as the transport may outlive the handler.
+type reqBody struct {
+	rc     io.ReadCloser
+	n      prometheus.Counter // sluice_bytes_total{direction="in"}
+	closed atomic.Bool
+}
+
+var errReadAfterClose = errors.New("gateway: read on the request body after the handler returned")
+
+func (b *reqBody) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, errReadAfterClose
+	}
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.n.Add(float64(n))
+	}
+	return n, err
+}
+
+func (b *reqBody) Close() error {
+	b.closed.Store(true)
+	return nil
+}
+
+// got1xx forwards an informational response (103 Early Hints, 100
+// Continue...) to the client.
+func (ex *exchange) got1xx(code int, header textproto.MIMEHeader) error {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.done {
+		return nil
+	}
+	h := ex.w.Header()
+	for k, vv := range header {
+		if _, ok := h[k]; !ok && len(vv) > 0 {
+			h[k] = vv
+		}
+	}
+	ex.w.WriteHeader(code)
+	// WriteHeader does not clear the header map after a 1xx. Only the keys
+	// this 1xx added (the very slices it brought) are removed, so headers
+	// set before it (Alt-Svc) stay for the final response.
+	for k, vv := range header {
+		if hv := h[k]; len(hv) > 0 && len(vv) > 0 && &hv[0] == &vv[0] {
+			delete(h, k)
+		}
+	}
+	return nil
+}
+
+// Static header values, shared by every request and never modified.
+var (
+	valTrailers = []string{"trailers"}
+	valEmpty    = []string{""} // no User-Agent: the transport must not add Go's
+	valHTTP     = []string{"http"}
+	valHTTPS    = []string{"https"}
+)
+
+// hopByHop reports whether the canonical header key k is hop-by-hop (RFC
+// 9110 section 7.6.1, plus the ones ReverseProxy also strips).
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// forwarding reports whether k is a forwarding header the client may not
+// set: it is replaced by what the gateway saw.
+func forwarding(k string) bool {
+	switch k {
+	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	return false
+}
+
+// upgradeType is the protocol a request asks to switch to, or "".
+func upgradeType(h http.Header) string {
+	if !httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
+		return ""
+	}
+	if v := h["Upgrade"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// serve proxies r. It panics with http.ErrAbortHandler when the response
+// body fails midway, as ReverseProxy does, so the client sees a truncated
+// response rather than a complete-looking one.
+func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
+	if up := upgradeType(r.Header); up != "" && !strings.EqualFold(up, "h2c") {
+		// Protocol switch (WebSocket to an HTTP/1.1 server): ReverseProxy
+		// hijacks the client connection and splices it to the upstream one.
+		// Upgrade: h2c (deprecated by RFC 9113; Go's server does not do it)
+		// is answered as the plain HTTP/1.1 request it also is.
+		p.rp.ServeHTTP(w, r.WithContext(upstream.WithInfo(r.Context(), &ex.info)))
+		return
+	}
+	out := &ex.out
+	*out = *r // shallow: the context, method, trailers and body travel as they are
+	ex.url = *r.URL
+	out.URL = &ex.url
+	// The backend fills in the server address once it has chosen one; the
+	// scheme is always http, whatever the client used, as a cleartext
+	// Tomcat connector rejects :scheme https.
+	ex.url.Scheme, ex.url.Host = "http", p.name
+	ex.url.RawQuery = cleanQueryParams(ex.url.RawQuery)
+	out.Close = false
+	if r.ContentLength == 0 {
+		out.Body = nil // no body: the transport may retry freely
+	} else if r.Body != nil {
+		ex.body.rc, ex.body.n = r.Body, p.m.bytesIn
+		out.Body = &ex.body
+		defer ex.body.Close()
+	}
+	out.Header = p.outHeader(r, ex)
+
+	ex.w = w
+	ex.info.Got1xx = ex.got1xx
+	var res *http.Response
+	var err error
+	if p.info != nil {
+		res, err = p.info.RoundTripInfo(out, &ex.info)
+	} else {
+		// Any other RoundTripper learns of the 1xx hook the standard way.
+		out = out.WithContext(httptrace.WithClientTrace(out.Context(), &httptrace.ClientTrace{Got1xxResponse: ex.got1xx}))
+		res, err = p.rt.RoundTrip(out)
+	}
+	ex.mu.Lock()
+	ex.done = true
+	ex.mu.Unlock()
+	if err != nil {
+		p.fail(w, out, err)
+		return
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		// Never asked for (upgrades go through ReverseProxy above).
+		res.Body.Close()
+		p.fail(w, out, errors.New("gateway: unexpected 101 Switching Protocols"))
+		return
+	}
+	p.copyResponse(w, r, res)
+}
+
+// outHeader builds the outbound header: the client's minus hop-by-hop and
+// forwarding headers, plus what the gateway sets. Values are shared with
+// the inbound header, never modified in place.
+func (p *proxy) outHeader(r *http.Request, ex *exchange) http.Header {
+	in := r.Header
+	conn := in["Connection"]
+	h := make(http.Header, len(in)+4)
+	for k, vv := range in {
+		if hopByHop(k) || forwarding(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) {
+			continue
+		}
+		h[k] = vv
+	}
+	if httpguts.HeaderValuesContainsToken(in["Te"], "trailers") {
+		// Tell the server trailers are supported, when the client said so.
+		h["Te"] = valTrailers
+	}
+	if clientIP, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := in["X-Forwarded-For"]; len(prior) > 0 && p.trusted(r) {
+			// A trusted proxy in front: keep the chain it reports and
+			// append the peer, as it would.
+			clientIP = strings.Join(prior, ", ") + ", " + clientIP
+		}
+		ex.xf[0] = clientIP
+		h["X-Forwarded-For"] = ex.xf[0:1:1]
+	}
+	ex.xf[1] = r.Host
+	h["X-Forwarded-Host"] = ex.xf[1:2:2]
+	if r.TLS == nil {
+		h["X-Forwarded-Proto"] = valHTTP
+	} else {
+		h["X-Forwarded-Proto"] = valHTTPS
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = valEmpty
+	}
+	return h
+}
+
+// copyResponse sends res to the client: headers without hop-by-hop ones,
+// the body (flushed as it arrives when its length is unknown), then
+// trailers.
+func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Response) {
+	h := w.Header()
+	conn := res.Header["Connection"]
+	for k, vv := range res.Header {
+		if hopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) {
+			continue
+		}
+		addValues(h, k, vv)
+	}
+	announced := len(res.Trailer)
+	if announced > 0 {
+		// The transport takes the Trailer header out of res.Header and
+		// into res.Trailer's keys: announce them again.
+		keys := make([]string, 0, announced)
+		for k := range res.Trailer {
+			keys = append(keys, k)
+		}
+		h.Add("Trailer", strings.Join(keys, ", "))
+	}
+	w.WriteHeader(res.StatusCode)
+	flush := flushImmediately(res)
+	if flush {
+		// Streaming: the client gets the headers now, even if the first
+		// body bytes are slow to come (Server-Sent Events).
+		w.Flush()
+	}
+	if readErr, err := copyBody(w, res.Body, flush); err != nil {
+		if readErr && !errors.Is(err, context.Canceled) {
+			p.log.Warn("upstream body failed midway", "backend", p.name, "path", r.URL.Path, "err", err)
+		}
+		res.Body.Close()
+		if r.Context().Value(http.ServerContextKey) == nil {
+			// Not under an http.Server (a test calling ServeHTTP), which
+			// would not recover the panic.
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}
+	res.Body.Close() // now, to populate res.Trailer
+	if len(res.Trailer) > 0 {
+		// Force chunking, so that net/http does not add a Content-Length
+		// to a short body and drop the trailers.
+		w.Flush()
+	}
+	if len(res.Trailer) == announced {
+		for k, vv := range res.Trailer {
+			addValues(h, k, vv)
+		}
+		return
+	}
+	for k, vv := range res.Trailer {
+		k = http.TrailerPrefix + k
+		for _, v := range vv {
+			h.Add(k, v)
+		}
+	}
+}
+
+// addValues appends vv to h[k]. A key h lacks takes vv itself: the
+// response is ours alone, so its slices need no copy.
+func addValues(h http.Header, k string, vv []string) {
+	if prev, ok := h[k]; ok {
+		h[k] = append(prev, vv...)
+	} else {
+		h[k] = vv
+	}
+}
+
+// flushImmediately reports whether each chunk of the body must reach the
+// client at once: Server-Sent Events, or any body of unknown length
+// (streaming). Known-length bodies are copied in 32 KiB chunks.
+func flushImmediately(res *http.Response) bool {
+	if res.ContentLength == -1 {
+		return true
+	}
+	ct := res.Header["Content-Type"]
+	if len(ct) == 0 {
+		return false
+	}
+	base, _, _ := strings.Cut(ct[0], ";")
+	return strings.EqualFold(strings.TrimSpace(base), "text/event-stream")
+}
+
+// copyBody copies src to w through a pooled buffer. It returns the first
+// write error or non-EOF read error, and whether it was a read error.
+func copyBody(w *statusWriter, src io.Reader, flush bool) (readErr bool, err error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for {
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			nw, werr := w.Write(buf[:nr])
+			if werr != nil {
+				return false, werr
+			}
+			if nw != nr {
+				return false, io.ErrShortWrite
+			}
+			if flush {
+				w.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return false, nil
+		}
+		if rerr != nil {
+			return true, rerr
+		}
+	}
+}
+
+// cleanQueryParams drops query parameters that cannot be parsed (a ';', a
+// bad %-escape), as ReverseProxy does, so the server cannot read the query
+// differently from the gateway. Well-formed queries are returned as they
+// are.
+func cleanQueryParams(s string) string {
+	if s == "" {
+		return s
+	}
+	reencode := func(s string) string {
+		v, _ := url.ParseQuery(s)
+		return v.Encode()
+	}
+	if strings.Count(s, "&")+1 > 10000 {
+		return reencode(s)
+	}
+	for i := 0; i < len(s); {
+		switch s[i] {
+		case ';':
+			return reencode(s)
+		case '%':
+			if i+2 >= len(s) || !ishex(s[i+1]) || !ishex(s[i+2]) {
+				return reencode(s)
+			}
+			i += 3
+		default:
+			i++
+		}
+	}
+	return s
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// bufferPool recycles ReverseProxy copy buffers (upgrade requests only).
+type bufferPool struct{}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *copyBufs.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { copyBufs.Put(&b) }
