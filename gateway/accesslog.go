@@ -99,6 +99,7 @@ func (a *AccessLog) record(r *http.Request, status int, bytes int64, backend str
 		slog.String("server", info.Server),
 		slog.String("upstream_proto", info.Protocol),
 		slog.Uint64("upstream_conn", info.ConnID),
+		slog.Uint64("upstream_req", info.ConnReq),
 		slog.Int("attempts", info.Attempts),
 		slog.Duration("queue_wait", info.QueueWait),
 		slog.Duration("duration", d),

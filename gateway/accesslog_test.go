@@ -78,7 +78,7 @@ func TestAccessLogModes(t *testing.T) {
 			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
 				t.Fatal(err)
 			}
-			for _, k := range []string{"client", "proto", "method", "host", "path", "status", "bytes", "backend", "server", "upstream_proto", "upstream_conn", "queue_wait", "duration"} {
+			for _, k := range []string{"client", "proto", "method", "host", "path", "status", "bytes", "backend", "server", "upstream_proto", "upstream_conn", "upstream_req", "queue_wait", "duration"} {
 				if _, ok := rec[k]; !ok {
 					t.Errorf("field %s missing in %v", k, rec)
 				}

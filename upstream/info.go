@@ -11,9 +11,13 @@ import (
 // request path pays nothing otherwise. Written by the request's own
 // goroutine, read after RoundTrip returns.
 type RequestInfo struct {
-	Server    string        // address of the server that answered (last attempt)
-	Protocol  string        // "h2c" or "h1"
-	ConnID    uint64        // upstream connection, unique in the process
+	Server   string // address of the server that answered (last attempt)
+	Protocol string // "h2c" or "h1"
+	ConnID   uint64 // upstream connection, unique in the process
+	// ConnReq numbers the request on that connection, 1 for its first.
+	// net/http does not expose HTTP/2 stream ids; on an h2c connection
+	// request N is normally stream 2N-1.
+	ConnReq   uint64
 	QueueWait time.Duration // time spent waiting for a connection slot
 	Attempts  int           // 1, plus retries
 	// Got1xx, when not nil, is called with each informational (1xx)

@@ -70,8 +70,9 @@ type pconn struct {
 	pool      *pool
 	// id names the connection in access logs, unique in the process.
 	id uint64
-	// opened is when the dial completed; reqs counts the requests given a
-	// slot on it. Both feed the reuse histograms when it ends.
+	// opened is when the dial completed; reqs counts the client requests
+	// sent on it (health checks not included). Both feed the reuse
+	// histograms when it ends.
 	opened time.Time
 	reqs   atomic.Uint64
 }
@@ -186,7 +187,6 @@ func (p *pool) tryAcquire() *pconn {
 	if best == nil || best.cc.Reserve() != nil {
 		return nil
 	}
-	best.reqs.Add(1)
 	p.inflight.Add(1)
 	return best
 }

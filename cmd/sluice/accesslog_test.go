@@ -69,7 +69,7 @@ func TestAccessLogFileAndReopen(t *testing.T) {
 		return len(lines) == 1
 	})
 	l := lines[0]
-	for k, want := range map[string]any{"method": "GET", "path": "/first", "status": float64(200), "backend": config.QuickBackend, "proto": "HTTP/1.1"} {
+	for k, want := range map[string]any{"method": "GET", "path": "/first", "status": float64(200), "backend": config.QuickBackend, "proto": "HTTP/1.1", "upstream_req": float64(1)} {
 		if l[k] != want {
 			t.Errorf("%s = %v, want %v (line %v)", k, l[k], want, l)
 		}
@@ -94,6 +94,9 @@ func TestAccessLogFileAndReopen(t *testing.T) {
 		lines = readLines(t, file)
 		return len(lines) == 1 && lines[0]["path"] == "/second"
 	})
+	if got := lines[0]["upstream_req"]; got != float64(2) {
+		t.Errorf("second request on the one upstream connection: upstream_req = %v, want 2", got)
+	}
 	if old := readLines(t, rotated); len(old) != 1 {
 		t.Errorf("rotated file has %d lines, want 1", len(old))
 	}
