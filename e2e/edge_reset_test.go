@@ -23,7 +23,7 @@ type floodResult struct {
 }
 
 func (f floodResult) String() string {
-	s := fmt.Sprintf("%d streams opened and reset; connection end: %s", f.streams, f.end)
+	s := fmt.Sprintf("%d HEADERS+RST_STREAM pairs written; connection end: %s", f.streams, f.end)
 	if f.closedAt > 0 {
 		s += fmt.Sprintf(" after %v", f.closedAt.Round(time.Millisecond))
 	}
@@ -147,8 +147,12 @@ func TestRapidResetFloodIsContained(t *testing.T) {
 	var floodConns, floodStreams int
 	go func() {
 		defer close(floodDone)
-		// A flooder whose connection is cut connects again at once, for
-		// the whole 6 s: cutting one connection is not the whole defence.
+		// A flooder whose connection is cut connects again, for the whole
+		// 6 s, at most 10 times a second: the per-address connection rate
+		// limit of the L4 load balancer or firewall in front (README,
+		// "HTTP/2 attacks"). Without one, every reconnection costs an
+		// accept and a handshake on top, and on this 2-core box the
+		// flooder's own CPU competes with the normal clients.
 		deadline := time.Now().Add(6 * time.Second)
 		for time.Now().Before(deadline) {
 			flood, floodErr = rapidReset(s.Listen, time.Until(deadline))
@@ -157,6 +161,11 @@ func TestRapidResetFloodIsContained(t *testing.T) {
 			}
 			floodConns++
 			floodStreams += flood.streams
+			if flood.closedAt > time.Second {
+				floodErr = fmt.Errorf("flooding connection %d was cut only after %v", floodConns, flood.closedAt)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}()
 	time.Sleep(500 * time.Millisecond)
@@ -167,7 +176,7 @@ func TestRapidResetFloodIsContained(t *testing.T) {
 	}
 	handled := reqs() - before - float64(len(under.d)+under.failed)
 	t.Logf("with the flood: %v", under)
-	t.Logf("rapid reset: %d connections cut, %d streams opened and reset in all; last connection: %v; requests sluice handled from the flood: %.0f (%.0f counted as 499, client gone); sluice_client_rejected_total{reason=rapid_reset} %v",
+	t.Logf("rapid reset: %d connections cut, %d HEADERS+RST_STREAM pairs written in all; last connection: %v; requests sluice handled from the flood: %.0f (%.0f counted as 499, client gone); sluice_client_rejected_total{reason=rapid_reset} %v",
 		floodConns, floodStreams, flood, handled, gone()-gone0, metric(t, s.Admin, "sluice_client_rejected_total", map[string]string{"reason": "rapid_reset"}))
 	if under.failed > 0 {
 		t.Errorf("normal clients failed during the flood: %v (%s)", under, under.firstErr)
@@ -175,6 +184,9 @@ func TestRapidResetFloodIsContained(t *testing.T) {
 	after := runLatencyLoad(100, 5*time.Second, url, h2cOwnConn)
 	t.Logf("baseline again, after the flood: %v", after)
 	comparePercentile(t, "rapid-reset flood", under, base, after)
+	if got := metric(t, s.Admin, "sluice_client_rejected_total", map[string]string{"reason": "rapid_reset"}); got < float64(floodConns) {
+		t.Errorf("sluice_client_rejected_total{reason=rapid_reset} = %v for %d flooding connections cut", got, floodConns)
+	}
 	if flood.end == "still open" {
 		t.Errorf("the flooding connection was not closed by the server: %v", flood)
 	}
