@@ -38,16 +38,47 @@ func fieldErrors(t *testing.T, err error) []FieldError {
 	return errs.List
 }
 
+// rejectCase is a configuration Parse must refuse with an error naming key
+// (and saying msg) from source.
+type rejectCase struct {
+	name, yaml string
+	env        []string
+	key, msg   string
+	source     string // "" means sluice.yaml
+	wantAll    string // if set, the exact Error() line expected among the output
+}
+
+// checkRejects parses every case and looks for its error.
+func checkRejects(t *testing.T, tests []rejectCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tt.yaml), "sluice.yaml", tt.env)
+			if err == nil {
+				t.Fatalf("accepted:\n%s\ngot %+v", tt.yaml, cfg)
+			}
+			want := tt.source
+			if want == "" {
+				want = "sluice.yaml"
+			}
+			found := false
+			for _, fe := range fieldErrors(t, err) {
+				if fe.Key == tt.key && fe.Source == want && strings.Contains(fe.Msg, tt.msg) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no error {%s %s %q} in:\n%v", want, tt.key, tt.msg, err)
+			}
+			if tt.wantAll != "" && !strings.Contains(err.Error()+"\n", tt.wantAll+"\n") {
+				t.Errorf("missing line %q in:\n%v", tt.wantAll, err)
+			}
+		})
+	}
+}
+
 func TestParseRejects(t *testing.T) {
-	tests := []struct {
-		name    string
-		yaml    string
-		env     []string
-		key     string
-		msg     string
-		source  string // "" means sluice.yaml
-		wantAll string // if set, the exact Error() line expected among the output
-	}{
+	checkRejects(t, []rejectCase{
 		// Unknown keys.
 		{name: "unknown top-level key", yaml: valid + "listn: \":8080\"\n", key: "listn", msg: "did you mean listen"},
 		{name: "unknown backend key", yaml: withBackend(oneServer+"protocl: h1", ""), key: "backends.tomcat.protocl", msg: "did you mean backends.tomcat.protocol"},
@@ -148,31 +179,7 @@ func TestParseRejects(t *testing.T) {
 		{name: "env set twice", yaml: valid, env: []string{"SLUICE_LISTEN=:1", "SLUICE_listen=:2"}, key: "listen", msg: "also set by SLUICE_LISTEN", source: "env SLUICE_listen"},
 		{name: "env ambiguous backend", yaml: "backends: {a: {" + strings.TrimSuffix(oneServer, "\n") + "}, A: {" + strings.TrimSuffix(oneServer, "\n") + "}}\nroutes: [{backend: a}]\n", env: []string{"SLUICE_BACKENDS__A__PROTOCOL=h1"}, key: "backends.a", msg: "ambiguous", source: "env SLUICE_BACKENDS__A__PROTOCOL"},
 		{name: "env enum", yaml: valid, env: []string{"SLUICE_BACKENDS__TOMCAT__PROTOCOL=H2C"}, key: "backends.tomcat.protocol", msg: "must be one of", source: "env SLUICE_BACKENDS__TOMCAT__PROTOCOL"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := Parse([]byte(tt.yaml), "sluice.yaml", tt.env)
-			if err == nil {
-				t.Fatalf("accepted:\n%s\ngot %+v", tt.yaml, cfg)
-			}
-			want := tt.source
-			if want == "" {
-				want = "sluice.yaml"
-			}
-			found := false
-			for _, fe := range fieldErrors(t, err) {
-				if fe.Key == tt.key && fe.Source == want && strings.Contains(fe.Msg, tt.msg) {
-					found = true
-				}
-			}
-			if !found {
-				t.Errorf("no error {%s %s %q} in:\n%v", want, tt.key, tt.msg, err)
-			}
-			if tt.wantAll != "" && !strings.Contains(err.Error()+"\n", tt.wantAll+"\n") {
-				t.Errorf("missing line %q in:\n%v", tt.wantAll, err)
-			}
-		})
-	}
+	})
 }
 
 func TestParseReportsEveryError(t *testing.T) {

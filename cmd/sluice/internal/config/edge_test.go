@@ -96,12 +96,7 @@ func TestParseRejectsEdge(t *testing.T) {
 	cert, key := writeCert(t, dir, "a.example")
 	otherCert, _ := writeCert(t, dir, "b.example")
 	certs := "tls_certs: [{cert: " + cert + ", key: " + key + "}]\n"
-	tests := []struct {
-		name, yaml string
-		env        []string
-		key, msg   string
-		source     string // "" means sluice.yaml
-	}{
+	checkRejects(t, []rejectCase{
 		{name: "http3 without tls_listen", yaml: valid + "http3: true\n" + certs, key: "http3", msg: "requires tls_listen"},
 		{name: "tls_listen without certs", yaml: valid + "tls_listen: \":8443\"\n", key: "tls_certs", msg: "at least one {cert, key} pair is required"},
 		{name: "tls_listen bad address", yaml: valid + "tls_listen: \"8443\"\n" + certs, key: "tls_listen", msg: "missing port"},
@@ -136,25 +131,7 @@ func TestParseRejectsEdge(t *testing.T) {
 		{name: "pprof not bool", yaml: valid + "pprof: sometimes\n", key: "pprof", msg: "must be true or false"},
 		{name: "access log mode from env", yaml: valid, env: []string{"SLUICE_ACCESS_LOG__MODE=loud"}, key: "access_log.mode", msg: "must be one of", source: "env SLUICE_ACCESS_LOG__MODE"},
 		{name: "limit from env", yaml: valid, env: []string{"SLUICE_LIMITS__MAX_HEADER_COUNT=0"}, key: "limits.max_header_count", msg: "between 1 and 10000", source: "env SLUICE_LIMITS__MAX_HEADER_COUNT"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.yaml), "sluice.yaml", tt.env)
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			source := tt.source
-			if source == "" {
-				source = "sluice.yaml"
-			}
-			for _, fe := range fieldErrors(t, err) {
-				if fe.Key == tt.key && fe.Source == source && strings.Contains(fe.Msg, tt.msg) {
-					return
-				}
-			}
-			t.Errorf("no error %s: %s: ...%s...; got:\n%v", source, tt.key, tt.msg, err)
-		})
-	}
+	})
 }
 
 func TestEnvOverrideEdge(t *testing.T) {

@@ -14,14 +14,7 @@ import (
 
 func TestParseRejectsResilience(t *testing.T) {
 	const be = "backends.tomcat."
-	tests := []struct {
-		name   string
-		yaml   string
-		env    []string
-		key    string
-		msg    string
-		source string // "" means sluice.yaml
-	}{
+	checkRejects(t, []rejectCase{
 		{name: "shutdown grace zero", yaml: valid + "shutdown_grace: 0s\n", key: "shutdown_grace", msg: "must be positive"},
 		{name: "shutdown grace bare number", yaml: valid + "shutdown_grace: 30\n", key: "shutdown_grace", msg: "bare number 30"},
 		{name: "shutdown grace typo", yaml: valid + "shutdown_grase: 1s\n", key: "shutdown_grase", msg: "did you mean shutdown_grace"},
@@ -85,28 +78,7 @@ func TestParseRejectsResilience(t *testing.T) {
 		{name: "env shutdown grace", yaml: valid, env: []string{"SLUICE_SHUTDOWN_GRACE=30"}, key: "shutdown_grace", msg: "bare number", source: "env SLUICE_SHUTDOWN_GRACE"},
 		{name: "env error page missing", yaml: valid, env: []string{"SLUICE_ERROR_PAGES__502=/nonexistent/502.html"}, key: "error_pages.502", msg: "no such file", source: "env SLUICE_ERROR_PAGES__502"},
 		{name: "env method list bad token", yaml: valid, env: []string{"SLUICE_BACKENDS__TOMCAT__IDEMPOTENT_METHODS=POST,A B"}, key: be + "idempotent_methods[1]", msg: "invalid method name", source: "env SLUICE_BACKENDS__TOMCAT__IDEMPOTENT_METHODS"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := Parse([]byte(tt.yaml), "sluice.yaml", tt.env)
-			if err == nil {
-				t.Fatalf("accepted:\n%s\ngot %+v", tt.yaml, cfg)
-			}
-			want := tt.source
-			if want == "" {
-				want = "sluice.yaml"
-			}
-			found := false
-			for _, fe := range fieldErrors(t, err) {
-				if fe.Key == tt.key && fe.Source == want && strings.Contains(fe.Msg, tt.msg) {
-					found = true
-				}
-			}
-			if !found {
-				t.Errorf("no error {%s %s %q} in:\n%v", want, tt.key, tt.msg, err)
-			}
-		})
-	}
+	})
 }
 
 func TestEnvOverrideResilience(t *testing.T) {
