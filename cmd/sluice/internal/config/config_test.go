@@ -413,22 +413,29 @@ func TestMarshalRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := c.Marshal()
-		if err != nil {
-			t.Fatal(err)
+		checkRoundTrip(t, c, "probe_interval: ", "idle_timeout: 1h0m30s\n", "timeout: ", "response_header: ")
+	}
+}
+
+// checkRoundTrip marshals c, looks for each of wants in the output, and
+// parses the output back into c.
+func checkRoundTrip(t *testing.T, c *Config, wants ...string) {
+	t.Helper()
+	out, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range wants {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
 		}
-		for _, want := range []string{"probe_interval: ", "idle_timeout: 1h0m30s\n", "timeout: ", "response_header: "} {
-			if !strings.Contains(string(out), want) {
-				t.Errorf("output lacks %q:\n%s", want, out)
-			}
-		}
-		back, err := Parse(out, "marshalled", nil)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		if !reflect.DeepEqual(back, c) {
-			t.Errorf("round trip changed config:\n%s", out)
-		}
+	}
+	back, err := Parse(out, "marshalled", nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(back, c) {
+		t.Errorf("round trip changed config:\n%s", out)
 	}
 }
 
