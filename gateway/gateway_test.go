@@ -11,21 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/upstream"
 )
 
 // newUpstream starts an h2c-capable origin server.
-func newUpstream(t testing.TB, h http.HandlerFunc) string {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	srv.Config.Protocols = &p
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv.Listener.Addr().String()
-}
+func newUpstream(t testing.TB, h http.HandlerFunc) string { return gatewaytest.Origin(t, h) }
 
 // newGateway serves a gateway with one backend "b" in front of addr.
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -210,4 +210,3 @@ func (u *upgradedBody) Close() error {
 	u.t.finish()
 	return err
 }
-

@@ -10,7 +10,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -45,17 +44,9 @@ func writeCertPair(t *testing.T, certFile, keyFile string) *big.Int {
 // echoOrigin answers every request with its X-Forwarded-For and
 // X-Forwarded-Proto, over HTTP/1.1 and h2c.
 func echoOrigin(t *testing.T) string {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return gatewaytest.Origin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "xff=%s proto=%s", r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"))
 	}))
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	srv.Config.Protocols = &p
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv.Listener.Addr().String()
 }
 
 // serveWithReload runs serve with cfg; reloads return whatever next holds.

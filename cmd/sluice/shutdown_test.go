@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // These tests run serve itself in front of an httptest origin, to pin down
@@ -37,7 +37,7 @@ func newBlockingOrigin(t *testing.T) *blockingOrigin {
 	releaseCh := make(chan struct{})
 	var once sync.Once
 	o.release = func() { once.Do(func() { close(releaseCh) }) }
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	o.addr = gatewaytest.Origin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/block" {
 			o.started <- struct{}{}
 			select {
@@ -50,14 +50,7 @@ func newBlockingOrigin(t *testing.T) *blockingOrigin {
 		}
 		io.WriteString(w, "ok")
 	}))
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	srv.Config.Protocols = &p
-	srv.Start()
-	t.Cleanup(srv.Close)
-	t.Cleanup(o.release) // runs before srv.Close, which waits for handlers
-	o.addr = srv.Listener.Addr().String()
+	t.Cleanup(o.release) // runs before the origin's Close, which waits for handlers
 	return o
 }
 
