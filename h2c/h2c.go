@@ -49,10 +49,14 @@ func NewTransport(cfg Config) *http.Transport {
 			if err != nil {
 				return nil, err
 			}
+			// The settings watcher sits outside the coalescer: it sees
+			// every byte in order on both sides, in the caller's goroutine,
+			// and the coalescer alone owns the socket's write side.
+			var conn net.Conn = newCoalescedConn(c)
 			if w, ok := ctx.Value(watchKey{}).(*settingsWatch); ok {
-				return &watchedConn{Conn: c, w: w}, nil
+				conn = &watchedConn{Conn: conn, w: w}
 			}
-			return c, nil
+			return conn, nil
 		},
 		Protocols: &protos,
 		// A proxy forwards the client's Accept-Encoding untouched and must

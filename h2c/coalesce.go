@@ -1,0 +1,243 @@
+package h2c
+
+import (
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+)
+
+const (
+	// coalesceMax bounds the bytes waiting for the flusher. A Write that
+	// would go beyond it waits for the flusher (back-pressure); a single
+	// Write larger than it is taken whole when nothing else is pending.
+	coalesceMax = 64 << 10
+	// closeFlushTimeout bounds how long Close lets pending bytes drain
+	// before it closes the socket, as a kernel send buffer would.
+	closeFlushTimeout = 100 * time.Millisecond
+)
+
+// coalescedConn batches the writes of one upstream connection into fewer
+// write syscalls. The HTTP/2 client flushes once per request under its
+// write lock; here Write only copies the bytes into a buffer and returns,
+// and one flusher goroutine, owned by the conn, writes whatever is pending
+// in a single syscall. While that syscall runs, the frames of other
+// streams gather behind it. At low load each Write costs a goroutine hop
+// and nothing more; there is no timer and no waiting for company.
+//
+// Errors: the first write error is sticky. The flusher closes the socket
+// at once, so the connection's reader fails too, and every later Write
+// returns the error.
+//
+// Deadlines: a deadline set with SetWriteDeadline bounds the Write calls
+// made while it is in force (waiting for room included), and the bytes
+// they queued: the flusher's syscall carries the latest deadline among
+// the Writes in its batch, or none if one of them had none. A write
+// timeout in the flusher is an error like any other.
+type coalescedConn struct {
+	net.Conn
+
+	wake chan struct{} // capacity 1; a token when busy turns true
+	done chan struct{} // closed when the flusher has returned
+
+	// mu protects the fields below. It is never held across a socket
+	// write or close; setting the socket's write deadline is done under
+	// it so that Close's deadline cannot be overtaken by the flusher's.
+	mu          sync.Mutex
+	pending     []byte    // bytes written but not yet taken by the flusher
+	pendingDL   time.Time // latest write deadline among the pending bytes
+	pendingNoDL bool      // some pending bytes were written without a deadline
+	deadline    time.Time // set by SetWriteDeadline
+	sockDL      time.Time // the deadline last set on the socket
+	busy        bool      // the flusher is writing, or has a wake token queued
+	err         error     // sticky: the first write error, or net.ErrClosed
+	closing     bool
+	closeDL     time.Time     // deadline for draining once closing
+	changed     chan struct{} // closed when room frees, err is set or the deadline moves; nil if nobody waits
+}
+
+var _ net.Conn = (*coalescedConn)(nil)
+
+func newCoalescedConn(c net.Conn) *coalescedConn {
+	cc := &coalescedConn{
+		Conn: c,
+		wake: make(chan struct{}, 1),
+		done: make(chan struct{}),
+	}
+	go cc.flusher()
+	return cc
+}
+
+// Write queues p and returns; it blocks only while too much is pending.
+func (c *coalescedConn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var timer *time.Timer
+	c.mu.Lock()
+	for {
+		if c.err != nil {
+			err := c.err
+			c.mu.Unlock()
+			stopTimer(timer)
+			return 0, err
+		}
+		dl := c.deadline
+		if !dl.IsZero() && !time.Now().Before(dl) {
+			c.mu.Unlock()
+			stopTimer(timer)
+			return 0, c.timeoutError()
+		}
+		if len(c.pending) == 0 || len(c.pending)+len(p) <= coalesceMax {
+			break
+		}
+		ch := c.changedLocked()
+		c.mu.Unlock()
+		var expired <-chan time.Time
+		if !dl.IsZero() {
+			if timer == nil {
+				timer = time.NewTimer(time.Until(dl))
+			} else {
+				timer.Reset(time.Until(dl))
+			}
+			expired = timer.C
+		}
+		select {
+		case <-ch:
+		case <-expired:
+		}
+		c.mu.Lock()
+	}
+	c.pending = append(c.pending, p...)
+	if dl := c.deadline; dl.IsZero() {
+		c.pendingNoDL = true
+	} else if dl.After(c.pendingDL) {
+		c.pendingDL = dl
+	}
+	kick := !c.busy
+	c.busy = true
+	c.mu.Unlock()
+	stopTimer(timer)
+	if kick {
+		c.wake <- struct{}{}
+	}
+	return len(p), nil
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+func (c *coalescedConn) timeoutError() error {
+	return &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.ErrDeadlineExceeded}
+}
+
+// SetWriteDeadline applies to later Writes, to Writes waiting for room
+// and to the bytes those Writes queue.
+func (c *coalescedConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.broadcastLocked()
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *coalescedConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// Close lets pending bytes drain for at most closeFlushTimeout, stops the
+// flusher, waits for it, and closes the socket.
+func (c *coalescedConn) Close() error {
+	c.mu.Lock()
+	kick := false
+	if !c.closing {
+		c.closing = true
+		if c.err == nil {
+			c.err = net.ErrClosed
+		}
+		c.closeDL = time.Now().Add(closeFlushTimeout)
+		c.setSockDeadlineLocked(c.closeDL)
+		c.broadcastLocked()
+		kick = !c.busy
+		c.busy = true
+	}
+	c.mu.Unlock()
+	if kick {
+		c.wake <- struct{}{}
+	}
+	<-c.done
+	return c.Conn.Close()
+}
+
+// flusher writes pending bytes until Close, or until a write fails.
+func (c *coalescedConn) flusher() {
+	defer close(c.done)
+	var batch []byte
+	for range c.wake {
+		runtime.Gosched()
+		c.mu.Lock()
+		for len(c.pending) > 0 {
+			batch, c.pending = c.pending, batch[:0]
+			dl := c.pendingDL
+			if c.pendingNoDL {
+				dl = time.Time{}
+			}
+			if c.closing {
+				dl = c.closeDL
+			}
+			c.pendingDL, c.pendingNoDL = time.Time{}, false
+			c.setSockDeadlineLocked(dl)
+			c.broadcastLocked()
+			c.mu.Unlock()
+
+			_, err := c.Conn.Write(batch)
+
+			c.mu.Lock()
+			if err != nil {
+				if c.err == nil || c.err == net.ErrClosed {
+					c.err = err
+				}
+				c.pending = nil
+				c.broadcastLocked()
+				c.mu.Unlock()
+				// The reader must see the connection as broken too.
+				c.Conn.Close()
+				return
+			}
+		}
+		if c.closing {
+			c.mu.Unlock()
+			return
+		}
+		c.busy = false
+		c.mu.Unlock()
+	}
+}
+
+func (c *coalescedConn) setSockDeadlineLocked(dl time.Time) {
+	if !dl.Equal(c.sockDL) {
+		c.sockDL = dl
+		c.Conn.SetWriteDeadline(dl)
+	}
+}
+
+func (c *coalescedConn) changedLocked() chan struct{} {
+	if c.changed == nil {
+		c.changed = make(chan struct{})
+	}
+	return c.changed
+}
+
+func (c *coalescedConn) broadcastLocked() {
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
+	}
+}
