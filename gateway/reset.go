@@ -27,6 +27,7 @@ const (
 type resetWindow struct {
 	start atomic.Int64 // UnixNano of the window's first reset
 	n     atomic.Int32
+	cut   atomic.Bool // the connection was closed for it, once
 }
 
 // add counts one reset at now and reports whether the connection went over
@@ -52,10 +53,11 @@ func (t *connTracker) streamReset(r *http.Request) {
 	if !ok || cc.conn == nil {
 		return
 	}
-	if cc.resets.add(time.Now().UnixNano()) {
-		if cc.resets.n.Load() == rapidResetLimit+1 {
-			t.reject(reasonRapidReset)
-		}
+	// Only the request that crosses the limit closes and counts: the
+	// streams of a flood end concurrently, and each connection is one
+	// rejection.
+	if cc.resets.add(time.Now().UnixNano()) && cc.resets.cut.CompareAndSwap(false, true) {
+		t.reject(reasonRapidReset)
 		// Closing the socket under Go's HTTP/2 server ends its read loop;
 		// the streams still open end with it. No GOAWAY: the client is
 		// not owed one.

@@ -99,7 +99,9 @@ func (s *logSink) flush() {
 // reopen flushes and opens the file again by name; for stdout and stderr
 // it only flushes. On error the old file stays in use.
 func (s *logSink) reopen() error {
-	if s.f == nil {
+	// Decided by the path, not s.f: SIGHUP and POST /reload may reopen
+	// concurrently, and s.f is only read under mu.
+	if s.path == config.PathStdout || s.path == config.PathStderr {
 		s.flush()
 		return nil
 	}
