@@ -54,8 +54,6 @@ type clientConn struct {
 	proto      atomic.Int32 // index into g and acc
 	classified atomic.Bool
 	accepted   time.Time
-	conn       net.Conn // closed when the client floods resets (reset.go)
-	resets     resetWindow
 }
 
 type connKey struct{}
@@ -73,7 +71,7 @@ func (t *connTracker) init() {
 // connContext is http.Server.ConnContext.
 func (t *connTracker) connContext(ctx context.Context, c net.Conn) context.Context {
 	t.init()
-	cc := &clientConn{accepted: time.Now(), conn: c}
+	cc := &clientConn{accepted: time.Now()}
 	t.conns.Store(c, cc)
 	t.g[protoHTTP1].Inc()
 	return context.WithValue(ctx, connKey{}, cc)

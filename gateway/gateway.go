@@ -199,8 +199,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Context().Err() != nil {
 		// The client reset the stream before its handler ran, as every
 		// stream of an HTTP/2 rapid-reset flood is: sending the request
-		// on would only make Tomcat do the work for nobody.
-		g.conns.streamReset(r)
+		// on would only make Tomcat do the work for nobody. (The flood
+		// itself is cut where its frames are read: reset.go.)
 		p.m.observe(StatusClientClosed, time.Since(start))
 		return
 	}
@@ -212,9 +212,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d := time.Since(start)
 		code := sw.status()
 		p.m.observe(code, d)
-		if code == StatusClientClosed {
-			g.conns.streamReset(r)
-		}
 		p.m.bytesOut.Add(float64(sw.n))
 		if g.cfg.AccessLog != nil {
 			g.cfg.AccessLog.record(r, code, sw.n, p.name, &ex.info, d)

@@ -39,10 +39,9 @@ func (g *Gateway) Listen(lc ListenerConfig) (net.Listener, error) {
 	}
 	if lc.Certs != nil {
 		return newTLSListener(ln, lc.Certs.TLSConfig("h2", "http/1.1"), g.handshakeTimeout(),
-			func() { g.conns.reject(reasonTLSHandshake) },
-			func(string) { g.conns.reject(reasonBadRequest) }), nil
+			func() { g.conns.reject(reasonTLSHandshake) }, g.guard), nil
 	}
-	return &guardListener{Listener: ln, rejected: func(string) { g.conns.reject(reasonBadRequest) }}, nil
+	return &guardListener{Listener: ln, guard: g.guard}, nil
 }
 
 // handshakeTimeout bounds a TLS handshake, as the read-header timeout
@@ -61,10 +60,18 @@ func (g *Gateway) maxConns() int {
 	return 100000
 }
 
-// guardListener wraps each connection in the HTTP/1.1 smuggling guard.
+// guard puts c behind gc, the smuggling guard and rapid-reset counter,
+// with their rejections counted.
+func (g *Gateway) guard(gc *guardConn, c net.Conn) {
+	gc.Conn = c
+	gc.rejected = func(string) { g.conns.reject(reasonBadRequest) }
+	gc.flooded = func() { g.conns.reject(reasonRapidReset) }
+}
+
+// guardListener wraps each connection in the guard.
 type guardListener struct {
 	net.Listener
-	rejected func(reason string)
+	guard func(*guardConn, net.Conn)
 }
 
 func (l *guardListener) Accept() (net.Conn, error) {
@@ -72,5 +79,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: c, rejected: l.rejected}, nil
+	gc := new(guardConn)
+	l.guard(gc, c)
+	return gc, nil
 }

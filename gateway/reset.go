@@ -1,66 +1,85 @@
 package gateway
 
 import (
-	"net/http"
-	"sync/atomic"
+	"encoding/binary"
 	"time"
 )
 
 // HTTP/2 rapid reset (CVE-2023-44487): a client opens streams and resets
 // them at once, so the server does work for every one and answers none. Go's
 // server bounds the handlers it runs but closes such a connection only once
-// its queue of pending handlers overflows, which took 1–3 s here because
-// Sluice's handler returns at once for a request whose client has gone.
-// Counting the streams each connection cancels, before their handler ran or
-// while it was proxying them (499), closes a flood within a hundred streams
-// instead.
+// its queue of pending handlers overflows: 1–3 s here. Counting the reset
+// in the handler is not enough either: under load the handler goroutines of
+// a flood wait their turn behind everyone else's, and the flood goes on
+// meanwhile. So the client's RST_STREAM frames are counted where they are
+// read, in the connection's own Read, before Go's server sees them; more
+// than rapidResetLimit within rapidResetWindow closes the connection.
 
-// rapidResetLimit is how many streams a connection may cancel within
+// rapidResetLimit is how many streams a connection may reset within
 // rapidResetWindow before it is closed. A browser cancelling navigation or
-// a client timing out cancels a few streams, not a hundred a second.
+// a client timing out resets a few streams, not a hundred a second.
 const (
 	rapidResetLimit  = 100
 	rapidResetWindow = time.Second
 )
 
-// resetWindow counts one connection's early resets in a fixed window.
+// resetWindow counts one connection's resets in a fixed window. Only the
+// connection's reader touches it.
 type resetWindow struct {
-	start atomic.Int64 // UnixNano of the window's first reset
-	n     atomic.Int32
-	cut   atomic.Bool // the connection was closed for it, once
+	start int64 // UnixNano of the window's first reset
+	n     int
 }
 
-// add counts one reset at now and reports whether the connection went over
+// add counts n resets at now and reports whether the connection went over
 // the limit.
-func (w *resetWindow) add(now int64) bool {
-	start := w.start.Load()
-	if now-start > int64(rapidResetWindow) {
-		if w.start.CompareAndSwap(start, now) {
-			w.n.Store(1)
-			return false
+func (w *resetWindow) add(now int64, n int) bool {
+	if now-w.start > int64(rapidResetWindow) {
+		w.start, w.n = now, 0
+	}
+	w.n += n
+	return w.n > rapidResetLimit
+}
+
+// h2FrameLen is the size of an HTTP/2 frame header (RFC 9113 4.1).
+const h2FrameLen = 9
+
+const frameRSTStream = 0x3
+
+// h2Frames follows the frames a client sends on an HTTP/2 connection and
+// counts its RST_STREAM frames. It sees every byte once, in order; a frame
+// header split across reads is kept until it is whole.
+type h2Frames struct {
+	skip int              // bytes of the current frame payload (or preface) still to pass
+	hdr  [h2FrameLen]byte // a frame header split across reads
+	nhdr int
+}
+
+// scan advances over p and returns how many RST_STREAM frames began in it.
+func (f *h2Frames) scan(p []byte) (resets int) {
+	for len(p) > 0 {
+		if f.skip > 0 {
+			n := min(f.skip, len(p))
+			f.skip -= n
+			p = p[n:]
+			continue
+		}
+		var h []byte
+		if f.nhdr == 0 && len(p) >= h2FrameLen {
+			h, p = p[:h2FrameLen], p[h2FrameLen:]
+		} else {
+			n := copy(f.hdr[f.nhdr:], p)
+			f.nhdr += n
+			p = p[n:]
+			if f.nhdr < h2FrameLen {
+				return resets
+			}
+			f.nhdr = 0
+			h = f.hdr[:]
+		}
+		f.skip = int(binary.BigEndian.Uint32(h[:4]) >> 8) // 24-bit length
+		if h[3] == frameRSTStream {
+			resets++
 		}
 	}
-	return w.n.Add(1) > rapidResetLimit
-}
-
-// streamReset records a request whose client cancelled (reset) the stream,
-// and closes the client's connection when that is a flood.
-func (t *connTracker) streamReset(r *http.Request) {
-	if r.ProtoMajor != 2 {
-		return // HTTP/1.1 has no streams to reset; HTTP/3 is quic-go's
-	}
-	cc, ok := r.Context().Value(connKey{}).(*clientConn)
-	if !ok || cc.conn == nil {
-		return
-	}
-	// Only the request that crosses the limit closes and counts: the
-	// streams of a flood end concurrently, and each connection is one
-	// rejection.
-	if cc.resets.add(time.Now().UnixNano()) && cc.resets.cut.CompareAndSwap(false, true) {
-		t.reject(reasonRapidReset)
-		// Closing the socket under Go's HTTP/2 server ends its read loop;
-		// the streams still open end with it. No GOAWAY: the client is
-		// not owed one.
-		cc.conn.Close()
-	}
+	return resets
 }

@@ -31,15 +31,91 @@ func TestResetWindow(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var w resetWindow
-			w.start.Store(-10 * sec)
+			w.start = -10 * sec
 			var over bool
 			for _, now := range tt.times {
-				over = w.add(now)
+				over = w.add(now, 1)
 			}
 			if over != tt.over {
 				t.Errorf("over = %v, want %v", over, tt.over)
 			}
 		})
+	}
+}
+
+// floodResets sends HEADERS+RST_STREAM pairs on c, an HTTP/2 connection
+// not yet begun, until the server closes it (or 20,000 pairs), and fails
+// the test unless it was closed.
+func floodResets(t *testing.T, c net.Conn) (streams int) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	bw := bufio.NewWriter(c)
+	fr := http2.NewFramer(bw, c)
+	bw.WriteString(http2.ClientPreface)
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for {
+			if _, err := fr.ReadFrame(); err != nil {
+				return
+			}
+		}
+	}()
+	for id := uint32(1); id < 2*20000; id += 2 {
+		err1 := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+		err2 := fr.WriteRSTStream(id, http2.ErrCodeCancel)
+		if err1 != nil || err2 != nil || bw.Flush() != nil {
+			break
+		}
+		streams++
+		select {
+		case <-closed:
+			id = 1 << 30
+		default:
+		}
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("connection still open after %d reset streams", streams)
+	}
+	return streams
+}
+
+// TestH2FramesCountsResets: RST_STREAM frames are counted however the
+// stream of frames is cut into reads, and only they are.
+func TestH2FramesCountsResets(t *testing.T) {
+	var buf bytes.Buffer
+	fr := http2.NewFramer(&buf, nil)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+	want := 0
+	for id := uint32(1); id < 200; id += 2 {
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: []byte("\x82\x86\x84"), EndHeaders: true})
+		fr.WriteData(id, true, bytes.Repeat([]byte{byte(frameRSTStream)}, int(id%40))) // payload bytes that look like the type
+		if id%3 == 0 {
+			fr.WriteRSTStream(id, http2.ErrCodeCancel)
+			want++
+		}
+		fr.WritePing(false, [8]byte{3, 3, 3, 3, 3, 3, 3, 3})
+	}
+	stream := buf.Bytes()
+	for _, size := range []int{1, 2, 5, 9, 10, 17, 4096, len(stream)} {
+		var f h2Frames
+		got := 0
+		for p := stream; len(p) > 0; {
+			n := min(size, len(p))
+			got += f.scan(p[:n])
+			p = p[n:]
+		}
+		if got != want || f.skip != 0 || f.nhdr != 0 {
+			t.Errorf("reads of %d bytes: %d resets (skip %d, partial header %d), want %d", size, got, f.skip, f.nhdr, want)
+		}
 	}
 }
 
@@ -86,44 +162,7 @@ func TestRapidResetClosesConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	bw := bufio.NewWriter(c)
-	fr := http2.NewFramer(bw, c)
-	bw.WriteString(http2.ClientPreface)
-	fr.WriteSettings()
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	closed := make(chan struct{})
-	go func() {
-		defer close(closed)
-		for {
-			if _, err := fr.ReadFrame(); err != nil {
-				return
-			}
-		}
-	}()
-	streams := 0
-	for id := uint32(1); id < 2*20000; id += 2 {
-		err1 := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
-		err2 := fr.WriteRSTStream(id, http2.ErrCodeCancel)
-		if err1 != nil || err2 != nil || bw.Flush() != nil {
-			break
-		}
-		streams++
-		select {
-		case <-closed:
-			id = 1 << 30
-		default:
-		}
-	}
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("connection still open after %d reset streams", streams)
-	}
+	streams := floodResets(t, c)
 	if got := testutil.ToFloat64(g.m.rejected.WithLabelValues(reasonRapidReset)); got != 1 {
 		t.Errorf("sluice_client_rejected_total{reason=rapid_reset} = %v, want 1", got)
 	}

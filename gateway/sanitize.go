@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrSmuggling reports a request whose framing or header syntax could be
@@ -19,13 +20,16 @@ var ErrSmuggling = errors.New("ambiguous HTTP/1.1 request")
 // guardConn checks the raw HTTP/1.1 byte stream of a cleartext client
 // connection before Go's server parses it: each request head is validated
 // and its body framing followed, so the next head is found. A connection
-// that starts with the HTTP/2 preface is passed through, and so is one
-// the server has switched to another protocol (101 to an upgrade).
+// that starts with the HTTP/2 preface has its frames followed instead, to
+// cut rapid-reset floods (reset.go); one the server has switched to another
+// protocol (101 to an upgrade) is passed through.
 type guardConn struct {
 	net.Conn
 	g        headGuard
 	rejected func(reason string)
+	flooded  func() // the connection was cut for a rapid-reset flood
 	once     sync.Once
+	resets   resetWindow
 	// switched is set when the server answers 101 to an upgrade request:
 	// what follows is no longer HTTP/1.1. Only the answer can tell, since
 	// a request asking to upgrade that gets any other status goes on as
@@ -51,28 +55,65 @@ func (c *guardConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// errRapidReset ends the read loop of a connection cut for a flood.
+var errRapidReset = errors.New("HTTP/2 rapid reset: connection closed")
+
 func (c *guardConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 && !c.g.off && !c.switched.Load() {
 		if reason := c.g.scan(p[:n]); reason != "" {
-			c.once.Do(func() {
-				if c.rejected != nil {
-					c.rejected(reason)
-				}
-				body := "bad request: " + reason + "\n"
-				fmt.Fprintf(c.Conn, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-				c.Conn.Close()
-			})
+			c.refuse(reason)
 			return 0, fmt.Errorf("%w: %s", ErrSmuggling, reason)
+		}
+		if k := c.g.resets; k > 0 {
+			c.g.resets = 0
+			if c.resets.add(time.Now().UnixNano(), k) {
+				c.once.Do(func() {
+					if c.flooded != nil {
+						c.flooded()
+					}
+					// Closing the socket ends Go's HTTP/2 server's read
+					// loop; the streams still open end with it. No
+					// GOAWAY: the client is not owed one.
+					c.Conn.Close()
+				})
+				return 0, errRapidReset
+			}
 		}
 	}
 	return n, err
 }
 
+// refuse answers a request the guard rejects with 400 and closes the
+// connection, once. A client speaking HTTP/2 would not read an HTTP/1.1
+// answer: its connection is just closed (a connection error, RFC 9113 3.4).
+func (c *guardConn) refuse(reason string) {
+	c.once.Do(func() {
+		if c.rejected != nil {
+			c.rejected(reason)
+		}
+		if c.g.h2 {
+			c.Conn.Close()
+			return
+		}
+		body := "bad request: " + reason + "\n"
+		fmt.Fprintf(c.Conn, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		c.Conn.Close()
+	})
+}
+
 // headGuard is the scanner's state; it sees every byte once, in order.
 type headGuard struct {
-	off  bool   // passing through: HTTP/2, or a head too large for Go's server
+	off  bool   // passing through: a head too large for Go's server
 	head []byte // the current request head, up to maxHead
+	// h2 is set when the connection opened with the HTTP/2 preface's
+	// request line: the rest of the preface and then frames follow.
+	// began is set once any line has been read: only the first can be
+	// the preface, as only there does Go's server look for it.
+	h2, began bool
+	preface   []byte   // what is still due of the preface, once h2 is set
+	frames    h2Frames // the client's frames, after the preface
+	resets    int      // RST_STREAM frames scanned, for the reader to take
 	// upgrade is set at the end of a head asking to upgrade, until the
 	// server answers it (guardConn.Write, another goroutine).
 	upgrade atomic.Bool
@@ -88,9 +129,41 @@ const maxHead = 1<<20 + 4096
 
 var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\n")
 
+// h2ClientPreface is what an HTTP/2 connection opens with (RFC 9113 3.4);
+// h2PrefaceRest is what follows its request line "PRI * HTTP/2.0\r\n".
+var (
+	h2ClientPreface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	h2PrefaceRest   = h2ClientPreface[len("PRI * HTTP/2.0\r\n"):]
+)
+
+// expectH2 makes the guard require HTTP/2 from the first byte: the client
+// chose h2 by ALPN.
+func (g *headGuard) expectH2() {
+	g.h2, g.began, g.preface = true, true, h2ClientPreface
+}
+
+// scanH2 follows an HTTP/2 connection: the rest of the preface must follow
+// its first line exactly, or Go's server would read the connection as
+// HTTP/1.1 with the guard off; then its RST_STREAM frames are counted.
+func (g *headGuard) scanH2(p []byte) string {
+	if len(g.preface) > 0 {
+		n := min(len(g.preface), len(p))
+		if !bytes.Equal(p[:n], g.preface[:n]) {
+			return "malformed HTTP/2 preface"
+		}
+		g.preface = g.preface[n:]
+		p = p[n:]
+	}
+	g.resets += g.frames.scan(p)
+	return ""
+}
+
 // scan advances over p and returns a reason to reject, or "".
 func (g *headGuard) scan(p []byte) string {
 	for len(p) > 0 && !g.off {
+		if g.h2 {
+			return g.scanH2(p)
+		}
 		switch {
 		case g.bodyLeft > 0:
 			n := int64(len(p))
@@ -141,9 +214,10 @@ func (g *headGuard) line() string {
 		if len(cur) == 0 {
 			// An empty line before a request may be ignored (RFC 9112 2.2).
 			g.head = g.head[:0]
-		} else if bytes.Equal(cur, h2Preface[:len(h2Preface)-4]) {
-			g.off = true
+		} else if !g.began && bytes.Equal(cur, h2Preface[:len(h2Preface)-4]) {
+			g.h2, g.preface = true, h2PrefaceRest
 		}
+		g.began = true
 		return ""
 	}
 	if len(cur) == 0 {

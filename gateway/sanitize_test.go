@@ -11,23 +11,23 @@ import (
 // The smuggling corpus: each must be refused before Go's parser (and so
 // Tomcat) sees it.
 var smugglingCorpus = map[string]string{
-	"CL.TE":              "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG",
-	"TE.CL":              "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n",
-	"TE.TE xchunked":     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
-	"TE.TE space name":   "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
-	"TE.TE duplicate":    "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
-	"TE.TE list":         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
-	"TE obs-fold":        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
-	"duplicate CL":       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
-	"obs-fold":           "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
-	"bare LF":            "GET / HTTP/1.1\nHost: x\n\n",
-	"bare LF in header":  "GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n",
-	"NUL in header":      "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
-	"CR in header":       "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
-	"CL plus sign":       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc",
-	"smuggled 2nd head":  "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
-	"bad chunk size":     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
-	"chunk without CRLF": "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX0\r\n\r\n",
+	"CL.TE":                      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG",
+	"TE.CL":                      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n",
+	"TE.TE xchunked":             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+	"TE.TE space name":           "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+	"TE.TE duplicate":            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+	"TE.TE list":                 "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+	"TE obs-fold":                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+	"duplicate CL":               "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+	"obs-fold":                   "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+	"bare LF":                    "GET / HTTP/1.1\nHost: x\n\n",
+	"bare LF in header":          "GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n",
+	"NUL in header":              "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+	"CR in header":               "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
+	"CL plus sign":               "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc",
+	"smuggled 2nd head":          "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+	"bad chunk size":             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
+	"chunk without CRLF":         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX0\r\n\r\n",
 	// Asking to upgrade does not switch the guard off: only a 101 answer
 	// does (TestGuardConnUpgrade).
 	"after Upgrade": "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
@@ -68,6 +68,42 @@ func TestHeadGuard(t *testing.T) {
 		for name, in := range cleanCorpus {
 			if r := scanAll(in, step); r != "" {
 				t.Errorf("step %d: clean %s rejected: %s", step, name, r)
+			}
+		}
+	}
+}
+
+// TestHeadGuardH2: after the preface's first line, or from the first byte
+// when ALPN chose h2, nothing but the HTTP/2 preface and frames may follow:
+// Go's server would read anything else as HTTP/1.1 with the guard off.
+func TestHeadGuardH2(t *testing.T) {
+	frames := "\x00\x00\x00\x04\x00\x00\x00\x00\x00" // empty SETTINGS
+	tests := []struct {
+		name   string
+		alpnH2 bool
+		in     string
+		ok     bool
+	}{
+		{"preface", false, string(h2ClientPreface) + frames, true},
+		{"preface, HTTP/1.1 after its first line", false, "PRI * HTTP/2.0\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		{"alpn h2, preface", true, string(h2ClientPreface) + frames, true},
+		{"alpn h2, HTTP/1.1", true, cleanCorpus["get"], false},
+		{"alpn h2, preface line only", true, "PRI * HTTP/2.0\r\n\r\nGET", false},
+	}
+	for _, tt := range tests {
+		for _, step := range []int{1, 5, 1 << 10} {
+			var g headGuard
+			if tt.alpnH2 {
+				g.expectH2()
+			}
+			var reason string
+			for in := tt.in; len(in) > 0 && reason == ""; {
+				n := min(step, len(in))
+				reason = g.scan([]byte(in[:n]))
+				in = in[n:]
+			}
+			if (reason == "") != tt.ok {
+				t.Errorf("%s, step %d: reason %q, want ok=%v", tt.name, step, reason, tt.ok)
 			}
 		}
 	}

@@ -33,11 +33,9 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 	g.conns.headerTimeout = cfg.ReadHeaderTimeout
 	var protos http.Protocols
 	protos.SetHTTP1(true)
-	if withTLS {
-		protos.SetHTTP2(true)
-	} else {
-		protos.SetUnencryptedHTTP2(true)
-	}
+	// With TLS too: the listener decrypts, and Go's server reads HTTP/2
+	// from the guard by its preface (tlslisten.go).
+	protos.SetUnencryptedHTTP2(true)
 	var h http.Handler = g
 	connContext := g.conns.connContext
 	if withTLS {

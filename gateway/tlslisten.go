@@ -9,17 +9,19 @@ import (
 )
 
 // tlsListener does the TLS handshake itself, off the accept loop, so that
-// it can put the HTTP/1.1 smuggling guard on the decrypted stream. Go's
-// server negotiates h2 only on a *tls.Conn, so connections that chose h2
-// by ALPN are handed over as they are (HTTP/2 framing leaves nothing to
-// smuggle); every other one is served as HTTP/1.1 behind the guard, with
-// its TLS state carried in a tlsGuardConn for r.TLS.
+// it can put the guard on the decrypted stream: the HTTP/1.1 smuggling
+// guard, or for HTTP/2 the rapid-reset counter. Go's server takes HTTP/2
+// from a *tls.Conn only by ALPN, where nothing could count the frames, so
+// every connection reaches it as a tlsGuardConn, whatever ALPN chose: it
+// serves the HTTP/2 ones as it serves h2c with prior knowledge, and the
+// handler takes r.TLS from the connection's TLS state (withTLSState). A
+// client that chose h2 must send the HTTP/2 preface first, or is closed.
 type tlsListener struct {
-	inner    net.Listener
-	cfg      *tls.Config
-	timeout  time.Duration
-	failed   func()              // a handshake failed or timed out
-	rejected func(reason string) // the guard refused a request
+	inner   net.Listener
+	cfg     *tls.Config
+	timeout time.Duration
+	failed  func()                     // a handshake failed or timed out
+	guard   func(*guardConn, net.Conn) // puts a connection behind the guard
 
 	ready  chan net.Conn   // handshaken connections for Accept
 	ctx    context.Context // cancelled by Close: aborts handshakes
@@ -30,9 +32,9 @@ type tlsListener struct {
 	closed chan struct{}  // closed when the accept loop has stopped
 }
 
-func newTLSListener(inner net.Listener, cfg *tls.Config, timeout time.Duration, failed func(), rejected func(string)) *tlsListener {
+func newTLSListener(inner net.Listener, cfg *tls.Config, timeout time.Duration, failed func(), guard func(*guardConn, net.Conn)) *tlsListener {
 	l := &tlsListener{
-		inner: inner, cfg: cfg, timeout: timeout, failed: failed, rejected: rejected,
+		inner: inner, cfg: cfg, timeout: timeout, failed: failed, guard: guard,
 		ready: make(chan net.Conn), closed: make(chan struct{}),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -75,9 +77,10 @@ func (l *tlsListener) handshake(raw net.Conn) {
 		}
 		return
 	}
-	var c net.Conn = tc
-	if st := tc.ConnectionState(); st.NegotiatedProtocol != "h2" {
-		c = &tlsGuardConn{guardConn: guardConn{Conn: tc, rejected: l.rejected}, state: st}
+	c := &tlsGuardConn{state: tc.ConnectionState()}
+	l.guard(&c.guardConn, tc)
+	if c.state.NegotiatedProtocol == "h2" {
+		c.g.expectH2()
 	}
 	select {
 	case l.ready <- c:
@@ -111,9 +114,9 @@ func (l *tlsListener) Close() error {
 
 func (l *tlsListener) Addr() net.Addr { return l.inner.Addr() }
 
-// tlsGuardConn is an HTTP/1.1-over-TLS connection behind the smuggling
-// guard. Go's server does not see a *tls.Conn, so the handler takes the
-// TLS state from here (see withTLSState).
+// tlsGuardConn is a TLS connection behind the guard. Go's server does not
+// see a *tls.Conn, so the handler takes the TLS state from here (see
+// withTLSState).
 type tlsGuardConn struct {
 	guardConn
 	state tls.ConnectionState

@@ -67,14 +67,23 @@ func tlsDial(t *testing.T, addr string, alpn ...string) *tls.Conn {
 
 // TestTLSSmugglingGuard: HTTP/1.1 over TLS goes through the same raw-byte
 // guard as cleartext; every corpus case gets 400 and none reaches the
-// origin, whether the client offered ALPN http/1.1 or no ALPN at all.
+// origin, whether the client offered ALPN http/1.1 or no ALPN at all. A
+// client that chose h2 and speaks HTTP/1.1 is closed without an answer.
 func TestTLSSmugglingGuard(t *testing.T) {
 	addr, seen, _ := tlsGateway(t, 5*time.Second)
 	for name, in := range smugglingCorpus {
-		for _, alpn := range [][]string{{"http/1.1"}, nil} {
+		for _, alpn := range [][]string{{"http/1.1"}, nil, {"h2"}} {
 			c := tlsDial(t, addr, alpn...)
 			go io.WriteString(c, in)
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if len(alpn) == 1 && alpn[0] == "h2" {
+				if err == nil {
+					t.Errorf("%s (alpn h2): got an HTTP/1.1 answer %d, want the connection closed", name, resp.StatusCode)
+				} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Errorf("%s (alpn h2): connection left open", name)
+				}
+				continue
+			}
 			if err != nil {
 				t.Errorf("%s (alpn %v): %v", name, alpn, err)
 				continue
@@ -87,15 +96,15 @@ func TestTLSSmugglingGuard(t *testing.T) {
 	}
 	if n := seen.Load(); n != 0 {
 		// "smuggled 2nd head" and "after Upgrade" carry a clean first
-		// request that may go through (3 cases, 2 ALPN variants); nothing else may.
-		if n > 6 {
+		// request that may go through (3 cases, 3 ALPN variants); nothing else may.
+		if n > 9 {
 			t.Errorf("origin saw %d requests from the corpus", n)
 		}
 	}
 }
 
-// TestTLSProtocols: h2 by ALPN bypasses the guard (Go's HTTP/2 server), and
-// HTTP/1.1 behind it still reports https to the origin (r.TLS is set).
+// TestTLSProtocols: h2 by ALPN and HTTP/1.1 both reach the origin through
+// the guard and report https to it (r.TLS is set).
 func TestTLSProtocols(t *testing.T) {
 	addr, _, _ := tlsGateway(t, 5*time.Second)
 	for _, h2 := range []bool{false, true} {
@@ -182,7 +191,7 @@ func TestTLSListenerClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newTLSListener(inner, certs.TLSConfig("h2", "http/1.1"), time.Minute, func() {}, func(string) {})
+	l := newTLSListener(inner, certs.TLSConfig("h2", "http/1.1"), time.Minute, func() {}, func(*guardConn, net.Conn) {})
 	c, err := net.Dial("tcp", inner.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +208,21 @@ func TestTLSListenerClose(t *testing.T) {
 	if _, err := l.Accept(); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("Accept after Close: %v", err)
 	}
+}
+
+// TestTLSRapidReset: an HTTP/2-over-TLS client flooding HEADERS+RST_STREAM
+// is cut like a cleartext one, and counted once.
+func TestTLSRapidReset(t *testing.T) {
+	addr, _, g := tlsGateway(t, 5*time.Second)
+	c := tlsDial(t, addr, "h2")
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("ALPN chose %q", p)
+	}
+	streams := floodResets(t, c)
+	if got := rejectedCount(g, reasonRapidReset); got != 1 {
+		t.Errorf("sluice_client_rejected_total{reason=rapid_reset} = %v, want 1", got)
+	}
+	t.Logf("cut after %d HEADERS+RST_STREAM pairs written", streams)
 }
 
 func rejectedCount(g *Gateway, reason string) float64 {
