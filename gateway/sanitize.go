@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-gw/sluice/h2c"
 )
 
 // ErrSmuggling reports a request whose framing or header syntax could be
@@ -21,8 +23,9 @@ var ErrSmuggling = errors.New("ambiguous HTTP/1.1 request")
 // connection before Go's server parses it: each request head is validated
 // and its body framing followed, so the next head is found. A connection
 // that starts with the HTTP/2 preface has its frames followed instead, to
-// cut rapid-reset floods (reset.go); one the server has switched to another
-// protocol (101 to an upgrade) is passed through.
+// cut rapid-reset floods (reset.go), and its writes batched (h2w); one the
+// server has switched to another protocol (101 to an upgrade) is passed
+// through.
 type guardConn struct {
 	net.Conn
 	g        headGuard
@@ -30,6 +33,12 @@ type guardConn struct {
 	flooded  func() // the connection was cut for a rapid-reset flood
 	once     sync.Once
 	resets   resetWindow
+	// h2w is set, once, when the connection turns out to be HTTP/2: its
+	// writes then go through a coalescer (h2c.Coalesce). Go's HTTP/2
+	// server writes each response's HEADERS and DATA with a flush of
+	// their own; batched, the frames of a response and of the streams
+	// around it leave in one syscall.
+	h2w atomic.Pointer[net.Conn]
 	// switched is set when the server answers 101 to an upgrade request:
 	// what follows is no longer HTTP/1.1. Only the answer can tell, since
 	// a request asking to upgrade that gets any other status goes on as
@@ -43,6 +52,9 @@ var status101 = []byte("HTTP/1.1 101 ")
 // final status written after its head decides (interim 1xx such as 100
 // Continue wait for it).
 func (c *guardConn) Write(p []byte) (int, error) {
+	if w := c.h2w.Load(); w != nil {
+		return (*w).Write(p)
+	}
 	if c.g.upgrade.Load() {
 		switch {
 		case bytes.HasPrefix(p, status101):
@@ -65,6 +77,10 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			c.refuse(reason)
 			return 0, fmt.Errorf("%w: %s", ErrSmuggling, reason)
 		}
+		if c.g.h2 && c.h2w.Load() == nil {
+			w := h2c.Coalesce(c.Conn)
+			c.h2w.Store(&w)
+		}
 		if k := c.g.resets; k > 0 {
 			c.g.resets = 0
 			if c.resets.add(time.Now().UnixNano(), k) {
@@ -82,6 +98,30 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// Close drains the coalescer of an HTTP/2 connection first.
+func (c *guardConn) Close() error {
+	if w := c.h2w.Load(); w != nil {
+		return (*w).Close()
+	}
+	return c.Conn.Close()
+}
+
+// SetWriteDeadline and SetDeadline go to the coalescer when there is one:
+// it owns the socket's write deadline.
+func (c *guardConn) SetWriteDeadline(t time.Time) error {
+	if w := c.h2w.Load(); w != nil {
+		return (*w).SetWriteDeadline(t)
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *guardConn) SetDeadline(t time.Time) error {
+	if w := c.h2w.Load(); w != nil {
+		return (*w).SetDeadline(t)
+	}
+	return c.Conn.SetDeadline(t)
 }
 
 // refuse answers a request the guard rejects with 400 and closes the

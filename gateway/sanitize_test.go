@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -11,23 +12,23 @@ import (
 // The smuggling corpus: each must be refused before Go's parser (and so
 // Tomcat) sees it.
 var smugglingCorpus = map[string]string{
-	"CL.TE":                      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG",
-	"TE.CL":                      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n",
-	"TE.TE xchunked":             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
-	"TE.TE space name":           "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
-	"TE.TE duplicate":            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
-	"TE.TE list":                 "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
-	"TE obs-fold":                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
-	"duplicate CL":               "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
-	"obs-fold":                   "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
-	"bare LF":                    "GET / HTTP/1.1\nHost: x\n\n",
-	"bare LF in header":          "GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n",
-	"NUL in header":              "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
-	"CR in header":               "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
-	"CL plus sign":               "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc",
-	"smuggled 2nd head":          "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
-	"bad chunk size":             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
-	"chunk without CRLF":         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX0\r\n\r\n",
+	"CL.TE":              "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG",
+	"TE.CL":              "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n",
+	"TE.TE xchunked":     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+	"TE.TE space name":   "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+	"TE.TE duplicate":    "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+	"TE.TE list":         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+	"TE obs-fold":        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+	"duplicate CL":       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+	"obs-fold":           "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+	"bare LF":            "GET / HTTP/1.1\nHost: x\n\n",
+	"bare LF in header":  "GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n",
+	"NUL in header":      "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+	"CR in header":       "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
+	"CL plus sign":       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc",
+	"smuggled 2nd head":  "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+	"bad chunk size":     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
+	"chunk without CRLF": "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX0\r\n\r\n",
 	// Asking to upgrade does not switch the guard off: only a 101 answer
 	// does (TestGuardConnUpgrade).
 	"after Upgrade": "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
@@ -180,5 +181,54 @@ func TestGuardConnUpgrade(t *testing.T) {
 		}
 		client.Close()
 		server.Close()
+	}
+}
+
+// TestGuardConnBatchesHTTP2Writes: once a connection has opened with the
+// HTTP/2 preface its writes go through a coalescer, which delivers them in
+// order and drains on Close; an HTTP/1.1 connection writes directly.
+func TestGuardConnBatchesHTTP2Writes(t *testing.T) {
+	for _, tc := range []struct {
+		first string
+		h2    bool
+	}{
+		{string(h2ClientPreface), true},
+		{cleanCorpus["get"], false},
+	} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, err := ln.Accept()
+		ln.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		client.SetDeadline(time.Now().Add(5 * time.Second))
+		g := &guardConn{Conn: server}
+		io.WriteString(client, tc.first)
+		if _, err := io.ReadFull(g, make([]byte, len(tc.first))); err != nil {
+			t.Fatal(err)
+		}
+		if got := g.h2w.Load() != nil; got != tc.h2 {
+			t.Fatalf("first bytes %q: batched writes %v, want %v", tc.first[:8], got, tc.h2)
+		}
+		var want strings.Builder
+		for i := range 200 {
+			fmt.Fprintf(&want, "frame %d;", i)
+			if _, err := fmt.Fprintf(g, "frame %d;", i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		g.Close()
+		got, err := io.ReadAll(client)
+		if err != nil || string(got) != want.String() {
+			t.Errorf("h2=%v: read %d bytes (err %v), want the %d written, in order", tc.h2, len(got), err, want.Len())
+		}
+		client.Close()
 	}
 }

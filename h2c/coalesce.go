@@ -16,15 +16,22 @@ const (
 	// closeFlushTimeout bounds how long Close lets pending bytes drain
 	// before it closes the socket, as a kernel send buffer would.
 	closeFlushTimeout = 100 * time.Millisecond
+	// keepMax bounds the buffers kept between bursts. Larger ones, left by
+	// a big response, go to the garbage collector rather than stay with
+	// an idle connection.
+	keepMax = 16 << 10
 )
 
-// coalescedConn batches the writes of one upstream connection into fewer
-// write syscalls. The HTTP/2 client flushes once per request under its
-// write lock; here Write only copies the bytes into a buffer and returns,
-// and one flusher goroutine, owned by the conn, writes whatever is pending
-// in a single syscall. While that syscall runs, the frames of other
-// streams gather behind it. At low load each Write costs a goroutine hop
-// and nothing more; there is no timer and no waiting for company.
+// coalescedConn batches the writes of one HTTP/2 connection into fewer
+// write syscalls. Go's HTTP/2 client flushes once per request under its
+// write lock, and its server flushes a response's HEADERS and DATA
+// separately; here Write only copies the bytes into a buffer and returns,
+// and a flusher goroutine writes whatever is pending in a single syscall.
+// While that syscall runs, the frames of other streams gather behind it.
+// The flusher runs only while bytes are pending: started by the Write that
+// finds it stopped, it returns once the buffer is empty, so an idle
+// connection holds no goroutine. At low load each Write costs a goroutine
+// start and nothing more; there is no timer and no waiting for company.
 //
 // Errors: the first write error is sticky. The flusher closes the socket
 // at once, so the connection's reader fails too, and every later Write
@@ -38,35 +45,33 @@ const (
 type coalescedConn struct {
 	net.Conn
 
-	wake chan struct{} // capacity 1; a token when busy turns true
-	done chan struct{} // closed when the flusher has returned
-
 	// mu protects the fields below. It is never held across a socket
 	// write or close; setting the socket's write deadline is done under
 	// it so that Close's deadline cannot be overtaken by the flusher's.
 	mu          sync.Mutex
 	pending     []byte    // bytes written but not yet taken by the flusher
+	spare       []byte    // the flusher's last batch buffer, emptied, for the next
 	pendingDL   time.Time // latest write deadline among the pending bytes
 	pendingNoDL bool      // some pending bytes were written without a deadline
 	deadline    time.Time // set by SetWriteDeadline
 	sockDL      time.Time // the deadline last set on the socket
-	busy        bool      // the flusher is writing, or has a wake token queued
+	busy        bool      // a flusher goroutine is running
 	err         error     // sticky: the first write error, or net.ErrClosed
 	closing     bool
 	closeDL     time.Time     // deadline for draining once closing
-	changed     chan struct{} // closed when room frees, err is set or the deadline moves; nil if nobody waits
+	changed     chan struct{} // closed when room frees, err is set, the deadline moves or the flusher stops; nil if nobody waits
 }
 
 var _ net.Conn = (*coalescedConn)(nil)
 
+// Coalesce returns c with its writes batched (see coalescedConn). It sits
+// under every h2c upstream connection, and the gateway puts it under its
+// HTTP/2 client connections. Close the returned conn, not c: it drains
+// what is pending first.
+func Coalesce(c net.Conn) net.Conn { return newCoalescedConn(c) }
+
 func newCoalescedConn(c net.Conn) *coalescedConn {
-	cc := &coalescedConn{
-		Conn: c,
-		wake: make(chan struct{}, 1),
-		done: make(chan struct{}),
-	}
-	go cc.flusher()
-	return cc
+	return &coalescedConn{Conn: c}
 }
 
 // Write queues p and returns; it blocks only while too much is pending.
@@ -109,18 +114,27 @@ func (c *coalescedConn) Write(p []byte) (int, error) {
 		}
 		c.mu.Lock()
 	}
+	if len(c.pending)+len(p) > cap(c.pending) && len(c.pending)+len(p) <= coalesceMax {
+		// Past keepMax the buffer comes from bigBufs, and goes back there
+		// once the flusher is done with it, rather than growing by
+		// doubling and being dropped after every burst of a big body.
+		if len(c.pending)+len(p) > keepMax {
+			nb := getBig()
+			c.pending = append(nb, c.pending...)
+		}
+	}
 	c.pending = append(c.pending, p...)
 	if dl := c.deadline; dl.IsZero() {
 		c.pendingNoDL = true
 	} else if dl.After(c.pendingDL) {
 		c.pendingDL = dl
 	}
-	kick := !c.busy
+	start := !c.busy
 	c.busy = true
 	c.mu.Unlock()
 	stopTimer(timer)
-	if kick {
-		c.wake <- struct{}{}
+	if start {
+		go c.flush()
 	}
 	return len(p), nil
 }
@@ -152,11 +166,10 @@ func (c *coalescedConn) SetDeadline(t time.Time) error {
 	return c.SetWriteDeadline(t)
 }
 
-// Close lets pending bytes drain for at most closeFlushTimeout, stops the
-// flusher, waits for it, and closes the socket.
+// Close lets pending bytes drain for at most closeFlushTimeout, waits for
+// the flusher to stop, and closes the socket.
 func (c *coalescedConn) Close() error {
 	c.mu.Lock()
-	kick := false
 	if !c.closing {
 		c.closing = true
 		if c.err == nil {
@@ -165,59 +178,82 @@ func (c *coalescedConn) Close() error {
 		c.closeDL = time.Now().Add(closeFlushTimeout)
 		c.setSockDeadlineLocked(c.closeDL)
 		c.broadcastLocked()
-		kick = !c.busy
-		c.busy = true
+	}
+	for c.busy {
+		ch := c.changedLocked()
+		c.mu.Unlock()
+		<-ch
+		c.mu.Lock()
 	}
 	c.mu.Unlock()
-	if kick {
-		c.wake <- struct{}{}
-	}
-	<-c.done
 	return c.Conn.Close()
 }
 
-// flusher writes pending bytes until Close, or until a write fails.
-func (c *coalescedConn) flusher() {
-	defer close(c.done)
-	var batch []byte
-	for range c.wake {
-		runtime.Gosched()
-		c.mu.Lock()
-		for len(c.pending) > 0 {
-			batch, c.pending = c.pending, batch[:0]
-			dl := c.pendingDL
-			if c.pendingNoDL {
-				dl = time.Time{}
-			}
-			if c.closing {
-				dl = c.closeDL
-			}
-			c.pendingDL, c.pendingNoDL = time.Time{}, false
-			c.setSockDeadlineLocked(dl)
-			c.broadcastLocked()
-			c.mu.Unlock()
-
-			_, err := c.Conn.Write(batch)
-
-			c.mu.Lock()
-			if err != nil {
-				if c.err == nil || c.err == net.ErrClosed {
-					c.err = err
-				}
-				c.pending = nil
-				c.broadcastLocked()
-				c.mu.Unlock()
-				// The reader must see the connection as broken too.
-				c.Conn.Close()
-				return
-			}
+// flush writes pending bytes until there are none, or until a write fails,
+// and returns: the next Write starts it again.
+func (c *coalescedConn) flush() {
+	// Let the goroutines made runnable with this Write add their frames
+	// first: at load, that is what fills a batch.
+	runtime.Gosched()
+	c.mu.Lock()
+	batch := c.spare
+	c.spare = nil
+	for len(c.pending) > 0 {
+		batch, c.pending = c.pending, batch[:0]
+		dl := c.pendingDL
+		if c.pendingNoDL {
+			dl = time.Time{}
 		}
 		if c.closing {
+			dl = c.closeDL
+		}
+		c.pendingDL, c.pendingNoDL = time.Time{}, false
+		c.setSockDeadlineLocked(dl)
+		c.broadcastLocked()
+		c.mu.Unlock()
+
+		_, err := c.Conn.Write(batch)
+
+		c.mu.Lock()
+		if err != nil {
+			if c.err == nil || c.err == net.ErrClosed {
+				c.err = err
+			}
+			c.pending = nil
+			c.busy = false
+			c.broadcastLocked()
 			c.mu.Unlock()
+			// The reader must see the connection as broken too.
+			c.Conn.Close()
 			return
 		}
-		c.busy = false
-		c.mu.Unlock()
+	}
+	if cap(batch) <= keepMax {
+		c.spare = batch[:0]
+	} else {
+		putBig(batch)
+	}
+	if cap(c.pending) > keepMax {
+		putBig(c.pending)
+		c.pending = nil
+	}
+	c.busy = false
+	c.broadcastLocked()
+	c.mu.Unlock()
+}
+
+// bigBufs holds coalesceMax-sized buffers between bursts, shared by all
+// connections: only a connection in the middle of a big body holds one.
+var bigBufs = sync.Pool{New: func() any { b := make([]byte, 0, coalesceMax); return &b }}
+
+func getBig() []byte { return (*bigBufs.Get().(*[]byte))[:0] }
+
+// putBig returns b to bigBufs if it is one of its size; a larger one (a
+// single Write bigger than coalesceMax) is left to the garbage collector.
+func putBig(b []byte) {
+	if cap(b) == coalesceMax {
+		b = b[:0]
+		bigBufs.Put(&b)
 	}
 }
 

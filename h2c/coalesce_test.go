@@ -221,9 +221,10 @@ func TestCoalesceCloseStopsFlusher(t *testing.T) {
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case <-c.done:
-		default:
+		c.mu.Lock()
+		busy := c.busy
+		c.mu.Unlock()
+		if busy {
 			t.Fatal("flusher still running after Close")
 		}
 		if _, all := f.written(); string(all) != "bye" {
