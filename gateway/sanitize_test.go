@@ -145,20 +145,7 @@ func TestGuardConnUpgrade(t *testing.T) {
 		// first final status after the upgrade head decides.
 		{[]string{"HTTP/1.1 200 OK\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\n\r\n"}, "GET / HTTP/1.1\nHost: x\n\n", true},
 	} {
-		// Loopback TCP, not net.Pipe: the guard's 400 must not block.
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		client, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		server, err := ln.Accept()
-		ln.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		client, server := tcpPair(t)
 		g := &guardConn{Conn: server}
 		answered := make(chan struct{})
 		go func() {
@@ -195,19 +182,7 @@ func TestGuardConnBatchesHTTP2Writes(t *testing.T) {
 		{string(h2ClientPreface), true},
 		{cleanCorpus["get"], false},
 	} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		client, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		server, err := ln.Accept()
-		ln.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		client, server := tcpPair(t)
 		client.SetDeadline(time.Now().Add(5 * time.Second))
 		g := &guardConn{Conn: server}
 		io.WriteString(client, tc.first)
@@ -231,4 +206,25 @@ func TestGuardConnBatchesHTTP2Writes(t *testing.T) {
 		}
 		client.Close()
 	}
+}
+
+// tcpPair is both ends of a loopback TCP connection (not net.Pipe: a
+// guard's 400 or a coalescer's flush must not block on the reader).
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		client.Close()
+		t.Fatal(err)
+	}
+	return client, server
 }
