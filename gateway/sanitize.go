@@ -275,10 +275,16 @@ func (g *headGuard) line() string {
 // end validates a complete head and sets up the body framing.
 func (g *headGuard) end() string {
 	defer func() { g.head = g.head[:0] }()
-	var cls [][]byte
-	te, upgrade := false, false
-	lines := bytes.Split(g.head[:len(g.head)-4], []byte("\r\n"))
-	for _, l := range lines[1:] {
+	var cl []byte // the first Content-Length value
+	te, upgrade, haveCL := false, false, false
+	// The header lines, after the request line; each ends in CRLF (line
+	// checked that), and the head in an empty line.
+	rest := g.head[:len(g.head)-2]
+	rest = rest[bytes.IndexByte(rest, '\n')+1:]
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		l := rest[:i-1]
+		rest = rest[i+1:]
 		colon := bytes.IndexByte(l, ':')
 		if colon <= 0 {
 			return "malformed header line"
@@ -290,7 +296,11 @@ func (g *headGuard) end() string {
 		val := bytes.TrimSpace(l[colon+1:])
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
-			cls = append(cls, val)
+			if !haveCL {
+				cl, haveCL = val, true
+			} else if !bytes.Equal(val, cl) {
+				return "conflicting Content-Length values"
+			}
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			if te {
 				return "repeated Transfer-Encoding"
@@ -303,13 +313,8 @@ func (g *headGuard) end() string {
 			upgrade = true
 		}
 	}
-	if te && len(cls) > 0 {
+	if te && haveCL {
 		return "both Content-Length and Transfer-Encoding"
-	}
-	for _, cl := range cls[min(1, len(cls)):] {
-		if !bytes.Equal(cl, cls[0]) {
-			return "conflicting Content-Length values"
-		}
 	}
 	if upgrade {
 		// Whatever follows a 101 answer is another protocol; guardConn
@@ -323,14 +328,30 @@ func (g *headGuard) end() string {
 		g.chunked = true
 		return ""
 	}
-	if len(cls) > 0 {
-		n, err := strconv.ParseInt(string(cls[0]), 10, 64)
-		if err != nil || n < 0 || cls[0][0] == '+' {
+	if haveCL {
+		n, ok := parseContentLength(cl)
+		if !ok {
 			return "invalid Content-Length"
 		}
 		g.bodyLeft = n
 	}
 	return ""
+}
+
+// parseContentLength reads a Content-Length value: decimal digits only (no
+// sign, no spaces), at most 18 of them so that it cannot overflow.
+func parseContentLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // chunkState follows a chunked body: size lines, data, trailers.
