@@ -43,6 +43,10 @@ type Config struct {
 	// MaxConcurrentStreams caps streams per HTTP/2 client connection.
 	// Zero means 250.
 	MaxConcurrentStreams int
+	// ResetLimit is how many streams an HTTP/2 client connection may reset
+	// within a second before it is closed (reset.go). Zero means 100;
+	// negative, no limit.
+	ResetLimit int
 	// TrustedProxies are networks whose X-Forwarded-For is kept and
 	// appended to; from anyone else it is replaced by the peer address.
 	TrustedProxies []netip.Prefix

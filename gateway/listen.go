@@ -66,6 +66,7 @@ func (g *Gateway) guard(gc *guardConn, c net.Conn) {
 	gc.Conn = c
 	gc.rejected = func(string) { g.conns.reject(reasonBadRequest) }
 	gc.flooded = func() { g.conns.reject(reasonRapidReset) }
+	gc.resets.limit = g.resetLimit()
 }
 
 // guardListener wraps each connection in the guard.

@@ -15,9 +15,10 @@ import (
 // read, in the connection's own Read, before Go's server sees them; more
 // than rapidResetLimit within rapidResetWindow closes the connection.
 
-// rapidResetLimit is how many streams a connection may reset within
-// rapidResetWindow before it is closed. A browser cancelling navigation or
-// a client timing out resets a few streams, not a hundred a second.
+// rapidResetLimit is the default of how many streams a connection may
+// reset within rapidResetWindow before it is closed (Config.ResetLimit). A
+// browser cancelling navigation or a client timing out resets a few
+// streams, not a hundred a second.
 const (
 	rapidResetLimit  = 100
 	rapidResetWindow = time.Second
@@ -26,6 +27,7 @@ const (
 // resetWindow counts one connection's resets in a fixed window. Only the
 // connection's reader touches it.
 type resetWindow struct {
+	limit int   // resets allowed per window; negative: no limit
 	start int64 // UnixNano of the window's first reset
 	n     int
 }
@@ -33,11 +35,22 @@ type resetWindow struct {
 // add counts n resets at now and reports whether the connection went over
 // the limit.
 func (w *resetWindow) add(now int64, n int) bool {
+	if w.limit < 0 {
+		return false
+	}
 	if now-w.start > int64(rapidResetWindow) {
 		w.start, w.n = now, 0
 	}
 	w.n += n
-	return w.n > rapidResetLimit
+	return w.n > w.limit
+}
+
+// resetLimit is the per-connection reset limit for resetWindow.limit.
+func (g *Gateway) resetLimit() int {
+	if g.cfg.ResetLimit == 0 {
+		return rapidResetLimit
+	}
+	return g.cfg.ResetLimit
 }
 
 // h2FrameLen is the size of an HTTP/2 frame header (RFC 9113 4.1).

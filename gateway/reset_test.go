@@ -21,16 +21,21 @@ func TestResetWindow(t *testing.T) {
 	sec := int64(time.Second)
 	tests := []struct {
 		name  string
+		cfg   int     // Config.ResetLimit
 		times []int64 // reset times, ns
 		over  bool    // the last one goes over the limit
 	}{
-		{"limit in one window", spread(0, rapidResetLimit, sec/2), false},
-		{"one more in the window", spread(0, rapidResetLimit+1, sec/2), true},
-		{"spread over windows", append(spread(0, rapidResetLimit, sec/2), spread(2*sec, rapidResetLimit, sec/2)...), false},
+		{"limit in one window", 0, spread(0, rapidResetLimit, sec/2), false},
+		{"one more in the window", 0, spread(0, rapidResetLimit+1, sec/2), true},
+		{"spread over windows", 0, append(spread(0, rapidResetLimit, sec/2), spread(2*sec, rapidResetLimit, sec/2)...), false},
+		{"configured limit", 10, spread(0, 11, sec/2), true},
+		{"configured limit, within", 10, spread(0, 10, sec/2), false},
+		{"no limit", -1, spread(0, 100*rapidResetLimit, sec/2), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var w resetWindow
+			g := &Gateway{cfg: Config{ResetLimit: tt.cfg}}
+			w := resetWindow{limit: g.resetLimit()}
 			w.start = -10 * sec
 			var over bool
 			for _, now := range tt.times {

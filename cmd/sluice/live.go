@@ -135,10 +135,20 @@ func restartKeys(cur, next *config.Config) []string {
 	diff("limits.max_header_count", a.MaxHeaderCount, b.MaxHeaderCount)
 	diff("limits.max_request_body", a.MaxRequestBody, b.MaxRequestBody)
 	diff("limits.h2_max_concurrent_streams", a.H2MaxConcurrentStreams, b.H2MaxConcurrentStreams)
+	diff("limits.h2_max_resets_per_second", a.H2MaxResetsPerSecond, b.H2MaxResetsPerSecond)
 	if !slices.Equal(cur.TrustedProxies, next.TrustedProxies) {
 		out = append(out, fmt.Sprintf("trusted_proxies %v -> %v", cur.TrustedProxies, next.TrustedProxies))
 	}
 	return out
+}
+
+// resetLimit maps limits.h2_max_resets_per_second, where 0 is off, to
+// gateway.Config.ResetLimit, where 0 is the default and off is negative.
+func resetLimit(perSecond int) int {
+	if perSecond == 0 {
+		return -1
+	}
+	return perSecond
 }
 
 func quoted(s string) string { return fmt.Sprintf("%q", s) }
@@ -185,6 +195,7 @@ func (rt *live) gatewayConfig(cfg *config.Config, routes []gateway.Route, pages 
 		MaxHeaderCount:       l.MaxHeaderCount,
 		MaxRequestBody:       l.MaxRequestBody,
 		MaxConcurrentStreams: l.H2MaxConcurrentStreams,
+		ResetLimit:           resetLimit(l.H2MaxResetsPerSecond),
 		TrustedProxies:       cfg.TrustedProxies,
 		AltSvc:               rt.altSvc,
 		AccessLog:            rt.alog,

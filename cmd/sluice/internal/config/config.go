@@ -171,6 +171,11 @@ type Limits struct {
 	// H2MaxConcurrentStreams caps concurrent streams per HTTP/2 and
 	// HTTP/3 client connection, 1..10000. The default is 250.
 	H2MaxConcurrentStreams int
+	// H2MaxResetsPerSecond closes an HTTP/2 client connection that resets
+	// more streams than this within a second (rapid reset, CVE-2023-44487),
+	// 0..1000000; 0 turns the check off, leaving Go's own bound. The
+	// default is 100.
+	H2MaxResetsPerSecond int
 }
 
 // MaxHeaderBytesLimit is the largest max_header_bytes: the HTTP/1.1
@@ -401,6 +406,7 @@ func DefaultLimits() Limits {
 		MaxHeaderCount:         100,
 		MaxRequestBody:         0,
 		H2MaxConcurrentStreams: 250,
+		H2MaxResetsPerSecond:   100,
 	}
 }
 
@@ -551,6 +557,7 @@ type yamlLimits struct {
 	MaxHeaderCount         int    `yaml:"max_header_count"`
 	MaxRequestBody         int64  `yaml:"max_request_body"`
 	H2MaxConcurrentStreams int    `yaml:"h2_max_concurrent_streams"`
+	H2MaxResetsPerSecond   int    `yaml:"h2_max_resets_per_second"`
 }
 
 type yamlBackend struct {
@@ -634,6 +641,7 @@ func (c *Config) Marshal() ([]byte, error) {
 			MaxHeaderCount:         l.MaxHeaderCount,
 			MaxRequestBody:         l.MaxRequestBody,
 			H2MaxConcurrentStreams: l.H2MaxConcurrentStreams,
+			H2MaxResetsPerSecond:   l.H2MaxResetsPerSecond,
 		},
 		// Printed as [] rather than null when empty, which reads as "none".
 		TrustedProxies: []string{},

@@ -26,6 +26,7 @@ func TestDefaultLimits(t *testing.T) {
 	want := Limits{
 		MaxConns: 100000, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 1 << 20, MaxHeaderCount: 100, MaxRequestBody: 0, H2MaxConcurrentStreams: 250,
+		H2MaxResetsPerSecond: 100,
 	}
 	if c.Limits != want || c.TLSListen != "" || c.TLSCerts != nil || c.HTTP3 || c.ProxyProtocol || c.TrustedProxies != nil {
 		t.Errorf("edge defaults: %+v %q %v %v %v %v", c.Limits, c.TLSListen, c.TLSCerts, c.HTTP3, c.ProxyProtocol, c.TrustedProxies)
@@ -52,6 +53,7 @@ limits:
   max_header_count: 50
   max_request_body: 10485760
   h2_max_concurrent_streams: 100
+  h2_max_resets_per_second: 0
 trusted_proxies: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32", 10.1.2.3/16, "::ffff:198.51.100.1"]
 `)
 	file := filepath.Join(dir, "sluice.yaml")
@@ -63,7 +65,7 @@ trusted_proxies: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32", 10.1.2.3/16, "::ffff:1
 		t.Fatal(err)
 	}
 	wantCerts := []CertPair{{aCert, aKey}, {filepath.Join(dir, "b.example.crt"), filepath.Join(dir, "b.example.key")}}
-	wantLimits := Limits{5000, 2 * time.Second, 30 * time.Second, 65536, 50, 10 << 20, 100}
+	wantLimits := Limits{5000, 2 * time.Second, 30 * time.Second, 65536, 50, 10 << 20, 100, 0}
 	var wantNets []netip.Prefix
 	for _, s := range []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "10.1.0.0/16", "198.51.100.1/32"} {
 		wantNets = append(wantNets, netip.MustParsePrefix(s))
@@ -102,6 +104,7 @@ func TestParseRejectsEdge(t *testing.T) {
 		{name: "max_header_count zero", yaml: valid + "limits: {max_header_count: 0}\n", key: "limits.max_header_count", msg: "between 1 and 10000"},
 		{name: "max_request_body negative", yaml: valid + "limits: {max_request_body: -1}\n", key: "limits.max_request_body", msg: "must be 0 (no limit)"},
 		{name: "streams zero", yaml: valid + "limits: {h2_max_concurrent_streams: 0}\n", key: "limits.h2_max_concurrent_streams", msg: "between 1 and 10000"},
+		{name: "resets negative", yaml: valid + "limits: {h2_max_resets_per_second: -1}\n", key: "limits.h2_max_resets_per_second", msg: "between 0 and 1000000"},
 		{name: "bad CIDR", yaml: valid + "trusted_proxies: [10.0.0.0/8, 10.0.0.0/33]\n", key: "trusted_proxies[1]", msg: `invalid network "10.0.0.0/33"`},
 		{name: "host name as proxy", yaml: valid + "trusted_proxies: [lb.internal]\n", key: "trusted_proxies[0]", msg: "want a CIDR"},
 		{name: "proxies not a list", yaml: valid + "trusted_proxies: 10.0.0.0/8\n", key: "trusted_proxies", msg: "must be a list of networks"},

@@ -241,6 +241,7 @@ var (
 		"limits.max_header_count":          func(c *Config) any { return &c.Limits.MaxHeaderCount },
 		"limits.max_request_body":          func(c *Config) any { return &c.Limits.MaxRequestBody },
 		"limits.h2_max_concurrent_streams": func(c *Config) any { return &c.Limits.H2MaxConcurrentStreams },
+		"limits.h2_max_resets_per_second":  func(c *Config) any { return &c.Limits.H2MaxResetsPerSecond },
 	}
 	// topSections are top-level mappings whose keys are in topFields.
 	topSections = []string{"limits", "access_log"}

@@ -181,6 +181,7 @@ func (c *checker) edge(cfg *Config, listenOK, adminOK bool) {
 		c.fail("limits.max_request_body", "must be 0 (no limit) or a number of bytes, got %d", l.MaxRequestBody)
 	}
 	c.intRange("limits.h2_max_concurrent_streams", l.H2MaxConcurrentStreams, 1, 10000)
+	c.intRange("limits.h2_max_resets_per_second", l.H2MaxResetsPerSecond, 0, 1000000)
 	a := cfg.AccessLog
 	c.oneOf("access_log.mode", a.Mode, AccessLogOff, AccessLogAll, AccessLogErrors, AccessLogSample)
 	c.intRange("access_log.sample", a.Sample, 1, 1000000)
