@@ -91,12 +91,27 @@ func (c *Certs) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, er
 	return set.first, nil
 }
 
-// TLSConfig is the listeners' TLS configuration: TLS 1.2 and 1.3, Go's
-// modern cipher defaults, ALPN for the given protocols (h2, http/1.1, or h3).
+// TLSConfig is the listeners' TLS configuration: TLS 1.2 and 1.3, ALPN for
+// the given protocols (h2, http/1.1, or h3), and for TLS 1.2 only ECDHE with
+// AEAD ciphers. Go's defaults also allow CBC suites, which HTTP/2 forbids
+// (RFC 9113 9.2.2); Go's HTTP/2 server would refuse them on a *tls.Conn,
+// but it reads Sluice's TLS connections through the guard (tlslisten.go),
+// so they are left out of the handshake instead. TLS 1.3 suites are all
+// AEAD and not configurable.
 func (c *Certs) TLSConfig(alpn ...string) *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   tls12Suites,
 		GetCertificate: c.GetCertificate,
 		NextProtos:     alpn,
 	}
+}
+
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }

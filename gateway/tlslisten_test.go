@@ -228,3 +228,28 @@ func TestTLSRapidReset(t *testing.T) {
 func rejectedCount(g *Gateway, reason string) float64 {
 	return testutil.ToFloat64(g.m.rejected.WithLabelValues(reason))
 }
+
+// TestTLS12CipherSuites: TLS 1.2 clients get AEAD suites only; one that
+// offers nothing but CBC (forbidden with HTTP/2) fails the handshake.
+func TestTLS12CipherSuites(t *testing.T) {
+	addr, _, _ := tlsGateway(t, 5*time.Second)
+	for _, tc := range []struct {
+		name   string
+		suites []uint16
+		ok     bool
+	}{
+		{"GCM", []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}, true},
+		{"CBC only", []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA}, false},
+	} {
+		c, err := tls.Dial("tcp", addr, &tls.Config{
+			InsecureSkipVerify: true, NextProtos: []string{"h2"},
+			MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: tc.suites,
+		})
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: handshake error %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		if err == nil {
+			c.Close()
+		}
+	}
+}
