@@ -1,6 +1,8 @@
 // Package h2c owns how Sluice opens multiplexed cleartext HTTP/2 (prior
 // knowledge) connections to an upstream server, and how it tells whether a
 // server speaks h2c at all. Pooling, queueing and balancing live in upstream.
+// Its write coalescer (Coalesce), made for those connections, also sits
+// under the gateway's HTTP/2 client connections.
 package h2c
 
 import (
