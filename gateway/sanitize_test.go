@@ -47,6 +47,24 @@ var cleanCorpus = map[string]string{
 	"TE chunked case": "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n",
 }
 
+// resetsAll is the RST_STREAM frames the guard counts in in, fed step bytes
+// at a time, up to its first rejection.
+func resetsAll(in string, step int) int {
+	var g headGuard
+	n := 0
+	for len(in) > 0 {
+		k := min(step, len(in))
+		r := g.scan([]byte(in[:k]))
+		n += g.resets
+		g.resets = 0
+		if r != "" {
+			break
+		}
+		in = in[k:]
+	}
+	return n
+}
+
 func scanAll(in string, step int) string {
 	var g headGuard
 	for len(in) > 0 {
@@ -117,6 +135,11 @@ func FuzzHeadGuard(f *testing.F) {
 	for _, in := range cleanCorpus {
 		f.Add(in, 5)
 	}
+	// HTTP/2: settings, a request, its reset, a ping.
+	f.Add(string(h2ClientPreface)+"\x00\x00\x00\x04\x00\x00\x00\x00\x00"+
+		"\x00\x00\x03\x01\x05\x00\x00\x00\x01\x82\x86\x84"+
+		"\x00\x00\x04\x03\x00\x00\x00\x00\x01\x00\x00\x00\x08"+
+		"\x00\x00\x08\x06\x00\x00\x00\x00\x00\x03\x03\x03\x03\x03\x03\x03\x03", 4)
 	f.Fuzz(func(t *testing.T, in string, step int) {
 		if step <= 0 || step > 1<<16 {
 			step = 1
@@ -125,6 +148,10 @@ func FuzzHeadGuard(f *testing.F) {
 		// The verdict must not depend on how the bytes arrive.
 		if (a == "") != (b == "") && !strings.Contains(a+b, "too long") {
 			t.Fatalf("split %d: %q vs whole: %q", step, a, b)
+		}
+		// Nor the resets counted on an HTTP/2 connection.
+		if ra, rb := resetsAll(in, step), resetsAll(in, len(in)+1); ra != rb {
+			t.Fatalf("split %d: %d resets vs whole: %d", step, ra, rb)
 		}
 	})
 }
