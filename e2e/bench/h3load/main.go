@@ -49,6 +49,8 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+
+	"github.com/sluice-gw/sluice/e2e/bench/rank"
 )
 
 func main() {
@@ -294,8 +296,8 @@ func (s *stats) report(elapsed time.Duration) string {
 	fmt.Fprintf(&b, "requests/s: %.2f\n", rps)
 	fmt.Fprintf(&b, "completed: %d\n", n)
 	fmt.Fprintf(&b, "failed: %d\n", s.failed)
-	fmt.Fprintf(&b, "p50_ms: %.3f\n", percentile(s.latMs, 50))
-	fmt.Fprintf(&b, "p99_ms: %.3f\n", percentile(s.latMs, 99))
+	fmt.Fprintf(&b, "p50_ms: %.3f\n", rank.Percentile(s.latMs, 50))
+	fmt.Fprintf(&b, "p99_ms: %.3f\n", rank.Percentile(s.latMs, 99))
 	codes := make([]int, 0, len(s.status))
 	for k := range s.status {
 		codes = append(codes, k)
@@ -327,19 +329,4 @@ func (s *stats) report(elapsed time.Duration) string {
 		fmt.Fprintf(&b, "error: %d %s\n", e.n, e.msg)
 	}
 	return b.String()
-}
-
-// percentile of sorted values, nearest rank; -1 when there are none.
-func percentile(sorted []float64, p float64) float64 {
-	if len(sorted) == 0 {
-		return -1
-	}
-	i := int(p/100*float64(len(sorted))+0.999999) - 1
-	if i < 0 {
-		i = 0
-	}
-	if i >= len(sorted) {
-		i = len(sorted) - 1
-	}
-	return sorted[i]
 }

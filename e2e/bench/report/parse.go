@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-gw/sluice/e2e/bench/rank"
 )
 
 // Result is what one load-generator run measured.
@@ -117,8 +119,8 @@ func ParseH2load(out string, log io.Reader) (Result, error) {
 		}
 		if len(lat) > 0 {
 			sort.Float64s(lat)
-			r.P50ms = percentile(lat, 50)
-			r.P99ms = percentile(lat, 99)
+			r.P50ms = rank.Percentile(lat, 50)
+			r.P99ms = rank.Percentile(lat, 99)
 			return r, nil
 		}
 	}
@@ -156,21 +158,6 @@ func ParseH3load(out string) (Result, error) {
 		r.P99ms = v
 	}
 	return r, nil
-}
-
-// percentile of sorted values, nearest rank.
-func percentile(sorted []float64, p float64) float64 {
-	if len(sorted) == 0 {
-		return -1
-	}
-	i := int(p/100*float64(len(sorted))+0.999999) - 1
-	if i < 0 {
-		i = 0
-	}
-	if i >= len(sorted) {
-		i = len(sorted) - 1
-	}
-	return sorted[i]
 }
 
 func cmdParse(args []string) error {
