@@ -13,7 +13,8 @@ import (
 // a flood wait their turn behind everyone else's, and the flood goes on
 // meanwhile. So the client's RST_STREAM frames are counted where they are
 // read, in the connection's own Read, before Go's server sees them; more
-// than rapidResetLimit within rapidResetWindow closes the connection.
+// than the limit (Config.ResetLimit, limits.h2_max_resets_per_second)
+// within rapidResetWindow closes the connection.
 
 // rapidResetLimit is the default of how many streams a connection may
 // reset within rapidResetWindow before it is closed (Config.ResetLimit). A

@@ -58,7 +58,8 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 		ConnState:         g.conns.connState,
 		ErrorLog:          log.New(&serverLog{g: g}, "", 0),
 		// Go's HTTP/2 server already bounds what a hostile client can
-		// cost: handlers queued by rapid resets (CVE-2023-44487),
+		// cost: handlers queued by rapid resets (CVE-2023-44487; the
+		// guard cuts a flood sooner, reset.go),
 		// CONTINUATION floods (CVE-2023-45288), and HPACK tables
 		// (MaxDecoderHeaderTableSize, with MaxHeaderBytes on the decoded
 		// size).
@@ -74,9 +75,10 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 	}}
 }
 
-// withTLSState gives requests on HTTP/1.1-over-TLS connections, which Go's
-// server sees through the smuggling guard rather than as a *tls.Conn,
-// their TLS state in r.TLS: X-Forwarded-Proto and logs depend on it.
+// withTLSState gives requests on TLS connections, which Go's server sees
+// through the guard rather than as a *tls.Conn (HTTP/1.1 and HTTP/2 alike),
+// their TLS state in r.TLS: X-Forwarded-Proto, the protocol metrics and
+// logs depend on it.
 type withTLSState struct{ g *Gateway }
 
 func (h withTLSState) ServeHTTP(w http.ResponseWriter, r *http.Request) {
