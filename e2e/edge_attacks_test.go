@@ -227,6 +227,21 @@ func TestOverLimitHeadersGet431(t *testing.T) {
 	}
 }
 
+// TestDefaultHeadLimitRefuses64KiBField: with limits at their defaults
+// (max_header_bytes 32 KiB), a 64 KiB header field gets 431 from sluice on
+// listen, and Tomcat never sees it; the same listener serves a clean
+// request. The default used to be 1 MiB, which let it through to Tomcat.
+func TestDefaultHeadLimitRefuses64KiBField(t *testing.T) {
+	s := startSluice(t, h2cFunnelConfig())
+	resp, body, _ := rawExchange(t, s.Listen, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 64<<10)+"\r\n\r\n", false)
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("64 KiB header field with default limits: %d %q, want 431 from sluice", resp.StatusCode, body)
+	}
+	if resp, body, _ := rawExchange(t, s.Listen, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false); resp.StatusCode != 200 || body != helloBody {
+		t.Errorf("clean request: %d %q", resp.StatusCode, body)
+	}
+}
+
 // slowStats is what the slowloris connections saw.
 type slowStats struct {
 	mu        sync.Mutex

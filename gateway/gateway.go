@@ -25,7 +25,8 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes client connections idle this long. Zero means 120s.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes caps request header size. Zero means 1 MiB.
+	// MaxHeaderBytes caps request header size. Zero means
+	// DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
 	// ErrorPages replaces the short text body of the errors Sluice
 	// answers itself (404 no route, 502, 503, 504), by status. Nil means
@@ -55,6 +56,20 @@ type Config struct {
 	// AltSvc, when set, is sent as Alt-Svc on TCP responses (HTTP/3
 	// advertisement), e.g. `h3=":443"; ma=86400`.
 	AltSvc string
+}
+
+// DefaultMaxHeaderBytes is the request head limit when Config leaves it at
+// zero: 32 KiB, above what browsers and APIs send (Tomcat's own default is
+// 8 KiB, HAProxy's about 15 KiB), far below the 1 MiB that Go's server
+// would accept.
+const DefaultMaxHeaderBytes = 32 << 10
+
+// maxHeaderBytes is Config.MaxHeaderBytes with its default.
+func (g *Gateway) maxHeaderBytes() int {
+	if g.cfg.MaxHeaderBytes > 0 {
+		return g.cfg.MaxHeaderBytes
+	}
+	return DefaultMaxHeaderBytes
 }
 
 // Gateway routes client requests to backends. It is an http.Handler.

@@ -25,10 +25,7 @@ type H3Server struct {
 func NewH3Server(g *Gateway, certs *Certs) *H3Server {
 	s := &H3Server{g: g}
 	// The same header and stream limits as the TCP listeners (NewServer).
-	maxHeader, maxStreams := g.cfg.MaxHeaderBytes, g.cfg.MaxConcurrentStreams
-	if maxHeader <= 0 {
-		maxHeader = 1 << 20
-	}
+	maxHeader, maxStreams := g.maxHeaderBytes(), g.cfg.MaxConcurrentStreams
 	if maxStreams <= 0 {
 		maxStreams = 250
 	}

@@ -24,9 +24,7 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = 10 * time.Second
 	}
-	if cfg.MaxHeaderBytes <= 0 {
-		cfg.MaxHeaderBytes = 1 << 20
-	}
+	cfg.MaxHeaderBytes = g.maxHeaderBytes()
 	if cfg.MaxConcurrentStreams <= 0 {
 		cfg.MaxConcurrentStreams = 250
 	}

@@ -160,7 +160,7 @@ type Limits struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes caps a request's header block, 4096..1048576; more
 	// gets 431. The upper bound is the smuggling guard's: it follows
-	// request heads up to 1 MiB. The default is 1048576.
+	// request heads up to 1 MiB. The default is 32768 (32 KiB).
 	MaxHeaderBytes int
 	// MaxHeaderCount caps a request's header fields, 1..10000; more gets
 	// 431. The default is 100.
@@ -402,7 +402,7 @@ func DefaultLimits() Limits {
 		MaxConns:               100000,
 		ReadHeaderTimeout:      10 * time.Second,
 		IdleTimeout:            120 * time.Second,
-		MaxHeaderBytes:         1 << 20,
+		MaxHeaderBytes:         32 << 10,
 		MaxHeaderCount:         100,
 		MaxRequestBody:         0,
 		H2MaxConcurrentStreams: 250,

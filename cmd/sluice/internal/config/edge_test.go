@@ -25,7 +25,7 @@ func TestDefaultLimits(t *testing.T) {
 	}
 	want := Limits{
 		MaxConns: 100000, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		MaxHeaderBytes: 1 << 20, MaxHeaderCount: 100, MaxRequestBody: 0, H2MaxConcurrentStreams: 250,
+		MaxHeaderBytes: 32 << 10, MaxHeaderCount: 100, MaxRequestBody: 0, H2MaxConcurrentStreams: 250,
 		H2MaxResetsPerSecond: 100,
 	}
 	if c.Limits != want || c.TLSListen != "" || c.TLSCerts != nil || c.HTTP3 || c.ProxyProtocol || c.TrustedProxies != nil {
