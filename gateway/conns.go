@@ -25,12 +25,13 @@ var protoNames = [numProtos]string{"http1", "h2c", "h2", "h3"}
 
 // Rejection reasons, the fixed label set of sluice_client_rejected_total.
 const (
-	reasonLimit         = "limit"
-	reasonTimeout       = "timeout"
-	reasonBadRequest    = "bad_request"
-	reasonTLSHandshake  = "tls_handshake"
-	reasonProxyProtocol = "proxy_protocol"
-	reasonRapidReset    = "rapid_reset"
+	reasonLimit          = "limit"
+	reasonTimeout        = "timeout"
+	reasonBadRequest     = "bad_request"
+	reasonTLSHandshake   = "tls_handshake"
+	reasonProxyProtocol  = "proxy_protocol"
+	reasonProxyUntrusted = "proxy_untrusted"
+	reasonRapidReset     = "rapid_reset"
 )
 
 // reject counts a refused connection or request.

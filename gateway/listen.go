@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 )
 
@@ -16,6 +17,11 @@ type ListenerConfig struct {
 	// ProxyProtocol requires a PROXY protocol v1 or v2 header on every
 	// connection; a connection without a valid one is closed.
 	ProxyProtocol bool
+	// ProxyFrom are the peers whose PROXY header is honoured: with
+	// ProxyProtocol, a connection from any other address is closed at
+	// accept, so nobody else can claim a client address. Required with
+	// ProxyProtocol; 0.0.0.0/0 and ::/0 let any peer in.
+	ProxyFrom []netip.Prefix
 }
 
 // proxyHeaderTimeout bounds the wait for a PROXY protocol header.
@@ -26,6 +32,9 @@ const proxyHeaderTimeout = 5 * time.Second
 // cleartext, and TLS. Serve it with the Server from NewServer for the same
 // config (TLS or not).
 func (g *Gateway) Listen(lc ListenerConfig) (net.Listener, error) {
+	if lc.ProxyProtocol && len(lc.ProxyFrom) == 0 {
+		return nil, fmt.Errorf("listen %s: %w", lc.Addr, errProxyFromMissing)
+	}
 	raw, err := net.Listen("tcp", lc.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", lc.Addr, err)
@@ -35,7 +44,11 @@ func (g *Gateway) Listen(lc ListenerConfig) (net.Listener, error) {
 		rejected: func() { g.conns.reject(reasonLimit) },
 	}
 	if lc.ProxyProtocol {
-		ln = &proxyListener{Listener: ln, timeout: proxyHeaderTimeout, rejected: func() { g.conns.reject(reasonProxyProtocol) }}
+		ln = &proxyListener{
+			Listener: ln, timeout: proxyHeaderTimeout, from: lc.ProxyFrom,
+			rejected:  func() { g.conns.reject(reasonProxyProtocol) },
+			untrusted: func() { g.conns.reject(reasonProxyUntrusted) },
+		}
 	}
 	if lc.Certs != nil {
 		return newTLSListener(ln, lc.Certs.TLSConfig("h2", "http/1.1"), g.handshakeTimeout(),

@@ -32,7 +32,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"protocol"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_client_rejected_total",
-			Help: "Client connections or requests refused, by reason (limit, timeout, bad_request, tls_handshake, proxy_protocol).",
+			Help: "Client connections or requests refused, by reason (limit, timeout, bad_request, tls_handshake, proxy_protocol, proxy_untrusted, rapid_reset).",
 		}, []string{"reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_requests_total",

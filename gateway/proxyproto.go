@@ -18,6 +18,10 @@ import (
 // on a listener that requires one.
 var ErrProxyHeader = errors.New("proxy protocol: invalid header")
 
+// errProxyFromMissing refuses a PROXY protocol listener that would believe
+// any peer.
+var errProxyFromMissing = errors.New("proxy protocol needs the networks whose headers are honoured (ProxyFrom)")
+
 // proxyListener requires a PROXY protocol (v1 or v2) header on every
 // connection, so Sluice behind an L4 load balancer still sees client
 // addresses. The header is read on the connection's own goroutine (first
@@ -27,16 +31,45 @@ type proxyListener struct {
 	net.Listener
 	// timeout bounds reading the header.
 	timeout time.Duration
+	// from are the peers whose header is honoured; a connection from any
+	// other is closed at accept, before a byte is read.
+	from []netip.Prefix
 	// rejected is called once per connection closed for a bad header.
 	rejected func()
+	// untrusted is called once per connection closed for its peer.
+	untrusted func()
 }
 
 func (l *proxyListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if !l.trusts(c.RemoteAddr()) {
+			c.Close()
+			if l.untrusted != nil {
+				l.untrusted()
+			}
+			continue
+		}
+		return &proxyConn{Conn: c, l: l}, nil
 	}
-	return &proxyConn{Conn: c, l: l}, nil
+}
+
+// trusts reports whether a PROXY header from peer is honoured.
+func (l *proxyListener) trusts(peer net.Addr) bool {
+	ta, ok := peer.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip := ta.AddrPort().Addr().Unmap().WithZone("")
+	for _, p := range l.from {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // proxyConn parses the header before the first byte of payload.

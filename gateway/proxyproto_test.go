@@ -6,9 +6,15 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 func v2Header(cmd, fam byte, body []byte) []byte {
@@ -91,7 +97,7 @@ func TestProxyListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	rejected := 0
-	pl := &proxyListener{Listener: ln, timeout: 200 * time.Millisecond, rejected: func() { rejected++ }}
+	pl := &proxyListener{Listener: ln, timeout: 200 * time.Millisecond, from: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, rejected: func() { rejected++ }}
 	defer pl.Close()
 	go func() {
 		c, _ := net.Dial("tcp", ln.Addr().String())
@@ -130,5 +136,95 @@ func TestProxyListener(t *testing.T) {
 	}
 	if rejected != 1 {
 		t.Errorf("rejected %d, want 1", rejected)
+	}
+}
+
+func TestProxyListenerTrusts(t *testing.T) {
+	from := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}
+	tests := []struct {
+		peer net.Addr
+		want bool
+	}{
+		{&net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 1}, true},
+		{&net.TCPAddr{IP: net.ParseIP("::ffff:10.1.2.3"), Port: 1}, true}, // dual-stack socket
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1}, true},
+		{&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 1, Zone: "eth0"}, false},
+		{&net.TCPAddr{IP: net.ParseIP("11.0.0.1"), Port: 1}, false},
+		{&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 1}, false},
+		{&net.UnixAddr{Name: "/tmp/x", Net: "unix"}, false},
+	}
+	l := &proxyListener{from: from}
+	for _, tt := range tests {
+		if got := l.trusts(tt.peer); got != tt.want {
+			t.Errorf("trusts(%v) = %v, want %v", tt.peer, got, tt.want)
+		}
+	}
+	if (&proxyListener{}).trusts(tests[0].peer) {
+		t.Error("an empty list trusts a peer")
+	}
+}
+
+// TestProxyProtocolFromUntrustedPeerClosed: on a PROXY protocol listener, a
+// peer outside ProxyFrom is closed at accept whatever it sends, even a
+// valid header, and counted as proxy_untrusted; one inside is served with
+// the header's address. Without ProxyFrom the listener is refused.
+func TestProxyProtocolFromUntrustedPeerClosed(t *testing.T) {
+	origin := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Header.Get("X-Forwarded-For"))
+	})
+	b, err := upstream.New(upstream.Config{
+		Name: "b", Protocol: upstream.H2C,
+		Servers: []upstream.ServerConfig{{Address: origin}},
+		Queue:   upstream.QueueConfig{MaxPending: 10, Timeout: 5 * time.Second},
+	}, upstream.NewMetrics(nil), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": b}, NewMetrics(nil), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Listen(ListenerConfig{Addr: "127.0.0.1:0", ProxyProtocol: true}); !errors.Is(err, errProxyFromMissing) {
+		t.Errorf("ProxyProtocol without ProxyFrom: %v, want errProxyFromMissing", err)
+	}
+	serve := func(from string) string {
+		ln, err := g.Listen(ListenerConfig{Addr: "127.0.0.1:0", ProxyProtocol: true, ProxyFrom: []netip.Prefix{netip.MustParsePrefix(from)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewServer(g, false)
+		go s.Serve(ln)
+		t.Cleanup(func() { s.srv.Close() })
+		return ln.Addr().String()
+	}
+	ask := func(addr string) (string, error) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		go io.WriteString(c, "PROXY TCP4 203.0.113.9 127.0.0.1 4000 80\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return string(body), err
+	}
+	untrusted := g.m.rejected.WithLabelValues(reasonProxyUntrusted)
+	if got, err := ask(serve("10.0.0.0/8")); err == nil {
+		t.Errorf("peer 127.0.0.1 outside 10.0.0.0/8 was answered: %q", got)
+	}
+	if n := testutil.ToFloat64(untrusted); n != 1 {
+		t.Errorf("sluice_client_rejected_total{reason=proxy_untrusted} = %v, want 1", n)
+	}
+	if got, err := ask(serve("127.0.0.0/8")); err != nil || got != "203.0.113.9" {
+		t.Errorf("trusted peer: %q %v, want the header's address", got, err)
+	}
+	if n := testutil.ToFloat64(untrusted); n != 1 {
+		t.Errorf("sluice_client_rejected_total{reason=proxy_untrusted} = %v after a trusted peer, want 1", n)
 	}
 }

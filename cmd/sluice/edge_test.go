@@ -183,9 +183,10 @@ func TestTLSAndHTTP3Wired(t *testing.T) {
 	changed.Limits.MaxConns = 5
 	changed.HTTP3 = false
 	changed.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	changed.ProxyProtocolFrom = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
 	next.Store(&changed)
 	code, msg := postReloadTo(t, r.admin)
-	for _, want := range []string{"http3 true -> false", "limits.max_conns 100000 -> 5", "trusted_proxies [] -> [10.0.0.0/8]", "need a restart"} {
+	for _, want := range []string{"http3 true -> false", "limits.max_conns 100000 -> 5", "trusted_proxies [] -> [10.0.0.0/8]", "proxy_protocol_from [] -> [192.0.2.0/24]", "need a restart"} {
 		if code != http.StatusBadRequest || !strings.Contains(msg, want) {
 			t.Errorf("reload changing listener keys: %d %q lacks %q", code, msg, want)
 		}
@@ -198,6 +199,7 @@ func TestProxyProtocolAndTrustedProxiesWired(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.ProxyProtocol = true
+	cfg.ProxyProtocolFrom = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
 	var next atomic.Pointer[config.Config]
 	r := serveWithReload(t, cfg, &next)

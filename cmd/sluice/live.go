@@ -139,6 +139,9 @@ func restartKeys(cur, next *config.Config) []string {
 	if !slices.Equal(cur.TrustedProxies, next.TrustedProxies) {
 		out = append(out, fmt.Sprintf("trusted_proxies %v -> %v", cur.TrustedProxies, next.TrustedProxies))
 	}
+	if !slices.Equal(cur.ProxyProtocolFrom, next.ProxyProtocolFrom) {
+		out = append(out, fmt.Sprintf("proxy_protocol_from %v -> %v", cur.ProxyProtocolFrom, next.ProxyProtocolFrom))
+	}
 	return out
 }
 

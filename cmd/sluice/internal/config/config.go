@@ -82,7 +82,14 @@ type Config struct {
 	HTTP3 bool
 	// ProxyProtocol requires a PROXY protocol v1 or v2 header on every
 	// connection to Listen and TLSListen (behind an L4 load balancer).
+	// Requires ProxyProtocolFrom.
 	ProxyProtocol bool
+	// ProxyProtocolFrom are the networks (the load balancers) whose PROXY
+	// header is honoured; with ProxyProtocol, connections from any other
+	// peer are closed. A bare address in the file means a single host.
+	// Zero value (nil): none, which is invalid with ProxyProtocol; any
+	// peer is written 0.0.0.0/0 and ::/0.
+	ProxyProtocolFrom []netip.Prefix
 	// Limits bound what one client may cost.
 	Limits Limits
 	// TrustedProxies are the networks whose X-Forwarded-For is kept and
@@ -526,6 +533,7 @@ type yamlConfig struct {
 	TLSCerts       []yamlCertPair         `yaml:"tls_certs"`
 	HTTP3          bool                   `yaml:"http3"`
 	ProxyProtocol  bool                   `yaml:"proxy_protocol"`
+	ProxyFrom      []string               `yaml:"proxy_protocol_from,flow"`
 	Admin          string                 `yaml:"admin"`
 	ShutdownGrace  string                 `yaml:"shutdown_grace"`
 	Limits         yamlLimits             `yaml:"limits"`
@@ -645,6 +653,7 @@ func (c *Config) Marshal() ([]byte, error) {
 		},
 		// Printed as [] rather than null when empty, which reads as "none".
 		TrustedProxies: []string{},
+		ProxyFrom:      []string{},
 		ErrorPages:     map[int]string{},
 		AccessLog:      yamlAccessLog(c.AccessLog),
 		Pprof:          c.Pprof,
@@ -655,6 +664,9 @@ func (c *Config) Marshal() ([]byte, error) {
 	}
 	for _, p := range c.TrustedProxies {
 		out.TrustedProxies = append(out.TrustedProxies, p.String())
+	}
+	for _, p := range c.ProxyProtocolFrom {
+		out.ProxyFrom = append(out.ProxyFrom, p.String())
 	}
 	for code, p := range c.ErrorPages {
 		out.ErrorPages[code] = p.Path

@@ -28,8 +28,8 @@ func TestDefaultLimits(t *testing.T) {
 		MaxHeaderBytes: 32 << 10, MaxHeaderCount: 100, MaxRequestBody: 0, H2MaxConcurrentStreams: 250,
 		H2MaxResetsPerSecond: 100,
 	}
-	if c.Limits != want || c.TLSListen != "" || c.TLSCerts != nil || c.HTTP3 || c.ProxyProtocol || c.TrustedProxies != nil {
-		t.Errorf("edge defaults: %+v %q %v %v %v %v", c.Limits, c.TLSListen, c.TLSCerts, c.HTTP3, c.ProxyProtocol, c.TrustedProxies)
+	if c.Limits != want || c.TLSListen != "" || c.TLSCerts != nil || c.HTTP3 || c.ProxyProtocol || c.ProxyProtocolFrom != nil || c.TrustedProxies != nil {
+		t.Errorf("edge defaults: %+v %q %v %v %v %v %v", c.Limits, c.TLSListen, c.TLSCerts, c.HTTP3, c.ProxyProtocol, c.ProxyProtocolFrom, c.TrustedProxies)
 	}
 }
 
@@ -45,6 +45,7 @@ tls_certs:
   - { cert: b.example.crt, key: b.example.key }
 http3: true
 proxy_protocol: true
+proxy_protocol_from: [10.0.0.0/8, "::/0"]
 limits:
   max_conns: 5000
   read_header_timeout: 2s
@@ -71,10 +72,12 @@ trusted_proxies: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32", 10.1.2.3/16, "::ffff:1
 		wantNets = append(wantNets, netip.MustParsePrefix(s))
 	}
 	if c.Listen != ":80" || c.TLSListen != ":443" || !c.HTTP3 || !c.ProxyProtocol ||
-		!reflect.DeepEqual(c.TLSCerts, wantCerts) || c.Limits != wantLimits || !reflect.DeepEqual(c.TrustedProxies, wantNets) {
+		!reflect.DeepEqual(c.TLSCerts, wantCerts) || c.Limits != wantLimits || !reflect.DeepEqual(c.TrustedProxies, wantNets) ||
+		!reflect.DeepEqual(c.ProxyProtocolFrom, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::/0")}) {
 		t.Fatalf("got %+v", c)
 	}
-	checkRoundTrip(t, c, "tls_listen: :443\n", "http3: true\n", "read_header_timeout: 2s\n", "trusted_proxies: [10.0.0.0/8, 192.0.2.7/32,")
+	checkRoundTrip(t, c, "tls_listen: :443\n", "http3: true\n", "read_header_timeout: 2s\n", "trusted_proxies: [10.0.0.0/8, 192.0.2.7/32,",
+		"proxy_protocol_from: [10.0.0.0/8, '::/0']\n")
 }
 
 func TestParseRejectsEdge(t *testing.T) {
@@ -109,6 +112,10 @@ func TestParseRejectsEdge(t *testing.T) {
 		{name: "host name as proxy", yaml: valid + "trusted_proxies: [lb.internal]\n", key: "trusted_proxies[0]", msg: "want a CIDR"},
 		{name: "proxies not a list", yaml: valid + "trusted_proxies: 10.0.0.0/8\n", key: "trusted_proxies", msg: "must be a list of networks"},
 		{name: "bad proxy from env", yaml: valid, env: []string{"SLUICE_TRUSTED_PROXIES=10.0.0.0/8,nope"}, key: "trusted_proxies[1]", msg: "invalid network", source: "env SLUICE_TRUSTED_PROXIES"},
+		{name: "proxy_protocol without proxy_protocol_from", yaml: valid + "proxy_protocol: true\n", key: "proxy_protocol_from", msg: "is required with proxy_protocol: true"},
+		{name: "proxy_protocol from env without proxy_protocol_from", yaml: valid, env: []string{"SLUICE_PROXY_PROTOCOL=true"}, key: "proxy_protocol_from", msg: "write 0.0.0.0/0 and ::/0"},
+		{name: "proxy_protocol_from bad CIDR", yaml: valid + "proxy_protocol: true\nproxy_protocol_from: [10.0.0.0/40]\n", key: "proxy_protocol_from[0]", msg: `invalid network "10.0.0.0/40"`},
+		{name: "proxy_protocol_from bad from env", yaml: valid, env: []string{"SLUICE_PROXY_PROTOCOL_FROM=10.0.0.0/8,lb"}, key: "proxy_protocol_from[1]", msg: "invalid network", source: "env SLUICE_PROXY_PROTOCOL_FROM"},
 		{name: "access log bad mode", yaml: valid + "access_log: {mode: verbose}\n", key: "access_log.mode", msg: "must be one of off, all, errors, sample"},
 		{name: "access log bad format", yaml: valid + "access_log: {mode: all, format: xml}\n", key: "access_log.format", msg: "must be one of json, text"},
 		{name: "access log sample zero", yaml: valid + "access_log: {mode: sample, sample: 0}\n", key: "access_log.sample", msg: "between 1 and 1000000"},
@@ -129,13 +136,15 @@ func TestEnvOverrideEdge(t *testing.T) {
 		"SLUICE_TLS_LISTEN=:8443", "SLUICE_HTTP3=true", "SLUICE_PROXY_PROTOCOL=1",
 		"SLUICE_LIMITS__MAX_CONNS=500", "SLUICE_LIMITS__READ_HEADER_TIMEOUT=3s",
 		"SLUICE_LIMITS__MAX_REQUEST_BODY=1048576", "SLUICE_TRUSTED_PROXIES=10.0.0.0/8, 192.0.2.1",
+		"SLUICE_PROXY_PROTOCOL_FROM=10.0.0.0/8, 2001:db8::/32",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.TLSListen != ":8443" || !c.HTTP3 || !c.ProxyProtocol || c.Limits.MaxConns != 500 ||
 		c.Limits.ReadHeaderTimeout != 3*time.Second || c.Limits.MaxRequestBody != 1<<20 ||
-		len(c.TrustedProxies) != 2 || c.TrustedProxies[1] != netip.MustParsePrefix("192.0.2.1/32") {
+		len(c.TrustedProxies) != 2 || c.TrustedProxies[1] != netip.MustParsePrefix("192.0.2.1/32") ||
+		len(c.ProxyProtocolFrom) != 2 || c.ProxyProtocolFrom[1] != netip.MustParsePrefix("2001:db8::/32") {
 		t.Errorf("env not applied: %+v", c)
 	}
 }

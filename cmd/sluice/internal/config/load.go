@@ -229,6 +229,8 @@ var (
 		"trusted_proxies": func(c *Config) any { return &c.TrustedProxies },
 		"pprof":           func(c *Config) any { return &c.Pprof },
 
+		"proxy_protocol_from": func(c *Config) any { return &c.ProxyProtocolFrom },
+
 		"access_log.mode":   func(c *Config) any { return &c.AccessLog.Mode },
 		"access_log.sample": func(c *Config) any { return &c.AccessLog.Sample },
 		"access_log.format": func(c *Config) any { return &c.AccessLog.Format },

@@ -194,6 +194,14 @@ func (c *checker) edge(cfg *Config, listenOK, adminOK bool) {
 			c.fail(fmt.Sprintf("trusted_proxies[%d]", i), "invalid network")
 		}
 	}
+	if cfg.ProxyProtocol && len(cfg.ProxyProtocolFrom) == 0 {
+		c.fail("proxy_protocol_from", "is required with proxy_protocol: true: the networks of the load balancers whose PROXY headers are believed (write 0.0.0.0/0 and ::/0 to believe any peer)")
+	}
+	for i, p := range cfg.ProxyProtocolFrom {
+		if !p.IsValid() {
+			c.fail(fmt.Sprintf("proxy_protocol_from[%d]", i), "invalid network")
+		}
+	}
 }
 
 func (c *checker) backend(key, name string, b Backend) {
