@@ -11,6 +11,9 @@ import (
 type ListenerConfig struct {
 	// Addr is host:port.
 	Addr string
+	// Name labels the listener in the sluice_listener_* metrics and in
+	// Listeners.Down, e.g. "listen". Empty means the bound address.
+	Name string
 	// Certs turns on TLS, with ALPN h2 and http/1.1. Nil serves cleartext
 	// HTTP/1.1 and h2c (prior knowledge).
 	Certs *Certs
@@ -39,8 +42,14 @@ func (g *Gateway) Listen(lc ListenerConfig) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", lc.Addr, err)
 	}
+	name := lc.Name
+	if name == "" {
+		name = raw.Addr().String()
+	}
+	// At the bottom, so that no wrapper above ever sees an accept error
+	// short of the listener's close.
 	var ln net.Listener = &limitListener{
-		Listener: raw, max: int64(g.maxConns()), open: &g.open,
+		Listener: g.m.listeners.Watch(raw, name, g.log), max: int64(g.maxConns()), open: &g.open,
 		rejected: func() { g.conns.reject(reasonLimit) },
 	}
 	if lc.ProxyProtocol {

@@ -16,7 +16,12 @@ type Metrics struct {
 	duration       *prometheus.HistogramVec
 	clientRequests *prometheus.CounterVec
 	bytes          *prometheus.CounterVec
+	listeners      *Listeners
 }
+
+// Listeners is the accept state of every listener watched with these
+// metrics.
+func (m *Metrics) Listeners() *Listeners { return m.listeners }
 
 // NewMetrics creates the gateway metrics and registers them with reg. A nil
 // reg keeps them unregistered (tests).
@@ -51,9 +56,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_bytes_total",
 			Help: "Body bytes proxied, by direction (in: request bodies read from clients and sent upstream; out: response bodies written to clients) and backend.",
 		}, []string{"direction", "backend"}),
+		listeners: newListeners(),
 	}
 	if reg != nil {
 		reg.MustRegister(m.clientConns, m.clientAccepted, m.rejected, m.requests, m.duration, m.clientRequests, m.bytes)
+		reg.MustRegister(m.listeners.collectors()...)
 	}
 	return m
 }

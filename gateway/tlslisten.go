@@ -49,9 +49,8 @@ func (l *tlsListener) acceptLoop() {
 	for {
 		c, err := l.inner.Accept()
 		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue
-			}
+			// The bottom of inner retries failed accepts (EMFILE and
+			// the like) itself, so this is inner's close.
 			l.errMu.Lock()
 			l.err = err
 			l.errMu.Unlock()

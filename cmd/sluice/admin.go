@@ -18,12 +18,16 @@ type backendState struct {
 	ready bool
 }
 
-// readiness decides /readyz: the listeners are up and every backend has at
-// least one server that may take requests. It returns the reasons when not.
-func readiness(listening bool, backends []backendState) (bool, []string) {
+// readiness decides /readyz: the listeners are up and accepting (none in
+// listenersDown, as "name: why") and every backend has at least one server
+// that may take requests. It returns the reasons when not.
+func readiness(listening bool, listenersDown []string, backends []backendState) (bool, []string) {
 	var why []string
 	if !listening {
 		why = append(why, "listeners not serving")
+	}
+	for _, l := range listenersDown {
+		why = append(why, "listener "+l)
 	}
 	for _, b := range backends {
 		if !b.ready {
@@ -55,7 +59,7 @@ func adminHandler(reg *prometheus.Registry, rt *live, listening *atomic.Bool, wi
 		for i, b := range backends {
 			states[i] = backendState{name: b.Name(), ready: b.Ready()}
 		}
-		ok, why := readiness(listening.Load(), states)
+		ok, why := readiness(listening.Load(), rt.gm.Listeners().Down(), states)
 		if !ok {
 			http.Error(w, "not ready: "+strings.Join(why, "; "), http.StatusServiceUnavailable)
 			return

@@ -52,14 +52,14 @@ func listenUDP(cfg *config.Config, log *slog.Logger) (udp *net.UDPConn, tlsAddr,
 func openEdge(cfg *config.Config, g *gateway.Gateway, certs *gateway.Certs, udp *net.UDPConn, tlsAddr string) (*edge, error) {
 	e := &edge{udp: udp}
 	var err error
-	e.ln, err = g.Listen(gateway.ListenerConfig{Addr: cfg.Listen, ProxyProtocol: cfg.ProxyProtocol, ProxyFrom: cfg.ProxyProtocolFrom})
+	e.ln, err = g.Listen(gateway.ListenerConfig{Addr: cfg.Listen, Name: "listen", ProxyProtocol: cfg.ProxyProtocol, ProxyFrom: cfg.ProxyProtocolFrom})
 	if err != nil {
 		e.close()
 		return nil, err
 	}
 	e.srv = gateway.NewServer(g, false)
 	if tlsAddr != "" {
-		e.tlsLn, err = g.Listen(gateway.ListenerConfig{Addr: tlsAddr, Certs: certs, ProxyProtocol: cfg.ProxyProtocol, ProxyFrom: cfg.ProxyProtocolFrom})
+		e.tlsLn, err = g.Listen(gateway.ListenerConfig{Addr: tlsAddr, Name: "tls_listen", Certs: certs, ProxyProtocol: cfg.ProxyProtocol, ProxyFrom: cfg.ProxyProtocolFrom})
 		if err != nil {
 			e.close()
 			return nil, err

@@ -47,6 +47,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 		e.close()
 		return fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
 	}
+	adminLn = rt.gm.Listeners().Watch(adminLn, "admin", logger)
 
 	var listening atomic.Bool
 	admin := &http.Server{
