@@ -175,27 +175,32 @@ func (l *retryListener) Accept() (net.Conn, error) {
 	}
 }
 
-// mark records the listener down (with the error) or up, logging the
-// changes; nothing once it is closed.
+// mark records the listener down (with the error) or up, and logs the
+// change; nothing once it is closed.
 func (l *retryListener) mark(down bool, err error) {
+	closed := errors.Is(err, net.ErrClosed)
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return
 	}
 	was := l.down
 	l.down = down
 	switch {
-	case down && errors.Is(err, net.ErrClosed):
+	case down && closed:
 		l.ls.setDown(l.name, "closed unexpectedly")
-		l.log.Error("listener closed unexpectedly", "listener", l.name, "err", err)
 	case down:
 		l.ls.setDown(l.name, fmt.Sprintf("accept failing: %v", err))
-		if !was {
-			l.log.Error("listener cannot accept; retrying every second", "listener", l.name, "err", err)
-		}
 	case was:
 		l.ls.setUp(l.name)
+	}
+	l.mu.Unlock()
+	switch {
+	case down && closed:
+		l.log.Error("listener closed unexpectedly", "listener", l.name, "err", err)
+	case down && !was:
+		l.log.Error("listener cannot accept; retrying every second", "listener", l.name, "err", err)
+	case !down && was:
 		l.log.Info("listener accepting again", "listener", l.name)
 	}
 }
