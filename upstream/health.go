@@ -37,12 +37,17 @@ func (s *Server) failedAnswer(st *backendState) { s.fail(st, true) }
 
 func (s *Server) fail(st *backendState, answered bool) {
 	s.errors.Add(1)
+	now := time.Now()
+	if s.ejected(now.UnixNano()) {
+		// Requests sent before the ejection failing after it: the streak
+		// starts again when the ejection ends.
+		return
+	}
 	n := s.failures.Add(1)
 	pc := st.cfg.Passive
 	if pc.ConsecutiveFailures <= 0 || int(n) < pc.ConsecutiveFailures {
 		return
 	}
-	now := time.Now()
 	s.ejectMu.Lock()
 	if s.ejectedUntil.Load() > now.UnixNano() || !canEject(st, now.UnixNano()) {
 		s.ejectMu.Unlock()
