@@ -120,17 +120,25 @@ func TestBlackholedAutoServerDoesNotSlowRequests(t *testing.T) {
 	mixed, m := newB(fs.addr(), hole)
 
 	// Interleaved rounds; the medians are compared, so one round disturbed
-	// by another process on the machine does not decide.
-	const rounds, clients, span = 5, 8, 300 * time.Millisecond
-	var baseP, mixedP []time.Duration
-	for range rounds {
-		baseP = append(baseP, p99(t, base, clients, span))
-		mixedP = append(mixedP, p99(t, mixed, clients, span))
-	}
-	bm, mm := median(baseP), median(mixedP)
-	t.Logf("p99 healthy only %v (median of %v); with a blackholed server %v (median of %v)", bm, baseP, mm, mixedP)
-	if mm > 2*bm {
-		t.Errorf("p99 with a blackholed server %v, more than twice the healthy-only %v", mm, bm)
+	// by another process on the machine does not decide, and a failed
+	// comparison is measured again: requests held behind probes cost
+	// connect timeouts (1 s here) in every measurement, noise does not.
+	const attempts, rounds, clients, span = 3, 5, 8, 300 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		var baseP, mixedP []time.Duration
+		for range rounds {
+			baseP = append(baseP, p99(t, base, clients, span))
+			mixedP = append(mixedP, p99(t, mixed, clients, span))
+		}
+		bm, mm := median(baseP), median(mixedP)
+		t.Logf("p99 healthy only %v (median of %v); with a blackholed server %v (median of %v)", bm, baseP, mm, mixedP)
+		if mm <= 2*bm {
+			break
+		}
+		if attempt == attempts {
+			t.Errorf("p99 with a blackholed server %v, more than twice the healthy-only %v, in %d measurements", mm, bm, attempts)
+			break
+		}
 	}
 
 	waitFor(t, "blackholed server reported down", func() bool {
