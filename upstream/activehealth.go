@@ -66,7 +66,6 @@ func (h *HealthConfig) setDefaults() {
 // concurrently and each at most one check at a time, until the backend
 // closes. The configuration is read at each round, so reloads apply.
 func (b *Backend) healthLoop(ctx context.Context) {
-	defer b.wg.Done()
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -104,9 +103,9 @@ func (b *Backend) check(ctx context.Context, st *backendState, s *Server) error 
 	hc := st.cfg.Health
 	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
-	p, err := s.pool(ctx)
-	if err != nil {
-		return err
+	p := s.cur.Load()
+	if p == nil {
+		return errUndetected
 	}
 	c := p.tryAcquire()
 	if c == nil {
@@ -169,17 +168,12 @@ func (s *Server) recordCheck(b *Backend, hc HealthConfig, err error) {
 }
 
 func (s *Server) markHealthy(b *Backend, up bool) {
-	was := !s.unhealthy.Load()
-	s.unhealthy.Store(!up)
-	if up {
-		s.obs.up.Set(1)
-		if !was {
-			s.healthySince.Store(time.Now().UnixNano())
-			b.q.wake()
-		}
-		return
+	was := !s.unhealthy.Swap(!up)
+	if up && !was {
+		s.healthySince.Store(time.Now().UnixNano())
+		b.q.wake()
 	}
-	s.obs.up.Set(0)
+	s.refreshUp()
 }
 
 // rampedWeight is the weight a server has now, scaled down during its slow

@@ -131,6 +131,9 @@ func (c *Config) setDefaults() {
 	if c.Passive.MaxEjectFor < c.Passive.EjectFor {
 		c.Passive.MaxEjectFor = max(5*time.Minute, c.Passive.EjectFor)
 	}
+	if c.Passive.ProbeInterval <= 0 {
+		c.Passive.ProbeInterval = time.Second
+	}
 	c.Health.setDefaults()
 }
 
@@ -159,7 +162,13 @@ type Backend struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // warm-up, probe and health goroutines
+	wg     sync.WaitGroup // warm-up, probe, prober and health goroutines
+	bgMu   sync.Mutex     // orders spawn's wg.Add before Close's cancel and Wait
+
+	// detectCh is closed (and cleared) when a server's first detection
+	// ends, waking requests in awaitDetection; detectMu guards it.
+	detectMu sync.Mutex
+	detectCh chan struct{}
 
 	updateMu sync.Mutex // serialises Update; guards retired
 	retired  []*Server  // removed by Update, draining until Close
@@ -273,14 +282,13 @@ func (b *Backend) Servers() []*Server { return b.cur().servers }
 // background, and starts re-probing HTTP/1.1 servers in auto mode.
 func (b *Backend) Start() {
 	b.warm(b.cur().servers)
-	b.wg.Add(2)
-	go b.probeLoop(b.ctx)
-	go b.healthLoop(b.ctx)
+	b.spawn(func() { b.probeLoop(b.ctx) })
+	b.spawn(func() { b.healthLoop(b.ctx) })
 }
 
 func (b *Backend) warm(servers []*Server) {
 	for _, s := range servers {
-		b.wg.Go(func() { s.warm(b.ctx) })
+		b.spawn(s.warm)
 	}
 }
 
@@ -297,7 +305,9 @@ func (b *Backend) Ready() bool {
 // Close stops background work, fails queued requests and closes every
 // upstream connection.
 func (b *Backend) Close() {
+	b.bgMu.Lock()
 	b.cancel()
+	b.bgMu.Unlock()
 	b.q.wakeAll()
 	b.wg.Wait()
 	for _, s := range b.cur().servers {
@@ -427,7 +437,7 @@ func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, 
 	t.bodyPhase()
 	switch resp.StatusCode {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		s.failed(st)
+		s.failedAnswer(st)
 	default:
 		s.succeeded()
 	}
@@ -446,8 +456,11 @@ func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, 
 
 // acquire reserves a connection slot, waiting in the queue if need be.
 func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo) (*Server, *pool, *pconn, error) {
+	if err := b.awaitDetection(ctx, st); err != nil {
+		return nil, nil, nil, err
+	}
 	if b.q.len() == 0 {
-		s, p, cc, err := b.try(ctx, st, avoid)
+		s, p, cc, err := b.try(st, avoid)
 		if cc != nil || err != nil {
 			return s, p, cc, err
 		}
@@ -455,10 +468,12 @@ func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, 
 	return b.wait(ctx, st, avoid, deadline, info)
 }
 
-// try takes a free slot on any server, opening a connection where the caps
-// allow. It returns all nils when the caller should wait, and an error only
+// try takes a free slot on any server in rotation, opening a connection
+// where the caps allow. It never probes: servers whose protocol is unknown
+// or that are down are out of rotation until their prober brings them
+// back. It returns all nils when the caller should wait, and an error only
 // when no server could be reached and none has an open connection.
-func (b *Backend) try(ctx context.Context, st *backendState, avoid *Server) (*Server, *pool, *pconn, error) {
+func (b *Backend) try(st *backendState, avoid *Server) (*Server, *pool, *pconn, error) {
 	servers := st.servers
 	n := len(servers)
 	start := st.bal.first(servers)
@@ -474,13 +489,10 @@ func (b *Backend) try(ctx context.Context, st *backendState, avoid *Server) (*Se
 		if !sel.ok(s) || i == 0 && n > 1 && !s.admits(slow, now) {
 			continue
 		}
-		p, err := s.pool(ctx)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		if cc := p.tryAcquire(); cc != nil {
-			return s, p, cc, nil
+		if p := s.cur.Load(); p != nil {
+			if cc := p.tryAcquire(); cc != nil {
+				return s, p, cc, nil
+			}
 		}
 	}
 	for i := range n {
@@ -495,16 +507,12 @@ func (b *Backend) try(ctx context.Context, st *backendState, avoid *Server) (*Se
 		}
 		if err != nil {
 			s.failed(st)
-			// Log the change, not every attempt: a dead server is tried
-			// by every request until it is ejected or marked down.
-			if !s.down.Swap(true) {
-				b.log.Warn("upstream dial failed", "backend", b.name, "server", s.addr, "err", err)
+			if p.stats().conns == 0 {
+				// Out of rotation until its prober sees it answer.
+				s.unreachable(err)
 			}
 			lastErr = err
 			continue
-		}
-		if s.down.Swap(false) {
-			b.log.Info("upstream reachable again", "backend", b.name, "server", s.addr)
 		}
 		if cc := p.tryAcquire(); cc != nil {
 			return s, p, cc, nil
@@ -556,7 +564,7 @@ func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, dea
 		return nil, nil, nil, err
 	}
 	for {
-		s, p, cc, err := b.try(ctx, st, avoid)
+		s, p, cc, err := b.try(st, avoid)
 		if cc != nil || err != nil {
 			b.q.remove(w)
 			// Capacity often frees in bulk (a new connection, a burst of

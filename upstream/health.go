@@ -10,56 +10,107 @@ type PassiveConfig struct {
 	// ConsecutiveFailures ejects a server after this many failures in a
 	// row. Zero turns passive health off.
 	ConsecutiveFailures int
-	// EjectFor is the first ejection's length; it doubles on each repeat.
-	// Zero means 10s.
+	// EjectFor is the first ejection's length; it doubles on each repeat,
+	// and the doubling decays by half for every EjectFor the server then
+	// spends in rotation. Zero means 10s.
 	EjectFor time.Duration
 	// MaxEjectFor caps the doubling. Zero means 5m.
 	MaxEjectFor time.Duration
 	// MaxEjectedPercent caps the share of a backend's servers ejected at
 	// once, so a backend-wide problem never empties it. Zero ejects none.
 	MaxEjectedPercent int
+	// ProbeInterval is how often a server that is ejected or down is
+	// probed in the background, backing off to twice this while probes
+	// fail. Zero means 1s.
+	ProbeInterval time.Duration
 }
 
-// failed records a failure of s and ejects it once it has failed
-// ConsecutiveFailures times in a row, if the backend can spare it.
-func (s *Server) failed(st *backendState) {
+// failed records a failure of s to carry a request (a connection, reset or
+// timeout error) and ejects it once it has failed ConsecutiveFailures
+// times in a row, if the backend can spare it.
+func (s *Server) failed(st *backendState) { s.fail(st, false) }
+
+// failedAnswer records a 502, 503 or 504 answer: the server is reachable,
+// so a connect probe cannot end the ejection early; only an active health
+// check, or the ejection running out, brings it back.
+func (s *Server) failedAnswer(st *backendState) { s.fail(st, true) }
+
+func (s *Server) fail(st *backendState, answered bool) {
 	s.errors.Add(1)
+	now := time.Now()
+	if s.ejected(now.UnixNano()) {
+		// Requests sent before the ejection failing after it: the streak
+		// starts again when the ejection ends.
+		return
+	}
 	n := s.failures.Add(1)
 	pc := st.cfg.Passive
 	if pc.ConsecutiveFailures <= 0 || int(n) < pc.ConsecutiveFailures {
 		return
 	}
-	now := time.Now()
+	s.ejectMu.Lock()
 	if s.ejectedUntil.Load() > now.UnixNano() || !canEject(st, now.UnixNano()) {
+		s.ejectMu.Unlock()
 		return
 	}
-	d := pc.EjectFor << min(s.ejections.Load(), 20)
-	if d > pc.MaxEjectFor || d <= 0 {
-		d = pc.MaxEjectFor
-	}
-	s.ejectedUntil.Store(now.Add(d).UnixNano())
-	s.ejections.Add(1)
+	d := s.ejectLocked(now, pc, answered)
+	s.ejectMu.Unlock()
 	s.failures.Store(0)
 	s.obs.ejections.Inc()
 	s.b.log.Warn("upstream server ejected", "backend", s.b.name, "server", s.addr, "for", d)
+	s.refreshUp()
+	s.b.watch(s)
 }
 
-// succeeded records a success, ending any failure streak. A success after an
-// ejection ran out resets the doubling.
+// ejectLocked ejects s from now and returns for how long. The multiplier
+// decays first, as in Envoy's outlier detection: its exponent drops by one
+// for every EjectFor that passed since the last ejection ended, so a
+// server that failed once long ago is not punished as a repeat offender.
+func (s *Server) ejectLocked(now time.Time, pc PassiveConfig, answered bool) time.Duration {
+	k := s.ejections
+	if ended := time.Unix(0, s.ejectedUntil.Load()); k > 0 && now.After(ended) {
+		k = max(k-int(now.Sub(ended)/pc.EjectFor), 0)
+	}
+	d := pc.EjectFor << min(k, 20)
+	if d > pc.MaxEjectFor || d <= 0 {
+		d = pc.MaxEjectFor
+	}
+	s.ejections = k + 1
+	s.ejectedAt = now
+	s.answerEjected = answered
+	s.ejectedUntil.Store(now.Add(d).UnixNano())
+	return d
+}
+
+// endEjection ends an ejection early, when probes show the server answers
+// again; it reports false when the ejection may not end early (bad answers
+// without active health checks) or has already ended.
+func (s *Server) endEjection(now time.Time, health bool) bool {
+	s.ejectMu.Lock()
+	defer s.ejectMu.Unlock()
+	if !s.ejected(now.UnixNano()) || s.answerEjected && !health {
+		return false
+	}
+	s.ejectedUntil.Store(now.UnixNano())
+	return true
+}
+
+// succeeded records a success, ending any failure streak. It leaves the
+// ejection multiplier alone: that decays with time in rotation.
 func (s *Server) succeeded() {
 	if s.failures.Load() != 0 {
 		s.failures.Store(0)
-	}
-	if s.ejections.Load() != 0 && s.ejectedUntil.Load() < time.Now().UnixNano() {
-		s.ejections.Store(0)
 	}
 }
 
 func (s *Server) ejected(now int64) bool { return s.ejectedUntil.Load() > now }
 
-// inRotation reports whether s may take new requests: not ejected by
-// passive health and not marked down by active checks.
-func (s *Server) inRotation(now int64) bool { return !s.ejected(now) && !s.unhealthy.Load() }
+// inRotation reports whether s may take new requests: its protocol is
+// known, it is not ejected by passive health, not down (unreachable) and
+// not marked down by active checks.
+func (s *Server) inRotation(now int64) bool {
+	return !s.ejected(now) && !s.down.Load() && !s.unhealthy.Load() && s.cur.Load() != nil
+}
 
 // canEject reports whether one more server may be ejected.
 func canEject(st *backendState, now int64) bool {

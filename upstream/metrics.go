@@ -30,6 +30,8 @@ type Metrics struct {
 	checks   *prometheus.CounterVec
 	connReqs *prometheus.HistogramVec
 	connLife *prometheus.HistogramVec
+	probes   *prometheus.CounterVec
+	ejectLen *prometheus.HistogramVec
 
 	maxStreams     *prometheus.Desc
 	streamsActive  *prometheus.Desc
@@ -75,7 +77,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"backend", "server"}),
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_server_up",
-			Help: "1 while active health checks pass (or are off), 0 once a server failed `fall` checks in a row.",
+			Help: "1 while the server takes requests; 0 while it is down (unreachable, failed `fall` health checks in a row, or its protocol not yet detected) or ejected.",
+		}, []string{"backend", "server"}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_upstream_probes_total",
+			Help: "Background probes of servers that are ejected, down or not yet detected, by result (pass, fail).",
+		}, []string{"backend", "server", "result"}),
+		ejectLen: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_ejection_duration_seconds",
+			Help:    "How long each ejection actually lasted, from the ejection to the server taking requests again, observed when it does.",
+			Buckets: []float64{1, 2, 5, 10, 20, 40, 80, 160, 300, 600, 1800},
 		}, []string{"backend", "server"}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_health_checks_total",
@@ -107,7 +118,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		backends: map[*Backend]struct{}{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.conns, m.opened, m.rejected, m.wait, m.goaways, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m)
+		reg.MustRegister(m.conns, m.opened, m.rejected, m.wait, m.goaways, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m)
 	}
 	return m
 }
@@ -200,12 +211,14 @@ func (bm *backendMetrics) unregister(b *Backend) {
 
 // serverObserver counts one server's connections, per protocol.
 type serverObserver struct {
-	h2cConns, h1Conns   prometheus.Gauge
-	h2cOpened, h1Opened prometheus.Counter
-	goAways, ejections  prometheus.Counter
-	up                  prometheus.Gauge
-	pass, fail          prometheus.Counter
-	connReqs, connLife  prometheus.Observer
+	h2cConns, h1Conns    prometheus.Gauge
+	h2cOpened, h1Opened  prometheus.Counter
+	goAways, ejections   prometheus.Counter
+	up                   prometheus.Gauge
+	pass, fail           prometheus.Counter
+	connReqs, connLife   prometheus.Observer
+	probePass, probeFail prometheus.Counter
+	ejectionLen          prometheus.Observer
 }
 
 var _ poolObserver = (*serverObserver)(nil)
@@ -223,6 +236,10 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 		fail:      m.checks.WithLabelValues(backend, addr, "fail"),
 		connReqs:  m.connReqs.WithLabelValues(backend, addr),
 		connLife:  m.connLife.WithLabelValues(backend, addr),
+
+		probePass:   m.probes.WithLabelValues(backend, addr, "pass"),
+		probeFail:   m.probes.WithLabelValues(backend, addr, "fail"),
+		ejectionLen: m.ejectLen.WithLabelValues(backend, addr),
 	}
 }
 
@@ -254,4 +271,12 @@ func (o *serverObserver) checks(ok bool) {
 		return
 	}
 	o.fail.Inc()
+}
+
+func (o *serverObserver) probed(ok bool) {
+	if ok {
+		o.probePass.Inc()
+		return
+	}
+	o.probeFail.Inc()
 }

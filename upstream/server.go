@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -36,9 +37,9 @@ type Server struct {
 	b    *Backend
 	obs  *serverObserver
 
-	// cur is the pool in use; nil until auto detection has run.
-	cur     atomic.Pointer[pool]
-	probeMu sync.Mutex // serialises detection, so one probe runs at a time
+	// cur is the pool in use; nil until auto detection has run. Set once
+	// from nil by the server's prober, then swapped only by reprobe.
+	cur atomic.Pointer[pool]
 
 	// retired holds pools drained after a protocol switch, closed with the
 	// server.
@@ -49,15 +50,36 @@ type Server struct {
 	active atomic.Int64
 	// requests and errors count attempts and failures, for the stats page.
 	requests, errors atomic.Uint64
-	// down is set when the last attempt to reach the server failed and
-	// cleared by the next success.
+	// down is set when the server could not be reached (a dial or probe
+	// failed with no connection left open) and cleared by its prober once
+	// enough probes in a row pass. A down server takes no requests.
 	down atomic.Bool
 
-	// Passive health: failures in a row, the ejection deadline (UnixNano)
-	// and how many ejections in a row (for doubling).
+	// Passive health: failures in a row and the ejection deadline
+	// (UnixNano). failures is reset by any success.
 	failures     atomic.Int32
 	ejectedUntil atomic.Int64
-	ejections    atomic.Int32
+	// ejectMu serialises ejecting and ending an ejection early; it guards
+	// ejections, ejectedAt and answerEjected. Lock order: ejectMu before
+	// upMu.
+	ejectMu sync.Mutex
+	// ejections is the exponent of the ejection multiplier: an ejection
+	// lasts EjectFor << ejections. It grows by one per ejection and decays
+	// by one per EjectFor spent in rotation (see ejectLocked).
+	ejections int
+	// ejectedAt is when the current or last ejection began.
+	ejectedAt time.Time
+	// answerEjected: the last ejection was for bad answers (502, 503,
+	// 504), which a connect probe cannot disprove.
+	answerEjected bool
+
+	// probing is set while a prober goroutine runs for the server (see
+	// Backend.watch).
+	probing atomic.Bool
+
+	// upMu serialises computing and setting the sluice_server_up gauge, so
+	// the last state change wins.
+	upMu sync.Mutex
 
 	// Active health: unhealthy takes the server out of rotation; the
 	// streaks count checks in a row (owned by the checker goroutine);
@@ -81,32 +103,6 @@ func (s *Server) Protocol() string {
 		return p.cfg.protocol
 	}
 	return ""
-}
-
-// pool returns the pool in use, detecting the protocol first in auto mode.
-func (s *Server) pool(ctx context.Context) (*pool, error) {
-	if p := s.cur.Load(); p != nil {
-		return p, nil
-	}
-	s.probeMu.Lock()
-	defer s.probeMu.Unlock()
-	if p := s.cur.Load(); p != nil {
-		return p, nil
-	}
-	cfg := &s.b.cur().cfg
-	isH2C, err := h2c.Probe(ctx, s.addr, cfg.ConnectTimeout)
-	if err != nil {
-		s.down.Store(true)
-		return nil, &DialError{Addr: s.addr, Err: err}
-	}
-	proto := H1
-	if isH2C {
-		proto = H2C
-	}
-	p := s.newPool(proto, cfg)
-	s.cur.Store(p)
-	s.b.log.Info("upstream protocol detected", "backend", s.b.name, "server", s.addr, "protocol", proto)
-	return p, nil
 }
 
 func (s *Server) newPool(proto string, cfg *Config) *pool {
@@ -152,9 +148,9 @@ func (s *Server) reprobe(ctx context.Context) {
 	if err != nil || !isH2C {
 		return
 	}
-	s.probeMu.Lock()
-	defer s.probeMu.Unlock()
-	if !s.cur.CompareAndSwap(old, s.newPool(H2C, cfg)) {
+	p := s.newPool(H2C, cfg)
+	if !s.cur.CompareAndSwap(old, p) {
+		p.close()
 		return
 	}
 	old.drain()
@@ -165,37 +161,26 @@ func (s *Server) reprobe(ctx context.Context) {
 	s.b.q.wake()
 }
 
-// warm detects the protocol and opens the first connection, so the first
-// client request does not pay for it and readiness reflects reality.
-func (s *Server) warm(ctx context.Context) {
-	p, err := s.pool(ctx)
-	if err != nil {
-		s.b.log.Warn("upstream unreachable", "backend", s.b.name, "server", s.addr, "err", err)
+// warm opens the first connection of a server whose protocol is known, so
+// the first client request does not pay for it and readiness reflects
+// reality. Auto servers are warmed by their prober after detection.
+func (s *Server) warm() {
+	p := s.cur.Load()
+	if p == nil {
+		s.b.watch(s)
 		return
 	}
 	if p.stats().conns > 0 {
 		return
 	}
-	if err := p.grow(); err != nil {
-		s.down.Store(true)
-		s.b.log.Warn("upstream unreachable", "backend", s.b.name, "server", s.addr, "err", err)
-		return
+	if err := p.grow(); err != nil && !errors.Is(err, ErrNoCapacity) {
+		s.unreachable(err)
 	}
-	s.down.Store(false)
 }
 
-// usable reports whether the server may take requests: it is not ejected,
-// and not known to be unreachable or still has open connections.
-func (s *Server) usable() bool {
-	if s.ejected(time.Now().UnixNano()) {
-		return false
-	}
-	if !s.down.Load() {
-		return true
-	}
-	p := s.cur.Load()
-	return p != nil && p.stats().conns > 0
-}
+// usable reports whether the server may take requests: its protocol is
+// known, and it is not ejected, down or failing active health checks.
+func (s *Server) usable() bool { return s.inRotation(time.Now().UnixNano()) }
 
 func (s *Server) close() {
 	if p := s.cur.Load(); p != nil {
@@ -213,7 +198,6 @@ func (s *Server) close() {
 // probeLoop re-probes HTTP/1.1 servers of an auto backend every
 // ProbeInterval, as configured at each tick.
 func (b *Backend) probeLoop(ctx context.Context) {
-	defer b.wg.Done()
 	t := time.NewTimer(b.cur().cfg.ProbeInterval)
 	defer t.Stop()
 	for {

@@ -131,6 +131,7 @@ func backendConfig(name string, b config.Backend) upstream.Config {
 		Passive: upstream.PassiveConfig{
 			ConsecutiveFailures: b.Passive.ConsecutiveFailures, EjectFor: b.Passive.EjectFor,
 			MaxEjectFor: b.Passive.MaxEjectFor, MaxEjectedPercent: b.Passive.MaxEjectedPercent,
+			ProbeInterval: b.Passive.ProbeInterval,
 		},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -301,21 +302,27 @@ func TestShutdownGraceBoundsDrain(t *testing.T) {
 }
 
 func TestErrorPagesWired(t *testing.T) {
-	dead := freeAddr(t) // nothing listens: every request is a 502
-	page := filepath.Join(t.TempDir(), "502.html")
-	if err := os.WriteFile(page, []byte("<h1>down</h1>"), 0o644); err != nil {
-		t.Fatal(err)
+	// Nothing listens: a request that dials itself gets 502, one that
+	// comes after the server was found unreachable (down) gets 503.
+	dead := freeAddr(t)
+	pages := map[int]config.ErrorPage{}
+	for _, code := range []int{502, 503} {
+		page := filepath.Join(t.TempDir(), fmt.Sprintf("%d.html", code))
+		body := fmt.Sprintf("<h1>down %d</h1>", code)
+		if err := os.WriteFile(page, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pages[code] = config.ErrorPage{Path: page, Body: []byte(body)}
 	}
-	r := startServe(t, dead, func(c *config.Config) {
-		c.ErrorPages = map[int]config.ErrorPage{502: {Path: page, Body: []byte("<h1>down</h1>")}}
-	})
+	r := startServe(t, dead, func(c *config.Config) { c.ErrorPages = pages })
 	resp, err := http.Get("http://" + r.listen + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 502 || string(body) != "<h1>down</h1>" || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+	page, ok := pages[resp.StatusCode]
+	if !ok || string(body) != string(page.Body) || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
 		t.Errorf("got %d %q %q", resp.StatusCode, body, resp.Header.Get("Content-Type"))
 	}
 }

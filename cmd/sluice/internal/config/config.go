@@ -286,7 +286,9 @@ type Health struct {
 
 // Passive configures outlier ejection from real traffic: a server that
 // fails ConsecutiveFailures requests in a row is taken out for EjectFor,
-// doubling on each repeat up to MaxEjectFor.
+// doubling on each repeat up to MaxEjectFor and halving again for every
+// EjectFor it then spends in rotation. While ejected or unreachable it is
+// probed every ProbeInterval and returns as soon as probes pass.
 type Passive struct {
 	// ConsecutiveFailures is the failure streak that ejects a server,
 	// 0..1000; zero turns passive ejection off. The default is 5.
@@ -301,6 +303,11 @@ type Passive struct {
 	// once, 0..100, so that a backend-wide problem does not eject every
 	// server. The default is 50.
 	MaxEjectedPercent int
+	// ProbeInterval is how often a server that is ejected or unreachable
+	// is probed in the background (a connect with the h2c preface, or the
+	// health request when Health is enabled), backing off to twice this
+	// while probes fail; 100ms..1m. Zero value: invalid; the default is 1s.
+	ProbeInterval time.Duration
 }
 
 // Server is one upstream server.
@@ -446,6 +453,7 @@ func DefaultBackend() Backend {
 			EjectFor:            10 * time.Second,
 			MaxEjectFor:         5 * time.Minute,
 			MaxEjectedPercent:   50,
+			ProbeInterval:       time.Second,
 		},
 	}
 }
@@ -613,6 +621,7 @@ type yamlBackend struct {
 		EjectFor            string `yaml:"eject_for"`
 		MaxEjectFor         string `yaml:"max_eject_for"`
 		MaxEjectedPercent   int    `yaml:"max_ejected_percent"`
+		ProbeInterval       string `yaml:"probe_interval"`
 	} `yaml:"passive"`
 }
 
@@ -715,6 +724,7 @@ func marshalBackend(b Backend) yamlBackend {
 	p := b.Passive
 	y.Passive.ConsecutiveFailures, y.Passive.MaxEjectedPercent = p.ConsecutiveFailures, p.MaxEjectedPercent
 	y.Passive.EjectFor, y.Passive.MaxEjectFor = formatDuration(p.EjectFor), formatDuration(p.MaxEjectFor)
+	y.Passive.ProbeInterval = formatDuration(p.ProbeInterval)
 	return y
 }
 

@@ -257,7 +257,7 @@ func TestDefaults(t *testing.T) {
 		b.Timeouts != (Timeouts{2 * time.Second, 30 * time.Second, 60 * time.Second, 0}) ||
 		b.Retries != 2 || b.RetryBodyLimit != 65536 || b.IdempotentMethods != nil ||
 		b.Health != (Health{false, "/", "GET", "", 200, time.Second, time.Second, 2, 2, 10 * time.Second}) ||
-		b.Passive != (Passive{5, 10 * time.Second, 5 * time.Minute, 50}) {
+		b.Passive != (Passive{5, 10 * time.Second, 5 * time.Minute, 50, time.Second}) {
 		t.Fatalf("DefaultBackend() = %+v", b)
 	}
 	for _, tt := range tests {
@@ -341,7 +341,7 @@ backends:
       fall: 3
       rise: 1
       slow_start: 0s
-    passive: { consecutive_failures: 0, eject_for: 1s, max_eject_for: 1s, max_ejected_percent: 100 }
+    passive: { consecutive_failures: 0, eject_for: 1s, max_eject_for: 1s, max_ejected_percent: 100, probe_interval: 500ms }
   legacy_app:
     protocol: h1
     servers:
@@ -392,7 +392,7 @@ func TestFullExample(t *testing.T) {
 					ExpectStatus: 204, Interval: 5 * time.Second, Timeout: 5 * time.Second,
 					Fall: 3, Rise: 1, SlowStart: 0,
 				},
-				Passive: Passive{ConsecutiveFailures: 0, EjectFor: time.Second, MaxEjectFor: time.Second, MaxEjectedPercent: 100},
+				Passive: Passive{ConsecutiveFailures: 0, EjectFor: time.Second, MaxEjectFor: time.Second, MaxEjectedPercent: 100, ProbeInterval: 500 * time.Millisecond},
 			},
 			"legacy_app": legacy,
 		},

@@ -287,6 +287,7 @@ var (
 		"passive.eject_for":            func(b *Backend) any { return &b.Passive.EjectFor },
 		"passive.max_eject_for":        func(b *Backend) any { return &b.Passive.MaxEjectFor },
 		"passive.max_ejected_percent":  func(b *Backend) any { return &b.Passive.MaxEjectedPercent },
+		"passive.probe_interval":       func(b *Backend) any { return &b.Passive.ProbeInterval },
 	}
 	backendSections = []string{"h2c", "h1", "queue", "timeouts", "health", "passive"}
 	serverFields    = map[string]func(*Server) any{

@@ -58,6 +58,9 @@ func TestParseRejectsResilience(t *testing.T) {
 		{name: "passive eject zero", yaml: withBackend(oneServer+"passive: {eject_for: 0s}", ""), key: be + "passive.eject_for", msg: "must be positive"},
 		{name: "passive max below eject", yaml: withBackend(oneServer+"passive: {eject_for: 1m, max_eject_for: 30s}", ""), key: be + "passive.max_eject_for", msg: "at least eject_for 1m0s"},
 		{name: "passive percent too big", yaml: withBackend(oneServer+"passive: {max_ejected_percent: 101}", ""), key: be + "passive.max_ejected_percent", msg: "between 0 and 100"},
+		{name: "passive probe interval too short", yaml: withBackend(oneServer+"passive: {probe_interval: 50ms}", ""), key: be + "passive.probe_interval", msg: "between 100ms and 1m, got 50ms"},
+		{name: "passive probe interval too long", yaml: withBackend(oneServer+"passive: {probe_interval: 2m}", ""), key: be + "passive.probe_interval", msg: "between 100ms and 1m, got 2m0s"},
+		{name: "passive probe interval bare number", yaml: withBackend(oneServer+"passive: {probe_interval: 1}", ""), key: be + "passive.probe_interval", msg: "bare number"},
 		{name: "passive percent negative", yaml: withBackend(oneServer+"passive: {max_ejected_percent: -1}", ""), key: be + "passive.max_ejected_percent", msg: "between 0 and 100"},
 
 		{name: "backup not a bool", yaml: withBackend("servers: [{address: \"a:1\", backup: 1}]", ""), key: be + "servers[0].backup", msg: "must be true or false"},
@@ -109,6 +112,9 @@ func TestEnvOverrideResilience(t *testing.T) {
 		{"SLUICE_BACKENDS__TOMCAT__PASSIVE__CONSECUTIVE_FAILURES=0", func(c *Config) bool { return c.Backends["tomcat"].Passive.ConsecutiveFailures == 0 }},
 		{"SLUICE_BACKENDS__TOMCAT__PASSIVE__MAX_EJECT_FOR=1h", func(c *Config) bool { return c.Backends["tomcat"].Passive.MaxEjectFor == time.Hour }},
 		{"SLUICE_BACKENDS__TOMCAT__PASSIVE__MAX_EJECTED_PERCENT=100", func(c *Config) bool { return c.Backends["tomcat"].Passive.MaxEjectedPercent == 100 }},
+		{"SLUICE_BACKENDS__TOMCAT__PASSIVE__PROBE_INTERVAL=250ms", func(c *Config) bool {
+			return c.Backends["tomcat"].Passive.ProbeInterval == 250*time.Millisecond
+		}},
 		{"SLUICE_ERROR_PAGES__503=" + page, func(c *Config) bool {
 			p, ok := c.ErrorPages[503]
 			return ok && p.Path == page && string(p.Body) == "down\n" && len(c.ErrorPages) == 1

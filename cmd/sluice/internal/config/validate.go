@@ -301,6 +301,11 @@ func (c *checker) passive(key string, p Passive) {
 		c.fail(key+".max_eject_for", "must be at least eject_for %s, got %s", p.EjectFor, p.MaxEjectFor)
 	}
 	c.intRange(key+".max_ejected_percent", p.MaxEjectedPercent, 0, 100)
+	if p.ProbeInterval < 100*time.Millisecond || p.ProbeInterval > time.Minute {
+		// Faster would be a connection storm against a struggling
+		// server; slower would leave a recovered one idle for minutes.
+		c.fail(key+".probe_interval", "must be between 100ms and 1m, got %s", p.ProbeInterval)
+	}
 }
 
 // isToken reports whether s is an RFC 9110 token, the syntax of a method.
