@@ -300,6 +300,11 @@ func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Respons
 		addValues(h, k, vv)
 	}
 	announced := len(res.Trailer)
+	if mayHaveTrailers(r, res) {
+		// An HTTP/1.1 client gets trailers only with a chunked body, and
+		// an h2 upstream sends them unannounced: answer chunked.
+		delete(h, "Content-Length")
+	}
 	if announced > 0 {
 		// The transport takes the Trailer header out of res.Header and
 		// into res.Trailer's keys: announce them again.
@@ -346,6 +351,19 @@ func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Respons
 			h.Add(k, v)
 		}
 	}
+}
+
+// mayHaveTrailers reports whether res may end with trailers that r's client
+// gets only if the body is chunked: an HTTP/1.1 client that said TE:
+// trailers, and a response with a body that announced trailers or came
+// over HTTP/2, where trailers need no announcement.
+func mayHaveTrailers(r *http.Request, res *http.Response) bool {
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Method == http.MethodHead ||
+		res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified ||
+		len(res.Trailer) == 0 && res.ProtoMajor != 2 {
+		return false
+	}
+	return httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers")
 }
 
 // addValues appends vv to h[k]. A key h lacks takes vv itself: the
