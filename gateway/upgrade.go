@@ -78,8 +78,7 @@ func (p *proxy) upgrade(w *statusWriter, r *http.Request, ex *exchange, up strin
 		p.log.Debug("protocol switch: client gone", "backend", p.name, "path", r.URL.Path, "err", err)
 		return
 	}
-	n := p.tun.splice(conn, brw.Reader, backConn)
-	w.n += n // counted in sluice_bytes_total{direction="out"}
+	p.tun.splice(conn, brw.Reader, backConn)
 }
 
 // switched checks that res switches to the protocol asked for, and returns
@@ -136,24 +135,22 @@ func (t *tunnel) checkIdle() {
 }
 
 // splice copies between client (whose reader br may hold bytes already
-// read) and back until either ends, then closes both. It returns the bytes
-// sent to the client.
-func (ts *tunnels) splice(client net.Conn, br *bufio.Reader, back io.ReadWriteCloser) int64 {
+// read) and back until either ends, then closes both.
+func (ts *tunnels) splice(client net.Conn, br *bufio.Reader, back io.ReadWriteCloser) {
 	t := &tunnel{client: client, back: back, idle: ts.idle}
 	t.last.Store(time.Now().UnixNano())
 	t.timer = time.AfterFunc(t.idle, t.checkIdle)
 	defer t.close()
 	if !ts.add(t) {
-		return 0
+		return
 	}
 	defer ts.remove(t)
 	// Clear the deadlines net/http set for the request.
 	client.SetDeadline(time.Time{})
-	var toClient int64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		toClient, _ = t.copy(client, back)
+		t.copy(client, back)
 		t.close()
 	}()
 	if n := br.Buffered(); n > 0 {
@@ -165,27 +162,24 @@ func (ts *tunnels) splice(client net.Conn, br *bufio.Reader, back io.ReadWriteCl
 	t.copy(back, client)
 	t.close()
 	<-done
-	return toClient
 }
 
-// copy copies src to dst, noting each read as activity.
-func (t *tunnel) copy(dst io.Writer, src io.Reader) (int64, error) {
+// copy copies src to dst until either fails, noting each read as
+// activity.
+func (t *tunnel) copy(dst io.Writer, src io.Reader) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
-	var n int64
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
 			t.last.Store(time.Now().UnixNano())
-			nw, werr := dst.Write(buf[:nr])
-			n += int64(nw)
-			if werr != nil {
-				return n, werr
+			if _, err := dst.Write(buf[:nr]); err != nil {
+				return
 			}
 		}
 		if rerr != nil {
-			return n, rerr
+			return
 		}
 	}
 }
