@@ -173,7 +173,12 @@ func (t *tunnel) copy(dst io.Writer, src io.Reader) {
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
-			t.last.Store(time.Now().UnixNano())
+			now := time.Now()
+			t.last.Store(now.UnixNano())
+			if c, ok := dst.(net.Conn); ok {
+				// A client that stops reading cannot hold the tunnel.
+				c.SetWriteDeadline(now.Add(t.idle))
+			}
 			if _, err := dst.Write(buf[:nr]); err != nil {
 				return
 			}
