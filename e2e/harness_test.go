@@ -78,7 +78,7 @@ func runMain(m *testing.M) int {
 
 	locateSluice(tmp)
 
-	tc, err = startTomcat(filepath.Join(tmp, "tomcat"))
+	tc, err = startTomcat(filepath.Join(tmp, "tomcat"), "TOMCAT_EXAMPLES="+examplesDir)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: FATAL: cannot start Tomcat (the e2e suite needs it; run `make deps`): %v\n", err)
 		return 1
@@ -210,11 +210,12 @@ func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 type tomcatProc struct {
 	base, scripts string
-	A, B, H1      int // A, B: h2c; H1: HTTP/1.1 only
+	env           []string // extra environment of setup.sh and start.sh
+	A, B, H1      int      // A, B: h2c; H1: HTTP/1.1 only
 }
 
-func startTomcat(base string) (*tomcatProc, error) {
-	t := &tomcatProc{base: base, scripts: filepath.Join(repoRoot, "deploy", "tomcat")}
+func startTomcat(base string, env ...string) (*tomcatProc, error) {
+	t := &tomcatProc{base: base, scripts: filepath.Join(repoRoot, "deploy", "tomcat"), env: env}
 	var err error
 	for _, p := range []*int{&t.A, &t.B, &t.H1} {
 		if *p, err = freePort(); err != nil {
@@ -235,7 +236,7 @@ func (t *tomcatProc) script(timeout time.Duration, name string, args ...string) 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(t.scripts, name)}, args...)...)
-	cmd.Env = append(os.Environ(), "TOMCAT_WATCH_PID="+strconv.Itoa(os.Getpid()))
+	cmd.Env = append(append(os.Environ(), t.env...), "TOMCAT_WATCH_PID="+strconv.Itoa(os.Getpid()))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s: %v\n%s", name, err, out)

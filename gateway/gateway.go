@@ -83,6 +83,8 @@ type Gateway struct {
 
 	open atomic.Int64 // client connections open across TCP listeners
 
+	tunnels tunnels // spliced connections of protocol switches (upgrade.go)
+
 	mu      sync.Mutex        // serialises Update; guards proxies
 	proxies map[string]*proxy // by backend name, kept across updates
 }
@@ -100,6 +102,7 @@ type routeTable struct {
 func New(cfg Config, backends map[string]http.RoundTripper, m *Metrics, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, m: m, log: log, conns: connTracker{m: m}, noRoute: m.forNoRoute(), proxies: map[string]*proxy{}}
 	g.conns.init()
+	g.tunnels.idle = g.idleTimeout()
 	if err := g.Update(cfg.Routes, backends, cfg.ErrorPages); err != nil {
 		return nil, err
 	}
@@ -127,7 +130,7 @@ func (g *Gateway) Update(routes []Route, backends map[string]http.RoundTripper, 
 			if old := g.proxies[r.Backend]; old != nil && old.rt == rt {
 				p = old
 			} else {
-				p = newProxy(r.Backend, rt, g.pages, g.m.forBackend(r.Backend), g.log, g.trusted)
+				p = newProxy(r.Backend, rt, g.pages, g.m.forBackend(r.Backend), g.log, g.trusted, &g.tunnels)
 			}
 			next[r.Backend] = p
 		}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"net/http/httputil"
 	"net/textproto"
 	"net/url"
 	"strings"
@@ -30,13 +29,13 @@ import (
 // Forwarded are stripped then set, TE: trailers is kept, the client's Host
 // is kept, 1xx responses and trailers are passed on, streaming responses are
 // flushed as they arrive, and a body copy failing midway aborts the handler
-// with http.ErrAbortHandler. Protocol upgrades (a WebSocket to an HTTP/1.1
-// server) still go through ReverseProxy, which owns the hijacking they need.
+// with http.ErrAbortHandler. Protocol upgrades (WebSocket) hijack the
+// client connection and splice it to an upstream one (upgrade.go).
 type proxy struct {
 	name    string
 	rt      http.RoundTripper
 	info    infoRoundTripper // rt, when it reports RequestInfo directly
-	rp      *httputil.ReverseProxy
+	tun     *tunnels         // the gateway's spliced connections (upgrade.go)
 	m       requestMetrics
 	pages   func() map[int]ErrorPage
 	log     *slog.Logger
@@ -51,26 +50,9 @@ type infoRoundTripper interface {
 
 var _ infoRoundTripper = (*upstream.Backend)(nil)
 
-func newProxy(name string, rt http.RoundTripper, pages func() map[int]ErrorPage, m requestMetrics, log *slog.Logger, trusted func(*http.Request) bool) *proxy {
-	p := &proxy{name: name, rt: rt, m: m, pages: pages, log: log, trusted: trusted}
+func newProxy(name string, rt http.RoundTripper, pages func() map[int]ErrorPage, m requestMetrics, log *slog.Logger, trusted func(*http.Request) bool, tun *tunnels) *proxy {
+	p := &proxy{name: name, rt: rt, m: m, pages: pages, log: log, trusted: trusted, tun: tun}
 	p.info, _ = rt.(infoRoundTripper)
-	p.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = name
-			prior := pr.In.Header["X-Forwarded-For"]
-			pr.SetXForwarded()
-			if len(prior) > 0 && trusted(pr.In) {
-				pr.Out.Header.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+pr.Out.Header.Get("X-Forwarded-For"))
-			}
-			pr.Out.Host = pr.In.Host
-		},
-		Transport:     rt,
-		BufferPool:    bufferPool{},
-		FlushInterval: 0,
-		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ErrorHandler:  p.fail,
-	}
 	return p
 }
 
@@ -199,14 +181,34 @@ func upgradeType(h http.Header) string {
 // body fails midway, as ReverseProxy does, so the client sees a truncated
 // response rather than a complete-looking one.
 func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
-	if up := upgradeType(r.Header); up != "" && !strings.EqualFold(up, "h2c") {
-		// Protocol switch (WebSocket to an HTTP/1.1 server): ReverseProxy
-		// hijacks the client connection and splices it to the upstream one.
-		// Upgrade: h2c (deprecated by RFC 9113; Go's server does not do it)
-		// is answered as the plain HTTP/1.1 request it also is.
-		p.rp.ServeHTTP(w, r.WithContext(upstream.WithInfo(r.Context(), &ex.info)))
+	if up := upgradeType(r.Header); up != "" && r.ProtoMajor == 1 && upstream.IsUpgrade(r.Header) {
+		// Protocol switch (WebSocket): the client connection is hijacked
+		// and spliced to an upstream connection (upgrade.go). Upgrade:
+		// h2c (deprecated by RFC 9113; Go's server does not do it) is
+		// answered as the plain HTTP/1.1 request it also is.
+		p.upgrade(w, r, ex, up)
 		return
 	}
+	out := p.outRequest(r, ex)
+	if out.Body != nil {
+		defer ex.body.Close()
+	}
+	res, err := p.roundTrip(w, out, ex)
+	if err != nil {
+		p.fail(w, out, err)
+		return
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		// Never asked for (upgrades take the path above).
+		res.Body.Close()
+		p.fail(w, out, errors.New("gateway: unexpected 101 Switching Protocols"))
+		return
+	}
+	p.copyResponse(w, r, res)
+}
+
+// outRequest builds the outbound request in ex.
+func (p *proxy) outRequest(r *http.Request, ex *exchange) *http.Request {
 	out := &ex.out
 	*out = *r // shallow: the context, method, trailers and body travel as they are
 	ex.url = *r.URL
@@ -222,10 +224,13 @@ func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
 	} else if r.Body != nil {
 		ex.body.rc, ex.body.n = r.Body, p.m.bytesIn
 		out.Body = &ex.body
-		defer ex.body.Close()
 	}
 	out.Header = p.outHeader(r, ex)
+	return out
+}
 
+// roundTrip sends out to the backend, passing 1xx responses on to w.
+func (p *proxy) roundTrip(w *statusWriter, out *http.Request, ex *exchange) (*http.Response, error) {
 	ex.w = w
 	ex.info.Got1xx = ex.got1xx
 	var res *http.Response
@@ -240,17 +245,7 @@ func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
 	ex.mu.Lock()
 	ex.done = true
 	ex.mu.Unlock()
-	if err != nil {
-		p.fail(w, out, err)
-		return
-	}
-	if res.StatusCode == http.StatusSwitchingProtocols {
-		// Never asked for (upgrades go through ReverseProxy above).
-		res.Body.Close()
-		p.fail(w, out, errors.New("gateway: unexpected 101 Switching Protocols"))
-		return
-	}
-	p.copyResponse(w, r, res)
+	return res, err
 }
 
 // outHeader builds the outbound header: the client's minus hop-by-hop and
@@ -305,6 +300,11 @@ func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Respons
 		addValues(h, k, vv)
 	}
 	announced := len(res.Trailer)
+	if mayHaveTrailers(r, res) {
+		// An HTTP/1.1 client gets trailers only with a chunked body, and
+		// an h2 upstream sends them unannounced: answer chunked.
+		delete(h, "Content-Length")
+	}
 	if announced > 0 {
 		// The transport takes the Trailer header out of res.Header and
 		// into res.Trailer's keys: announce them again.
@@ -351,6 +351,19 @@ func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Respons
 			h.Add(k, v)
 		}
 	}
+}
+
+// mayHaveTrailers reports whether res may end with trailers that r's client
+// gets only if the body is chunked: an HTTP/1.1 client that said TE:
+// trailers, and a response with a body that announced trailers or came
+// over HTTP/2, where trailers need no announcement.
+func mayHaveTrailers(r *http.Request, res *http.Response) bool {
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Method == http.MethodHead ||
+		res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified ||
+		len(res.Trailer) == 0 && res.ProtoMajor != 2 {
+		return false
+	}
+	return httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers")
 }
 
 // addValues appends vv to h[k]. A key h lacks takes vv itself: the
@@ -442,10 +455,4 @@ func ishex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-// bufferPool recycles ReverseProxy copy buffers (upgrade requests only).
-type bufferPool struct{}
-
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *copyBufs.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { copyBufs.Put(&b) }

@@ -301,10 +301,10 @@ func TestProxyInformationalTrailersAndUpload(t *testing.T) {
 	}
 }
 
-// TestProxyUpgradeGoesThroughReverseProxy: a protocol switch (WebSocket)
-// is forwarded with its Upgrade and Connection headers, which the lean
-// path would strip.
-func TestProxyUpgradeGoesThroughReverseProxy(t *testing.T) {
+// TestProxyUpgradeHeadersForwarded: a protocol switch (WebSocket) is
+// forwarded with its Upgrade and Connection headers, which the lean path
+// strips.
+func TestProxyUpgradeHeadersForwarded(t *testing.T) {
 	g, got := captureGateway(t, Config{}, func(*http.Request) *http.Response {
 		return &http.Response{StatusCode: 400, Header: http.Header{}, Body: http.NoBody}
 	})

@@ -39,6 +39,10 @@ func errorCause(err error, clientGone bool) (int, string) {
 		return http.StatusServiceUnavailable, "queue full"
 	case errors.Is(err, upstream.ErrQueueTimeout):
 		return http.StatusServiceUnavailable, "queue timeout: no upstream connection free"
+	case errors.Is(err, upstream.ErrTunnelLimit):
+		// Every server holds h1.max_tunnels WebSockets: it passes as
+		// they close.
+		return http.StatusServiceUnavailable, "tunnel limit reached"
 	case errors.Is(err, upstream.ErrClosed):
 		return http.StatusServiceUnavailable, "shutting down"
 	case errors.Is(err, upstream.ErrNoHealthyServer):

@@ -29,6 +29,7 @@ func TestErrorStatus(t *testing.T) {
 		{"queue full", upstream.ErrQueueFull, false, http.StatusServiceUnavailable, `queue full (backend "b")`},
 		{"queue timeout", fmt.Errorf("wrap: %w", upstream.ErrQueueTimeout), false, http.StatusServiceUnavailable, "queue timeout"},
 		{"closed", upstream.ErrClosed, false, http.StatusServiceUnavailable, "shutting down"},
+		{"tunnel limit", fmt.Errorf("%w in backend %q", upstream.ErrTunnelLimit, "b"), false, http.StatusServiceUnavailable, "tunnel limit reached"},
 		{"client gone sentinel", upstream.ErrClientGone, false, StatusClientClosed, "client closed request"},
 		{"client ctx done", errors.New("stream reset"), true, StatusClientClosed, "client closed request"},
 		{"dial refused", &upstream.DialError{Addr: "a:1", Err: syscall.ECONNREFUSED}, false, http.StatusBadGateway, "upstream unreachable"},

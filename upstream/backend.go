@@ -81,6 +81,10 @@ type H1Config struct {
 	ConnsPerServer int
 	// IdleTimeout closes connections idle this long. Zero means 90s.
 	IdleTimeout time.Duration
+	// MaxTunnels caps the connections a server holds for protocol
+	// switches (WebSocket), which are dialled apart from the pool whatever
+	// the server's protocol. Zero means 1024.
+	MaxTunnels int
 }
 
 // QueueConfig bounds the backend's wait queue.
@@ -109,6 +113,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.H1.ConnsPerServer <= 0 {
 		c.H1.ConnsPerServer = 64
+	}
+	if c.H1.MaxTunnels <= 0 {
+		c.H1.MaxTunnels = defaultMaxTunnels
 	}
 	if c.H1.IdleTimeout <= 0 {
 		c.H1.IdleTimeout = 90 * time.Second
@@ -336,8 +343,11 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 // RoundTripInfo is RoundTrip filling in info, when not nil, and passing
 // informational responses to info.Got1xx.
 func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Response, error) {
-	clientCtx := req.Context()
 	st := b.cur()
+	if IsUpgrade(req.Header) {
+		return b.tunnel(req, st, info)
+	}
+	clientCtx := req.Context()
 	var deadline time.Time
 	if st.cfg.TotalTimeout > 0 {
 		deadline = time.Now().Add(st.cfg.TotalTimeout)
@@ -608,6 +618,10 @@ type ServerStats struct {
 	Requests   uint64 `json:"requests"` // attempts sent, ever
 	Errors     uint64 `json:"errors"`   // failed attempts and 5xx answers, ever
 	Usable     bool   `json:"usable"`
+
+	// Tunnels counts the connections held for protocol switches
+	// (WebSocket), apart from Conns.
+	Tunnels int `json:"tunnels"`
 }
 
 // Stats snapshots the backend.
@@ -618,7 +632,7 @@ func (b *Backend) Stats() Stats {
 	for _, s := range st.servers {
 		ss := ServerStats{
 			Address: s.addr, Protocol: s.Protocol(), Active: int(s.active.Load()), Usable: s.usable(),
-			Requests: s.requests.Load(), Errors: s.errors.Load(), State: "up",
+			Requests: s.requests.Load(), Errors: s.errors.Load(), State: "up", Tunnels: s.tun.count(),
 		}
 		switch {
 		case s.ejected(now):
@@ -635,12 +649,12 @@ func (b *Backend) Stats() Stats {
 	b.updateMu.Lock()
 	for _, s := range b.retired {
 		ss := ServerStats{Address: s.addr, Protocol: s.Protocol(), Active: int(s.active.Load()), State: "draining",
-			Requests: s.requests.Load(), Errors: s.errors.Load()}
+			Requests: s.requests.Load(), Errors: s.errors.Load(), Tunnels: s.tun.count()}
 		if p := s.cur.Load(); p != nil {
 			ss.MaxStreams = p.maxStreams()
 			ss.Conns = len(ss.MaxStreams)
 		}
-		if ss.Conns > 0 || ss.Active > 0 {
+		if ss.Conns > 0 || ss.Active > 0 || ss.Tunnels > 0 {
 			out.Servers = append(out.Servers, ss)
 		}
 	}

@@ -20,6 +20,7 @@ const (
 // touches atomics it needs anyway.
 type Metrics struct {
 	conns    *prometheus.GaugeVec
+	tunnels  *prometheus.GaugeVec
 	opened   *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	wait     *prometheus.HistogramVec
@@ -50,6 +51,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_upstream_connections",
 			Help: "Open upstream connections.",
 		}, []string{"backend", "server", "protocol"}),
+		tunnels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_upstream_tunnels",
+			Help: "Upstream HTTP/1.1 connections held for protocol switches (WebSocket), dialled apart from the pools and not in sluice_upstream_connections.",
+		}, []string{"backend", "server"}),
 		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_upstream_connections_opened_total",
 			Help: "Upstream connections opened (successful dials).",
@@ -118,7 +123,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		backends: map[*Backend]struct{}{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.conns, m.opened, m.rejected, m.wait, m.goaways, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m)
+		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m)
 	}
 	return m
 }
@@ -212,6 +217,7 @@ func (bm *backendMetrics) unregister(b *Backend) {
 // serverObserver counts one server's connections, per protocol.
 type serverObserver struct {
 	h2cConns, h1Conns    prometheus.Gauge
+	tunnels              prometheus.Gauge
 	h2cOpened, h1Opened  prometheus.Counter
 	goAways, ejections   prometheus.Counter
 	up                   prometheus.Gauge
@@ -227,6 +233,7 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 	return &serverObserver{
 		h2cConns:  m.conns.WithLabelValues(backend, addr, H2C),
 		h1Conns:   m.conns.WithLabelValues(backend, addr, H1),
+		tunnels:   m.tunnels.WithLabelValues(backend, addr),
 		h2cOpened: m.opened.WithLabelValues(backend, addr, H2C),
 		h1Opened:  m.opened.WithLabelValues(backend, addr, H1),
 		goAways:   m.goaways.WithLabelValues(backend, addr),

@@ -46,6 +46,9 @@ type Server struct {
 	retiredMu sync.Mutex
 	retired   []*pool
 
+	// tun holds the server's tunnels (tunnel.go), outside the pools.
+	tun tunnels
+
 	// active counts requests between slot acquisition and body close.
 	active atomic.Int64
 	// requests and errors count attempts and failures, for the stats page.
@@ -183,6 +186,7 @@ func (s *Server) warm() {
 func (s *Server) usable() bool { return s.inRotation(time.Now().UnixNano()) }
 
 func (s *Server) close() {
+	s.tun.closeAll()
 	if p := s.cur.Load(); p != nil {
 		p.close()
 	}

@@ -98,6 +98,11 @@ wait:
 	if err := e.shutdown(sctx); err != nil {
 		logger.Warn("client connections cut at end of grace period", "err", err)
 	}
+	// Protocol switches (WebSocket) are hijacked connections, which
+	// Shutdown does not see: they get what is left of the grace period.
+	if err := rt.g.CloseTunnels(sctx); err != nil {
+		logger.Warn("tunnels cut at end of grace period", "err", err)
+	}
 	admin.Close()
 	return runErr
 }
@@ -118,7 +123,7 @@ func backendConfig(name string, b config.Backend) upstream.Config {
 			ConnsPerServer: b.H2C.ConnsPerServer, MaxStreamsPerConn: b.H2C.MaxStreamsPerConn,
 			PingInterval: b.H2C.PingInterval, PingTimeout: b.H2C.PingTimeout,
 		},
-		H1:                    upstream.H1Config{ConnsPerServer: b.H1.ConnsPerServer, IdleTimeout: b.H1.IdleTimeout},
+		H1:                    upstream.H1Config{ConnsPerServer: b.H1.ConnsPerServer, IdleTimeout: b.H1.IdleTimeout, MaxTunnels: b.H1.MaxTunnels},
 		Queue:                 upstream.QueueConfig{MaxPending: b.Queue.MaxPending, Timeout: b.Queue.Timeout},
 		ConnectTimeout:        b.Timeouts.Connect,
 		ResponseHeaderTimeout: b.Timeouts.ResponseHeader,

@@ -3,7 +3,10 @@
 # Creates (or refreshes) a CATALINA_BASE at BASE_DIR running the Debian
 # tomcat10 package's CATALINA_HOME with Sluice's server.xml and test webapp.
 # Safe to re-run: config and webapp are rewritten, logs/work are kept.
-# Env: CATALINA_HOME (default /usr/share/tomcat10), TOMCAT_ADDRESS (default 127.0.0.1).
+# Env: CATALINA_HOME (default /usr/share/tomcat10), TOMCAT_ADDRESS (default 127.0.0.1),
+#      TOMCAT_EXAMPLES: the directory of Tomcat's examples webapp (Debian package
+#      tomcat10-examples: /usr/share/tomcat10-examples/examples), deployed at
+#      /examples when set (the e2e WebSocket and trailer tests use it).
 set -euo pipefail
 
 if [ $# -ne 4 ]; then
@@ -51,6 +54,22 @@ rm -rf "$base/webapps/ROOT.tmp"
 cp -R "$here/webapp" "$base/webapps/ROOT.tmp"
 rm -rf "$base/webapps/ROOT"
 mv "$base/webapps/ROOT.tmp" "$base/webapps/ROOT"
+
+# Tomcat's own examples webapp, in place, when asked for (about 1.5 s of startup).
+rm -f "$base/conf/Catalina/localhost/examples.xml"
+if [ -n "${TOMCAT_EXAMPLES:-}" ]; then
+    if [ ! -f "$TOMCAT_EXAMPLES/WEB-INF/web.xml" ]; then
+        echo "setup.sh: no examples webapp at TOMCAT_EXAMPLES=$TOMCAT_EXAMPLES (apt-get install tomcat10-examples, or run 'make deps')" >&2
+        exit 1
+    fi
+    mkdir -p "$base/conf/Catalina/localhost"
+    cat >"$base/conf/Catalina/localhost/examples.xml" <<XML
+<Context docBase="$TOMCAT_EXAMPLES">
+  <!-- Debian links the webapp's jars from /usr/share/java. -->
+  <Resources allowLinking="true" />
+</Context>
+XML
+fi
 
 # start.sh reads this to know which ports to wait for.
 cat >"$base/sluice-tomcat.env" <<ENV

@@ -352,6 +352,11 @@ type H1 struct {
 	// IdleTimeout closes a pooled connection unused for this long; must be
 	// positive. Zero value: invalid; the default is 90s.
 	IdleTimeout time.Duration
+	// MaxTunnels caps, per server, the HTTP/1.1 connections held for
+	// protocol switches (WebSocket), which are dialled apart from the
+	// pools whatever the backend's protocol, 1..1000000. Zero value:
+	// invalid; the default is 1024.
+	MaxTunnels int
 }
 
 // Queue bounds the requests waiting for upstream capacity.
@@ -435,7 +440,7 @@ func DefaultBackend() Backend {
 			ConnsPerServer: 2, MaxStreamsPerConn: 100,
 			PingInterval: 30 * time.Second, PingTimeout: 5 * time.Second,
 		},
-		H1:    H1{ConnsPerServer: 64, IdleTimeout: 90 * time.Second},
+		H1:    H1{ConnsPerServer: 64, IdleTimeout: 90 * time.Second, MaxTunnels: 1024},
 		Queue: Queue{MaxPending: 10000, Timeout: 5 * time.Second},
 		Timeouts: Timeouts{
 			Connect: 2 * time.Second, ResponseHeader: 30 * time.Second,
@@ -590,6 +595,7 @@ type yamlBackend struct {
 	H1 struct {
 		ConnsPerServer int    `yaml:"conns_per_server"`
 		IdleTimeout    string `yaml:"idle_timeout"`
+		MaxTunnels     int    `yaml:"max_tunnels"`
 	} `yaml:"h1"`
 	Queue struct {
 		MaxPending int    `yaml:"max_pending"`
@@ -708,6 +714,7 @@ func marshalBackend(b Backend) yamlBackend {
 	y.H2C.ConnsPerServer, y.H2C.MaxStreamsPerConn = b.H2C.ConnsPerServer, b.H2C.MaxStreamsPerConn
 	y.H2C.PingInterval, y.H2C.PingTimeout = formatDuration(b.H2C.PingInterval), formatDuration(b.H2C.PingTimeout)
 	y.H1.ConnsPerServer, y.H1.IdleTimeout = b.H1.ConnsPerServer, formatDuration(b.H1.IdleTimeout)
+	y.H1.MaxTunnels = b.H1.MaxTunnels
 	y.Queue.MaxPending, y.Queue.Timeout = b.Queue.MaxPending, formatDuration(b.Queue.Timeout)
 	y.Timeouts.Connect = formatDuration(b.Timeouts.Connect)
 	y.Timeouts.ResponseHeader = formatDuration(b.Timeouts.ResponseHeader)

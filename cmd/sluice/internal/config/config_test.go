@@ -147,6 +147,8 @@ func TestParseRejects(t *testing.T) {
 		{name: "h2c streams too many", yaml: withBackend(oneServer+"h2c: {max_streams_per_conn: 10001}", ""), key: "backends.tomcat.h2c.max_streams_per_conn", msg: "between 1 and 10000"},
 		{name: "h1 conns zero", yaml: withBackend(oneServer+"h1: {conns_per_server: 0}", ""), key: "backends.tomcat.h1.conns_per_server", msg: "between 1 and 100000"},
 		{name: "h1 conns too many", yaml: withBackend(oneServer+"h1: {conns_per_server: 100001}", ""), key: "backends.tomcat.h1.conns_per_server", msg: "between 1 and 100000"},
+		{name: "h1 tunnels zero", yaml: withBackend(oneServer+"h1: {max_tunnels: 0}", ""), key: "backends.tomcat.h1.max_tunnels", msg: "between 1 and 1000000"},
+		{name: "env h1 tunnels", yaml: valid, env: []string{"SLUICE_BACKENDS__TOMCAT__H1__MAX_TUNNELS=-1"}, key: "backends.tomcat.h1.max_tunnels", msg: "between 1 and 1000000", source: "env SLUICE_BACKENDS__TOMCAT__H1__MAX_TUNNELS"},
 		{name: "queue negative", yaml: withBackend(oneServer+"queue: {max_pending: -1}", ""), key: "backends.tomcat.queue.max_pending", msg: "between 0 and 1000000"},
 		{name: "queue too long", yaml: withBackend(oneServer+"queue: {max_pending: 1000001}", ""), key: "backends.tomcat.queue.max_pending", msg: "between 0 and 1000000"},
 
@@ -252,7 +254,7 @@ func TestDefaults(t *testing.T) {
 	}
 	b := want.Backends["tomcat"]
 	if b.Protocol != "auto" || b.Balance != "round_robin" || b.ProbeInterval != time.Minute ||
-		b.H2C != (H2C{2, 100, 30 * time.Second, 5 * time.Second}) || b.H1 != (H1{64, 90 * time.Second}) ||
+		b.H2C != (H2C{2, 100, 30 * time.Second, 5 * time.Second}) || b.H1 != (H1{64, 90 * time.Second, 1024}) ||
 		b.Queue != (Queue{10000, 5 * time.Second}) ||
 		b.Timeouts != (Timeouts{2 * time.Second, 30 * time.Second, 60 * time.Second, 0}) ||
 		b.Retries != 2 || b.RetryBodyLimit != 65536 || b.IdempotentMethods != nil ||
@@ -324,7 +326,7 @@ backends:
       - { address: "tomcat-2.internal:8080" }
       - { address: "[fd00::12]:8080", weight: 1000, backup: true }
     h2c: { conns_per_server: 4, max_streams_per_conn: 250, ping_interval: 0s, ping_timeout: 2s }
-    h1:  { conns_per_server: 128, idle_timeout: 2m }
+    h1:  { conns_per_server: 128, idle_timeout: 2m, max_tunnels: 5000 }
     queue: { max_pending: 0, timeout: 1500ms }
     timeouts: { connect: 1s, response_header: 1m30s, idle: 2m, total: 10m }
     retries: 0
@@ -380,7 +382,7 @@ func TestFullExample(t *testing.T) {
 					{Address: "[fd00::12]:8080", Weight: 1000, Backup: true},
 				},
 				H2C:      H2C{ConnsPerServer: 4, MaxStreamsPerConn: 250, PingInterval: 0, PingTimeout: 2 * time.Second},
-				H1:       H1{ConnsPerServer: 128, IdleTimeout: 2 * time.Minute},
+				H1:       H1{ConnsPerServer: 128, IdleTimeout: 2 * time.Minute, MaxTunnels: 5000},
 				Queue:    Queue{MaxPending: 0, Timeout: 1500 * time.Millisecond},
 				Timeouts: Timeouts{Connect: time.Second, ResponseHeader: 90 * time.Second, Idle: 2 * time.Minute, Total: 10 * time.Minute},
 

@@ -260,6 +260,7 @@ var (
 		"h2c.max_streams_per_conn": func(b *Backend) any { return &b.H2C.MaxStreamsPerConn },
 		"h1.conns_per_server":      func(b *Backend) any { return &b.H1.ConnsPerServer },
 		"h1.idle_timeout":          func(b *Backend) any { return &b.H1.IdleTimeout },
+		"h1.max_tunnels":           func(b *Backend) any { return &b.H1.MaxTunnels },
 		"queue.max_pending":        func(b *Backend) any { return &b.Queue.MaxPending },
 		"queue.timeout":            func(b *Backend) any { return &b.Queue.Timeout },
 		"timeouts.connect":         func(b *Backend) any { return &b.Timeouts.Connect },

@@ -244,6 +244,7 @@ func (c *checker) backend(key, name string, b Backend) {
 	c.intRange(key+".h2c.max_streams_per_conn", b.H2C.MaxStreamsPerConn, 1, 10000)
 	c.intRange(key+".h1.conns_per_server", b.H1.ConnsPerServer, 1, 100000)
 	c.positive(key+".h1.idle_timeout", b.H1.IdleTimeout)
+	c.intRange(key+".h1.max_tunnels", b.H1.MaxTunnels, 1, 1000000)
 	c.intRange(key+".queue.max_pending", b.Queue.MaxPending, 0, 1000000)
 	c.positive(key+".queue.timeout", b.Queue.Timeout)
 	c.positive(key+".timeouts.connect", b.Timeouts.Connect)

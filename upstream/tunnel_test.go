@@ -1,0 +1,207 @@
+package upstream
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+)
+
+// upgradeOrigin serves HTTP/1.1 and h2c on one port, as Tomcat does, and
+// answers an Upgrade: echo request with 101 and then echoes bytes. It
+// counts the upgraded connections still open.
+func upgradeOrigin(t *testing.T) (addr string, open *atomic.Int64) {
+	t.Helper()
+	open = new(atomic.Int64)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			io.WriteString(w, r.Proto)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		open.Add(1)
+		defer open.Add(-1)
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		io.Copy(conn, brw)
+	}))
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv.Config.Protocols = &p
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String(), open
+}
+
+func newTunnelBackend(t *testing.T, addr string, maxTunnels int) *Backend {
+	t.Helper()
+	b, err := New(Config{
+		Name: "b", Protocol: Auto, Servers: []ServerConfig{{Address: addr}},
+		H1: H1Config{MaxTunnels: maxTunnels}, Queue: QueueConfig{MaxPending: 10},
+	}, NewMetrics(nil), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func upgradeRequest(t *testing.T) *http.Request {
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://b/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "echo")
+	return req
+}
+
+// TestTunnelToH2CServer: an upgrade request to a server used over h2c gets
+// an HTTP/1.1 connection of its own, which carries bytes both ways, is
+// counted as a tunnel and not in the h2c pool, and closes with its body.
+func TestTunnelToH2CServer(t *testing.T) {
+	addr, open := upgradeOrigin(t)
+	b := newTunnelBackend(t, addr, 0)
+	// Detect h2c first with a plain request.
+	res, err := b.RoundTrip(mustGet(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proto, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(proto) != "HTTP/2.0" {
+		t.Fatalf("plain request went over %s, want h2c", proto)
+	}
+	info := new(RequestInfo)
+	res, err = b.RoundTripInfo(upgradeRequest(t), info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	rwc, ok := res.Body.(io.ReadWriteCloser)
+	if !ok {
+		t.Fatalf("body %T is not writable", res.Body)
+	}
+	if _, err := io.WriteString(rwc, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(rwc, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	ss := b.Stats().Servers[0]
+	if ss.Tunnels != 1 || ss.Conns != 1 || ss.Active != 0 || ss.Protocol != H2C {
+		t.Errorf("with a tunnel open: %+v, want 1 tunnel, 1 h2c connection, 0 active", ss)
+	}
+	if info.Protocol != H1 || info.Server != addr {
+		t.Errorf("info %+v", info)
+	}
+	rwc.Close()
+	if n := b.Stats().Servers[0].Tunnels; n != 0 {
+		t.Errorf("%d tunnels after Close", n)
+	}
+	waitFor(t, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
+}
+
+func mustGet(t *testing.T) *http.Request {
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://b/", nil)
+	return req
+}
+
+// TestTunnelLimit: h1.max_tunnels bounds a server's tunnels; a slot frees
+// when a tunnel closes.
+func TestTunnelLimit(t *testing.T) {
+	addr, _ := upgradeOrigin(t)
+	b := newTunnelBackend(t, addr, 2)
+	var bodies []io.Closer
+	for range 2 {
+		res, err := b.RoundTrip(upgradeRequest(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, res.Body)
+	}
+	if _, err := b.RoundTrip(upgradeRequest(t)); !errors.Is(err, ErrTunnelLimit) {
+		t.Fatalf("third tunnel: %v, want ErrTunnelLimit", err)
+	}
+	bodies[0].Close()
+	res, err := b.RoundTrip(upgradeRequest(t))
+	if err != nil {
+		t.Fatalf("after one closed: %v", err)
+	}
+	res.Body.Close()
+	bodies[1].Close()
+}
+
+// TestTunnelClosedWithBackend: closing the backend (shutdown, or a reload
+// removing it) closes its tunnels.
+func TestTunnelClosedWithBackend(t *testing.T) {
+	addr, open := upgradeOrigin(t)
+	b := newTunnelBackend(t, addr, 0)
+	res, err := b.RoundTrip(upgradeRequest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b.Close()
+	if _, err := bufio.NewReader(res.Body).ReadByte(); err == nil {
+		t.Fatal("tunnel still readable after the backend closed")
+	}
+	waitFor(t, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
+}
+
+// TestTunnelRefusedAnswer: an upgrade answered without 101 is an ordinary
+// response whose Close frees the tunnel slot and connection.
+func TestTunnelRefusedAnswer(t *testing.T) {
+	addr, _ := upgradeOrigin(t)
+	b := newTunnelBackend(t, addr, 1)
+	for range 3 {
+		req := upgradeRequest(t)
+		req.Header.Set("Upgrade", "other")
+		res, err := b.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != 200 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		if _, ok := res.Body.(io.Writer); ok {
+			t.Error("a refused upgrade's body is writable")
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	if n := b.Stats().Servers[0].Tunnels; n != 0 {
+		t.Errorf("%d tunnels held", n)
+	}
+}
+
+func TestIsUpgrade(t *testing.T) {
+	tests := []struct {
+		name string
+		h    http.Header
+		want bool
+	}{
+		{"websocket", http.Header{"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"websocket"}}, true},
+		{"no connection token", http.Header{"Upgrade": {"websocket"}}, false},
+		{"no upgrade", http.Header{"Connection": {"upgrade"}}, false},
+		{"h2c", http.Header{"Connection": {"Upgrade, HTTP2-Settings"}, "Upgrade": {"h2c"}}, false},
+		{"empty", http.Header{"Connection": {"upgrade"}, "Upgrade": {""}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsUpgrade(tt.h); got != tt.want {
+				t.Errorf("IsUpgrade(%v) = %v", tt.h, got)
+			}
+		})
+	}
+}
