@@ -332,15 +332,15 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 	if st.cfg.TotalTimeout > 0 {
 		deadline = time.Now().Add(st.cfg.TotalTimeout)
 	}
+	// The caller's request is never modified (the http.RoundTripper
+	// contract): each attempt sends a shallow copy with its own URL and
+	// body (see send).
 	var rp *replay
-	replayable := true
+	reqBody, replayable := req.Body, true
 	if st.cfg.Retries > 0 {
 		var err error
-		if rp, replayable, err = prepareReplay(req, st.cfg.RetryBodyLimit); err != nil {
+		if rp, reqBody, replayable, err = prepareReplay(req, st.cfg.RetryBodyLimit); err != nil {
 			return nil, fmt.Errorf("%w: reading request body: %w", ErrClientGone, err)
-		}
-		if rp != nil {
-			req.Body = rp.body()
 		}
 	}
 	var avoid *Server
@@ -367,7 +367,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 			info.Server, info.Protocol, info.ConnID, info.ConnReq = s.addr, p.cfg.protocol, c.id, seq
 			info.Attempts++
 		}
-		resp, wrote, err := b.send(req, st, s, p, c, deadline, info)
+		resp, wrote, err := b.send(req, reqBody, st, s, p, c, deadline, info)
 		if err == nil {
 			return resp, nil
 		}
@@ -378,24 +378,26 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 		}
 		b.m.retried(reason)
 		if rp != nil {
-			req.Body = rp.body()
+			reqBody = rp.body()
 		}
 		avoid = s
 	}
 }
 
-// send makes one attempt on a reserved slot of cc. wrote reports whether the
-// request headers were written, after which the server may have seen it.
-func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, c *pconn, deadline time.Time, info *RequestInfo) (*http.Response, bool, error) {
+// send makes one attempt on a reserved slot of cc, sending reqBody as the
+// body of a copy of req. wrote reports whether the request headers were
+// written, after which the server may have seen it.
+func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendState, s *Server, p *pool, c *pconn, deadline time.Time, info *RequestInfo) (*http.Response, bool, error) {
 	clientCtx := req.Context()
 	s.active.Add(1)
 	s.requests.Add(1)
-	req.URL.Scheme = "http"
-	req.URL.Host = s.addr
 
 	// The tracker is the attempt's context: the client's values, but its
 	// own cancellation (timeouts, and the client leaving abortGrace ago).
+	// It also holds the attempt's URL, so the copy costs no allocation.
 	t := &tracker{parent: clientCtx, s: s, p: p, idle: st.cfg.IdleTimeout, deadline: deadline, done: make(chan struct{})}
+	t.url = *req.URL
+	t.url.Scheme, t.url.Host = "http", s.addr
 	t.trace.WroteHeaders = func() { t.wrote.Store(true) }
 	if info != nil {
 		t.trace.Got1xxResponse = info.Got1xx
@@ -410,7 +412,9 @@ func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, 
 	}
 	t.stop = context.AfterFunc(clientCtx, fire)
 
-	resp, err := c.cc.RoundTrip(req.WithContext(httptrace.WithClientTrace(t, &t.trace)))
+	out := req.WithContext(httptrace.WithClientTrace(t, &t.trace))
+	out.URL, out.Body = &t.url, reqBody
+	resp, err := c.cc.RoundTrip(out)
 	if err != nil {
 		cause := t.cause()
 		t.finish()
