@@ -47,6 +47,10 @@ type Config struct {
 	// TotalTimeout bounds a whole request: queueing, every attempt and the
 	// response body. Zero means no limit.
 	TotalTimeout time.Duration
+	// DrainTimeout is how long a server removed by Update may finish the
+	// requests it carries; its connections close as they idle, and all
+	// of them once this has passed. Zero means 30s.
+	DrainTimeout time.Duration
 	// Health configures active health checks.
 	Health HealthConfig
 	// Retries is how many times a failed request may be sent again.
@@ -125,6 +129,9 @@ func (c *Config) setDefaults() {
 	if c.H2C.PingTimeout <= 0 {
 		c.H2C.PingTimeout = 5 * time.Second
 	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
 	if c.Passive.EjectFor <= 0 {
 		c.Passive.EjectFor = 10 * time.Second
 	}
@@ -159,10 +166,12 @@ type Backend struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // warm-up, probe and health goroutines
+	wg     sync.WaitGroup // warm-up, probe, health and retire goroutines
 
 	updateMu sync.Mutex // serialises Update; guards retired
-	retired  []*Server  // removed by Update, draining until Close
+	// retired were removed by Update and are draining; each leaves the
+	// list when its retire goroutine closes it.
+	retired []*Server
 }
 
 // backendState is one configuration generation. Requests load it once and
@@ -244,7 +253,7 @@ func (b *Backend) buildState(cfg Config, old *backendState) (st *backendState, a
 			st.servers = append(st.servers, s)
 			continue
 		}
-		s := &Server{addr: sc.Address, b: b, obs: b.mets.forServer(cfg.Name, sc.Address)}
+		s := &Server{addr: sc.Address, b: b, obs: b.mets.forServer(cfg.Name, sc.Address), kick: make(chan struct{}, 1)}
 		s.conf.Store(&sc)
 		if cfg.Protocol != Auto {
 			s.cur.Store(s.newPool(cfg.Protocol, &cfg))
@@ -301,14 +310,15 @@ func (b *Backend) Close() {
 	b.q.wakeAll()
 	b.wg.Wait()
 	for _, s := range b.cur().servers {
-		s.close()
+		s.shutDown()
 	}
 	b.updateMu.Lock()
-	for _, s := range b.retired {
-		s.close()
-	}
+	retired := b.retired
 	b.retired = nil
 	b.updateMu.Unlock()
+	for _, s := range retired {
+		s.shutDown()
+	}
 	b.m.unregister(b)
 }
 

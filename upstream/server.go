@@ -39,6 +39,12 @@ type Server struct {
 	// cur is the pool in use; nil until auto detection has run.
 	cur     atomic.Pointer[pool]
 	probeMu sync.Mutex // serialises detection, so one probe runs at a time
+	shut    bool       // guarded by probeMu: shutDown ran, no new pool
+
+	// retiring is set when a reload removed the server; from then on
+	// pool changes also wake kick, the retire goroutine's signal.
+	retiring atomic.Bool
+	kick     chan struct{} // capacity 1
 
 	// retired holds pools drained after a protocol switch, closed with the
 	// server.
@@ -93,6 +99,9 @@ func (s *Server) pool(ctx context.Context) (*pool, error) {
 	if p := s.cur.Load(); p != nil {
 		return p, nil
 	}
+	if s.shut {
+		return nil, ErrClosed
+	}
 	cfg := &s.b.cur().cfg
 	isH2C, err := h2c.Probe(ctx, s.addr, cfg.ConnectTimeout)
 	if err != nil {
@@ -115,7 +124,7 @@ func (s *Server) newPool(proto string, cfg *Config) *pool {
 		protocol: proto,
 		addr:     s.addr,
 		limits:   cfg.limits(proto),
-		onChange: b.q.wake,
+		onChange: s.changed,
 		obs:      s.obs,
 	}
 	addr := s.addr
@@ -154,7 +163,7 @@ func (s *Server) reprobe(ctx context.Context) {
 	}
 	s.probeMu.Lock()
 	defer s.probeMu.Unlock()
-	if !s.cur.CompareAndSwap(old, s.newPool(H2C, cfg)) {
+	if s.shut || !s.cur.CompareAndSwap(old, s.newPool(H2C, cfg)) {
 		return
 	}
 	old.drain()

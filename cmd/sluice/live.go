@@ -216,7 +216,7 @@ func (rt *live) apply(cfg *config.Config) error {
 			rts[name] = b
 			continue
 		}
-		b, err := upstream.New(backendConfig(name, bc), rt.um, rt.log)
+		b, err := upstream.New(backendConfig(name, bc, cfg.ShutdownGrace), rt.um, rt.log)
 		if err != nil {
 			for _, b := range added {
 				b.Close()
@@ -251,7 +251,7 @@ func (rt *live) apply(cfg *config.Config) error {
 	// cannot fail on their own; check anyway before touching anything.
 	for name, b := range rt.backends {
 		if bc, ok := cfg.Backends[name]; ok {
-			if err := b.Update(backendConfig(name, bc)); err != nil {
+			if err := b.Update(backendConfig(name, bc, cfg.ShutdownGrace)); err != nil {
 				for _, b := range added {
 					b.Close()
 				}
