@@ -354,6 +354,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 		}
 	}
 	var avoid *Server
+	drainRetried := false
 	for attempt := 0; ; attempt++ {
 		s, p, c, err := b.acquire(clientCtx, st, avoid, deadline, info)
 		if err != nil {
@@ -379,7 +380,20 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 		}
 		resp, wrote, err := b.send(req, reqBody, st, s, p, c, deadline, info)
 		if err == nil {
-			return resp, nil
+			if !suspectAnswer(resp.StatusCode, s, p, c) || drainRetried || attempt >= st.cfg.Retries ||
+				!replayable || !st.idempotent[req.Method] || !hasOther(st, s) {
+				return resp, nil
+			}
+			// A server shutting down answers 404 while its webapps stop:
+			// send the request once more, elsewhere.
+			drainRetried = true
+			resp.Body.Close()
+			b.m.retried(retryDraining)
+			if rp != nil {
+				reqBody = rp.body()
+			}
+			avoid = s
+			continue
 		}
 		s.failed(st)
 		reason := retryReason(err, wrote, st.idempotent[req.Method], replayable)

@@ -72,7 +72,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"backend", "server"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_retries_total",
-			Help: "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial).",
+			Help: "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial, draining).",
 		}, []string{"backend", "reason"}),
 		ejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_ejections_total",

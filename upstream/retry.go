@@ -19,7 +19,32 @@ const (
 	retryNotSent    = "not_sent"
 	retryIdempotent = "idempotent"
 	retryDial       = "dial"
+	retryDraining   = "draining"
 )
+
+// suspectAnswer reports whether status, from server s over connection c of
+// pool p, may be an artefact of the server shutting down rather than the
+// application's answer: a 404 or 503 from a server that has sent GOAWAY on
+// that connection, or that a reload removed or a protocol switch drains.
+// Tomcat stopping without gracefulStopAwaitMillis answers 404 on open
+// connections while its webapps stop.
+func suspectAnswer(status int, s *Server, p *pool, c *pconn) bool {
+	if status != http.StatusNotFound && status != http.StatusServiceUnavailable {
+		return false
+	}
+	return c.goingAway.Load() || p.draining.Load() || s.retiring.Load()
+}
+
+// hasOther reports whether a server of st other than s is in rotation.
+func hasOther(st *backendState, s *Server) bool {
+	now := time.Now().UnixNano()
+	for _, o := range st.servers {
+		if o != s && !o.retiring.Load() && o.inRotation(now) {
+			return true
+		}
+	}
+	return false
+}
 
 // goAwayAbort is the text of net/http's unexported errClientConnGotGoAway,
 // with which the HTTP/2 client aborts streams above a GOAWAY's last stream
