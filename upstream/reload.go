@@ -9,11 +9,11 @@ import "time"
 // (see retire); new servers warm up. Requests already running finish on
 // the state they started with.
 func (b *Backend) Update(cfg Config) error {
-	cfg.Name = b.name
-	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := b.Check(cfg); err != nil {
 		return err
 	}
+	cfg.Name = b.name
+	cfg.setDefaults()
 	b.updateMu.Lock()
 	defer b.updateMu.Unlock()
 	old := b.cur()
@@ -35,6 +35,14 @@ func (b *Backend) Update(cfg Config) error {
 	b.q.wake()
 	b.log.Info("backend updated", "backend", b.name, "servers", len(st.servers), "added", len(added), "removed", len(removed))
 	return nil
+}
+
+// Check reports whether Update would accept cfg, changing nothing, so that
+// a caller updating several things at once can check them all first.
+func (b *Backend) Check(cfg Config) error {
+	cfg.Name = b.name
+	cfg.setDefaults()
+	return cfg.validate()
 }
 
 // drain stops new requests to s and closes its connections as they idle.
