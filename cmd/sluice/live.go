@@ -66,10 +66,17 @@ func newLive(reg prometheus.Registerer, log *slog.Logger, load func() (*config.C
 // errNoReload is the answer to a reload in quick mode.
 var errNoReload = errors.New("reload: no config file (quick mode); restart with new flags instead")
 
+// errShuttingDown is the answer to a reload asked for during shutdown.
+var errShuttingDown = errors.New("reload: shutting down")
+
 // reload reads the configuration again and applies it, or keeps the running
 // one and says why. One reload runs at a time; others wait their turn.
 func (rt *live) reload() error {
-	rt.reloading <- struct{}{}
+	select {
+	case rt.reloading <- struct{}{}:
+	case <-rt.closed:
+		return errShuttingDown
+	}
 	defer func() { <-rt.reloading }()
 	if rt.sink != nil {
 		// Whatever the config says: logrotate sends SIGHUP after moving
@@ -340,6 +347,9 @@ func (rt *live) names() []string {
 
 // close stops every backend, retired ones included.
 func (rt *live) close() {
+	// A reload still running finishes first; none starts after (the token
+	// is never given back).
+	rt.reloading <- struct{}{}
 	close(rt.closed)
 	rt.retiring.Wait()
 	for _, b := range rt.snapshot() {

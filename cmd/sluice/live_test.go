@@ -122,3 +122,39 @@ func TestFailedReloadKeepsCertificates(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownWaitsForReload: a reload still running when sluice shuts
+// down finishes before the backends close, and none starts afterwards.
+func TestShutdownWaitsForReload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		load := func() (*config.Config, error) {
+			<-release
+			return nil, errors.New("test: no config")
+		}
+		rt := newLive(prometheus.NewRegistry(), slog.New(slog.DiscardHandler), load)
+		reloaded := make(chan struct{})
+		go func() {
+			rt.reload()
+			close(reloaded)
+		}()
+		synctest.Wait()
+		closed := make(chan struct{})
+		go func() {
+			rt.close()
+			close(closed)
+		}()
+		synctest.Wait()
+		select {
+		case <-closed:
+			t.Fatal("shutdown closed the backends under a running reload")
+		default:
+		}
+		close(release)
+		<-reloaded
+		<-closed
+		if err := rt.reload(); !errors.Is(err, errShuttingDown) {
+			t.Errorf("reload after shutdown: %v, want %v", err, errShuttingDown)
+		}
+	})
+}
