@@ -326,7 +326,10 @@ func (b *Backend) Close() {
 // queue when every connection is busy, and sends the request again, on
 // another server when there is one, when a failed attempt provably did not
 // reach the server, or when the method is idempotent and the body can be
-// replayed. The request is detached from the client's cancellation (see
+// replayed; and once more, elsewhere, when an idempotent request was
+// answered 404 or 503 by a server shutting down (see suspectAnswer).
+// The caller's request is not modified. The request is detached from the
+// client's cancellation (see
 // abortGrace), so a client leaving does not reset the upstream stream at
 // once. A RequestInfo attached with WithInfo is filled in.
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
