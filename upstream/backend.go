@@ -329,9 +329,9 @@ func (b *Backend) Close() {
 // replayed; and once more, elsewhere, when an idempotent request was
 // answered 404 or 503 by a server shutting down (see suspectAnswer).
 // The caller's request is not modified. The request is detached from the
-// client's cancellation (see
-// abortGrace), so a client leaving does not reset the upstream stream at
-// once. A RequestInfo attached with WithInfo is filled in.
+// client's cancellation (see abortGrace), so a client leaving does not
+// reset the upstream stream at once. A RequestInfo attached with WithInfo
+// is filled in.
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	return b.RoundTripInfo(req, infoFrom(req.Context()))
 }
