@@ -257,9 +257,15 @@ func logResilienceMetrics(t *testing.T, s *sluiceProc) float64 {
 // (3a) A Tomcat stopped with SIGTERM and started again under load: sluice
 // drains it (GOAWAY), retries what it refused, and no client sees an error.
 func TestTomcatGracefulRestartNoFailures(t *testing.T) {
-	pt := startPrivateTomcat(t)
+	restartWithoutFailures(t, startPrivateTomcat(t), restartMix)
+}
+
+// restartWithoutFailures stops pt with SIGTERM under load from
+// restartClients keep-alive clients requesting mix, starts it again, and
+// fails the test if any request fails.
+func restartWithoutFailures(t *testing.T, pt *privateTomcat, mix func(client, seq int) (string, string)) {
 	s := startSluice(t, restartConfig(pt.A, tc.B))
-	load := startTimedLoad(s.URL, restartClients, restartMix)
+	load := startTimedLoad(s.URL, restartClients, mix)
 
 	var eventErr error
 	sleepUntil := func(at time.Duration) { time.Sleep(at - load.since()) }

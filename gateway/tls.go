@@ -41,18 +41,36 @@ func LoadCerts(pairs []CertPair) (*Certs, error) {
 // Reload reads the pairs again and swaps them in, or keeps the old set and
 // returns why not.
 func (c *Certs) Reload(pairs []CertPair) error {
+	set, err := ReadCerts(pairs)
+	if err != nil {
+		return err
+	}
+	c.Use(set)
+	return nil
+}
+
+// CertSet is a set of certificates read by ReadCerts, not yet in use: a
+// reload reads them first and swaps them in (Use) only once everything
+// else it changes has been checked.
+type CertSet struct{ set *certSet }
+
+// Use puts set in use for new handshakes.
+func (c *Certs) Use(set CertSet) { c.cur.Store(set.set) }
+
+// ReadCerts reads every pair, as LoadCerts does, without using them.
+func ReadCerts(pairs []CertPair) (CertSet, error) {
 	if len(pairs) == 0 {
-		return errors.New("tls: no certificates")
+		return CertSet{}, errors.New("tls: no certificates")
 	}
 	set := &certSet{exact: map[string]*tls.Certificate{}, wildcard: map[string]*tls.Certificate{}}
 	for _, p := range pairs {
 		cert, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
 		if err != nil {
-			return fmt.Errorf("tls: certificate %s with key %s: %w", p.CertFile, p.KeyFile, err)
+			return CertSet{}, fmt.Errorf("tls: certificate %s with key %s: %w", p.CertFile, p.KeyFile, err)
 		}
 		leaf, err := x509.ParseCertificate(cert.Certificate[0])
 		if err != nil {
-			return fmt.Errorf("tls: certificate %s: %w", p.CertFile, err)
+			return CertSet{}, fmt.Errorf("tls: certificate %s: %w", p.CertFile, err)
 		}
 		cert.Leaf = leaf
 		if set.first == nil {
@@ -71,8 +89,7 @@ func (c *Certs) Reload(pairs []CertPair) error {
 			}
 		}
 	}
-	c.cur.Store(set)
-	return nil
+	return CertSet{set: set}, nil
 }
 
 // GetCertificate is tls.Config.GetCertificate: exact name, then wildcard,

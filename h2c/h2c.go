@@ -84,11 +84,12 @@ var ErrNoSettings = errors.New("h2c: no SETTINGS from server")
 // Dial opens one h2c connection to addr (t from NewTransport) and returns
 // only once the server's SETTINGS are in force. Until then the client
 // assumes 100 concurrent streams; a server allowing fewer would refuse the
-// excess, so the pool must not use the connection earlier. onGoAway, if not
+// excess, so the pool must not use the connection earlier. A connection
+// closed or reset before then fails the dial at once. onGoAway, if not
 // nil, is called from the connection's reader when the server sends GOAWAY,
 // just before the client acts on it.
 func Dial(ctx context.Context, t *http.Transport, addr string, onGoAway func(GoAway)) (*http.ClientConn, error) {
-	w := &settingsWatch{acked: make(chan struct{})}
+	w := &settingsWatch{acked: make(chan struct{}), closed: make(chan struct{})}
 	if onGoAway != nil {
 		w.goAway.Store(&onGoAway)
 	}
@@ -99,6 +100,11 @@ func Dial(ctx context.Context, t *http.Transport, addr string, onGoAway func(GoA
 	select {
 	case <-w.acked:
 		return cc, nil
+	case <-w.closed:
+		// Closed or reset before SETTINGS: fail now rather than at the
+		// connect timeout.
+		cc.Close()
+		return nil, fmt.Errorf("%w: connection closed: %w", ErrNoSettings, w.readErr)
 	case <-ctx.Done():
 		cc.Close()
 		return nil, fmt.Errorf("%w: %w", ErrNoSettings, context.Cause(ctx))

@@ -2,6 +2,7 @@ package h2c
 
 import (
 	"net"
+	"sync"
 	"sync/atomic"
 )
 
@@ -13,6 +14,11 @@ type watchKey struct{}
 // ClientConn API offers none.
 type settingsWatch struct {
 	acked chan struct{}
+	// closed is closed, with readErr set, when reading from the server
+	// first fails: the connection is gone, SETTINGS or not.
+	closed  chan struct{}
+	once    sync.Once
+	readErr error
 	// goAway, set before the connection is used, learns of the server's
 	// GOAWAY before the client has processed it.
 	goAway atomic.Pointer[func(GoAway)]
@@ -106,6 +112,12 @@ const (
 func (c *watchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.rd.scan(p[:n], c.w)
+	if err != nil {
+		c.w.once.Do(func() {
+			c.w.readErr = err
+			close(c.w.closed)
+		})
+	}
 	return n, err
 }
 

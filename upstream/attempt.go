@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http/httptrace"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ type tracker struct {
 
 	s     *Server
 	p     *pool
+	url   url.URL // the attempt's copy of the request URL
 	trace httptrace.ClientTrace
 	wrote atomic.Bool // request headers written
 	body  body

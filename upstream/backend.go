@@ -47,6 +47,10 @@ type Config struct {
 	// TotalTimeout bounds a whole request: queueing, every attempt and the
 	// response body. Zero means no limit.
 	TotalTimeout time.Duration
+	// DrainTimeout is how long a server removed by Update may finish the
+	// requests it carries; its connections close as they idle, and all
+	// of them once this has passed. Zero means 30s.
+	DrainTimeout time.Duration
 	// Health configures active health checks.
 	Health HealthConfig
 	// Retries is how many times a failed request may be sent again.
@@ -132,6 +136,9 @@ func (c *Config) setDefaults() {
 	if c.H2C.PingTimeout <= 0 {
 		c.H2C.PingTimeout = 5 * time.Second
 	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
 	if c.Passive.EjectFor <= 0 {
 		c.Passive.EjectFor = 10 * time.Second
 	}
@@ -169,7 +176,7 @@ type Backend struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // warm-up, probe, prober and health goroutines
+	wg     sync.WaitGroup // warm-up, probe, prober, health and retire goroutines
 	bgMu   sync.Mutex     // orders spawn's wg.Add before Close's cancel and Wait
 
 	// detectCh is closed (and cleared) when a server's first detection
@@ -178,7 +185,9 @@ type Backend struct {
 	detectCh chan struct{}
 
 	updateMu sync.Mutex // serialises Update; guards retired
-	retired  []*Server  // removed by Update, draining until Close
+	// retired were removed by Update and are draining; each leaves the
+	// list when its retire goroutine closes it.
+	retired []*Server
 }
 
 // backendState is one configuration generation. Requests load it once and
@@ -260,7 +269,7 @@ func (b *Backend) buildState(cfg Config, old *backendState) (st *backendState, a
 			st.servers = append(st.servers, s)
 			continue
 		}
-		s := &Server{addr: sc.Address, b: b, obs: b.mets.forServer(cfg.Name, sc.Address)}
+		s := &Server{addr: sc.Address, b: b, obs: b.mets.forServer(cfg.Name, sc.Address), kick: make(chan struct{}, 1)}
 		s.conf.Store(&sc)
 		if cfg.Protocol != Auto {
 			s.cur.Store(s.newPool(cfg.Protocol, &cfg))
@@ -318,14 +327,15 @@ func (b *Backend) Close() {
 	b.q.wakeAll()
 	b.wg.Wait()
 	for _, s := range b.cur().servers {
-		s.close()
+		s.shutDown()
 	}
 	b.updateMu.Lock()
-	for _, s := range b.retired {
-		s.close()
-	}
+	retired := b.retired
 	b.retired = nil
 	b.updateMu.Unlock()
+	for _, s := range retired {
+		s.shutDown()
+	}
 	b.m.unregister(b)
 }
 
@@ -333,9 +343,12 @@ func (b *Backend) Close() {
 // queue when every connection is busy, and sends the request again, on
 // another server when there is one, when a failed attempt provably did not
 // reach the server, or when the method is idempotent and the body can be
-// replayed. The request is detached from the client's cancellation (see
-// abortGrace), so a client leaving does not reset the upstream stream at
-// once. A RequestInfo attached with WithInfo is filled in.
+// replayed; and once more, elsewhere, when an idempotent request was
+// answered 404 or 503 by a server shutting down (see suspectAnswer).
+// The caller's request is not modified. The request is detached from the
+// client's cancellation (see abortGrace), so a client leaving does not
+// reset the upstream stream at once. A RequestInfo attached with WithInfo
+// is filled in.
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	return b.RoundTripInfo(req, infoFrom(req.Context()))
 }
@@ -352,18 +365,19 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 	if st.cfg.TotalTimeout > 0 {
 		deadline = time.Now().Add(st.cfg.TotalTimeout)
 	}
+	// The caller's request is never modified (the http.RoundTripper
+	// contract): each attempt sends a shallow copy with its own URL and
+	// body (see send).
 	var rp *replay
-	replayable := true
+	reqBody, replayable := req.Body, true
 	if st.cfg.Retries > 0 {
 		var err error
-		if rp, replayable, err = prepareReplay(req, st.cfg.RetryBodyLimit); err != nil {
+		if rp, reqBody, replayable, err = prepareReplay(req, st.cfg.RetryBodyLimit); err != nil {
 			return nil, fmt.Errorf("%w: reading request body: %w", ErrClientGone, err)
-		}
-		if rp != nil {
-			req.Body = rp.body()
 		}
 	}
 	var avoid *Server
+	drainRetried := false
 	for attempt := 0; ; attempt++ {
 		s, p, c, err := b.acquire(clientCtx, st, avoid, deadline, info)
 		if err != nil {
@@ -387,9 +401,22 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 			info.Server, info.Protocol, info.ConnID, info.ConnReq = s.addr, p.cfg.protocol, c.id, seq
 			info.Attempts++
 		}
-		resp, wrote, err := b.send(req, st, s, p, c, deadline, info)
+		resp, wrote, err := b.send(req, reqBody, st, s, p, c, deadline, info)
 		if err == nil {
-			return resp, nil
+			if !suspectAnswer(resp.StatusCode, s, p, c) || drainRetried || attempt >= st.cfg.Retries ||
+				!replayable || !st.idempotent[req.Method] || !hasOther(st, s) {
+				return resp, nil
+			}
+			// A server shutting down answers 404 while its webapps stop:
+			// send the request once more, elsewhere.
+			drainRetried = true
+			resp.Body.Close()
+			b.m.retried(retryDraining)
+			if rp != nil {
+				reqBody = rp.body()
+			}
+			avoid = s
+			continue
 		}
 		s.failed(st)
 		reason := retryReason(err, wrote, st.idempotent[req.Method], replayable)
@@ -398,24 +425,26 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 		}
 		b.m.retried(reason)
 		if rp != nil {
-			req.Body = rp.body()
+			reqBody = rp.body()
 		}
 		avoid = s
 	}
 }
 
-// send makes one attempt on a reserved slot of cc. wrote reports whether the
-// request headers were written, after which the server may have seen it.
-func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, c *pconn, deadline time.Time, info *RequestInfo) (*http.Response, bool, error) {
+// send makes one attempt on a reserved slot of cc, sending reqBody as the
+// body of a copy of req. wrote reports whether the request headers were
+// written, after which the server may have seen it.
+func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendState, s *Server, p *pool, c *pconn, deadline time.Time, info *RequestInfo) (*http.Response, bool, error) {
 	clientCtx := req.Context()
 	s.active.Add(1)
 	s.requests.Add(1)
-	req.URL.Scheme = "http"
-	req.URL.Host = s.addr
 
 	// The tracker is the attempt's context: the client's values, but its
 	// own cancellation (timeouts, and the client leaving abortGrace ago).
+	// It also holds the attempt's URL, so the copy costs no allocation.
 	t := &tracker{parent: clientCtx, s: s, p: p, idle: st.cfg.IdleTimeout, deadline: deadline, done: make(chan struct{})}
+	t.url = *req.URL
+	t.url.Scheme, t.url.Host = "http", s.addr
 	t.trace.WroteHeaders = func() { t.wrote.Store(true) }
 	if info != nil {
 		t.trace.Got1xxResponse = info.Got1xx
@@ -430,7 +459,9 @@ func (b *Backend) send(req *http.Request, st *backendState, s *Server, p *pool, 
 	}
 	t.stop = context.AfterFunc(clientCtx, fire)
 
-	resp, err := c.cc.RoundTrip(req.WithContext(httptrace.WithClientTrace(t, &t.trace)))
+	out := req.WithContext(httptrace.WithClientTrace(t, &t.trace))
+	out.URL, out.Body = &t.url, reqBody
+	resp, err := c.cc.RoundTrip(out)
 	if err != nil {
 		cause := t.cause()
 		t.finish()

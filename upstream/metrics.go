@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,8 +40,12 @@ type Metrics struct {
 	streamsPerConn *prometheus.Desc
 	pending        *prometheus.Desc
 
-	mu       sync.Mutex // guards backends
+	mu       sync.Mutex // guards backends and servers
 	backends map[*Backend]struct{}
+	// servers counts the live Servers per (backend, address): a server
+	// removed by a reload may still be draining when its address comes
+	// back, and both share the series, deleted when the last one closes.
+	servers map[[2]string]int
 }
 
 // NewMetrics creates the upstream metrics and registers them with reg. A nil
@@ -74,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"backend", "server"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_retries_total",
-			Help: "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial).",
+			Help: "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial, draining).",
 		}, []string{"backend", "reason"}),
 		ejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_ejections_total",
@@ -121,6 +126,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		pending: prometheus.NewDesc("sluice_queue_pending",
 			"Requests waiting in the backend queue.", []string{"backend"}, nil),
 		backends: map[*Backend]struct{}{},
+		servers:  map[[2]string]int{},
 	}
 	if reg != nil {
 		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m)
@@ -216,6 +222,9 @@ func (bm *backendMetrics) unregister(b *Backend) {
 
 // serverObserver counts one server's connections, per protocol.
 type serverObserver struct {
+	m                    *Metrics
+	key                  [2]string   // backend, address
+	released             atomic.Bool // release has run
 	h2cConns, h1Conns    prometheus.Gauge
 	tunnels              prometheus.Gauge
 	h2cOpened, h1Opened  prometheus.Counter
@@ -229,8 +238,16 @@ type serverObserver struct {
 
 var _ poolObserver = (*serverObserver)(nil)
 
+// forServer resolves a server's series; release deletes them once no
+// server of that backend and address is left.
 func (m *Metrics) forServer(backend, addr string) *serverObserver {
+	key := [2]string{backend, addr}
+	m.mu.Lock()
+	m.servers[key]++
+	m.mu.Unlock()
 	return &serverObserver{
+		m:         m,
+		key:       key,
 		h2cConns:  m.conns.WithLabelValues(backend, addr, H2C),
 		h1Conns:   m.conns.WithLabelValues(backend, addr, H1),
 		tunnels:   m.tunnels.WithLabelValues(backend, addr),
@@ -247,6 +264,29 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 		probePass:   m.probes.WithLabelValues(backend, addr, "pass"),
 		probeFail:   m.probes.WithLabelValues(backend, addr, "fail"),
 		ejectionLen: m.ejectLen.WithLabelValues(backend, addr),
+	}
+}
+
+// release drops the server's claim on its series, deleting them when it
+// was the last server with that backend and address. Later updates through
+// o go to series nobody exports. Calls after the first do nothing.
+func (o *serverObserver) release() {
+	if !o.released.CompareAndSwap(false, true) {
+		return
+	}
+	m := o.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.servers[o.key]--; m.servers[o.key] > 0 {
+		return
+	}
+	delete(m.servers, o.key)
+	l := prometheus.Labels{"backend": o.key[0], "server": o.key[1]}
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+		m.conns, m.tunnels, m.opened, m.goaways, m.ejected, m.up, m.checks, m.connReqs, m.connLife,
+		m.probes, m.ejectLen,
+	} {
+		v.DeletePartialMatch(l)
 	}
 }
 

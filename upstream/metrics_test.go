@@ -51,7 +51,13 @@ func TestConnectionReuseMetrics(t *testing.T) {
 				t.Errorf("sluice_upstream_max_streams = %v, want %v", got, tt.wantMax)
 			}
 			opened := time.Now()
-			b.Close()
+			// The server closes the connection (Backend.Close would
+			// delete the server's series along with it).
+			t.Cleanup(b.Close)
+			fs.CloseClientConnections()
+			waitFor(t, "connection closed", func() bool {
+				return gathered(t, reg, "sluice_upstream_connection_requests").GetHistogram().GetSampleCount() > 0
+			})
 			reqs := gathered(t, reg, "sluice_upstream_connection_requests").GetHistogram()
 			if reqs.GetSampleCount() != 1 || reqs.GetSampleSum() != n {
 				t.Errorf("connection_requests: %d samples, sum %v; want 1 connection with %d requests", reqs.GetSampleCount(), reqs.GetSampleSum(), n)

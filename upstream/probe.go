@@ -214,8 +214,7 @@ func (b *Backend) probe(st *backendState, s *Server) error {
 		proto = H2C
 	}
 	p = s.newPool(proto, cfg)
-	if !s.cur.CompareAndSwap(nil, p) {
-		p.close()
+	if !s.install(nil, p) {
 		return nil
 	}
 	b.log.Info("upstream protocol detected", "backend", b.name, "server", s.addr, "protocol", proto)

@@ -19,7 +19,32 @@ const (
 	retryNotSent    = "not_sent"
 	retryIdempotent = "idempotent"
 	retryDial       = "dial"
+	retryDraining   = "draining"
 )
+
+// suspectAnswer reports whether status, from server s over connection c of
+// pool p, may be an artefact of the server shutting down rather than the
+// application's answer: a 404 or 503 from a server that has sent GOAWAY on
+// that connection, or that a reload removed or a protocol switch drains.
+// Tomcat stopping without gracefulStopAwaitMillis answers 404 on open
+// connections while its webapps stop.
+func suspectAnswer(status int, s *Server, p *pool, c *pconn) bool {
+	if status != http.StatusNotFound && status != http.StatusServiceUnavailable {
+		return false
+	}
+	return c.goingAway.Load() || p.draining.Load() || s.retiring.Load()
+}
+
+// hasOther reports whether a server of st other than s is in rotation.
+func hasOther(st *backendState, s *Server) bool {
+	now := time.Now().UnixNano()
+	for _, o := range st.servers {
+		if o != s && !o.retiring.Load() && o.inRotation(now) {
+			return true
+		}
+	}
+	return false
+}
 
 // goAwayAbort is the text of net/http's unexported errClientConnGotGoAway,
 // with which the HTTP/2 client aborts streams above a GOAWAY's last stream
@@ -74,38 +99,41 @@ type replay struct {
 func (r *replay) body() io.ReadCloser { return io.NopCloser(bytes.NewReader(r.buf)) }
 
 // prepareReplay makes req's body replayable when it is small enough to
-// buffer. It reports whether the request can be sent more than once: true
-// for no body, or a buffered one.
-func prepareReplay(req *http.Request, limit int64) (*replay, bool, error) {
+// buffer. It returns the body to send first (req.Body is left in place: a
+// RoundTripper must not modify the caller's request) and reports whether
+// the request can be sent more than once: true for no body, or a buffered
+// one.
+func prepareReplay(req *http.Request, limit int64) (*replay, io.ReadCloser, bool, error) {
 	if req.Body == nil || req.Body == http.NoBody {
-		return nil, true, nil
+		return nil, req.Body, true, nil
 	}
 	if limit <= 0 || req.ContentLength > limit {
-		return nil, false, nil
+		return nil, req.Body, false, nil
 	}
 	if req.ContentLength > 0 {
 		buf := make([]byte, req.ContentLength)
 		if _, err := io.ReadFull(req.Body, buf); err != nil {
-			return nil, false, err
+			return nil, nil, false, err
 		}
 		req.Body.Close()
-		return &replay{buf: buf}, true, nil
+		rp := &replay{buf: buf}
+		return rp, rp.body(), true, nil
 	}
 	// Unknown length: buffer up to the limit; past it, stream what was
 	// read followed by the rest, without replay.
 	buf, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	if int64(len(buf)) > limit {
-		req.Body = struct {
+		return nil, struct {
 			io.Reader
 			io.Closer
-		}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
-		return nil, false, nil
+		}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}, false, nil
 	}
 	req.Body.Close()
-	return &replay{buf: buf}, true, nil
+	rp := &replay{buf: buf}
+	return rp, rp.body(), true, nil
 }
 
 // backoff waits before retry attempt n (0-based): 5 ms doubling, with

@@ -38,8 +38,16 @@ type Server struct {
 	obs  *serverObserver
 
 	// cur is the pool in use; nil until auto detection has run. Set once
-	// from nil by the server's prober, then swapped only by reprobe.
-	cur atomic.Pointer[pool]
+	// from nil by the server's prober, then swapped only by reprobe, both
+	// through install.
+	cur    atomic.Pointer[pool]
+	poolMu sync.Mutex // serialises install with shutDown
+	shut   bool       // guarded by poolMu: shutDown ran, no new pool
+
+	// retiring is set when a reload removed the server; from then on
+	// pool changes also wake kick, the retire goroutine's signal.
+	retiring atomic.Bool
+	kick     chan struct{} // capacity 1
 
 	// retired holds pools drained after a protocol switch, closed with the
 	// server.
@@ -108,13 +116,25 @@ func (s *Server) Protocol() string {
 	return ""
 }
 
+// install makes p the pool in use in place of old, unless another pool
+// got there first or the server was shut down; then p is closed.
+func (s *Server) install(old, p *pool) bool {
+	s.poolMu.Lock()
+	ok := !s.shut && s.cur.CompareAndSwap(old, p)
+	s.poolMu.Unlock()
+	if !ok {
+		p.close()
+	}
+	return ok
+}
+
 func (s *Server) newPool(proto string, cfg *Config) *pool {
 	b := s.b
 	pc := poolConfig{
 		protocol: proto,
 		addr:     s.addr,
 		limits:   cfg.limits(proto),
-		onChange: b.q.wake,
+		onChange: s.changed,
 		obs:      s.obs,
 	}
 	addr := s.addr
@@ -151,9 +171,7 @@ func (s *Server) reprobe(ctx context.Context) {
 	if err != nil || !isH2C {
 		return
 	}
-	p := s.newPool(H2C, cfg)
-	if !s.cur.CompareAndSwap(old, p) {
-		p.close()
+	if !s.install(old, s.newPool(H2C, cfg)) {
 		return
 	}
 	old.drain()

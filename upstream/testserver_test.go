@@ -19,6 +19,7 @@ import (
 type fakeServer struct {
 	*httptest.Server
 	conns    atomic.Int64 // accepted connections, ever
+	open     atomic.Int64 // connections open now
 	inflight atomic.Int64
 	peak     atomic.Int64
 	mu       sync.Mutex
@@ -73,8 +74,12 @@ func newFakeServer(t *testing.T, h2c bool, maxStreams int) *fakeServer {
 		srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: maxStreams}
 	}
 	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
-		if s == http.StateNew {
+		switch s {
+		case http.StateNew:
 			fs.conns.Add(1)
+			fs.open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			fs.open.Add(-1)
 		}
 	}
 	srv.Start()

@@ -71,8 +71,11 @@ func adminHandler(reg *prometheus.Registry, rt *live, listening *atomic.Bool, wi
 	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := rt.reload(); err != nil {
 			status := http.StatusBadRequest
-			if errors.Is(err, errNoReload) {
+			switch {
+			case errors.Is(err, errNoReload):
 				status = http.StatusConflict
+			case errors.Is(err, errShuttingDown):
+				status = http.StatusServiceUnavailable
 			}
 			http.Error(w, "reload failed, previous config still running:\n"+err.Error(), status)
 			return

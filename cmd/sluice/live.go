@@ -27,7 +27,11 @@ type live struct {
 	gm      *gateway.Metrics
 	reloads *prometheus.CounterVec
 
-	mu       sync.Mutex // serialises apply and reload; guards the fields below
+	// reloading holds a token while a reload runs: SIGHUP and POST /reload
+	// take turns, so each reads, checks and applies a config whole.
+	reloading chan struct{}
+
+	mu       sync.Mutex // serialises apply; guards the fields below
 	cfg      *config.Config
 	backends map[string]*upstream.Backend
 	g        *gateway.Gateway
@@ -43,12 +47,13 @@ type live struct {
 
 func newLive(reg prometheus.Registerer, log *slog.Logger, load func() (*config.Config, error)) *live {
 	rt := &live{
-		log:      log,
-		load:     load,
-		um:       upstream.NewMetrics(reg),
-		gm:       gateway.NewMetrics(reg),
-		backends: map[string]*upstream.Backend{},
-		closed:   make(chan struct{}),
+		log:       log,
+		load:      load,
+		um:        upstream.NewMetrics(reg),
+		gm:        gateway.NewMetrics(reg),
+		backends:  map[string]*upstream.Backend{},
+		closed:    make(chan struct{}),
+		reloading: make(chan struct{}, 1),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_reloads_total",
 			Help: "Configuration reloads (SIGHUP or POST /reload), by result (success, error).",
@@ -61,9 +66,18 @@ func newLive(reg prometheus.Registerer, log *slog.Logger, load func() (*config.C
 // errNoReload is the answer to a reload in quick mode.
 var errNoReload = errors.New("reload: no config file (quick mode); restart with new flags instead")
 
+// errShuttingDown is the answer to a reload asked for during shutdown.
+var errShuttingDown = errors.New("reload: shutting down")
+
 // reload reads the configuration again and applies it, or keeps the running
-// one and says why.
+// one and says why. One reload runs at a time; others wait their turn.
 func (rt *live) reload() error {
+	select {
+	case rt.reloading <- struct{}{}:
+	case <-rt.closed:
+		return errShuttingDown
+	}
+	defer func() { <-rt.reloading }()
 	if rt.sink != nil {
 		// Whatever the config says: logrotate sends SIGHUP after moving
 		// the file away.
@@ -94,17 +108,19 @@ func (rt *live) reloadOnce() error {
 	if changed := restartKeys(cur, cfg); len(changed) > 0 {
 		return fmt.Errorf("reload: %s: these keys need a restart to change; the running config is kept", strings.Join(changed, "; "))
 	}
+	var useCerts func()
 	if rt.certs != nil {
 		// Read the files again even when their names did not change:
 		// renewed certificates are usually written over the old ones.
-		// A bad set keeps the old one in use and fails the reload before
-		// anything else changes; the config was validated (and each pair
-		// loaded) as a whole, so this fails only on a file replaced since.
-		if err := rt.certs.Reload(certPairs(cfg)); err != nil {
+		// They are put in use by apply, once nothing else can fail: a
+		// failed reload keeps the old certificates with the old config.
+		set, err := gateway.ReadCerts(certPairs(cfg))
+		if err != nil {
 			return fmt.Errorf("reload: tls_certs: %w", err)
 		}
+		useCerts = func() { rt.certs.Use(set) }
 	}
-	return rt.apply(cfg)
+	return rt.apply(cfg, useCerts)
 }
 
 // restartKeys lists the keys whose change needs a restart, with their old
@@ -181,7 +197,7 @@ func (rt *live) start(cfg *config.Config, altSvc string) error {
 		return err
 	}
 	rt.alog, rt.sink = al, sink
-	return rt.apply(cfg)
+	return rt.apply(cfg, nil)
 }
 
 // gatewayConfig is the client-facing configuration of cfg; only routes and
@@ -205,26 +221,38 @@ func (rt *live) gatewayConfig(cfg *config.Config, routes []gateway.Route, pages 
 	}
 }
 
-// apply makes cfg the running configuration. Existing backends are updated
-// in place (servers that stay keep their connections), new ones start, and
-// removed ones stop taking requests at once and close after the shutdown
-// grace, so requests they carry can finish.
-func (rt *live) apply(cfg *config.Config) error {
+// apply makes cfg the running configuration, all or nothing. Existing
+// backends are updated in place (servers that stay keep their
+// connections), new ones start, and removed ones stop taking requests at
+// once and close after the shutdown grace, so requests they carry can
+// finish. commit, when not nil, runs once nothing can fail any more, just
+// before the backends change (the reload's certificates).
+func (rt *live) apply(cfg *config.Config, commit func()) error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
+	// Prepare: build the new backends and check every update, changing
+	// nothing that is live.
 	var added []*upstream.Backend
+	fail := func(err error) error {
+		for _, b := range added {
+			b.Close()
+		}
+		return err
+	}
 	rts := map[string]http.RoundTripper{}
+	updates := map[*upstream.Backend]upstream.Config{}
 	for name, bc := range cfg.Backends {
+		ucfg := backendConfig(name, bc, cfg.ShutdownGrace)
 		if b, ok := rt.backends[name]; ok {
-			rts[name] = b
+			if err := b.Check(ucfg); err != nil {
+				return fail(err)
+			}
+			rts[name], updates[b] = b, ucfg
 			continue
 		}
-		b, err := upstream.New(backendConfig(name, bc), rt.um, rt.log)
+		b, err := upstream.New(ucfg, rt.um, rt.log)
 		if err != nil {
-			for _, b := range added {
-				b.Close()
-			}
-			return err
+			return fail(err)
 		}
 		added = append(added, b)
 		rts[name] = b
@@ -234,39 +262,25 @@ func (rt *live) apply(cfg *config.Config) error {
 		routes[i] = gateway.Route{Host: r.Host, PathPrefix: r.PathPrefix, Backend: r.Backend}
 	}
 	pages := errorPages(cfg)
+	// Commit. The gateway swaps its routes whole or fails without a
+	// change; after it nothing fails: the backend updates were checked.
 	if rt.g == nil {
 		g, err := gateway.New(rt.gatewayConfig(cfg, routes, pages), rts, rt.gm, rt.log)
 		if err != nil {
-			for _, b := range added {
-				b.Close()
-			}
-			return err
+			return fail(err)
 		}
 		rt.g = g
-		for _, b := range added {
-			rt.backends[b.Name()] = b
-			b.Start()
-		}
-		rt.cfg = cfg
-		return nil
+	} else if err := rt.g.Update(routes, rts, pages); err != nil {
+		return fail(err)
 	}
-	// The config was validated as a whole, so updates of existing backends
-	// cannot fail on their own; check anyway before touching anything.
-	for name, b := range rt.backends {
-		if bc, ok := cfg.Backends[name]; ok {
-			if err := b.Update(backendConfig(name, bc)); err != nil {
-				for _, b := range added {
-					b.Close()
-				}
-				return err
-			}
-		}
+	if commit != nil {
+		commit()
 	}
-	if err := rt.g.Update(routes, rts, pages); err != nil {
-		for _, b := range added {
-			b.Close()
+	for b, ucfg := range updates {
+		if err := b.Update(ucfg); err != nil {
+			// Check accepted this very config; say so if that ever breaks.
+			rt.log.Error("backend update refused after its check passed", "backend", b.Name(), "err", err)
 		}
-		return err
 	}
 	for _, b := range added {
 		rt.backends[b.Name()] = b
@@ -336,6 +350,9 @@ func (rt *live) names() []string {
 
 // close stops every backend, retired ones included.
 func (rt *live) close() {
+	// A reload still running finishes first; none starts after (the token
+	// is never given back).
+	rt.reloading <- struct{}{}
 	close(rt.closed)
 	rt.retiring.Wait()
 	for _, b := range rt.snapshot() {

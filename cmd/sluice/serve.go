@@ -107,8 +107,10 @@ wait:
 	return runErr
 }
 
-// backendConfig maps the file's backend section to the upstream package's.
-func backendConfig(name string, b config.Backend) upstream.Config {
+// backendConfig maps the file's backend section to the upstream package's;
+// grace (shutdown_grace) also bounds how long a server removed by a reload
+// may finish its requests.
+func backendConfig(name string, b config.Backend, grace time.Duration) upstream.Config {
 	servers := make([]upstream.ServerConfig, len(b.Servers))
 	for i, s := range b.Servers {
 		servers[i] = upstream.ServerConfig{Address: s.Address, Weight: s.Weight, Backup: s.Backup}
@@ -129,6 +131,7 @@ func backendConfig(name string, b config.Backend) upstream.Config {
 		ResponseHeaderTimeout: b.Timeouts.ResponseHeader,
 		IdleTimeout:           b.Timeouts.Idle,
 		TotalTimeout:          b.Timeouts.Total,
+		DrainTimeout:          grace,
 		Health:                upstream.HealthConfig(b.Health),
 		Retries:               b.Retries,
 		RetryBodyLimit:        int64(b.RetryBodyLimit),

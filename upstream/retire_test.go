@@ -1,0 +1,201 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// serverSeries counts the exported series that name an upstream server.
+func serverSeries(t *testing.T, reg *prometheus.Registry) int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "server" {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// TestReloadSwapsDoNotLeak: servers removed by a reload used to stay until
+// the backend closed, with their HTTP/1.1 reaper goroutine and metric
+// series. Fifty reloads that each swap a server's address must leave
+// goroutines, upstream connections and series where they were.
+func TestReloadSwapsDoNotLeak(t *testing.T) {
+	for _, proto := range []string{H2C, H1} {
+		t.Run(proto, func(t *testing.T) {
+			checkNoLeak(t)
+			stable := newFakeServer(t, true, 0)
+			cur := newFakeServer(t, true, 0)
+			reg := prometheus.NewRegistry()
+			m := NewMetrics(reg)
+			cfg := Config{
+				Name: "b", Protocol: proto,
+				Servers: []ServerConfig{{Address: stable.addr()}, {Address: cur.addr()}},
+				Queue:   QueueConfig{MaxPending: 100},
+				H2C:     H2CConfig{ConnsPerServer: 1},
+				H1:      H1Config{ConnsPerServer: 1},
+			}
+			b, err := New(cfg, m, quietLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(b.Close)
+			b.Start()
+			conns := func() float64 { return testutil.ToFloat64(m.conns.WithLabelValues("b", stable.addr(), proto)) }
+			var goroutines, series int
+			for i := range 51 {
+				if i > 0 {
+					old := cur
+					cur = newFakeServer(t, true, 0)
+					cfg.Servers[1].Address = cur.addr()
+					if err := b.Update(cfg); err != nil {
+						t.Fatal(err)
+					}
+					waitFor(t, "removed server's connections closed", func() bool { return old.open.Load() == 0 })
+					old.Close()
+				}
+				for range 10 {
+					if _, _, err := get(context.Background(), b, "/", nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if i == 1 {
+					goroutines, series = runtime.NumGoroutine(), serverSeries(t, reg)
+				}
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for runtime.NumGoroutine() > goroutines || serverSeries(t, reg) > series {
+				if time.Now().After(deadline) {
+					t.Fatalf("after 50 swaps: %d goroutines (%d after the first), %d server series (%d)",
+						runtime.NumGoroutine(), goroutines, serverSeries(t, reg), series)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if n := cur.open.Load() + stable.open.Load(); n > 2 {
+				t.Errorf("%d upstream connections open, want at most one per server", n)
+			}
+			if conns() != float64(stable.open.Load()) {
+				t.Errorf("connection gauge %v, server sees %d", conns(), stable.open.Load())
+			}
+			b.updateMu.Lock()
+			defer b.updateMu.Unlock()
+			if len(b.retired) != 0 {
+				t.Errorf("%d removed servers still kept", len(b.retired))
+			}
+		})
+	}
+}
+
+// TestRemovedServerDrains: a removed server finishes the request it
+// carries, and is cut once the drain timeout has passed.
+func TestRemovedServerDrains(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		timeout time.Duration
+		release bool // the blocked request finishes before the timeout
+	}{
+		{"finishes", time.Minute, true},
+		{"cut after the drain timeout", 100 * time.Millisecond, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			checkNoLeak(t)
+			old, next := newFakeServer(t, true, 0), newFakeServer(t, true, 0)
+			old.release = make(chan struct{})
+			t.Cleanup(func() { close(old.release) })
+			cfg := Config{Name: "b", Protocol: H2C, Servers: []ServerConfig{{Address: old.addr()}}, DrainTimeout: tt.timeout}
+			b := newTestBackend(t, cfg)
+			errc := make(chan error, 1)
+			go func() {
+				_, _, err := get(context.Background(), b, "/block", nil)
+				errc <- err
+			}()
+			waitFor(t, "request at the server", func() bool { return old.inflight.Load() == 1 })
+			cfg.Servers = []ServerConfig{{Address: next.addr()}}
+			if err := b.Update(cfg); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := get(context.Background(), b, "/", nil); err != nil {
+				t.Fatal(err)
+			}
+			if tt.release {
+				if n := old.open.Load(); n != 1 {
+					t.Fatalf("removed server has %d connections while it carries a request", n)
+				}
+				old.release <- struct{}{}
+				if err := <-errc; err != nil {
+					t.Fatalf("request on the removed server: %v", err)
+				}
+			} else if err := <-errc; err == nil || errors.Is(err, ErrClosed) {
+				t.Fatalf("request on the removed server after the drain timeout: %v, want the connection cut", err)
+			}
+			waitFor(t, "removed server closed", func() bool {
+				b.updateMu.Lock()
+				defer b.updateMu.Unlock()
+				return len(b.retired) == 0 && old.open.Load() == 0
+			})
+		})
+	}
+}
+
+// TestReaddedServerKeepsSeries: an address removed and added back while
+// its old server still drains shares the series; the old one closing must
+// not delete them under the new one.
+func TestReaddedServerKeepsSeries(t *testing.T) {
+	checkNoLeak(t)
+	a, c := newFakeServer(t, true, 0), newFakeServer(t, true, 0)
+	a.release = make(chan struct{})
+	t.Cleanup(func() { close(a.release) })
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	cfg := Config{Name: "b", Protocol: H2C, Servers: []ServerConfig{{Address: a.addr()}}, H2C: H2CConfig{ConnsPerServer: 1}}
+	b, err := New(cfg, m, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := get(context.Background(), b, "/block", nil)
+		errc <- err
+	}()
+	waitFor(t, "request at the server", func() bool { return a.inflight.Load() == 1 })
+	for _, addr := range []string{c.addr(), a.addr()} {
+		cfg.Servers = []ServerConfig{{Address: addr}}
+		if err := b.Update(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := get(context.Background(), b, "/", nil); err != nil {
+		t.Fatal(err)
+	}
+	a.release <- struct{}{}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "old servers closed", func() bool {
+		b.updateMu.Lock()
+		defer b.updateMu.Unlock()
+		return len(b.retired) == 0
+	})
+	if n := testutil.CollectAndCount(m.conns, "sluice_upstream_connections"); n != 2 {
+		t.Errorf("%d connection series, want the re-added server's two", n)
+	}
+	if got := testutil.ToFloat64(m.conns.WithLabelValues("b", a.addr(), H2C)); got != 1 {
+		t.Errorf("re-added server's connection gauge %v, want 1", got)
+	}
+}
