@@ -101,8 +101,12 @@ func (s *Server) changed() {
 	}
 }
 
-// idle reports whether none of the server's pools has a connection left.
+// idle reports whether none of the server's pools has a connection left
+// and no tunnel (WebSocket) is open.
 func (s *Server) idle() bool {
+	if s.tun.count() > 0 {
+		return false
+	}
 	if p := s.cur.Load(); p != nil && p.stats().conns > 0 {
 		return false
 	}

@@ -83,6 +83,11 @@ func (ts *tunnels) closeAll() {
 // fails.
 func (b *Backend) tunnel(req *http.Request, st *backendState, info *RequestInfo) (*http.Response, error) {
 	clientCtx := req.Context()
+	// Like any request, the first tunnels after a start or reload wait for
+	// a server to be detected rather than fail.
+	if err := b.awaitDetection(clientCtx, st); err != nil {
+		return nil, err
+	}
 	var avoid *Server
 	for attempt := 0; ; attempt++ {
 		s, err := b.pickTunnel(st, avoid)
@@ -234,6 +239,8 @@ func (t *tunnelConn) release() {
 	delete(ts.open, t)
 	ts.mu.Unlock()
 	t.s.obs.tunnels.Dec()
+	// A removed server waits for its tunnels too before it closes.
+	t.s.changed()
 }
 
 // tunnelBody is the body of an answer other than 101: not writable, and

@@ -205,3 +205,47 @@ func TestIsUpgrade(t *testing.T) {
 		})
 	}
 }
+
+// TestRemovedServerKeepsItsTunnels: a reload that removes a server lets its
+// open WebSockets carry on; the server closes once the last one ends.
+func TestRemovedServerKeepsItsTunnels(t *testing.T) {
+	addr, open := upgradeOrigin(t)
+	other, _ := upgradeOrigin(t)
+	b := newTunnelBackend(t, addr, 0)
+	res, err := b.RoundTrip(upgradeRequest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rwc := res.Body.(io.ReadWriteCloser)
+	if err := b.Update(Config{Protocol: Auto, Servers: []ServerConfig{{Address: other}}, Queue: QueueConfig{MaxPending: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	// The pool of the removed server is idle at once; its tunnel is not.
+	waitFor(t, "the removed server's pool to close", func() bool {
+		for _, ss := range b.Stats().Servers {
+			if ss.Address == addr && ss.Conns > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if _, err := rwc.Write([]byte("x")); err != nil {
+		t.Fatalf("tunnel write after the reload: %v", err)
+	}
+	if c, err := bufio.NewReader(rwc).ReadByte(); err != nil || c != 'x' {
+		t.Fatalf("tunnel echo after the reload: %q, %v", c, err)
+	}
+	b.updateMu.Lock()
+	retired := len(b.retired)
+	b.updateMu.Unlock()
+	if retired != 1 {
+		t.Fatalf("%d retired servers while the tunnel is open, want 1", retired)
+	}
+	rwc.Close()
+	waitFor(t, "the removed server to close", func() bool {
+		b.updateMu.Lock()
+		defer b.updateMu.Unlock()
+		return len(b.retired) == 0
+	})
+	waitFor(t, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
+}
