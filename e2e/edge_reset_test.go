@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +142,12 @@ func TestRapidResetFloodIsContained(t *testing.T) {
 
 	var floodConns, floodStreams int
 	var last floodResult
+	// When each flooding connection was cut, since its flood began. The
+	// guard cuts one as soon as it has read the limit's worth of resets,
+	// within milliseconds; Go's server alone would only after 1-3 s
+	// (reset.go). One connection's time is at the mercy of the scheduler
+	// on a loaded box, the median is not.
+	var cutAfter []time.Duration
 	round := 0
 	requireAttackContained(t, "rapid-reset flood",
 		func() *latencies { return runLatencyLoad(100, 3*time.Second, url, h2cOwnConn) },
@@ -168,14 +175,7 @@ func TestRapidResetFloodIsContained(t *testing.T) {
 					}
 					conns++
 					streams += flood.streams
-					// Go's server reads the flood as fast as it comes, so a
-					// second is many times what the cut takes even on a
-					// loaded box; a guard that did not count would leave
-					// the connection open for the whole 6 s.
-					if flood.closedAt > time.Second {
-						floodErr = fmt.Errorf("flooding connection %d was cut only after %v", conns, flood.closedAt)
-						return
-					}
+					cutAfter = append(cutAfter, flood.closedAt)
 					time.Sleep(100 * time.Millisecond)
 				}
 			}()
@@ -199,6 +199,16 @@ func TestRapidResetFloodIsContained(t *testing.T) {
 	got := rejected() - rejected0
 	t.Logf("rapid reset, %d rounds: %d connections cut, %d HEADERS+RST_STREAM pairs; last connection: %v; sluice_client_rejected_total{reason=rapid_reset} grew by %v",
 		round, floodConns, floodStreams, last, got)
+	if len(cutAfter) == 0 {
+		t.Fatal("no flooding connection was cut")
+	}
+	slices.Sort(cutAfter)
+	med := medianDuration(cutAfter)
+	t.Logf("flooding connections cut after min %v, median %v, max %v", cutAfter[0].Round(time.Millisecond),
+		med.Round(time.Millisecond), cutAfter[len(cutAfter)-1].Round(time.Millisecond))
+	if med > 500*time.Millisecond {
+		t.Errorf("flooding connections were cut after a median %v, want well under a second", med)
+	}
 	if got < float64(floodConns) {
 		t.Errorf("sluice_client_rejected_total{reason=rapid_reset} grew by %v for %d flooding connections cut", got, floodConns)
 	}
