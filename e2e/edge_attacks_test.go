@@ -244,30 +244,44 @@ func TestDefaultHeadLimitRefuses64KiBField(t *testing.T) {
 
 // slowStats is what the slowloris connections saw.
 type slowStats struct {
-	mu        sync.Mutex
-	lifetimes []time.Duration // connect to close by the server
-	uncut     int             // connections still open well past the timeout
-	dialErrs  int
-	firstErr  error
+	mu sync.Mutex
+	// Each connection's life until the server closed it, measured from
+	// before the dial began and from when it returned. The server's timer
+	// starts between the two; on a loaded box the dialling goroutine may
+	// run a long time after the kernel connected it, so the second can be
+	// well short of the server's view.
+	fromDial, fromConnect []time.Duration
+	dials                 []time.Duration // dial durations
+	uncut                 int             // connections still open well past the timeout
+	dialErrs              int
+	firstErr              error
+}
+
+// spread is the minimum, median, 99th percentile and maximum of d.
+func spread(d []time.Duration) string {
+	if len(d) == 0 {
+		return "none"
+	}
+	s := slices.Sorted(slices.Values(d))
+	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	return fmt.Sprintf("min %v, median %v, p99 %v, max %v", r(s[0]), r(s[len(s)/2]), r(s[len(s)*99/100]), r(s[len(s)-1]))
 }
 
 func (s *slowStats) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	slices.Sort(s.lifetimes)
-	if len(s.lifetimes) == 0 {
+	if len(s.fromDial) == 0 {
 		return fmt.Sprintf("no connection cut; %d uncut, %d dial errors (%v)", s.uncut, s.dialErrs, s.firstErr)
 	}
-	return fmt.Sprintf("%d connections cut after min %v, median %v, max %v; %d uncut, %d dial errors",
-		len(s.lifetimes), s.lifetimes[0].Round(time.Millisecond), s.lifetimes[len(s.lifetimes)/2].Round(time.Millisecond),
-		s.lifetimes[len(s.lifetimes)-1].Round(time.Millisecond), s.uncut, s.dialErrs)
+	return fmt.Sprintf("%d connections cut; lifetime from dial start %s; from dial return %s; dials took %s; %d uncut, %d dial errors",
+		len(s.fromDial), spread(s.fromDial), spread(s.fromConnect), spread(s.dials), s.uncut, s.dialErrs)
 }
 
 // slowloris keeps n connections to addr sending a request head one byte
-// every trickle, each reconnecting when cut, until runFor has passed. A
-// connection open longer than uncutAfter counts as uncut.
-func slowloris(addr string, n int, trickle, runFor, uncutAfter time.Duration) (*slowStats, func()) {
-	st := &slowStats{}
+// every trickle, each reconnecting when cut, until runFor has passed, and
+// records them in st. A connection open longer than uncutAfter counts as
+// uncut.
+func slowloris(st *slowStats, addr string, n int, trickle, runFor, uncutAfter time.Duration) (wait func()) {
 	stop := time.Now().Add(runFor)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -281,11 +295,12 @@ func slowloris(addr string, n int, trickle, runFor, uncutAfter time.Duration) (*
 			}
 		})
 	}
-	return st, wg.Wait
+	return wg.Wait
 }
 
 // slowConn runs one slowloris connection; false means the dial failed.
 func slowConn(addr string, st *slowStats, trickle time.Duration, stop time.Time, uncutAfter time.Duration) bool {
+	dialed := time.Now()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		st.mu.Lock()
@@ -313,8 +328,11 @@ func slowConn(addr string, st *slowStats, trickle time.Duration, stop time.Time,
 	for i := 16; ; i = min(i+1, len(head)-1) {
 		select {
 		case <-closed:
+			now := time.Now()
 			st.mu.Lock()
-			st.lifetimes = append(st.lifetimes, time.Since(t0))
+			st.fromDial = append(st.fromDial, now.Sub(dialed))
+			st.fromConnect = append(st.fromConnect, now.Sub(t0))
+			st.dials = append(st.dials, t0.Sub(dialed))
 			st.mu.Unlock()
 			return true
 		case <-tick.C:
@@ -332,51 +350,72 @@ func slowConn(addr string, st *slowStats, trickle time.Duration, stop time.Time,
 
 // 2,000 slowloris connections are cut after read_header_timeout and do not
 // slow down 200 normal keep-alive clients.
+//
+// The timer starts when sluice accepts the connection, not at its first
+// byte (README, Limits). The client cannot see the accept, only that it
+// happens after its dial began and, with a backlog, maybe after the dial
+// returned. So no connection may be cut sooner than read_header_timeout
+// after its dial began, and most must be cut soon after
+// read_header_timeout from when the dial returned. (A first version
+// measured from the dial's return only, and on a loaded box saw a cut
+// "after 1.6 s": its dialling goroutine had run 0.4 s late.)
 func TestSlowlorisDoesNotHurtNormalClients(t *testing.T) {
-	const headerTimeout = 2 * time.Second
+	const (
+		headerTimeout = 2 * time.Second
+		conns         = 2000
+		// Past this, a connection is still open when the timer should
+		// long have fired: cut not at all, or by a timer that restarts.
+		uncutAfter = 2 * headerTimeout
+		// The median connection is closed within this of the timeout,
+		// measured from the dial's return.
+		medianSlack = 500 * time.Millisecond
+	)
 	s := startSluice(t, "limits: { read_header_timeout: 2s }\n"+h2cFunnelConfig())
 	url := s.URL + "/"
 	// Warm-up opens the upstream connections and lets Tomcat's JIT settle
 	// (run alone, this test would otherwise start on a cold JVM).
 	runLatencyLoad(200, 5*time.Second, url, keepAliveH1)
-	base := runLatencyLoad(200, 5*time.Second, url, keepAliveH1)
-	t.Logf("baseline before, 200 keep-alive clients: %v", base)
-	if base.failed > 0 || len(base.d) == 0 {
-		t.Fatalf("baseline failed: %v (%s)", base, base.firstErr)
-	}
 
 	timeout := map[string]string{"reason": "timeout"}
 	cutBefore := metric(t, s.Admin, "sluice_client_rejected_total", timeout)
-	st, wait := slowloris(s.Listen, 2000, 500*time.Millisecond, 10*time.Second, 2*headerTimeout)
-	time.Sleep(2 * time.Second) // 2,000 slow connections open, the first being cut
-	under := runLatencyLoad(200, 7*time.Second, url, keepAliveH1)
-	wait()
-	t.Logf("with 2,000 slowloris connections: %v", under)
-	t.Logf("slowloris (read_header_timeout %v): %v", headerTimeout, st)
+	st := &slowStats{}
+	rounds := 0
+	requireAttackContained(t, "slowloris",
+		func() *latencies { return runLatencyLoad(200, 3*time.Second, url, keepAliveH1) },
+		func() *latencies {
+			rounds++
+			cuts := func() int { st.mu.Lock(); defer st.mu.Unlock(); return len(st.fromDial) }
+			before := cuts()
+			wait := slowloris(st, s.Listen, conns, 500*time.Millisecond, 8*time.Second, uncutAfter)
+			time.Sleep(2 * time.Second) // 2,000 slow connections open, the first being cut
+			under := runLatencyLoad(200, 5*time.Second, url, keepAliveH1)
+			wait()
+			// Each of the 2,000 slow clients ran 8 s against a 2 s timer:
+			// every one must have been cut at least once.
+			if n := cuts() - before; n < conns {
+				t.Errorf("slowloris round %d: %d connections cut, want at least %d", rounds, n, conns)
+			}
+			return under
+		})
+	t.Logf("slowloris (read_header_timeout %v), %d rounds: %v", headerTimeout, rounds, st)
 	cutAfter := requireMetric(t, s.Admin, "sluice_client_rejected_total", timeout)
 	t.Logf("sluice_client_rejected_total{reason=timeout}: %v -> %v", cutBefore, cutAfter)
 
-	if under.failed > 0 {
-		t.Errorf("normal clients failed under slowloris: %v (%s)", under, under.firstErr)
-	}
-	after := runLatencyLoad(200, 5*time.Second, url, keepAliveH1)
-	t.Logf("baseline again, after the slowloris: %v", after)
-	comparePercentile(t, "slowloris", under, base, after)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.uncut > 0 || len(st.lifetimes) < 2000 {
-		t.Errorf("slowloris connections: %d cut, %d left open past %v", len(st.lifetimes), st.uncut, 2*headerTimeout)
+	if st.uncut > 0 || st.dialErrs > 0 {
+		t.Errorf("slowloris connections: %d left open past %v, %d dial errors (%v)", st.uncut, uncutAfter, st.dialErrs, st.firstErr)
 	}
-	if len(st.lifetimes) == 0 {
+	if len(st.fromDial) == 0 {
 		return
 	}
-	slices.Sort(st.lifetimes)
-	for _, d := range []time.Duration{st.lifetimes[0], st.lifetimes[len(st.lifetimes)-1]} {
-		if d < headerTimeout-100*time.Millisecond || d > headerTimeout+1500*time.Millisecond {
-			t.Errorf("a slowloris connection was cut after %v, want about read_header_timeout %v", d, headerTimeout)
-		}
+	if m := slices.Min(st.fromDial); m < headerTimeout {
+		t.Errorf("a slowloris connection was cut %v after its dial began, sooner than read_header_timeout %v", m, headerTimeout)
 	}
-	if got := cutAfter - cutBefore; got < float64(len(st.lifetimes)) {
-		t.Errorf("sluice_client_rejected_total{reason=timeout} grew by %v, fewer than the %d cut connections", got, len(st.lifetimes))
+	if m := medianDuration(st.fromConnect); m > headerTimeout+medianSlack {
+		t.Errorf("slowloris connections were cut after a median %v, want within %v of read_header_timeout %v", m, medianSlack, headerTimeout)
+	}
+	if got := cutAfter - cutBefore; got < float64(len(st.fromDial)) {
+		t.Errorf("sluice_client_rejected_total{reason=timeout} grew by %v, fewer than the %d cut connections", got, len(st.fromDial))
 	}
 }

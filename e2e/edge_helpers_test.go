@@ -221,21 +221,81 @@ func rssKiB(t testing.TB, pid int) int {
 	return 0
 }
 
-// comparePercentile checks that the normal clients' p99 under an attack is
-// at most twice the baseline's, measured just before the attack (after a
-// warm-up). A second baseline, after the attack, is logged as a cross-check
-// of how much the box itself drifted.
-func comparePercentile(t *testing.T, attack string, under, before, after *latencies) {
+// Attack rounds: how much an attack slows normal clients is judged on
+// medians of repeated measurements, since one p99 on a shared 2-core box
+// swings by 1.5x from one run to the next with nothing changed.
+const (
+	attackRounds   = 3 // load under the attack, each between two baselines
+	attackAttempts = 3 // whole measurements, when the medians say "slowed"
+	// The normal clients' median p99 under the attack may be at most
+	// maxAttackRatio times the baselines' median p99, plus attackSlack.
+	// The load is closed-loop, so it saturates the box: whatever CPU the
+	// attack takes, the attacker's own included (it runs on the same 2
+	// cores), comes out of the normal clients' latency. 2,000 slowloris
+	// connections cut every 2 s cost about half a core (a quarter in
+	// sluice, a quarter in the attacker), which, with another process
+	// busy on one core, doubles the p99 by itself. The slack covers that;
+	// what the test guards against, slow connections holding up accepts
+	// or requests, costs normal clients seconds (read_header_timeout)
+	// or failed requests.
+	maxAttackRatio = 2.0
+	attackSlack    = 250 * time.Millisecond
+)
+
+// requireAttackContained checks that an attack does not slow down normal
+// clients. baseline runs the normal clients' load alone; underAttack runs
+// the same load while the attack goes on (and checks what it must of the
+// attack). They alternate: baseline, then attackRounds times underAttack
+// and baseline. The median of the p99s under the attack must stay within
+// maxAttackRatio times the median of the baselines' p99s plus attackSlack.
+// When it does not, the whole measurement is taken again, up to
+// attackAttempts times, with the same bound: a gateway the attack really
+// slows down fails every attempt, while a noisy neighbour on the box
+// seldom spoils three in a row. Failed requests are never noise: they
+// fail the test at once.
+func requireAttackContained(t *testing.T, attack string, baseline, underAttack func() *latencies) {
 	t.Helper()
-	ratio := float64(under.pct(0.99)) / float64(before.pct(0.99))
-	t.Logf("p99 during the %s %v; baseline p99 %v before (%.2fx), %v after (%.2fx)",
-		attack, under.pct(0.99).Round(10*time.Microsecond),
-		before.pct(0.99).Round(10*time.Microsecond), ratio,
-		after.pct(0.99).Round(10*time.Microsecond), float64(under.pct(0.99))/float64(after.pct(0.99)))
-	if after.failed > 0 {
-		t.Errorf("baseline after the %s failed: %v (%s)", attack, after, after.firstErr)
+	run := func(what string, f func() *latencies) time.Duration {
+		l := f()
+		t.Logf("%s: %v", what, l)
+		if l.failed > 0 || len(l.d) == 0 {
+			t.Fatalf("normal clients failed, %s: %v (%s)", what, l, l.firstErr)
+		}
+		return l.pct(0.99)
 	}
-	if ratio > 2 {
-		t.Errorf("normal clients' p99 during the %s is %.2fx the baseline's, want at most 2x", attack, ratio)
+	var ratios []string
+	for attempt := 1; attempt <= attackAttempts; attempt++ {
+		base := []time.Duration{run("baseline", baseline)}
+		var under []time.Duration
+		for i := range attackRounds {
+			under = append(under, run(fmt.Sprintf("during the %s, round %d", attack, i+1), underAttack))
+			base = append(base, run("baseline", baseline))
+		}
+		mb, mu := medianDuration(base), medianDuration(under)
+		limit := time.Duration(maxAttackRatio*float64(mb)) + attackSlack
+		ratio := float64(mu) / float64(mb)
+		ratios = append(ratios, fmt.Sprintf("%v (%.2fx) against at most %v", mu.Round(time.Millisecond), ratio, limit.Round(time.Millisecond)))
+		t.Logf("attempt %d: p99 during the %s %v, median %v; baseline p99 %v, median %v: %.2fx (at most %v allowed)",
+			attempt, attack, roundAll(under), mu.Round(10*time.Microsecond), roundAll(base), mb.Round(10*time.Microsecond), ratio, limit.Round(time.Millisecond))
+		if mu <= limit {
+			return
+		}
 	}
+	t.Errorf("normal clients' median p99 during the %s exceeded %.0fx the baseline's + %v in all %d attempts: %s",
+		attack, maxAttackRatio, attackSlack, attackAttempts, strings.Join(ratios, "; "))
+}
+
+// medianDuration is the median of d, which must not be empty.
+func medianDuration(d []time.Duration) time.Duration {
+	s := slices.Sorted(slices.Values(d))
+	n := len(s)
+	return (s[(n-1)/2] + s[n/2]) / 2
+}
+
+func roundAll(d []time.Duration) []time.Duration {
+	r := make([]time.Duration, len(d))
+	for i, v := range d {
+		r[i] = v.Round(10 * time.Microsecond)
+	}
+	return r
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -132,62 +133,83 @@ func TestRapidResetFloodIsContained(t *testing.T) {
 	s := startSluice(t, h2cFunnelConfig())
 	url := s.URL + "/"
 	runLatencyLoad(100, 5*time.Second, url, h2cOwnConn) // warm-up: JIT, connections
-	base := runLatencyLoad(100, 5*time.Second, url, h2cOwnConn)
-	t.Logf("baseline before, 100 h2c clients: %v", base)
-	if base.failed > 0 || len(base.d) == 0 {
-		t.Fatalf("baseline failed: %v (%s)", base, base.firstErr)
-	}
 	reqs := func() float64 { return metric(t, s.Admin, "sluice_requests_total", nil) }
 	gone := func() float64 { return metric(t, s.Admin, "sluice_requests_total", map[string]string{"code": "499"}) }
-	before, gone0 := reqs(), gone()
+	rejected := func() float64 {
+		return metric(t, s.Admin, "sluice_client_rejected_total", map[string]string{"reason": "rapid_reset"})
+	}
+	rejected0 := rejected()
 
-	var flood floodResult
-	var floodErr error
-	floodDone := make(chan struct{})
 	var floodConns, floodStreams int
-	go func() {
-		defer close(floodDone)
-		// A flooder whose connection is cut connects again, for the whole
-		// 6 s, at most 10 times a second: the per-address connection rate
-		// limit of the L4 load balancer or firewall in front (README,
-		// "HTTP/2 attacks"). Without one, every reconnection costs an
-		// accept and a handshake on top, and on this 2-core box the
-		// flooder's own CPU competes with the normal clients.
-		deadline := time.Now().Add(6 * time.Second)
-		for time.Now().Before(deadline) {
-			flood, floodErr = rapidReset(s.Listen, time.Until(deadline))
-			if floodErr != nil || flood.end == "still open" {
-				return
+	var last floodResult
+	// When each flooding connection was cut, since its flood began. The
+	// guard cuts one as soon as it has read the limit's worth of resets,
+	// within milliseconds; Go's server alone would only after 1-3 s
+	// (reset.go). One connection's time is at the mercy of the scheduler
+	// on a loaded box, the median is not.
+	var cutAfter []time.Duration
+	round := 0
+	requireAttackContained(t, "rapid-reset flood",
+		func() *latencies { return runLatencyLoad(100, 3*time.Second, url, h2cOwnConn) },
+		func() *latencies {
+			round++
+			before, gone0 := reqs(), gone()
+			var flood floodResult
+			var floodErr error
+			conns, streams := 0, 0
+			floodDone := make(chan struct{})
+			go func() {
+				defer close(floodDone)
+				// A flooder whose connection is cut connects again, for the
+				// whole 6 s, at most 10 times a second: the per-address
+				// connection rate limit of the L4 load balancer or firewall
+				// in front (README, "HTTP/2 attacks"). Without one, every
+				// reconnection costs an accept and a handshake on top, and
+				// on this 2-core box the flooder's own CPU competes with the
+				// normal clients.
+				deadline := time.Now().Add(6 * time.Second)
+				for time.Now().Before(deadline) {
+					flood, floodErr = rapidReset(s.Listen, time.Until(deadline))
+					if floodErr != nil || flood.end == "still open" {
+						return
+					}
+					conns++
+					streams += flood.streams
+					cutAfter = append(cutAfter, flood.closedAt)
+					time.Sleep(100 * time.Millisecond)
+				}
+			}()
+			time.Sleep(500 * time.Millisecond)
+			under := runLatencyLoad(100, 5*time.Second, url, h2cOwnConn)
+			<-floodDone
+			if floodErr != nil {
+				t.Fatal(floodErr)
 			}
-			floodConns++
-			floodStreams += flood.streams
-			if flood.closedAt > time.Second {
-				floodErr = fmt.Errorf("flooding connection %d was cut only after %v", floodConns, flood.closedAt)
-				return
+			if flood.end == "still open" {
+				t.Fatalf("the flooding connection was not closed by the server: %v", flood)
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
-	time.Sleep(500 * time.Millisecond)
-	under := runLatencyLoad(100, 5*time.Second, url, h2cOwnConn)
-	<-floodDone
-	if floodErr != nil {
-		t.Fatal(floodErr)
+			handled := reqs() - before - float64(len(under.d)+under.failed)
+			t.Logf("rapid reset, round %d: %d connections cut, %d HEADERS+RST_STREAM pairs written in all; last connection: %v; requests sluice handled from the flood: %.0f (%.0f counted as 499, client gone)",
+				round, conns, streams, flood, handled, gone()-gone0)
+			floodConns += conns
+			floodStreams += streams
+			last = flood
+			return under
+		})
+	got := rejected() - rejected0
+	t.Logf("rapid reset, %d rounds: %d connections cut, %d HEADERS+RST_STREAM pairs; last connection: %v; sluice_client_rejected_total{reason=rapid_reset} grew by %v",
+		round, floodConns, floodStreams, last, got)
+	if len(cutAfter) == 0 {
+		t.Fatal("no flooding connection was cut")
 	}
-	handled := reqs() - before - float64(len(under.d)+under.failed)
-	t.Logf("with the flood: %v", under)
-	t.Logf("rapid reset: %d connections cut, %d HEADERS+RST_STREAM pairs written in all; last connection: %v; requests sluice handled from the flood: %.0f (%.0f counted as 499, client gone); sluice_client_rejected_total{reason=rapid_reset} %v",
-		floodConns, floodStreams, flood, handled, gone()-gone0, metric(t, s.Admin, "sluice_client_rejected_total", map[string]string{"reason": "rapid_reset"}))
-	if under.failed > 0 {
-		t.Errorf("normal clients failed during the flood: %v (%s)", under, under.firstErr)
+	slices.Sort(cutAfter)
+	med := medianDuration(cutAfter)
+	t.Logf("flooding connections cut after min %v, median %v, max %v", cutAfter[0].Round(time.Millisecond),
+		med.Round(time.Millisecond), cutAfter[len(cutAfter)-1].Round(time.Millisecond))
+	if med > 500*time.Millisecond {
+		t.Errorf("flooding connections were cut after a median %v, want well under a second", med)
 	}
-	after := runLatencyLoad(100, 5*time.Second, url, h2cOwnConn)
-	t.Logf("baseline again, after the flood: %v", after)
-	comparePercentile(t, "rapid-reset flood", under, base, after)
-	if got := metric(t, s.Admin, "sluice_client_rejected_total", map[string]string{"reason": "rapid_reset"}); got < float64(floodConns) {
-		t.Errorf("sluice_client_rejected_total{reason=rapid_reset} = %v for %d flooding connections cut", got, floodConns)
-	}
-	if flood.end == "still open" {
-		t.Errorf("the flooding connection was not closed by the server: %v", flood)
+	if got < float64(floodConns) {
+		t.Errorf("sluice_client_rejected_total{reason=rapid_reset} grew by %v for %d flooding connections cut", got, floodConns)
 	}
 }
