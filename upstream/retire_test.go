@@ -162,7 +162,10 @@ func TestReaddedServerKeepsSeries(t *testing.T) {
 	t.Cleanup(func() { close(a.release) })
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	cfg := Config{Name: "b", Protocol: H2C, Servers: []ServerConfig{{Address: a.addr()}}, H2C: H2CConfig{ConnsPerServer: 1}}
+	// The queue lets the request after the swaps wait while the warm-up
+	// of the re-added server holds its only connection slot.
+	cfg := Config{Name: "b", Protocol: H2C, Servers: []ServerConfig{{Address: a.addr()}}, H2C: H2CConfig{ConnsPerServer: 1},
+		Queue: QueueConfig{MaxPending: 10}}
 	b, err := New(cfg, m, quietLog())
 	if err != nil {
 		t.Fatal(err)
