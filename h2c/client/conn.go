@@ -148,9 +148,33 @@ type Conn struct {
 	lastRead atomic.Int64
 
 	settings chan struct{} // closed when the server's first SETTINGS are applied
-	done     chan struct{} // closed when the reader goroutine has ended
-	wg       sync.WaitGroup
-	timer    *time.Timer // PING interval and timeout; guarded by mu
+	done     chan struct{} // closed when running drops to 0
+	running  int           // goroutines of the connection; guarded by mu
+	timer    *time.Timer   // PING interval and timeout; guarded by mu
+}
+
+// goLocked starts f in a goroutine owned by the connection, unless every
+// goroutine has already ended (then it returns false and f does not run).
+func (c *Conn) goLocked(f func()) bool {
+	if c.running == 0 {
+		return false
+	}
+	c.running++
+	go func() {
+		defer c.exit()
+		f()
+	}()
+	return true
+}
+
+// exit ends one goroutine of the connection; the last closes done.
+func (c *Conn) exit() {
+	c.mu.Lock()
+	c.running--
+	if c.running == 0 {
+		close(c.done)
+	}
+	c.mu.Unlock()
 }
 
 // Dial opens a TCP connection to addr and returns the client connection
@@ -215,12 +239,8 @@ func NewConn(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 		return nil, fmt.Errorf("h2c client: writing preface: %w", err)
 	}
 	c.lastRead.Store(time.Now().UnixNano())
-	c.wg.Add(1)
+	c.running = 1
 	go c.readLoop()
-	go func() {
-		c.wg.Wait()
-		close(c.done)
-	}()
 
 	select {
 	case <-c.settings:
@@ -373,15 +393,11 @@ func (c *Conn) stateChanged(async bool) {
 		return
 	}
 	c.hookBusy = true
-	c.mu.Unlock()
-	if async {
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.runHook()
-		}()
+	if async && c.goLocked(c.runHook) {
+		c.mu.Unlock()
 		return
 	}
+	c.mu.Unlock()
 	c.runHook()
 }
 

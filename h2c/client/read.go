@@ -12,7 +12,7 @@ import (
 // readLoop is the connection's only reader. It ends when a read fails or
 // the server breaks the protocol, failing every stream.
 func (c *Conn) readLoop() {
-	defer c.wg.Done()
+	defer c.exit()
 	err := c.readFrames()
 	var ce http2.ConnectionError
 	switch {

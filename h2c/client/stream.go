@@ -160,13 +160,17 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		s.trace.WroteHeaders()
 	}
 	if cl != 0 {
-		c.wg.Add(1)
-		stop := context.AfterFunc(ctx, func() { s.abort(context.Cause(ctx)) })
-		go func() {
-			defer c.wg.Done()
+		c.mu.Lock()
+		started := c.goLocked(func() {
+			stop := context.AfterFunc(ctx, func() { s.abort(context.Cause(ctx)) })
 			defer stop()
 			s.writeBody(cl, expect)
-		}()
+		})
+		c.mu.Unlock()
+		if !started {
+			closeBody()
+			s.abort(c.Err())
+		}
 	}
 	return s.awaitResponse()
 }
