@@ -37,14 +37,14 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	if f.Truncated {
 		c.mu.Unlock()
-		c.resetStream(id, http2.ErrCodeProtocol, &ConnError{Code: http2.ErrCodeProtocol, Reason: "response header list larger than MaxHeaderListSize"})
+		c.resetStream(id, http2.ErrCodeProtocol, ErrHeaderTooLarge)
 		return nil
 	}
 	if s.resp != nil {
 		// Trailers: they end the stream and carry no pseudo-headers.
 		if !f.StreamEnded() || len(f.PseudoFields()) > 0 || s.endRecv {
 			c.mu.Unlock()
-			c.resetStream(id, http2.ErrCodeProtocol, &StreamError{StreamID: id, Code: http2.ErrCodeProtocol})
+			c.resetStream(id, http2.ErrCodeProtocol, &StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Local: true})
 			return nil
 		}
 		for _, hf := range f.RegularFields() {
@@ -60,7 +60,7 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	status, err := strconv.Atoi(f.PseudoValue("status"))
 	if err != nil || status < 100 || status > 999 {
 		c.mu.Unlock()
-		c.resetStream(id, http2.ErrCodeProtocol, &StreamError{StreamID: id, Code: http2.ErrCodeProtocol})
+		c.resetStream(id, http2.ErrCodeProtocol, &StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Local: true})
 		return nil
 	}
 	if status < 200 {
@@ -68,7 +68,7 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		// for the final response anyway.
 		if f.StreamEnded() || status == http.StatusSwitchingProtocols || s.n1xx >= max1xx {
 			c.mu.Unlock()
-			c.resetStream(id, http2.ErrCodeProtocol, &StreamError{StreamID: id, Code: http2.ErrCodeProtocol})
+			c.resetStream(id, http2.ErrCodeProtocol, &StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Local: true})
 			return nil
 		}
 		s.n1xx++
@@ -129,11 +129,11 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 	switch {
 	case s.resp == nil || s.endRecv:
 		c.mu.Unlock()
-		c.resetStream(id, http2.ErrCodeProtocol, &StreamError{StreamID: id, Code: http2.ErrCodeProtocol})
+		c.resetStream(id, http2.ErrCodeProtocol, &StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Local: true})
 		return nil
 	case !s.recv.take(n):
 		c.mu.Unlock()
-		c.resetStream(id, http2.ErrCodeFlowControl, &ConnError{Code: http2.ErrCodeFlowControl, Reason: "DATA beyond the stream window"})
+		c.resetStream(id, http2.ErrCodeFlowControl, &StreamError{StreamID: id, Code: http2.ErrCodeFlowControl, Local: true})
 		return nil
 	}
 	data := f.Data()
@@ -195,7 +195,7 @@ func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		return err
 	}
 	if !s.sendWin.add(int32(f.Increment)) {
-		s.failLocked(&StreamError{StreamID: s.id, Code: http2.ErrCodeFlowControl})
+		s.failLocked(&StreamError{StreamID: s.id, Code: http2.ErrCodeFlowControl, Local: true})
 		s.removeLocked()
 		c.mu.Unlock()
 		s.signal()

@@ -27,6 +27,10 @@ var ErrNoSlot = errors.New("h2c client: no stream slot available")
 // before its end: the stream was reset with CANCEL.
 var ErrCanceled = errors.New("h2c client: stream canceled")
 
+// ErrHeaderTooLarge fails a stream whose response header list exceeds
+// Config.MaxHeaderListSize; the stream is reset with PROTOCOL_ERROR.
+var ErrHeaderTooLarge = errors.New("h2c client: response header list too large")
+
 // GoAway is a GOAWAY frame received from the server.
 type GoAway struct {
 	// LastStreamID is the highest stream the server may have processed;
@@ -51,15 +55,20 @@ func (e *GoAwayError) Error() string {
 
 func (e *GoAwayError) Is(target error) bool { return target == ErrNotProcessed }
 
-// StreamError is a stream reset by the server with RST_STREAM. Code
+// StreamError is a stream reset with RST_STREAM: by the server, or by
+// the client (Local) because the server broke the protocol on it. Code
 // REFUSED_STREAM matches ErrNotProcessed. It unwraps to the equivalent
 // http2.StreamError, so code classifying x/net's errors keeps working.
 type StreamError struct {
 	StreamID uint32
 	Code     http2.ErrCode
+	Local    bool
 }
 
 func (e *StreamError) Error() string {
+	if e.Local {
+		return fmt.Sprintf("h2c client: stream %d reset by client: server error %v", e.StreamID, e.Code)
+	}
 	return fmt.Sprintf("h2c client: stream %d reset by server: %v", e.StreamID, e.Code)
 }
 

@@ -56,7 +56,7 @@ func (c *Conn) readFrames() error {
 			if errors.As(err, &se) {
 				// A malformed header block on one stream: reset it and go
 				// on (the HPACK state is intact).
-				c.resetStream(se.StreamID, se.Code, &StreamError{StreamID: se.StreamID, Code: se.Code})
+				c.resetStream(se.StreamID, se.Code, &StreamError{StreamID: se.StreamID, Code: se.Code, Local: true})
 				continue
 			}
 			return err
