@@ -205,7 +205,7 @@ func goRoundTrip(c *Conn, req *http.Request) chan rtResult {
 }
 
 func get(ctx context.Context) *http.Request {
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://backend/x", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://backend/slow", nil)
 	return req
 }
 

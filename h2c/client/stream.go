@@ -439,7 +439,9 @@ func (s *stream) writeBody(cl int64, expect bool) {
 			s.abort(fmt.Errorf("h2c client: request body longer than ContentLength %d", cl))
 			return
 		}
-		last := rerr == io.EOF && len(s.req.Trailer) == 0
+		// END_STREAM rides on the last DATA frame when the length is
+		// known or the reader says EOF with its last bytes.
+		last := (rerr == io.EOF || (cl > 0 && sent == cl)) && len(s.req.Trailer) == 0
 		data := buf[:n]
 		for len(data) > 0 {
 			take := s.awaitSendWindow(len(data))
