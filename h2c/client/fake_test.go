@@ -136,7 +136,7 @@ func start(t testing.TB, cfg Config, settings ...http2.Setting) (*Conn, *fakeSer
 // skipping the others.
 func (f *fakeServer) next(keep func(rframe) bool) rframe {
 	f.t.Helper()
-	timeout := time.NewTimer(10 * time.Second)
+	timeout := time.NewTimer(time.Minute)
 	defer timeout.Stop()
 	for {
 		select {
