@@ -81,7 +81,9 @@ func TestServerClosesBetweenFrames(t *testing.T) {
 func TestPingFlood(t *testing.T) {
 	c, f := start(t, Config{})
 	const n = 20000
+	flooded := make(chan struct{})
 	go func() {
+		defer close(flooded)
 		for i := range n {
 			if f.fr.WritePing(false, [8]byte{byte(i), byte(i >> 8)}) != nil {
 				return
@@ -94,6 +96,7 @@ func TestPingFlood(t *testing.T) {
 			t.Fatalf("PING %d answered with %v", i, r.ping)
 		}
 	}
+	<-flooded
 	rt := goRoundTrip(c, get(context.Background()))
 	f.writeHeaders(f.headers().streamID, true, ":status", "200")
 	if res := wait(t, rt); res.err != nil {
