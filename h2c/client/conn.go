@@ -236,7 +236,7 @@ func NewConn(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 	c.wmu.Unlock()
 	if err != nil {
 		cnc.Close()
-		return nil, fmt.Errorf("h2c client: writing preface: %w", err)
+		return nil, fmt.Errorf("%w: writing preface: %w", ErrNoSettings, err)
 	}
 	c.lastRead.Store(time.Now().UnixNano())
 	c.running = 1
