@@ -145,6 +145,8 @@ type Conn struct {
 
 	// Reader-goroutine-only state.
 	recv     inflow // the connection's receive window
+	hdec     *hpack.Decoder
+	hb       headerBlock
 	lastRead atomic.Int64
 
 	settings chan struct{} // closed when the server's first SETTINGS are applied
@@ -216,8 +218,8 @@ func NewConn(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 	c.fr = http2.NewFramer(cnc, nc)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(maxFrame)
-	c.fr.MaxHeaderListSize = cfg.MaxHeaderListSize
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.hdec = hpack.NewDecoder(4096, c.emit)
+	c.hdec.SetMaxStringLength(int(cfg.MaxHeaderListSize))
 	c.henc = hpack.NewEncoder(&c.hbuf)
 
 	c.wmu.Lock()

@@ -10,6 +10,24 @@ import (
 	"golang.org/x/net/http2"
 )
 
+// statusLines holds the Status strings of common codes.
+var statusLines = func() map[int]string {
+	m := make(map[int]string)
+	for code := 100; code < 600; code++ {
+		if t := http.StatusText(code); t != "" {
+			m[code] = strconv.Itoa(code) + " " + t
+		}
+	}
+	return m
+}()
+
+func statusText(code int) string {
+	if s, ok := statusLines[code]; ok {
+		return s
+	}
+	return strconv.Itoa(code)
+}
+
 // max1xx bounds the informational responses one request may receive.
 const max1xx = 5
 
@@ -27,27 +45,36 @@ func (c *Conn) lookupLocked(id uint32) (*stream, error) {
 	return nil, nil
 }
 
-func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
-	id := f.StreamID
+// onHeaders acts on a complete header block.
+func (c *Conn) onHeaders(f *headerBlock) error {
+	id := f.streamID
 	c.mu.Lock()
 	s, err := c.lookupLocked(id)
 	if s == nil {
 		c.mu.Unlock()
 		return err
 	}
-	if f.Truncated {
+	if f.invalid {
+		c.mu.Unlock()
+		c.resetStream(id, http2.ErrCodeProtocol, &StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Local: true})
+		return nil
+	}
+	if f.truncated {
 		c.mu.Unlock()
 		c.resetStream(id, http2.ErrCodeProtocol, ErrHeaderTooLarge)
 		return nil
 	}
 	if s.resp != nil {
 		// Trailers: they end the stream and carry no pseudo-headers.
-		if !f.StreamEnded() || len(f.PseudoFields()) > 0 || s.endRecv {
+		if !f.endStream || f.pseudo > 0 || s.endRecv {
 			c.mu.Unlock()
 			c.resetStream(id, http2.ErrCodeProtocol, &StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Local: true})
 			return nil
 		}
-		for _, hf := range f.RegularFields() {
+		if s.resp.Trailer == nil {
+			s.resp.Trailer = make(http.Header, len(f.fields))
+		}
+		for _, hf := range f.fields {
 			k := canonicalHeader(hf.Name)
 			s.resp.Trailer[k] = append(s.resp.Trailer[k], hf.Value)
 		}
@@ -57,7 +84,7 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		s.signal()
 		return nil
 	}
-	status, err := strconv.Atoi(f.PseudoValue("status"))
+	status, err := strconv.Atoi(f.status)
 	if err != nil || status < 100 || status > 999 {
 		c.mu.Unlock()
 		c.resetStream(id, http2.ErrCodeProtocol, &StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Local: true})
@@ -66,13 +93,13 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	if status < 200 {
 		// Informational: passed to the caller's goroutine, which waits
 		// for the final response anyway.
-		if f.StreamEnded() || status == http.StatusSwitchingProtocols || s.n1xx >= max1xx {
+		if f.endStream || status == http.StatusSwitchingProtocols || s.n1xx >= max1xx {
 			c.mu.Unlock()
 			c.resetStream(id, http2.ErrCodeProtocol, &StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Local: true})
 			return nil
 		}
 		s.n1xx++
-		s.info = append(s.info, info1xx{code: status, header: textproto.MIMEHeader(decodeHeader(f.RegularFields(), nil))})
+		s.info = append(s.info, info1xx{code: status, header: textproto.MIMEHeader(decodeHeader(f.fields, nil))})
 		if status == http.StatusContinue {
 			s.continueLocked()
 		}
@@ -81,15 +108,14 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	resp := &http.Response{
-		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
+		Status:        statusText(status),
 		StatusCode:    status,
 		Proto:         "HTTP/2.0",
 		ProtoMajor:    2,
 		ContentLength: -1,
 		Request:       s.req,
-		Trailer:       make(http.Header),
 	}
-	resp.Header = decodeHeader(f.RegularFields(), resp.Trailer)
+	resp.Header = decodeHeader(f.fields, &resp.Trailer)
 	if cl := resp.Header["Content-Length"]; len(cl) == 1 {
 		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
 			resp.ContentLength = n
@@ -97,7 +123,7 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	s.resp = resp
 	s.continueLocked()
-	if f.StreamEnded() {
+	if f.endStream {
 		s.endRecv = true
 		s.closeIfDoneLocked()
 		resp.ContentLength = 0

@@ -190,8 +190,8 @@ func (c *Conn) writeHeaderBlock(id uint32, block []byte, endStream bool, frame u
 
 // decodeHeader turns decoded fields into a header map, with one backing
 // array for all values. Names announced in "Trailer" are declared in
-// trailer, when given.
-func decodeHeader(fields []hpack.HeaderField, trailer http.Header) http.Header {
+// *trailer (made when needed), when trailer is not nil.
+func decodeHeader(fields []hpack.HeaderField, trailer *http.Header) http.Header {
 	h := make(http.Header, len(fields))
 	vals := make([]string, len(fields))
 	for i, f := range fields {
@@ -205,7 +205,10 @@ func decodeHeader(fields []hpack.HeaderField, trailer http.Header) http.Header {
 		if trailer != nil && k == "Trailer" {
 			for _, t := range strings.Split(f.Value, ",") {
 				if t = textproto.TrimString(t); t != "" {
-					trailer[canonicalHeader(strings.ToLower(t))] = nil
+					if *trailer == nil {
+						*trailer = make(http.Header)
+					}
+					(*trailer)[canonicalHeader(strings.ToLower(t))] = nil
 				}
 			}
 		}

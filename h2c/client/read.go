@@ -71,8 +71,10 @@ func (c *Conn) readFrames() error {
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
 			err = c.onSettings(f)
-		case *http2.MetaHeadersFrame:
-			err = c.onHeaders(f)
+		case *http2.HeadersFrame:
+			err = c.startBlock(f)
+		case *http2.ContinuationFrame:
+			err = c.continueBlock(f)
 		case *http2.DataFrame:
 			err = c.onData(f)
 		case *http2.RSTStreamFrame:
