@@ -1,12 +1,12 @@
 package client
 
 import (
-	"fmt"
-	"runtime"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
