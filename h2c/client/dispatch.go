@@ -167,7 +167,7 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 	if pad := int(n) - len(data); pad > 0 {
 		inc = s.recv.free(pad)
 	}
-	if s.callerDone {
+	if s.callerDone || s.abandon != nil {
 		inc = s.recv.free(len(data))
 	} else if len(data) > 0 {
 		s.appendLocked(data)

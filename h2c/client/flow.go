@@ -41,6 +41,14 @@ func (f *inflow) free(n int) int32 {
 	return inc
 }
 
+// flush returns everything owed, unbatched.
+func (f *inflow) flush() int32 {
+	inc := f.unsent
+	f.unsent = 0
+	f.avail += inc
+	return inc
+}
+
 // outflow is a send window.
 type outflow struct{ n int32 }
 

@@ -46,6 +46,10 @@ type stream struct {
 	err        error         // why the stream failed
 	callerDone bool          // the caller is finished; its slot is free
 	cont       chan struct{} // closed when an Expect: 100-continue wait ends; nil without one
+	// abandon, set by Body.Abandon, finishes the stream when the grace
+	// ends or, reset to 0, as soon as the stream ends. Incoming DATA is
+	// dropped meanwhile.
+	abandon *time.Timer
 }
 
 type info1xx struct {
@@ -71,12 +75,22 @@ func (s *stream) failLocked(err error) {
 	case s.wake <- struct{}{}:
 	default:
 	}
+	s.endedLocked()
 }
 
 func (s *stream) removeLocked() {
 	if s.inTable {
 		s.inTable = false
 		delete(s.c.streams, s.id)
+	}
+	s.endedLocked()
+}
+
+// endedLocked finishes an abandoned stream now that it has ended (from
+// the timer's goroutine, never the reader's).
+func (s *stream) endedLocked() {
+	if s.abandon != nil && !s.inTable {
+		s.abandon.Reset(0)
 	}
 }
 
@@ -275,7 +289,7 @@ func (s *stream) awaitResponse() (*http.Response, error) {
 				resp.Body = http.NoBody
 				s.finish()
 			} else {
-				resp.Body = (*body)(s)
+				resp.Body = (*Body)(s)
 			}
 			return resp, nil
 		}
@@ -334,12 +348,13 @@ func (s *stream) finish() {
 	c.stateChanged(false)
 }
 
-// body is a stream seen as its response body.
-type body stream
+// Body is a stream seen as its response body: the Body of every
+// response with content.
+type Body stream
 
 var errBodyClosed = errors.New("h2c client: read on closed response body")
 
-func (b *body) Read(p []byte) (int, error) {
+func (b *Body) Read(p []byte) (int, error) {
 	s := (*stream)(b)
 	c := s.c
 	for {
@@ -364,7 +379,7 @@ func (b *body) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		switch {
-		case s.callerDone:
+		case s.callerDone || s.abandon != nil:
 			c.mu.Unlock()
 			return 0, errBodyClosed
 		case s.endRecv:
@@ -389,10 +404,47 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 }
 
-// Close ends the body; before EOF it resets the stream with CANCEL.
-func (b *body) Close() error {
-	(*stream)(b).finish()
+// Close ends the body; before EOF it resets the stream with CANCEL. After
+// Abandon it does nothing.
+func (b *Body) Close() error {
+	s := (*stream)(b)
+	s.c.mu.Lock()
+	abandoned := s.abandon != nil
+	s.c.mu.Unlock()
+	if !abandoned {
+		s.finish()
+	}
 	return nil
+}
+
+// Abandon ends the caller's use of the body without resetting the stream
+// at once, for a server that counts resets against the connection (see
+// upstream's abortGrace): the rest of the response is read and dropped,
+// its window returned, and the stream is reset with CANCEL only if it has
+// not ended after grace. The stream's slot stays in use until then. It
+// does not block; Close is not needed afterwards.
+func (b *Body) Abandon(grace time.Duration) {
+	s := (*stream)(b)
+	c := s.c
+	c.mu.Lock()
+	if s.callerDone || s.abandon != nil {
+		c.mu.Unlock()
+		return
+	}
+	if !s.inTable {
+		c.mu.Unlock()
+		s.finish()
+		return
+	}
+	// Give back the window of what is buffered, unbatched.
+	s.recv.unsent += int32(len(s.buf) - s.off)
+	inc := s.recv.flush()
+	s.buf, s.off = nil, 0
+	s.abandon = time.AfterFunc(grace, s.finish)
+	c.mu.Unlock()
+	if inc > 0 {
+		c.writeFrame(func() error { return c.fr.WriteWindowUpdate(s.id, uint32(inc)) })
+	}
 }
 
 var bodyBufs = sync.Pool{New: func() any { b := make([]byte, maxFrame); return &b }}
