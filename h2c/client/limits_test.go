@@ -11,34 +11,48 @@ import (
 )
 
 // TestContinuationFlood: a header block that never ends must end the
-// connection after a bounded amount of input, not be buffered.
+// connection after a bounded amount of input, not be buffered: fields
+// past the limit, and empty CONTINUATION frames, which add nothing.
 func TestContinuationFlood(t *testing.T) {
-	c, f := start(t, Config{MaxHeaderListSize: 4096})
-	rt := goRoundTrip(c, get(context.Background()))
-	h := f.headers()
-	id := h.streamID
-	if err := f.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: f.block(":status", "200")}); err != nil {
-		t.Fatal(err)
-	}
-	frag := f.block("x-flood", strings.Repeat("a", 100))
-	sent := 0
-	for ; sent < 100000; sent++ {
-		if err := f.fr.WriteContinuation(id, false, frag); err != nil {
-			break
-		}
-	}
-	// The pipe is synchronous: what the server could write is what the
-	// client read.
-	if sent > 200 {
-		t.Fatalf("client read %d CONTINUATION frames of a %d-byte limit", sent, 4096)
-	}
-	if g := f.goAway(); g.code != http2.ErrCodeProtocol {
-		t.Fatalf("GOAWAY %v, want PROTOCOL_ERROR", g.code)
-	}
-	res := wait(t, rt)
-	var ce *ConnError
-	if !errors.As(res.err, &ce) || ce.Code != http2.ErrCodeProtocol {
-		t.Fatalf("RoundTrip error %v, want a PROTOCOL_ERROR ConnError", res.err)
+	for _, tc := range []struct {
+		name      string
+		value     int // bytes of the field each CONTINUATION carries; 0: empty frames
+		maxFrames int
+	}{
+		{"fields beyond the limit", 4000, 8},
+		{"empty frames", 0, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, f := start(t, Config{MaxHeaderListSize: 16384})
+			rt := goRoundTrip(c, get(context.Background()))
+			id := f.headers().streamID
+			if err := f.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: f.block(":status", "200")}); err != nil {
+				t.Fatal(err)
+			}
+			var frag []byte
+			if tc.value > 0 {
+				frag = f.block("x-flood", strings.Repeat("a", tc.value))
+			}
+			sent := 0
+			for ; sent < 100000; sent++ {
+				if err := f.fr.WriteContinuation(id, false, frag); err != nil {
+					break
+				}
+			}
+			// The pipe is synchronous: what the server could write is
+			// what the client read.
+			if sent > tc.maxFrames {
+				t.Fatalf("client read %d CONTINUATION frames", sent)
+			}
+			if g := f.goAway(); g.code != http2.ErrCodeProtocol {
+				t.Fatalf("GOAWAY %v, want PROTOCOL_ERROR", g.code)
+			}
+			res := wait(t, rt)
+			var ce *ConnError
+			if !errors.As(res.err, &ce) || ce.Code != http2.ErrCodeProtocol {
+				t.Fatalf("RoundTrip error %v, want a PROTOCOL_ERROR ConnError", res.err)
+			}
+		})
 	}
 }
 
