@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -283,14 +284,23 @@ func (c *Conn) closeWith(err error) {
 	if first {
 		c.err = err
 	}
+	var bodies []io.Closer
 	for _, s := range c.streams {
 		s.failLocked(c.err)
+		if s.writing {
+			bodies = append(bodies, s.req.Body)
+		}
 	}
 	if c.timer != nil {
 		c.timer.Stop()
 	}
 	c.cond.Broadcast()
 	c.mu.Unlock()
+	// Request bodies are closed so that writers blocked in their Read
+	// end with the connection.
+	for _, b := range bodies {
+		b.Close()
+	}
 	if first {
 		c.nc.Close()
 		c.stateChanged(true)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -161,4 +162,29 @@ func TestPingLiveness(t *testing.T) {
 			t.Fatalf("closed after %v: %v", d, c.Err())
 		}
 	})
+}
+
+// TestCloseEndsBodyWriter: Close ends a request body writer blocked in
+// its body's Read, so every goroutine of the connection ends.
+func TestCloseEndsBodyWriter(t *testing.T) {
+	c, f := start(t, Config{})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequest("POST", "http://backend/", pr)
+	rt := goRoundTrip(c, req)
+	f.headers()
+	c.Close()
+	if res := wait(t, rt); res.err == nil {
+		t.Fatal("RoundTrip succeeded on a closed connection")
+	}
+	wait(t, chanOf(c.Done()))
+}
+
+func chanOf(ch <-chan struct{}) chan struct{} {
+	out := make(chan struct{})
+	go func() {
+		<-ch
+		close(out)
+	}()
+	return out
 }

@@ -50,6 +50,7 @@ type stream struct {
 	// ends or, reset to 0, as soon as the stream ends. Incoming DATA is
 	// dropped meanwhile.
 	abandon *time.Timer
+	writing bool // a goroutine writes the request body
 }
 
 type info1xx struct {
@@ -175,8 +176,14 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if cl != 0 {
 		c.mu.Lock()
+		s.writing = true
 		started := c.goLocked(func() {
-			stop := context.AfterFunc(ctx, func() { s.abort(context.Cause(ctx)) })
+			// Closing the body unblocks a writer waiting in its Read,
+			// as net/http does.
+			stop := context.AfterFunc(ctx, func() {
+				s.abort(context.Cause(ctx))
+				req.Body.Close()
+			})
 			defer stop()
 			s.writeBody(cl, expect)
 		})
@@ -455,7 +462,12 @@ var bodyBufs = sync.Pool{New: func() any { b := make([]byte, maxFrame); return &
 func (s *stream) writeBody(cl int64, expect bool) {
 	c := s.c
 	body := s.req.Body
-	defer body.Close()
+	defer func() {
+		body.Close()
+		c.mu.Lock()
+		s.writing = false
+		c.mu.Unlock()
+	}()
 	if expect {
 		t := time.NewTimer(c.cfg.ExpectContinueTimeout)
 		select {
