@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http/httptrace"
 	"sync/atomic"
 	"testing"
 
@@ -132,5 +133,25 @@ func TestClientResets(t *testing.T) {
 	}
 	if c.InFlight() != 0 {
 		t.Fatalf("InFlight %d", c.InFlight())
+	}
+}
+
+// TestWroteHeaders: the trace learns that HEADERS went out, and a
+// request refused before that is never reported as written.
+func TestWroteHeaders(t *testing.T) {
+	c, f := start(t, Config{})
+	var wrote atomic.Int32
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{WroteHeaders: func() { wrote.Add(1) }})
+	rt := goRoundTrip(c, get(ctx))
+	id := f.headers().streamID
+	f.writeHeaders(id, true, ":status", "200")
+	if res := wait(t, rt); res.err != nil || wrote.Load() != 1 {
+		t.Fatalf("err %v, WroteHeaders called %d times", res.err, wrote.Load())
+	}
+	f.fr.WriteGoAway(id, http2.ErrCodeNo, nil)
+	f.fr.WritePing(false, [8]byte{})
+	f.next(isType(http2.FramePing))
+	if _, err := c.RoundTrip(get(ctx)); !errors.Is(err, ErrNotProcessed) || wrote.Load() != 1 {
+		t.Fatalf("after GOAWAY: err %v, WroteHeaders called %d times", err, wrote.Load())
 	}
 }

@@ -245,3 +245,22 @@ func TestRealReserveAndHook(t *testing.T) {
 		t.Fatal("state hook never ran")
 	}
 }
+
+// TestRealLargeRequestHeaders: a header block larger than MAX_FRAME_SIZE
+// goes out as HEADERS and CONTINUATION frames.
+func TestRealLargeRequestHeaders(t *testing.T) {
+	addr := newH2CServer(t, http.HandlerFunc(echoHandler))
+	c := dialTest(t, addr, Config{})
+	big := strings.Repeat("v", 40000)
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	req.Header.Set("X-Big", big)
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("X-Big") != big {
+		t.Fatalf("X-Big came back with %d bytes", len(resp.Header.Get("X-Big")))
+	}
+}
