@@ -23,6 +23,7 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -103,6 +104,8 @@ const (
 	// unlimitedStreams is assumed when the server sets no
 	// MAX_CONCURRENT_STREAMS, as x/net's client does.
 	unlimitedStreams = 1000
+	// readBufSize is the connection's read buffer.
+	readBufSize = 16 << 10
 	// maxFrame is the largest frame the client accepts (the default; it
 	// advertises no other).
 	maxFrame = 16 << 10
@@ -216,7 +219,9 @@ func NewConn(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 		done:       make(chan struct{}),
 	}
 	c.cond.L = &c.mu
-	c.fr = http2.NewFramer(cnc, nc)
+	// Reads are buffered: the framer reads a frame header and then its
+	// payload, and one syscall should bring many frames.
+	c.fr = http2.NewFramer(cnc, bufio.NewReaderSize(nc, readBufSize))
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(maxFrame)
 	c.hdec = hpack.NewDecoder(4096, c.emit)
