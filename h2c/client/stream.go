@@ -36,8 +36,9 @@ type stream struct {
 	resp       *http.Response // the final response, once its headers arrived
 	info       []info1xx      // informational responses not yet passed on
 	n1xx       int
-	buf        []byte // received DATA not yet read; at most the window
-	off        int    // read position in buf
+	buf        []byte  // received DATA not yet read; at most the window
+	bufp       *[]byte // the recvBufs buffer behind buf, if it is one
+	off        int     // read position in buf
 	recv       inflow
 	sendWin    outflow
 	endRecv    bool          // END_STREAM received
@@ -120,7 +121,27 @@ func (s *stream) appendLocked(p []byte) {
 		s.buf = s.buf[:n]
 		s.off = 0
 	}
+	if s.buf == nil && s.bufp == nil && len(p) <= recvBufSize {
+		s.bufp = recvBufs.Get().(*[]byte)
+		s.buf = (*s.bufp)[:0]
+	}
 	s.buf = append(s.buf, p...)
+}
+
+// recvBufs holds stream receive buffers between streams: a response that
+// fits one costs no allocation.
+const recvBufSize = 16 << 10
+
+var recvBufs = sync.Pool{New: func() any { b := make([]byte, 0, recvBufSize); return &b }}
+
+// releaseBufLocked returns the stream's buffer to recvBufs when it is one
+// of theirs; nothing else refers to it once the caller is done.
+func (s *stream) releaseBufLocked() {
+	if s.bufp != nil {
+		recvBufs.Put(s.bufp)
+		s.bufp = nil
+	}
+	s.buf, s.off = nil, 0
 }
 
 // outgoingLength is the request body's length, -1 when unknown, as
@@ -344,9 +365,7 @@ func (s *stream) finish() {
 		s.failLocked(ErrCanceled)
 		s.removeLocked()
 	}
-	if cap(s.buf) > 0 {
-		s.buf, s.off = nil, 0
-	}
+	s.releaseBufLocked()
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	if open && s.id != 0 {
@@ -446,7 +465,7 @@ func (b *Body) Abandon(grace time.Duration) {
 	// Give back the window of what is buffered, unbatched.
 	s.recv.unsent += int32(len(s.buf) - s.off)
 	inc := s.recv.flush()
-	s.buf, s.off = nil, 0
+	s.releaseBufLocked()
 	s.abandon = time.AfterFunc(grace, s.finish)
 	c.mu.Unlock()
 	if inc > 0 {
