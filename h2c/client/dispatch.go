@@ -71,13 +71,9 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 			c.resetStream(id, http2.ErrCodeProtocol, &StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Local: true})
 			return nil
 		}
-		if s.resp.Trailer == nil {
-			s.resp.Trailer = make(http.Header, len(f.fields))
-		}
-		for _, hf := range f.fields {
-			k := canonicalHeader(hf.Name)
-			s.resp.Trailer[k] = append(s.resp.Trailer[k], hf.Value)
-		}
+		// Kept aside: the caller's goroutine moves them into
+		// resp.Trailer at EOF, as the response is its own by then.
+		s.trailer = decodeHeader(f.fields, nil)
 		s.endRecv = true
 		s.closeIfDoneLocked()
 		c.mu.Unlock()

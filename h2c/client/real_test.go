@@ -264,3 +264,29 @@ func TestRealLargeRequestHeaders(t *testing.T) {
 		t.Fatalf("X-Big came back with %d bytes", len(resp.Header.Get("X-Big")))
 	}
 }
+
+// TestTrailersNotRacing: the response's Trailer map is read by the caller
+// while the body streams (httputil.ReverseProxy counts the announced
+// trailers first); trailers arriving meanwhile must not write to it.
+func TestTrailersNotRacing(t *testing.T) {
+	c, f := start(t, Config{})
+	rt := goRoundTrip(c, get(context.Background()))
+	id := f.headers().streamID
+	f.writeHeaders(id, false, ":status", "200", "trailer", "x-t")
+	res := wait(t, rt)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			_ = len(res.resp.Trailer)
+			_ = res.resp.Trailer["X-T"]
+		}
+	}()
+	f.fr.WriteData(id, false, []byte("x"))
+	f.writeHeaders(id, true, "x-t", "v", "x-late", "w")
+	<-done
+	io.ReadAll(res.resp.Body)
+	if res.resp.Trailer.Get("X-T") != "v" || res.resp.Trailer.Get("X-Late") != "w" {
+		t.Fatalf("trailers %v", res.resp.Trailer)
+	}
+}

@@ -51,7 +51,22 @@ type stream struct {
 	// ends or, reset to 0, as soon as the stream ends. Incoming DATA is
 	// dropped meanwhile.
 	abandon *time.Timer
-	writing bool // a goroutine writes the request body
+	writing bool        // a goroutine writes the request body
+	trailer http.Header // received trailers, complete once endRecv
+}
+
+// copyTrailers moves received trailers into resp.Trailer; the caller's
+// goroutine calls it once it has seen the stream's end.
+func (s *stream) copyTrailers() {
+	if s.trailer == nil {
+		return
+	}
+	if s.resp.Trailer == nil {
+		s.resp.Trailer = make(http.Header, len(s.trailer))
+	}
+	for k, v := range s.trailer {
+		s.resp.Trailer[k] = v
+	}
 }
 
 type info1xx struct {
@@ -315,6 +330,7 @@ func (s *stream) awaitResponse() (*http.Response, error) {
 			c.mu.Unlock()
 			if done {
 				resp.Body = http.NoBody
+				s.copyTrailers()
 				s.finish()
 			} else {
 				resp.Body = (*Body)(s)
@@ -410,6 +426,7 @@ func (b *Body) Read(p []byte) (int, error) {
 			return 0, errBodyClosed
 		case s.endRecv:
 			c.mu.Unlock()
+			s.copyTrailers()
 			s.finish()
 			return 0, io.EOF
 		case s.err != nil:
