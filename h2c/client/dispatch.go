@@ -159,6 +159,12 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		return nil
 	}
 	data := f.Data()
+	s.recvd += int64(len(data))
+	if cl := s.resp.ContentLength; cl >= 0 && s.recvd > cl && s.req.Method != "HEAD" {
+		c.mu.Unlock()
+		c.resetStream(id, http2.ErrCodeProtocol, ErrBodyLength)
+		return nil
+	}
 	var inc int32
 	if pad := int(n) - len(data); pad > 0 {
 		inc = s.recv.free(pad)
@@ -170,6 +176,9 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 	}
 	if f.StreamEnded() {
 		s.endRecv = true
+		if cl := s.resp.ContentLength; cl >= 0 && s.recvd != cl && s.req.Method != "HEAD" && s.err == nil {
+			s.err = ErrBodyLength
+		}
 		s.closeIfDoneLocked()
 		inc = 0
 	}

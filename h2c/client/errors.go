@@ -31,6 +31,10 @@ var ErrCanceled = errors.New("h2c client: stream canceled")
 // Config.MaxHeaderListSize; the stream is reset with PROTOCOL_ERROR.
 var ErrHeaderTooLarge = errors.New("h2c client: response header list too large")
 
+// ErrBodyLength fails a response whose DATA does not add up to its
+// Content-Length: more resets the stream, less is found at its end.
+var ErrBodyLength = errors.New("h2c client: response body length differs from Content-Length")
+
 // GoAway is a GOAWAY frame received from the server.
 type GoAway struct {
 	// LastStreamID is the highest stream the server may have processed;

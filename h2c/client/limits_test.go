@@ -136,3 +136,37 @@ func TestFramesOnUnknownStreams(t *testing.T) {
 		})
 	}
 }
+
+// TestContentLengthMismatch: a body longer or shorter than its
+// Content-Length fails after the bytes that came.
+func TestContentLengthMismatch(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sent string
+		rst  bool
+	}{
+		{"short", "abc", false},
+		{"long", "abcdefg", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, f := start(t, Config{})
+			rt := goRoundTrip(c, get(context.Background()))
+			id := f.headers().streamID
+			f.writeHeaders(id, false, ":status", "200", "content-length", "5")
+			res := wait(t, rt)
+			f.fr.WriteData(id, true, []byte(tc.sent))
+			_, err := io.ReadAll(res.resp.Body)
+			if !errors.Is(err, ErrBodyLength) {
+				t.Fatalf("body error %v", err)
+			}
+			if tc.rst {
+				if r := f.rst(); r.streamID != id || r.code != http2.ErrCodeProtocol {
+					t.Fatalf("RST_STREAM %d %v", r.streamID, r.code)
+				}
+			}
+			if c.InFlight() != 0 || c.Err() != nil {
+				t.Fatalf("InFlight %d Err %v", c.InFlight(), c.Err())
+			}
+		})
+	}
+}

@@ -53,6 +53,7 @@ type stream struct {
 	abandon *time.Timer
 	writing bool        // a goroutine writes the request body
 	trailer http.Header // received trailers, complete once endRecv
+	recvd   int64       // DATA bytes received, padding aside
 }
 
 // copyTrailers moves received trailers into resp.Trailer; the caller's
@@ -326,7 +327,7 @@ func (s *stream) awaitResponse() (*http.Response, error) {
 			continue
 		}
 		if resp := s.resp; resp != nil {
-			done := s.endRecv && s.off == len(s.buf)
+			done := s.endRecv && s.off == len(s.buf) && s.err == nil
 			c.mu.Unlock()
 			if done {
 				resp.Body = http.NoBody
@@ -424,7 +425,7 @@ func (b *Body) Read(p []byte) (int, error) {
 		case s.callerDone || s.abandon != nil:
 			c.mu.Unlock()
 			return 0, errBodyClosed
-		case s.endRecv:
+		case s.endRecv && s.err == nil:
 			c.mu.Unlock()
 			s.copyTrailers()
 			s.finish()
