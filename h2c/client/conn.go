@@ -68,6 +68,10 @@ type Config struct {
 	// 100-continue" waits for the 100 before sending its body anyway.
 	// Zero means 1s.
 	ExpectContinueTimeout time.Duration
+	// StatelessHPACK encodes request headers without Huffman coding or
+	// the dynamic table (see hpackenc.go). False uses x/net's encoder,
+	// which indexes repeated fields.
+	StatelessHPACK bool
 	// OnGoAway, if set, is called from the reader goroutine when the
 	// server sends GOAWAY, before the connection acts on it. It must not
 	// block.

@@ -132,6 +132,10 @@ func (c *Conn) encodeRequest(req *http.Request, hdrMax uint32) ([]byte, error) {
 }
 
 func (c *Conn) field(name, value string) {
+	if c.cfg.StatelessHPACK {
+		c.hbuf.b = appendField(c.hbuf.b, name, value)
+		return
+	}
 	c.henc.WriteField(hpack.HeaderField{Name: name, Value: value})
 }
 

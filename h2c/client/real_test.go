@@ -290,3 +290,24 @@ func TestTrailersNotRacing(t *testing.T) {
 		t.Fatalf("trailers %v", res.resp.Trailer)
 	}
 }
+
+// TestRealStatelessHPACK: net/http's server reads the stateless
+// encoder's blocks, request after request.
+func TestRealStatelessHPACK(t *testing.T) {
+	addr := newH2CServer(t, http.HandlerFunc(echoHandler))
+	c := dialTest(t, addr, Config{StatelessHPACK: true})
+	for i := range 3 {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/p?q=1", strings.NewReader("body"))
+		req.Header.Set("X-Echo", fmt.Sprint(i))
+		req.Header.Set("User-Agent", "ua")
+		resp, err := c.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "body" || resp.Header.Get("X-Echo") != fmt.Sprint(i) {
+			t.Fatalf("request %d: body %q header %v", i, b, resp.Header)
+		}
+	}
+}
