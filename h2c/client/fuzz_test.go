@@ -91,12 +91,16 @@ func FuzzServerFrames(f *testing.F) {
 			go io.Copy(io.Discard, sn)
 			sn.Write(data)
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		c, err := NewConn(ctx, cn, Config{MaxHeaderListSize: 8 << 10, ExpectContinueTimeout: time.Millisecond})
+		// The handshake gets time even on a loaded machine; the request
+		// gives up soon, as the bytes may never answer it.
+		hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer hcancel()
+		c, err := NewConn(hctx, cn, Config{MaxHeaderListSize: 8 << 10, ExpectContinueTimeout: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
 		resp, err := c.RoundTrip(get(ctx))
 		if err == nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
