@@ -1,0 +1,175 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// readLoop is the connection's only reader. It ends when a read fails or
+// the server breaks the protocol, failing every stream.
+func (c *Conn) readLoop() {
+	defer c.exit()
+	err := c.readFrames()
+	var ce http2.ConnectionError
+	switch {
+	case errors.As(err, &ce):
+		// The server broke the protocol: say so before closing.
+		reason := "malformed frame from server"
+		if d := c.fr.ErrorDetail(); d != nil {
+			reason = d.Error()
+		}
+		err = c.goAwayErr(connErr{code: http2.ErrCode(ce), detail: reason})
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		err = c.goAwayErr(connErr{code: http2.ErrCodeFrameSize, detail: "frame larger than MAX_FRAME_SIZE"})
+	}
+	if _, ok := err.(*ConnError); !ok {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		err = &ConnError{Reason: "read", Err: err}
+	}
+	c.closeWith(err)
+}
+
+// protoErr ends the connection with a PROTOCOL_ERROR-like code.
+func protoErr(code http2.ErrCode, format string, args ...any) error {
+	return connErr{code: code, detail: fmt.Sprintf(format, args...)}
+}
+
+type connErr struct {
+	code   http2.ErrCode
+	detail string
+}
+
+func (e connErr) Error() string { return e.detail }
+
+func (c *Conn) readFrames() error {
+	first := true
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				// A malformed header block on one stream: reset it and go
+				// on (the HPACK state is intact).
+				c.resetStream(se.StreamID, se.Code, &StreamError{StreamID: se.StreamID, Code: se.Code, Local: true})
+				continue
+			}
+			return err
+		}
+		c.lastRead.Store(time.Now().UnixNano())
+		if first {
+			if _, ok := f.(*http2.SettingsFrame); !ok {
+				return c.goAwayErr(protoErr(http2.ErrCodeProtocol, "first frame from server is %v, not SETTINGS", f.Header().Type))
+			}
+			first = false
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			err = c.onSettings(f)
+		case *http2.HeadersFrame:
+			err = c.startBlock(f)
+		case *http2.ContinuationFrame:
+			err = c.continueBlock(f)
+		case *http2.DataFrame:
+			err = c.onData(f)
+		case *http2.RSTStreamFrame:
+			err = c.onReset(f)
+		case *http2.WindowUpdateFrame:
+			err = c.onWindowUpdate(f)
+		case *http2.PingFrame:
+			if f.IsAck() {
+				c.pingAcked(f.Data)
+			} else {
+				data := f.Data
+				err = c.writeFrame(func() error { return c.fr.WritePing(true, data) })
+			}
+		case *http2.GoAwayFrame:
+			c.onGoAway(f)
+		case *http2.PushPromiseFrame:
+			return c.goAwayErr(protoErr(http2.ErrCodeProtocol, "PUSH_PROMISE while push is disabled"))
+		default:
+			// PRIORITY and unknown frame types are ignored.
+		}
+		if err != nil {
+			return c.goAwayErr(err)
+		}
+	}
+}
+
+// goAwayErr turns a protocol violation into the connection's end: it
+// sends GOAWAY with the violation's code and returns the ConnError.
+func (c *Conn) goAwayErr(err error) error {
+	ce, ok := err.(connErr)
+	if !ok {
+		return err
+	}
+	c.writeFrame(func() error { return c.fr.WriteGoAway(0, ce.code, nil) })
+	return &ConnError{Code: ce.code, Reason: ce.detail}
+}
+
+func (c *Conn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	var hookNeeded bool
+	c.mu.Lock()
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		switch s.ID {
+		case http2.SettingMaxConcurrentStreams:
+			hookNeeded = hookNeeded || s.Val != c.maxStreams
+			c.maxStreams = s.Val
+		case http2.SettingInitialWindowSize:
+			// The change applies to every open stream's send window
+			// (RFC 9113 6.9.2); the framer has checked the bound.
+			delta := int32(s.Val) - c.peerWin
+			for _, st := range c.streams {
+				if !st.sendWin.add(delta) {
+					return protoErr(http2.ErrCodeFlowControl, "INITIAL_WINDOW_SIZE overflows stream %d", st.id)
+				}
+			}
+			c.peerWin = int32(s.Val)
+		case http2.SettingMaxFrameSize:
+			c.peerFrame = s.Val // validated by the framer
+		case http2.SettingMaxHeaderListSize:
+			c.peerHdrMax = s.Val
+		}
+		return nil
+	})
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	// The encoder's table size follows the server's limit; done under
+	// wmu, outside mu (lock order).
+	var table uint32
+	tableSet := false
+	f.ForeachSetting(func(s http2.Setting) error {
+		if s.ID == http2.SettingHeaderTableSize {
+			table, tableSet = s.Val, true
+		}
+		return nil
+	})
+	if err := c.writeFrame(func() error {
+		if tableSet {
+			c.henc.SetMaxDynamicTableSizeLimit(table)
+		}
+		return c.fr.WriteSettingsAck()
+	}); err != nil {
+		return err
+	}
+	select {
+	case <-c.settings:
+	default:
+		close(c.settings)
+	}
+	if hookNeeded {
+		c.stateChanged(true)
+	}
+	return nil
+}

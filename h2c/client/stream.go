@@ -1,0 +1,634 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// maxStreamID is the largest client stream id; a connection that reaches
+// it takes no more streams.
+const maxStreamID = 1<<31 - 1
+
+// keepBuf bounds the receive buffer a stream keeps once emptied.
+const keepBuf = 32 << 10
+
+var errStreamIDs = errors.New("h2c client: stream ids exhausted")
+
+// stream is one request. Fields below c are guarded by c.mu.
+type stream struct {
+	c     *Conn
+	id    uint32
+	req   *http.Request
+	ctx   context.Context
+	trace *httptrace.ClientTrace
+	wake  chan struct{} // capacity 1: the state below changed
+
+	resp       *http.Response // the final response, once its headers arrived
+	info       []info1xx      // informational responses not yet passed on
+	n1xx       int
+	buf        []byte  // received DATA not yet read; at most the window
+	bufp       *[]byte // the recvBufs buffer behind buf, if it is one
+	off        int     // read position in buf
+	recv       inflow
+	sendWin    outflow
+	endRecv    bool          // END_STREAM received
+	endSent    bool          // END_STREAM sent, or the body abandoned
+	inTable    bool          // in c.streams: open on the wire
+	err        error         // why the stream failed
+	callerDone bool          // the caller is finished; its slot is free
+	cont       chan struct{} // closed when an Expect: 100-continue wait ends; nil without one
+	// abandon, set by Body.Abandon, finishes the stream when the grace
+	// ends or, reset to 0, as soon as the stream ends. Incoming DATA is
+	// dropped meanwhile.
+	abandon *time.Timer
+	writing bool        // a goroutine writes the request body
+	trailer http.Header // received trailers, complete once endRecv
+	recvd   int64       // DATA bytes received, padding aside
+}
+
+// copyTrailers moves received trailers into resp.Trailer; the caller's
+// goroutine calls it once it has seen the stream's end.
+func (s *stream) copyTrailers() {
+	if s.trailer == nil {
+		return
+	}
+	if s.resp.Trailer == nil {
+		s.resp.Trailer = make(http.Header, len(s.trailer))
+	}
+	for k, v := range s.trailer {
+		s.resp.Trailer[k] = v
+	}
+}
+
+type info1xx struct {
+	code   int
+	header textproto.MIMEHeader
+}
+
+func (s *stream) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// failLocked records err unless the stream already ended or failed.
+func (s *stream) failLocked(err error) {
+	if s.err == nil && !(s.endRecv && s.endSent) {
+		s.err = err
+	}
+	s.continueLocked()
+	s.c.cond.Broadcast()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	s.endedLocked()
+}
+
+func (s *stream) removeLocked() {
+	if s.inTable {
+		s.inTable = false
+		delete(s.c.streams, s.id)
+	}
+	s.endedLocked()
+}
+
+// endedLocked finishes an abandoned stream now that it has ended (from
+// the timer's goroutine, never the reader's).
+func (s *stream) endedLocked() {
+	if s.abandon != nil && !s.inTable {
+		s.abandon.Reset(0)
+	}
+}
+
+func (s *stream) closeIfDoneLocked() {
+	if s.endRecv && s.endSent {
+		s.removeLocked()
+		s.c.cond.Broadcast()
+	}
+}
+
+func (s *stream) continueLocked() {
+	if s.cont != nil {
+		select {
+		case <-s.cont:
+		default:
+			close(s.cont)
+		}
+	}
+}
+
+// appendLocked buffers received data (within the stream's window, so
+// bounded by it).
+func (s *stream) appendLocked(p []byte) {
+	if s.off > 0 && len(s.buf)+len(p) > cap(s.buf) {
+		n := copy(s.buf, s.buf[s.off:])
+		s.buf = s.buf[:n]
+		s.off = 0
+	}
+	if s.buf == nil && s.bufp == nil && len(p) <= recvBufSize {
+		s.bufp = recvBufs.Get().(*[]byte)
+		s.buf = (*s.bufp)[:0]
+	}
+	s.buf = append(s.buf, p...)
+}
+
+// recvBufs holds stream receive buffers between streams: a response that
+// fits one costs no allocation.
+const recvBufSize = 16 << 10
+
+var recvBufs = sync.Pool{New: func() any { b := make([]byte, 0, recvBufSize); return &b }}
+
+// releaseBufLocked returns the stream's buffer to recvBufs when it is one
+// of theirs; nothing else refers to it once the caller is done.
+func (s *stream) releaseBufLocked() {
+	if s.bufp != nil {
+		recvBufs.Put(s.bufp)
+		s.bufp = nil
+	}
+	s.buf, s.off = nil, 0
+}
+
+// outgoingLength is the request body's length, -1 when unknown, as
+// net/http reads Request.ContentLength for client requests.
+func outgoingLength(req *http.Request) int64 {
+	if req.Body == nil || req.Body == http.NoBody {
+		return 0
+	}
+	if req.ContentLength != 0 {
+		return req.ContentLength
+	}
+	return -1
+}
+
+// RoundTrip sends req on a new stream and returns once the response
+// headers arrive. It uses a slot taken by Reserve if there is one, and
+// otherwise waits for a free slot. The request context's httptrace hooks
+// WroteHeaders and Got1xxResponse are called (from the caller's
+// goroutine). Cancelling the context resets the stream. The response
+// body must be read to EOF or closed; closing it early resets the stream
+// with CANCEL (a caller that wants to spare the server a reset drains it
+// first). Errors: ErrNotProcessed matches those proving the server did
+// not process the request.
+func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	cl := outgoingLength(req)
+	closeBody := func() {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+	}
+	if err := checkRequest(req); err != nil {
+		closeBody()
+		c.Release()
+		return nil, err
+	}
+	if err := c.takeSlot(ctx); err != nil {
+		closeBody()
+		return nil, err
+	}
+	s := &stream{c: c, req: req, ctx: ctx, trace: httptrace.ContextClientTrace(ctx), wake: make(chan struct{}, 1), recv: newInflow(c.cfg.StreamWindow)}
+	expect := cl != 0 && strings.EqualFold(req.Header.Get("Expect"), "100-continue")
+	if expect {
+		s.cont = make(chan struct{})
+	}
+	if err := c.openStream(s, cl == 0); err != nil {
+		closeBody()
+		s.finish()
+		return nil, err
+	}
+	if s.trace != nil && s.trace.WroteHeaders != nil {
+		s.trace.WroteHeaders()
+	}
+	if cl != 0 {
+		c.mu.Lock()
+		s.writing = true
+		started := c.goLocked(func() {
+			// Closing the body unblocks a writer waiting in its Read,
+			// as net/http does.
+			stop := context.AfterFunc(ctx, func() {
+				s.abort(context.Cause(ctx))
+				req.Body.Close()
+			})
+			defer stop()
+			s.writeBody(cl, expect)
+		})
+		c.mu.Unlock()
+		if !started {
+			closeBody()
+			s.abort(c.Err())
+		}
+	}
+	return s.awaitResponse()
+}
+
+// takeSlot consumes a reservation, or waits for a free slot.
+func (c *Conn) takeSlot(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reserved > 0 {
+		c.reserved--
+		c.active++
+		return nil
+	}
+	var stop func() bool
+	for c.availableLocked() == 0 {
+		if err := c.errLocked(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		if stop == nil {
+			stop = context.AfterFunc(ctx, func() {
+				c.mu.Lock()
+				c.cond.Broadcast()
+				c.mu.Unlock()
+			})
+			defer stop()
+		}
+		c.cond.Wait()
+	}
+	c.active++
+	return nil
+}
+
+// openStream gives s an id and writes its HEADERS. Ids must go out in
+// order, so the id is taken under wmu.
+func (c *Conn) openStream(s *stream, endStream bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	err := c.errLocked()
+	if ga, ok := err.(*GoAwayError); ok {
+		// Never sent: not processed, whatever the last stream id.
+		err = ga
+	}
+	if err == nil && c.nextID > maxStreamID {
+		c.err = errStreamIDs
+		err = errStreamIDs
+	}
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	s.id = c.nextID
+	c.nextID += 2
+	c.requests++
+	s.inTable = true
+	s.endSent = endStream
+	s.sendWin = outflow{c.peerWin}
+	c.streams[s.id] = s
+	frame, hdrMax := c.peerFrame, c.peerHdrMax
+	c.mu.Unlock()
+
+	block, err := c.encodeRequest(s.req, hdrMax)
+	if err == nil {
+		if err = c.writeHeaderBlock(s.id, block, endStream, frame); err != nil {
+			err = &ConnError{Reason: "write", Err: err}
+			c.closeWith(err)
+		}
+	}
+	if err != nil {
+		c.mu.Lock()
+		s.failLocked(err)
+		s.removeLocked()
+		c.mu.Unlock()
+	}
+	return err
+}
+
+// awaitResponse waits for the final response, passing informational ones
+// to the trace.
+func (s *stream) awaitResponse() (*http.Response, error) {
+	c := s.c
+	for {
+		c.mu.Lock()
+		if len(s.info) > 0 {
+			in := s.info[0]
+			s.info = s.info[1:]
+			c.mu.Unlock()
+			if s.trace != nil && s.trace.Got1xxResponse != nil {
+				if err := s.trace.Got1xxResponse(in.code, in.header); err != nil {
+					s.abort(err)
+				}
+			}
+			continue
+		}
+		if resp := s.resp; resp != nil {
+			done := s.endRecv && s.off == len(s.buf) && s.err == nil
+			c.mu.Unlock()
+			if done {
+				resp.Body = http.NoBody
+				s.copyTrailers()
+				s.finish()
+			} else {
+				resp.Body = (*Body)(s)
+			}
+			return resp, nil
+		}
+		if err := s.err; err != nil {
+			c.mu.Unlock()
+			s.finish()
+			return nil, err
+		}
+		c.mu.Unlock()
+		select {
+		case <-s.wake:
+		case <-s.ctx.Done():
+			s.abort(context.Cause(s.ctx))
+		}
+	}
+}
+
+// abort fails the stream with err and resets it with CANCEL if it is
+// still open.
+func (s *stream) abort(err error) {
+	c := s.c
+	c.mu.Lock()
+	open := s.inTable
+	s.failLocked(err)
+	s.removeLocked()
+	c.mu.Unlock()
+	if open {
+		c.writeFrame(func() error { return c.fr.WriteRSTStream(s.id, http2.ErrCodeCancel) })
+	}
+}
+
+// finish ends the caller's use of the stream, once: the slot is freed,
+// and a stream still open is reset with CANCEL.
+func (s *stream) finish() {
+	c := s.c
+	c.mu.Lock()
+	if s.callerDone {
+		c.mu.Unlock()
+		return
+	}
+	s.callerDone = true
+	c.active--
+	open := s.inTable
+	if open {
+		s.failLocked(ErrCanceled)
+		s.removeLocked()
+	}
+	s.releaseBufLocked()
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	if open && s.id != 0 {
+		c.writeFrame(func() error { return c.fr.WriteRSTStream(s.id, http2.ErrCodeCancel) })
+	}
+	c.stateChanged(false)
+}
+
+// Body is a stream seen as its response body: the Body of every
+// response with content.
+type Body stream
+
+var errBodyClosed = errors.New("h2c client: read on closed response body")
+
+func (b *Body) Read(p []byte) (int, error) {
+	s := (*stream)(b)
+	c := s.c
+	for {
+		c.mu.Lock()
+		if s.off < len(s.buf) {
+			n := copy(p, s.buf[s.off:])
+			s.off += n
+			if s.off == len(s.buf) {
+				s.buf, s.off = s.buf[:0], 0
+				if cap(s.buf) > keepBuf {
+					s.buf = nil
+				}
+			}
+			var inc int32
+			if !s.endRecv && s.err == nil {
+				inc = s.recv.free(n)
+			}
+			c.mu.Unlock()
+			if inc > 0 {
+				c.writeFrame(func() error { return c.fr.WriteWindowUpdate(s.id, uint32(inc)) })
+			}
+			return n, nil
+		}
+		switch {
+		case s.callerDone || s.abandon != nil:
+			c.mu.Unlock()
+			return 0, errBodyClosed
+		case s.endRecv && s.err == nil:
+			c.mu.Unlock()
+			s.copyTrailers()
+			s.finish()
+			return 0, io.EOF
+		case s.err != nil:
+			err := s.err
+			c.mu.Unlock()
+			s.finish()
+			return 0, err
+		}
+		c.mu.Unlock()
+		if len(p) == 0 {
+			return 0, nil
+		}
+		select {
+		case <-s.wake:
+		case <-s.ctx.Done():
+			s.abort(context.Cause(s.ctx))
+		}
+	}
+}
+
+// Close ends the body; before EOF it resets the stream with CANCEL. After
+// Abandon it does nothing.
+func (b *Body) Close() error {
+	s := (*stream)(b)
+	s.c.mu.Lock()
+	abandoned := s.abandon != nil
+	s.c.mu.Unlock()
+	if !abandoned {
+		s.finish()
+	}
+	return nil
+}
+
+// Abandon ends the caller's use of the body without resetting the stream
+// at once, for a server that counts resets against the connection (see
+// upstream's abortGrace): the rest of the response is read and dropped,
+// its window returned, and the stream is reset with CANCEL only if it has
+// not ended after grace. The stream's slot stays in use until then. It
+// does not block; Close is not needed afterwards.
+func (b *Body) Abandon(grace time.Duration) {
+	s := (*stream)(b)
+	c := s.c
+	c.mu.Lock()
+	if s.callerDone || s.abandon != nil {
+		c.mu.Unlock()
+		return
+	}
+	if !s.inTable {
+		c.mu.Unlock()
+		s.finish()
+		return
+	}
+	// Give back the window of what is buffered, unbatched.
+	s.recv.unsent += int32(len(s.buf) - s.off)
+	inc := s.recv.flush()
+	s.releaseBufLocked()
+	s.abandon = time.AfterFunc(grace, s.finish)
+	c.mu.Unlock()
+	if inc > 0 {
+		c.writeFrame(func() error { return c.fr.WriteWindowUpdate(s.id, uint32(inc)) })
+	}
+}
+
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, maxFrame); return &b }}
+
+// writeBody sends the request body under flow control, then its trailers
+// or END_STREAM. It runs in its own goroutine, owned by the stream: it
+// ends with the body, the stream or the connection.
+func (s *stream) writeBody(cl int64, expect bool) {
+	c := s.c
+	body := s.req.Body
+	defer func() {
+		body.Close()
+		c.mu.Lock()
+		s.writing = false
+		c.mu.Unlock()
+	}()
+	if expect {
+		t := time.NewTimer(c.cfg.ExpectContinueTimeout)
+		select {
+		case <-s.cont:
+		case <-t.C:
+		}
+		t.Stop()
+		c.mu.Lock()
+		skip := s.err != nil || (s.resp != nil && s.resp.StatusCode >= 300)
+		if skip && s.err == nil {
+			// The server answered without asking for the body: stop
+			// here (RFC 9110 10.1.1).
+			s.endSent = true
+			s.closeIfDoneLocked()
+		}
+		open := s.inTable
+		c.mu.Unlock()
+		if skip {
+			if open {
+				s.abort(ErrCanceled)
+			}
+			return
+		}
+	}
+	bp := bodyBufs.Get().(*[]byte)
+	defer bodyBufs.Put(bp)
+	buf := *bp
+	var sent int64
+	for {
+		n, rerr := body.Read(buf)
+		sent += int64(n)
+		if cl > 0 && sent > cl {
+			s.abort(fmt.Errorf("h2c client: request body longer than ContentLength %d", cl))
+			return
+		}
+		// END_STREAM rides on the last DATA frame when the length is
+		// known or the reader says EOF with its last bytes.
+		last := (rerr == io.EOF || (cl > 0 && sent == cl)) && len(s.req.Trailer) == 0
+		data := buf[:n]
+		for len(data) > 0 {
+			take := s.awaitSendWindow(len(data))
+			if take == 0 {
+				return
+			}
+			end := last && take == len(data)
+			chunk := data[:take]
+			if err := c.writeFrame(func() error { return c.fr.WriteData(s.id, end, chunk) }); err != nil {
+				return
+			}
+			data = data[take:]
+			if end {
+				s.markSent()
+				return
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			if cl > 0 && sent < cl {
+				s.abort(fmt.Errorf("h2c client: request body shorter than ContentLength %d", cl))
+				return
+			}
+			s.writeEnd()
+			return
+		case rerr != nil:
+			s.abort(fmt.Errorf("h2c client: reading request body: %w", rerr))
+			return
+		}
+	}
+}
+
+// writeEnd sends END_STREAM, on the request's trailers if it has any.
+func (s *stream) writeEnd() {
+	c := s.c
+	c.mu.Lock()
+	open := s.inTable && s.err == nil
+	frame, hdrMax := c.peerFrame, c.peerHdrMax
+	c.mu.Unlock()
+	if !open {
+		return
+	}
+	var err error
+	c.wmu.Lock()
+	if len(s.req.Trailer) > 0 {
+		var block []byte
+		if block, err = c.encodeTrailers(s.req.Trailer, hdrMax); err == nil {
+			err = c.writeHeaderBlock(s.id, block, true, frame)
+		}
+	} else {
+		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+		err = c.fr.WriteData(s.id, true, nil)
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		s.abort(err)
+		return
+	}
+	s.markSent()
+}
+
+func (s *stream) markSent() {
+	c := s.c
+	c.mu.Lock()
+	s.endSent = true
+	s.closeIfDoneLocked()
+	c.mu.Unlock()
+}
+
+// awaitSendWindow waits until some of n bytes may be sent and takes them
+// from the stream's and the connection's windows; 0 means the stream or
+// the connection ended.
+func (s *stream) awaitSendWindow(n int) int {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if s.err != nil || !s.inTable || c.err != nil {
+			return 0
+		}
+		w := min(int32(n), s.sendWin.n, c.sendWin.n, int32(c.peerFrame))
+		if w > 0 {
+			s.sendWin.n -= w
+			c.sendWin.n -= w
+			return int(w)
+		}
+		c.cond.Wait()
+	}
+}
