@@ -78,11 +78,15 @@ func TestReloadSwapsDoNotLeak(t *testing.T) {
 					goroutines, series = runtime.NumGoroutine(), serverSeries(t, reg)
 				}
 			}
+			// A leak grows with the swaps (one reaper or pool per removed
+			// server: +50); a few goroutines come and go by themselves
+			// (a coalescer's flusher while bytes are pending, a warm-up).
+			const slack = 3
 			deadline := time.Now().Add(5 * time.Second)
-			for runtime.NumGoroutine() > goroutines || serverSeries(t, reg) > series {
+			for runtime.NumGoroutine() > goroutines+slack || serverSeries(t, reg) > series {
 				if time.Now().After(deadline) {
-					t.Fatalf("after 50 swaps: %d goroutines (%d after the first), %d server series (%d)",
-						runtime.NumGoroutine(), goroutines, serverSeries(t, reg), series)
+					t.Fatalf("after 50 swaps: %d goroutines (%d after the first, +%d allowed), %d server series (%d)",
+						runtime.NumGoroutine(), goroutines, slack, serverSeries(t, reg), series)
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
