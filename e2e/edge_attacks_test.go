@@ -195,7 +195,8 @@ func TestOverLimitHeadersGet431(t *testing.T) {
 	if code, body := h1(fields(101)); code != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(body, "too many header fields") {
 		t.Errorf("HTTP/1.1, 101 header fields: %d %q, want 431", code, body)
 	}
-	// Go's server allows 4 KiB of slack over max_header_bytes.
+	// The guard allows 4 KiB of slack over max_header_bytes, as Go's
+	// server does.
 	if code, body := h1("X-Big: " + strings.Repeat("a", 32<<10) + "\r\n"); code != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("HTTP/1.1, 32 KiB header block over max_header_bytes 16384: %d %q, want 431", code, body)
 	}
@@ -221,21 +222,44 @@ func TestOverLimitHeadersGet431(t *testing.T) {
 	if r := req(100); r.status != http.StatusRequestHeaderFieldsTooLarge || r.proto != "HTTP/2.0" {
 		t.Errorf("h2c, 101 header fields: %d %s %q, want 431", r.status, r.proto, r.body)
 	}
-	after := requireMetric(t, s.Admin, "sluice_client_rejected_total", bad)
-	if after-before != 2 {
-		t.Errorf("sluice_client_rejected_total{reason=bad_request} grew by %v, want 2 (the two 101-field requests)", after-before)
+	// Over HTTP/2 too the size limit gets 431, not a closed connection.
+	if r := h2cBigField(t, s.URL, 32<<10); r.status != http.StatusRequestHeaderFieldsTooLarge || r.proto != "HTTP/2.0" {
+		t.Errorf("h2c, 32 KiB header field over max_header_bytes 16384: %d %s %q, want 431", r.status, r.proto, r.body)
 	}
+	after := requireMetric(t, s.Admin, "sluice_client_rejected_total", bad)
+	if after-before != 4 {
+		t.Errorf("sluice_client_rejected_total{reason=bad_request} grew by %v, want 4 (two 101-field requests, two 32 KiB heads)", after-before)
+	}
+}
+
+// h2cBigField sends, with prior knowledge, a GET with one header field of
+// size bytes.
+func h2cBigField(t *testing.T, url string, size int) reply {
+	t.Helper()
+	r, _ := http.NewRequest(http.MethodGet, url+"/", nil)
+	r.Header.Set("X-Big", strings.Repeat("a", size))
+	resp, err := h2cClient().Do(r)
+	if err != nil {
+		t.Fatalf("h2c, %d-byte header field: %v", size, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{resp.StatusCode, resp.Proto, resp.Header, string(b)}
 }
 
 // TestDefaultHeadLimitRefuses64KiBField: with limits at their defaults
 // (max_header_bytes 32 KiB), a 64 KiB header field gets 431 from sluice on
-// listen, and Tomcat never sees it; the same listener serves a clean
-// request. The default used to be 1 MiB, which let it through to Tomcat.
+// listen, over HTTP/1.1 and h2c, and Tomcat never sees it; the same
+// listener serves a clean request. The default used to be 1 MiB, which
+// let it through to Tomcat.
 func TestDefaultHeadLimitRefuses64KiBField(t *testing.T) {
 	s := startSluice(t, h2cFunnelConfig())
 	resp, body, _ := rawExchange(t, s.Listen, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 64<<10)+"\r\n\r\n", false)
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("64 KiB header field with default limits: %d %q, want 431 from sluice", resp.StatusCode, body)
+	}
+	if r := h2cBigField(t, s.URL, 64<<10); r.status != http.StatusRequestHeaderFieldsTooLarge || r.proto != "HTTP/2.0" {
+		t.Errorf("h2c, 64 KiB header field with default limits: %d %s %q, want 431 from sluice", r.status, r.proto, r.body)
 	}
 	if resp, body, _ := rawExchange(t, s.Listen, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false); resp.StatusCode != 200 || body != helloBody {
 		t.Errorf("clean request: %d %q", resp.StatusCode, body)

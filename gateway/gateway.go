@@ -25,8 +25,10 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes client connections idle this long. Zero means 120s.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes caps request header size. Zero means
-	// DefaultMaxHeaderBytes.
+	// MaxHeaderBytes caps request header size; more gets 431. HTTP/1.1
+	// counts the head's bytes, with Go's 4 KiB of slack (the guard,
+	// sanitize.go); HTTP/2 and HTTP/3 count as SETTINGS_MAX_HEADER_LIST_SIZE
+	// does (headSize). Zero means DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
 	// ErrorPages replaces the short text body of the errors Sluice
 	// answers itself (404 no route, 502, 503, 504), by status. Nil means
@@ -70,6 +72,44 @@ func (g *Gateway) maxHeaderBytes() int {
 		return g.cfg.MaxHeaderBytes
 	}
 	return DefaultMaxHeaderBytes
+}
+
+// maxHeadHard is the head size the protocol layers accept, whatever the
+// configured limit: Go's HTTP/2 server advertises it as
+// SETTINGS_MAX_HEADER_LIST_SIZE and quic-go refuses larger HEADERS frames,
+// and Go's server closes an HTTP/2 connection whose header block runs past
+// it (CONTINUATION floods, CVE-2023-45288). Under it, the configured limit
+// is applied per request, so that a head over it gets 431 rather than a
+// closed connection: by the guard on HTTP/1.1 (sanitize.go), by
+// checkLimits on HTTP/2 and HTTP/3. It is Go's default, and the most of a
+// head the guard follows (maxHead).
+const maxHeadHard = 1 << 20
+
+// protocolHeaderBytes is the head limit given to Go's server and quic-go:
+// maxHeadHard, or the configured limit if larger.
+func (g *Gateway) protocolHeaderBytes() int {
+	return max(g.maxHeaderBytes(), maxHeadHard)
+}
+
+// headSize is the size of r's head as HTTP/2 and HTTP/3 count it against
+// SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 6.5.2): each field's name and
+// value plus 32 bytes, the pseudo-header fields included (:scheme taken
+// from the connection). HTTP/2 cookie fields, joined by Go's server,
+// count as one.
+func headSize(r *http.Request) int {
+	const perField = 32
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	n := len(":method") + len(r.Method) + len(":path") + len(r.RequestURI) +
+		len(":authority") + len(r.Host) + len(":scheme") + len(scheme) + 4*perField
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + perField
+		}
+	}
+	return n
 }
 
 // Gateway routes client requests to backends. It is an http.Handler.
@@ -165,7 +205,9 @@ func (g *Gateway) trusted(r *http.Request) bool {
 }
 
 // checkLimits applies the request limits Go's server does not: header
-// count and body size. It returns a status and message, or 0.
+// count, head size on HTTP/2 and HTTP/3 (HTTP/1.1 heads are measured by
+// the guard, as they are read: sanitize.go) and body size. It returns a
+// status and message, or 0.
 func (g *Gateway) checkLimits(r *http.Request) (int, string) {
 	maxHeaders := g.cfg.MaxHeaderCount
 	if maxHeaders <= 0 {
@@ -177,6 +219,11 @@ func (g *Gateway) checkLimits(r *http.Request) (int, string) {
 	}
 	if n > maxHeaders {
 		return http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("too many header fields (%d, limit %d)\n", n, maxHeaders)
+	}
+	if r.ProtoMajor >= 2 {
+		if size, max := headSize(r), g.maxHeaderBytes(); size > max {
+			return http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request header fields too large (%d bytes, limit %d)\n", size, max)
+		}
 	}
 	if max := g.cfg.MaxRequestBody; max > 0 {
 		if r.ContentLength > max {

@@ -24,8 +24,10 @@ type H3Server struct {
 // certificates.
 func NewH3Server(g *Gateway, certs *Certs) *H3Server {
 	s := &H3Server{g: g}
-	// The same header and stream limits as the TCP listeners (NewServer).
-	maxHeader, maxStreams := g.maxHeaderBytes(), g.cfg.MaxConcurrentStreams
+	// The same header and stream limits as the TCP listeners (NewServer):
+	// the configured head limit is applied per request (checkLimits), so
+	// that a head over it is counted as refused.
+	maxHeader, maxStreams := g.protocolHeaderBytes(), g.cfg.MaxConcurrentStreams
 	if maxStreams <= 0 {
 		maxStreams = 250
 	}

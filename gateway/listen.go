@@ -89,6 +89,7 @@ func (g *Gateway) guard(gc *guardConn, c net.Conn) {
 	gc.rejected = func(string) { g.conns.reject(reasonBadRequest) }
 	gc.flooded = func() { g.conns.reject(reasonRapidReset) }
 	gc.resets.limit = g.resetLimit()
+	gc.g.limit = g.maxHeaderBytes() + headSlack
 }
 
 // guardListener wraps each connection in the guard.

@@ -70,11 +70,18 @@ func (c *guardConn) Write(p []byte) (int, error) {
 // errRapidReset ends the read loop of a connection cut for a flood.
 var errRapidReset = errors.New("HTTP/2 rapid reset: connection closed")
 
+// errHeadTooLarge ends the read loop of a connection whose request head
+// went over the limit (headGuard.limit).
+var errHeadTooLarge = errors.New("request head over max_header_bytes: connection closed")
+
 func (c *guardConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 && !c.g.off && !c.switched.Load() {
 		if reason := c.g.scan(p[:n]); reason != "" {
 			c.refuse(reason)
+			if reason == reasonHeadTooLarge {
+				return 0, errHeadTooLarge
+			}
 			return 0, fmt.Errorf("%w: %s", ErrSmuggling, reason)
 		}
 		if c.g.h2 && c.h2w.Load() == nil {
@@ -124,9 +131,10 @@ func (c *guardConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// refuse answers a request the guard rejects with 400 and closes the
-// connection, once. A client speaking HTTP/2 would not read an HTTP/1.1
-// answer: its connection is just closed (a connection error, RFC 9113 3.4).
+// refuse answers a request the guard rejects with 400 (431 for a head over
+// the limit) and closes the connection, once. A client speaking HTTP/2
+// would not read an HTTP/1.1 answer: its connection is just closed (a
+// connection error, RFC 9113 3.4).
 func (c *guardConn) refuse(reason string) {
 	c.once.Do(func() {
 		if c.rejected != nil {
@@ -136,8 +144,11 @@ func (c *guardConn) refuse(reason string) {
 			c.Conn.Close()
 			return
 		}
-		body := "bad request: " + reason + "\n"
-		fmt.Fprintf(c.Conn, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		status, body := "400 Bad Request", "bad request: "+reason+"\n"
+		if reason == reasonHeadTooLarge {
+			status, body = "431 Request Header Fields Too Large", reason+"\n"
+		}
+		fmt.Fprintf(c.Conn, "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", status, len(body), body)
 		c.Conn.Close()
 	})
 }
@@ -146,6 +157,12 @@ func (c *guardConn) refuse(reason string) {
 type headGuard struct {
 	off  bool   // passing through: a head too large for Go's server
 	head []byte // the current request head, up to maxHead
+	// limit, when positive, is the most a request head may take, request
+	// line and final CRLF included; a longer one is refused with 431
+	// (reasonHeadTooLarge). Go's server would do the same at its
+	// MaxHeaderBytes plus 4 KiB, but that limit is shared with HTTP/2,
+	// where it is set higher (maxHeadHard).
+	limit int
 	// h2 is set when the connection opened with the HTTP/2 preface's
 	// request line: the rest of the preface and then frames follow.
 	// began is set once any line has been read: only the first can be
@@ -163,9 +180,18 @@ type headGuard struct {
 	chunk    chunkState
 }
 
-// maxHead bounds what the guard keeps of one head; Go's server answers 431
-// long before that (MaxHeaderBytes).
+// maxHead bounds what the guard keeps of one head; the guard's limit, at
+// most max_header_bytes' own upper bound plus 4 KiB, refuses a head before
+// that.
 const maxHead = 1<<20 + 4096
+
+// headSlack is what Go's HTTP/1.1 server reads beyond MaxHeaderBytes
+// before it answers 431; the guard's limit keeps it.
+const headSlack = 4096
+
+// reasonHeadTooLarge is the guard's reason for a head over its limit: the
+// request gets 431, not 400.
+const reasonHeadTooLarge = "request header fields too large"
 
 var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\n")
 
@@ -224,6 +250,13 @@ func (g *headGuard) scan(p []byte) string {
 			}
 		default:
 			i := bytes.IndexByte(p, '\n')
+			n := i + 1
+			if i < 0 {
+				n = len(p)
+			}
+			if g.limit > 0 && len(g.head)+n > g.limit {
+				return reasonHeadTooLarge
+			}
 			if i < 0 {
 				if len(g.head)+len(p) > maxHead {
 					g.off = true // Go's server rejects it (431)

@@ -255,3 +255,38 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	}
 	return client, server
 }
+
+// TestHeadGuardLimit: a head of exactly the guard's limit, request line and
+// final CRLF included, passes, however it is split across reads; one byte
+// more is refused as too large, which the connection answers with 431.
+func TestHeadGuardLimit(t *testing.T) {
+	const limit = 8192 + headSlack
+	head := func(size int) string {
+		const pre, post = "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ", "\r\n\r\n"
+		return pre + strings.Repeat("a", size-len(pre)-len(post)) + post
+	}
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"at the limit", head(limit), ""},
+		{"one byte over", head(limit + 1), reasonHeadTooLarge},
+		{"over, in the request line", "GET /" + strings.Repeat("a", limit) + " HTTP/1.1\r\n\r\n", reasonHeadTooLarge},
+		{"at the limit, then a second head at the limit", head(limit) + head(limit), ""},
+	}
+	for _, tt := range tests {
+		for _, step := range []int{1, 7, 4096, 1 << 20} {
+			g := headGuard{limit: limit}
+			var reason string
+			for in := tt.in; len(in) > 0 && reason == ""; {
+				n := min(step, len(in))
+				reason = g.scan([]byte(in[:n]))
+				in = in[n:]
+			}
+			if reason != tt.want {
+				t.Errorf("%s, step %d: reason %q, want %q", tt.name, step, reason, tt.want)
+			}
+		}
+	}
+}

@@ -24,7 +24,9 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = 10 * time.Second
 	}
-	cfg.MaxHeaderBytes = g.maxHeaderBytes()
+	// The configured limit is applied per request, under this bound
+	// (maxHeadHard).
+	cfg.MaxHeaderBytes = g.protocolHeaderBytes()
 	if cfg.MaxConcurrentStreams <= 0 {
 		cfg.MaxConcurrentStreams = 250
 	}
@@ -59,8 +61,8 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 		// cost: handlers queued by rapid resets (CVE-2023-44487; the
 		// guard cuts a flood sooner, reset.go),
 		// CONTINUATION floods (CVE-2023-45288), and HPACK tables
-		// (MaxDecoderHeaderTableSize, with MaxHeaderBytes on the decoded
-		// size).
+		// (MaxDecoderHeaderTableSize, with MaxHeaderBytes, maxHeadHard,
+		// on the decoded size).
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: cfg.MaxConcurrentStreams,
 			// Go's default is 1 MiB, and each connection's frame reader

@@ -187,8 +187,9 @@ type Limits struct {
 
 // MaxHeaderBytesLimit is the largest max_header_bytes: the HTTP/1.1
 // smuggling guard keeps up to this much of a request head (plus Go's
-// 4 KiB slack) and lets larger heads through for Go's server to refuse,
-// which it would not do under a higher limit.
+// 4 KiB slack) and refuses a longer one with 431; under a higher limit it
+// would have to let larger heads through unchecked. It is also the bound
+// HTTP/2 and HTTP/3 heads are read up to before the limit is applied.
 const MaxHeaderBytesLimit = 1 << 20
 
 // ErrorPage is one custom error body.
