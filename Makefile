@@ -54,11 +54,15 @@ test-unit: ## go vet and race-enabled unit tests (everything but e2e)
 	if [ -z "$$pkgs" ]; then echo "test-unit: no packages besides e2e yet"; exit 0; fi; \
 	echo "$(GO) test -race -count=1 <$$(echo $$pkgs | wc -w) packages>"; \
 	$(GO) test -race -count=1 $$pkgs
-	@# A short fuzz of each gateway target (PROXY parser, smuggling guard,
-	@# router): they parse what clients send. `make fuzz` runs them longer.
-	@for fn in $$(grep -hoE '^func Fuzz[A-Za-z0-9_]*' gateway/*_test.go | cut -d' ' -f2); do \
-		echo "$(GO) test -run '^$$' -fuzz '^$$fn$$' -fuzztime $(UNIT_FUZZTIME) ./gateway"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(UNIT_FUZZTIME) ./gateway; \
+	@# A short fuzz of every target (PROXY parser, smuggling guard, router,
+	@# the h2c frame watchers, the upstream HTTP/2 client and its HPACK
+	@# encoder): they parse what clients and servers send. `make fuzz` runs
+	@# them longer.
+	@for f in $$(grep -rl --include='*_test.go' --exclude-dir=.git --exclude-dir=.run -E '^func Fuzz[A-Za-z0-9_]*\(' . | sort); do \
+		for fn in $$(grep -oE '^func Fuzz[A-Za-z0-9_]*' "$$f" | cut -d' ' -f2); do \
+			echo "$(GO) test -run '^$$' -fuzz '^$$fn$$' -fuzztime $(UNIT_FUZZTIME) ./$$(dirname $$f)"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(UNIT_FUZZTIME) "./$$(dirname $$f)"; \
+		done; \
 	done
 
 e2e: deps build ## Real Tomcat + bin/sluice end-to-end tests (a few minutes)
