@@ -53,10 +53,10 @@ func BenchmarkProxyRequest(b *testing.B) {
 // proxy, 59 with Sluice's own h2c client (h2c/client) in place of
 // net/http's, plus slack for timing noise (a timer or a frame buffer more
 // or less). The figure counts every allocation in the process during the
-// request: the gateway's and the h2c client's (about 23; 44 before), the in-process
-// origin server's (about 26) and the test's recorder (about 6), since
-// testing.AllocsPerRun reads process-wide counters. Raise it only with a
-// reason.
+// request: the gateway's and the h2c client's (about 23; 44 before), the
+// in-process origin server's (about 26) and the test's recorder (about 6),
+// since testing.AllocsPerRun reads process-wide counters. Raise it only
+// with a reason.
 const maxAllocsPerRequest = 62
 
 // TestProxyRequestAllocs fails when a change makes proxied requests
