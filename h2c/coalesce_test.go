@@ -2,13 +2,10 @@ package h2c
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"sync"
 	"testing"
@@ -305,46 +302,4 @@ func TestCoalesceFlusherHonoursDeadline(t *testing.T) {
 			t.Errorf("write after the flusher timed out: %v", err)
 		}
 	})
-}
-
-// TestCoalesceThroughH2C sends many concurrent requests over one
-// connection from Dial to a real h2c server.
-func TestCoalesceThroughH2C(t *testing.T) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		w.Write([]byte(r.URL.Path))
-		w.Write(b)
-	}))
-	var p http.Protocols
-	p.SetUnencryptedHTTP2(true)
-	srv.Config.Protocols = &p
-	srv.Start()
-	t.Cleanup(srv.Close)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cc, err := Dial(ctx, NewTransport(Config{}), srv.Listener.Addr().String(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	var wg sync.WaitGroup
-	for i := range 200 {
-		wg.Go(func() {
-			path := "/r" + string(rune('a'+i%26))
-			body := bytes.Repeat([]byte{byte(i)}, i*100)
-			req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+srv.Listener.Addr().String()+path, bytes.NewReader(body))
-			res, err := cc.RoundTrip(req)
-			if err != nil {
-				t.Errorf("request %d: %v", i, err)
-				return
-			}
-			got, err := io.ReadAll(res.Body)
-			res.Body.Close()
-			if err != nil || !bytes.Equal(got, append([]byte(path), body...)) {
-				t.Errorf("request %d: %d bytes, %v", i, len(got), err)
-			}
-		})
-	}
-	wg.Wait()
 }

@@ -1,8 +1,8 @@
-// Package h2c owns how Sluice opens multiplexed cleartext HTTP/2 (prior
-// knowledge) connections to an upstream server, and how it tells whether a
-// server speaks h2c at all. Pooling, queueing and balancing live in upstream.
-// Its write coalescer (Coalesce), made for those connections, also sits
-// under the gateway's HTTP/2 client connections.
+// Package h2c holds what Sluice's cleartext HTTP/2 (prior knowledge)
+// connections share: how Sluice tells whether a server speaks h2c at all
+// (Probe), and the write coalescer (Coalesce) that sits under the upstream
+// client connections (package h2c/client) and the gateway's HTTP/2 client
+// connections. Pooling, queueing and balancing live in upstream.
 package h2c
 
 import (
@@ -13,103 +13,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"time"
 )
-
-// Config tunes the connections of one backend. Zero values pick defaults.
-type Config struct {
-	// KeepAlive is the TCP keep-alive period. Zero means 30s.
-	KeepAlive time.Duration
-	// PingInterval sends a PING after this long without a frame from the
-	// server. Zero sends none. Tomcat counts each PING it receives towards
-	// its overhead protection (+overheadCountFactor, default 10, against a
-	// budget of -100 that only HEADERS and DATA frames replenish), so on an
-	// idle connection with Tomcat's defaults about ten pings in a row end
-	// in GOAWAY; 30s keeps that beyond Tomcat's own 20s idle close.
-	PingInterval time.Duration
-	// PingTimeout closes the connection when a PING goes unanswered this
-	// long. Zero means 5s.
-	PingTimeout time.Duration
-}
-
-// NewTransport returns a Transport that speaks only h2c with prior
-// knowledge. Use it through Transport.NewClientConn, one call per pooled
-// connection: its own connection cache is never used.
-func NewTransport(cfg Config) *http.Transport {
-	if cfg.KeepAlive == 0 {
-		cfg.KeepAlive = 30 * time.Second
-	}
-	var protos http.Protocols
-	protos.SetUnencryptedHTTP2(true)
-	// The dial is bounded by the caller's context (the backend's connect
-	// timeout, which a reload may change).
-	d := &net.Dialer{KeepAlive: cfg.KeepAlive}
-	return &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			// The settings watcher sits outside the coalescer: it sees
-			// every byte in order on both sides, in the caller's goroutine,
-			// and the coalescer alone owns the socket's write side.
-			var conn net.Conn = newCoalescedConn(c)
-			if w, ok := ctx.Value(watchKey{}).(*settingsWatch); ok {
-				conn = &watchedConn{Conn: conn, w: w}
-			}
-			return conn, nil
-		},
-		Protocols: &protos,
-		// A proxy forwards the client's Accept-Encoding untouched and must
-		// never decompress on its behalf.
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: 1 << 20,
-		HTTP2: &http.HTTP2Config{
-			// Many streams share one connection: a large connection window
-			// keeps one slow reader from stalling the others.
-			MaxReceiveBufferPerConnection: 4 << 20,
-			MaxReceiveBufferPerStream:     1 << 20,
-			SendPingTimeout:               cfg.PingInterval,
-			PingTimeout:                   cfg.PingTimeout,
-			WriteByteTimeout:              30 * time.Second,
-		},
-	}
-}
-
-// ErrNoSettings reports a server that accepted the connection but never
-// sent its SETTINGS: it does not speak h2c, or is stuck.
-var ErrNoSettings = errors.New("h2c: no SETTINGS from server")
-
-// Dial opens one h2c connection to addr (t from NewTransport) and returns
-// only once the server's SETTINGS are in force. Until then the client
-// assumes 100 concurrent streams; a server allowing fewer would refuse the
-// excess, so the pool must not use the connection earlier. A connection
-// closed or reset before then fails the dial at once. onGoAway, if not
-// nil, is called from the connection's reader when the server sends GOAWAY,
-// just before the client acts on it.
-func Dial(ctx context.Context, t *http.Transport, addr string, onGoAway func(GoAway)) (*http.ClientConn, error) {
-	w := &settingsWatch{acked: make(chan struct{}), closed: make(chan struct{})}
-	if onGoAway != nil {
-		w.goAway.Store(&onGoAway)
-	}
-	cc, err := t.NewClientConn(context.WithValue(ctx, watchKey{}, w), "http", addr)
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case <-w.acked:
-		return cc, nil
-	case <-w.closed:
-		// Closed or reset before SETTINGS: fail now rather than at the
-		// connect timeout.
-		cc.Close()
-		return nil, fmt.Errorf("%w: connection closed: %w", ErrNoSettings, w.readErr)
-	case <-ctx.Done():
-		cc.Close()
-		return nil, fmt.Errorf("%w: %w", ErrNoSettings, context.Cause(ctx))
-	}
-}
 
 // clientPreface is the HTTP/2 connection preface followed by an empty
 // SETTINGS frame.

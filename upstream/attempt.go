@@ -165,8 +165,8 @@ func (t *tracker) finish() {
 	t.p.done()
 }
 
-// body wraps a response body so that closing it early drains instead of
-// resetting the stream, so that a stalled stream ends after the idle
+// body wraps a response body so that closing it early drains (or, over
+// h2c, abandons) instead of resetting the stream, so that a stalled stream ends after the idle
 // timeout, and so the request's slot is accounted for.
 type body struct {
 	rc  io.ReadCloser
@@ -190,7 +190,19 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// abandoner is a response body that can be dropped without blocking and
+// without an immediate reset: the h2c client's (client.Body.Abandon).
+type abandoner interface{ Abandon(grace time.Duration) }
+
 func (b *body) Close() error {
+	if a, ok := b.rc.(abandoner); ok && !b.eof {
+		// The connection's reader drops the rest and resets the stream
+		// only if it has not ended within abortGrace; the caller does not
+		// wait for it.
+		a.Abandon(abortGrace)
+		b.t.finish()
+		return nil
+	}
 	if !b.eof {
 		// Bound the drain in time as well as in bytes.
 		b.t.draining.Store(true)

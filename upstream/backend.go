@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/h1compat"
-	"github.com/sluice-gw/sluice/h2c"
 )
 
 // Config describes one backend. Zero values pick the documented defaults.
@@ -168,7 +167,6 @@ type Backend struct {
 	name string
 	st   atomic.Pointer[backendState]
 	q    queue
-	h2t  *http.Transport
 	h1t  *http.Transport
 	m    *backendMetrics
 	mets *Metrics
@@ -213,10 +211,7 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Backend{
-		name: cfg.Name,
-		h2t: h2c.NewTransport(h2c.Config{
-			PingInterval: cfg.H2C.PingInterval, PingTimeout: cfg.H2C.PingTimeout,
-		}),
+		name:   cfg.Name,
 		h1t:    h1compat.NewTransport(h1compat.Config{}),
 		m:      m.forBackend(cfg.Name),
 		mets:   m,

@@ -10,10 +10,26 @@ import (
 	"time"
 )
 
-// dialFunc opens one new upstream connection for c. The h2c and h1compat
-// packages provide the real ones; an h2c dial reports the server's GOAWAY
-// through c.goneAway.
-type dialFunc func(ctx context.Context, c *pconn) (*http.ClientConn, error)
+// clientConn is one upstream connection as the pool uses it: Sluice's h2c
+// client (h2c/client.Conn) or net/http's HTTP/1.1 ClientConn (h1compat).
+type clientConn interface {
+	http.RoundTripper
+	// Reserve takes a slot for one later RoundTrip; each success is
+	// followed by exactly one RoundTrip or Release.
+	Reserve() error
+	Release()
+	Available() int
+	InFlight() int
+	Err() error
+	Close() error
+}
+
+// dialFunc opens one new upstream connection for c. The h2c/client and
+// h1compat packages provide the real ones; an h2c dial reports the
+// server's GOAWAY through c.goneAway. watch registers f to run on each of
+// the connection's state changes (each connection type's SetStateHook,
+// whose signatures differ); the pool calls it once the connection is in.
+type dialFunc func(ctx context.Context, c *pconn) (cc clientConn, watch func(f func()), err error)
 
 // poolConfig is what a pool needs to know about its server and protocol.
 type poolConfig struct {
@@ -57,7 +73,7 @@ type poolObserver interface {
 
 // pconn is one pooled connection.
 type pconn struct {
-	cc *http.ClientConn
+	cc clientConn
 	// lastIdle is when the connection last had no request in flight, in
 	// UnixNano; written by the state hook, read under pool.mu.
 	lastIdle atomic.Int64
@@ -108,7 +124,7 @@ func (c *pconn) goneAway() {
 
 // pool holds at most maxConns connections to one server, all of one protocol.
 // Requests reserve a concurrency slot with tryAcquire; the slot is consumed by
-// exactly one ClientConn.RoundTrip or given back with Release.
+// exactly one clientConn.RoundTrip or given back with Release.
 type pool struct {
 	cfg poolConfig
 
@@ -255,7 +271,7 @@ func (p *pool) grow() error {
 
 	c := &pconn{pool: p, id: connIDs.Add(1)}
 	ctx, cancel := context.WithTimeout(p.ctx, p.limits().connectTimeout)
-	cc, err := p.cfg.dial(ctx, c)
+	cc, watch, err := p.cfg.dial(ctx, c)
 	cancel()
 
 	p.mu.Lock()
@@ -278,12 +294,12 @@ func (p *pool) grow() error {
 	p.mu.Unlock()
 
 	p.cfg.obs.connOpened(p.cfg.protocol)
-	cc.SetStateHook(func(cc *http.ClientConn) { p.stateChanged(c) })
+	watch(func() { p.stateChanged(c) })
 	p.cfg.onChange()
 	return nil
 }
 
-// stateChanged runs from the ClientConn's state hook, possibly synchronously
+// stateChanged runs from the connection's state hook, possibly synchronously
 // inside RoundTrip, Reserve or Body.Close: it must not take p.mu.
 func (p *pool) stateChanged(c *pconn) {
 	if c.cc.Err() != nil {
@@ -316,8 +332,8 @@ func (p *pool) drain() {
 }
 
 // idleLocked returns connections idle for at least d.
-func (p *pool) idleLocked(d time.Duration) []*http.ClientConn {
-	var out []*http.ClientConn
+func (p *pool) idleLocked(d time.Duration) []clientConn {
+	var out []clientConn
 	cutoff := time.Now().Add(-d).UnixNano()
 	for _, c := range p.conns {
 		if c.cc.InFlight() == 0 && c.lastIdle.Load() <= cutoff {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sluice-gw/sluice/h2c/client"
 	"golang.org/x/net/http2"
 )
 
@@ -46,23 +47,15 @@ func hasOther(st *backendState, s *Server) bool {
 	return false
 }
 
-// goAwayAbort is the text of net/http's unexported errClientConnGotGoAway,
-// with which the HTTP/2 client aborts streams above a GOAWAY's last stream
-// ID: the server never processed them. There is no other way to tell, so
-// this one comparison is pinned by TestGoAwayAbortIsRetried.
-const goAwayAbort = "http2: Transport received Server's graceful shutdown GOAWAY"
-
 // unprocessed reports why err proves the server did not process the
-// request, or "".
+// request, or "": the h2c client says so (client.ErrNotProcessed) for
+// REFUSED_STREAM and for streams a GOAWAY left out.
 func unprocessed(err error, wroteHeaders bool) string {
-	var se http2.StreamError
-	if errors.As(err, &se) && se.Code == http2.ErrCodeRefusedStream {
-		return retryRefused
-	}
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if e.Error() == goAwayAbort {
-			return retryGoAway
+	if errors.Is(err, client.ErrNotProcessed) {
+		if se, ok := errors.AsType[*client.StreamError](err); ok && se.Code == http2.ErrCodeRefusedStream {
+			return retryRefused
 		}
+		return retryGoAway
 	}
 	if !wroteHeaders {
 		return retryNotSent

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-gw/sluice/h1compat"
 	"github.com/sluice-gw/sluice/h2c"
+	"github.com/sluice-gw/sluice/h2c/client"
 )
 
 // Protocols a backend can force, or detect with Auto.
@@ -129,7 +130,6 @@ func (s *Server) install(old, p *pool) bool {
 }
 
 func (s *Server) newPool(proto string, cfg *Config) *pool {
-	b := s.b
 	pc := poolConfig{
 		protocol: proto,
 		addr:     s.addr,
@@ -140,12 +140,32 @@ func (s *Server) newPool(proto string, cfg *Config) *pool {
 	addr := s.addr
 	switch proto {
 	case H2C:
-		pc.dial = func(ctx context.Context, c *pconn) (*http.ClientConn, error) {
-			return h2c.Dial(ctx, b.h2t, addr, func(h2c.GoAway) { c.goneAway() })
+		ccfg := client.Config{
+			PingInterval: cfg.H2C.PingInterval,
+			PingTimeout:  cfg.H2C.PingTimeout,
+		}
+		pc.dial = func(ctx context.Context, c *pconn) (clientConn, func(func()), error) {
+			// The connection tells the pool of GOAWAY as it arrives (so the
+			// replacement dials while the old one drains), and of the
+			// server's stream limit through the state hook (Available).
+			cfg := ccfg
+			cfg.OnGoAway = func(client.GoAway) { c.goneAway() }
+			cc, err := client.Dial(ctx, addr, cfg)
+			if err != nil {
+				return nil, nil, err
+			}
+			return cc, func(f func()) { cc.SetStateHook(func(*client.Conn) { f() }) }, nil
 		}
 	default:
 		pc.mru = true
-		pc.dial = func(ctx context.Context, _ *pconn) (*http.ClientConn, error) { return h1compat.Dial(ctx, b.h1t, addr) }
+		h1t := s.b.h1t
+		pc.dial = func(ctx context.Context, _ *pconn) (clientConn, func(func()), error) {
+			cc, err := h1compat.Dial(ctx, h1t, addr)
+			if err != nil {
+				return nil, nil, err
+			}
+			return cc, func(f func()) { cc.SetStateHook(func(*http.ClientConn) { f() }) }, nil
+		}
 	}
 	return newPool(pc)
 }

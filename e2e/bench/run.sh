@@ -42,6 +42,9 @@
 #   BENCH_RETRY_BUDGET [12] at most this many such re-runs in the whole run
 #   BENCH_RESULTS          results directory (default e2e/bench/results/<timestamp>)
 #   BENCH_SLUICE_BIN       measure this sluice binary instead of building bin/sluice
+#   BENCH_SLUICE_BASE_BIN  the "sluice-base" peer: another sluice binary (an older build, say),
+#                          run with the same config and ports as "sluice", to compare two
+#                          builds in one run (BENCH_PEERS="sluice sluice-base haproxy-h2")
 #
 # For h3 the driver raises net.core.rmem_max and wmem_max to 7500000 (sysctl
 # -w, quic-go wants 7 MiB UDP buffers) if they are lower and it may, and puts
@@ -81,6 +84,7 @@ NO_INSTALL=${BENCH_NO_INSTALL:-0}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-30}
 SLUICE_BIN_OVERRIDE=${BENCH_SLUICE_BIN:-}
 SLUICE_BIN=${SLUICE_BIN_OVERRIDE:-$repo/bin/sluice}
+SLUICE_BASE_BIN=${BENCH_SLUICE_BASE_BIN:-}
 NOISY_RETRIES=${BENCH_NOISY_RETRIES:-1}
 RETRY_BUDGET=${BENCH_RETRY_BUDGET:-12}
 NOISE_LIMIT=$(awk -v d="$DURATION" 'BEGIN{print d / 10}')
@@ -97,11 +101,11 @@ die() { log "ERROR: $*"; exit 1; }
 TOMCAT_A=$((PORT_BASE + 1)) TOMCAT_B=$((PORT_BASE + 2)) TOMCAT_H1=$((PORT_BASE + 3))
 FAST_A=$((PORT_BASE + 11)) FAST_B=$((PORT_BASE + 12))
 SLUICE_ADMIN=$((PORT_BASE + 29))
-declare -A PORT_H1=([sluice]=$((PORT_BASE + 21)) [haproxy-h1]=$((PORT_BASE + 31)) [haproxy-h2]=$((PORT_BASE + 41)) [nginx]=$((PORT_BASE + 51)) [caddy]=$((PORT_BASE + 61)))
+declare -A PORT_H1=([sluice]=$((PORT_BASE + 21)) [sluice-base]=$((PORT_BASE + 21)) [haproxy-h1]=$((PORT_BASE + 31)) [haproxy-h2]=$((PORT_BASE + 41)) [nginx]=$((PORT_BASE + 51)) [caddy]=$((PORT_BASE + 61)))
 # Client port for h2c prior knowledge: the same port where the peer detects
 # the preface on its HTTP/1.1 listener (Sluice, Caddy); a "proto h2" bind for
 # HAProxy and a "listen ... http2" for nginx.
-declare -A PORT_H2=([sluice]=$((PORT_BASE + 21)) [haproxy-h1]=$((PORT_BASE + 32)) [haproxy-h2]=$((PORT_BASE + 42)) [nginx]=$((PORT_BASE + 52)) [caddy]=$((PORT_BASE + 61)))
+declare -A PORT_H2=([sluice]=$((PORT_BASE + 21)) [sluice-base]=$((PORT_BASE + 21)) [haproxy-h1]=$((PORT_BASE + 32)) [haproxy-h2]=$((PORT_BASE + 42)) [nginx]=$((PORT_BASE + 52)) [caddy]=$((PORT_BASE + 61)))
 # HTTP/3: Sluice's tls_listen, TCP and UDP on the same port number.
 PORT_H3=$((PORT_BASE + 22))
 # Peers that cannot take HTTP/3 clients, and why (their h3 rows say "n/a").
@@ -111,8 +115,8 @@ declare -A PEER_NO_H3=(
     [nginx]="nginx 1.22 has no HTTP/3 (it came in 1.25)"
     [caddy]="not configured: Caddy serves HTTP/3 only on a TLS site, and this Caddyfile is cleartext (auto_https off)"
 )
-declare -A PEER_LABEL=([sluice]="Sluice (h2c, 2 conns/server)" [haproxy-h1]="HAProxy 2.6, HTTP/1.1 + http-reuse always" [haproxy-h2]="HAProxy 2.6, h2 to backends" [nginx]="nginx 1.22, HTTP/1.1 keepalive 128" [caddy]="Caddy 2.6, h2c to backends")
-declare -A PEER_UPSTREAM=([sluice]=HTTP/2.0 [haproxy-h1]=HTTP/1.1 [haproxy-h2]=HTTP/2.0 [nginx]=HTTP/1.1 [caddy]=HTTP/2.0)
+declare -A PEER_LABEL=([sluice]="Sluice (h2c, 2 conns/server)" [sluice-base]="Sluice, BENCH_SLUICE_BASE_BIN build (same config)" [haproxy-h1]="HAProxy 2.6, HTTP/1.1 + http-reuse always" [haproxy-h2]="HAProxy 2.6, h2 to backends" [nginx]="nginx 1.22, HTTP/1.1 keepalive 128" [caddy]="Caddy 2.6, h2c to backends")
+declare -A PEER_UPSTREAM=([sluice]=HTTP/2.0 [sluice-base]=HTTP/2.0 [haproxy-h1]=HTTP/1.1 [haproxy-h2]=HTTP/2.0 [nginx]=HTTP/1.1 [caddy]=HTTP/2.0)
 declare -A BACKEND_BODY=([tomcat]="hello from tomcat" [fast]="hello")
 
 backend_ports() { # backend -> "A B"
@@ -359,6 +363,7 @@ peer_maxconn() {
 peer_tool() {
     case $1 in
     sluice) echo "$SLUICE_BIN" ;;
+    sluice-base) echo "$SLUICE_BASE_BIN" ;;
     haproxy-*) command -v haproxy || true ;;
     nginx) command -v nginx || true ;;
     caddy) command -v caddy || true ;;
@@ -374,7 +379,7 @@ start_peer() {
     [ -n "$tool" ] && [ -x "$tool" ] || { START_ERR="not installed"; return 1; }
     mkdir -p "$dir"
     case $peer in
-    sluice)
+    sluice | sluice-base)
         render "$here/peers/sluice.yaml" "$dir/sluice.yaml" "$dir" "$backend" "$peer" "$scenario"
         start_bg "$dir/peer.log" "$tool" run --config "$dir/sluice.yaml"
         ;;
@@ -576,7 +581,7 @@ measure_cell() {
     other=-1 note_other=
     { read -r other; read -r note_other; } < <(bin/bench/report other "$dir/.snap0" "$dir/.snap1" $$ ${TOMCAT_PID:-} 2>/dev/null) || true
     rm -f "$dir/.snap0" "$dir/.snap1"
-    [ "$peer" != sluice ] || curl -s --max-time 5 "http://127.0.0.1:$SLUICE_ADMIN/metrics" >"$dir/sluice-metrics.txt" 2>/dev/null || true
+    [ "${peer%-base}" != sluice ] || curl -s --max-time 5 "http://127.0.0.1:$SLUICE_ADMIN/metrics" >"$dir/sluice-metrics.txt" 2>/dev/null || true
     if ! kill -0 "$PEER_PID" 2>/dev/null; then
         status=crashed note="the proxy exited during the run: $(tail -n 2 "$dir/peer.log" | tr '\n\t|' '   ' | cut -c1-120)"
     fi

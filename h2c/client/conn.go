@@ -44,7 +44,11 @@ type Config struct {
 	// KeepAlive is the TCP keep-alive period used by Dial. Zero means 30s.
 	KeepAlive time.Duration
 	// PingInterval sends a PING after this long without a frame from the
-	// server. Zero sends none (see h2c.Config for Tomcat's view of pings).
+	// server. Zero sends none. Tomcat counts each PING it receives towards
+	// its overhead protection (+overheadCountFactor, default 10, against a
+	// budget of -100 that only HEADERS and DATA frames replenish), so on an
+	// idle connection with Tomcat's defaults about ten pings in a row end
+	// in GOAWAY; 30s keeps that beyond Tomcat's own 20s idle close.
 	PingInterval time.Duration
 	// PingTimeout closes the connection when a PING goes unanswered this
 	// long. Zero means 5s.
