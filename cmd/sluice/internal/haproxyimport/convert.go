@@ -694,15 +694,11 @@ func serverAddress(a string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-var backendNameOK = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+var notInBackendName = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 
-// sluiceName maps an HAProxy proxy name to a Sluice backend name.
-func sluiceName(n string) string {
-	if backendNameOK.MatchString(n) {
-		return n
-	}
-	return regexp.MustCompile(`[^A-Za-z0-9_-]`).ReplaceAllString(n, "_")
-}
+// sluiceName maps an HAProxy proxy name to a Sluice backend name (letters,
+// digits, '_' and '-').
+func sluiceName(n string) string { return notInBackendName.ReplaceAllString(n, "_") }
 
 func (c *converter) backend(s *Section, st *settings, servers []serverLine) {
 	hd := Directive{Line: s.Line, Words: []string{s.Kind, s.Name}}
@@ -719,6 +715,12 @@ func (c *converter) backend(s *Section, st *settings, servers []serverLine) {
 		return
 	}
 	name := sluiceName(s.Name)
+	for _, b := range c.backends {
+		if b.name == name {
+			c.note(hd, Untranslated, "its Sluice name %q is taken by %s (line %d)", name, b.haName, b.line)
+			return
+		}
+	}
 	if name != s.Name {
 		c.note(hd, Translated, "the Sluice backend is named %q (letters, digits, '_' and '-')", name)
 	}

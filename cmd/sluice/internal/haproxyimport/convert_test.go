@@ -269,3 +269,29 @@ func FuzzConvert(f *testing.F) {
 		}
 	})
 }
+
+func TestBackendNames(t *testing.T) {
+	res, err := Convert([]byte("backend be.web\n server a 10.0.0.1:80\nbackend be_web\n server b 10.0.0.2:80\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(res.YAML, "names.yaml", nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, res.YAML)
+	}
+	if len(cfg.Backends) != 1 || len(cfg.Backends["be_web"].Servers) != 1 || cfg.Backends["be_web"].Servers[0].Address != "10.0.0.1:80" {
+		t.Errorf("backends %v", cfg.Backends)
+	}
+	var got []string
+	for _, n := range res.Notes {
+		got = append(got, n.String())
+	}
+	want := []string{
+		`line 1: backend be.web: translated: the Sluice backend is named "be_web" (letters, digits, '_' and '-')`,
+		`line 1: backend be.web: translated: no frontend route was translated: every request goes to this backend`,
+		`line 3: backend be_web: not translated: its Sluice name "be_web" is taken by be.web (line 1)`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("notes\ngot  %q\nwant %q", got, want)
+	}
+}
