@@ -377,22 +377,23 @@ func startFlakyServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	t.Cleanup(func() { l.Close(); <-done })
-	go func() {
-		defer close(done)
+	// Each connection's goroutine ends at the peer's close or its 5 s
+	// deadline; the cleanup waits for all of them.
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
 			c.SetDeadline(time.Now().Add(5 * time.Second))
-			go func() {
+			wg.Go(func() {
 				defer c.Close()
 				c.Read(make([]byte, 1024))
-			}()
+			})
 		}
-	}()
+	})
 	return l.Addr().String()
 }
 
