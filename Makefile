@@ -15,8 +15,10 @@ E2EFLAGS ?= -v
 
 # Everything the e2e suite and `make run` need from Debian. iproute2 gives
 # the tests `ss`; nghttp2-client gives h2load; chromium renders the stats page
-# in its e2e test; wrk and curl are for humans.
-APT_PACKAGES := tomcat10 tomcat10-examples nghttp2-client wrk curl iproute2 chromium
+# in its e2e test; prometheus gives promtool and the Prometheus that the
+# monitoring e2e test runs (Debian starts a service: deps stops it); wrk and
+# curl are for humans.
+APT_PACKAGES := tomcat10 tomcat10-examples nghttp2-client wrk curl iproute2 chromium prometheus
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help deps build test test-unit e2e run fmt vet fuzz clean bench
@@ -39,7 +41,11 @@ deps: ## Install Tomcat, h2load, wrk, curl, ss via apt, and bin/h2spec (skipped 
 	echo "deps: installing$$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	$(SUDO) apt-get update; \
-	$(SUDO) apt-get install -y --no-install-recommends $$missing
+	$(SUDO) apt-get install -y --no-install-recommends $$missing; \
+	if [[ " $$missing " == *" prometheus "* ]] && command -v systemctl >/dev/null && systemctl is-active -q prometheus 2>/dev/null; then \
+		echo "deps: stopping the prometheus service Debian started (the e2e suite runs its own)"; \
+		$(SUDO) systemctl disable --now prometheus; \
+	fi
 
 build: ## Build bin/sluice
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sluice

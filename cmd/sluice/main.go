@@ -14,11 +14,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/cmd/sluice/internal/haproxyimport"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -44,6 +46,8 @@ Usage:
   sluice run [--config FILE]       serve using FILE (default ./sluice.yaml)
   sluice proxy --to HOST:PORT ...  serve a single backend set up by flags
   sluice check [--config FILE]     validate FILE and print the effective config
+  sluice import-haproxy FILE       translate an HAProxy config: sluice.yaml on
+                                   stdout, what was not translated on stderr
   sluice version                   print the version
   sluice help                      print this help
 
@@ -95,6 +99,8 @@ func run(args []string, stdout, stderr io.Writer, environ []string) int {
 		return cmdProxy(rest, stderr, environ)
 	case "check":
 		return cmdCheck(rest, stdout, stderr, environ)
+	case "import-haproxy":
+		return cmdImportHAProxy(rest, stdout, stderr)
 	case "version":
 		return cmdVersion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -169,6 +175,48 @@ func cmdProxy(args []string, stderr io.Writer, environ []string) int {
 		return exitUsage
 	}
 	return serveUntilSignal(cfg, stderr, environ, nil)
+}
+
+// cmdImportHAProxy writes the Sluice translation of an HAProxy
+// configuration to stdout and the report (every directive not translated,
+// with its line and the reason) to stderr.
+func cmdImportHAProxy(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("import-haproxy", "import-haproxy haproxy.cfg > sluice.yaml", stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "sluice import-haproxy: one HAProxy configuration file is required")
+		fs.Usage()
+		return exitUsage
+	}
+	path := fs.Arg(0)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	res, err := haproxyimport.Convert(data, filepath.Dir(path))
+	if err != nil {
+		return fail(stderr, fmt.Errorf("%s: %w", path, err))
+	}
+	if _, err := stdout.Write(res.YAML); err != nil {
+		return fail(stderr, err)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(stderr, "%s:%s\n", path, strings.TrimPrefix(n.String(), "line "))
+	}
+	untranslated := 0
+	for _, n := range res.Notes {
+		if n.Kind == haproxyimport.Untranslated {
+			untranslated++
+		}
+	}
+	fmt.Fprintf(stderr, "%s: %d routes, %d directives not translated; check the output with 'sluice check --config FILE'\n",
+		path, len(res.Routes), untranslated)
+	return exitOK
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {

@@ -52,6 +52,7 @@ func TestRun(t *testing.T) {
 	good := writeFile(t, dir, "good.yaml", validConfig)
 	bad := writeFile(t, dir, "bad.yaml", invalidConfig)
 	missing := filepath.Join(dir, "missing.yaml")
+	haproxy18 := filepath.Join("internal", "haproxyimport", "testdata", "haproxy18.cfg")
 
 	tests := []struct {
 		name       string
@@ -84,8 +85,15 @@ func TestRun(t *testing.T) {
 		{name: "run unknown flag", args: []string{"run", "--conf", good}, code: 2, stderr: []string{"flag provided but not defined: -conf", "usage: sluice run"}},
 		{name: "run help", args: []string{"run", "-h"}, code: 0, stderr: []string{"usage: sluice run [--config FILE]", "-config FILE"}},
 
+		{name: "import-haproxy", args: []string{"import-haproxy", haproxy18}, code: 0,
+			stdout: []string{"listen: :80\n", "    tomcats:\n", "      - address: 10.0.0.11:8080\n", "backend: tomcats\n"},
+			stderr: []string{haproxy18 + ":19: option http-server-close: becomes the funnel: ", haproxy18 + ":26: timeout client 1m: not translated: ", "1 routes, 13 directives not translated"}},
+		{name: "import-haproxy no file", args: []string{"import-haproxy"}, code: 2, noStdout: true, stderr: []string{"one HAProxy configuration file is required", "usage: sluice import-haproxy"}},
+		{name: "import-haproxy missing file", args: []string{"import-haproxy", missing}, code: 1, noStdout: true, stderr: []string{"sluice: open " + missing}},
+		{name: "import-haproxy nothing to translate", args: []string{"import-haproxy", good}, code: 1, noStdout: true, stderr: []string{"outside any section"}},
+
 		{name: "version", args: []string{"version"}, code: 0, stdout: []string{"sluice dev (" + runtime.Version() + ")\n"}},
-		{name: "help", args: []string{"help"}, code: 0, stdout: []string{"sluice run", "sluice proxy", "sluice check", "sluice version"}},
+		{name: "help", args: []string{"help"}, code: 0, stdout: []string{"sluice run", "sluice proxy", "sluice check", "sluice import-haproxy", "sluice version"}},
 		{name: "dash h", args: []string{"-h"}, code: 0, stdout: []string{"sluice proxy --to"}},
 		{name: "no arguments", args: nil, code: 2, noStdout: true, stderr: []string{"Usage:", "sluice run"}},
 		{name: "unknown command", args: []string{"serve"}, code: 2, noStdout: true, stderr: []string{`sluice: unknown command "serve"`, "Usage:", "sluice check"}},
@@ -206,5 +214,24 @@ func TestServerList(t *testing.T) {
 func TestRaiseNofile(t *testing.T) {
 	if err := raiseNofile(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestImportHAProxyPassesCheck: what import-haproxy writes, saved as a file,
+// passes `sluice check`.
+func TestImportHAProxyPassesCheck(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("internal", "haproxyimport", "testdata", "*.cfg"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	for _, f := range files {
+		code, stdout, stderr := runCLI(nil, "import-haproxy", f)
+		if code != exitOK {
+			t.Fatalf("import-haproxy %s: exit %d\n%s", f, code, stderr)
+		}
+		out := writeFile(t, t.TempDir(), "sluice.yaml", stdout)
+		if code, _, stderr := runCLI(nil, "check", "--config", out); code != exitOK {
+			t.Errorf("check of %s's translation: exit %d\n%s\n%s", f, code, stderr, stdout)
+		}
 	}
 }
