@@ -89,7 +89,13 @@ var ErrNoSettings = errors.New("h2c: no SETTINGS from server")
 // nil, is called from the connection's reader when the server sends GOAWAY,
 // just before the client acts on it.
 func Dial(ctx context.Context, t *http.Transport, addr string, onGoAway func(GoAway)) (*http.ClientConn, error) {
-	w := &settingsWatch{acked: make(chan struct{}), closed: make(chan struct{})}
+	return DialStats(ctx, t, addr, onGoAway, nil)
+}
+
+// DialStats is Dial that also measures the connection's PING round trips
+// into st, when not nil.
+func DialStats(ctx context.Context, t *http.Transport, addr string, onGoAway func(GoAway), st *ConnStats) (*http.ClientConn, error) {
+	w := &settingsWatch{acked: make(chan struct{}), closed: make(chan struct{}), stats: st}
 	if onGoAway != nil {
 		w.goAway.Store(&onGoAway)
 	}

@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 type watchKey struct{}
@@ -22,6 +23,29 @@ type settingsWatch struct {
 	// goAway, set before the connection is used, learns of the server's
 	// GOAWAY before the client has processed it.
 	goAway atomic.Pointer[func(GoAway)]
+	// stats, when not nil, gets the PING round trips; the write side then
+	// keeps following frame headers after the SETTINGS ACK.
+	stats *ConnStats
+}
+
+// ConnStats is what the frame watcher measures on one connection, for the
+// stats page. The zero value is ready; it is written by the connection's
+// reader and writer goroutines and read by anyone.
+type ConnStats struct {
+	pingSent atomic.Int64 // UnixNano of our last PING write; 0 when none is outstanding
+	pingRTT  atomic.Int64 // nanoseconds, 0 before the first ACK
+	pingAt   atomic.Int64 // UnixNano of that ACK
+}
+
+// PingRTT is the round trip of the last PING the client sent and the
+// server acknowledged, and when the ACK arrived; zero before any. The Go
+// client sends PINGs on connections idle for ping_interval.
+func (s *ConnStats) PingRTT() (time.Duration, time.Time) {
+	at := s.pingAt.Load()
+	if at == 0 {
+		return 0, time.Time{}
+	}
+	return time.Duration(s.pingRTT.Load()), time.Unix(0, at)
 }
 
 // GoAway is a GOAWAY frame received from the server.
@@ -35,7 +59,8 @@ type GoAway struct {
 }
 
 // watchedConn parses the frames the client writes until the first SETTINGS
-// ACK, then passes writes through untouched.
+// ACK, then passes writes through untouched unless it measures PINGs
+// (settingsWatch.stats): then it keeps reading frame headers only.
 type watchedConn struct {
 	net.Conn
 	w    *settingsWatch
@@ -61,7 +86,11 @@ type readParser struct {
 	bodyLen int
 }
 
-const frameGoAway = 0x7
+const (
+	frameGoAway = 0x7
+	framePing   = 0x6
+	flagPingAck = 0x1
+)
 
 func (r *readParser) scan(p []byte, w *settingsWatch) {
 	for len(p) > 0 {
@@ -87,6 +116,9 @@ func (r *readParser) scan(p []byte, w *settingsWatch) {
 		r.payload = int(r.hdr[0])<<16 | int(r.hdr[1])<<8 | int(r.hdr[2])
 		r.goAway = r.hdr[3] == frameGoAway && r.payload >= len(r.body)
 		r.bodyLen = 0
+		if r.hdr[3] == framePing && r.hdr[4]&flagPingAck != 0 && w.stats != nil {
+			w.stats.acked(time.Now().UnixNano())
+		}
 	}
 }
 
@@ -121,8 +153,16 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// acked records the ACK of our outstanding PING, received at now.
+func (s *ConnStats) acked(now int64) {
+	if sent := s.pingSent.Swap(0); sent != 0 {
+		s.pingRTT.Store(now - sent)
+		s.pingAt.Store(now)
+	}
+}
+
 func (c *watchedConn) Write(p []byte) (int, error) {
-	if !c.done.Load() {
+	if !c.done.Load() || c.w.stats != nil {
 		c.scan(p)
 	}
 	return c.Conn.Write(p)
@@ -153,10 +193,15 @@ func (c *watchedConn) scan(p []byte) {
 			}
 			c.hdrLen = 0
 			length := int(c.hdr[0])<<16 | int(c.hdr[1])<<8 | int(c.hdr[2])
-			if c.hdr[3] == frameSettings && c.hdr[4]&flagSettingsAck != 0 {
+			switch {
+			case c.hdr[3] == frameSettings && c.hdr[4]&flagSettingsAck != 0 && !c.done.Load():
 				c.done.Store(true)
 				close(c.w.acked)
-				return
+				if c.w.stats == nil {
+					return
+				}
+			case c.hdr[3] == framePing && c.hdr[4]&flagPingAck == 0 && c.w.stats != nil:
+				c.w.stats.pingSent.Store(time.Now().UnixNano())
 			}
 			c.payload = length
 		}

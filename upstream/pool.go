@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-gw/sluice/h2c"
 )
 
 // dialFunc opens one new upstream connection for c. The h2c and h1compat
@@ -75,6 +77,11 @@ type pconn struct {
 	// histograms when it ends.
 	opened time.Time
 	reqs   atomic.Uint64
+	// goAwayAt is when the server's GOAWAY arrived (UnixNano, 0: none);
+	// h2 holds the h2c frame watcher's measurements. Both for the stats
+	// page (conns.go).
+	goAwayAt atomic.Int64
+	h2       h2c.ConnStats
 }
 
 // markGone accounts for the connection's end, once.
@@ -89,6 +96,7 @@ var connIDs atomic.Uint64
 
 // goneAway runs on the connection's reader goroutine when GOAWAY arrives.
 func (c *pconn) goneAway() {
+	c.goAwayAt.Store(time.Now().UnixNano())
 	if !c.goingAway.CompareAndSwap(false, true) {
 		return
 	}

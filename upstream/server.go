@@ -141,7 +141,7 @@ func (s *Server) newPool(proto string, cfg *Config) *pool {
 	switch proto {
 	case H2C:
 		pc.dial = func(ctx context.Context, c *pconn) (*http.ClientConn, error) {
-			return h2c.Dial(ctx, b.h2t, addr, func(h2c.GoAway) { c.goneAway() })
+			return h2c.DialStats(ctx, b.h2t, addr, func(h2c.GoAway) { c.goneAway() }, &c.h2)
 		}
 	default:
 		pc.mru = true
