@@ -347,9 +347,14 @@ func (h *history) doc() historyDoc {
 		d.Err499 = append(d.Err499, pct(s.err499, prev.err499))
 		d.P50 = append(d.P50, num(1000*quantile(.5, &prev.latency, &s.latency)))
 		d.P99 = append(d.P99, num(1000*quantile(.99, &prev.latency, &s.latency)))
-		waited := float64(s.wait.count - prev.wait.count)
-		d.WaitMean = append(d.WaitMean, num(1000*(s.wait.sum-prev.wait.sum)/waited))
-		d.WaitP99 = append(d.WaitP99, num(1000*quantile(.99, &prev.wait, &s.wait)))
+		// No request waited: the wait was zero, not unknown.
+		waitMean, waitP99 := 0.0, 0.0
+		if waited := float64(s.wait.count - prev.wait.count); waited > 0 {
+			waitMean = 1000 * (s.wait.sum - prev.wait.sum) / waited
+			waitP99 = 1000 * quantile(.99, &prev.wait, &s.wait)
+		}
+		d.WaitMean = append(d.WaitMean, num(waitMean))
+		d.WaitP99 = append(d.WaitP99, num(waitP99))
 		for _, ss := range s.servers {
 			k := key{ss.backend, ss.addr}
 			j, ok := idx[k]
