@@ -204,8 +204,14 @@ func TestStatsPageHistoryInChromium(t *testing.T) {
 	for _, sz := range []struct {
 		name string
 		w, h int
-	}{{"stats-history-1280x800.png", 1280, 800}, {"stats-history-phone-390x844.png", 390, 844}} {
-		out, err := exec.Command(browser, append(flags(sz.w, sz.h), "--screenshot="+filepath.Join(art, sz.name), page)...).CombinedOutput()
+		dark bool // prefers-color-scheme: dark
+	}{{"stats-history-1280x800.png", 1280, 800, false}, {"stats-history-phone-390x844.png", 390, 844, false},
+		{"stats-history-dark-1280x800.png", 1280, 800, true}} {
+		args := append(flags(sz.w, sz.h), "--screenshot="+filepath.Join(art, sz.name))
+		if sz.dark {
+			args = append(args, "--force-dark-mode")
+		}
+		out, err := exec.Command(browser, append(args, page)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("chromium screenshot: %v\n%s", err, tail(string(out), 2000))
 		}
