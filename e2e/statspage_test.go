@@ -168,10 +168,11 @@ func TestStatsPageHistoryInChromium(t *testing.T) {
 	victim := addr(pt.A)
 	s := startSluice(t, upstream{Protocol: "h2c", Ports: []int{tc.A, pt.A}, H2Conns: 2}.yaml())
 	done := make(chan *loadResult, 1)
-	go func() { done <- runLoad(t, s.URL, loadSpec{Clients: 200, Duration: 22 * time.Second, KeepAlive: true}) }()
-	// Requests in flight on the killed server fail: the load is not
-	// required clean, only finished.
-	defer func() { t.Logf("load: %v", <-done) }()
+	go func() { done <- runLoad(t, s.URL, loadSpec{Clients: 200, Duration: 35 * time.Second, KeepAlive: true}) }()
+	// The load outlasts the page's rendering (about 25 s in), so that every
+	// series has data up to the end. Requests in flight on the killed
+	// server fail: the load is not required clean, only finished.
+	defer func() { <-done }()
 
 	time.Sleep(7 * time.Second)
 	killedAt := time.Now()
@@ -219,16 +220,28 @@ func TestStatsPageHistoryInChromium(t *testing.T) {
 			t.Errorf("screenshot %s: %v (%d bytes)", sz.name, err, st.Size())
 		}
 	}
+	// The page fetches /stats.json between these two fetches: its last
+	// points are those of before, or at most a sample or two later, and
+	// after still holds them.
+	before := getStats(t, s.Admin).History
+	began := time.Now()
 	dom, err := exec.Command(browser, append(flags(1280, 800), "--dump-dom", page)...).Output()
 	if err != nil {
 		t.Fatalf("chromium --dump-dom: %v", err)
 	}
 	doc := getStats(t, s.Admin)
+	t.Logf("chromium rendered the page in %v", time.Since(began).Round(time.Millisecond))
+	select {
+	case r := <-done:
+		done <- r
+		t.Fatal("the load ended before the page was rendered: lengthen it")
+	default:
+	}
 	h := doc.History
-	if len(h.T) == 0 {
+	if len(h.T) == 0 || len(before.T) == 0 {
 		t.Fatal("stats.json has no history")
 	}
-	jsonLast := h.T[len(h.T)-1]
+	jsonLast := before.T[len(before.T)-1]
 	want := h.series()
 
 	charts := regexp.MustCompile(`data-chart="([a-z]+)"`).FindAllSubmatchIndex(dom, -1)
@@ -258,7 +271,7 @@ func TestStatsPageHistoryInChromium(t *testing.T) {
 			last, _ := strconv.ParseFloat(string(m[3]), 64)
 			lastT, _ := strconv.ParseInt(string(m[4]), 10, 64)
 			if jsonLast-lastT > h.IntervalMs {
-				t.Errorf("%s: page's last point at %d, stats.json's at %d: more than one sample apart", key, lastT, jsonLast)
+				t.Errorf("%s: page's last point at %d, stats.json's (fetched just before) at %d: more than one sample apart", key, lastT, jsonLast)
 			}
 			vals, ok := want[key]
 			if !ok {
