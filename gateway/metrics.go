@@ -112,3 +112,11 @@ func (rm requestMetrics) observe(code int, d time.Duration) {
 	}
 	(*c).Inc()
 }
+
+// Sampled are the collectors the stats page's history samples:
+// sluice_client_connections, sluice_requests_total and
+// sluice_request_duration_seconds. Reading them costs the request path
+// nothing.
+func (m *Metrics) Sampled() []prometheus.Collector {
+	return []prometheus.Collector{m.clientConns, m.requests, m.duration}
+}

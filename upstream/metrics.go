@@ -327,3 +327,9 @@ func (o *serverObserver) probed(ok bool) {
 	}
 	o.probeFail.Inc()
 }
+
+// Sampled are the collectors the stats page's history samples:
+// sluice_queue_wait_seconds.
+func (m *Metrics) Sampled() []prometheus.Collector {
+	return []prometheus.Collector{m.wait}
+}

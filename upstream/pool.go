@@ -91,6 +91,9 @@ type pconn struct {
 	// histograms when it ends.
 	opened time.Time
 	reqs   atomic.Uint64
+	// goAwayAt is when the server's GOAWAY arrived (UnixNano, 0: none),
+	// for the stats page (conns.go).
+	goAwayAt atomic.Int64
 }
 
 // markGone accounts for the connection's end, once.
@@ -105,6 +108,7 @@ var connIDs atomic.Uint64
 
 // goneAway runs on the connection's reader goroutine when GOAWAY arrives.
 func (c *pconn) goneAway() {
+	c.goAwayAt.Store(time.Now().UnixNano())
 	if !c.goingAway.CompareAndSwap(false, true) {
 		return
 	}

@@ -39,7 +39,7 @@ func readiness(listening bool, listenersDown []string, backends []backendState) 
 
 // adminHandler serves /metrics, /healthz, /readyz and POST /reload.
 // With withPprof it also serves net/http/pprof under /debug/pprof/.
-func adminHandler(reg *prometheus.Registry, rt *live, listening *atomic.Bool, withPprof bool) http.Handler {
+func adminHandler(reg *prometheus.Registry, rt *live, hist *history, listening *atomic.Bool, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	if withPprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -66,7 +66,7 @@ func adminHandler(reg *prometheus.Registry, rt *live, listening *atomic.Bool, wi
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.HandleFunc("GET /stats.json", statsJSON(rt))
+	mux.HandleFunc("GET /stats.json", statsJSON(rt, hist))
 	mux.HandleFunc("GET /", statsHTML)
 	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := rt.reload(); err != nil {

@@ -49,9 +49,15 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 	}
 	adminLn = rt.gm.Listeners().Watch(adminLn, "admin", logger)
 
+	// The stats page's history: one sampler goroutine, stopped when
+	// serve returns.
+	hist := newHistory(historyEvery, historyLen, newSampler(rt).fill)
+	hist.start()
+	defer hist.close()
+
 	var listening atomic.Bool
 	admin := &http.Server{
-		Handler:           adminHandler(reg, rt, &listening, cfg.Pprof),
+		Handler:           adminHandler(reg, rt, hist, &listening, cfg.Pprof),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}

@@ -18,6 +18,10 @@ type statsDoc struct {
 	// Sluice saves Tomcat.
 	FunnelRatio float64          `json:"funnel_ratio"`
 	Backends    []upstream.Stats `json:"backends"`
+	// Connections lists every open upstream connection.
+	Connections []connRow `json:"connections"`
+	// History is the last 15 minutes, sampled every 2 s.
+	History historyDoc `json:"history"`
 }
 
 // buildStats is a pure function of the snapshots, for testing.
@@ -34,18 +38,22 @@ func buildStats(now time.Time, clients int, backends []upstream.Stats) statsDoc 
 	return d
 }
 
-func statsJSON(rt *live) http.HandlerFunc {
+func statsJSON(rt *live, hist *history) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		bs := rt.snapshot()
 		stats := make([]upstream.Stats, len(bs))
+		var conns []upstream.ConnStats
 		for i, b := range bs {
 			stats[i] = b.Stats()
+			conns = b.Conns(conns)
 		}
+		now := time.Now()
+		d := buildStats(now, rt.g.ClientConns(), stats)
+		d.Connections = connRows(now, conns)
+		d.History = hist.doc()
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(buildStats(time.Now(), rt.g.ClientConns(), stats))
+		json.NewEncoder(w).Encode(d)
 	}
 }
 

@@ -23,7 +23,9 @@
 #   BENCH_H3_CONNS [= BENCH_H2_CLIENTS] h3load QUIC connections
 #   BENCH_H3_STREAMS [= BENCH_H2_STREAMS] h3load streams per connection
 #   BENCH_THREADS [2]      wrk/h2load threads
-#   BENCH_PEERS ["sluice haproxy-h1 haproxy-h2 nginx caddy"]
+#   BENCH_PEERS ["sluice haproxy-h1 haproxy-h2 nginx caddy"]; also "sluice-poll": Sluice
+#                          with its stats page open, a poller fetching /stats.json every
+#                          2 s during the measured run (compare its CPU with "sluice")
 #   BENCH_BACKENDS ["tomcat fast"]   BENCH_SCENARIOS ["h1-keepalive h1-close h2c h3"]
 #   BENCH_IDLE [1]         0 skips the idle-connection test
 #   BENCH_IDLE_CONNS       idle connection counts (a list) for both protocols; or per
@@ -101,11 +103,11 @@ die() { log "ERROR: $*"; exit 1; }
 TOMCAT_A=$((PORT_BASE + 1)) TOMCAT_B=$((PORT_BASE + 2)) TOMCAT_H1=$((PORT_BASE + 3))
 FAST_A=$((PORT_BASE + 11)) FAST_B=$((PORT_BASE + 12))
 SLUICE_ADMIN=$((PORT_BASE + 29))
-declare -A PORT_H1=([sluice]=$((PORT_BASE + 21)) [sluice-base]=$((PORT_BASE + 21)) [haproxy-h1]=$((PORT_BASE + 31)) [haproxy-h2]=$((PORT_BASE + 41)) [nginx]=$((PORT_BASE + 51)) [caddy]=$((PORT_BASE + 61)))
+declare -A PORT_H1=([sluice]=$((PORT_BASE + 21)) [sluice-base]=$((PORT_BASE + 21)) [sluice-poll]=$((PORT_BASE + 21)) [haproxy-h1]=$((PORT_BASE + 31)) [haproxy-h2]=$((PORT_BASE + 41)) [nginx]=$((PORT_BASE + 51)) [caddy]=$((PORT_BASE + 61)))
 # Client port for h2c prior knowledge: the same port where the peer detects
 # the preface on its HTTP/1.1 listener (Sluice, Caddy); a "proto h2" bind for
 # HAProxy and a "listen ... http2" for nginx.
-declare -A PORT_H2=([sluice]=$((PORT_BASE + 21)) [sluice-base]=$((PORT_BASE + 21)) [haproxy-h1]=$((PORT_BASE + 32)) [haproxy-h2]=$((PORT_BASE + 42)) [nginx]=$((PORT_BASE + 52)) [caddy]=$((PORT_BASE + 61)))
+declare -A PORT_H2=([sluice]=$((PORT_BASE + 21)) [sluice-base]=$((PORT_BASE + 21)) [sluice-poll]=$((PORT_BASE + 21)) [haproxy-h1]=$((PORT_BASE + 32)) [haproxy-h2]=$((PORT_BASE + 42)) [nginx]=$((PORT_BASE + 52)) [caddy]=$((PORT_BASE + 61)))
 # HTTP/3: Sluice's tls_listen, TCP and UDP on the same port number.
 PORT_H3=$((PORT_BASE + 22))
 # Peers that cannot take HTTP/3 clients, and why (their h3 rows say "n/a").
@@ -115,8 +117,8 @@ declare -A PEER_NO_H3=(
     [nginx]="nginx 1.22 has no HTTP/3 (it came in 1.25)"
     [caddy]="not configured: Caddy serves HTTP/3 only on a TLS site, and this Caddyfile is cleartext (auto_https off)"
 )
-declare -A PEER_LABEL=([sluice]="Sluice (h2c, 2 conns/server)" [sluice-base]="Sluice, BENCH_SLUICE_BASE_BIN build (same config)" [haproxy-h1]="HAProxy 2.6, HTTP/1.1 + http-reuse always" [haproxy-h2]="HAProxy 2.6, h2 to backends" [nginx]="nginx 1.22, HTTP/1.1 keepalive 128" [caddy]="Caddy 2.6, h2c to backends")
-declare -A PEER_UPSTREAM=([sluice]=HTTP/2.0 [sluice-base]=HTTP/2.0 [haproxy-h1]=HTTP/1.1 [haproxy-h2]=HTTP/2.0 [nginx]=HTTP/1.1 [caddy]=HTTP/2.0)
+declare -A PEER_LABEL=([sluice]="Sluice (h2c, 2 conns/server)" [sluice-base]="Sluice, BENCH_SLUICE_BASE_BIN build (same config)" [sluice-poll]="Sluice, stats page polled every 2 s" [haproxy-h1]="HAProxy 2.6, HTTP/1.1 + http-reuse always" [haproxy-h2]="HAProxy 2.6, h2 to backends" [nginx]="nginx 1.22, HTTP/1.1 keepalive 128" [caddy]="Caddy 2.6, h2c to backends")
+declare -A PEER_UPSTREAM=([sluice]=HTTP/2.0 [sluice-base]=HTTP/2.0 [sluice-poll]=HTTP/2.0 [haproxy-h1]=HTTP/1.1 [haproxy-h2]=HTTP/2.0 [nginx]=HTTP/1.1 [caddy]=HTTP/2.0)
 declare -A BACKEND_BODY=([tomcat]="hello from tomcat" [fast]="hello")
 
 backend_ports() { # backend -> "A B"
@@ -362,7 +364,7 @@ peer_maxconn() {
 
 peer_tool() {
     case $1 in
-    sluice) echo "$SLUICE_BIN" ;;
+    sluice | sluice-poll) echo "$SLUICE_BIN" ;;
     sluice-base) echo "$SLUICE_BASE_BIN" ;;
     haproxy-*) command -v haproxy || true ;;
     nginx) command -v nginx || true ;;
@@ -379,7 +381,7 @@ start_peer() {
     [ -n "$tool" ] && [ -x "$tool" ] || { START_ERR="not installed"; return 1; }
     mkdir -p "$dir"
     case $peer in
-    sluice | sluice-base)
+    sluice | sluice-base | sluice-poll)
         render "$here/peers/sluice.yaml" "$dir/sluice.yaml" "$dir" "$backend" "$peer" "$scenario"
         start_bg "$dir/peer.log" "$tool" run --config "$dir/sluice.yaml"
         ;;
@@ -570,9 +572,19 @@ measure_cell() {
     read -r bcpu0 _ _ < <(bin/bench/report proc $bpids 2>/dev/null) || true
     syn0=$(syn_read "$backend" "$dir/ss-before.txt")
     bin/bench/report snap "$dir/.snap0"
+    local poller=
+    if [ "$peer" = sluice-poll ]; then
+        # What an open stats page costs: /stats.json every 2 s, as the page polls.
+        start_bg "$dir/poller.log" bash -c "while :; do curl -s -o /dev/null --max-time 2 http://127.0.0.1:$SLUICE_ADMIN/stats.json; echo \$? ; sleep 2; done"
+        poller=$BG_PID
+    fi
 
     run_load "$scenario" "$peer" "$DURATION" "$dir/$tool.txt" "$dir/h2load.log" || rc=$?
 
+    if [ -n "$poller" ]; then
+        stop_pid "$poller" 2
+        forget_pid "$poller"
+    fi
     bin/bench/report snap "$dir/.snap1"
     syns=$(syn_diff "$backend" "$syn0" "$dir/ss-before.txt" "$dir/ss-after.txt")
     tw=$(count_tw "$backend")
@@ -581,7 +593,7 @@ measure_cell() {
     other=-1 note_other=
     { read -r other; read -r note_other; } < <(bin/bench/report other "$dir/.snap0" "$dir/.snap1" $$ ${TOMCAT_PID:-} 2>/dev/null) || true
     rm -f "$dir/.snap0" "$dir/.snap1"
-    [ "${peer%-base}" != sluice ] || curl -s --max-time 5 "http://127.0.0.1:$SLUICE_ADMIN/metrics" >"$dir/sluice-metrics.txt" 2>/dev/null || true
+    case $peer in sluice | sluice-base | sluice-poll) curl -s --max-time 5 "http://127.0.0.1:$SLUICE_ADMIN/metrics" >"$dir/sluice-metrics.txt" 2>/dev/null || true ;; esac
     if ! kill -0 "$PEER_PID" 2>/dev/null; then
         status=crashed note="the proxy exited during the run: $(tail -n 2 "$dir/peer.log" | tr '\n\t|' '   ' | cut -c1-120)"
     fi
@@ -907,6 +919,7 @@ fi
 if [ "$IDLE" = 1 ]; then
     for peer in $PEERS; do
         [ "$peer" != haproxy-h2 ] || case " $PEERS " in *" haproxy-h1 "*) continue ;; esac
+        [ "$peer" != sluice-poll ] || continue # the same process as sluice for idle connections
         for proto in $IDLE_PROTOS; do
             for n in ${IDLE_CONNS[$proto]:-}; do
                 idle_test "$peer" "$proto" "$n"

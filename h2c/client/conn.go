@@ -153,6 +153,9 @@ type Conn struct {
 	hookAgain  bool // state changed while it ran
 	pingOut    bool // a PING of ours awaits its ACK
 	pingData   [8]byte
+	pingSent   time.Time     // when the PING awaiting its ACK was sent
+	pingRTT    time.Duration // the last acknowledged PING's round trip
+	pingAckAt  time.Time     // when that ACK arrived; zero before any
 	requests   uint64
 
 	// Reader-goroutine-only state.
@@ -465,6 +468,7 @@ func (c *Conn) pingTick() {
 	}
 	c.pingOut = true
 	c.pingData[0]++
+	c.pingSent = time.Now()
 	data := c.pingData
 	c.timer.Reset(c.cfg.PingTimeout)
 	c.mu.Unlock()
@@ -473,11 +477,22 @@ func (c *Conn) pingTick() {
 
 var errPingTimeout = errors.New("ping timeout")
 
+// PingRTT is the round trip of the last liveness PING acknowledged, and
+// when its ACK arrived; zero before any. Only idle connections are pinged
+// (PingInterval), so under load it stays at the last idle moment's.
+func (c *Conn) PingRTT() (time.Duration, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pingRTT, c.pingAckAt
+}
+
 // pingAcked runs on the reader when a PING ACK arrives.
 func (c *Conn) pingAcked(data [8]byte) {
 	c.mu.Lock()
 	if c.pingOut && data == c.pingData {
 		c.pingOut = false
+		c.pingAckAt = time.Now()
+		c.pingRTT = c.pingAckAt.Sub(c.pingSent)
 		if c.timer != nil && c.err == nil {
 			c.timer.Reset(c.cfg.PingInterval)
 		}

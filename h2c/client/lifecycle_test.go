@@ -150,7 +150,15 @@ func TestPingLiveness(t *testing.T) {
 		if d := time.Since(t0); d != 30*time.Second {
 			t.Fatalf("first PING after %v", d)
 		}
+		if rtt, at := c.PingRTT(); rtt != 0 || !at.IsZero() {
+			t.Fatalf("PingRTT before any ACK: %v at %v", rtt, at)
+		}
+		time.Sleep(7 * time.Millisecond)
 		f.fr.WritePing(true, p.ping)
+		synctest.Wait()
+		if rtt, at := c.PingRTT(); rtt != 7*time.Millisecond || !at.Equal(time.Now()) {
+			t.Fatalf("PingRTT %v at %v, want 7ms now", rtt, at)
+		}
 		t1 := time.Now()
 		f.next(func(r rframe) bool { return r.typ == http2.FramePing && !r.ack })
 		if d := time.Since(t1); d != 30*time.Second {
