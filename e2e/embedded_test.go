@@ -155,3 +155,34 @@ func TestEmbeddedTomcatFunnel(t *testing.T) {
 		t.Errorf("TIME_WAIT on the embedded h2c port grew %d -> %d: upstream connections were churned", tw0, tw)
 	}
 }
+
+// Tomcat's stock keep-alive limit on an HTTP/1.1-only connector (the Tomcat
+// 7/8.0 case): every 100th response says Connection: close. Sluice replaces
+// each such connection as the response arrives: no request fails, every
+// close is counted, and nothing else is dialled.
+func TestEmbeddedTomcatH1KeepAliveLimit(t *testing.T) {
+	const h1Conns = 8
+	et := startEmbeddedTomcat(t, 100)
+	s := startSluice(t, upstream{Protocol: "h1", Ports: []int{et.H1}, H1Conns: h1Conns}.yaml())
+	res := runLoad(t, s.URL, loadSpec{Clients: 200, Duration: 5 * time.Second, KeepAlive: true})
+	res.requireClean(t)
+
+	labels := map[string]string{"backend": backendName}
+	closes := requireMetric(t, s.Admin, "sluice_upstream_keepalive_closes_total", labels)
+	opened := requireMetric(t, s.Admin, "sluice_upstream_connections_opened_total", labels)
+	est, _ := tomcatConns(t, et.H1)
+	t.Logf("%s; keep-alive closes %v, upstream connections opened %v (%.0f requests per connection), %d established now",
+		res, closes, opened, float64(res.OK)/max(opened, 1), est)
+	// Each connection carries 100 requests, so at least OK/100 closes less
+	// the connections still open with fewer.
+	if want := float64(res.OK)/100 - h1Conns; closes < want || closes < 1 {
+		t.Errorf("sluice_upstream_keepalive_closes_total = %v, want >= %v (one per 100 requests)", closes, want)
+	}
+	if opened > closes+h1Conns {
+		t.Errorf("sluice_upstream_connections_opened_total = %v, want <= %v (one replacement per keep-alive close plus the first %d)",
+			opened, closes+h1Conns, h1Conns)
+	}
+	if est > h1Conns {
+		t.Errorf("%d established connections on Tomcat's HTTP/1.1 port, want <= %d", est, h1Conns)
+	}
+}
