@@ -251,8 +251,8 @@ func (p *pool) canGrow() bool {
 
 // canGrowLocked: connections draining after GOAWAY or a keep-alive close do
 // not count against the cap, but all connections together stay below twice
-// the cap. A draining connection with nothing in flight is closing (an
-// HTTP/1.1 one may not report its end yet) and counts in neither.
+// the cap. A retired HTTP/1.1 connection with nothing in flight is closing
+// (net/http may not report its end yet) and counts in neither.
 func (p *pool) canGrowLocked() bool {
 	if p.closed || p.draining.Load() {
 		return false
@@ -263,7 +263,7 @@ func (p *pool) canGrowLocked() bool {
 		switch {
 		case !c.goingAway.Load():
 			active++
-		case c.cc.InFlight() == 0:
+		case p.cfg.mru && c.cc.InFlight() == 0:
 			total--
 		}
 	}
