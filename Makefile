@@ -16,9 +16,10 @@ E2EFLAGS ?= -v
 # Everything the e2e suite and `make run` need from Debian. iproute2 gives
 # the tests `ss`; nghttp2-client gives h2load; chromium renders the stats page
 # in its e2e test; prometheus gives promtool and the Prometheus that the
-# monitoring e2e test runs (Debian starts a service: deps stops it); wrk and
-# curl are for humans.
-APT_PACKAGES := tomcat10 tomcat10-examples nghttp2-client wrk curl iproute2 chromium prometheus
+# monitoring e2e test runs (Debian starts a service: deps stops it);
+# libtomcat10-embed-java and default-jdk-headless build the embedded Tomcat
+# of the embedded e2e tests; wrk and curl are for humans.
+APT_PACKAGES := tomcat10 tomcat10-examples libtomcat10-embed-java default-jdk-headless nghttp2-client wrk curl iproute2 chromium prometheus
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help deps build test test-unit e2e run fmt vet fuzz clean bench

@@ -8,6 +8,8 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -41,8 +43,37 @@ func NewTransport(cfg Config) *http.Transport {
 }
 
 // Dial opens one HTTP/1.1 connection to addr. A response with
-// "Connection: close" makes the connection unusable afterwards; the pool sees
-// that through ClientConn.Err and replaces it lazily.
+// "Connection: close" makes the connection unusable afterwards; the pool
+// detects it with KeepAliveSpent and dials the replacement at once.
 func Dial(ctx context.Context, t *http.Transport, addr string) (*http.ClientConn, error) {
 	return t.NewClientConn(ctx, "http", addr)
+}
+
+// KeepAliveSpent reports whether resp ends its connection's keep-alive:
+// "Connection: close" (Tomcat's answer to its maxKeepAliveRequests-th
+// request), or "Keep-Alive: max=N" with N <= 1, a server saying at most one
+// more request may follow. A 101 hands the connection over and is not
+// counted.
+func KeepAliveSpent(resp *http.Response) bool {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return false
+	}
+	if resp.Close {
+		return true
+	}
+	ka := resp.Header["Keep-Alive"]
+	if len(ka) == 0 {
+		return false
+	}
+	for rest := ka[0]; rest != ""; {
+		var param string
+		param, rest, _ = strings.Cut(rest, ",")
+		name, value, ok := strings.Cut(param, "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(name), "max") {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(value))
+		return err == nil && n <= 1
+	}
+	return false
 }

@@ -13,7 +13,8 @@ import (
 
 // TestH1ServerClosingConnections pins the fallback pool's behaviour when the
 // server ends keep-alive (Tomcat's maxKeepAliveRequests, Connection: close):
-// the connection is replaced lazily and no request fails.
+// every connection is replaced (ahead of need: TestH1ReplacementDialledAhead)
+// and no request fails.
 func TestH1ServerClosingConnections(t *testing.T) {
 	checkNoLeak(t)
 	var n, conns atomic.Int64

@@ -26,6 +26,7 @@ type Metrics struct {
 	rejected *prometheus.CounterVec
 	wait     *prometheus.HistogramVec
 	goaways  *prometheus.CounterVec
+	kaCloses *prometheus.CounterVec
 	retries  *prometheus.CounterVec
 	ejected  *prometheus.CounterVec
 	up       *prometheus.GaugeVec
@@ -76,6 +77,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		goaways: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_upstream_goaway_total",
 			Help: "GOAWAY frames received from upstream servers.",
+		}, []string{"backend", "server"}),
+		kaCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_upstream_keepalive_closes_total",
+			Help: "Upstream HTTP/1.1 connections the server ended by its keep-alive limit (Connection: close, or Keep-Alive max <= 1), each replaced by a dial started at once.",
 		}, []string{"backend", "server"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_retries_total",
@@ -129,7 +134,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		servers:  map[[2]string]int{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m)
+		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.kaCloses, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m)
 	}
 	return m
 }
@@ -229,6 +234,7 @@ type serverObserver struct {
 	tunnels              prometheus.Gauge
 	h2cOpened, h1Opened  prometheus.Counter
 	goAways, ejections   prometheus.Counter
+	keepAliveCloses      prometheus.Counter
 	up                   prometheus.Gauge
 	pass, fail           prometheus.Counter
 	connReqs, connLife   prometheus.Observer
@@ -264,6 +270,8 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 		probePass:   m.probes.WithLabelValues(backend, addr, "pass"),
 		probeFail:   m.probes.WithLabelValues(backend, addr, "fail"),
 		ejectionLen: m.ejectLen.WithLabelValues(backend, addr),
+
+		keepAliveCloses: m.kaCloses.WithLabelValues(backend, addr),
 	}
 }
 
@@ -283,7 +291,7 @@ func (o *serverObserver) release() {
 	delete(m.servers, o.key)
 	l := prometheus.Labels{"backend": o.key[0], "server": o.key[1]}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		m.conns, m.tunnels, m.opened, m.goaways, m.ejected, m.up, m.checks, m.connReqs, m.connLife,
+		m.conns, m.tunnels, m.opened, m.goaways, m.kaCloses, m.ejected, m.up, m.checks, m.connReqs, m.connLife,
 		m.probes, m.ejectLen,
 	} {
 		v.DeletePartialMatch(l)
@@ -311,6 +319,8 @@ func (o *serverObserver) connClosed(protocol string, requests uint64, lifetime t
 }
 
 func (o *serverObserver) goAway() { o.goAways.Inc() }
+
+func (o *serverObserver) keepAliveClosed() { o.keepAliveCloses.Inc() }
 
 func (o *serverObserver) checks(ok bool) {
 	if ok {

@@ -69,6 +69,9 @@ type poolObserver interface {
 	// and how long it lived.
 	connClosed(protocol string, requests uint64, lifetime time.Duration)
 	goAway()
+	// keepAliveClosed reports an HTTP/1.1 connection the server ended by
+	// its keep-alive limit (Connection: close, or Keep-Alive max <= 1).
+	keepAliveClosed()
 }
 
 // pconn is one pooled connection.
@@ -79,9 +82,10 @@ type pconn struct {
 	lastIdle atomic.Int64
 	// gone is set once, when the pool has accounted for the connection's end.
 	gone atomic.Bool
-	// goingAway is set when the server sent GOAWAY: the connection takes no
-	// new streams, finishes the ones it has, and no longer counts against
-	// maxConns, so its replacement can open while it drains.
+	// goingAway is set when the server sent GOAWAY, or ended an HTTP/1.1
+	// connection's keep-alive: the connection takes no new requests,
+	// finishes the ones it has, and no longer counts against maxConns, so
+	// its replacement can open while it drains.
 	goingAway atomic.Bool
 	pool      *pool
 	// id names the connection in access logs, unique in the process.
@@ -109,11 +113,28 @@ var connIDs atomic.Uint64
 // goneAway runs on the connection's reader goroutine when GOAWAY arrives.
 func (c *pconn) goneAway() {
 	c.goAwayAt.Store(time.Now().UnixNano())
+	if c.retire() {
+		c.pool.cfg.obs.goAway()
+	}
+}
+
+// keepAliveSpent runs when an HTTP/1.1 response says the server ends the
+// connection's keep-alive after it (or after one more request): the
+// connection is retired and its replacement dialled before a queued
+// request needs it.
+func (c *pconn) keepAliveSpent() {
+	if c.retire() {
+		c.pool.cfg.obs.keepAliveClosed()
+	}
+}
+
+// retire takes the connection out of rotation and, within maxConns, starts
+// dialling its replacement. It reports false if it was already retired.
+func (c *pconn) retire() bool {
 	if !c.goingAway.CompareAndSwap(false, true) {
-		return
+		return false
 	}
 	p := c.pool
-	p.cfg.obs.goAway()
 	// Open the replacement now rather than when a request finds nothing
 	// free, so clients never wait for it.
 	p.wg.Go(func() {
@@ -124,6 +145,7 @@ func (c *pconn) goneAway() {
 		p.cfg.onChange()
 	})
 	p.cfg.onChange()
+	return true
 }
 
 // pool holds at most maxConns connections to one server, all of one protocol.
@@ -231,8 +253,10 @@ func (p *pool) canGrow() bool {
 	return p.canGrowLocked()
 }
 
-// canGrowLocked: connections draining after GOAWAY do not count against the
-// cap, but all connections together stay below twice the cap.
+// canGrowLocked: connections draining after GOAWAY or a keep-alive close do
+// not count against the cap, but all connections together stay below twice
+// the cap. A retired HTTP/1.1 connection with nothing in flight is closing
+// (net/http may not report its end yet) and counts in neither.
 func (p *pool) canGrowLocked() bool {
 	if p.closed || p.draining.Load() {
 		return false
@@ -240,8 +264,11 @@ func (p *pool) canGrowLocked() bool {
 	total := p.liveLocked()
 	active := 0
 	for _, c := range p.conns {
-		if !c.goingAway.Load() {
+		switch {
+		case !c.goingAway.Load():
 			active++
+		case p.cfg.mru && c.cc.InFlight() == 0:
+			total--
 		}
 	}
 	maxConns := p.limits().maxConns
@@ -315,7 +342,9 @@ func (p *pool) stateChanged(c *pconn) {
 	}
 	if c.cc.InFlight() == 0 {
 		c.lastIdle.Store(time.Now().UnixNano())
-		if p.draining.Load() {
+		// A retired HTTP/1.1 connection takes no more requests: close it
+		// as soon as it is idle. (An h2c one closes after GOAWAY itself.)
+		if p.draining.Load() || (p.cfg.mru && c.goingAway.Load()) {
 			c.cc.Close()
 			return
 		}

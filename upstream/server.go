@@ -159,12 +159,12 @@ func (s *Server) newPool(proto string, cfg *Config) *pool {
 	default:
 		pc.mru = true
 		h1t := s.b.h1t
-		pc.dial = func(ctx context.Context, _ *pconn) (clientConn, func(func()), error) {
+		pc.dial = func(ctx context.Context, c *pconn) (clientConn, func(func()), error) {
 			cc, err := h1compat.Dial(ctx, h1t, addr)
 			if err != nil {
 				return nil, nil, err
 			}
-			return cc, func(f func()) { cc.SetStateHook(func(*http.ClientConn) { f() }) }, nil
+			return &h1Conn{ClientConn: cc, c: c}, func(f func()) { cc.SetStateHook(func(*http.ClientConn) { f() }) }, nil
 		}
 	}
 	return newPool(pc)
