@@ -21,25 +21,33 @@ func newUpstream(t testing.TB, h http.HandlerFunc) string { return gatewaytest.O
 // newGateway serves a gateway with one backend "b" in front of addr.
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
+// newBackend builds backend "b" from cfg (Name filled in), closed with the
+// test.
+func newBackend(t testing.TB, cfg upstream.Config) *upstream.Backend {
+	t.Helper()
+	cfg.Name = "b"
+	b, err := upstream.New(cfg, upstream.NewMetrics(nil), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
 func newGateway(t *testing.T, addr string, q upstream.QueueConfig) string {
 	return newGatewayProto(t, addr, upstream.H2C, q)
 }
 
 func newGatewayProto(t *testing.T, addr, protocol string, q upstream.QueueConfig) string {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	b, err := upstream.New(upstream.Config{
-		Name: "b", Protocol: protocol,
-		Servers: []upstream.ServerConfig{{Address: addr}},
-		H2C:     upstream.H2CConfig{ConnsPerServer: 1, MaxStreamsPerConn: 1},
-		Queue:   q,
-	}, upstream.NewMetrics(nil), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := newBackend(t, upstream.Config{
+		Protocol: protocol,
+		Servers:  []upstream.ServerConfig{{Address: addr}},
+		H2C:      upstream.H2CConfig{ConnsPerServer: 1, MaxStreamsPerConn: 1},
+		Queue:    q,
+	})
 	g, err := New(Config{Routes: []Route{{Host: "*", PathPrefix: "/", Backend: "b"}}},
-		map[string]http.RoundTripper{"b": b}, NewMetrics(nil), log)
+		map[string]http.RoundTripper{"b": b}, NewMetrics(nil), quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,15 +36,11 @@ func newEdgeStack(t *testing.T) *edgeStack {
 		s.seen.Add(1)
 		io.WriteString(w, "ok")
 	})
-	b, err := upstream.New(upstream.Config{
-		Name: "b", Protocol: upstream.H2C,
-		Servers: []upstream.ServerConfig{{Address: origin}},
-		Queue:   upstream.QueueConfig{MaxPending: 100, Timeout: 5 * time.Second},
-	}, upstream.NewMetrics(nil), quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := newBackend(t, upstream.Config{
+		Protocol: upstream.H2C,
+		Servers:  []upstream.ServerConfig{{Address: origin}},
+		Queue:    upstream.QueueConfig{MaxPending: 100, Timeout: 5 * time.Second},
+	})
 	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": b}, s.m, quiet())
 	if err != nil {
 		t.Fatal(err)

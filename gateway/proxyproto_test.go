@@ -172,15 +172,11 @@ func TestProxyProtocolFromUntrustedPeerClosed(t *testing.T) {
 	origin := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.Header.Get("X-Forwarded-For"))
 	})
-	b, err := upstream.New(upstream.Config{
-		Name: "b", Protocol: upstream.H2C,
-		Servers: []upstream.ServerConfig{{Address: origin}},
-		Queue:   upstream.QueueConfig{MaxPending: 10, Timeout: 5 * time.Second},
-	}, upstream.NewMetrics(nil), quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := newBackend(t, upstream.Config{
+		Protocol: upstream.H2C,
+		Servers:  []upstream.ServerConfig{{Address: origin}},
+		Queue:    upstream.QueueConfig{MaxPending: 10, Timeout: 5 * time.Second},
+	})
 	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": b}, NewMetrics(nil), quiet())
 	if err != nil {
 		t.Fatal(err)

@@ -140,15 +140,11 @@ func spread(start int64, n int, d int64) []int64 {
 func TestRapidResetClosesConnection(t *testing.T) {
 	var seen atomic.Int64
 	origin := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { seen.Add(1); io.WriteString(w, "ok") })
-	b, err := upstream.New(upstream.Config{
-		Name: "b", Protocol: upstream.H2C,
-		Servers: []upstream.ServerConfig{{Address: origin}},
-		Queue:   upstream.QueueConfig{MaxPending: 1000, Timeout: 5 * time.Second},
-	}, upstream.NewMetrics(nil), quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := newBackend(t, upstream.Config{
+		Protocol: upstream.H2C,
+		Servers:  []upstream.ServerConfig{{Address: origin}},
+		Queue:    upstream.QueueConfig{MaxPending: 1000, Timeout: 5 * time.Second},
+	})
 	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": b}, NewMetrics(nil), quiet())
 	if err != nil {
 		t.Fatal(err)

@@ -26,16 +26,12 @@ func tlsGateway(t *testing.T, readHeader time.Duration) (addr string, seen *atom
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, "proto="+r.Header.Get("X-Forwarded-Proto"))
 	})
-	b, err := upstream.New(upstream.Config{
-		Name: "b", Protocol: upstream.H2C,
-		Servers: []upstream.ServerConfig{{Address: origin}},
-		Queue:   upstream.QueueConfig{MaxPending: 100, Timeout: 5 * time.Second},
-	}, upstream.NewMetrics(nil), quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	g, err = New(Config{Routes: []Route{{Backend: "b"}}, ReadHeaderTimeout: readHeader},
+	b := newBackend(t, upstream.Config{
+		Protocol: upstream.H2C,
+		Servers:  []upstream.ServerConfig{{Address: origin}},
+		Queue:    upstream.QueueConfig{MaxPending: 100, Timeout: 5 * time.Second},
+	})
+	g, err := New(Config{Routes: []Route{{Backend: "b"}}, ReadHeaderTimeout: readHeader},
 		map[string]http.RoundTripper{"b": b}, NewMetrics(nil), quiet())
 	if err != nil {
 		t.Fatal(err)

@@ -21,14 +21,10 @@ import (
 // proto, and returns its address, the gateway and the backend.
 func upgradeGateway(t *testing.T, origin, proto string) (string, *Gateway, *upstream.Backend) {
 	t.Helper()
-	b, err := upstream.New(upstream.Config{
-		Name: "b", Protocol: proto, Servers: []upstream.ServerConfig{{Address: origin}},
+	b := newBackend(t, upstream.Config{
+		Protocol: proto, Servers: []upstream.ServerConfig{{Address: origin}},
 		Queue: upstream.QueueConfig{MaxPending: 10},
-	}, upstream.NewMetrics(nil), quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	})
 	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": b}, NewMetrics(nil), quiet())
 	if err != nil {
 		t.Fatal(err)
