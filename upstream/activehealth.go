@@ -9,59 +9,6 @@ import (
 	"time"
 )
 
-// HealthConfig configures active health checks, with HAProxy's semantics.
-// Checks travel over the pooled connections (an h2c stream, or an idle
-// HTTP/1.1 connection), never a connection of their own, so checking does
-// not churn ports.
-type HealthConfig struct {
-	// Enabled turns checks on; the zero value checks nothing.
-	Enabled bool
-	// Path is the request path. Empty means "/".
-	Path string
-	// Method is the request method. Empty means GET.
-	Method string
-	// Host is the Host header. Empty means the server's address.
-	Host string
-	// ExpectStatus is the status a healthy server answers. Zero means 200.
-	ExpectStatus int
-	// Interval between checks of one server. Zero means 1s.
-	Interval time.Duration
-	// Timeout of one check. Zero means 1s.
-	Timeout time.Duration
-	// Fall is how many failed checks in a row take a server out. Zero
-	// means 2.
-	Fall int
-	// Rise is how many passed checks in a row bring it back. Zero means 2.
-	Rise int
-	// SlowStart ramps a returning server's weight up over this long. Zero
-	// means no ramp.
-	SlowStart time.Duration
-}
-
-func (h *HealthConfig) setDefaults() {
-	if h.Path == "" {
-		h.Path = "/"
-	}
-	if h.Method == "" {
-		h.Method = http.MethodGet
-	}
-	if h.ExpectStatus == 0 {
-		h.ExpectStatus = http.StatusOK
-	}
-	if h.Interval <= 0 {
-		h.Interval = time.Second
-	}
-	if h.Timeout <= 0 {
-		h.Timeout = time.Second
-	}
-	if h.Fall <= 0 {
-		h.Fall = 2
-	}
-	if h.Rise <= 0 {
-		h.Rise = 2
-	}
-}
-
 // healthLoop checks every server of the backend each interval, all servers
 // concurrently and each at most one check at a time, until the backend
 // closes. The configuration is read at each round, so reloads apply.

@@ -5,12 +5,6 @@ import (
 	"sync/atomic"
 )
 
-// Balance policies.
-const (
-	RoundRobin   = "round_robin"
-	LeastRequest = "least_request"
-)
-
 // balancer chooses which server a request tries first; the others follow
 // in index order, so a full server never blocks a request another can take.
 type balancer interface {

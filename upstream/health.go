@@ -4,27 +4,6 @@ import (
 	"time"
 )
 
-// PassiveConfig ejects servers that keep failing (connect errors, resets,
-// 502/503/504 from the server). Zero values pick the defaults.
-type PassiveConfig struct {
-	// ConsecutiveFailures ejects a server after this many failures in a
-	// row. Zero turns passive health off.
-	ConsecutiveFailures int
-	// EjectFor is the first ejection's length; it doubles on each repeat,
-	// and the doubling decays by half for every EjectFor the server then
-	// spends in rotation. Zero means 10s.
-	EjectFor time.Duration
-	// MaxEjectFor caps the doubling. Zero means 5m.
-	MaxEjectFor time.Duration
-	// MaxEjectedPercent caps the share of a backend's servers ejected at
-	// once, so a backend-wide problem never empties it. Zero ejects none.
-	MaxEjectedPercent int
-	// ProbeInterval is how often a server that is ejected or down is
-	// probed in the background, backing off to twice this while probes
-	// fail. Zero means 1s.
-	ProbeInterval time.Duration
-}
-
 // failed records a failure of s to carry a request (a connection, reset or
 // timeout error) and ejects it once it has failed ConsecutiveFailures
 // times in a row, if the backend can spare it.

@@ -13,23 +13,6 @@ import (
 	"github.com/sluice-gw/sluice/h2c/client"
 )
 
-// Protocols a backend can force, or detect with Auto.
-const (
-	Auto = "auto"
-	H2C  = "h2c"
-	H1   = "h1"
-)
-
-// ServerConfig is one upstream server of a backend.
-type ServerConfig struct {
-	// Address is host:port.
-	Address string
-	// Weight is the share of requests for round robin. Zero means 1.
-	Weight int
-	// Backup servers take requests only when no primary is usable.
-	Backup bool
-}
-
 // Server is the live state of one upstream server: its connection pool for
 // the protocol in use and its in-flight count.
 type Server struct {

@@ -26,9 +26,6 @@ import (
 // ErrTunnelLimit means every eligible server holds h1.max_tunnels tunnels.
 var ErrTunnelLimit = fmt.Errorf("%w: tunnel limit reached", ErrNoCapacity)
 
-// defaultMaxTunnels is H1Config.MaxTunnels' zero value.
-const defaultMaxTunnels = 1024
-
 // IsUpgrade reports whether h asks to switch to another protocol than h2c
 // (RFC 9110 section 7.8): such a request goes through a tunnel. Upgrade:
 // h2c is answered as the plain HTTP/1.1 request it also is.
