@@ -96,7 +96,7 @@ type pconn struct {
 	opened time.Time
 	reqs   atomic.Uint64
 	// goAwayAt is when the server's GOAWAY arrived (UnixNano, 0: none),
-	// for the stats page (conns.go).
+	// for the stats page (stats.go).
 	goAwayAt atomic.Int64
 }
 

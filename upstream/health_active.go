@@ -1,10 +1,12 @@
 package upstream
 
+// Active health checks: a health request to every server each interval,
+// over its pooled connections, with HAProxy's fall/rise semantics.
+
 import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"time"
 )
@@ -121,26 +123,4 @@ func (s *Server) markHealthy(b *Backend, up bool) {
 		b.q.wake()
 	}
 	s.refreshUp()
-}
-
-// rampedWeight is the weight a server has now, scaled down during its slow
-// start after coming back.
-func (s *Server) rampedWeight(slowStart time.Duration, now int64) float64 {
-	w := float64(s.weight())
-	since := s.healthySince.Load()
-	if slowStart <= 0 || since == 0 {
-		return w
-	}
-	el := time.Duration(now - since)
-	if el >= slowStart {
-		return w
-	}
-	return w * max(float64(el)/float64(slowStart), 0.1)
-}
-
-// admits decides, during slow start, whether s takes a request it was
-// chosen for first: with probability equal to its ramp.
-func (s *Server) admits(slowStart time.Duration, now int64) bool {
-	r := s.rampedWeight(slowStart, now) / float64(s.weight())
-	return r >= 1 || rand.Float64() < r
 }
