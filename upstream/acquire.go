@@ -11,15 +11,16 @@ import (
 	"time"
 )
 
-// acquire reserves a connection slot, waiting in the queue if need be.
-func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo) (*Server, *pool, *pconn, error) {
+// acquire reserves a connection slot, waiting in the queue if need be. The
+// slot's connection knows its pool and server; the request gives the slot
+// back through them (see tracker.finish) or with pconn.release.
+func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo) (*pconn, error) {
 	if err := b.awaitDetection(ctx, st); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if b.q.len() == 0 {
-		s, p, cc, err := b.try(st, avoid)
-		if cc != nil || err != nil {
-			return s, p, cc, err
+		if c, err := b.try(st, avoid); c != nil || err != nil {
+			return c, err
 		}
 	}
 	return b.wait(ctx, st, avoid, deadline, info)
@@ -28,16 +29,16 @@ func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, 
 // try takes a free slot on any server in rotation, opening a connection
 // where the caps allow. It never probes: servers whose protocol is unknown
 // or that are down are out of rotation until their prober brings them
-// back. It returns all nils when the caller should wait, and an error only
+// back. It returns nil, nil when the caller should wait, and an error only
 // when no server could be reached and none has an open connection.
-func (b *Backend) try(st *backendState, avoid *Server) (*Server, *pool, *pconn, error) {
+func (b *Backend) try(st *backendState, avoid *Server) (*pconn, error) {
 	servers := st.servers
 	n := len(servers)
 	start := st.bal.first(servers)
 	now := time.Now().UnixNano()
 	sel, any := eligible(servers, now, avoid)
 	if !any {
-		return nil, nil, nil, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.name)
+		return nil, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.name)
 	}
 	var lastErr error
 	slow := st.cfg.Health.SlowStart
@@ -47,8 +48,8 @@ func (b *Backend) try(st *backendState, avoid *Server) (*Server, *pool, *pconn, 
 			continue
 		}
 		if p := s.cur.Load(); p != nil {
-			if cc := p.tryAcquire(); cc != nil {
-				return s, p, cc, nil
+			if c := p.tryAcquire(); c != nil {
+				return c, nil
 			}
 		}
 	}
@@ -71,15 +72,12 @@ func (b *Backend) try(st *backendState, avoid *Server) (*Server, *pool, *pconn, 
 			lastErr = err
 			continue
 		}
-		if cc := p.tryAcquire(); cc != nil {
-			return s, p, cc, nil
-		}
-		return nil, nil, nil, nil
+		return p.tryAcquire(), nil
 	}
 	if lastErr != nil && !anyOpen(servers) {
-		return nil, nil, nil, lastErr
+		return nil, lastErr
 	}
-	return nil, nil, nil, nil
+	return nil, nil
 }
 
 func anyOpen(servers []*Server) bool {
@@ -93,11 +91,11 @@ func anyOpen(servers []*Server) bool {
 
 // wait parks the request in the FIFO queue until a slot frees up, the queue
 // timeout passes or the client leaves.
-func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo) (*Server, *pool, *pconn, error) {
+func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo) (*pconn, error) {
 	w := &waiter{ch: make(chan struct{}, 1)}
 	if !b.q.enqueue(w) {
 		b.m.rejected(reasonFull)
-		return nil, nil, nil, ErrQueueFull
+		return nil, ErrQueueFull
 	}
 	start := time.Now()
 	if info != nil {
@@ -109,7 +107,7 @@ func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, dea
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	leave := func(err error, reason string) (*Server, *pool, *pconn, error) {
+	leave := func(err error, reason string) (*pconn, error) {
 		if b.q.remove(w) {
 			// We were woken but will not use the slot: pass it on.
 			b.q.wake()
@@ -118,17 +116,17 @@ func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, dea
 			b.m.rejected(reason)
 		}
 		b.m.waited(time.Since(start))
-		return nil, nil, nil, err
+		return nil, err
 	}
 	for {
-		s, p, cc, err := b.try(st, avoid)
-		if cc != nil || err != nil {
+		c, err := b.try(st, avoid)
+		if c != nil || err != nil {
 			b.q.remove(w)
 			// Capacity often frees in bulk (a new connection, a burst of
 			// completions): let the next waiter look too.
 			b.q.wake()
 			b.m.waited(time.Since(start))
-			return s, p, cc, err
+			return c, err
 		}
 		select {
 		case <-w.ch:

@@ -32,8 +32,7 @@ type tracker struct {
 	reason error      // the cause given to cancel
 	afters []*afterFunc
 
-	s     *Server
-	p     *pool
+	c     *pconn  // the connection whose slot the attempt holds
 	url   url.URL // the attempt's copy of the request URL
 	trace httptrace.ClientTrace
 	wrote atomic.Bool // request headers written
@@ -161,8 +160,8 @@ func (t *tracker) finish() {
 		t.total.Stop()
 	}
 	t.cancel(nil)
-	t.s.active.Add(-1)
-	t.p.done()
+	t.c.server().active.Add(-1)
+	t.c.pool.done()
 }
 
 // body wraps a response body so that closing it early drains (or, over

@@ -66,7 +66,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 	var avoid *Server
 	drainRetried := false
 	for attempt := 0; ; attempt++ {
-		s, p, c, err := b.acquire(clientCtx, st, avoid, deadline, info)
+		c, err := b.acquire(clientCtx, st, avoid, deadline, info)
 		if err != nil {
 			var de *DialError
 			if !errors.As(err, &de) || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
@@ -79,18 +79,18 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 			// The client left while the request waited for a slot: do
 			// not send Tomcat work nobody will read (a rapid-reset
 			// flood is exactly this).
-			c.cc.Release()
-			p.done()
+			c.release()
 			return nil, fmt.Errorf("%w: %w", ErrClientGone, context.Cause(clientCtx))
 		}
+		s := c.server()
 		seq := c.reqs.Add(1)
 		if info != nil {
-			info.Server, info.Protocol, info.ConnID, info.ConnReq = s.addr, p.cfg.protocol, c.id, seq
+			info.Server, info.Protocol, info.ConnID, info.ConnReq = s.addr, c.pool.cfg.protocol, c.id, seq
 			info.Attempts++
 		}
-		resp, wrote, err := b.send(req, reqBody, st, s, p, c, deadline, info)
+		resp, wrote, err := b.send(req, reqBody, st, c, deadline, info)
 		if err == nil {
-			if !suspectAnswer(resp.StatusCode, s, p, c) || drainRetried || attempt >= st.cfg.Retries ||
+			if !suspectAnswer(resp.StatusCode, c) || drainRetried || attempt >= st.cfg.Retries ||
 				!replayable || !st.idempotent[req.Method] || !hasOther(st, s) {
 				return resp, nil
 			}
@@ -118,18 +118,19 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 	}
 }
 
-// send makes one attempt on a reserved slot of cc, sending reqBody as the
+// send makes one attempt on a reserved slot of c, sending reqBody as the
 // body of a copy of req. wrote reports whether the request headers were
 // written, after which the server may have seen it.
-func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendState, s *Server, p *pool, c *pconn, deadline time.Time, info *RequestInfo) (*http.Response, bool, error) {
+func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendState, c *pconn, deadline time.Time, info *RequestInfo) (*http.Response, bool, error) {
 	clientCtx := req.Context()
+	s := c.server()
 	s.active.Add(1)
 	s.requests.Add(1)
 
 	// The tracker is the attempt's context: the client's values, but its
 	// own cancellation (timeouts, and the client leaving abortGrace ago).
 	// It also holds the attempt's URL, so the copy costs no allocation.
-	t := &tracker{parent: clientCtx, s: s, p: p, idle: st.cfg.IdleTimeout, deadline: deadline, done: make(chan struct{})}
+	t := &tracker{parent: clientCtx, c: c, idle: st.cfg.IdleTimeout, deadline: deadline, done: make(chan struct{})}
 	t.url = *req.URL
 	t.url.Scheme, t.url.Host = "http", s.addr
 	t.trace.WroteHeaders = func() { t.wrote.Store(true) }
@@ -160,7 +161,7 @@ func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendStat
 		case cause == ErrTotalTimeout:
 			err = ErrTotalTimeout
 		}
-		return nil, t.wrote.Load(), &RoundTripError{Addr: s.addr, Protocol: p.cfg.protocol, Err: err}
+		return nil, t.wrote.Load(), &RoundTripError{Addr: s.addr, Protocol: c.pool.cfg.protocol, Err: err}
 	}
 	t.bodyPhase()
 	switch resp.StatusCode {

@@ -114,6 +114,7 @@ func (s *Server) install(old, p *pool) bool {
 
 func (s *Server) newPool(proto string, cfg *Config) *pool {
 	pc := poolConfig{
+		server:   s,
 		protocol: proto,
 		addr:     s.addr,
 		limits:   cfg.limits(proto),
