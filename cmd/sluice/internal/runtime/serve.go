@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"context"
@@ -17,12 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
-	"github.com/sluice-gw/sluice/upstream"
 )
 
-// serve runs the gateway described by cfg until ctx is cancelled. reload,
+// Serve runs the gateway described by cfg until ctx is cancelled. reload,
 // when not nil, reads the configuration again for SIGHUP and POST /reload.
-func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload func() (*config.Config, error)) error {
+func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload func() (*config.Config, error)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rt := newLive(reg, logger, reload)
@@ -111,41 +110,4 @@ wait:
 	}
 	admin.Close()
 	return runErr
-}
-
-// backendConfig maps the file's backend section to the upstream package's;
-// grace (shutdown_grace) also bounds how long a server removed by a reload
-// may finish its requests.
-func backendConfig(name string, b config.Backend, grace time.Duration) upstream.Config {
-	servers := make([]upstream.ServerConfig, len(b.Servers))
-	for i, s := range b.Servers {
-		servers[i] = upstream.ServerConfig{Address: s.Address, Weight: s.Weight, Backup: s.Backup}
-	}
-	return upstream.Config{
-		Name:          name,
-		Protocol:      b.Protocol,
-		Balance:       b.Balance,
-		ProbeInterval: b.ProbeInterval,
-		Servers:       servers,
-		H2C: upstream.H2CConfig{
-			ConnsPerServer: b.H2C.ConnsPerServer, MaxStreamsPerConn: b.H2C.MaxStreamsPerConn,
-			PingInterval: b.H2C.PingInterval, PingTimeout: b.H2C.PingTimeout,
-		},
-		H1:                    upstream.H1Config{ConnsPerServer: b.H1.ConnsPerServer, IdleTimeout: b.H1.IdleTimeout, MaxTunnels: b.H1.MaxTunnels},
-		Queue:                 upstream.QueueConfig{MaxPending: b.Queue.MaxPending, Timeout: b.Queue.Timeout},
-		ConnectTimeout:        b.Timeouts.Connect,
-		ResponseHeaderTimeout: b.Timeouts.ResponseHeader,
-		IdleTimeout:           b.Timeouts.Idle,
-		TotalTimeout:          b.Timeouts.Total,
-		DrainTimeout:          grace,
-		Health:                upstream.HealthConfig(b.Health),
-		Retries:               b.Retries,
-		RetryBodyLimit:        int64(b.RetryBodyLimit),
-		IdempotentMethods:     b.IdempotentMethods,
-		Passive: upstream.PassiveConfig{
-			ConsecutiveFailures: b.Passive.ConsecutiveFailures, EjectFor: b.Passive.EjectFor,
-			MaxEjectFor: b.Passive.MaxEjectFor, MaxEjectedPercent: b.Passive.MaxEjectedPercent,
-			ProbeInterval: b.Passive.ProbeInterval,
-		},
-	}
 }

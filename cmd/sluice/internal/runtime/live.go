@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"errors"
@@ -161,25 +161,7 @@ func restartKeys(cur, next *config.Config) []string {
 	return out
 }
 
-// resetLimit maps limits.h2_max_resets_per_second, where 0 is off, to
-// gateway.Config.ResetLimit, where 0 is the default and off is negative.
-func resetLimit(perSecond int) int {
-	if perSecond == 0 {
-		return -1
-	}
-	return perSecond
-}
-
 func quoted(s string) string { return fmt.Sprintf("%q", s) }
-
-// certPairs maps the config's certificate pairs to the gateway's.
-func certPairs(cfg *config.Config) []gateway.CertPair {
-	pairs := make([]gateway.CertPair, len(cfg.TLSCerts))
-	for i, p := range cfg.TLSCerts {
-		pairs[i] = gateway.CertPair{CertFile: p.Cert, KeyFile: p.Key}
-	}
-	return pairs
-}
 
 // start loads the certificates and applies the first configuration;
 // altSvc is the Alt-Svc value advertising HTTP/3, or "".
@@ -198,27 +180,6 @@ func (rt *live) start(cfg *config.Config, altSvc string) error {
 	}
 	rt.alog, rt.sink = al, sink
 	return rt.apply(cfg, nil)
-}
-
-// gatewayConfig is the client-facing configuration of cfg; only routes and
-// error pages change after start.
-func (rt *live) gatewayConfig(cfg *config.Config, routes []gateway.Route, pages map[int]gateway.ErrorPage) gateway.Config {
-	l := cfg.Limits
-	return gateway.Config{
-		Routes:               routes,
-		ErrorPages:           pages,
-		MaxConns:             l.MaxConns,
-		ReadHeaderTimeout:    l.ReadHeaderTimeout,
-		IdleTimeout:          l.IdleTimeout,
-		MaxHeaderBytes:       l.MaxHeaderBytes,
-		MaxHeaderCount:       l.MaxHeaderCount,
-		MaxRequestBody:       l.MaxRequestBody,
-		MaxConcurrentStreams: l.H2MaxConcurrentStreams,
-		ResetLimit:           resetLimit(l.H2MaxResetsPerSecond),
-		TrustedProxies:       cfg.TrustedProxies,
-		AltSvc:               rt.altSvc,
-		AccessLog:            rt.alog,
-	}
 }
 
 // apply makes cfg the running configuration, all or nothing. Existing
@@ -257,15 +218,12 @@ func (rt *live) apply(cfg *config.Config, commit func()) error {
 		added = append(added, b)
 		rts[name] = b
 	}
-	routes := make([]gateway.Route, len(cfg.Routes))
-	for i, r := range cfg.Routes {
-		routes[i] = gateway.Route{Host: r.Host, PathPrefix: r.PathPrefix, Backend: r.Backend}
-	}
+	routes := gatewayRoutes(cfg)
 	pages := errorPages(cfg)
 	// Commit. The gateway swaps its routes whole or fails without a
 	// change; after it nothing fails: the backend updates were checked.
 	if rt.g == nil {
-		g, err := gateway.New(rt.gatewayConfig(cfg, routes, pages), rts, rt.gm, rt.log)
+		g, err := gateway.New(gatewayConfig(cfg, routes, pages, rt.altSvc, rt.alog), rts, rt.gm, rt.log)
 		if err != nil {
 			return fail(err)
 		}
@@ -309,17 +267,6 @@ func (rt *live) retire(b *upstream.Backend, grace time.Duration) {
 		}
 		b.Close()
 	}()
-}
-
-func errorPages(cfg *config.Config) map[int]gateway.ErrorPage {
-	var pages map[int]gateway.ErrorPage
-	for code, p := range cfg.ErrorPages {
-		if pages == nil {
-			pages = make(map[int]gateway.ErrorPage, len(cfg.ErrorPages))
-		}
-		pages[code] = gateway.NewErrorPage(p.Path, p.Body)
-	}
-	return pages
 }
 
 func (rt *live) config() *config.Config {
