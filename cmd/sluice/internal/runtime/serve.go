@@ -24,20 +24,20 @@ import (
 func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload func() (*config.Config, error)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rt := newLive(reg, logger, reload)
-	defer rt.close()
+	lv := newLive(reg, logger, reload)
+	defer lv.close()
 
 	udp, tlsAddr, altSvc, err := listenUDP(cfg, logger)
 	if err != nil {
 		return err
 	}
-	if err := rt.start(cfg, altSvc); err != nil {
+	if err := lv.start(cfg, altSvc); err != nil {
 		if udp != nil {
 			udp.Close()
 		}
 		return err
 	}
-	e, err := openEdge(cfg, rt.g, rt.certs, udp, tlsAddr)
+	e, err := openEdge(cfg, lv.g, lv.certs, udp, tlsAddr)
 	if err != nil {
 		return err
 	}
@@ -46,17 +46,17 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 		e.close()
 		return fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
 	}
-	adminLn = rt.gm.Listeners().Watch(adminLn, "admin", logger)
+	adminLn = lv.gm.Listeners().Watch(adminLn, "admin", logger)
 
 	// The stats page's history: one sampler goroutine, stopped when
 	// serve returns.
-	hist := newHistory(historyEvery, historyLen, newSampler(rt).fill)
+	hist := newHistory(historyEvery, historyLen, newSampler(lv).fill)
 	hist.start()
 	defer hist.close()
 
 	var listening atomic.Bool
 	admin := &http.Server{
-		Handler:           adminHandler(reg, rt, hist, &listening, cfg.Pprof),
+		Handler:           adminHandler(reg, lv, hist, &listening, cfg.Pprof),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
@@ -71,7 +71,7 @@ func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 		errc <- err
 	}()
 	listening.Store(true)
-	logger.Info("sluice listening", append(e.logAttrs(), "admin", adminLn.Addr().String(), "backends", rt.names())...)
+	logger.Info("sluice listening", append(e.logAttrs(), "admin", adminLn.Addr().String(), "backends", lv.names())...)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -86,7 +86,7 @@ wait:
 			break wait
 		case <-hup:
 			// Errors are logged and counted by reload itself.
-			rt.reload()
+			lv.reload()
 		}
 	}
 	// Draining: /readyz turns 503 at once so load balancers stop sending
@@ -96,7 +96,7 @@ wait:
 	// serving /readyz and /metrics until then, and the backends stay open
 	// (the deferred close) so that in-flight requests can finish.
 	listening.Store(false)
-	grace := rt.config().ShutdownGrace
+	grace := lv.config().ShutdownGrace
 	logger.Info("shutting down", "grace", grace)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -105,7 +105,7 @@ wait:
 	}
 	// Protocol switches (WebSocket) are hijacked connections, which
 	// Shutdown does not see: they get what is left of the grace period.
-	if err := rt.g.CloseTunnels(sctx); err != nil {
+	if err := lv.g.CloseTunnels(sctx); err != nil {
 		logger.Warn("tunnels cut at end of grace period", "err", err)
 	}
 	admin.Close()
