@@ -15,12 +15,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/haproxyimport"
+	"github.com/sluice-gw/sluice/cmd/sluice/internal/runtime"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -224,7 +225,7 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	fmt.Fprintf(stdout, "sluice %s (%s)\n", version, runtime.Version())
+	fmt.Fprintf(stdout, "sluice %s (%s)\n", version, goruntime.Version())
 	return exitOK
 }
 
@@ -315,7 +316,7 @@ func serveUntilSignal(cfg *config.Config, stderr io.Writer, environ []string, re
 	// Once the first signal has started a graceful shutdown, restore the
 	// default handling so that a second one kills a shutdown that hangs.
 	context.AfterFunc(ctx, stop)
-	if err := serve(ctx, cfg, logger, reload); err != nil {
+	if err := runtime.Serve(ctx, cfg, logger, reload); err != nil {
 		return fail(stderr, err)
 	}
 	return exitOK

@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"errors"
@@ -44,17 +44,17 @@ func TestReloadsRunOneAtATime(t *testing.T) {
 			<-release
 			return nil, errors.New("test: no config")
 		}
-		rt := newLive(prometheus.NewRegistry(), slog.New(slog.DiscardHandler), load)
+		lv := newLive(prometheus.NewRegistry(), slog.New(slog.DiscardHandler), load)
 		var wg sync.WaitGroup
-		wg.Go(func() { rt.reload() }) // SIGHUP
-		wg.Go(func() { rt.reload() }) // POST /reload
+		wg.Go(func() { lv.reload() }) // SIGHUP
+		wg.Go(func() { lv.reload() }) // POST /reload
 		synctest.Wait()
 		if n := peak.Load(); n != 1 {
 			t.Errorf("%d reloads ran at once", n)
 		}
 		close(release)
 		wg.Wait()
-		if got := testutil.ToFloat64(rt.reloads.WithLabelValues("error")); got != 2 {
+		if got := testutil.ToFloat64(lv.reloads.WithLabelValues("error")); got != 2 {
 			t.Errorf("%v failed reloads counted, want both", got)
 		}
 	})
@@ -132,16 +132,16 @@ func TestShutdownWaitsForReload(t *testing.T) {
 			<-release
 			return nil, errors.New("test: no config")
 		}
-		rt := newLive(prometheus.NewRegistry(), slog.New(slog.DiscardHandler), load)
+		lv := newLive(prometheus.NewRegistry(), slog.New(slog.DiscardHandler), load)
 		reloaded := make(chan struct{})
 		go func() {
-			rt.reload()
+			lv.reload()
 			close(reloaded)
 		}()
 		synctest.Wait()
 		closed := make(chan struct{})
 		go func() {
-			rt.close()
+			lv.close()
 			close(closed)
 		}()
 		synctest.Wait()
@@ -153,7 +153,7 @@ func TestShutdownWaitsForReload(t *testing.T) {
 		close(release)
 		<-reloaded
 		<-closed
-		if err := rt.reload(); !errors.Is(err, errShuttingDown) {
+		if err := lv.reload(); !errors.Is(err, errShuttingDown) {
 			t.Errorf("reload after shutdown: %v, want %v", err, errShuttingDown)
 		}
 	})

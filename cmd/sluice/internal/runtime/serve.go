@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"context"
@@ -17,28 +17,27 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
-	"github.com/sluice-gw/sluice/upstream"
 )
 
-// serve runs the gateway described by cfg until ctx is cancelled. reload,
+// Serve runs the gateway described by cfg until ctx is cancelled. reload,
 // when not nil, reads the configuration again for SIGHUP and POST /reload.
-func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload func() (*config.Config, error)) error {
+func Serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload func() (*config.Config, error)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rt := newLive(reg, logger, reload)
-	defer rt.close()
+	lv := newLive(reg, logger, reload)
+	defer lv.close()
 
 	udp, tlsAddr, altSvc, err := listenUDP(cfg, logger)
 	if err != nil {
 		return err
 	}
-	if err := rt.start(cfg, altSvc); err != nil {
+	if err := lv.start(cfg, altSvc); err != nil {
 		if udp != nil {
 			udp.Close()
 		}
 		return err
 	}
-	e, err := openEdge(cfg, rt.g, rt.certs, udp, tlsAddr)
+	e, err := openEdge(cfg, lv.g, lv.certs, udp, tlsAddr)
 	if err != nil {
 		return err
 	}
@@ -47,17 +46,17 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 		e.close()
 		return fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
 	}
-	adminLn = rt.gm.Listeners().Watch(adminLn, "admin", logger)
+	adminLn = lv.gm.Listeners().Watch(adminLn, "admin", logger)
 
 	// The stats page's history: one sampler goroutine, stopped when
 	// serve returns.
-	hist := newHistory(historyEvery, historyLen, newSampler(rt).fill)
+	hist := newHistory(historyEvery, historyLen, newSampler(lv).fill)
 	hist.start()
 	defer hist.close()
 
 	var listening atomic.Bool
 	admin := &http.Server{
-		Handler:           adminHandler(reg, rt, hist, &listening, cfg.Pprof),
+		Handler:           adminHandler(reg, lv, hist, &listening, cfg.Pprof),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
@@ -72,7 +71,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 		errc <- err
 	}()
 	listening.Store(true)
-	logger.Info("sluice listening", append(e.logAttrs(), "admin", adminLn.Addr().String(), "backends", rt.names())...)
+	logger.Info("sluice listening", append(e.logAttrs(), "admin", adminLn.Addr().String(), "backends", lv.names())...)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -87,7 +86,7 @@ wait:
 			break wait
 		case <-hup:
 			// Errors are logged and counted by reload itself.
-			rt.reload()
+			lv.reload()
 		}
 	}
 	// Draining: /readyz turns 503 at once so load balancers stop sending
@@ -97,7 +96,7 @@ wait:
 	// serving /readyz and /metrics until then, and the backends stay open
 	// (the deferred close) so that in-flight requests can finish.
 	listening.Store(false)
-	grace := rt.config().ShutdownGrace
+	grace := lv.config().ShutdownGrace
 	logger.Info("shutting down", "grace", grace)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -106,46 +105,9 @@ wait:
 	}
 	// Protocol switches (WebSocket) are hijacked connections, which
 	// Shutdown does not see: they get what is left of the grace period.
-	if err := rt.g.CloseTunnels(sctx); err != nil {
+	if err := lv.g.CloseTunnels(sctx); err != nil {
 		logger.Warn("tunnels cut at end of grace period", "err", err)
 	}
 	admin.Close()
 	return runErr
-}
-
-// backendConfig maps the file's backend section to the upstream package's;
-// grace (shutdown_grace) also bounds how long a server removed by a reload
-// may finish its requests.
-func backendConfig(name string, b config.Backend, grace time.Duration) upstream.Config {
-	servers := make([]upstream.ServerConfig, len(b.Servers))
-	for i, s := range b.Servers {
-		servers[i] = upstream.ServerConfig{Address: s.Address, Weight: s.Weight, Backup: s.Backup}
-	}
-	return upstream.Config{
-		Name:          name,
-		Protocol:      b.Protocol,
-		Balance:       b.Balance,
-		ProbeInterval: b.ProbeInterval,
-		Servers:       servers,
-		H2C: upstream.H2CConfig{
-			ConnsPerServer: b.H2C.ConnsPerServer, MaxStreamsPerConn: b.H2C.MaxStreamsPerConn,
-			PingInterval: b.H2C.PingInterval, PingTimeout: b.H2C.PingTimeout,
-		},
-		H1:                    upstream.H1Config{ConnsPerServer: b.H1.ConnsPerServer, IdleTimeout: b.H1.IdleTimeout, MaxTunnels: b.H1.MaxTunnels},
-		Queue:                 upstream.QueueConfig{MaxPending: b.Queue.MaxPending, Timeout: b.Queue.Timeout},
-		ConnectTimeout:        b.Timeouts.Connect,
-		ResponseHeaderTimeout: b.Timeouts.ResponseHeader,
-		IdleTimeout:           b.Timeouts.Idle,
-		TotalTimeout:          b.Timeouts.Total,
-		DrainTimeout:          grace,
-		Health:                upstream.HealthConfig(b.Health),
-		Retries:               b.Retries,
-		RetryBodyLimit:        int64(b.RetryBodyLimit),
-		IdempotentMethods:     b.IdempotentMethods,
-		Passive: upstream.PassiveConfig{
-			ConsecutiveFailures: b.Passive.ConsecutiveFailures, EjectFor: b.Passive.EjectFor,
-			MaxEjectFor: b.Passive.MaxEjectFor, MaxEjectedPercent: b.Passive.MaxEjectedPercent,
-			ProbeInterval: b.Passive.ProbeInterval,
-		},
-	}
 }

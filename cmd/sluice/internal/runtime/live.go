@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"errors"
@@ -46,7 +46,7 @@ type live struct {
 }
 
 func newLive(reg prometheus.Registerer, log *slog.Logger, load func() (*config.Config, error)) *live {
-	rt := &live{
+	lv := &live{
 		log:       log,
 		load:      load,
 		um:        upstream.NewMetrics(reg),
@@ -59,8 +59,8 @@ func newLive(reg prometheus.Registerer, log *slog.Logger, load func() (*config.C
 			Help: "Configuration reloads (SIGHUP or POST /reload), by result (success, error).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(rt.reloads)
-	return rt
+	reg.MustRegister(lv.reloads)
+	return lv
 }
 
 // errNoReload is the answer to a reload in quick mode.
@@ -71,45 +71,45 @@ var errShuttingDown = errors.New("reload: shutting down")
 
 // reload reads the configuration again and applies it, or keeps the running
 // one and says why. One reload runs at a time; others wait their turn.
-func (rt *live) reload() error {
+func (lv *live) reload() error {
 	select {
-	case rt.reloading <- struct{}{}:
-	case <-rt.closed:
+	case lv.reloading <- struct{}{}:
+	case <-lv.closed:
 		return errShuttingDown
 	}
-	defer func() { <-rt.reloading }()
-	if rt.sink != nil {
+	defer func() { <-lv.reloading }()
+	if lv.sink != nil {
 		// Whatever the config says: logrotate sends SIGHUP after moving
 		// the file away.
-		if err := rt.sink.reopen(); err != nil {
-			rt.log.Error("access log not reopened; still writing the old file", "err", err)
+		if err := lv.sink.reopen(); err != nil {
+			lv.log.Error("access log not reopened; still writing the old file", "err", err)
 		}
 	}
-	err := rt.reloadOnce()
+	err := lv.reloadOnce()
 	if err != nil {
-		rt.reloads.WithLabelValues("error").Inc()
-		rt.log.Error("reload failed; still running the previous config", "err", err)
+		lv.reloads.WithLabelValues("error").Inc()
+		lv.log.Error("reload failed; still running the previous config", "err", err)
 		return err
 	}
-	rt.reloads.WithLabelValues("success").Inc()
-	rt.log.Info("reloaded config", "backends", rt.names())
+	lv.reloads.WithLabelValues("success").Inc()
+	lv.log.Info("reloaded config", "backends", lv.names())
 	return nil
 }
 
-func (rt *live) reloadOnce() error {
-	if rt.load == nil {
+func (lv *live) reloadOnce() error {
+	if lv.load == nil {
 		return errNoReload
 	}
-	cfg, err := rt.load()
+	cfg, err := lv.load()
 	if err != nil {
 		return err
 	}
-	cur := rt.config()
+	cur := lv.config()
 	if changed := restartKeys(cur, cfg); len(changed) > 0 {
 		return fmt.Errorf("reload: %s: these keys need a restart to change; the running config is kept", strings.Join(changed, "; "))
 	}
 	var useCerts func()
-	if rt.certs != nil {
+	if lv.certs != nil {
 		// Read the files again even when their names did not change:
 		// renewed certificates are usually written over the old ones.
 		// They are put in use by apply, once nothing else can fail: a
@@ -118,9 +118,9 @@ func (rt *live) reloadOnce() error {
 		if err != nil {
 			return fmt.Errorf("reload: tls_certs: %w", err)
 		}
-		useCerts = func() { rt.certs.Use(set) }
+		useCerts = func() { lv.certs.Use(set) }
 	}
-	return rt.apply(cfg, useCerts)
+	return lv.apply(cfg, useCerts)
 }
 
 // restartKeys lists the keys whose change needs a restart, with their old
@@ -161,64 +161,25 @@ func restartKeys(cur, next *config.Config) []string {
 	return out
 }
 
-// resetLimit maps limits.h2_max_resets_per_second, where 0 is off, to
-// gateway.Config.ResetLimit, where 0 is the default and off is negative.
-func resetLimit(perSecond int) int {
-	if perSecond == 0 {
-		return -1
-	}
-	return perSecond
-}
-
 func quoted(s string) string { return fmt.Sprintf("%q", s) }
-
-// certPairs maps the config's certificate pairs to the gateway's.
-func certPairs(cfg *config.Config) []gateway.CertPair {
-	pairs := make([]gateway.CertPair, len(cfg.TLSCerts))
-	for i, p := range cfg.TLSCerts {
-		pairs[i] = gateway.CertPair{CertFile: p.Cert, KeyFile: p.Key}
-	}
-	return pairs
-}
 
 // start loads the certificates and applies the first configuration;
 // altSvc is the Alt-Svc value advertising HTTP/3, or "".
-func (rt *live) start(cfg *config.Config, altSvc string) error {
+func (lv *live) start(cfg *config.Config, altSvc string) error {
 	if cfg.TLSListen != "" {
 		certs, err := gateway.LoadCerts(certPairs(cfg))
 		if err != nil {
 			return fmt.Errorf("tls_certs: %w", err)
 		}
-		rt.certs = certs
+		lv.certs = certs
 	}
-	rt.altSvc = altSvc
-	al, sink, err := newAccessLog(cfg.AccessLog, rt.log)
+	lv.altSvc = altSvc
+	al, sink, err := newAccessLog(cfg.AccessLog, lv.log)
 	if err != nil {
 		return err
 	}
-	rt.alog, rt.sink = al, sink
-	return rt.apply(cfg, nil)
-}
-
-// gatewayConfig is the client-facing configuration of cfg; only routes and
-// error pages change after start.
-func (rt *live) gatewayConfig(cfg *config.Config, routes []gateway.Route, pages map[int]gateway.ErrorPage) gateway.Config {
-	l := cfg.Limits
-	return gateway.Config{
-		Routes:               routes,
-		ErrorPages:           pages,
-		MaxConns:             l.MaxConns,
-		ReadHeaderTimeout:    l.ReadHeaderTimeout,
-		IdleTimeout:          l.IdleTimeout,
-		MaxHeaderBytes:       l.MaxHeaderBytes,
-		MaxHeaderCount:       l.MaxHeaderCount,
-		MaxRequestBody:       l.MaxRequestBody,
-		MaxConcurrentStreams: l.H2MaxConcurrentStreams,
-		ResetLimit:           resetLimit(l.H2MaxResetsPerSecond),
-		TrustedProxies:       cfg.TrustedProxies,
-		AltSvc:               rt.altSvc,
-		AccessLog:            rt.alog,
-	}
+	lv.alog, lv.sink = al, sink
+	return lv.apply(cfg, nil)
 }
 
 // apply makes cfg the running configuration, all or nothing. Existing
@@ -227,9 +188,9 @@ func (rt *live) gatewayConfig(cfg *config.Config, routes []gateway.Route, pages 
 // once and close after the shutdown grace, so requests they carry can
 // finish. commit, when not nil, runs once nothing can fail any more, just
 // before the backends change (the reload's certificates).
-func (rt *live) apply(cfg *config.Config, commit func()) error {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
+func (lv *live) apply(cfg *config.Config, commit func()) error {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
 	// Prepare: build the new backends and check every update, changing
 	// nothing that is live.
 	var added []*upstream.Backend
@@ -243,34 +204,31 @@ func (rt *live) apply(cfg *config.Config, commit func()) error {
 	updates := map[*upstream.Backend]upstream.Config{}
 	for name, bc := range cfg.Backends {
 		ucfg := backendConfig(name, bc, cfg.ShutdownGrace)
-		if b, ok := rt.backends[name]; ok {
+		if b, ok := lv.backends[name]; ok {
 			if err := b.Check(ucfg); err != nil {
 				return fail(err)
 			}
 			rts[name], updates[b] = b, ucfg
 			continue
 		}
-		b, err := upstream.New(ucfg, rt.um, rt.log)
+		b, err := upstream.New(ucfg, lv.um, lv.log)
 		if err != nil {
 			return fail(err)
 		}
 		added = append(added, b)
 		rts[name] = b
 	}
-	routes := make([]gateway.Route, len(cfg.Routes))
-	for i, r := range cfg.Routes {
-		routes[i] = gateway.Route{Host: r.Host, PathPrefix: r.PathPrefix, Backend: r.Backend}
-	}
+	routes := gatewayRoutes(cfg)
 	pages := errorPages(cfg)
 	// Commit. The gateway swaps its routes whole or fails without a
 	// change; after it nothing fails: the backend updates were checked.
-	if rt.g == nil {
-		g, err := gateway.New(rt.gatewayConfig(cfg, routes, pages), rts, rt.gm, rt.log)
+	if lv.g == nil {
+		g, err := gateway.New(gatewayConfig(cfg, routes, pages, lv.altSvc, lv.alog), rts, lv.gm, lv.log)
 		if err != nil {
 			return fail(err)
 		}
-		rt.g = g
-	} else if err := rt.g.Update(routes, rts, pages); err != nil {
+		lv.g = g
+	} else if err := lv.g.Update(routes, rts, pages); err != nil {
 		return fail(err)
 	}
 	if commit != nil {
@@ -279,88 +237,77 @@ func (rt *live) apply(cfg *config.Config, commit func()) error {
 	for b, ucfg := range updates {
 		if err := b.Update(ucfg); err != nil {
 			// Check accepted this very config; say so if that ever breaks.
-			rt.log.Error("backend update refused after its check passed", "backend", b.Name(), "err", err)
+			lv.log.Error("backend update refused after its check passed", "backend", b.Name(), "err", err)
 		}
 	}
 	for _, b := range added {
-		rt.backends[b.Name()] = b
+		lv.backends[b.Name()] = b
 		b.Start()
 	}
-	for name, b := range rt.backends {
+	for name, b := range lv.backends {
 		if _, ok := cfg.Backends[name]; !ok {
-			delete(rt.backends, name)
-			rt.retire(b, cfg.ShutdownGrace)
+			delete(lv.backends, name)
+			lv.retire(b, cfg.ShutdownGrace)
 		}
 	}
-	rt.cfg = cfg
+	lv.cfg = cfg
 	return nil
 }
 
 // retire closes a backend no route uses any more, after grace.
-func (rt *live) retire(b *upstream.Backend, grace time.Duration) {
-	rt.retiring.Add(1)
+func (lv *live) retire(b *upstream.Backend, grace time.Duration) {
+	lv.retiring.Add(1)
 	go func() {
-		defer rt.retiring.Done()
+		defer lv.retiring.Done()
 		t := time.NewTimer(grace)
 		defer t.Stop()
 		select {
 		case <-t.C:
-		case <-rt.closed:
+		case <-lv.closed:
 		}
 		b.Close()
 	}()
 }
 
-func errorPages(cfg *config.Config) map[int]gateway.ErrorPage {
-	var pages map[int]gateway.ErrorPage
-	for code, p := range cfg.ErrorPages {
-		if pages == nil {
-			pages = make(map[int]gateway.ErrorPage, len(cfg.ErrorPages))
-		}
-		pages[code] = gateway.NewErrorPage(p.Path, p.Body)
-	}
-	return pages
-}
-
-func (rt *live) config() *config.Config {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	return rt.cfg
+func (lv *live) config() *config.Config {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	return lv.cfg
 }
 
 // snapshot lists the live backends, sorted by name.
-func (rt *live) snapshot() []*upstream.Backend {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	bs := make([]*upstream.Backend, 0, len(rt.backends))
-	for _, b := range rt.backends {
+func (lv *live) snapshot() []*upstream.Backend {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	bs := make([]*upstream.Backend, 0, len(lv.backends))
+	for _, b := range lv.backends {
 		bs = append(bs, b)
 	}
 	sort.Slice(bs, func(i, j int) bool { return bs[i].Name() < bs[j].Name() })
 	return bs
 }
 
-func (rt *live) names() []string {
+func (lv *live) names() []string {
 	var names []string
-	for _, b := range rt.snapshot() {
+	for _, b := range lv.snapshot() {
 		names = append(names, b.Name())
 	}
 	return names
 }
 
 // close stops every backend, retired ones included.
-func (rt *live) close() {
+func (lv *live) close() {
 	// A reload still running finishes first; none starts after (the token
 	// is never given back).
-	rt.reloading <- struct{}{}
-	close(rt.closed)
-	rt.retiring.Wait()
-	for _, b := range rt.snapshot() {
+	lv.reloading <- struct{}{}
+	close(lv.closed)
+	lv.retiring.Wait()
+	for _, b := range lv.snapshot() {
 		b.Close()
 	}
-	if rt.sink != nil {
-		if err := rt.sink.Close(); err != nil {
-			rt.log.Warn("access log close", "err", err)
+	if lv.sink != nil {
+		if err := lv.sink.Close(); err != nil {
+			lv.log.Warn("access log close", "err", err)
 		}
 	}
 }

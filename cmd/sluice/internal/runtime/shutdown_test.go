@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"bufio"
@@ -96,7 +96,7 @@ func startServe(t *testing.T, origin string, tweak func(*config.Config)) *runnin
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{listen: cfg.Listen, admin: cfg.Admin, cancel: cancel, done: make(chan struct{})}
 	go func() {
-		r.err = serve(ctx, cfg, slog.New(slog.DiscardHandler), nil)
+		r.err = Serve(ctx, cfg, slog.New(slog.DiscardHandler), nil)
 		close(r.done)
 	}()
 	t.Cleanup(func() {
