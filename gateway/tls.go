@@ -11,8 +11,8 @@ import (
 
 // CertPair names a certificate chain and its key, PEM files.
 type CertPair struct {
-	CertFile string
-	KeyFile  string
+	CertFile string `yaml:"cert"`
+	KeyFile  string `yaml:"key"`
 }
 
 // Certs holds the TLS certificates of the listeners, chosen by SNI, and

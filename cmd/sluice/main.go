@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/haproxyimport"
+	"github.com/sluice-gw/sluice/upstream"
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/runtime"
 )
 
@@ -154,7 +155,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer, environ []string) int {
 
 func cmdProxy(args []string, stderr io.Writer, environ []string) int {
 	fs := newFlagSet("proxy", "proxy --to HOST:PORT [--to HOST:PORT ...] [flags]", stderr)
-	def, defBackend := config.Default(), config.DefaultBackend()
+	def, defBackend := config.Default(), upstream.DefaultConfig()
 	var to serverList
 	fs.Var(&to, "to", "upstream server `HOST:PORT`; repeat for more servers (required)")
 	listen := fs.String("listen", def.Listen, "client `ADDR`, serving HTTP/1.1 and h2c")

@@ -114,7 +114,7 @@ func (lv *live) reloadOnce() error {
 		// renewed certificates are usually written over the old ones.
 		// They are put in use by apply, once nothing else can fail: a
 		// failed reload keeps the old certificates with the old config.
-		set, err := gateway.ReadCerts(certPairs(cfg))
+		set, err := gateway.ReadCerts(cfg.TLSCerts)
 		if err != nil {
 			return fmt.Errorf("reload: tls_certs: %w", err)
 		}
@@ -167,7 +167,7 @@ func quoted(s string) string { return fmt.Sprintf("%q", s) }
 // altSvc is the Alt-Svc value advertising HTTP/3, or "".
 func (lv *live) start(cfg *config.Config, altSvc string) error {
 	if cfg.TLSListen != "" {
-		certs, err := gateway.LoadCerts(certPairs(cfg))
+		certs, err := gateway.LoadCerts(cfg.TLSCerts)
 		if err != nil {
 			return fmt.Errorf("tls_certs: %w", err)
 		}
@@ -202,8 +202,7 @@ func (lv *live) apply(cfg *config.Config, commit func()) error {
 	}
 	rts := map[string]http.RoundTripper{}
 	updates := map[*upstream.Backend]upstream.Config{}
-	for name, bc := range cfg.Backends {
-		ucfg := backendConfig(name, bc, cfg.ShutdownGrace)
+	for name, ucfg := range cfg.Backends {
 		if b, ok := lv.backends[name]; ok {
 			if err := b.Check(ucfg); err != nil {
 				return fail(err)
@@ -218,17 +217,17 @@ func (lv *live) apply(cfg *config.Config, commit func()) error {
 		added = append(added, b)
 		rts[name] = b
 	}
-	routes := gatewayRoutes(cfg)
-	pages := errorPages(cfg)
+	gcfg := cfg.Gateway()
 	// Commit. The gateway swaps its routes whole or fails without a
 	// change; after it nothing fails: the backend updates were checked.
 	if lv.g == nil {
-		g, err := gateway.New(gatewayConfig(cfg, routes, pages, lv.altSvc, lv.alog), rts, lv.gm, lv.log)
+		gcfg.AltSvc, gcfg.AccessLog = lv.altSvc, lv.alog
+		g, err := gateway.New(gcfg, rts, lv.gm, lv.log)
 		if err != nil {
 			return fail(err)
 		}
 		lv.g = g
-	} else if err := lv.g.Update(routes, rts, pages); err != nil {
+	} else if err := lv.g.Update(gcfg.Routes, rts, gcfg.ErrorPages); err != nil {
 		return fail(err)
 	}
 	if commit != nil {
