@@ -21,8 +21,8 @@ import (
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/haproxyimport"
-	"github.com/sluice-gw/sluice/upstream"
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/runtime"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".

@@ -321,7 +321,7 @@ func (d *decoder) unknown(sc scope, key string, v any) {
 var defaults = map[reflect.Type]func() any{
 	reflect.TypeFor[upstream.Config]():       func() any { return upstream.DefaultConfig() },
 	reflect.TypeFor[upstream.ServerConfig](): func() any { return upstream.DefaultServerConfig() },
-	reflect.TypeFor[gateway.Route]():          func() any { return defaultRoute() },
+	reflect.TypeFor[gateway.Route]():         func() any { return defaultRoute() },
 }
 
 func newElem(t reflect.Type) reflect.Value {

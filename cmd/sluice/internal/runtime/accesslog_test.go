@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // readLines is the JSON access log lines in file, or nil if it does not
@@ -52,7 +53,7 @@ func get(t *testing.T, url string) int {
 func TestAccessLogFileAndReopen(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "access.log")
-	cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{echoOrigin(t)}, 1)
+	cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{echoOrigin(t)}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestAccessLogChangeNeedsRestart(t *testing.T) {
 
 func TestPprofSwitch(t *testing.T) {
 	for _, on := range []bool{false, true} {
-		cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{echoOrigin(t)}, 1)
+		cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{echoOrigin(t)}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

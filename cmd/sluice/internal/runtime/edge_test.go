@@ -21,6 +21,8 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/gateway"
+	"github.com/sluice-gw/sluice/upstream"
 
 	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
@@ -102,13 +104,13 @@ func TestTLSAndHTTP3Wired(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	first := writeCertPair(t, certFile, keyFile)
-	cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{echoOrigin(t)}, 1)
+	cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{echoOrigin(t)}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.TLSListen = freeAddr(t)
 	cfg.HTTP3 = true
-	cfg.TLSCerts = []config.CertPair{{Cert: certFile, Key: keyFile}}
+	cfg.TLSCerts = []gateway.CertPair{{CertFile: certFile, KeyFile: keyFile}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +196,7 @@ func TestTLSAndHTTP3Wired(t *testing.T) {
 }
 
 func TestProxyProtocolAndTrustedProxiesWired(t *testing.T) {
-	cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{echoOrigin(t)}, 1)
+	cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{echoOrigin(t)}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +246,7 @@ func TestProxyProtocolAndTrustedProxiesWired(t *testing.T) {
 }
 
 func TestLimitsWired(t *testing.T) {
-	cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{echoOrigin(t)}, 1)
+	cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{echoOrigin(t)}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/gateway"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // TestReloadsRunOneAtATime: SIGHUP and POST /reload both call reload; a
@@ -58,12 +60,12 @@ func TestFailedReloadKeepsCertificates(t *testing.T) {
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	first := writeCertPair(t, certFile, keyFile)
 	origin := echoOrigin(t)
-	cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{origin}, 1)
+	cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{origin}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.TLSListen = freeAddr(t)
-	cfg.TLSCerts = []config.CertPair{{Cert: certFile, Key: keyFile}}
+	cfg.TLSCerts = []gateway.CertPair{{CertFile: certFile, KeyFile: keyFile}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func TestFailedReloadKeepsCertificates(t *testing.T) {
 			c.Backends[name] = bc
 		}},
 		{"route to an unknown backend", func(c *config.Config) {
-			c.Routes = append([]config.Route{{Host: "*", PathPrefix: "/", Backend: "nope"}}, c.Routes...)
+			c.Routes = append([]gateway.Route{{Host: "*", PathPrefix: "/", Backend: "nope"}}, c.Routes...)
 		}},
 	}
 	for _, tt := range tests {
@@ -91,7 +93,7 @@ func TestFailedReloadKeepsCertificates(t *testing.T) {
 			bad.Backends = maps.Clone(cfg.Backends)
 			// A server added in the same reload must not appear either.
 			bc := bad.Backends[name]
-			bc.Servers = append(slices.Clone(bc.Servers), config.Server{Address: freeAddr(t), Weight: 1})
+			bc.Servers = append(slices.Clone(bc.Servers), upstream.ServerConfig{Address: freeAddr(t), Weight: 1})
 			bad.Backends[name] = bc
 			tt.spoil(&bad)
 			next.Store(&bad)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-gw/sluice/gateway/gatewaytest"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // These tests run serve itself in front of an httptest origin, to pin down
@@ -86,7 +87,7 @@ func (r *running) returned(d time.Duration) bool {
 // tweak, and waits until the client listener accepts and /healthz answers.
 func startServe(t *testing.T, origin string, tweak func(*config.Config)) *running {
 	t.Helper()
-	cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{origin}, 1)
+	cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{origin}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
