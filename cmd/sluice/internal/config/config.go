@@ -5,6 +5,24 @@
 // default except backends[*].servers and routes, so a minimal file names
 // one backend with one server and one route.
 //
+// # The schema
+//
+// The keys are declared once, as tagged fields of the types the gateway
+// runs on: Config and its sections here, upstream.Config (a backend, so
+// upstream.DefaultConfig holds the backend defaults and there is no copy
+// of them here), gateway.Route and gateway.CertPair. The `yaml` tag names
+// the key (a dot nests it: `yaml:"timeouts.connect"`); the `check` tag
+// states the valid values (validate.go's checkField lists the rules).
+// Load walks these declarations to decode, Marshal to print, validate to
+// check, and a test compares them with the README's key table. The YAML
+// is decoded to a tree, the environment is written into that tree, and
+// the tree is decoded strictly: an unknown key is an error.
+//
+// To add a key: add the field with its tags to the struct of its section,
+// its default to Default, DefaultLimits or upstream.DefaultConfig, and a
+// row to the README's table. Only a rule that involves two keys, or that
+// a tag cannot say, needs code in validate.go.
+//
 // # Environment overrides
 //
 // A variable SLUICE_<PATH>=<VALUE> overrides one key. PATH is the key path
@@ -29,7 +47,7 @@
 //
 // Durations use Go syntax (time.ParseDuration): "250ms", "5s", "1m30s".
 // A bare number such as 5 is rejected rather than guessed at: other tools
-// read it as seconds, koanf's decoder as nanoseconds.
+// read it as seconds, Go's time.Duration as nanoseconds.
 //
 // # Errors
 //
