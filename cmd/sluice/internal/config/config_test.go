@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -556,5 +557,23 @@ func TestValidate(t *testing.T) {
 	c.Routes[0].Backend = "missing"
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "config: routes[0].backend: ") {
 		t.Errorf("Validate() = %v", err)
+	}
+}
+
+// TestGateway: the file's client-edge keys reach gateway.Config; in the
+// file h2_max_resets_per_second 0 is off, which the gateway spells as a
+// negative limit (its zero is the default).
+func TestGateway(t *testing.T) {
+	page := writeTemp(t, t.TempDir(), "503.html", "busy\n")
+	for perSecond, want := range map[int]int{0: -1, 1: 1, 100: 100, 5000: 5000} {
+		c, err := Parse([]byte(fmt.Sprintf("%slimits: {h2_max_resets_per_second: %d, max_conns: 7}\ntrusted_proxies: [10.0.0.0/8]\nerror_pages: {503: %s}\n", valid, perSecond, page)), "sluice.yaml", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := c.Gateway()
+		if g.ResetLimit != want || g.MaxConns != 7 || g.MaxHeaderBytes != 32<<10 || len(g.TrustedProxies) != 1 ||
+			!reflect.DeepEqual(g.Routes, c.Routes) || len(g.ErrorPages) != 1 {
+			t.Errorf("h2_max_resets_per_second %d: Gateway() = %+v", perSecond, g)
+		}
 	}
 }
