@@ -105,8 +105,9 @@ type Config struct {
 	// explicit choice (0.0.0.0).
 	Admin string `yaml:"admin"`
 	// ShutdownGrace is how long in-flight requests may finish after
-	// SIGTERM/SIGINT before their connections are cut; also every
-	// backend's DrainTimeout.
+	// SIGTERM/SIGINT before their connections are cut. Parse and Quick
+	// also make it every backend's DrainTimeout; code that changes it
+	// afterwards must change those too.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace" check:"positive"`
 	// Limits bound what one client may cost.
 	Limits Limits `yaml:"limits"`
