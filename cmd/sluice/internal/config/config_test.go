@@ -180,6 +180,7 @@ func TestParseRejects(t *testing.T) {
 		{name: "env bare duration", yaml: valid, env: []string{"SLUICE_BACKENDS__TOMCAT__QUEUE__TIMEOUT=5"}, key: "backends.tomcat.queue.timeout", msg: "bare number", source: "env SLUICE_BACKENDS__TOMCAT__QUEUE__TIMEOUT"},
 		{name: "env unknown backend", yaml: valid, env: []string{"SLUICE_BACKENDS__NGINX__PROTOCOL=h1"}, key: "backends.nginx", msg: "but not add them", source: "env SLUICE_BACKENDS__NGINX__PROTOCOL"},
 		{name: "env list", yaml: valid, env: []string{"SLUICE_BACKENDS__TOMCAT__SERVERS=a:1"}, key: "backends.tomcat.servers", msg: "cannot be set from the environment", source: "env SLUICE_BACKENDS__TOMCAT__SERVERS"},
+		{name: "env into a list", yaml: valid, env: []string{"SLUICE_BACKENDS__TOMCAT__SERVERS__0__WEIGHT=2"}, key: "backends.tomcat.servers", msg: "cannot be set from the environment: it is a list in sluice.yaml", source: "env SLUICE_BACKENDS__TOMCAT__SERVERS__0__WEIGHT"},
 		{name: "env routes", yaml: valid, env: []string{"SLUICE_ROUTES=x"}, key: "routes", msg: "cannot be set from the environment", source: "env SLUICE_ROUTES"},
 		{name: "env empty level", yaml: valid, env: []string{"SLUICE_BACKENDS____PROTOCOL=h1"}, key: "", msg: "cannot map", source: "env SLUICE_BACKENDS____PROTOCOL"},
 		{name: "env set twice", yaml: valid, env: []string{"SLUICE_LISTEN=:1", "SLUICE_listen=:2"}, key: "listen", msg: "also set by SLUICE_LISTEN", source: "env SLUICE_listen"},

@@ -196,28 +196,29 @@ func (d *decoder) applyEnv(root map[string]any, environ []string) {
 			continue
 		}
 		d.envOf[key] = name
-		node := root
-		for i, p := range path[:len(path)-1] {
-			switch next := node[p].(type) {
-			case map[string]any:
-				node = next
-			case []any:
-				k := strings.Join(path[:i+1], ".")
-				d.failed[k] = true
-				d.fail("env "+name, k, "cannot be set from the environment: it is a list in %s", d.file)
-				node = nil
-			default:
-				m := map[string]any{}
-				node[p], node = m, m
-			}
-			if node == nil {
-				break
-			}
-		}
-		if node != nil {
-			node[path[len(path)-1]] = value
+		if k, ok := setIn(root, path, value); !ok {
+			d.failed[k] = true
+			d.fail("env "+name, k, "cannot be set from the environment: it is a list in %s", d.file)
 		}
 	}
+}
+
+// setIn sets the key at path in the tree, making the mappings on the way;
+// where the way crosses a list it fails, naming the list's key.
+func setIn(node map[string]any, path []string, value string) (string, bool) {
+	for i, p := range path[:len(path)-1] {
+		switch next := node[p].(type) {
+		case map[string]any:
+			node = next
+		case []any:
+			return strings.Join(path[:i+1], "."), false
+		default:
+			m := map[string]any{}
+			node[p], node = m, m
+		}
+	}
+	node[path[len(path)-1]] = value
+	return "", true
 }
 
 // envPath maps an environment variable to a key path, or nil to skip it.
