@@ -578,3 +578,48 @@ func TestGateway(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckRules pins the `check` tag grammar and its messages.
+func TestCheckRules(t *testing.T) {
+	tests := []struct {
+		rule string
+		v    any
+		want string // "" means valid; "panic" a malformed tag
+	}{
+		{"1..64", 64, ""},
+		{"1..64", 0, "must be between 1 and 64, got 0"},
+		{"1..64", int64(65), "must be between 1 and 64, got 65"},
+		{"positive", time.Nanosecond, ""},
+		{"positive", time.Duration(0), "must be positive, got 0s"},
+		{"1s..", time.Second, ""},
+		{"1s..", 500 * time.Millisecond, "must be at least 1s, got 500ms"},
+		{"100ms..1m", 2 * time.Minute, "must be between 100ms and 1m, got 2m0s"},
+		{"0(off)|1s..", time.Duration(0), ""},
+		{"0(off)|1s..", time.Millisecond, "must be 0 (off) or at least 1s, got 1ms"},
+		{"0(no limit)|positive", int64(-1), "must be 0 (no limit) or positive, got -1"},
+		{"auto|h2c", "h2c", ""},
+		{"auto|h2c", "h3", `must be one of auto, h2c, got "h3"`},
+		{"method", "get x", `invalid method name "get x"`},
+		{"1..x", 1, "panic"},
+		{"above", 1, "panic"},
+		{"off|1s..", time.Second, "panic"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s %v", tt.rule, tt.v), func(t *testing.T) {
+			c := &checker{source: func(string) string { return "test" }}
+			defer func() {
+				if r := recover(); (r != nil) != (tt.want == "panic") {
+					t.Errorf("panic %v, want %q", r, tt.want)
+				}
+			}()
+			c.checkField("k", &field{name: "k", check: tt.rule}, reflect.ValueOf(tt.v))
+			got := ""
+			if len(c.errs) > 0 {
+				got = c.errs[0].Msg
+			}
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

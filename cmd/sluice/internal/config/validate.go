@@ -175,23 +175,43 @@ func (c *checker) checkField(key string, f *field, v reflect.Value) {
 	}
 	// Integers and durations (an int64) share the rules; only the
 	// parsing of the bounds and the printing of the value differ.
+	// A malformed tag is a programming error, found by any test that
+	// validates a config.
+	bad := func() { panic(fmt.Sprintf("config: %s: malformed check tag %q", key, f.check)) }
 	n := v.Int()
-	parse := func(s string) int64 { i, _ := strconv.ParseInt(s, 10, 64); return i }
+	parse := func(s string) int64 {
+		i, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			bad()
+		}
+		return i
+	}
 	show := func(n int64) string { return strconv.FormatInt(n, 10) }
 	if v.Type() == durationType {
-		parse = func(s string) int64 { d, _ := time.ParseDuration(s); return int64(d) }
+		parse = func(s string) int64 {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				bad()
+			}
+			return int64(d)
+		}
 		show = func(n int64) string { return time.Duration(n).String() }
 	}
 	zeroMeans := ""
 	if first, rest, ok := strings.Cut(rule, "|"); ok {
-		zeroMeans, rule = strings.TrimSuffix(strings.TrimPrefix(first, "0("), ")"), rest
+		if !strings.HasPrefix(first, "0(") || !strings.HasSuffix(first, ")") {
+			bad()
+		}
+		zeroMeans, rule = first[2:len(first)-1], rest
 	}
 	var ok bool
 	var want string
 	lo, hi, isRange := strings.Cut(rule, "..")
 	switch {
-	case !isRange:
+	case !isRange && rule == "positive":
 		ok, want = n > 0, "positive"
+	case !isRange:
+		bad()
 	case hi == "":
 		ok, want = n >= parse(lo), "at least "+lo
 	default:
