@@ -315,6 +315,7 @@ func (c *checker) backend(name string, b upstream.Config) {
 			k = "backends"
 		}
 		c.fail(k, "invalid backend name %q: use letters, digits, '_' and '-'", name)
+		return // its keys would only add noise under a name to be changed
 	}
 	if len(b.Servers) == 0 {
 		c.fail(key+".servers", "at least one server is required")
