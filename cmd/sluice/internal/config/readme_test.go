@@ -45,7 +45,7 @@ func readmeTable(t *testing.T) map[string]string {
 // schema both ways, and each documented default with the one in effect.
 func TestReadmeKeysMatchSchema(t *testing.T) {
 	rows := readmeTable(t)
-	keys := Keys()
+	keys := schemaKeys()
 	for _, k := range keys {
 		if _, ok := rows[k]; !ok {
 			t.Errorf("key %s is not in the README's table", k)

@@ -81,9 +81,9 @@ func elemKey(t reflect.Type) string {
 	return ".NAME"
 }
 
-// Keys lists every key of the schema as the README's table writes it:
+// schemaKeys lists every key of the schema as the README's table writes it:
 // backends.NAME.h2c.conns_per_server, routes[].host, error_pages.CODE.
-func Keys() []string {
+func schemaKeys() []string {
 	var out []string
 	var walk func(prefix string, t reflect.Type, fields []*field)
 	walk = func(prefix string, t reflect.Type, fields []*field) {
