@@ -304,9 +304,10 @@ func fail(stderr io.Writer, err error) int {
 	return exitError
 }
 
-// serveUntilSignal runs the gateway until SIGINT/SIGTERM. reload reads the
-// config again for SIGHUP and POST /reload; nil in quick mode.
-func serveUntilSignal(cfg *config.Config, stderr io.Writer, environ []string, reload func() (*config.Config, error)) int {
+// serveUntilSignal runs the gateway until SIGINT/SIGTERM; SIGHUP reloads.
+// load reads the config again for SIGHUP and POST /reload; nil in quick
+// mode.
+func serveUntilSignal(cfg *config.Config, stderr io.Writer, environ []string, load func() (*config.Config, error)) int {
 	logger, err := newLogger(stderr, environ)
 	if err != nil {
 		return fail(stderr, err)
@@ -317,8 +318,31 @@ func serveUntilSignal(cfg *config.Config, stderr io.Writer, environ []string, re
 	// Once the first signal has started a graceful shutdown, restore the
 	// default handling so that a second one kills a shutdown that hangs.
 	context.AfterFunc(ctx, stop)
-	if err := runtime.Serve(ctx, cfg, logger, reload); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	gw, err := runtime.New(cfg, runtime.Options{Logger: logger, Load: load})
+	if err != nil {
 		return fail(stderr, err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- gw.Run(ctx) }()
+	var runErr error
+wait:
+	for {
+		select {
+		case runErr = <-ran:
+			break wait
+		case <-hup:
+			// Errors are logged and counted by Reload itself.
+			gw.Reload()
+		}
+	}
+	// Bounded by shutdown_grace; what it cuts is logged by Shutdown.
+	gw.Shutdown(context.Background())
+	if runErr != nil {
+		return fail(stderr, runErr)
 	}
 	return exitOK
 }

@@ -72,18 +72,19 @@ func openEdge(cfg *config.Config, g *gateway.Gateway, certs *gateway.Certs, udp 
 	return e, nil
 }
 
-// serve starts one goroutine per listener (three at most); each sends its
-// result to errc, which must have room for them. A listener that fails ends
-// serve, so its error names it.
-func (e *edge) serve(errc chan<- error) {
+// serve starts one goroutine per listener (three at most) in wg; each
+// sends its result to errc, which must have room for them, and returns
+// once shutdown or close has closed its listener. A listener that fails
+// ends Run, so its error names it.
+func (e *edge) serve(wg *sync.WaitGroup, errc chan<- error) {
 	run := func(name string, f func() error) {
-		go func() {
+		wg.Go(func() {
 			err := f()
 			if err != nil {
 				err = fmt.Errorf("%s: %w", name, err)
 			}
 			errc <- err
-		}()
+		})
 	}
 	run("listen", func() error { return e.srv.Serve(e.ln) })
 	if e.tlsLn != nil {

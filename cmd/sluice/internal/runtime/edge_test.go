@@ -58,7 +58,7 @@ func serveWithReload(t *testing.T, cfg *config.Config, next *atomic.Pointer[conf
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{listen: cfg.Listen, admin: cfg.Admin, cancel: cancel, done: make(chan struct{})}
 	go func() {
-		r.err = Serve(ctx, cfg, slog.New(slog.DiscardHandler), func() (*config.Config, error) { return next.Load(), nil })
+		r.err = serve(ctx, cfg, slog.New(slog.DiscardHandler), func() (*config.Config, error) { return next.Load(), nil })
 		close(r.done)
 	}()
 	t.Cleanup(func() {

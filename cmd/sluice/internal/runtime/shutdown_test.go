@@ -97,7 +97,7 @@ func startServe(t *testing.T, origin string, tweak func(*config.Config)) *runnin
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{listen: cfg.Listen, admin: cfg.Admin, cancel: cancel, done: make(chan struct{})}
 	go func() {
-		r.err = Serve(ctx, cfg, slog.New(slog.DiscardHandler), nil)
+		r.err = serve(ctx, cfg, slog.New(slog.DiscardHandler), nil)
 		close(r.done)
 	}()
 	t.Cleanup(func() {
