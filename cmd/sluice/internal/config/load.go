@@ -407,7 +407,10 @@ func (d *decoder) list(key string, raw any, out reflect.Value) {
 	for i, f := range fields {
 		names[i] = f.name
 	}
-	want := " with " + strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+	want := " with " + names[len(names)-1]
+	if len(names) > 1 {
+		want = " with " + strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+	}
 	list := reflect.MakeSlice(out.Type(), 0, len(items))
 	for i, item := range items {
 		ikey := fmt.Sprintf("%s[%d]", key, i)
