@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// Route sends requests whose host and path match to a backend.
+// Route sends requests whose host and path match to a backend. Its tags
+// are a route's schema in Sluice's config file (cmd/sluice/internal/config).
 type Route struct {
 	// Host is "*" (any host, also the zero value), an exact host name, or
 	// "*.example.com" (any subdomain of example.com, not example.com

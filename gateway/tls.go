@@ -9,7 +9,8 @@ import (
 	"sync/atomic"
 )
 
-// CertPair names a certificate chain and its key, PEM files.
+// CertPair names a certificate chain and its key, PEM files. Its tags
+// are the keys of a tls_certs entry in Sluice's config file.
 type CertPair struct {
 	CertFile string `yaml:"cert"`
 	KeyFile  string `yaml:"key"`
