@@ -127,27 +127,16 @@ func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendStat
 	s.active.Add(1)
 	s.requests.Add(1)
 
-	// The tracker is the attempt's context: the client's values, but its
-	// own cancellation (timeouts, and the client leaving abortGrace ago).
-	// It also holds the attempt's URL, so the copy costs no allocation.
-	t := &tracker{parent: clientCtx, c: c, idle: st.cfg.IdleTimeout, deadline: deadline, done: make(chan struct{})}
+	t := newTracker(clientCtx, c, st.cfg.ResponseHeaderTimeout, st.cfg.IdleTimeout, deadline)
+	// The tracker holds the attempt's request and URL, so the copies cost
+	// no allocation.
 	t.url = *req.URL
 	t.url.Scheme, t.url.Host = "http", s.addr
-	t.trace.WroteHeaders = func() { t.wrote.Store(true) }
 	if info != nil {
 		t.trace.Got1xxResponse = info.Got1xx
 	}
-	// One timer per request: first the response header timeout, then the
-	// idle timeout while the body streams. Its callback also runs when the
-	// client leaves.
-	fire := t.fire
-	t.timer = time.AfterFunc(st.cfg.ResponseHeaderTimeout, fire)
-	if !deadline.IsZero() {
-		t.total = time.AfterFunc(time.Until(deadline), t.totalExpired)
-	}
-	t.stop = context.AfterFunc(clientCtx, fire)
-
-	out := req.WithContext(httptrace.WithClientTrace(t, &t.trace))
+	out := &t.out
+	*out = *req.WithContext(httptrace.WithClientTrace(t.ctx, &t.trace))
 	out.URL, out.Body = &t.url, reqBody
 	resp, err := c.cc.RoundTrip(out)
 	if err != nil {
