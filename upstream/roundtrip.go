@@ -34,14 +34,15 @@ var _ http.RoundTripper = (*Backend)(nil)
 // answered 404 or 503 by a server shutting down (see suspectAnswer).
 // The caller's request is not modified. The request is detached from the
 // client's cancellation (see abortGrace), so a client leaving does not
-// reset the upstream stream at once. A RequestInfo attached with WithInfo
-// is filled in.
+// reset the upstream stream at once. Informational (1xx) responses reach
+// the caller the standard way: the httptrace.ClientTrace of req's context
+// (Got1xxResponse), called from the connection's read loop.
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
-	return b.RoundTripInfo(req, infoFrom(req.Context()))
+	return b.RoundTripInfo(req, nil)
 }
 
-// RoundTripInfo is RoundTrip filling in info, when not nil, and passing
-// informational responses to info.Got1xx.
+// RoundTripInfo is RoundTrip filling in info, when not nil, for the
+// caller's access log.
 func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Response, error) {
 	st := b.cur()
 	if IsUpgrade(req.Header) {
@@ -132,9 +133,8 @@ func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendStat
 	// no allocation.
 	t.url = *req.URL
 	t.url.Scheme, t.url.Host = "http", s.addr
-	if info != nil {
-		t.trace.Got1xxResponse = info.Got1xx
-	}
+	// The caller's trace hooks (Got1xxResponse) compose with the
+	// tracker's (WroteHeaders).
 	out := &t.out
 	*out = *req.WithContext(httptrace.WithClientTrace(t.ctx, &t.trace))
 	out.URL, out.Body = &t.url, reqBody
