@@ -73,7 +73,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 			if !errors.As(err, &de) || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
 				return nil, err
 			}
-			b.m.retried(retryDial)
+			b.obs.retried(retryDial)
 			continue
 		}
 		if clientCtx.Err() != nil {
@@ -99,7 +99,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 			// send the request once more, elsewhere.
 			drainRetried = true
 			resp.Body.Close()
-			b.m.retried(retryDraining)
+			b.obs.retried(retryDraining)
 			if rp != nil {
 				reqBody = rp.body()
 			}
@@ -111,7 +111,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 		if reason == "" || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
 			return nil, err
 		}
-		b.m.retried(reason)
+		b.obs.retried(reason)
 		if rp != nil {
 			reqBody = rp.body()
 		}
