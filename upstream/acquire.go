@@ -44,7 +44,7 @@ func (b *Backend) try(st *backendState, avoid *Server) (*pconn, error) {
 	slow := st.cfg.Health.SlowStart
 	for i := range n {
 		s := servers[(start+i)%n]
-		if !sel.ok(s) || i == 0 && n > 1 && !s.admits(slow, now) {
+		if !sel.ok(s) || i == 0 && n > 1 && !s.admits(slow, now, b.coin) {
 			continue
 		}
 		if p := s.cur.Load(); p != nil {

@@ -7,6 +7,7 @@ package upstream
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,9 @@ type Backend struct {
 	h1t  *http.Transport
 	obs  *backendMetrics // the backend's series; obs.m is the whole set
 	log  *slog.Logger
+	// coin draws slow start's admissions (see Server.admits):
+	// rand.Float64, or a test's deterministic source.
+	coin func() float64
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -66,6 +70,7 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 		h1t:    h1compat.NewTransport(h1compat.Config{}),
 		obs:    m.forBackend(cfg.Name),
 		log:    log,
+		coin:   rand.Float64,
 		ctx:    ctx,
 		cancel: cancel,
 	}
