@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"context"
 	"net/http"
 	"slices"
 	"testing"
@@ -76,38 +75,5 @@ func TestActiveHealthTimers(t *testing.T) {
 				}
 			})
 		})
-	}
-}
-
-func TestActiveHealthFallRise(t *testing.T) {
-	checkNoLeak(t)
-	fp := newFakePeer(t)
-	var healthy = make(chan bool, 1)
-	healthy <- true
-	fp.onHeaders = func(pc *peerConn, id uint32, method string) {
-		ok := <-healthy
-		healthy <- ok
-		if ok {
-			pc.respond(id, 200, "ok")
-		} else {
-			pc.respond(id, 500, "sick")
-		}
-	}
-	b, _ := newPeerBackend(t, fp, func(c *Config) {
-		c.Health = HealthConfig{Enabled: true, Interval: 20 * time.Millisecond, Timeout: time.Second, Fall: 2, Rise: 2}
-	})
-	b.Start()
-	s := b.Servers()[0]
-	<-healthy
-	healthy <- false
-	waitFor(t, "server marked down", func() bool { return s.unhealthy.Load() })
-	if _, _, err := get(context.Background(), b, "/", nil); err == nil {
-		t.Error("request served by a server marked down")
-	}
-	<-healthy
-	healthy <- true
-	waitFor(t, "server back up", func() bool { return !s.unhealthy.Load() })
-	if n := fp.conns.Load(); n != 1 {
-		t.Errorf("health checks used %d connections, want the 1 pooled one", n)
 	}
 }
