@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // TestRoundTripLeavesRequestUntouched pins the http.RoundTripper contract:
@@ -76,14 +77,7 @@ func TestInformationalResponsesAndRequestInfo(t *testing.T) {
 	})
 	for _, proto := range []string{H2C, H1} {
 		t.Run(proto, func(t *testing.T) {
-			srv := httptest.NewUnstartedServer(h)
-			var p http.Protocols
-			p.SetHTTP1(true)
-			p.SetUnencryptedHTTP2(true)
-			srv.Config.Protocols = &p
-			srv.Start()
-			t.Cleanup(srv.Close)
-			addr := srv.Listener.Addr().String()
+			addr := gatewaytest.Origin(t, h)
 			b := newTestBackend(t, Config{Protocol: proto, Servers: []ServerConfig{{Address: addr}}})
 
 			var hints []string
