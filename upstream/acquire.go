@@ -36,15 +36,15 @@ func (b *Backend) try(st *backendState, avoid *Server) (*pconn, error) {
 	n := len(servers)
 	start := st.bal.first(servers)
 	now := time.Now().UnixNano()
-	sel, any := eligible(servers, now, avoid)
-	if !any {
+	sel, ok := eligible(servers, now, avoid)
+	if !ok {
 		return nil, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.name)
 	}
 	var lastErr error
 	slow := st.cfg.Health.SlowStart
 	for i := range n {
 		s := servers[(start+i)%n]
-		if !sel.ok(s) || i == 0 && n > 1 && !s.admits(slow, now) {
+		if !sel.ok(s) || i == 0 && n > 1 && !s.admits(slow, now, b.coin) {
 			continue
 		}
 		if p := s.cur.Load(); p != nil {
@@ -94,7 +94,7 @@ func anyOpen(servers []*Server) bool {
 func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo) (*pconn, error) {
 	w := &waiter{ch: make(chan struct{}, 1)}
 	if !b.q.enqueue(w) {
-		b.m.rejected(reasonFull)
+		b.obs.rejected(reasonFull)
 		return nil, ErrQueueFull
 	}
 	start := time.Now()
@@ -113,9 +113,9 @@ func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, dea
 			b.q.wake()
 		}
 		if reason != "" {
-			b.m.rejected(reason)
+			b.obs.rejected(reason)
 		}
-		b.m.waited(time.Since(start))
+		b.obs.waited(time.Since(start))
 		return nil, err
 	}
 	for {
@@ -125,7 +125,7 @@ func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, dea
 			// Capacity often frees in bulk (a new connection, a burst of
 			// completions): let the next waiter look too.
 			b.q.wake()
-			b.m.waited(time.Since(start))
+			b.obs.waited(time.Since(start))
 			return c, err
 		}
 		select {

@@ -7,6 +7,7 @@ package upstream
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -22,9 +23,11 @@ type Backend struct {
 	st   atomic.Pointer[backendState]
 	q    queue
 	h1t  *http.Transport
-	m    *backendMetrics
-	mets *Metrics
+	obs  *backendMetrics // the backend's series; obs.m is the whole set
 	log  *slog.Logger
+	// coin draws slow start's admissions (see Server.admits):
+	// rand.Float64, or a test's deterministic source.
+	coin func() float64
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -65,9 +68,9 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 	b := &Backend{
 		name:   cfg.Name,
 		h1t:    h1compat.NewTransport(h1compat.Config{}),
-		m:      m.forBackend(cfg.Name),
-		mets:   m,
+		obs:    m.forBackend(cfg.Name),
 		log:    log,
+		coin:   rand.Float64,
 		ctx:    ctx,
 		cancel: cancel,
 	}
@@ -99,7 +102,7 @@ func (b *Backend) buildState(cfg Config, old *backendState) (st *backendState, a
 			st.servers = append(st.servers, s)
 			continue
 		}
-		s := &Server{addr: sc.Address, b: b, obs: b.mets.forServer(cfg.Name, sc.Address), kick: make(chan struct{}, 1)}
+		s := &Server{addr: sc.Address, b: b, obs: b.obs.forServer(sc.Address), kick: make(chan struct{}, 1)}
 		s.conf.Store(&sc)
 		if cfg.Protocol != Auto {
 			s.cur.Store(s.newPool(cfg.Protocol, &cfg))
@@ -166,5 +169,5 @@ func (b *Backend) Close() {
 	for _, s := range retired {
 		s.shutDown()
 	}
-	b.m.unregister(b)
+	b.obs.unregister(b)
 }

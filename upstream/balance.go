@@ -5,7 +5,6 @@ package upstream
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 )
@@ -148,8 +147,9 @@ func (s *Server) rampedWeight(slowStart time.Duration, now int64) float64 {
 }
 
 // admits decides, during slow start, whether s takes a request it was
-// chosen for first: with probability equal to its ramp.
-func (s *Server) admits(slowStart time.Duration, now int64) bool {
+// chosen for first: with probability equal to its ramp, drawing from coin
+// (uniform in [0, 1)) only during the ramp.
+func (s *Server) admits(slowStart time.Duration, now int64, coin func() float64) bool {
 	r := s.rampedWeight(slowStart, now) / float64(s.weight())
-	return r >= 1 || rand.Float64() < r
+	return r >= 1 || coin() < r
 }

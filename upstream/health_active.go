@@ -15,36 +15,32 @@ import (
 // concurrently and each at most one check at a time, until the backend
 // closes. The configuration is read at each round, so reloads apply.
 func (b *Backend) healthLoop(ctx context.Context) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		st := b.cur()
-		hc := st.cfg.Health
-		if !hc.Enabled {
-			for _, s := range st.servers {
-				s.markHealthy(b, true)
-			}
-			t.Reset(time.Second)
-			continue
-		}
-		done := make(chan struct{}, len(st.servers))
+	every(ctx, 0, func() time.Duration { return b.healthRound(ctx) })
+}
+
+// healthRound checks every server once, and returns the wait before the
+// next round.
+func (b *Backend) healthRound(ctx context.Context) time.Duration {
+	st := b.cur()
+	hc := st.cfg.Health
+	if !hc.Enabled {
 		for _, s := range st.servers {
-			go func() {
-				defer func() { done <- struct{}{} }()
-				err := b.check(ctx, st, s)
-				s.recordCheck(b, hc, err)
-			}()
+			s.markHealthy(b, true)
 		}
-		for range st.servers {
-			<-done
-		}
-		t.Reset(hc.Interval)
+		return time.Second
 	}
+	done := make(chan struct{}, len(st.servers))
+	for _, s := range st.servers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			err := b.check(ctx, st, s)
+			s.recordCheck(b, hc, err)
+		}()
+	}
+	for range st.servers {
+		<-done
+	}
+	return hc.Interval
 }
 
 // check sends one health request to s over its pool.

@@ -34,14 +34,15 @@ var _ http.RoundTripper = (*Backend)(nil)
 // answered 404 or 503 by a server shutting down (see suspectAnswer).
 // The caller's request is not modified. The request is detached from the
 // client's cancellation (see abortGrace), so a client leaving does not
-// reset the upstream stream at once. A RequestInfo attached with WithInfo
-// is filled in.
+// reset the upstream stream at once. Informational (1xx) responses reach
+// the caller the standard way: the httptrace.ClientTrace of req's context
+// (Got1xxResponse), called from the connection's read loop.
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
-	return b.RoundTripInfo(req, infoFrom(req.Context()))
+	return b.RoundTripInfo(req, nil)
 }
 
-// RoundTripInfo is RoundTrip filling in info, when not nil, and passing
-// informational responses to info.Got1xx.
+// RoundTripInfo is RoundTrip filling in info, when not nil, for the
+// caller's access log.
 func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Response, error) {
 	st := b.cur()
 	if IsUpgrade(req.Header) {
@@ -72,7 +73,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 			if !errors.As(err, &de) || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
 				return nil, err
 			}
-			b.m.retried(retryDial)
+			b.obs.retried(retryDial)
 			continue
 		}
 		if clientCtx.Err() != nil {
@@ -88,7 +89,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 			info.Server, info.Protocol, info.ConnID, info.ConnReq = s.addr, c.pool.cfg.protocol, c.id, seq
 			info.Attempts++
 		}
-		resp, wrote, err := b.send(req, reqBody, st, c, deadline, info)
+		resp, wrote, err := b.send(req, reqBody, st, c, deadline)
 		if err == nil {
 			if !suspectAnswer(resp.StatusCode, c) || drainRetried || attempt >= st.cfg.Retries ||
 				!replayable || !st.idempotent[req.Method] || !hasOther(st, s) {
@@ -98,7 +99,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 			// send the request once more, elsewhere.
 			drainRetried = true
 			resp.Body.Close()
-			b.m.retried(retryDraining)
+			b.obs.retried(retryDraining)
 			if rp != nil {
 				reqBody = rp.body()
 			}
@@ -110,7 +111,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 		if reason == "" || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
 			return nil, err
 		}
-		b.m.retried(reason)
+		b.obs.retried(reason)
 		if rp != nil {
 			reqBody = rp.body()
 		}
@@ -121,33 +122,21 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 // send makes one attempt on a reserved slot of c, sending reqBody as the
 // body of a copy of req. wrote reports whether the request headers were
 // written, after which the server may have seen it.
-func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendState, c *pconn, deadline time.Time, info *RequestInfo) (*http.Response, bool, error) {
+func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendState, c *pconn, deadline time.Time) (*http.Response, bool, error) {
 	clientCtx := req.Context()
 	s := c.server()
 	s.active.Add(1)
 	s.requests.Add(1)
 
-	// The tracker is the attempt's context: the client's values, but its
-	// own cancellation (timeouts, and the client leaving abortGrace ago).
-	// It also holds the attempt's URL, so the copy costs no allocation.
-	t := &tracker{parent: clientCtx, c: c, idle: st.cfg.IdleTimeout, deadline: deadline, done: make(chan struct{})}
+	t := newTracker(clientCtx, c, st.cfg.ResponseHeaderTimeout, st.cfg.IdleTimeout, deadline)
+	// The tracker holds the attempt's request and URL, so the copies cost
+	// no allocation.
 	t.url = *req.URL
 	t.url.Scheme, t.url.Host = "http", s.addr
-	t.trace.WroteHeaders = func() { t.wrote.Store(true) }
-	if info != nil {
-		t.trace.Got1xxResponse = info.Got1xx
-	}
-	// One timer per request: first the response header timeout, then the
-	// idle timeout while the body streams. Its callback also runs when the
-	// client leaves.
-	fire := t.fire
-	t.timer = time.AfterFunc(st.cfg.ResponseHeaderTimeout, fire)
-	if !deadline.IsZero() {
-		t.total = time.AfterFunc(time.Until(deadline), t.totalExpired)
-	}
-	t.stop = context.AfterFunc(clientCtx, fire)
-
-	out := req.WithContext(httptrace.WithClientTrace(t, &t.trace))
+	// The caller's trace hooks (Got1xxResponse) compose with the
+	// tracker's (WroteHeaders).
+	out := &t.out
+	*out = *req.WithContext(httptrace.WithClientTrace(t.ctx, &t.trace))
 	out.URL, out.Body = &t.url, reqBody
 	resp, err := c.cc.RoundTrip(out)
 	if err != nil {

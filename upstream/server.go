@@ -224,20 +224,13 @@ func (s *Server) close() {
 // probeLoop re-probes HTTP/1.1 servers of an auto backend every
 // ProbeInterval, as configured at each tick.
 func (b *Backend) probeLoop(ctx context.Context) {
-	t := time.NewTimer(b.cur().cfg.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, b.cur().cfg.ProbeInterval, func() time.Duration {
 		st := b.cur()
 		if st.cfg.Protocol == Auto {
 			for _, s := range st.servers {
 				s.reprobe(ctx)
 			}
 		}
-		t.Reset(st.cfg.ProbeInterval)
-	}
+		return st.cfg.ProbeInterval
+	})
 }

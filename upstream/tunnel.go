@@ -104,7 +104,7 @@ func (b *Backend) tunnel(req *http.Request, st *backendState, info *RequestInfo)
 		if !errors.As(err, &de) || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
 			return nil, err
 		}
-		b.m.retried(retryDial)
+		b.obs.retried(retryDial)
 		avoid = s
 	}
 }
@@ -114,8 +114,8 @@ func (b *Backend) tunnel(req *http.Request, st *backendState, info *RequestInfo)
 func (b *Backend) pickTunnel(st *backendState, avoid *Server) (*Server, error) {
 	servers := st.servers
 	now := time.Now().UnixNano()
-	sel, any := eligible(servers, now, avoid)
-	if !any {
+	sel, ok := eligible(servers, now, avoid)
+	if !ok {
 		return nil, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.name)
 	}
 	limit := st.cfg.H1.MaxTunnels
