@@ -65,7 +65,7 @@ func serveWithReload(t *testing.T, cfg *config.Config, next *atomic.Pointer[conf
 			t.Error("serve did not return")
 		}
 	})
-	waitFor(t, "the gateway to listen", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the gateway to listen", func() bool {
 		if r.returned(0) {
 			t.Fatalf("serve returned: %v", r.err)
 		}
