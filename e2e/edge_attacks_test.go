@@ -123,7 +123,7 @@ func TestSmugglingNeverReachesTomcat(t *testing.T) {
 	}))
 	defer backend.Close()
 	port := backend.Listener.Addr().(*net.TCPAddr).Port
-	edge, tlsAddr := tlsEdge(t, false)
+	edge := tlsEdge(t, false)
 	s := startSluice(t, upstream{Protocol: "h1", Ports: []int{port}}.yaml()+edge)
 	bad := map[string]string{"reason": "bad_request"}
 	before := metric(t, s.Admin, "sluice_client_rejected_total", bad)
@@ -138,7 +138,7 @@ func TestSmugglingNeverReachesTomcat(t *testing.T) {
 		name     string
 		addr     string
 		exchange func(*testing.T, string, string, bool) (*http.Response, string, bool)
-	}{{"cleartext", s.Listen, rawExchange}, {"tls", tlsAddr, rawExchangeTLS}}
+	}{{"cleartext", s.Listen, rawExchange}, {"tls", s.TLS, rawExchangeTLS}}
 	for _, l := range listeners {
 		for _, name := range names {
 			resp, body, closed := l.exchange(t, l.addr, corpus[name], true)

@@ -13,8 +13,7 @@ import (
 // rewriteConfig replaces the running config file (listen and admin kept).
 func rewriteConfig(t *testing.T, s *sluiceProc, yamlConfig string) {
 	t.Helper()
-	cfg := "listen: \"" + s.Listen + "\"\nadmin: \"" + s.Admin + "\"\n" + yamlConfig
-	if err := os.WriteFile(s.ConfigFile, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(s.ConfigFile, []byte(listenersYAML+yamlConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -172,14 +172,14 @@ type wsListener struct {
 // broadcast between two clients, and a connection idle for 15 s still
 // echoing.
 func TestWebSocketThroughH2CServer(t *testing.T) {
-	tlsYAML, tlsAddr := tlsEdge(t, false)
+	tlsYAML := tlsEdge(t, false)
 	s := startSluice(t, tlsYAML+upstream{Protocol: "auto", Ports: []int{tc.A}}.yaml())
 	waitH2CDetected(t, s)
 	listeners := []wsListener{
 		{"listen", func() (net.Conn, error) { return net.DialTimeout("tcp", s.Listen, 5*time.Second) }},
 		{"tls_listen", func() (net.Conn, error) {
 			d := &net.Dialer{Timeout: 5 * time.Second}
-			return tls.DialWithDialer(d, "tcp", tlsAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+			return tls.DialWithDialer(d, "tcp", s.TLS, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
 		}},
 	}
 	open := func(t *testing.T, l wsListener, path string) *wsConn {
