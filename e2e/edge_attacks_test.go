@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // Hostile clients: request smuggling, oversized headers, slowloris. The
@@ -311,10 +313,10 @@ func slowloris(st *slowStats, addr string, n int, trickle, runFor, uncutAfter ti
 	for i := range n {
 		wg.Go(func() {
 			// Spread the first connections over a second.
-			time.Sleep(time.Duration(i) * time.Second / time.Duration(n))
+			time.Sleep(time.Duration(i) * time.Second / time.Duration(n)) // pacing
 			for time.Now().Before(stop) {
 				if !slowConn(addr, st, trickle, stop, uncutAfter) {
-					time.Sleep(100 * time.Millisecond)
+					time.Sleep(100 * time.Millisecond) // pacing: a failed dial is retried 10 times a second
 				}
 			}
 		})
@@ -411,7 +413,9 @@ func TestSlowlorisDoesNotHurtNormalClients(t *testing.T) {
 			cuts := func() int { st.mu.Lock(); defer st.mu.Unlock(); return len(st.fromDial) }
 			before := cuts()
 			wait := slowloris(st, s.Listen, conns, 500*time.Millisecond, 8*time.Second, uncutAfter)
-			time.Sleep(2 * time.Second) // 2,000 slow connections open, the first being cut
+			// The attack in full swing: the connections open (spread
+			// over a second) and the first being cut.
+			gatewaytest.WaitFor(t, 4*headerTimeout, "the first slowloris connection cut", func() bool { return cuts() > before })
 			under := runLatencyLoad(200, 5*time.Second, url, keepAliveH1)
 			wait()
 			// Each of the 2,000 slow clients ran 8 s against a 2 s timer:

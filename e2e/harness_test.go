@@ -476,7 +476,7 @@ func (s *sluiceProc) waitReady(timeout time.Duration) error {
 		} else {
 			last = err.Error()
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // poll, keeping the last answer for the error
 	}
 	return fmt.Errorf("no 200 from http://%s/readyz within %v (last: %s)", s.Admin, timeout, last)
 }
