@@ -124,7 +124,7 @@ type junit struct {
 }
 
 // HTTP/2 conformance of both listeners, by h2spec.
-func TestH2Spec(t *testing.T) {
+func TestListenersPassH2Spec(t *testing.T) {
 	bin := requireTool(t, "bin/h2spec")
 	edge := tlsEdge(t, false)
 	s := startSluice(t, edge+h2cFunnelConfig())

@@ -31,7 +31,7 @@ func postReload(t *testing.T, s *sluiceProc) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// (c) A reload under load that adds a server and changes a timeout fails no
+// A reload under load that adds a server and changes a timeout fails no
 // request and opens no new connection to the unchanged server.
 func TestReloadUnderLoadKeepsWarmConnections(t *testing.T) {
 	one := upstream{Protocol: "h2c", Ports: []int{tc.A}, H2Conns: 2}
@@ -69,7 +69,7 @@ func TestReloadUnderLoadKeepsWarmConnections(t *testing.T) {
 	}
 }
 
-// (d) An invalid reload, by POST and by SIGHUP, keeps the old config serving.
+// An invalid reload, by POST and by SIGHUP, keeps the old config serving.
 func TestInvalidReloadKeepsOldConfig(t *testing.T) {
 	s := startSluice(t, upstream{Protocol: "h2c", Ports: []int{tc.A}}.yaml())
 	rewriteConfig(t, s, "backends:\n  tomcat:\n    protocol: h3\n    servers: []\nroutes: []\n")

@@ -19,7 +19,7 @@ import (
 // Resilience: sluice draining on SIGTERM, and a Tomcat going away and
 // coming back under load, gracefully (SIGTERM) or not (SIGKILL).
 
-// (f) SIGTERM under load: every request sluice accepted is answered in
+// SIGTERM under load: every request sluice accepted is answered in
 // full; only connection attempts after shutdown began may be refused.
 func TestSIGTERMUnderLoadFinishesInFlight(t *testing.T) {
 	const (
@@ -265,7 +265,7 @@ func logResilienceMetrics(t *testing.T, s *sluiceProc) float64 {
 	return retries
 }
 
-// (3a) A Tomcat stopped with SIGTERM and started again under load: sluice
+// A Tomcat stopped with SIGTERM and started again under load: sluice
 // drains it (GOAWAY), retries what it refused, and no client sees an error.
 func TestTomcatGracefulRestartNoFailures(t *testing.T) {
 	restartWithoutFailures(t, startPrivateTomcat(t), restartMix)
@@ -318,10 +318,10 @@ func restartWithoutFailures(t *testing.T, pt *privateTomcat, mix func(client, se
 	}
 }
 
-// (3b) A Tomcat killed with SIGKILL: failures are allowed only until
+// A Tomcat killed with SIGKILL: failures are allowed only until
 // health checks can have noticed (fall x interval, plus 1 s), none after;
 // once Tomcat is back, sluice sends it traffic again.
-func TestTomcatKill9(t *testing.T) {
+func TestTomcatKill9FailsOnlyUntilHealthChecksNotice(t *testing.T) {
 	pt := startPrivateTomcat(t)
 	s := startSluice(t, restartConfig(pt.A, tc.B))
 	server := map[string]string{"backend": backendName, "server": addr(pt.A)}

@@ -21,7 +21,7 @@ import (
 // The stats page, rendered by a real headless Chromium while traffic runs,
 // shows the numbers /stats.json serves. The screenshot is kept in
 // e2e/artifacts/ (git-ignored).
-func TestStatsPageInChromium(t *testing.T) {
+func TestStatsPageShowsStatsJSONInChromium(t *testing.T) {
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatal("chromium not installed: run `make deps` (Debian package chromium)")
