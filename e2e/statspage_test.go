@@ -180,12 +180,15 @@ func TestStatsPageHistoryInChromium(t *testing.T) {
 	pt := startPrivateTomcat(t)
 	victim := addr(pt.A)
 	s := startSluice(t, upstream{Protocol: "h2c", Ports: []int{tc.A, pt.A}, H2Conns: 2}.yaml())
-	done := make(chan *loadResult, 1)
-	go func() { done <- runLoad(t, s.URL, loadSpec{Clients: 200, Duration: 35 * time.Second, KeepAlive: true}) }()
-	// The load outlasts the page's rendering (about 25 s in), so that every
-	// series has data up to the end. Requests in flight on the killed
-	// server fail: the load is not required clean, only finished.
-	defer func() { <-done }()
+	done, stop := make(chan *loadResult, 1), make(chan struct{})
+	go func() {
+		done <- runLoad(t, s.URL, loadSpec{Clients: 200, Duration: 2 * time.Minute, Stop: stop, KeepAlive: true})
+	}()
+	// The load outlasts the page's rendering (about 25 s in, more on a
+	// busy box), so that every series has data up to the end: it runs
+	// until the test ends. Requests in flight on the killed server fail:
+	// the load is not required clean, only finished.
+	defer func() { close(stop); <-done }()
 
 	// Charts with some history under load before the kill.
 	gatewaytest.WaitFor(t, 20*time.Second, "4 history samples", func() bool { return len(getStats(t, s.Admin).History.T) >= 4 })
