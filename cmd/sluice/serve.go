@@ -28,7 +28,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 	rt := newLive(reg, logger, reload)
 	defer rt.close()
 
-	udp, tlsAddr, altSvc, err := listenUDP(cfg, logger)
+	udp, tlsAt, altSvc, err := listenUDP(cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -36,9 +36,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 		if udp != nil {
 			udp.Close()
 		}
+		tlsAt.close()
 		return err
 	}
-	e, err := openEdge(cfg, rt.g, rt.certs, udp, tlsAddr)
+	e, err := openEdge(cfg, rt.g, rt.certs, udp, tlsAt)
 	if err != nil {
 		return err
 	}
