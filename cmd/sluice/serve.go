@@ -28,7 +28,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 	rt := newLive(reg, logger, reload)
 	defer rt.close()
 
-	udp, tlsAt, altSvc, err := listenUDP(cfg, logger)
+	udp, tlsAddr, altSvc, err := listenUDP(cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -36,10 +36,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, reload 
 		if udp != nil {
 			udp.Close()
 		}
-		tlsAt.close()
+		tlsAddr.close()
 		return err
 	}
-	e, err := openEdge(cfg, rt.g, rt.certs, udp, tlsAt)
+	e, err := openEdge(cfg, rt.g, rt.certs, udp, tlsAddr)
 	if err != nil {
 		return err
 	}
