@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // TestEarlyCloseOverH2CDoesNotWait: closing an h2c response body before
@@ -68,7 +70,7 @@ func TestEarlyCloseOverH2CDoesNotWait(t *testing.T) {
 	}
 	// The stream ended, so the connection's slot is free again.
 	pl := b.cur().servers[0].cur.Load()
-	waitFor(t, "stream slot freed", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "stream slot freed", func() bool {
 		pl.mu.Lock()
 		defer pl.mu.Unlock()
 		return len(pl.conns) == 1 && pl.conns[0].cc.InFlight() == 0

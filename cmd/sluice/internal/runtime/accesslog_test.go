@@ -9,8 +9,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/upstream"
 )
 
@@ -65,7 +67,7 @@ func TestAccessLogFileAndReopen(t *testing.T) {
 		t.Fatalf("status %d", code)
 	}
 	var lines []map[string]any
-	waitFor(t, "the access log line (flushed within 1s)", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the access log line (flushed within 1s)", func() bool {
 		lines = readLines(t, file)
 		return len(lines) == 1
 	})
@@ -91,7 +93,7 @@ func TestAccessLogFileAndReopen(t *testing.T) {
 	if code := get(t, "http://"+r.listen+"/second"); code != 200 {
 		t.Fatalf("status %d", code)
 	}
-	waitFor(t, "the line in the reopened file", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the line in the reopened file", func() bool {
 		lines = readLines(t, file)
 		return len(lines) == 1 && lines[0]["path"] == "/second"
 	})

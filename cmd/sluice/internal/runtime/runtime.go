@@ -86,6 +86,7 @@ func New(cfg *config.Config, opts Options) (*Runtime, error) {
 		if udp != nil {
 			udp.Close()
 		}
+		tlsAddr.close()
 		return fail(err)
 	}
 	e, err := openEdge(cfg, lv.g, lv.certs, udp, tlsAddr)

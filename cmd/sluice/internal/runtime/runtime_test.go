@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/upstream"
 )
 
@@ -76,7 +78,7 @@ func TestShutdownEndsRun(t *testing.T) {
 	r, cfg := newRuntime(t)
 	ran := make(chan error, 1)
 	go func() { ran <- r.Run(context.Background()) }()
-	waitFor(t, "the admin listener to serve", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the admin listener to serve", func() bool {
 		code, _, err := adminGet(cfg.Admin, "/readyz")
 		return err == nil && code == http.StatusOK
 	})
