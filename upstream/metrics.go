@@ -49,76 +49,39 @@ type Metrics struct {
 	servers map[[2]string]int
 }
 
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+}
+
+func histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
+}
+
 // NewMetrics creates the upstream metrics and registers them with reg. A nil
 // reg keeps them unregistered (tests).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		conns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_upstream_connections",
-			Help: "Open upstream connections.",
-		}, []string{"backend", "server", "protocol"}),
-		tunnels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_upstream_tunnels",
-			Help: "Upstream HTTP/1.1 connections held for protocol switches (WebSocket), dialled apart from the pools and not in sluice_upstream_connections.",
-		}, []string{"backend", "server"}),
-		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_upstream_connections_opened_total",
-			Help: "Upstream connections opened (successful dials).",
-		}, []string{"backend", "server", "protocol"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_queue_rejected_total",
-			Help: "Requests that left the backend queue without a connection slot, by reason (full, timeout, client_gone).",
-		}, []string{"backend", "reason"}),
-		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "sluice_queue_wait_seconds",
-			Help:    "Time requests spent in the backend queue waiting for a connection slot.",
-			Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 10},
-		}, []string{"backend"}),
-		goaways: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_upstream_goaway_total",
-			Help: "GOAWAY frames received from upstream servers.",
-		}, []string{"backend", "server"}),
-		kaCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_upstream_keepalive_closes_total",
-			Help: "Upstream HTTP/1.1 connections the server ended by its keep-alive limit (Connection: close, or Keep-Alive max <= 1), each replaced by a dial started at once.",
-		}, []string{"backend", "server"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_retries_total",
-			Help: "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial, draining).",
-		}, []string{"backend", "reason"}),
-		ejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_ejections_total",
-			Help: "Times a server was ejected for consecutive failures (passive health).",
-		}, []string{"backend", "server"}),
-		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_server_up",
-			Help: "1 while the server takes requests; 0 while it is down (unreachable, failed `fall` health checks in a row, or its protocol not yet detected) or ejected.",
-		}, []string{"backend", "server"}),
-		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_upstream_probes_total",
-			Help: "Background probes of servers that are ejected, down or not yet detected, by result (pass, fail).",
-		}, []string{"backend", "server", "result"}),
-		ejectLen: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "sluice_ejection_duration_seconds",
-			Help:    "How long each ejection actually lasted, from the ejection to the server taking requests again, observed when it does.",
-			Buckets: []float64{1, 2, 5, 10, 20, 40, 80, 160, 300, 600, 1800},
-		}, []string{"backend", "server"}),
-		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_health_checks_total",
-			Help: "Active health checks, by result (pass, fail).",
-		}, []string{"backend", "server", "result"}),
-		connReqs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "sluice_upstream_connection_requests",
-			Help: "Requests carried by each upstream connection over its life, observed when it closes: the reuse figure.",
-			// Powers of ten: a funnel connection carries millions, a
-			// churning proxy's carries one.
-			Buckets: prometheus.ExponentialBuckets(1, 10, 9),
-		}, []string{"backend", "server"}),
-		connLife: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "sluice_upstream_connection_lifetime_seconds",
-			Help:    "How long each upstream connection stayed open, observed when it closes.",
-			Buckets: []float64{1, 10, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600, 7 * 24 * 3600},
-		}, []string{"backend", "server"}),
+		conns:    gaugeVec("sluice_upstream_connections", "Open upstream connections.", "backend", "server", "protocol"),
+		tunnels:  gaugeVec("sluice_upstream_tunnels", "Upstream HTTP/1.1 connections held for protocol switches (WebSocket), dialled apart from the pools and not in sluice_upstream_connections.", "backend", "server"),
+		opened:   counterVec("sluice_upstream_connections_opened_total", "Upstream connections opened (successful dials).", "backend", "server", "protocol"),
+		rejected: counterVec("sluice_queue_rejected_total", "Requests that left the backend queue without a connection slot, by reason (full, timeout, client_gone).", "backend", "reason"),
+		wait:     histogramVec("sluice_queue_wait_seconds", "Time requests spent in the backend queue waiting for a connection slot.", []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 10}, "backend"),
+		goaways:  counterVec("sluice_upstream_goaway_total", "GOAWAY frames received from upstream servers.", "backend", "server"),
+		kaCloses: counterVec("sluice_upstream_keepalive_closes_total", "Upstream HTTP/1.1 connections the server ended by its keep-alive limit (Connection: close, or Keep-Alive max <= 1), each replaced by a dial started at once.", "backend", "server"),
+		retries:  counterVec("sluice_retries_total", "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial, draining).", "backend", "reason"),
+		ejected:  counterVec("sluice_ejections_total", "Times a server was ejected for consecutive failures (passive health).", "backend", "server"),
+		up:       gaugeVec("sluice_server_up", "1 while the server takes requests; 0 while it is down (unreachable, failed `fall` health checks in a row, or its protocol not yet detected) or ejected.", "backend", "server"),
+		probes:   counterVec("sluice_upstream_probes_total", "Background probes of servers that are ejected, down or not yet detected, by result (pass, fail).", "backend", "server", "result"),
+		ejectLen: histogramVec("sluice_ejection_duration_seconds", "How long each ejection actually lasted, from the ejection to the server taking requests again, observed when it does.", []float64{1, 2, 5, 10, 20, 40, 80, 160, 300, 600, 1800}, "backend", "server"),
+		checks:   counterVec("sluice_health_checks_total", "Active health checks, by result (pass, fail).", "backend", "server", "result"),
+		// Powers of ten: a funnel connection carries millions, a
+		// churning proxy's carries one.
+		connReqs: histogramVec("sluice_upstream_connection_requests", "Requests carried by each upstream connection over its life, observed when it closes: the reuse figure.", prometheus.ExponentialBuckets(1, 10, 9), "backend", "server"),
+		connLife: histogramVec("sluice_upstream_connection_lifetime_seconds", "How long each upstream connection stayed open, observed when it closes.", []float64{1, 10, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600, 7 * 24 * 3600}, "backend", "server"),
 		maxStreams: prometheus.NewDesc("sluice_upstream_max_streams",
 			"Concurrent streams one connection to the server allows: the lower of the server's SETTINGS_MAX_CONCURRENT_STREAMS and max_streams_per_conn (1 for HTTP/1.1); the lowest over open connections, 0 with none open.",
 			[]string{"backend", "server"}, nil),
