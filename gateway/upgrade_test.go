@@ -62,23 +62,7 @@ func dialUpgrade(t *testing.T, addr string) (net.Conn, *bufio.Reader, *http.Resp
 // gateway to a server used over h2c switches protocols and carries bytes
 // both ways; the tunnel ends when the client leaves.
 func TestUpgradeSplicedToH2CServer(t *testing.T) {
-	var open atomic.Int64
-	origin := gatewaytest.Origin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "echo" {
-			io.WriteString(w, r.Proto)
-			return
-		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		open.Add(1)
-		defer open.Add(-1)
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\nX-Origin: yes\r\n\r\n")
-		brw.Flush()
-		io.Copy(conn, brw)
-	}))
+	origin, open := gatewaytest.UpgradeOrigin(t, "X-Origin: yes")
 	addr, g, b := upgradeGateway(t, origin, upstream.Auto)
 	// A plain request first: protocol detection finds h2c.
 	plain, err := http.Get("http://" + addr + "/")
@@ -117,32 +101,19 @@ func TestUpgradeSplicedToH2CServer(t *testing.T) {
 // connection it came on is closed and its slot given back. ReverseProxy
 // left both held for good.
 func TestUpgradeWrongTokenReleasesSlot(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var open atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			open.Add(1)
-			go func() {
-				defer open.Add(-1)
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: wrong\r\nConnection: Upgrade\r\n\r\n")
-				io.Copy(io.Discard, br) // hold the connection until the gateway closes it
-			}()
+	origin := gatewaytest.Listen(t, func(c net.Conn) {
+		open.Add(1)
+		defer open.Add(-1)
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
 		}
-	}()
-	addr, _, b := upgradeGateway(t, ln.Addr().String(), upstream.H1)
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: wrong\r\nConnection: Upgrade\r\n\r\n")
+		io.Copy(io.Discard, br) // hold the connection until the gateway closes it
+	})
+	addr, _, b := upgradeGateway(t, origin.String(), upstream.H1)
 	for i := range 100 {
 		c, _, res := dialUpgrade(t, addr)
 		if res.StatusCode != http.StatusBadGateway {

@@ -22,41 +22,6 @@ import (
 // Tests for background probing: auto detection off the request path, and
 // probing ejected or down servers so that they return early.
 
-// blackhole accepts TCP connections and never answers: a hung JVM, or a
-// firewall that swallows everything after the handshake.
-func blackhole(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln.Addr().String()
-}
-
 // p99 runs clients concurrent requests to /sleep (20 ms at the server) for
 // d and returns the 99th percentile latency (nearest rank).
 func p99(t *testing.T, b *Backend, clients int, d time.Duration) time.Duration {
@@ -103,7 +68,7 @@ func median(ds []time.Duration) time.Duration {
 func TestBlackholedAutoServerDoesNotSlowRequests(t *testing.T) {
 	checkNoLeak(t)
 	fs := newFakeServer(t, true, 0)
-	hole := blackhole(t)
+	hole := gatewaytest.Listen(t, nil).String() // never answers
 	newB := func(servers ...string) (*Backend, *Metrics) {
 		cfg := Config{Name: "test", Protocol: Auto, Queue: QueueConfig{MaxPending: 1000}, ConnectTimeout: time.Second}
 		for _, a := range servers {

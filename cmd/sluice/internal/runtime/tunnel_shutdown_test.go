@@ -15,16 +15,7 @@ import (
 // shutdown_grace, then closes it, and only then returns and closes the
 // backends.
 func TestShutdownClosesTunnelsAfterGrace(t *testing.T) {
-	origin := gatewaytest.Origin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-		brw.Flush()
-		io.Copy(conn, brw)
-	}))
+	origin, _ := gatewaytest.UpgradeOrigin(t)
 	const grace = 2 * time.Second
 	r := startServe(t, origin, func(c *config.Config) { c.ShutdownGrace = grace })
 	c := dialRaw(t, r.listen)
