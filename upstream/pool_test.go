@@ -105,19 +105,35 @@ func TestQueueIsFIFO(t *testing.T) {
 	wg.Wait()
 }
 
-func TestQueueOverflowAndTimeout(t *testing.T) {
+// oneSlotBackend serves a backend with one connection slot (one h2c
+// connection of one stream) and queue q, in front of a fake server whose
+// /block requests wait until the test closes fs.release.
+func oneSlotBackend(t *testing.T, q QueueConfig) (*fakeServer, *Backend) {
+	t.Helper()
 	checkNoLeak(t)
 	fs := newFakeServer(t, true, 0)
 	fs.release = make(chan struct{})
-	b := newTestBackend(t, Config{
+	return fs, newTestBackend(t, Config{
 		Protocol: H2C,
 		Servers:  []ServerConfig{{Address: fs.addr()}},
 		H2C:      H2CConfig{ConnsPerServer: 1, MaxStreamsPerConn: 1},
-		Queue:    QueueConfig{MaxPending: 1, Timeout: 100 * time.Millisecond},
+		Queue:    q,
 	})
-	var wg sync.WaitGroup
-	wg.Go(func() { get(context.Background(), b, "/block", nil) })
+}
+
+// holdSlot sends a /block request that holds b's one slot, and returns
+// once the server has it; done closes when it has been answered.
+func holdSlot(t *testing.T, fs *fakeServer, b *Backend) (done chan struct{}) {
+	t.Helper()
+	done = make(chan struct{})
+	go func() { defer close(done); get(context.Background(), b, "/block", nil) }()
 	gatewaytest.WaitFor(t, 5*time.Second, "first request in flight", func() bool { return fs.inflight.Load() == 1 })
+	return done
+}
+
+func TestQueueOverflowAndTimeout(t *testing.T) {
+	fs, b := oneSlotBackend(t, QueueConfig{MaxPending: 1, Timeout: 100 * time.Millisecond})
+	done := holdSlot(t, fs, b)
 
 	queued := make(chan error, 1)
 	go func() { _, _, err := get(context.Background(), b, "/", nil); queued <- err }()
@@ -130,23 +146,13 @@ func TestQueueOverflowAndTimeout(t *testing.T) {
 		t.Errorf("queued request: got %v, want ErrQueueTimeout", err)
 	}
 	close(fs.release)
-	wg.Wait()
+	<-done
 }
 
 func TestCancelledRequestReleasesSlot(t *testing.T) {
-	checkNoLeak(t)
-	fs := newFakeServer(t, true, 0)
-	fs.release = make(chan struct{})
-	b := newTestBackend(t, Config{
-		Protocol: H2C,
-		Servers:  []ServerConfig{{Address: fs.addr()}},
-		H2C:      H2CConfig{ConnsPerServer: 1, MaxStreamsPerConn: 1},
-		Queue:    QueueConfig{MaxPending: 10, Timeout: 10 * time.Second},
-	})
+	fs, b := oneSlotBackend(t, QueueConfig{MaxPending: 10, Timeout: 10 * time.Second})
 	// A queued request whose client leaves gives up its place.
-	done := make(chan struct{})
-	go func() { defer close(done); get(context.Background(), b, "/block", nil) }()
-	gatewaytest.WaitFor(t, 5*time.Second, "first request in flight", func() bool { return fs.inflight.Load() == 1 })
+	done := holdSlot(t, fs, b)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, _, err := get(ctx, b, "/", nil); errc <- err }()
@@ -229,8 +235,7 @@ func TestCloseFailsQueuedRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go get(context.Background(), b, "/block", nil)
-	gatewaytest.WaitFor(t, 5*time.Second, "in flight", func() bool { return fs.inflight.Load() == 1 })
+	holdSlot(t, fs, b)
 	errc := make(chan error, 1)
 	go func() { _, _, err := get(context.Background(), b, "/", nil); errc <- err }()
 	gatewaytest.WaitFor(t, 5*time.Second, "queued", func() bool { return b.q.len() == 1 })
