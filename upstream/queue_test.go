@@ -92,3 +92,70 @@ func TestQueueWait(t *testing.T) {
 		})
 	}
 }
+
+// TestQueueOrder: enqueue adds at the tail, requeue at the head, remove
+// takes out any place; wake pops in that order.
+func TestQueueOrder(t *testing.T) {
+	tests := []struct {
+		name string
+		ops  string // per letter: lower case enqueue, upper case requeue, "-x" remove x
+		want string // head to tail
+	}{
+		{name: "enqueue keeps order", ops: "abc", want: "abc"},
+		{name: "requeue into empty", ops: "A", want: "a"},
+		{name: "requeue goes first", ops: "abC", want: "cab"},
+		{name: "requeue twice", ops: "aBC", want: "cba"},
+		{name: "remove middle", ops: "abc-b", want: "ac"},
+		{name: "remove head then requeue", ops: "ab-aA", want: "ab"},
+		{name: "remove tail then enqueue", ops: "ab-bc", want: "ac"},
+		{name: "remove all then enqueue", ops: "a-ab", want: "b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var q queue
+			q.max.Store(10)
+			ws := map[byte]*waiter{}
+			names := map[*waiter]string{}
+			get := func(c byte) *waiter {
+				if ws[c] == nil {
+					ws[c] = &waiter{ch: make(chan struct{}, 1)}
+					names[ws[c]] = string(c)
+				}
+				return ws[c]
+			}
+			for i := 0; i < len(tt.ops); i++ {
+				switch c := tt.ops[i]; {
+				case c == '-':
+					i++
+					q.remove(get(tt.ops[i]))
+				case c >= 'A' && c <= 'Z':
+					q.requeue(get(c + 'a' - 'A'))
+				default:
+					q.enqueue(get(c))
+				}
+			}
+			if q.len() != len(tt.want) {
+				t.Errorf("len %d, want %d", q.len(), len(tt.want))
+			}
+			var back string
+			for w := q.tail; w != nil; w = w.prev {
+				back = names[w] + back
+			}
+			if back != tt.want {
+				t.Errorf("tail to head reads %q, want %q", back, tt.want)
+			}
+			var got string
+			for range len(tt.want) {
+				w := q.head
+				q.wake()
+				got += names[w]
+				if len(w.ch) != 1 {
+					t.Errorf("%s not signalled", names[w])
+				}
+			}
+			if got != tt.want || q.head != nil || q.tail != nil {
+				t.Errorf("woken %q, want %q; head %v tail %v after", got, tt.want, q.head, q.tail)
+			}
+		})
+	}
+}
