@@ -350,7 +350,7 @@ func encodeStruct(v reflect.Value, fields []*field) *yaml.Node {
 func encodeValue(v reflect.Value) *yaml.Node {
 	switch t := v.Type(); {
 	case t == durationType:
-		return scalar(formatDuration(time.Duration(v.Int())))
+		return scalar(FormatDuration(time.Duration(v.Int())))
 	case t == pagesType:
 		n := &yaml.Node{Kind: yaml.MappingNode}
 		pages := v.Interface().(map[int]ErrorPage)
@@ -392,9 +392,9 @@ func scalar(v any) *yaml.Node {
 	return &n
 }
 
-// formatDuration drops the zero components time.Duration.String keeps
+// FormatDuration drops the zero components time.Duration.String keeps
 // ("1m0s" becomes "1m"), so printed defaults read like the documentation.
-func formatDuration(d time.Duration) string {
+func FormatDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

@@ -466,8 +466,8 @@ func TestFormatDuration(t *testing.T) {
 		2*time.Hour + 10*time.Millisecond: "2h0m0.01s",
 	}
 	for d, want := range tests {
-		if got := formatDuration(d); got != want {
-			t.Errorf("formatDuration(%v) = %q, want %q", d, got, want)
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
 		}
 		if back, err := time.ParseDuration(want); err != nil || back != d {
 			t.Errorf("%q does not parse back to %v", want, d)
