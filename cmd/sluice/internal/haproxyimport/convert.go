@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
 )
 
 // NoteKind says what a report line is about.
@@ -409,19 +411,15 @@ func (c *converter) timeout(d Directive, st *settings) {
 		c.note(d, Untranslated, "not a positive time")
 		return
 	}
+	field := map[string]*time.Duration{
+		"connect": &st.connect, "server": &st.server, "queue": &st.queue, "check": &st.check,
+		"http-request": &st.httpRequest, "http-keep-alive": &st.keepAlive,
+	}
+	if p := field[d.Words[1]]; p != nil {
+		*p = v
+		return
+	}
 	switch d.Words[1] {
-	case "connect":
-		st.connect = v
-	case "server":
-		st.server = v
-	case "queue":
-		st.queue = v
-	case "check":
-		st.check = v
-	case "http-request":
-		st.httpRequest = v
-	case "http-keep-alive":
-		st.keepAlive = v
 	case "client":
 		c.note(d, Untranslated, "Sluice bounds idle clients with limits.idle_timeout (from timeout http-keep-alive) and slow request heads with limits.read_header_timeout (from timeout http-request)")
 	case "tunnel":
@@ -1126,18 +1124,11 @@ func parseTime(s string) (time.Duration, error) {
 	return time.Duration(n) * mult, nil
 }
 
-// formatDuration writes d in Go syntax without zero parts ("1m", not
+// formatDuration writes d as config.FormatDuration does ("1m", not
 // "1m0s"); "" for 0.
 func formatDuration(d time.Duration) string {
 	if d == 0 {
 		return ""
 	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return config.FormatDuration(d)
 }
