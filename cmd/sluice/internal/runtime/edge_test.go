@@ -209,24 +209,15 @@ func TestProxyProtocolAndTrustedProxiesWired(t *testing.T) {
 
 	ask := func(proxyLine, xff string) string {
 		t.Helper()
-		c, err := net.Dial("tcp", r.listen)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
 		req := proxyLine + "GET / HTTP/1.1\r\nHost: x\r\n"
 		if xff != "" {
 			req += "X-Forwarded-For: " + xff + "\r\n"
 		}
-		io.WriteString(c, req+"\r\n")
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		_, body, err := rawRoundTrip(t, r.listen, req+"\r\n")
 		if err != nil {
 			return "error: " + err.Error()
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return string(b)
+		return body
 	}
 	// The PROXY header's source is the client; from a trusted network its
 	// X-Forwarded-For chain is kept, from any other it is replaced.
@@ -244,6 +235,27 @@ func TestProxyProtocolAndTrustedProxiesWired(t *testing.T) {
 	if err != nil || !strings.Contains(metrics, `sluice_client_rejected_total{reason="proxy_protocol"} 1`) {
 		t.Errorf("proxy_protocol rejection not counted (%v)", err)
 	}
+}
+
+// rawRoundTrip writes req, the bytes of a request, on a new connection to
+// addr and reads the answer. The write runs beside the read, so an answer
+// sent before the server has read it all is seen.
+func rawRoundTrip(t *testing.T, addr, req string) (status int, body string, err error) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	go io.WriteString(c, req)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, "", err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(b), nil
 }
 
 func TestLimitsWired(t *testing.T) {
@@ -270,19 +282,11 @@ func TestLimitsWired(t *testing.T) {
 	}
 	raw := func(head string) int {
 		t.Helper()
-		c, err := net.Dial("tcp", r.listen)
+		status, _, err := rawRoundTrip(t, r.listen, "GET / HTTP/1.1\r\nHost: x\r\n"+head+"\r\n")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		go io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n"+head+"\r\n")
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return status
 	}
 	// Host is not counted: Go keeps it out of the header map.
 	if code := raw(strings.Repeat("X-H: v\r\n", 5)); code != 200 {
