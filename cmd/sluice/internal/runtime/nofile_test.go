@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -85,7 +83,7 @@ routes:
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr gatewaytest.Buffer
 	child := exec.Command(os.Args[0], "-test.run=^TestOutOfDescriptorsChild$", "-test.v")
 	child.Env = append(os.Environ(), envNofileChild+"="+file)
 	child.Stdout, child.Stderr = &stderr, &stderr
@@ -217,22 +215,4 @@ func metricValue(text, series string) float64 {
 		return -1
 	}
 	return v
-}
-
-// lockedBuffer collects a child's output from two pipes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
