@@ -166,49 +166,50 @@ func TestTunnelIdleTimeout(t *testing.T) {
 }
 
 // TestCloseTunnels: shutdown waits for tunnels up to its deadline, then
-// closes those left, and closes any opened afterwards at once.
+// closes those left; a tunnel ending by itself lets it finish sooner.
+// Tunnels opened afterwards are closed at once.
 func TestCloseTunnels(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		g := &Gateway{}
-		g.tunnels.idle = time.Hour
-		_, server, done := pipeTunnel(&g.tunnels)
-		go io.Copy(io.Discard, server)
-		synctest.Wait()
-		if g.Tunnels() != 1 {
-			t.Fatalf("%d tunnels", g.Tunnels())
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		start := time.Now()
-		if err := g.CloseTunnels(ctx); !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("CloseTunnels: %v", err)
-		}
-		if d := time.Since(start); d != 30*time.Second {
-			t.Errorf("cut after %v, want the 30s grace", d)
-		}
-		<-done
-		_, _, done = pipeTunnel(&g.tunnels)
-		<-done // closed at once
-	})
-}
-
-// TestCloseTunnelsReturnsWhenTheyEnd: a tunnel ending by itself lets
-// shutdown finish before its deadline.
-func TestCloseTunnelsReturnsWhenTheyEnd(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		g := &Gateway{}
-		g.tunnels.idle = time.Hour
-		client, server, done := pipeTunnel(&g.tunnels)
-		go io.Copy(io.Discard, server)
-		synctest.Wait()
-		time.AfterFunc(5*time.Second, func() { client.Close() })
-		start := time.Now()
-		if err := g.CloseTunnels(t.Context()); err != nil {
-			t.Errorf("CloseTunnels: %v", err)
-		}
-		if d := time.Since(start); d != 5*time.Second {
-			t.Errorf("returned after %v, want 5s", d)
-		}
-		<-done
-	})
+	tests := []struct {
+		name         string
+		clientLeaves time.Duration // 0: the client stays
+		deadline     time.Duration // 0: none
+		wantErr      error
+		wantAfter    time.Duration
+	}{
+		{name: "cut at the deadline", deadline: 30 * time.Second, wantErr: context.DeadlineExceeded, wantAfter: 30 * time.Second},
+		{name: "returns when they end", clientLeaves: 5 * time.Second, wantAfter: 5 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				g := &Gateway{}
+				g.tunnels.idle = time.Hour
+				client, server, done := pipeTunnel(&g.tunnels)
+				go io.Copy(io.Discard, server)
+				synctest.Wait()
+				if g.Tunnels() != 1 {
+					t.Fatalf("%d tunnels", g.Tunnels())
+				}
+				if tt.clientLeaves > 0 {
+					time.AfterFunc(tt.clientLeaves, func() { client.Close() })
+				}
+				ctx := t.Context()
+				if tt.deadline > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+					defer cancel()
+				}
+				start := time.Now()
+				if err := g.CloseTunnels(ctx); !errors.Is(err, tt.wantErr) {
+					t.Errorf("CloseTunnels: %v, want %v", err, tt.wantErr)
+				}
+				if d := time.Since(start); d != tt.wantAfter {
+					t.Errorf("returned after %v, want %v", d, tt.wantAfter)
+				}
+				<-done
+				_, _, done = pipeTunnel(&g.tunnels)
+				<-done // closed at once
+			})
+		})
+	}
 }
