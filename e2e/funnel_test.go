@@ -46,23 +46,25 @@ func requireFunnelled(t *testing.T, s *sluiceProc, before connSnapshot) {
 	}
 }
 
-// 2,000 keep-alive HTTP/1.1 clients are funnelled onto 4 h2c connections.
-func TestKeepAliveClientsFunnelOntoTwoConnsPerServer(t *testing.T) {
-	s := startSluice(t, h2cFunnelConfig())
-	before := snapshotH2cPorts(t)
-	res := runLoad(t, s.URL, loadSpec{Clients: 2000, Duration: loadDuration, KeepAlive: true})
-	res.requireClean(t)
-	requireFunnelled(t, s, before)
-}
-
-// 1,000 clients opening a new connection for every request are funnelled
-// onto the same 4 h2c connections.
-func TestConnectionPerRequestClientsFunnelOntoTwoConnsPerServer(t *testing.T) {
-	s := startSluice(t, h2cFunnelConfig())
-	before := snapshotH2cPorts(t)
-	res := runLoad(t, s.URL, loadSpec{Clients: 1000, Duration: loadDuration, KeepAlive: false})
-	res.requireClean(t)
-	requireFunnelled(t, s, before)
+// Keep-alive HTTP/1.1 clients, and clients opening a new connection for
+// every request, are funnelled onto 4 h2c connections (2 per server).
+func TestClientsFunnelOntoTwoConnsPerServer(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		clients   int
+		keepAlive bool
+	}{
+		{"keep-alive", 2000, true},
+		{"connection per request", 1000, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startSluice(t, h2cFunnelConfig())
+			before := snapshotH2cPorts(t)
+			res := runLoad(t, s.URL, loadSpec{Clients: tt.clients, Duration: loadDuration, KeepAlive: tt.keepAlive})
+			res.requireClean(t)
+			requireFunnelled(t, s, before)
+		})
+	}
 }
 
 // Client aborts become RST_STREAM on the shared upstream connections.

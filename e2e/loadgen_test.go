@@ -89,6 +89,20 @@ func (r *loadResult) requireClean(t testing.TB) {
 	}
 }
 
+// loadClient is one load client: at most one connection, kept alive
+// between requests or not, dialled without proxy within 10 s, and no
+// transparent compression.
+func loadClient(keepAlive bool) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		MaxConnsPerHost:     1,
+		MaxIdleConnsPerHost: 1,
+		DisableKeepAlives:   !keepAlive,
+		DisableCompression:  true,
+	}}
+}
+
 // runLoad drives spec.Clients concurrent clients at baseURL for spec.Duration.
 func runLoad(t testing.TB, baseURL string, spec loadSpec) *loadResult {
 	t.Helper()
@@ -101,16 +115,8 @@ func runLoad(t testing.TB, baseURL string, spec loadSpec) *loadResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tr := &http.Transport{
-				Proxy:               nil,
-				DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-				MaxConnsPerHost:     1,
-				MaxIdleConnsPerHost: 1,
-				DisableKeepAlives:   !spec.KeepAlive,
-				DisableCompression:  true,
-			}
-			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr}
+			c := loadClient(spec.KeepAlive)
+			defer c.CloseIdleConnections()
 			<-start
 			for seq := 0; ; seq++ {
 				select {
