@@ -221,11 +221,19 @@ func TestDialFailureFailsFast(t *testing.T) {
 	}
 }
 
-func TestCloseFailsQueuedRequests(t *testing.T) {
-	checkNoLeak(t)
+// blockingServer is a fake h2c server whose /block requests wait until
+// the test ends.
+func blockingServer(t *testing.T) *fakeServer {
+	t.Helper()
 	fs := newFakeServer(t, true, 0)
 	fs.release = make(chan struct{})
-	defer close(fs.release)
+	t.Cleanup(func() { close(fs.release) })
+	return fs
+}
+
+func TestCloseFailsQueuedRequests(t *testing.T) {
+	checkNoLeak(t)
+	fs := blockingServer(t)
 	b, err := New(Config{
 		Name: "t", Protocol: H2C,
 		Servers: []ServerConfig{{Address: fs.addr()}},

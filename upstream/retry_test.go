@@ -206,9 +206,7 @@ func TestPassiveEjectionAndNoHealthyServer(t *testing.T) {
 
 func TestTimeouts(t *testing.T) {
 	checkNoLeak(t)
-	fs := newFakeServer(t, true, 0)
-	fs.release = make(chan struct{})
-	defer close(fs.release)
+	fs := blockingServer(t)
 	tests := []struct {
 		name string
 		mod  func(*Config)
