@@ -2,11 +2,9 @@ package runtime
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -56,18 +54,7 @@ func echoOrigin(t *testing.T) string {
 func serveWithReload(t *testing.T, cfg *config.Config, next *atomic.Pointer[config.Config]) *running {
 	t.Helper()
 	next.Store(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{listen: cfg.Listen, admin: cfg.Admin, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		r.err = serve(ctx, cfg, slog.New(slog.DiscardHandler), func() (*config.Config, error) { return next.Load(), nil })
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if !r.returned(10 * time.Second) {
-			t.Error("serve did not return")
-		}
-	})
+	r := runServe(t, cfg, func() (*config.Config, error) { return next.Load(), nil })
 	gatewaytest.WaitFor(t, 5*time.Second, "the gateway to listen", func() bool {
 		if r.returned(0) {
 			t.Fatalf("serve returned: %v", r.err)

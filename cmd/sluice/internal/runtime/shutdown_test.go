@@ -83,6 +83,25 @@ func (r *running) returned(d time.Duration) bool {
 	}
 }
 
+// runServe runs serve with cfg and load (nil: no reloads) until the test
+// ends, and then fails the test unless serve returns within 10 s.
+func runServe(t *testing.T, cfg *config.Config, load func() (*config.Config, error)) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{listen: cfg.Listen, admin: cfg.Admin, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		r.err = serve(ctx, cfg, slog.New(slog.DiscardHandler), load)
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if !r.returned(10 * time.Second) {
+			t.Error("serve did not return")
+		}
+	})
+	return r
+}
+
 // startServe runs serve with a quick-mode config for origin, changed by
 // tweak, and waits until the client listener accepts and /healthz answers.
 func startServe(t *testing.T, origin string, tweak func(*config.Config)) *running {
@@ -94,18 +113,7 @@ func startServe(t *testing.T, origin string, tweak func(*config.Config)) *runnin
 	if tweak != nil {
 		tweak(cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{listen: cfg.Listen, admin: cfg.Admin, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		r.err = serve(ctx, cfg, slog.New(slog.DiscardHandler), nil)
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if !r.returned(10 * time.Second) {
-			t.Error("serve did not return")
-		}
-	})
+	r := runServe(t, cfg, nil)
 	gatewaytest.WaitFor(t, 10*time.Second, "the gateway to be ready (/healthz 200, listen accepting)", func() bool {
 		if code, _, err := adminGet(r.admin, "/healthz"); err != nil || code != http.StatusOK {
 			return false
