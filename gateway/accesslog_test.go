@@ -19,18 +19,13 @@ func logGateway(t testing.TB, mode string, n int, out io.Writer) *Gateway {
 		}
 		io.WriteString(w, "hello")
 	})
-	log := quiet()
-	b, err := upstream.New(upstream.Config{Name: "b", Protocol: upstream.H2C,
-		Servers: []upstream.ServerConfig{{Address: up}}, Queue: upstream.QueueConfig{MaxPending: 10}}, upstream.NewMetrics(nil), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := newBackend(t, upstream.Config{Protocol: upstream.H2C,
+		Servers: []upstream.ServerConfig{{Address: up}}, Queue: upstream.QueueConfig{MaxPending: 10}})
 	al, err := NewAccessLog(AccessLogConfig{Mode: mode, SampleN: n, JSON: true, Out: out})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(Config{Routes: []Route{{Backend: "b"}}, AccessLog: al}, map[string]http.RoundTripper{"b": b}, NewMetrics(nil), log)
+	g, err := New(Config{Routes: []Route{{Backend: "b"}}, AccessLog: al}, map[string]http.RoundTripper{"b": b}, NewMetrics(nil), quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,17 +15,12 @@ import (
 func benchGateway(tb testing.TB) *Gateway {
 	tb.Helper()
 	up := newUpstream(tb, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	log := quiet()
-	be, err := upstream.New(upstream.Config{
-		Name: "b", Protocol: upstream.H2C,
-		Servers: []upstream.ServerConfig{{Address: up}},
-		Queue:   upstream.QueueConfig{MaxPending: 100},
-	}, upstream.NewMetrics(nil), log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(be.Close)
-	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": be}, NewMetrics(nil), log)
+	be := newBackend(tb, upstream.Config{
+		Protocol: upstream.H2C,
+		Servers:  []upstream.ServerConfig{{Address: up}},
+		Queue:    upstream.QueueConfig{MaxPending: 100},
+	})
+	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": be}, NewMetrics(nil), quiet())
 	if err != nil {
 		tb.Fatal(err)
 	}
