@@ -617,25 +617,28 @@ next:
 	return sum, n
 }
 
-// metric is the sum over matching series of name; 0 if none match. Use
-// requireMetric when absence must fail rather than pass as 0.
-func metric(t testing.TB, admin, name string, labels map[string]string) float64 {
+// scrapeMetric scrapes admin and sums name's series that match labels; n
+// counts them.
+func scrapeMetric(t testing.TB, admin, name string, labels map[string]string) (v float64, n int) {
 	t.Helper()
 	samples, err := scrape(admin)
 	if err != nil {
 		t.Fatalf("scrape %s: %v", admin, err)
 	}
-	v, _ := sumMetric(samples, name, labels)
+	return sumMetric(samples, name, labels)
+}
+
+// metric is the sum over matching series of name; 0 if none match. Use
+// requireMetric when absence must fail rather than pass as 0.
+func metric(t testing.TB, admin, name string, labels map[string]string) float64 {
+	t.Helper()
+	v, _ := scrapeMetric(t, admin, name, labels)
 	return v
 }
 
 func requireMetric(t testing.TB, admin, name string, labels map[string]string) float64 {
 	t.Helper()
-	samples, err := scrape(admin)
-	if err != nil {
-		t.Fatalf("scrape %s: %v", admin, err)
-	}
-	v, n := sumMetric(samples, name, labels)
+	v, n := scrapeMetric(t, admin, name, labels)
 	if n == 0 {
 		t.Fatalf("metric %s%v is not exported by sluice (admin %s)", name, labels, admin)
 	}
@@ -645,11 +648,7 @@ func requireMetric(t testing.TB, admin, name string, labels map[string]string) f
 // metricPresent reports whether any series of name exists at all.
 func metricPresent(t testing.TB, admin, name string) bool {
 	t.Helper()
-	samples, err := scrape(admin)
-	if err != nil {
-		t.Fatalf("scrape %s: %v", admin, err)
-	}
-	_, n := sumMetric(samples, name, nil)
+	_, n := scrapeMetric(t, admin, name, nil)
 	return n > 0
 }
 
