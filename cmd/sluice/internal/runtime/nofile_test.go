@@ -87,23 +87,7 @@ routes:
 	child := exec.Command(os.Args[0], "-test.run=^TestOutOfDescriptorsChild$", "-test.v")
 	child.Env = append(os.Environ(), envNofileChild+"="+file)
 	child.Stdout, child.Stderr = &stderr, &stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- child.Wait() }()
-	t.Cleanup(func() {
-		child.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			child.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("child output:\n%s", stderr.String())
-		}
-	})
+	gatewaytest.Start(t, "child", child, stderr.String)
 	gatewaytest.WaitFor(t, 10*time.Second, "the child to serve", func() bool {
 		code, _, err := adminGet(admin, "/healthz")
 		return err == nil && code == 200
