@@ -221,6 +221,28 @@ type sampler struct {
 	err   error
 }
 
+// metricProbe is a sampler's probe: the sum of name's series that match
+// labels, scraped from admin.
+func metricProbe(admin, name string, labels map[string]string) func() (float64, error) {
+	return func() (float64, error) {
+		samples, err := scrape(admin)
+		if err != nil {
+			return 0, err
+		}
+		v, _ := sumMetric(samples, name, labels)
+		return v, nil
+	}
+}
+
+// socketProbe is a sampler's probe: Tomcat's established connections on
+// port.
+func socketProbe(port int) func() (float64, error) {
+	return func() (float64, error) {
+		est, _, err := tomcatConnsErr(port)
+		return float64(est), err
+	}
+}
+
 func startSampler(every time.Duration, fn func() (float64, error)) *sampler {
 	s := &sampler{stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {

@@ -475,23 +475,7 @@ scrape_configs:
 		"--web.listen-address="+listen, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", out.String())
-		}
-	})
+	exited := gatewaytest.Start(t, "prometheus", cmd, out.String)
 	p := &promProc{base: "http://" + listen, cmd: cmd}
 	gatewaytest.WaitFor(t, 30*time.Second, "Prometheus ready", func() bool {
 		select {
