@@ -260,7 +260,7 @@ func (b *Backend) buildState(cfg Config, old *backendState) (st *backendState, a
 	for _, sc := range cfg.Servers {
 		if s, ok := reuse[sc.Address]; ok {
 			delete(reuse, sc.Address)
-			s.conf.Store(&sc)
+			s.reconfigure(&sc)
 			st.servers = append(st.servers, s)
 			continue
 		}
@@ -278,6 +278,10 @@ func (b *Backend) buildState(cfg Config, old *backendState) (st *backendState, a
 				removed = append(removed, s)
 			}
 		}
+	}
+	adoptAdmin(old, added)
+	for _, s := range st.servers {
+		s.syncAdmin()
 	}
 	st.bal, _ = newBalancer(cfg.Balance, st.servers)
 	return st, added, removed
@@ -303,10 +307,12 @@ func (b *Backend) warm(servers []*Server) {
 	}
 }
 
-// Ready reports whether at least one server may take requests.
+// Ready reports whether at least one server may take requests, counting
+// drained servers: readiness follows health, draining is the operator's.
 func (b *Backend) Ready() bool {
+	now := time.Now().UnixNano()
 	for _, s := range b.cur().servers {
-		if s.usable() {
+		if s.healthy(now) {
 			return true
 		}
 	}
@@ -634,10 +640,15 @@ type ServerStats struct {
 	Address  string `json:"address"`
 	Protocol string `json:"protocol"` // h2c, h1, or "" before detection
 	// State is up, down (failed health checks or unreachable), ejected
-	// (passive health) or draining (removed by a reload).
-	State  string `json:"state"`
-	Conns  int    `json:"connections"`
-	Active int    `json:"active_streams"`
+	// (passive health), drain (drained through the admin API; Drained
+	// stays set while it is also down or ejected) or draining (removed by
+	// a reload).
+	State   string `json:"state"`
+	Drained bool   `json:"drained"`
+	// Weight is the weight in use, configured or set at run time.
+	Weight int `json:"weight"`
+	Conns  int `json:"connections"`
+	Active int `json:"active_streams"`
 	// MaxStreams lists, per open connection, the concurrent streams it
 	// allows: the lower of the server's SETTINGS and the config.
 	MaxStreams []int  `json:"max_streams_per_connection"`
@@ -659,12 +670,15 @@ func (b *Backend) Stats() Stats {
 		ss := ServerStats{
 			Address: s.addr, Protocol: s.Protocol(), Active: int(s.active.Load()), Usable: s.usable(),
 			Requests: s.requests.Load(), Errors: s.errors.Load(), State: "up", Tunnels: s.tun.count(),
+			Drained: s.admin.drained.Load(), Weight: s.weight(),
 		}
 		switch {
 		case s.ejected(now):
 			ss.State = "ejected"
-		case !ss.Usable:
+		case !s.healthy(now):
 			ss.State = "down"
+		case ss.Drained:
+			ss.State = StateDrain
 		}
 		if p := s.cur.Load(); p != nil {
 			ss.MaxStreams = p.maxStreams()

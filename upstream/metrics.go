@@ -35,6 +35,7 @@ type Metrics struct {
 	connLife *prometheus.HistogramVec
 	probes   *prometheus.CounterVec
 	ejectLen *prometheus.HistogramVec
+	admin    adminMetrics
 
 	maxStreams     *prometheus.Desc
 	streamsActive  *prometheus.Desc
@@ -92,7 +93,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"backend", "server"}),
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_server_up",
-			Help: "1 while the server takes requests; 0 while it is down (unreachable, failed `fall` health checks in a row, or its protocol not yet detected) or ejected.",
+			Help: "1 while the server takes requests, or would but for a drain through the admin API (see sluice_server_drained); 0 while it is down (unreachable, failed `fall` health checks in a row, or its protocol not yet detected) or ejected.",
 		}, []string{"backend", "server"}),
 		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_upstream_probes_total",
@@ -132,9 +133,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Requests waiting in the backend queue.", []string{"backend"}, nil),
 		backends: map[*Backend]struct{}{},
 		servers:  map[[2]string]int{},
+		admin:    newAdminMetrics(),
 	}
 	if reg != nil {
 		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.kaCloses, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m)
+		for _, v := range m.admin.vecs() {
+			reg.MustRegister(v)
+		}
 	}
 	return m
 }
@@ -240,6 +245,7 @@ type serverObserver struct {
 	connReqs, connLife   prometheus.Observer
 	probePass, probeFail prometheus.Counter
 	ejectionLen          prometheus.Observer
+	drained, weight      prometheus.Gauge
 }
 
 var _ poolObserver = (*serverObserver)(nil)
@@ -272,6 +278,8 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 		ejectionLen: m.ejectLen.WithLabelValues(backend, addr),
 
 		keepAliveCloses: m.kaCloses.WithLabelValues(backend, addr),
+		drained:         m.admin.drained.WithLabelValues(backend, addr),
+		weight:          m.admin.weight.WithLabelValues(backend, addr),
 	}
 }
 
@@ -292,7 +300,7 @@ func (o *serverObserver) release() {
 	l := prometheus.Labels{"backend": o.key[0], "server": o.key[1]}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.conns, m.tunnels, m.opened, m.goaways, m.kaCloses, m.ejected, m.up, m.checks, m.connReqs, m.connLife,
-		m.probes, m.ejectLen,
+		m.probes, m.ejectLen, m.admin.drained, m.admin.weight,
 	} {
 		v.DeletePartialMatch(l)
 	}
