@@ -59,6 +59,18 @@ type Config struct {
 	// host is required so that exposing metrics beyond localhost is an
 	// explicit choice (0.0.0.0). Zero value: invalid.
 	Admin string
+	// AdminToken is the bearer token ("Authorization: Bearer TOKEN") that
+	// the admin API, /stats.json, /reload and pprof require; /metrics,
+	// /healthz and /readyz stay open. At least 16 printable ASCII
+	// characters. Required, here or through AdminTokenFile, when Admin is
+	// not a loopback address. Load fills it from AdminTokenFile. Zero
+	// value: none; the admin endpoints then answer loopback clients only.
+	AdminToken string
+	// AdminTokenFile is a file holding AdminToken (surrounding white
+	// space trimmed), read at start and at each reload; not with
+	// AdminToken. A relative path in a config file is taken relative to
+	// the file's directory. Zero value: none.
+	AdminTokenFile string
 	// Backends maps a backend name ([a-zA-Z0-9_-]+) to its server pool.
 	// Zero value (nil or empty): invalid, at least one is required.
 	Backends map[string]Backend
@@ -520,6 +532,9 @@ func quickFlag(key string) string {
 	switch {
 	case key == "listen", key == "admin":
 		return "--" + key
+	case key == "admin_token":
+		// No flag sets a token: a non-loopback --admin needs a file.
+		return "--admin"
 	case key == prefix+"protocol":
 		return "--protocol"
 	case key == prefix+"h2c.conns_per_server":
@@ -549,6 +564,8 @@ type yamlConfig struct {
 	ProxyProtocol  bool                   `yaml:"proxy_protocol"`
 	ProxyFrom      []string               `yaml:"proxy_protocol_from,flow"`
 	Admin          string                 `yaml:"admin"`
+	AdminToken     string                 `yaml:"admin_token,omitempty"`
+	AdminTokenFile string                 `yaml:"admin_token_file,omitempty"`
 	ShutdownGrace  string                 `yaml:"shutdown_grace"`
 	Limits         yamlLimits             `yaml:"limits"`
 	TrustedProxies []string               `yaml:"trusted_proxies,flow"`
@@ -644,9 +661,14 @@ type yamlRoute struct {
 	Backend    string `yaml:"backend"`
 }
 
+// RedactedToken stands for an admin_token in Marshal's output.
+const RedactedToken = "<redacted>"
+
 // Marshal renders c as YAML that Parse accepts and that yields c again:
 // the effective configuration, defaults included. Error pages are printed
-// as their paths; parsing the output reads the files again.
+// as their paths; parsing the output reads the files again. The one
+// exception is admin_token, printed as RedactedToken (admin_token_file is
+// printed as its path).
 func (c *Config) Marshal() ([]byte, error) {
 	l := c.Limits
 	out := yamlConfig{
@@ -674,6 +696,10 @@ func (c *Config) Marshal() ([]byte, error) {
 		AccessLog:      yamlAccessLog(c.AccessLog),
 		Pprof:          c.Pprof,
 		Backends:       map[string]yamlBackend{},
+	}
+	// The token itself is never printed.
+	if out.AdminTokenFile = c.AdminTokenFile; c.AdminToken != "" && c.AdminTokenFile == "" {
+		out.AdminToken = RedactedToken
 	}
 	for _, p := range c.TLSCerts {
 		out.TLSCerts = append(out.TLSCerts, yamlCertPair(p))

@@ -66,6 +66,7 @@ func parse(data []byte, source, baseDir string, environ []string) (*Config, erro
 
 	c := d.decode(k)
 	d.readErrorPages(c)
+	d.readAdminToken(c)
 	d.checkCerts(c)
 	d.checkAccessLog(c)
 	for _, fe := range validate(c, d.source) {
@@ -220,6 +221,7 @@ var (
 	topFields = map[string]func(*Config) any{
 		"listen":          func(c *Config) any { return &c.Listen },
 		"admin":           func(c *Config) any { return &c.Admin },
+		"admin_token":     func(c *Config) any { return &c.AdminToken },
 		"routes":          func(c *Config) any { return &c.Routes },
 		"shutdown_grace":  func(c *Config) any { return &c.ShutdownGrace },
 		"tls_listen":      func(c *Config) any { return &c.TLSListen },
@@ -230,6 +232,7 @@ var (
 		"pprof":           func(c *Config) any { return &c.Pprof },
 
 		"proxy_protocol_from": func(c *Config) any { return &c.ProxyProtocolFrom },
+		"admin_token_file":    func(c *Config) any { return &c.AdminTokenFile },
 
 		"access_log.mode":   func(c *Config) any { return &c.AccessLog.Mode },
 		"access_log.sample": func(c *Config) any { return &c.AccessLog.Sample },
@@ -737,6 +740,29 @@ func (d *decoder) readErrorPages(c *Config) {
 }
 
 // readLimited reads a regular file of at most limit bytes.
+// readAdminToken fills AdminToken from AdminTokenFile.
+func (d *decoder) readAdminToken(c *Config) {
+	const key = "admin_token_file"
+	if c.AdminTokenFile == "" {
+		return
+	}
+	if c.AdminToken != "" {
+		d.failKey(key, "set admin_token or admin_token_file, not both")
+		return
+	}
+	if d.baseDir != "" && !filepath.IsAbs(c.AdminTokenFile) {
+		c.AdminTokenFile = filepath.Join(d.baseDir, c.AdminTokenFile)
+	}
+	data, err := readLimited(c.AdminTokenFile, 4<<10)
+	if err != nil {
+		d.failKey(key, "%v", err)
+		return
+	}
+	if c.AdminToken = strings.TrimSpace(string(data)); c.AdminToken == "" {
+		d.failKey(key, "%s is empty", c.AdminTokenFile)
+	}
+}
+
 func readLimited(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-gw/sluice/cmd/sluice/internal/adminapi"
 )
 
 // FieldError is one problem with one key.
@@ -90,6 +92,7 @@ func validate(cfg *Config, source func(key string) string) []FieldError {
 	if listenOK && adminOK && sameSocket(cfg.Listen, cfg.Admin) {
 		c.fail("admin", "%q conflicts with listen %q: they need different ports", cfg.Admin, cfg.Listen)
 	}
+	c.adminToken(cfg, adminOK)
 	c.positive("shutdown_grace", cfg.ShutdownGrace)
 	c.edge(cfg, listenOK, adminOK)
 	for code, page := range cfg.ErrorPages {
@@ -144,6 +147,33 @@ func validate(cfg *Config, source func(key string) string) []FieldError {
 		}
 	}
 	return c.errs
+}
+
+// MinAdminToken is the shortest admin_token accepted.
+const MinAdminToken = 16
+
+// adminToken requires a token when the admin listener is not on loopback,
+// and checks it can be sent in an Authorization header.
+func (c *checker) adminToken(cfg *Config, adminOK bool) {
+	key, tok := "admin_token", cfg.AdminToken
+	if cfg.AdminTokenFile != "" {
+		key = "admin_token_file"
+	}
+	if tok == "" {
+		if adminOK && !adminapi.IsLoopback(cfg.Admin) {
+			c.fail("admin_token", "required when admin %q is not a loopback address: the admin API needs a bearer token (or set admin_token_file)", cfg.Admin)
+		}
+		return
+	}
+	if len(tok) < MinAdminToken {
+		c.fail(key, "the token must be at least %d characters, got %d", MinAdminToken, len(tok))
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i] <= ' ' || tok[i] > '~' {
+			c.fail(key, "the token must be printable ASCII without spaces: it is sent in an Authorization header")
+			break
+		}
+	}
 }
 
 // edge checks the client-facing keys besides listen and admin.
