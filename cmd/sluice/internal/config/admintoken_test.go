@@ -19,7 +19,8 @@ func TestParseRejectsAdminToken(t *testing.T) {
 		{name: "space", yaml: valid + "admin_token: \"0123456789 abcdefgh\"\n", key: "admin_token", msg: "printable ASCII without spaces"},
 		{name: "redacted placeholder", yaml: valid + "admin_token: \"" + RedactedToken + "\"\n", key: "admin_token", msg: "at least 16"},
 		{name: "both", yaml: valid + "admin_token: " + testToken + "\nadmin_token_file: /etc/token\n", key: "admin_token_file", msg: "not both"},
-		{name: "missing file", yaml: valid + "admin_token_file: /nonexistent/token\n", key: "admin_token_file", msg: "no such file"},
+		{name: "missing file", yaml: valid + "admin: \"0.0.0.0:9001\"\nadmin_token_file: /nonexistent/token\n", key: "admin_token_file", msg: "no such file",
+			wantAll: "sluice.yaml: admin_token_file: open /nonexistent/token: no such file or directory"},
 		{name: "env, off loopback", yaml: valid, env: []string{"SLUICE_ADMIN=0.0.0.0:9001"}, key: "admin_token", msg: "required"},
 		{name: "env token short", yaml: valid, env: []string{"SLUICE_ADMIN_TOKEN=abc"}, key: "admin_token", msg: "at least 16", source: "env SLUICE_ADMIN_TOKEN"},
 	})

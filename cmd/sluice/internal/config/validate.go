@@ -160,7 +160,8 @@ func (c *checker) adminToken(cfg *Config, adminOK bool) {
 		key = "admin_token_file"
 	}
 	if tok == "" {
-		if adminOK && !adminapi.IsLoopback(cfg.Admin) {
+		// An admin_token_file that could not be read is reported by Load.
+		if cfg.AdminTokenFile == "" && adminOK && !adminapi.IsLoopback(cfg.Admin) {
 			c.fail("admin_token", "required when admin %q is not a loopback address: the admin API needs a bearer token (or set admin_token_file)", cfg.Admin)
 		}
 		return
