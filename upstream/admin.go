@@ -40,11 +40,16 @@ const StateDrain = "drain"
 // in flight finish, connections stay warm) or puts it back in rotation.
 // It returns the server's state afterwards.
 func (b *Backend) SetDrain(addr string, drain bool) (ServerStats, error) {
+	// updateMu orders the change with a reload's adoptAdmin.
+	b.updateMu.Lock()
 	s := b.server(addr)
 	if s == nil {
+		b.updateMu.Unlock()
 		return ServerStats{}, b.unknown(addr)
 	}
-	if s.admin.drained.Swap(drain) != drain {
+	changed := s.admin.drained.Swap(drain) != drain
+	b.updateMu.Unlock()
+	if changed {
 		verb := "enabled"
 		if drain {
 			verb = "drained"

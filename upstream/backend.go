@@ -689,7 +689,7 @@ func (b *Backend) Stats() Stats {
 	b.updateMu.Lock()
 	for _, s := range b.retired {
 		ss := ServerStats{Address: s.addr, Protocol: s.Protocol(), Active: int(s.active.Load()), State: "draining",
-			Requests: s.requests.Load(), Errors: s.errors.Load(), Tunnels: s.tun.count()}
+			Requests: s.requests.Load(), Errors: s.errors.Load(), Tunnels: s.tun.count(), Weight: s.weight()}
 		if p := s.cur.Load(); p != nil {
 			ss.MaxStreams = p.maxStreams()
 			ss.Conns = len(ss.MaxStreams)
