@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/adminapi"
-	"github.com/sluice-gw/sluice/upstream"
 )
 
 // backendState is what readiness needs to know about one backend.
@@ -76,7 +75,7 @@ func adminHandler(reg *prometheus.Registry, rt *live, hist *history, listening *
 	})
 	stats := statsJSON(rt, hist)
 	guarded("GET /stats.json", stats)
-	mux.Handle("/api/", guard.Wrap(adminapi.Handler(adminControl{rt}, stats)))
+	mux.Handle("/api/", guard.Wrap(adminapi.Handler(adminapi.Backends(rt.snapshot), stats)))
 	mux.HandleFunc("GET /{$}", statsHTML)
 	guarded("POST /reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := rt.reload(); err != nil {
@@ -93,32 +92,4 @@ func adminHandler(reg *prometheus.Registry, rt *live, hist *history, listening *
 		fmt.Fprintln(w, "reloaded")
 	})
 	return mux
-}
-
-// adminControl is the admin API's hold on the running backends.
-type adminControl struct{ rt *live }
-
-func (c adminControl) backend(name string) (*upstream.Backend, error) {
-	for _, b := range c.rt.snapshot() {
-		if b.Name() == name {
-			return b, nil
-		}
-	}
-	return nil, fmt.Errorf("%w %q", adminapi.ErrUnknownBackend, name)
-}
-
-func (c adminControl) SetDrain(backend, server string, drain bool) (upstream.ServerStats, error) {
-	b, err := c.backend(backend)
-	if err != nil {
-		return upstream.ServerStats{}, err
-	}
-	return b.SetDrain(server, drain)
-}
-
-func (c adminControl) SetWeight(backend, server string, weight int) (upstream.ServerStats, error) {
-	b, err := c.backend(backend)
-	if err != nil {
-		return upstream.ServerStats{}, err
-	}
-	return b.SetWeight(server, weight)
 }

@@ -149,3 +149,36 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
 }
+
+// Backends is the Control of the running gateway: it acts on the backends
+// the function lists (the live set, which a reload may change).
+type Backends func() []*upstream.Backend
+
+var _ Control = Backends(nil)
+
+func (l Backends) backend(name string) (*upstream.Backend, error) {
+	for _, b := range l() {
+		if b.Name() == name {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknownBackend, name)
+}
+
+// SetDrain implements Control.
+func (l Backends) SetDrain(backend, server string, drain bool) (upstream.ServerStats, error) {
+	b, err := l.backend(backend)
+	if err != nil {
+		return upstream.ServerStats{}, err
+	}
+	return b.SetDrain(server, drain)
+}
+
+// SetWeight implements Control.
+func (l Backends) SetWeight(backend, server string, weight int) (upstream.ServerStats, error) {
+	b, err := l.backend(backend)
+	if err != nil {
+		return upstream.ServerStats{}, err
+	}
+	return b.SetWeight(server, weight)
+}

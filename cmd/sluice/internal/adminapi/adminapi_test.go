@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -216,6 +217,42 @@ func TestIsLoopback(t *testing.T) {
 	} {
 		if got := IsLoopback(addr); got != want {
 			t.Errorf("IsLoopback(%q) = %v", addr, got)
+		}
+	}
+}
+
+// Backends acts on the backend it finds by name, through the API.
+func TestBackendsControl(t *testing.T) {
+	b, err := upstream.New(upstream.Config{Name: "tomcat", Protocol: upstream.H2C,
+		Servers: []upstream.ServerConfig{{Address: "127.0.0.1:1"}, {Address: "127.0.0.1:2"}}},
+		upstream.NewMetrics(nil), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	h := Handler(Backends(func() []*upstream.Backend { return []*upstream.Backend{b} }), statsStub)
+	for _, tc := range []struct {
+		path, body string
+		status     int
+		want       string
+	}{
+		{"/api/backends/tomcat/servers/127.0.0.1:2/drain", "", 200, `"drained":true`},
+		{"/api/backends/tomcat/servers/127.0.0.1%3A1/weight", `{"weight": 9}`, 200, `"address":"127.0.0.1:1"`},
+		{"/api/backends/other/servers/127.0.0.1:2/drain", "", 404, `unknown backend \"other\"`},
+		{"/api/backends/tomcat/servers/127.0.0.1:3/enable", "", 404, `unknown server \"127.0.0.1:3\" in backend \"tomcat\"`},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("POST", tc.path, strings.NewReader(tc.body)))
+		if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.want) {
+			t.Errorf("POST %s: %d %s, want %d with %s", tc.path, w.Code, w.Body, tc.status, tc.want)
+		}
+	}
+	for _, ss := range b.Stats().Servers {
+		if want := ss.Address == "127.0.0.1:2"; ss.Drained != want {
+			t.Errorf("%s drained %v", ss.Address, ss.Drained)
+		}
+		if want := map[string]int{"127.0.0.1:1": 9, "127.0.0.1:2": 1}[ss.Address]; ss.Weight != want {
+			t.Errorf("%s weight %d, want %d", ss.Address, ss.Weight, want)
 		}
 	}
 }
