@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -182,11 +183,10 @@ func TestReloadKeepsDrain(t *testing.T) {
 func TestAdminOffLoopbackNeedsToken(t *testing.T) {
 	requireSluice(t)
 	dir := t.TempDir()
-	port := mustFreePort(t)
-	base := fmt.Sprintf("listen: %q\nadmin: \"0.0.0.0:%d\"\n", addr(mustFreePort(t)), port) +
-		upstream{Protocol: "h2c", Ports: []int{tc.A}}.yaml()
+	backend := upstream{Protocol: "h2c", Ports: []int{tc.A}}.yaml()
 	file := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(file, []byte(base), 0o644); err != nil {
+	noToken := fmt.Sprintf("listen: %q\nadmin: \"0.0.0.0:0\"\n", anyPort) + backend
+	if err := os.WriteFile(file, []byte(noToken), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -197,7 +197,7 @@ func TestAdminOffLoopbackNeedsToken(t *testing.T) {
 	if err == nil || ctx.Err() != nil {
 		t.Fatalf("sluice with admin on 0.0.0.0 and no token: err %v, ctx %v; output:\n%s", err, ctx.Err(), out)
 	}
-	want := file + `: admin_token: required when admin "0.0.0.0:` + fmt.Sprint(port) + `" is not a loopback address`
+	want := file + `: admin_token: required when admin "0.0.0.0:0" is not a loopback address`
 	if !strings.Contains(string(out), want) {
 		t.Errorf("output lacks %q:\n%s", want, out)
 	}
@@ -206,16 +206,17 @@ func TestAdminOffLoopbackNeedsToken(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := launchSluice(t, func(s *sluiceProc) ([]string, string) {
-		s.Backend = backendName
-		s.Admin = addr(port) // reached through loopback, bound to every address
-		cfg := fmt.Sprintf("listen: %q\nadmin: \"0.0.0.0:%d\"\nadmin_token_file: token\n", s.Listen, port) +
-			upstream{Protocol: "h2c", Ports: []int{tc.A}}.yaml()
-		if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return []string{"run", "--config", file}, cfg
-	})
+	cfg := fmt.Sprintf("listen: %q\nadmin: \"0.0.0.0:0\"\nadmin_token_file: token\n", anyPort) + backend
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := launchSluice(t, []string{"run", "--config", file}, cfg)
+	// Bound to every address, reached through loopback.
+	_, port, err := net.SplitHostPort(s.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Admin = net.JoinHostPort("127.0.0.1", port)
 	for _, c := range []struct {
 		method, path, token string
 		want                int

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // statsOf is the Stats row of the server at addr.
@@ -33,7 +35,14 @@ func twoServerBackend(t *testing.T) (*Backend, *fakeServer, *fakeServer, Config)
 	}
 	b := newTestBackend(t, cfg)
 	b.Start()
-	waitFor(t, "both servers warm", func() bool { return a.open.Load() == 1 && c.open.Load() == 1 })
+	gatewaytest.WaitFor(t, 5*time.Second, "both servers warm", func() bool {
+		for _, ss := range b.Stats().Servers {
+			if len(ss.MaxStreams) == 0 || ss.MaxStreams[0] == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	return b, a, c, cfg
 }
 
@@ -64,7 +73,7 @@ func TestDrainedServerTakesNoNewRequestsInFlightFinish(t *testing.T) {
 		}
 		done <- err
 	}()
-	waitFor(t, "request in flight on a", func() bool { return a.inflight.Load() == 1 })
+	gatewaytest.WaitFor(t, 5*time.Second, "request in flight on a", func() bool { return a.inflight.Load() == 1 })
 	if _, err := b.SetDrain(c.addr(), false); err != nil {
 		t.Fatal(err)
 	}

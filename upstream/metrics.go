@@ -224,6 +224,11 @@ func (bm *backendMetrics) waited(d time.Duration) { bm.wait.Observe(d.Seconds())
 // retried counts a retry; reasons are a fixed token set.
 func (bm *backendMetrics) retried(reason string) { bm.m.retries.WithLabelValues(bm.name, reason).Inc() }
 
+// forServer resolves the series of the backend's server at addr.
+func (bm *backendMetrics) forServer(addr string) *serverObserver {
+	return bm.m.forServer(bm.name, addr)
+}
+
 func (bm *backendMetrics) unregister(b *Backend) {
 	bm.m.mu.Lock()
 	delete(bm.m.backends, b)

@@ -36,7 +36,7 @@ func TestConvertTestdata(t *testing.T) {
 				}
 				want := []any{time.Minute, 5 * time.Second, time.Minute, 3, 200, 100, true, "/hello", "GET", "localhost", 2 * time.Second, 3, 2,
 					10 * time.Second, 10 * time.Second, 3000, c.Listen}
-				got := []any{b.Queue.Timeout, b.Timeouts.Connect, b.Timeouts.ResponseHeader, b.Retries, b.H1.ConnsPerServer, b.H2C.MaxStreamsPerConn,
+				got := []any{b.Queue.Timeout, b.ConnectTimeout, b.ResponseHeaderTimeout, b.Retries, b.H1.ConnsPerServer, b.H2C.MaxStreamsPerConn,
 					b.Health.Enabled, b.Health.Path, b.Health.Method, b.Health.Host, b.Health.Interval, b.Health.Fall, b.Health.Rise,
 					c.Limits.ReadHeaderTimeout, c.Limits.IdleTimeout, c.Limits.MaxConns, ":80"}
 				if !reflect.DeepEqual(got, want) {
@@ -99,7 +99,7 @@ func TestConvertTestdata(t *testing.T) {
 					t.Error("the server-template backend was translated")
 				}
 				want := []any{1, "HEAD", 30 * time.Second, 3 * time.Second, 20 * time.Second, 1, 64, 32, ":9080"}
-				got := []any{len(web.Servers), web.Health.Method, web.Health.SlowStart, web.Queue.Timeout, web.Timeouts.ResponseHeader,
+				got := []any{len(web.Servers), web.Health.Method, web.Health.SlowStart, web.Queue.Timeout, web.ResponseHeaderTimeout,
 					api.Retries, api.H1.ConnsPerServer, api.H2C.MaxStreamsPerConn, c.Listen}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("got  %v\nwant %v", got, want)

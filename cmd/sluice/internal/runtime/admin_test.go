@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"encoding/json"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 func TestReadiness(t *testing.T) {
@@ -65,7 +66,7 @@ func adminDo(t *testing.T, admin, method, path, token, body string) (int, string
 func TestAdminTokenAndAPIWired(t *testing.T) {
 	const token, token2 = "first-token-0123456789", "second-token-0123456789"
 	origin := echoOrigin(t)
-	cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{origin}, 1)
+	cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{origin}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

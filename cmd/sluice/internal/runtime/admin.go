@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"errors"
@@ -44,9 +44,9 @@ func readiness(listening bool, listenersDown []string, backends []backendState) 
 // it also serves net/http/pprof under /debug/pprof/. All but /metrics,
 // /healthz, /readyz and the page's HTML are behind the admin token
 // (adminapi.Guard).
-func adminHandler(reg *prometheus.Registry, rt *live, hist *history, listening *atomic.Bool, withPprof bool) http.Handler {
+func adminHandler(reg *prometheus.Registry, lv *live, hist *history, listening *atomic.Bool, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
-	guard := &adminapi.Guard{Token: func() string { return rt.config().AdminToken }}
+	guard := &adminapi.Guard{Token: func() string { return lv.config().AdminToken }}
 	guarded := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, guard.Wrap(h)) }
 	if withPprof {
 		guarded("GET /debug/pprof/", pprof.Index)
@@ -61,24 +61,24 @@ func adminHandler(reg *prometheus.Registry, rt *live, hist *history, listening *
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		backends := rt.snapshot()
+		backends := lv.snapshot()
 		states := make([]backendState, len(backends))
 		for i, b := range backends {
 			states[i] = backendState{name: b.Name(), ready: b.Ready()}
 		}
-		ok, why := readiness(listening.Load(), rt.gm.Listeners().Down(), states)
+		ok, why := readiness(listening.Load(), lv.gm.Listeners().Down(), states)
 		if !ok {
 			http.Error(w, "not ready: "+strings.Join(why, "; "), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	stats := statsJSON(rt, hist)
+	stats := statsJSON(lv, hist)
 	guarded("GET /stats.json", stats)
-	mux.Handle("/api/", guard.Wrap(adminapi.Handler(adminapi.Backends(rt.snapshot), stats)))
+	mux.Handle("/api/", guard.Wrap(adminapi.Handler(adminapi.Backends(lv.snapshot), stats)))
 	mux.HandleFunc("GET /{$}", statsHTML)
 	guarded("POST /reload", func(w http.ResponseWriter, r *http.Request) {
-		if err := rt.reload(); err != nil {
+		if err := lv.reload(); err != nil {
 			status := http.StatusBadRequest
 			switch {
 			case errors.Is(err, errNoReload):
