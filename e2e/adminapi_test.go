@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // apiCall sends method path to s's admin listener, with token as a bearer
@@ -82,18 +84,6 @@ func serverRowOf(t testing.TB, s *sluiceProc, token, addr string) serverRow {
 	return serverRow{}
 }
 
-// pollUntil polls cond every 100 ms until it holds or timeout passes.
-func pollUntil(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // Draining a server under load fails no request: requests in flight on it
 // (some hold Tomcat for 300 ms) finish, its streams go to 0 and stay there
 // while its connections stay open, and enabling it brings traffic back.
@@ -110,14 +100,14 @@ func TestDrainUnderLoadLosesNoRequest(t *testing.T) {
 	done := make(chan *loadResult, 1)
 	go func() { done <- runLoad(t, s.URL, spec) }()
 
-	pollUntil(t, "streams in flight on "+a, 10*time.Second, func() bool { return serverRowOf(t, s, "", a).Active > 0 })
+	gatewaytest.WaitFor(t, 10*time.Second, "streams in flight on "+a, func() bool { return serverRowOf(t, s, "", a).Active > 0 })
 	mustAct(t, s, "", a, "drain", "")
 	drained := time.Now()
-	pollUntil(t, "the drained server's streams at 0", 5*time.Second, func() bool { return serverRowOf(t, s, "", a).Active == 0 })
+	gatewaytest.WaitFor(t, 5*time.Second, "the drained server's streams at 0", func() bool { return serverRowOf(t, s, "", a).Active == 0 })
 	t.Logf("streams on the drained server at 0 after %v", time.Since(drained).Round(time.Millisecond))
 	held := serverRowOf(t, s, "", a)
 	for range 30 { // 3 s
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // sampling a period: no event says "still at 0"
 		r := serverRowOf(t, s, "", a)
 		if r.Active != 0 || r.Requests != held.Requests || r.State != "drain" || r.Conns == 0 {
 			t.Fatalf("drained server under load: %+v (at 0 streams: %+v); want no stream, no new request, connections kept", r, held)
@@ -133,7 +123,7 @@ func TestDrainUnderLoadLosesNoRequest(t *testing.T) {
 		t.Errorf("sluice_server_up of the healthy drained server: %v, want 1", v)
 	}
 	mustAct(t, s, "", a, "enable", "")
-	pollUntil(t, "traffic back on the enabled server", 5*time.Second, func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "traffic back on the enabled server", func() bool {
 		r := serverRowOf(t, s, "", a)
 		return r.Requests > held.Requests && r.State == "up"
 	})
@@ -249,13 +239,13 @@ func TestStatsPageDrainButtonsInChromium(t *testing.T) {
 	}
 	br.waitTrue("the drain button", button("drain")+` && document.getElementById("auth").hidden`, 10*time.Second)
 	br.eval(button("drain")+".click()", nil)
-	pollUntil(t, "the server drained through the page", 5*time.Second, func() bool { return serverRowOf(t, s, token, a).Drained })
+	gatewaytest.WaitFor(t, 5*time.Second, "the server drained through the page", func() bool { return serverRowOf(t, s, token, a).Drained })
 	br.waitTrue("the page showing drain", button("enable")+` && `+button("enable")+`.closest("tr").querySelector("td.drain")`, 10*time.Second)
 	art := filepath.Join(repoRoot, "e2e", "artifacts")
 	os.MkdirAll(art, 0o755)
 	br.screenshot(filepath.Join(art, "stats-drain-1280x900.png"))
 	br.eval(button("enable")+".click()", nil)
-	pollUntil(t, "the server enabled through the page", 5*time.Second, func() bool { return !serverRowOf(t, s, token, a).Drained })
+	gatewaytest.WaitFor(t, 5*time.Second, "the server enabled through the page", func() bool { return !serverRowOf(t, s, token, a).Drained })
 	br.waitTrue("the page showing up", button("drain")+` && `+button("drain")+`.closest("tr").querySelector("td.up")`, 10*time.Second)
 	var msg string
 	br.eval(`document.getElementById("msg").textContent`, &msg)

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // browser is headless Chromium driven over the DevTools protocol through
@@ -82,6 +85,12 @@ func startBrowser(t testing.TB, width, height int) *browser {
 // browser when "") and decodes its result into result, skipping events.
 func (b *browser) call(session, method string, params any, result any) {
 	b.t.Helper()
+	if err := b.callErr(session, method, params, result); err != nil {
+		b.t.Fatalf("devtools %s: %v", method, err)
+	}
+}
+
+func (b *browser) callErr(session, method string, params any, result any) error {
 	b.next++
 	id := b.next
 	msg := map[string]any{"id": id, "method": method, "params": params}
@@ -90,16 +99,16 @@ func (b *browser) call(session, method string, params any, result any) {
 	}
 	data, err := json.Marshal(msg)
 	if err != nil {
-		b.t.Fatal(err)
+		return err
 	}
 	if _, err := b.in.Write(append(data, 0)); err != nil {
-		b.t.Fatalf("devtools %s: %v", method, err)
+		return err
 	}
 	b.outF.SetReadDeadline(time.Now().Add(cdpTimeout))
 	for {
 		line, err := b.out.ReadBytes(0)
 		if err != nil {
-			b.t.Fatalf("devtools %s: reading the answer: %v", method, err)
+			return fmt.Errorf("reading the answer: %w", err)
 		}
 		var reply struct {
 			ID     int             `json:"id"`
@@ -109,20 +118,18 @@ func (b *browser) call(session, method string, params any, result any) {
 			} `json:"error"`
 		}
 		if err := json.Unmarshal(line[:len(line)-1], &reply); err != nil {
-			b.t.Fatalf("devtools %s: %v in %q", method, err, line)
+			return fmt.Errorf("%w in %q", err, line)
 		}
 		if reply.ID != id {
 			continue // an event, or the answer to an earlier command
 		}
 		if reply.Error != nil {
-			b.t.Fatalf("devtools %s: %s", method, reply.Error.Message)
+			return errors.New(reply.Error.Message)
 		}
 		if result != nil {
-			if err := json.Unmarshal(reply.Result, result); err != nil {
-				b.t.Fatalf("devtools %s: %v", method, err)
-			}
+			return json.Unmarshal(reply.Result, result)
 		}
-		return
+		return nil
 	}
 }
 
@@ -158,23 +165,26 @@ func (b *browser) eval(expr string, out any) {
 	}
 }
 
-// waitTrue polls the boolean expression cond in the page until it holds.
+// waitTrue polls the boolean expression cond in the page until it holds;
+// on a timeout the test fails with the page's DOM logged.
 func (b *browser) waitTrue(what, cond string, timeout time.Duration) {
 	b.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	defer func() {
+		if b.t.Failed() {
+			var r struct {
+				Result struct {
+					Value string `json:"value"`
+				} `json:"result"`
+			}
+			b.callErr(b.session, "Runtime.evaluate", map[string]any{"expression": "document.body.innerHTML", "returnByValue": true}, &r)
+			b.t.Logf("DOM while waiting for %s:\n%s", what, tail(r.Result.Value, 3000))
+		}
+	}()
+	gatewaytest.WaitFor(b.t, timeout, what+" ("+cond+")", func() bool {
 		var ok bool
 		b.eval("!!("+cond+")", &ok)
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			var body string
-			b.eval("document.body.innerHTML", &body)
-			b.t.Fatalf("page: timed out after %v waiting for %s (%s); DOM:\n%s", timeout, what, cond, tail(body, 3000))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return ok
+	})
 }
 
 // screenshot writes the page as PNG to path.
