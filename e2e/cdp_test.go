@@ -182,7 +182,8 @@ func (b *browser) waitTrue(what, cond string, timeout time.Duration) {
 	}()
 	gatewaytest.WaitFor(b.t, timeout, what+" ("+cond+")", func() bool {
 		var ok bool
-		b.eval("!!("+cond+")", &ok)
+		// Until the page has loaded, cond may throw: that is "not yet".
+		b.eval("(() => { try { return !!("+cond+") } catch (e) { return false } })()", &ok)
 		return ok
 	})
 }
