@@ -30,7 +30,7 @@ type Config struct {
 	// ProbeInterval is how often an HTTP/1.1-only server of an auto backend
 	// is probed for h2c again. Zero means one minute.
 	ProbeInterval time.Duration
-	// Servers must not be empty.
+	// Servers must not be empty unless Discovery names servers.
 	Servers []ServerConfig
 	H2C     H2CConfig
 	H1      H1Config
@@ -61,6 +61,9 @@ type Config struct {
 	// idempotent ones.
 	IdempotentMethods []string
 	Passive           PassiveConfig
+
+	// Discovery finds more servers in DNS (discovery.go).
+	Discovery DiscoveryConfig
 }
 
 // H2CConfig bounds the h2c pool of each server.
@@ -148,6 +151,7 @@ func (c *Config) setDefaults() {
 		c.Passive.ProbeInterval = time.Second
 	}
 	c.Health.setDefaults()
+	c.Discovery.setDefaults()
 }
 
 // Abort handling. Tomcat counts every RST_STREAM it receives towards closing
@@ -186,6 +190,14 @@ type Backend struct {
 	// retired were removed by Update and are draining; each leaves the
 	// list when its retire goroutine closes it.
 	retired []*Server
+	// base is the configuration given to New or Update, without the
+	// discovered servers; disc is the running DNS discovery, nil without
+	// one; started is set by Start. All three guarded by updateMu.
+	base    Config
+	disc    *discovery
+	started bool
+	// lookupFor makes a discovery's resolver (tests replace it).
+	lookupFor func(DiscoveryConfig) lookupFunc
 }
 
 // backendState is one configuration generation. Requests load it once and
@@ -218,6 +230,9 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 		log:    log,
 		ctx:    ctx,
 		cancel: cancel,
+		base:   cfg,
+
+		lookupFor: dnsLookup,
 	}
 	st, _, _ := b.buildState(cfg, nil)
 	b.q.max.Store(int64(cfg.Queue.MaxPending))
@@ -227,8 +242,11 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 }
 
 func (c *Config) validate() error {
-	if len(c.Servers) == 0 {
+	if len(c.Servers) == 0 && c.Discovery.Name == "" {
 		return fmt.Errorf("upstream %s: no servers", c.Name)
+	}
+	if err := c.Discovery.validate(c.Name); err != nil {
+		return err
 	}
 	switch c.Protocol {
 	case Auto, H2C, H1:
@@ -295,6 +313,10 @@ func (b *Backend) Start() {
 	b.warm(b.cur().servers)
 	b.spawn(func() { b.probeLoop(b.ctx) })
 	b.spawn(func() { b.healthLoop(b.ctx) })
+	b.updateMu.Lock()
+	b.started = true
+	b.rediscoverLocked()
+	b.updateMu.Unlock()
 }
 
 func (b *Backend) warm(servers []*Server) {
@@ -512,6 +534,10 @@ func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, 
 func (b *Backend) try(st *backendState, avoid *Server) (*Server, *pool, *pconn, error) {
 	servers := st.servers
 	n := len(servers)
+	if n == 0 {
+		// Discovery has found no server yet.
+		return nil, nil, nil, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.name)
+	}
 	start := st.bal.first(servers)
 	now := time.Now().UnixNano()
 	sel, any := eligible(servers, now, avoid)
@@ -627,6 +653,8 @@ type Stats struct {
 	Name    string        `json:"name"`
 	Pending int           `json:"queue_pending"`
 	Servers []ServerStats `json:"servers"`
+	// Discovery is the DNS discovery's state, nil without one.
+	Discovery *DiscoveryStats `json:"discovery,omitempty"`
 }
 
 // ServerStats is a snapshot of one server.
@@ -653,7 +681,7 @@ type ServerStats struct {
 // Stats snapshots the backend.
 func (b *Backend) Stats() Stats {
 	st := b.cur()
-	out := Stats{Name: b.name, Pending: b.q.len(), Servers: make([]ServerStats, 0, len(st.servers))}
+	out := Stats{Name: b.name, Pending: b.q.len(), Servers: make([]ServerStats, 0, len(st.servers)), Discovery: b.discoveryStats()}
 	now := time.Now().UnixNano()
 	for _, s := range st.servers {
 		ss := ServerStats{

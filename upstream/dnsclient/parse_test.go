@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/sluice-gw/sluice/upstream/dnsclient/dnstest"
 )
 
 // FuzzParseResponse feeds arbitrary messages to the parser as answers to
@@ -11,11 +13,11 @@ import (
 // only records of the asked type.
 func FuzzParseResponse(f *testing.F) {
 	for _, m := range []dnsmessage.Message{
-		{Header: dnsmessage.Header{ID: 7, Response: true}, Questions: []dnsmessage.Question{{Name: name("x.test."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}},
-			Answers: []dnsmessage.Resource{rrCNAME("x.test.", 5, "y.test."), rrA("y.test.", 30, "10.0.0.1")}},
-		{Header: dnsmessage.Header{ID: 7, Response: true}, Questions: []dnsmessage.Question{{Name: name("x.test."), Type: dnsmessage.TypeSRV, Class: dnsmessage.ClassINET}},
-			Answers:     []dnsmessage.Resource{rrSRV("x.test.", 5, 0, 1, 80, "a.test.")},
-			Additionals: []dnsmessage.Resource{rrA("a.test.", 30, "10.0.0.1"), rrAAAA("a.test.", 30, "fd00::1")}},
+		{Header: dnsmessage.Header{ID: 7, Response: true}, Questions: []dnsmessage.Question{{Name: dnstest.Name("x.test."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}},
+			Answers: []dnsmessage.Resource{dnstest.CNAME("x.test.", 5, "y.test."), dnstest.A("y.test.", 30, "10.0.0.1")}},
+		{Header: dnsmessage.Header{ID: 7, Response: true}, Questions: []dnsmessage.Question{{Name: dnstest.Name("x.test."), Type: dnsmessage.TypeSRV, Class: dnsmessage.ClassINET}},
+			Answers:     []dnsmessage.Resource{dnstest.SRV("x.test.", 5, 0, 1, 80, "a.test.")},
+			Additionals: []dnsmessage.Resource{dnstest.A("a.test.", 30, "10.0.0.1"), dnstest.AAAA("a.test.", 30, "fd00::1")}},
 	} {
 		b, err := m.Pack()
 		if err != nil {
