@@ -127,6 +127,8 @@ func backendConfig(name string, b config.Backend, grace time.Duration) upstream.
 		Balance:       b.Balance,
 		ProbeInterval: b.ProbeInterval,
 		Servers:       servers,
+		Discovery: upstream.DiscoveryConfig{Name: b.Discovery.DNS, Type: b.Discovery.Type, Port: b.Discovery.Port,
+			Interval: b.Discovery.Interval, Resolver: b.Discovery.Resolver},
 		H2C: upstream.H2CConfig{
 			ConnsPerServer: b.H2C.ConnsPerServer, MaxStreamsPerConn: b.H2C.MaxStreamsPerConn,
 			PingInterval: b.H2C.PingInterval, PingTimeout: b.H2C.PingTimeout,

@@ -221,8 +221,11 @@ type Backend struct {
 	// only HTTP/1.1 is probed for h2c again. Must be at least 1s. Zero
 	// value: invalid; the default is 1m.
 	ProbeInterval time.Duration
-	// Servers are the pool members, at least one, addresses unique.
+	// Servers are the pool members, addresses unique; at least one
+	// unless Discovery names a DNS name.
 	Servers []Server
+	// Discovery finds more servers in DNS.
+	Discovery Discovery
 	// H2C sizes the multiplexed connections used when a server speaks h2c.
 	H2C H2C
 	// H1 sizes the HTTP/1.1 keep-alive pool used when it does not.
@@ -310,6 +313,40 @@ type Passive struct {
 	// while probes fail; 100ms..1m. Zero value: invalid; the default is 1s.
 	ProbeInterval time.Duration
 }
+
+// Discovery makes a backend find its servers in DNS, re-resolving the name
+// every Interval, or at the answer's TTL if shorter (but at most once a
+// second). Servers that appear are probed, warmed and join over slow
+// start; servers that go drain. A failed or empty answer keeps the
+// servers found before.
+type Discovery struct {
+	// DNS is the name to resolve, fully qualified (no search domains):
+	// a headless Service's name, or an SRV name such as
+	// _http._tcp.tomcat.default.svc.cluster.local. Zero value: no
+	// discovery.
+	DNS string
+	// Type is "a" (A and AAAA records, one server per address on Port)
+	// or "srv" (each SRV target's addresses, on the record's port unless
+	// Port is set; the lowest priority's are primaries, the others
+	// backups; the record's weight is the server's, capped at 1000). The
+	// default is "a".
+	Type string
+	// Port is the servers' port, 1..65535, required with type a; with
+	// srv, 0 (the default) takes the records' ports.
+	Port int
+	// Interval is the longest time between two resolutions, at least
+	// 1s. The default is 5s.
+	Interval time.Duration
+	// Resolver is the name server as ip:port. Zero value: the system's
+	// (the nameservers of /etc/resolv.conf).
+	Resolver string
+}
+
+// Discovery record types.
+const (
+	DiscoveryA   = "a"
+	DiscoverySRV = "srv"
+)
 
 // Server is one upstream server.
 type Server struct {
@@ -449,6 +486,7 @@ func DefaultBackend() Backend {
 		},
 		Retries:        2,
 		RetryBodyLimit: 64 << 10,
+		Discovery:      Discovery{Type: DiscoveryA, Interval: 5 * time.Second},
 		Health: Health{
 			Path: "/", Method: "GET", ExpectStatus: 200,
 			Interval: time.Second, Timeout: time.Second,
@@ -586,8 +624,15 @@ type yamlBackend struct {
 	Protocol      string       `yaml:"protocol"`
 	Balance       string       `yaml:"balance"`
 	ProbeInterval string       `yaml:"probe_interval"`
-	Servers       []yamlServer `yaml:"servers"`
-	H2C           struct {
+	Servers       []yamlServer `yaml:"servers,omitempty"`
+	Discovery     struct {
+		DNS      string `yaml:"dns"`
+		Type     string `yaml:"type"`
+		Port     int    `yaml:"port"`
+		Interval string `yaml:"interval"`
+		Resolver string `yaml:"resolver"`
+	} `yaml:"discovery"`
+	H2C struct {
 		ConnsPerServer    int    `yaml:"conns_per_server"`
 		MaxStreamsPerConn int    `yaml:"max_streams_per_conn"`
 		PingInterval      string `yaml:"ping_interval"`
@@ -712,6 +757,9 @@ func marshalBackend(b Backend) yamlBackend {
 	for _, s := range b.Servers {
 		y.Servers = append(y.Servers, yamlServer(s))
 	}
+	d := b.Discovery
+	y.Discovery.DNS, y.Discovery.Type, y.Discovery.Port, y.Discovery.Resolver = d.DNS, d.Type, d.Port, d.Resolver
+	y.Discovery.Interval = formatDuration(d.Interval)
 	y.H2C.ConnsPerServer, y.H2C.MaxStreamsPerConn = b.H2C.ConnsPerServer, b.H2C.MaxStreamsPerConn
 	y.H2C.PingInterval, y.H2C.PingTimeout = formatDuration(b.H2C.PingInterval), formatDuration(b.H2C.PingTimeout)
 	y.H1.ConnsPerServer, y.H1.IdleTimeout = b.H1.ConnsPerServer, formatDuration(b.H1.IdleTimeout)

@@ -395,6 +395,7 @@ func TestFullExample(t *testing.T) {
 					Fall: 3, Rise: 1, SlowStart: 0,
 				},
 				Passive: Passive{ConsecutiveFailures: 0, EjectFor: time.Second, MaxEjectFor: time.Second, MaxEjectedPercent: 100, ProbeInterval: 500 * time.Millisecond},
+				Discovery: Discovery{Type: DiscoveryA, Interval: 5 * time.Second},
 			},
 			"legacy_app": legacy,
 		},

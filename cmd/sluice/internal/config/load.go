@@ -273,6 +273,12 @@ var (
 		"retry_body_limit":         func(b *Backend) any { return &b.RetryBodyLimit },
 		"idempotent_methods":       func(b *Backend) any { return &b.IdempotentMethods },
 
+		"discovery.dns":      func(b *Backend) any { return &b.Discovery.DNS },
+		"discovery.type":     func(b *Backend) any { return &b.Discovery.Type },
+		"discovery.port":     func(b *Backend) any { return &b.Discovery.Port },
+		"discovery.interval": func(b *Backend) any { return &b.Discovery.Interval },
+		"discovery.resolver": func(b *Backend) any { return &b.Discovery.Resolver },
+
 		"health.enabled":       func(b *Backend) any { return &b.Health.Enabled },
 		"health.path":          func(b *Backend) any { return &b.Health.Path },
 		"health.method":        func(b *Backend) any { return &b.Health.Method },
@@ -290,7 +296,7 @@ var (
 		"passive.max_ejected_percent":  func(b *Backend) any { return &b.Passive.MaxEjectedPercent },
 		"passive.probe_interval":       func(b *Backend) any { return &b.Passive.ProbeInterval },
 	}
-	backendSections = []string{"h2c", "h1", "queue", "timeouts", "health", "passive"}
+	backendSections = []string{"h2c", "h1", "queue", "timeouts", "health", "passive", "discovery"}
 	serverFields    = map[string]func(*Server) any{
 		"address": func(s *Server) any { return &s.Address },
 		"weight":  func(s *Server) any { return &s.Weight },

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -214,9 +215,10 @@ func (c *checker) backend(key, name string, b Backend) {
 		c.fail(key+".probe_interval", "must be at least 1s, got %s", b.ProbeInterval)
 	}
 
-	if len(b.Servers) == 0 {
-		c.fail(key+".servers", "at least one server is required")
+	if len(b.Servers) == 0 && b.Discovery.DNS == "" {
+		c.fail(key+".servers", "at least one server is required, or discovery.dns")
 	}
+	c.discovery(key+".discovery", b.Discovery)
 	seen := map[string]int{}
 	primaries := 0
 	for i, s := range b.Servers {
@@ -267,6 +269,34 @@ func (c *checker) backend(key, name string, b Backend) {
 	}
 	c.health(key+".health", b.Health)
 	c.passive(key+".passive", b.Passive)
+}
+
+// dnsName matches a DNS name: dot-separated labels of letters, digits,
+// '-' and '_' (SRV names start with _service._proto), with or without the
+// final dot.
+var dnsName = regexp.MustCompile(`^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?$`)
+
+func (c *checker) discovery(key string, d Discovery) {
+	if d.DNS == "" {
+		return
+	}
+	if len(d.DNS) > 254 || !dnsName.MatchString(d.DNS) {
+		c.fail(key+".dns", "invalid DNS name %q", d.DNS)
+	}
+	c.oneOf(key+".type", d.Type, DiscoveryA, DiscoverySRV)
+	if d.Type == DiscoverySRV {
+		c.intRange(key+".port", d.Port, 0, 65535)
+	} else {
+		c.intRange(key+".port", d.Port, 1, 65535)
+	}
+	if d.Interval < time.Second {
+		c.fail(key+".interval", "must be at least 1s, got %s", d.Interval)
+	}
+	if d.Resolver != "" {
+		if ap, err := netip.ParseAddrPort(d.Resolver); err != nil || ap.Port() == 0 {
+			c.fail(key+".resolver", "must be ip:port (a name server's address), got %q", d.Resolver)
+		}
+	}
 }
 
 func (c *checker) health(key string, h Health) {
