@@ -394,7 +394,7 @@ func TestFullExample(t *testing.T) {
 					ExpectStatus: 204, Interval: 5 * time.Second, Timeout: 5 * time.Second,
 					Fall: 3, Rise: 1, SlowStart: 0,
 				},
-				Passive: Passive{ConsecutiveFailures: 0, EjectFor: time.Second, MaxEjectFor: time.Second, MaxEjectedPercent: 100, ProbeInterval: 500 * time.Millisecond},
+				Passive:   Passive{ConsecutiveFailures: 0, EjectFor: time.Second, MaxEjectFor: time.Second, MaxEjectedPercent: 100, ProbeInterval: 500 * time.Millisecond},
 				Discovery: Discovery{Type: DiscoveryA, Interval: 5 * time.Second},
 			},
 			"legacy_app": legacy,
