@@ -129,6 +129,9 @@ type discovery struct {
 	// found is the last good set, sorted by address; guarded by the
 	// backend's updateMu.
 	found []ServerConfig
+	// every is the delay after the last good answer, kept after a
+	// failure too; owned by the loop.
+	every time.Duration
 
 	mu sync.Mutex // guards status
 	// status is what the stats page shows.
@@ -183,7 +186,7 @@ func (b *Backend) rediscoverLocked() {
 		return
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
-	d := &discovery{cfg: c, lookup: b.lookupFor(c), cancel: cancel, found: found}
+	d := &discovery{cfg: c, lookup: b.lookupFor(c), cancel: cancel, found: found, every: c.Interval}
 	d.status = DiscoveryStats{Name: c.Name, Type: c.Type, Servers: len(found), Resolutions: map[string]uint64{}}
 	b.disc = d
 	if !b.spawn(func() { b.discover(ctx, d) }) {
@@ -227,7 +230,9 @@ func (b *Backend) discover(ctx context.Context, d *discovery) {
 }
 
 // resolve asks once, applies a good answer that changes the set, and
-// returns when to ask again.
+// returns when to ask again: after the interval or the answer's TTL,
+// whichever is shorter; after a failure, as after the last good answer
+// (the interval before any).
 func (b *Backend) resolve(ctx context.Context, d *discovery) time.Duration {
 	ans, err := d.lookup(ctx)
 	if ctx.Err() != nil {
@@ -276,13 +281,14 @@ func (b *Backend) resolve(ctx context.Context, d *discovery) time.Duration {
 	if result != resolvedOK {
 		b.log.Warn("DNS discovery failed: keeping the servers found before", "backend", b.name,
 			"name", d.cfg.Name, "result", result, "err", err, "servers", kept, "failures_in_a_row", failures)
-		return d.cfg.Interval
+		return d.every
 	}
 	if changed {
 		b.log.Info("DNS discovery changed the servers", "backend", b.name, "name", d.cfg.Name,
 			"servers", kept, "ttl", ans.TTL)
 	}
-	return refreshDelay(d.cfg.Interval, ans.TTL)
+	d.every = refreshDelay(d.cfg.Interval, ans.TTL)
+	return d.every
 }
 
 // refreshDelay is when to ask again after a good answer: after the
