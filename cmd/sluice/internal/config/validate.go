@@ -236,7 +236,7 @@ func (c *checker) backend(key, name string, b Backend) {
 		}
 		c.intRange(skey+".weight", s.Weight, 1, 1000)
 	}
-	if len(b.Servers) > 0 && primaries == 0 {
+	if len(b.Servers) > 0 && primaries == 0 && b.Discovery.DNS == "" {
 		// Backups stand in for primaries that are down; with none, the
 		// intent is unclear, so it is refused rather than guessed at.
 		c.fail(key+".servers", "every server is a backup: at least one must have backup: false")
