@@ -1,9 +1,12 @@
 package config
 
 import (
+	"os"
 	"reflect"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Tests for backends[*].discovery, DNS discovery of servers.
@@ -52,5 +55,27 @@ func TestDiscoveryParses(t *testing.T) {
 			}
 			checkRoundTrip(t, c, "discovery:\n")
 		})
+	}
+}
+
+// TestKubernetesConfigMap: the sluice.yaml of deploy/kubernetes passes
+// `sluice check` and discovers the Tomcats of the headless Service.
+func TestKubernetesConfigMap(t *testing.T) {
+	data, err := os.ReadFile("../../../../deploy/kubernetes/configmap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	if err := yaml.Unmarshal(data, &cm); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]byte(cm.Data["sluice.yaml"]), "configmap.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Backends["tomcat"].Discovery; d.DNS != "tomcat.default.svc.cluster.local" || d.Port != 8080 {
+		t.Errorf("discovery %+v", d)
 	}
 }
