@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -160,36 +158,12 @@ func startTomcatsOn(t *testing.T, addrs ...string) (portA, portB int) {
 	return ports[0], ports[1]
 }
 
-// discoveryStats is the part of /stats.json these tests read.
-type discoveryStats struct {
-	Backends []struct {
-		Servers []struct {
-			Address string `json:"address"`
-			State   string `json:"state"`
-			Conns   int    `json:"connections"`
-		} `json:"servers"`
-		Discovery *struct {
-			Name      string `json:"name"`
-			Servers   int    `json:"servers"`
-			Failures  int    `json:"failures"`
-			LastError string `json:"last_error"`
-		} `json:"discovery"`
-	} `json:"backends"`
-}
-
-func getDiscoveryStats(t *testing.T, admin string) discoveryStats {
+// getDiscoveryStats is /stats.json, with its one backend's discovery.
+func getDiscoveryStats(t *testing.T, admin string) statsNow {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/stats.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var d discoveryStats
-	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
-		t.Fatalf("stats.json: %v", err)
-	}
+	d := getStats(t, admin)
 	if len(d.Backends) != 1 || d.Backends[0].Discovery == nil {
-		t.Fatalf("stats.json has no discovering backend: %+v", d)
+		t.Fatalf("stats.json has no discovering backend: %+v", d.Backends)
 	}
 	return d
 }

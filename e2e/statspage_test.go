@@ -132,7 +132,14 @@ type statsNow struct {
 		Servers []struct {
 			Address string `json:"address"`
 			State   string `json:"state"`
+			Conns   int    `json:"connections"`
 		} `json:"servers"`
+		Discovery *struct {
+			Name      string `json:"name"`
+			Servers   int    `json:"servers"`
+			Failures  int    `json:"failures"`
+			LastError string `json:"last_error"`
+		} `json:"discovery"`
 	} `json:"backends"`
 	Connections []struct {
 		ID uint64 `json:"id"`
