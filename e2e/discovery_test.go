@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -312,6 +313,21 @@ routes:
 			t.Errorf("%v failed resolutions counted", n)
 		}
 		runLoad(t, s.URL, loadSpec{Clients: 100, Duration: 2 * time.Second, KeepAlive: true}).requireClean(t)
+		// The stats page, rendered by Chromium, says so.
+		browser, err := exec.LookPath("chromium")
+		if err != nil {
+			t.Fatal("chromium not installed: run `make deps` (Debian package chromium)")
+		}
+		dom, err := exec.Command(browser, append(chromiumFlags(t, 1100, 700, 3000), "--dump-dom", "http://"+s.Admin+"/")...).Output()
+		if err != nil {
+			t.Fatalf("chromium --dump-dom: %v", err)
+		}
+		line := regexp.MustCompile(`data-k="discovery">([^<]*)<span class="down">([^<]*)</span>`).FindStringSubmatch(string(dom))
+		if line == nil || !strings.Contains(line[1], "_http._tcp."+discoveryName+": 2 servers") || !strings.Contains(line[2], "failed in a row") {
+			t.Errorf("the stats page shows no failing discovery: %q", line)
+		} else {
+			t.Logf("stats page: %s%s", line[1], line[2])
+		}
 		if !serversAre(t, s.Admin, srvAll, append(on(portA, "127.0.0.2"), on(portB, "127.0.0.4")...)) {
 			t.Error("servers changed with the DNS server gone")
 		}
