@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/upstream/dnsclient"
 )
 
@@ -80,7 +81,7 @@ func startDnsmasq(t *testing.T, srvHosts ...string) *dnsmasq {
 	})
 	// SIGHUP before dnsmasq handles it would kill it: wait for answers.
 	c := &dnsclient.Client{Servers: []string{d.Addr}, Timeout: time.Second}
-	waitFor(t, 10*time.Second, "dnsmasq to answer", func() bool {
+	gatewaytest.WaitFor(t, 10*time.Second, "dnsmasq to answer", func() bool {
 		_, err := c.LookupHost(context.Background(), discoveryName)
 		return err == nil || errors.Is(err, dnsclient.ErrNotFound)
 	})
@@ -110,7 +111,7 @@ func (d *dnsmasq) setHosts(t *testing.T, ips ...string) {
 	}
 	c := &dnsclient.Client{Servers: []string{d.Addr}, Timeout: time.Second}
 	want := slices.Sorted(slices.Values(ips))
-	waitFor(t, 10*time.Second, fmt.Sprintf("dnsmasq to answer %v", ips), func() bool {
+	gatewaytest.WaitFor(t, 10*time.Second, fmt.Sprintf("dnsmasq to answer %v", ips), func() bool {
 		ans, err := c.LookupHost(context.Background(), discoveryName)
 		var got []string
 		for _, e := range ans.Endpoints {
@@ -178,7 +179,7 @@ func serversAre(t *testing.T, admin string, all, want []string) bool {
 	d := getDiscoveryStats(t, admin)
 	var got []string
 	for _, s := range d.Backends[0].Servers {
-		if s.Conns == 0 || s.State != "up" {
+		if s.Connections == 0 || s.State != "up" {
 			return false
 		}
 		got = append(got, s.Address)
@@ -246,7 +247,7 @@ routes:
 			}
 			changed := time.Now()
 			// Within a few TTLs, far under the 30s interval.
-			waitFor(t, 10*time.Second, fmt.Sprintf("servers %v with connections", hosts), func() bool {
+			gatewaytest.WaitFor(t, 10*time.Second, fmt.Sprintf("servers %v with connections", hosts), func() bool {
 				return serversAre(t, s.Admin, all, on(portA, hosts...))
 			})
 			t.Logf("%5.1fs: servers %v, connections followed in %v", time.Since(began).Seconds(), hosts,
@@ -284,7 +285,7 @@ routes:
 `, backendName, discoveryName, dns.Addr, backendName))
 		// t4's record is on port B; t4 does not resolve yet.
 		srvAll := append(on(portA, "127.0.0.2", "127.0.0.3"), on(portB, "127.0.0.4")...)
-		waitFor(t, 10*time.Second, "the SRV targets that resolve", func() bool {
+		gatewaytest.WaitFor(t, 10*time.Second, "the SRV targets that resolve", func() bool {
 			return serversAre(t, s.Admin, srvAll, on(portA, "127.0.0.2", "127.0.0.3"))
 		})
 		done := make(chan *loadResult, 1)
@@ -293,7 +294,7 @@ routes:
 		}()
 		time.Sleep(2 * time.Second)
 		dns.setHosts(t, "127.0.0.2", "127.0.0.4")
-		waitFor(t, 10*time.Second, "t3 gone and t4 on its SRV port", func() bool {
+		gatewaytest.WaitFor(t, 10*time.Second, "t3 gone and t4 on its SRV port", func() bool {
 			return serversAre(t, s.Admin, srvAll, append(on(portA, "127.0.0.2"), on(portB, "127.0.0.4")...))
 		})
 		(<-done).requireClean(t)
@@ -301,7 +302,7 @@ routes:
 		// The DNS server gone: resolutions fail, are shown and
 		// counted, and the servers stay.
 		dns.stop()
-		waitFor(t, 10*time.Second, "a failed resolution on the stats page", func() bool {
+		gatewaytest.WaitFor(t, 10*time.Second, "a failed resolution on the stats page", func() bool {
 			return getDiscoveryStats(t, s.Admin).Backends[0].Discovery.Failures >= 2
 		})
 		d := getDiscoveryStats(t, s.Admin).Backends[0].Discovery

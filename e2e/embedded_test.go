@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // h2c on embedded Tomcat, the Spring Boot shape: deploy/tomcat/embedded's
@@ -80,23 +82,20 @@ func startEmbeddedTomcat(t testing.TB, h1MaxKeepAliveRequests int) *embeddedTomc
 		}
 	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	deadline := time.Now().Add(30 * time.Second)
 	for _, port := range []int{et.H2C, et.H1} {
-		for {
+		gatewaytest.WaitFor(t, time.Until(deadline), fmt.Sprintf("embedded Tomcat accepting on port %d", port), func() bool {
+			select {
+			case <-exited:
+				t.Fatalf("embedded Tomcat exited during startup (%v)", cmd.ProcessState)
+			default:
+			}
 			c, err := net.DialTimeout("tcp", addr(port), time.Second)
 			if err == nil {
 				c.Close()
-				break
 			}
-			select {
-			case <-exited:
-				t.Fatalf("embedded Tomcat exited during startup (%v):\n%s", cmd.ProcessState, lastLines(out.String(), 40))
-			case <-ctx.Done():
-				t.Fatalf("embedded Tomcat: port %d not accepting after 30 s: %v\n%s", port, err, lastLines(out.String(), 40))
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
+			return err == nil
+		})
 	}
 	t.Logf("embedded Tomcat up in %v (javac %v): h2c on %d, HTTP/1.1 only on %d (maxKeepAliveRequests=%d)",
 		time.Since(began).Round(time.Millisecond), compiled.Round(time.Millisecond), et.H2C, et.H1, h1MaxKeepAliveRequests)

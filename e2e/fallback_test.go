@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// (c) protocol: auto must fall back to pooled HTTP/1.1 for a server without
+// protocol: auto must fall back to pooled HTTP/1.1 for a server without
 // h2c, bounded by h1.conns_per_server, and still pick h2c where it exists.
 func TestAutoFallsBackToHTTP1(t *testing.T) {
 	const h1Conns = 4

@@ -46,8 +46,8 @@ func requireFunnelled(t *testing.T, s *sluiceProc, before connSnapshot) {
 	}
 }
 
-// (a) 2,000 keep-alive HTTP/1.1 clients funnelled onto 4 h2c connections.
-func TestFunnelKeepAliveClients(t *testing.T) {
+// 2,000 keep-alive HTTP/1.1 clients are funnelled onto 4 h2c connections.
+func TestKeepAliveClientsFunnelOntoTwoConnsPerServer(t *testing.T) {
 	s := startSluice(t, h2cFunnelConfig())
 	before := snapshotH2cPorts(t)
 	res := runLoad(t, s.URL, loadSpec{Clients: 2000, Duration: loadDuration, KeepAlive: true})
@@ -55,8 +55,9 @@ func TestFunnelKeepAliveClients(t *testing.T) {
 	requireFunnelled(t, s, before)
 }
 
-// (b) 1,000 clients opening a new connection for every request.
-func TestFunnelConnectionPerRequest(t *testing.T) {
+// 1,000 clients opening a new connection for every request are funnelled
+// onto the same 4 h2c connections.
+func TestConnectionPerRequestClientsFunnelOntoTwoConnsPerServer(t *testing.T) {
 	s := startSluice(t, h2cFunnelConfig())
 	before := snapshotH2cPorts(t)
 	res := runLoad(t, s.URL, loadSpec{Clients: 1000, Duration: loadDuration, KeepAlive: false})
@@ -64,7 +65,7 @@ func TestFunnelConnectionPerRequest(t *testing.T) {
 	requireFunnelled(t, s, before)
 }
 
-// (f) Client aborts become RST_STREAM on the shared upstream connections.
+// Client aborts become RST_STREAM on the shared upstream connections.
 // They must not hurt the other clients' streams, and must not cost an
 // upstream connection (no GOAWAY from Tomcat, no reconnect by sluice).
 func TestClientAbortsDoNotHurtOthers(t *testing.T) {
@@ -125,8 +126,8 @@ func TestClientAbortsDoNotHurtOthers(t *testing.T) {
 	}
 }
 
-// The acceptance run: quick mode with no config file funnels 3,000
-// concurrent clients onto at most 2 h2c connections per Tomcat connector.
+// Quick mode, with no config file, funnels 3,000 concurrent clients onto
+// at most 2 h2c connections per Tomcat connector.
 func TestQuickModeFunnels3000Clients(t *testing.T) {
 	s := startProxy(t, "--to", addr(tc.A), "--to", addr(tc.B), "--protocol", "auto", "--conns", "2")
 	before := snapshotH2cPorts(t)

@@ -26,6 +26,9 @@ type loadSpec struct {
 	KeepAlive bool // true: one reused connection per client; false: a new connection per request
 	// Next picks client's seq-th request; nil means GET / expecting helloBody.
 	Next func(client, seq int) loadReq
+	// Stop, when not nil, ends the load sooner when it is closed: for a
+	// test that loads sluice until it is done, Duration is then a bound.
+	Stop <-chan struct{}
 }
 
 type loadReq struct {
@@ -132,7 +135,18 @@ func runLoad(t testing.TB, baseURL string, spec loadSpec) *loadResult {
 	}
 	began = time.Now()
 	close(start)
-	time.AfterFunc(spec.Duration, func() { close(deadline) })
+	var once sync.Once
+	end := func() { once.Do(func() { close(deadline) }) }
+	time.AfterFunc(spec.Duration, end)
+	if spec.Stop != nil {
+		go func() {
+			select {
+			case <-spec.Stop:
+				end()
+			case <-deadline:
+			}
+		}()
+	}
 	wg.Wait()
 	res.Elapsed = time.Since(began)
 	mode := "new connection per request"

@@ -11,7 +11,7 @@ import (
 )
 
 // Backends that misbehave must give the client a clear status within the
-// configured timeouts and never hang the gateway (issue test e).
+// configured timeouts and never hang the gateway.
 
 // misbehavingServer accepts connections and either never answers
 // (blackhole) or resets each connection after reading a little (reset).
@@ -61,7 +61,7 @@ func misbehavingServer(t *testing.T, mode string) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func TestMisbehavingBackends(t *testing.T) {
+func TestMisbehavingBackendsGetClearStatusInTime(t *testing.T) {
 	tests := []struct {
 		mode       string
 		wantStatus int

@@ -96,7 +96,7 @@ func (p *privateTomcat) signal(sig syscall.Signal, wait time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("Tomcat pid %d still running %v after signal %d", pid, wait, sig)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // poll: the JVM is not our child, nothing to wait on
 	}
 	return nil
 }

@@ -58,17 +58,6 @@ func dialUpgrade(t *testing.T, addr string) (net.Conn, *bufio.Reader, *http.Resp
 	return c, br, res
 }
 
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestUpgradeSplicedToH2CServer: a WebSocket-like upgrade through the
 // gateway to a server used over h2c switches protocols and carries bytes
 // both ways; the tunnel ends when the client leaves.
@@ -118,7 +107,7 @@ func TestUpgradeSplicedToH2CServer(t *testing.T) {
 		t.Errorf("gateway tunnels %d, backend %+v", g.Tunnels(), b.Stats().Servers[0])
 	}
 	c.Close()
-	poll(t, "the tunnel to close", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the tunnel to close", func() bool {
 		return g.Tunnels() == 0 && b.Stats().Servers[0].Tunnels == 0 && open.Load() == 0
 	})
 }
@@ -161,7 +150,7 @@ func TestUpgradeWrongTokenReleasesSlot(t *testing.T) {
 		}
 		c.Close()
 	}
-	poll(t, "every upstream connection to close", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "every upstream connection to close", func() bool {
 		return open.Load() == 0 && b.Stats().Servers[0].Tunnels == 0
 	})
 }

@@ -50,38 +50,25 @@ const lookupTimeout = 2 * time.Second
 const maxSRVWeight = 1000
 
 // DiscoveryConfig makes a backend find its servers in DNS, beside or in
-// place of Config.Servers.
+// place of Config.Servers. It is the file's backends.NAME.discovery.
 type DiscoveryConfig struct {
 	// Name is the DNS name to resolve, taken as fully qualified (no search
 	// domains). Empty means no discovery.
-	Name string
+	Name string `yaml:"dns" check:"dnsname"`
 	// Type is DNSTypeA (the default: A and AAAA records, one server per
 	// address on Port) or DNSTypeSRV (each SRV target's addresses on
 	// the record's port, or on Port when set; the lowest priority's
 	// records are primaries, others backups; the record's weight is the
 	// server's, capped at 1000).
-	Type string
+	Type string `yaml:"type" check:"a|srv"`
 	// Port is the servers' port, required with DNSTypeA.
-	Port int
+	Port int `yaml:"port" check:"0..65535"`
 	// Interval is the longest time between resolutions; a shorter TTL
 	// in the answer brings the next one forward (but never under 1s).
-	// Zero means 5s.
-	Interval time.Duration
-	// Resolver is the name server, host:port. Empty means the system's:
+	Interval time.Duration `yaml:"interval" check:"1s.."`
+	// Resolver is the name server, ip:port. Empty means the system's:
 	// the nameservers of /etc/resolv.conf, read at each resolution.
-	Resolver string
-}
-
-func (c *DiscoveryConfig) setDefaults() {
-	if c.Name == "" {
-		return
-	}
-	if c.Type == "" {
-		c.Type = DNSTypeA
-	}
-	if c.Interval <= 0 {
-		c.Interval = 5 * time.Second
-	}
+	Resolver string `yaml:"resolver" check:"nameserver"`
 }
 
 func (c *DiscoveryConfig) validate(backend string) error {
@@ -217,16 +204,7 @@ func (b *Backend) withDiscoveredLocked(cfg Config) Config {
 // discover resolves now, then again after each answer's refresh delay,
 // until ctx ends.
 func (b *Backend) discover(ctx context.Context, d *discovery) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		t.Reset(b.resolve(ctx, d))
-	}
+	every(ctx, 0, func() time.Duration { return b.resolve(ctx, d) })
 }
 
 // resolve asks once, applies a good answer that changes the set, and
@@ -248,7 +226,7 @@ func (b *Backend) resolve(ctx context.Context, d *discovery) time.Duration {
 	case len(servers) == 0:
 		result, err = resolvedEmpty, errors.New("no records in the answer")
 	}
-	b.mets.resolved(b.name, result)
+	b.obs.m.resolved(b.name, result)
 	now := time.Now()
 
 	b.updateMu.Lock()

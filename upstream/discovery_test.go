@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/upstream/dnsclient"
 	"github.com/sluice-gw/sluice/upstream/dnsclient/dnstest"
 )
@@ -145,7 +146,7 @@ func TestDiscoveryFollowsAnswers(t *testing.T) {
 			t.Fatalf("discovery stats %+v", ds)
 		}
 		for result, want := range map[string]float64{resolvedOK: 4, resolvedEmpty: 2, resolvedError: 2} {
-			if got := testutil.ToFloat64(b.mets.resolutions.WithLabelValues("d", result)); got != want {
+			if got := testutil.ToFloat64(b.obs.m.resolutions.WithLabelValues("d", result)); got != want {
 				t.Errorf("sluice_discovery_resolutions_total{result=%q} = %v, want %v", result, got, want)
 			}
 		}
@@ -339,18 +340,18 @@ func TestDiscoveryReconcilesConnections(t *testing.T) {
 			return slices.Equal(addrs(b), want)
 		}
 	}
-	waitFor(t, "servers 0 and 1", servers(0, 1))
+	gatewaytest.WaitFor(t, 5*time.Second, "servers 0 and 1", servers(0, 1))
 	for range 10 {
 		if _, _, err := get(t.Context(), b, "/", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "servers 0 and 1 warm", func() bool { return tomcats[0].open.Load() > 0 && tomcats[1].open.Load() > 0 })
+	gatewaytest.WaitFor(t, 5*time.Second, "servers 0 and 1 warm", func() bool { return tomcats[0].open.Load() > 0 && tomcats[1].open.Load() > 0 })
 	warm := tomcats[1].conns.Load()
 	dns.SetHandler(zone(1, 2))
-	waitFor(t, "servers 1 and 2", servers(1, 2))
-	waitFor(t, "server 0 closed", func() bool { return tomcats[0].open.Load() == 0 })
-	waitFor(t, "server 2 dialled", func() bool { return tomcats[2].open.Load() > 0 })
+	gatewaytest.WaitFor(t, 5*time.Second, "servers 1 and 2", servers(1, 2))
+	gatewaytest.WaitFor(t, 5*time.Second, "server 0 closed", func() bool { return tomcats[0].open.Load() == 0 })
+	gatewaytest.WaitFor(t, 5*time.Second, "server 2 dialled", func() bool { return tomcats[2].open.Load() > 0 })
 	for range 10 {
 		if _, _, err := get(t.Context(), b, "/", nil); err != nil {
 			t.Fatal(err)
@@ -360,7 +361,7 @@ func TestDiscoveryReconcilesConnections(t *testing.T) {
 		t.Errorf("server 1 stayed but saw %d connections, want its %d warm ones", n, warm)
 	}
 	dns.SetHandler(dnstest.Fail(dnsmessage.RCodeServerFailure))
-	waitFor(t, "a failed resolution", func() bool { return b.Stats().Discovery.Failures > 0 })
+	gatewaytest.WaitFor(t, 5*time.Second, "a failed resolution", func() bool { return b.Stats().Discovery.Failures > 0 })
 	if !servers(1, 2)() {
 		t.Fatalf("servers %v after a failed resolution", addrs(b))
 	}

@@ -244,6 +244,11 @@ func (bm *backendMetrics) waited(d time.Duration) { bm.wait.Observe(d.Seconds())
 // retried counts a retry; reasons are a fixed token set.
 func (bm *backendMetrics) retried(reason string) { bm.m.retries.WithLabelValues(bm.name, reason).Inc() }
 
+// forServer resolves the series of the backend's server at addr.
+func (bm *backendMetrics) forServer(addr string) *serverObserver {
+	return bm.m.forServer(bm.name, addr)
+}
+
 // resolved counts a DNS discovery resolution; results are a fixed token
 // set.
 func (m *Metrics) resolved(backend, result string) {

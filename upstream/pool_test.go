@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 func TestConnectionAndStreamCaps(t *testing.T) {
@@ -90,7 +92,7 @@ func TestQueueIsFIFO(t *testing.T) {
 	}
 	for i := 1; i <= 4; i++ {
 		send(fmt.Sprint(i))
-		waitFor(t, "request queued", func() bool { return b.q.len() == i })
+		gatewaytest.WaitFor(t, 5*time.Second, "request queued", func() bool { return b.q.len() == i })
 	}
 	for i := 0; i <= 4; i++ {
 		fs.release <- struct{}{}
@@ -115,11 +117,11 @@ func TestQueueOverflowAndTimeout(t *testing.T) {
 	})
 	var wg sync.WaitGroup
 	wg.Go(func() { get(context.Background(), b, "/block", nil) })
-	waitFor(t, "first request in flight", func() bool { return fs.inflight.Load() == 1 })
+	gatewaytest.WaitFor(t, 5*time.Second, "first request in flight", func() bool { return fs.inflight.Load() == 1 })
 
 	queued := make(chan error, 1)
 	go func() { _, _, err := get(context.Background(), b, "/", nil); queued <- err }()
-	waitFor(t, "second request queued", func() bool { return b.q.len() == 1 })
+	gatewaytest.WaitFor(t, 5*time.Second, "second request queued", func() bool { return b.q.len() == 1 })
 
 	if _, _, err := get(context.Background(), b, "/", nil); !errors.Is(err, ErrQueueFull) {
 		t.Errorf("third request: got %v, want ErrQueueFull", err)
@@ -144,11 +146,11 @@ func TestCancelledRequestReleasesSlot(t *testing.T) {
 	// A queued request whose client leaves gives up its place.
 	done := make(chan struct{})
 	go func() { defer close(done); get(context.Background(), b, "/block", nil) }()
-	waitFor(t, "first request in flight", func() bool { return fs.inflight.Load() == 1 })
+	gatewaytest.WaitFor(t, 5*time.Second, "first request in flight", func() bool { return fs.inflight.Load() == 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, _, err := get(ctx, b, "/", nil); errc <- err }()
-	waitFor(t, "request queued", func() bool { return b.q.len() == 1 })
+	gatewaytest.WaitFor(t, 5*time.Second, "request queued", func() bool { return b.q.len() == 1 })
 	cancel()
 	if err := <-errc; !errors.Is(err, ErrClientGone) {
 		t.Errorf("got %v, want ErrClientGone", err)
@@ -228,10 +230,10 @@ func TestCloseFailsQueuedRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	go get(context.Background(), b, "/block", nil)
-	waitFor(t, "in flight", func() bool { return fs.inflight.Load() == 1 })
+	gatewaytest.WaitFor(t, 5*time.Second, "in flight", func() bool { return fs.inflight.Load() == 1 })
 	errc := make(chan error, 1)
 	go func() { _, _, err := get(context.Background(), b, "/", nil); errc <- err }()
-	waitFor(t, "queued", func() bool { return b.q.len() == 1 })
+	gatewaytest.WaitFor(t, 5*time.Second, "queued", func() bool { return b.q.len() == 1 })
 	b.Close()
 	if err := <-errc; !errors.Is(err, ErrClosed) {
 		t.Errorf("got %v, want ErrClosed", err)

@@ -9,6 +9,9 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // upgradeOrigin serves HTTP/1.1 and h2c on one port, as Tomcat does, and
@@ -109,7 +112,7 @@ func TestTunnelToH2CServer(t *testing.T) {
 	if n := b.Stats().Servers[0].Tunnels; n != 0 {
 		t.Errorf("%d tunnels after Close", n)
 	}
-	waitFor(t, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
+	gatewaytest.WaitFor(t, 5*time.Second, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
 }
 
 func mustGet(t *testing.T) *http.Request {
@@ -156,7 +159,7 @@ func TestTunnelClosedWithBackend(t *testing.T) {
 	if _, err := bufio.NewReader(res.Body).ReadByte(); err == nil {
 		t.Fatal("tunnel still readable after the backend closed")
 	}
-	waitFor(t, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
+	gatewaytest.WaitFor(t, 5*time.Second, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
 }
 
 // TestTunnelRefusedAnswer: an upgrade answered without 101 is an ordinary
@@ -221,7 +224,7 @@ func TestRemovedServerKeepsItsTunnels(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The pool of the removed server is idle at once; its tunnel is not.
-	waitFor(t, "the removed server's pool to close", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the removed server's pool to close", func() bool {
 		for _, ss := range b.Stats().Servers {
 			if ss.Address == addr && ss.Conns > 0 {
 				return false
@@ -242,10 +245,10 @@ func TestRemovedServerKeepsItsTunnels(t *testing.T) {
 		t.Fatalf("%d retired servers while the tunnel is open, want 1", retired)
 	}
 	rwc.Close()
-	waitFor(t, "the removed server to close", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the removed server to close", func() bool {
 		b.updateMu.Lock()
 		defer b.updateMu.Unlock()
 		return len(b.retired) == 0
 	})
-	waitFor(t, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
+	gatewaytest.WaitFor(t, 5*time.Second, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
 }

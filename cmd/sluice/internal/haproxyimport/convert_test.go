@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // TestConvertTestdata converts each realistic configuration in testdata,
@@ -36,7 +37,7 @@ func TestConvertTestdata(t *testing.T) {
 				}
 				want := []any{time.Minute, 5 * time.Second, time.Minute, 3, 200, 100, true, "/hello", "GET", "localhost", 2 * time.Second, 3, 2,
 					10 * time.Second, 10 * time.Second, 3000, c.Listen}
-				got := []any{b.Queue.Timeout, b.Timeouts.Connect, b.Timeouts.ResponseHeader, b.Retries, b.H1.ConnsPerServer, b.H2C.MaxStreamsPerConn,
+				got := []any{b.Queue.Timeout, b.ConnectTimeout, b.ResponseHeaderTimeout, b.Retries, b.H1.ConnsPerServer, b.H2C.MaxStreamsPerConn,
 					b.Health.Enabled, b.Health.Path, b.Health.Method, b.Health.Host, b.Health.Interval, b.Health.Fall, b.Health.Rise,
 					c.Limits.ReadHeaderTimeout, c.Limits.IdleTimeout, c.Limits.MaxConns, ":80"}
 				if !reflect.DeepEqual(got, want) {
@@ -97,12 +98,12 @@ func TestConvertTestdata(t *testing.T) {
 					t.Error("the TCP listen section was translated")
 				}
 				dns := c.Backends["app_dns"]
-				if want := (config.Discovery{DNS: "tomcat.default.svc.cluster.local", Type: "a", Port: 8080, Interval: 5 * time.Second,
+				if want := (upstream.DiscoveryConfig{Name: "tomcat.default.svc.cluster.local", Type: "a", Port: 8080, Interval: 5 * time.Second,
 					Resolver: "10.0.0.2:53"}); dns.Discovery != want || len(dns.Servers) != 0 {
 					t.Errorf("app_dns: discovery %+v, servers %v", dns.Discovery, dns.Servers)
 				}
 				want := []any{1, "HEAD", 30 * time.Second, 3 * time.Second, 20 * time.Second, 1, 64, 32, ":9080"}
-				got := []any{len(web.Servers), web.Health.Method, web.Health.SlowStart, web.Queue.Timeout, web.Timeouts.ResponseHeader,
+				got := []any{len(web.Servers), web.Health.Method, web.Health.SlowStart, web.Queue.Timeout, web.ResponseHeaderTimeout,
 					api.Retries, api.H1.ConnsPerServer, api.H2C.MaxStreamsPerConn, c.Listen}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("got  %v\nwant %v", got, want)
@@ -243,25 +244,25 @@ func TestServerTemplate(t *testing.T) {
 	const resolversK8s = "resolvers k8s\n  nameserver kube 10.96.0.10:53\n  timeout resolve 500ms\n  resolve_retries 3\n"
 	tests := []struct {
 		name, cfg string
-		want      *config.Discovery // nil: no backend translated
+		want      *upstream.DiscoveryConfig // nil: no backend translated
 		servers   int
 		note      string
 	}{
 		{"A records", resolversK8s + "backend b\n  server-template tc 10 tomcat.default.svc.cluster.local:8080 resolvers k8s check inter 5s\n",
-			&config.Discovery{DNS: "tomcat.default.svc.cluster.local", Type: "a", Port: 8080, Interval: time.Second, Resolver: "10.96.0.10:53"}, 0,
+			&upstream.DiscoveryConfig{Name: "tomcat.default.svc.cluster.local", Type: "a", Port: 8080, Interval: time.Second, Resolver: "10.96.0.10:53"}, 0,
 			"every address found is a server, where HAProxy fills at most 10 slots"},
 		{"SRV records, resolvers after the backend", "backend b\n  server-template tc 1-3 _http._tcp.tomcat.default.svc.cluster.local resolvers k8s init-addr none\n" + resolversK8s,
-			&config.Discovery{DNS: "_http._tcp.tomcat.default.svc.cluster.local", Type: "srv", Interval: time.Second, Resolver: "10.96.0.10:53"}, 0,
+			&upstream.DiscoveryConfig{Name: "_http._tcp.tomcat.default.svc.cluster.local", Type: "srv", Interval: time.Second, Resolver: "10.96.0.10:53"}, 0,
 			"SRV records"},
 		{"system resolver beside a server", "resolvers sys\n  parse-resolv-conf\nbackend b\n  server s1 10.0.0.1:8080 backup\n  server-template tc 3 tomcat.test:8080 resolvers sys\n",
-			&config.Discovery{DNS: "tomcat.test", Type: "a", Port: 8080, Interval: 5 * time.Second}, 1, "system's resolver"},
+			&upstream.DiscoveryConfig{Name: "tomcat.test", Type: "a", Port: 8080, Interval: 5 * time.Second}, 1, "system's resolver"},
 		{"second template", resolversK8s + "backend b\n  server-template a 3 a.test:80 resolvers k8s\n  server-template b 3 b.test:80 resolvers k8s\n",
-			&config.Discovery{DNS: "a.test", Type: "a", Port: 80, Interval: time.Second, Resolver: "10.96.0.10:53"}, 0, "one discovery: the first server-template's (line 6)"},
+			&upstream.DiscoveryConfig{Name: "a.test", Type: "a", Port: 80, Interval: time.Second, Resolver: "10.96.0.10:53"}, 0, "one discovery: the first server-template's (line 6)"},
 		{"no resolvers", "backend b\n  server-template tc 3 tomcat.test:8080\n", nil, 0, "resolves the name once"},
 		{"unknown resolvers", "backend b\n  server-template tc 3 tomcat.test:8080 resolvers nope\n", nil, 0, "no resolvers section named nope"},
 		{"A without port", resolversK8s + "backend b\n  server-template tc 3 tomcat.test resolvers k8s\n", nil, 0, "A records need one"},
 		{"resolver by name", "resolvers r\n  nameserver ns dns.internal:53\nbackend b\n  server-template tc 3 tomcat.test:8080 resolvers r\n",
-			&config.Discovery{DNS: "tomcat.test", Type: "a", Port: 8080, Interval: 5 * time.Second}, 0, "ip:port"},
+			&upstream.DiscoveryConfig{Name: "tomcat.test", Type: "a", Port: 8080, Interval: 5 * time.Second}, 0, "ip:port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"errors"
@@ -17,17 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/gateway"
+	"github.com/sluice-gw/sluice/upstream"
 )
-
-// limits.h2_max_resets_per_second 0 means off, which the gateway spells as
-// a negative limit (its zero is the default).
-func TestResetLimitMapping(t *testing.T) {
-	for in, want := range map[int]int{0: -1, 1: 1, 100: 100, 5000: 5000} {
-		if got := resetLimit(in); got != want {
-			t.Errorf("resetLimit(%d) = %d, want %d", in, got, want)
-		}
-	}
-}
 
 // TestReloadsRunOneAtATime: SIGHUP and POST /reload both call reload; a
 // second one must wait for the first instead of interleaving with it.
@@ -44,17 +36,17 @@ func TestReloadsRunOneAtATime(t *testing.T) {
 			<-release
 			return nil, errors.New("test: no config")
 		}
-		rt := newLive(prometheus.NewRegistry(), slog.New(slog.DiscardHandler), load)
+		lv := newLive(prometheus.NewRegistry(), slog.New(slog.DiscardHandler), load)
 		var wg sync.WaitGroup
-		wg.Go(func() { rt.reload() }) // SIGHUP
-		wg.Go(func() { rt.reload() }) // POST /reload
+		wg.Go(func() { lv.reload() }) // SIGHUP
+		wg.Go(func() { lv.reload() }) // POST /reload
 		synctest.Wait()
 		if n := peak.Load(); n != 1 {
 			t.Errorf("%d reloads ran at once", n)
 		}
 		close(release)
 		wg.Wait()
-		if got := testutil.ToFloat64(rt.reloads.WithLabelValues("error")); got != 2 {
+		if got := testutil.ToFloat64(lv.reloads.WithLabelValues("error")); got != 2 {
 			t.Errorf("%v failed reloads counted, want both", got)
 		}
 	})
@@ -68,12 +60,12 @@ func TestFailedReloadKeepsCertificates(t *testing.T) {
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	first := writeCertPair(t, certFile, keyFile)
 	origin := echoOrigin(t)
-	cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{origin}, 1)
+	cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{origin}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.TLSListen = freeAddr(t)
-	cfg.TLSCerts = []config.CertPair{{Cert: certFile, Key: keyFile}}
+	cfg.TLSCerts = []gateway.CertPair{{CertFile: certFile, KeyFile: keyFile}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +84,7 @@ func TestFailedReloadKeepsCertificates(t *testing.T) {
 			c.Backends[name] = bc
 		}},
 		{"route to an unknown backend", func(c *config.Config) {
-			c.Routes = append([]config.Route{{Host: "*", PathPrefix: "/", Backend: "nope"}}, c.Routes...)
+			c.Routes = append([]gateway.Route{{Host: "*", PathPrefix: "/", Backend: "nope"}}, c.Routes...)
 		}},
 	}
 	for _, tt := range tests {
@@ -101,7 +93,7 @@ func TestFailedReloadKeepsCertificates(t *testing.T) {
 			bad.Backends = maps.Clone(cfg.Backends)
 			// A server added in the same reload must not appear either.
 			bc := bad.Backends[name]
-			bc.Servers = append(slices.Clone(bc.Servers), config.Server{Address: freeAddr(t), Weight: 1})
+			bc.Servers = append(slices.Clone(bc.Servers), upstream.ServerConfig{Address: freeAddr(t), Weight: 1})
 			bad.Backends[name] = bc
 			tt.spoil(&bad)
 			next.Store(&bad)
@@ -132,16 +124,16 @@ func TestShutdownWaitsForReload(t *testing.T) {
 			<-release
 			return nil, errors.New("test: no config")
 		}
-		rt := newLive(prometheus.NewRegistry(), slog.New(slog.DiscardHandler), load)
+		lv := newLive(prometheus.NewRegistry(), slog.New(slog.DiscardHandler), load)
 		reloaded := make(chan struct{})
 		go func() {
-			rt.reload()
+			lv.reload()
 			close(reloaded)
 		}()
 		synctest.Wait()
 		closed := make(chan struct{})
 		go func() {
-			rt.close()
+			lv.close()
 			close(closed)
 		}()
 		synctest.Wait()
@@ -153,7 +145,7 @@ func TestShutdownWaitsForReload(t *testing.T) {
 		close(release)
 		<-reloaded
 		<-closed
-		if err := rt.reload(); !errors.Is(err, errShuttingDown) {
+		if err := lv.reload(); !errors.Is(err, errShuttingDown) {
 			t.Errorf("reload after shutdown: %v, want %v", err, errShuttingDown)
 		}
 	})

@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	_ "embed"
@@ -38,9 +38,9 @@ func buildStats(now time.Time, clients int, backends []upstream.Stats) statsDoc 
 	return d
 }
 
-func statsJSON(rt *live, hist *history) http.HandlerFunc {
+func statsJSON(lv *live, hist *history) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		bs := rt.snapshot()
+		bs := lv.snapshot()
 		stats := make([]upstream.Stats, len(bs))
 		var conns []upstream.ConnStats
 		for i, b := range bs {
@@ -48,7 +48,7 @@ func statsJSON(rt *live, hist *history) http.HandlerFunc {
 			conns = b.Conns(conns)
 		}
 		now := time.Now()
-		d := buildStats(now, rt.g.ClientConns(), stats)
+		d := buildStats(now, lv.g.ClientConns(), stats)
 		d.Connections = connRows(now, conns)
 		d.History = hist.doc()
 		w.Header().Set("Content-Type", "application/json")

@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"bufio"
@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,8 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/gateway"
+	"github.com/sluice-gw/sluice/upstream"
 
 	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
@@ -65,7 +68,7 @@ func serveWithReload(t *testing.T, cfg *config.Config, next *atomic.Pointer[conf
 			t.Error("serve did not return")
 		}
 	})
-	waitFor(t, "the gateway to listen", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the gateway to listen", func() bool {
 		if r.returned(0) {
 			t.Fatalf("serve returned: %v", r.err)
 		}
@@ -102,13 +105,13 @@ func TestTLSAndHTTP3Wired(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	first := writeCertPair(t, certFile, keyFile)
-	cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{echoOrigin(t)}, 1)
+	cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{echoOrigin(t)}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.TLSListen = freeAddr(t)
 	cfg.HTTP3 = true
-	cfg.TLSCerts = []config.CertPair{{Cert: certFile, Key: keyFile}}
+	cfg.TLSCerts = []gateway.CertPair{{CertFile: certFile, KeyFile: keyFile}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +197,7 @@ func TestTLSAndHTTP3Wired(t *testing.T) {
 }
 
 func TestProxyProtocolAndTrustedProxiesWired(t *testing.T) {
-	cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{echoOrigin(t)}, 1)
+	cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{echoOrigin(t)}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +247,7 @@ func TestProxyProtocolAndTrustedProxiesWired(t *testing.T) {
 }
 
 func TestLimitsWired(t *testing.T) {
-	cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{echoOrigin(t)}, 1)
+	cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{echoOrigin(t)}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,5 +312,56 @@ func TestLimitsWired(t *testing.T) {
 	_, err = c.Read(make([]byte, 1))
 	if d := time.Since(start); err == nil || d < 300*time.Millisecond || d > 3*time.Second {
 		t.Errorf("silent connection: read returned %v after %v, want EOF after about 300ms", err, d)
+	}
+}
+
+// With tls_listen on port 0 and HTTP/3, the kernel picks the UDP port and
+// the TLS listener takes the same number on TCP. A number TCP already has
+// in use is given up for another, and the TCP socket comes back bound;
+// a fixed port is left for openEdge to bind.
+func TestBindUDPAndTCPSkipsPortTakenOnTCP(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+	calls := 0
+	listenUDP := func(addr string) (*net.UDPConn, error) {
+		calls++
+		if calls == 1 { // the kernel's pick: a port TCP has in use
+			return net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: takenPort})
+		}
+		ua, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return net.ListenUDP("udp", ua)
+	}
+
+	udp, at, err := bindUDPAndTCP("127.0.0.1:0", listenUDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	defer at.close()
+	port := udp.LocalAddr().(*net.UDPAddr).Port
+	if calls != 2 || port == takenPort {
+		t.Errorf("%d UDP binds, port %d (TCP has %d), want 2 binds and another port", calls, port, takenPort)
+	}
+	if want := net.JoinHostPort("127.0.0.1", strconv.Itoa(port)); at.addr != want || at.ln == nil || at.ln.Addr().String() != want {
+		t.Errorf("TLS socket %q bound %v, want %s bound", at.addr, at.ln, want)
+	}
+
+	fixed := net.JoinHostPort("127.0.0.1", strconv.Itoa(takenPort+1))
+	udp2, at2, err := bindUDPAndTCP(fixed, func(string) (*net.UDPConn, error) {
+		return net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp2.Close()
+	if at2.addr != fixed || at2.ln != nil {
+		t.Errorf("fixed port: TLS socket %q bound %v, want %s left for openEdge", at2.addr, at2.ln, fixed)
 	}
 }

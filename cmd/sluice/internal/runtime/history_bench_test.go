@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"encoding/json"
@@ -9,22 +9,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // BenchmarkHistorySample is one sample of a live gateway with four
 // servers: the sampler's cost every 2 s.
 func BenchmarkHistorySample(b *testing.B) {
-	rt := newLive(prometheus.NewRegistry(), slog.New(slog.DiscardHandler), nil)
-	cfg, err := config.Quick("127.0.0.1:0", "127.0.0.1:0", config.ProtocolH2C,
+	lv := newLive(prometheus.NewRegistry(), slog.New(slog.DiscardHandler), nil)
+	cfg, err := config.Quick("127.0.0.1:0", "127.0.0.1:0", upstream.H2C,
 		[]string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:4"}, 2)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := rt.start(cfg, ""); err != nil {
+	if err := lv.start(cfg, ""); err != nil {
 		b.Fatal(err)
 	}
-	defer rt.close()
-	h := newHistory(historyEvery, historyLen, newSampler(rt).fill)
+	defer lv.close()
+	h := newHistory(historyEvery, historyLen, newSampler(lv).fill)
 	for b.Loop() {
 		h.ring.put(h.fill)
 	}

@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"errors"
@@ -39,7 +39,7 @@ func readiness(listening bool, listenersDown []string, backends []backendState) 
 
 // adminHandler serves /metrics, /healthz, /readyz and POST /reload.
 // With withPprof it also serves net/http/pprof under /debug/pprof/.
-func adminHandler(reg *prometheus.Registry, rt *live, hist *history, listening *atomic.Bool, withPprof bool) http.Handler {
+func adminHandler(reg *prometheus.Registry, lv *live, hist *history, listening *atomic.Bool, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	if withPprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -54,22 +54,22 @@ func adminHandler(reg *prometheus.Registry, rt *live, hist *history, listening *
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		backends := rt.snapshot()
+		backends := lv.snapshot()
 		states := make([]backendState, len(backends))
 		for i, b := range backends {
 			states[i] = backendState{name: b.Name(), ready: b.Ready()}
 		}
-		ok, why := readiness(listening.Load(), rt.gm.Listeners().Down(), states)
+		ok, why := readiness(listening.Load(), lv.gm.Listeners().Down(), states)
 		if !ok {
 			http.Error(w, "not ready: "+strings.Join(why, "; "), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.HandleFunc("GET /stats.json", statsJSON(rt, hist))
+	mux.HandleFunc("GET /stats.json", statsJSON(lv, hist))
 	mux.HandleFunc("GET /", statsHTML)
 	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
-		if err := rt.reload(); err != nil {
+		if err := lv.reload(); err != nil {
 			status := http.StatusBadRequest
 			switch {
 			case errors.Is(err, errNoReload):

@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"encoding/json"
@@ -9,8 +9,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // readLines is the JSON access log lines in file, or nil if it does not
@@ -52,7 +55,7 @@ func get(t *testing.T, url string) int {
 func TestAccessLogFileAndReopen(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "access.log")
-	cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{echoOrigin(t)}, 1)
+	cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{echoOrigin(t)}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +67,7 @@ func TestAccessLogFileAndReopen(t *testing.T) {
 		t.Fatalf("status %d", code)
 	}
 	var lines []map[string]any
-	waitFor(t, "the access log line (flushed within 1s)", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the access log line (flushed within 1s)", func() bool {
 		lines = readLines(t, file)
 		return len(lines) == 1
 	})
@@ -90,7 +93,7 @@ func TestAccessLogFileAndReopen(t *testing.T) {
 	if code := get(t, "http://"+r.listen+"/second"); code != 200 {
 		t.Fatalf("status %d", code)
 	}
-	waitFor(t, "the line in the reopened file", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the line in the reopened file", func() bool {
 		lines = readLines(t, file)
 		return len(lines) == 1 && lines[0]["path"] == "/second"
 	})
@@ -117,7 +120,7 @@ func TestAccessLogChangeNeedsRestart(t *testing.T) {
 
 func TestPprofSwitch(t *testing.T) {
 	for _, on := range []bool{false, true} {
-		cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{echoOrigin(t)}, 1)
+		cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{echoOrigin(t)}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"bytes"
@@ -106,7 +106,7 @@ routes:
 			t.Logf("child output:\n%s", stderr.String())
 		}
 	})
-	poll(t, 10*time.Second, "the child to serve", func() bool {
+	gatewaytest.WaitFor(t, 10*time.Second, "the child to serve", func() bool {
 		code, _, err := adminGet(admin, "/healthz")
 		return err == nil && code == 200
 	})
@@ -148,14 +148,14 @@ routes:
 		held = append(held, c)
 	}
 	var body string
-	poll(t, 15*time.Second, "/readyz to report listen down", func() bool {
+	gatewaytest.WaitFor(t, 15*time.Second, "/readyz to report listen down", func() bool {
 		_, body = adminAsk("/readyz")
 		return strings.Contains(body, "listener listen: accept failing")
 	})
 	// A descriptor can still come free after that (the warm-up
 	// connection's close arriving late), and tls_listen may take it while
 	// listen backs off: queue TLS connections until one is refused too.
-	poll(t, 15*time.Second, "/readyz to report both listeners down", func() bool {
+	gatewaytest.WaitFor(t, 15*time.Second, "/readyz to report both listeners down", func() bool {
 		var code int
 		code, body = adminAsk("/readyz")
 		if code == http.StatusServiceUnavailable &&
@@ -189,7 +189,7 @@ routes:
 	for _, c := range held {
 		c.Close()
 	}
-	poll(t, 15*time.Second, "/readyz to turn 200 again", func() bool {
+	gatewaytest.WaitFor(t, 15*time.Second, "/readyz to turn 200 again", func() bool {
 		code, _ := adminAsk("/readyz")
 		return code == 200
 	})
@@ -217,18 +217,6 @@ func metricValue(text, series string) float64 {
 		return -1
 	}
 	return v
-}
-
-// poll waits up to d for cond, checking every 50 ms.
-func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // lockedBuffer collects a child's output from two pipes.

@@ -1,29 +1,12 @@
 package upstream
 
+// Passive health: servers that keep failing live traffic are ejected for a
+// while, never more than passive.max_ejected_percent of a backend at once.
+// Their prober (probe.go) may end an ejection early.
+
 import (
 	"time"
 )
-
-// PassiveConfig ejects servers that keep failing (connect errors, resets,
-// 502/503/504 from the server). Zero values pick the defaults.
-type PassiveConfig struct {
-	// ConsecutiveFailures ejects a server after this many failures in a
-	// row. Zero turns passive health off.
-	ConsecutiveFailures int
-	// EjectFor is the first ejection's length; it doubles on each repeat,
-	// and the doubling decays by half for every EjectFor the server then
-	// spends in rotation. Zero means 10s.
-	EjectFor time.Duration
-	// MaxEjectFor caps the doubling. Zero means 5m.
-	MaxEjectFor time.Duration
-	// MaxEjectedPercent caps the share of a backend's servers ejected at
-	// once, so a backend-wide problem never empties it. Zero ejects none.
-	MaxEjectedPercent int
-	// ProbeInterval is how often a server that is ejected or down is
-	// probed in the background, backing off to twice this while probes
-	// fail. Zero means 1s.
-	ProbeInterval time.Duration
-}
 
 // failed records a failure of s to carry a request (a connection, reset or
 // timeout error) and ejects it once it has failed ConsecutiveFailures
@@ -121,41 +104,4 @@ func canEject(st *backendState, now int64) bool {
 		}
 	}
 	return (ejected+1)*100 <= st.cfg.Passive.MaxEjectedPercent*len(st.servers)
-}
-
-// selection says which servers a request may use right now: servers not
-// ejected, primaries before backups, and not the server that just failed
-// when another will do.
-type selection struct {
-	now     int64
-	backups bool // no primary is usable: use backups
-	avoid   *Server
-}
-
-func (sel selection) ok(s *Server) bool {
-	return s.backup() == sel.backups && s.inRotation(sel.now) && s != sel.avoid
-}
-
-// eligible builds the selection, and reports false when no server at all
-// may take the request.
-func eligible(servers []*Server, now int64, avoid *Server) (selection, bool) {
-	for _, backups := range []bool{false, true} {
-		n, onlyAvoid := 0, false
-		for _, s := range servers {
-			if s.backup() == backups && s.inRotation(now) {
-				n++
-				onlyAvoid = s == avoid
-			}
-		}
-		if n == 0 {
-			continue
-		}
-		sel := selection{now: now, backups: backups, avoid: avoid}
-		if n == 1 && onlyAvoid {
-			// The server that failed is the only one left: retry it.
-			sel.avoid = nil
-		}
-		return sel, true
-	}
-	return selection{}, false
 }

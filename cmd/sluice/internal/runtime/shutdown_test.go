@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"bufio"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-gw/sluice/gateway/gatewaytest"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // These tests run serve itself in front of an httptest origin, to pin down
@@ -86,7 +87,7 @@ func (r *running) returned(d time.Duration) bool {
 // tweak, and waits until the client listener accepts and /healthz answers.
 func startServe(t *testing.T, origin string, tweak func(*config.Config)) *running {
 	t.Helper()
-	cfg, err := config.Quick(freeAddr(t), freeAddr(t), config.ProtocolH2C, []string{origin}, 1)
+	cfg, err := config.Quick(freeAddr(t), freeAddr(t), upstream.H2C, []string{origin}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,19 +106,17 @@ func startServe(t *testing.T, origin string, tweak func(*config.Config)) *runnin
 			t.Error("serve did not return")
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if code, _, err := adminGet(r.admin, "/healthz"); err == nil && code == http.StatusOK {
-			if c, err := net.Dial("tcp", r.listen); err == nil {
-				c.Close()
-				return r
-			}
+	gatewaytest.WaitFor(t, 10*time.Second, "the gateway to be ready (/healthz 200, listen accepting)", func() bool {
+		if code, _, err := adminGet(r.admin, "/healthz"); err != nil || code != http.StatusOK {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("gateway not ready")
+		c, err := net.Dial("tcp", r.listen)
+		if err == nil {
+			c.Close()
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil
+	})
+	return r
 }
 
 func adminGet(admin, path string) (int, string, error) {
@@ -177,17 +176,6 @@ func (c *rawConn) closedByPeer(wait time.Duration) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || (err != nil && strings.Contains(err.Error(), "reset"))
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestGracefulShutdownDrains(t *testing.T) {
 	origin := newBlockingOrigin(t)
 	r := startServe(t, origin.addr, func(c *config.Config) { c.ShutdownGrace = 20 * time.Second })
@@ -227,7 +215,7 @@ func TestGracefulShutdownDrains(t *testing.T) {
 	r.cancel()
 
 	// While requests run, the admin listener answers: not ready, metrics on.
-	waitFor(t, "/readyz 503", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "/readyz 503", func() bool {
 		code, _, err := adminGet(r.admin, "/readyz")
 		return err == nil && code == http.StatusServiceUnavailable
 	})
@@ -235,7 +223,7 @@ func TestGracefulShutdownDrains(t *testing.T) {
 		t.Errorf("/metrics while draining: %d %v", code, err)
 	}
 	// The listener is closed and idle connections with it.
-	waitFor(t, "the listener to refuse", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the listener to refuse", func() bool {
 		c, err := net.DialTimeout("tcp", r.listen, time.Second)
 		if err == nil {
 			c.Close()

@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"math"
@@ -138,21 +138,21 @@ func (h *history) close() {
 // so a sample costs a few small allocations in the prometheus and upstream
 // snapshots only.
 type sampler struct {
-	rt  *live
+	lv  *live
 	reg *prometheus.Registry // only the sampled collectors
 	now func() time.Time
 }
 
-func newSampler(rt *live) *sampler {
+func newSampler(lv *live) *sampler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(rt.gm.Sampled()...)
-	reg.MustRegister(rt.um.Sampled()...)
-	return &sampler{rt: rt, reg: reg, now: time.Now}
+	reg.MustRegister(lv.gm.Sampled()...)
+	reg.MustRegister(lv.um.Sampled()...)
+	return &sampler{lv: lv, reg: reg, now: time.Now}
 }
 
 func (sp *sampler) fill(s *sample) {
 	s.t = sp.now().UnixMilli()
-	for _, b := range sp.rt.snapshot() {
+	for _, b := range sp.lv.snapshot() {
 		st := b.Stats()
 		s.pending += int32(st.Pending)
 		for _, ss := range st.Servers {
@@ -167,7 +167,7 @@ func (sp *sampler) fill(s *sample) {
 	}
 	mfs, err := sp.reg.Gather()
 	if err != nil {
-		sp.rt.log.Warn("stats history: gathering metrics", "err", err)
+		sp.lv.log.Warn("stats history: gathering metrics", "err", err)
 	}
 	for _, mf := range mfs {
 		switch mf.GetName() {

@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-gw/sluice/gateway"
@@ -26,40 +27,86 @@ type edge struct {
 	h3     *gateway.H3Server
 }
 
+// tlsSocket is where the TLS listener goes: its address ("" without
+// tls_listen), and the TCP socket when listenUDP had to bind it.
+type tlsSocket struct {
+	addr string
+	ln   net.Listener // nil: openEdge binds addr
+}
+
+// close releases ln, for a start that fails before openEdge.
+func (s tlsSocket) close() {
+	if s.ln != nil {
+		s.ln.Close()
+	}
+}
+
 // listenUDP opens the HTTP/3 socket when cfg asks for it. It comes before
 // the gateway exists because the gateway's Alt-Svc names its port, and
 // with tls_listen on port 0 that port is only known once the socket is
 // bound; the TLS listener then takes the same port number on TCP.
-func listenUDP(cfg *config.Config, log *slog.Logger) (udp *net.UDPConn, tlsAddr, altSvc string, err error) {
+func listenUDP(cfg *config.Config, log *slog.Logger) (udp *net.UDPConn, tlsAt tlsSocket, altSvc string, err error) {
 	if !cfg.HTTP3 {
-		return nil, cfg.TLSListen, "", nil
+		return nil, tlsSocket{addr: cfg.TLSListen}, "", nil
 	}
-	udp, err = gateway.ListenUDP(cfg.TLSListen, log)
+	udp, tlsAt, err = bindUDPAndTCP(cfg.TLSListen, func(addr string) (*net.UDPConn, error) { return gateway.ListenUDP(addr, log) })
 	if err != nil {
-		return nil, "", "", err
+		return nil, tlsSocket{}, "", err
 	}
-	port := udp.LocalAddr().(*net.UDPAddr).Port
-	host, _, _ := net.SplitHostPort(cfg.TLSListen)
 	// ma=86400: clients may remember the alternative for a day, the
 	// common choice; a shorter one makes them fall back to TCP sooner
 	// after HTTP/3 is turned off.
-	return udp, net.JoinHostPort(host, strconv.Itoa(port)), fmt.Sprintf(`h3=":%d"; ma=86400`, port), nil
+	return udp, tlsAt, fmt.Sprintf(`h3=":%d"; ma=86400`, udp.LocalAddr().(*net.UDPAddr).Port), nil
 }
 
-// openEdge opens the TCP listeners on g and builds every server. udp,
-// when not nil, is the socket from listenUDP; on error everything opened,
-// udp included, is closed.
-func openEdge(cfg *config.Config, g *gateway.Gateway, certs *gateway.Certs, udp *net.UDPConn, tlsAddr string) (*edge, error) {
+// pairAttempts bounds the search for a port free on both UDP and TCP.
+const pairAttempts = 20
+
+// bindUDPAndTCP opens the HTTP/3 socket on addr with listenUDP. With a
+// fixed port the TLS listener binds the same address later. With port 0
+// the kernel picks a UDP port, and the TLS listener must take the same
+// number on TCP, where a socket may already hold it (an outgoing
+// connection's source port, say): so the TCP socket is bound here too,
+// and on a clash both are tried again on another port.
+func bindUDPAndTCP(addr string, listenUDP func(string) (*net.UDPConn, error)) (*net.UDPConn, tlsSocket, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	if p, _ := strconv.Atoi(port); p != 0 {
+		udp, err := listenUDP(addr)
+		return udp, tlsSocket{addr: addr}, err
+	}
+	for range pairAttempts {
+		udp, err := listenUDP(addr)
+		if err != nil {
+			return nil, tlsSocket{}, err
+		}
+		at := net.JoinHostPort(host, strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port))
+		ln, err := net.Listen("tcp", at)
+		if err == nil {
+			return udp, tlsSocket{addr: at, ln: ln}, nil
+		}
+		udp.Close()
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, tlsSocket{}, fmt.Errorf("tls_listen %s: %w", at, err)
+		}
+	}
+	return nil, tlsSocket{}, fmt.Errorf("tls_listen %s: no port free on both UDP (http3) and TCP in %d tries", addr, pairAttempts)
+}
+
+// openEdge opens the TCP listeners on g and builds every server. udp and
+// tlsAt are what listenUDP returned; on error everything opened, those
+// included, is closed.
+func openEdge(cfg *config.Config, g *gateway.Gateway, certs *gateway.Certs, udp *net.UDPConn, tlsAt tlsSocket) (*edge, error) {
 	e := &edge{udp: udp}
 	var err error
 	e.ln, err = g.Listen(gateway.ListenerConfig{Addr: cfg.Listen, Name: "listen", ProxyProtocol: cfg.ProxyProtocol, ProxyFrom: cfg.ProxyProtocolFrom})
 	if err != nil {
+		tlsAt.close()
 		e.close()
 		return nil, err
 	}
 	e.srv = gateway.NewServer(g, false)
-	if tlsAddr != "" {
-		e.tlsLn, err = g.Listen(gateway.ListenerConfig{Addr: tlsAddr, Name: "tls_listen", Certs: certs, ProxyProtocol: cfg.ProxyProtocol, ProxyFrom: cfg.ProxyProtocolFrom})
+	if tlsAt.addr != "" {
+		e.tlsLn, err = g.Listen(gateway.ListenerConfig{Addr: tlsAt.addr, Bound: tlsAt.ln, Name: "tls_listen", Certs: certs, ProxyProtocol: cfg.ProxyProtocol, ProxyFrom: cfg.ProxyProtocolFrom})
 		if err != nil {
 			e.close()
 			return nil, err
@@ -72,18 +119,19 @@ func openEdge(cfg *config.Config, g *gateway.Gateway, certs *gateway.Certs, udp 
 	return e, nil
 }
 
-// serve starts one goroutine per listener (three at most); each sends its
-// result to errc, which must have room for them. A listener that fails ends
-// serve, so its error names it.
-func (e *edge) serve(errc chan<- error) {
+// serve starts one goroutine per listener (three at most) in wg; each
+// sends its result to errc, which must have room for them, and returns
+// once shutdown or close has closed its listener. A listener that fails
+// ends Run, so its error names it.
+func (e *edge) serve(wg *sync.WaitGroup, errc chan<- error) {
 	run := func(name string, f func() error) {
-		go func() {
+		wg.Go(func() {
 			err := f()
 			if err != nil {
 				err = fmt.Errorf("%s: %w", name, err)
 			}
 			errc <- err
-		}()
+		})
 	}
 	run("listen", func() error { return e.srv.Serve(e.ln) })
 	if e.tlsLn != nil {

@@ -1,4 +1,4 @@
-package main
+package runtime
 
 import (
 	"io"
@@ -47,7 +47,7 @@ func TestShutdownClosesTunnelsAfterGrace(t *testing.T) {
 	}
 	start := time.Now()
 	r.cancel()
-	waitFor(t, "the listener to close", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the listener to close", func() bool {
 		code, _, _ := adminGet(r.admin, "/readyz")
 		return code != http.StatusOK
 	})
