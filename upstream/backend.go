@@ -44,6 +44,14 @@ type Backend struct {
 	// retired were removed by Update and are draining; each leaves the
 	// list when its retire goroutine closes it.
 	retired []*Server
+	// base is the configuration given to New or Update, without the
+	// discovered servers; disc is the running DNS discovery, nil without
+	// one; started is set by Start. All three guarded by updateMu.
+	base    Config
+	disc    *discovery
+	started bool
+	// lookupFor makes a discovery's resolver (tests replace it).
+	lookupFor func(DiscoveryConfig) lookupFunc
 }
 
 // backendState is one configuration generation. Requests load it once and
@@ -74,6 +82,9 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 		coin:   rand.Float64,
 		ctx:    ctx,
 		cancel: cancel,
+		base:   cfg,
+
+		lookupFor: dnsLookup,
 	}
 	st, _, _ := b.buildState(cfg, nil)
 	b.q.max.Store(int64(cfg.Queue.MaxPending))
@@ -138,6 +149,10 @@ func (b *Backend) Start() {
 	b.warm(b.cur().servers)
 	b.spawn(func() { b.probeLoop(b.ctx) })
 	b.spawn(func() { b.healthLoop(b.ctx) })
+	b.updateMu.Lock()
+	b.started = true
+	b.rediscoverLocked()
+	b.updateMu.Unlock()
 }
 
 func (b *Backend) warm(servers []*Server) {

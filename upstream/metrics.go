@@ -42,6 +42,11 @@ type Metrics struct {
 	streamsPerConn *prometheus.Desc
 	pending        *prometheus.Desc
 
+	// DNS discovery (discovery.go).
+	resolutions    *prometheus.CounterVec
+	backendServers *prometheus.Desc
+	discoveryOK    *prometheus.Desc
+
 	mu       sync.Mutex // guards backends and servers
 	backends map[*Backend]struct{}
 	// servers counts the live Servers per (backend, address): a server
@@ -131,12 +136,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"backend", "server"}, nil),
 		pending: prometheus.NewDesc("sluice_queue_pending",
 			"Requests waiting in the backend queue.", []string{"backend"}, nil),
+		resolutions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_discovery_resolutions_total",
+			Help: "DNS discovery resolutions, by result (ok; empty and error keep the servers found before).",
+		}, []string{"backend", "result"}),
+		backendServers: prometheus.NewDesc("sluice_backend_servers",
+			"Servers in the backend's rotation set, configured and discovered (draining ones not counted).",
+			[]string{"backend"}, nil),
+		discoveryOK: prometheus.NewDesc("sluice_discovery_last_success_timestamp_seconds",
+			"When the backend's DNS discovery last got servers, Unix time; 0 before the first.",
+			[]string{"backend"}, nil),
 		backends: map[*Backend]struct{}{},
 		servers:  map[[2]string]int{},
 		admin:    newAdminMetrics(),
 	}
 	if reg != nil {
-		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.kaCloses, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m)
+		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.kaCloses, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m.resolutions, m)
 		for _, v := range m.admin.vecs() {
 			reg.MustRegister(v)
 		}
@@ -150,6 +165,8 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.streamsActive
 	ch <- m.streamsPerConn
 	ch <- m.pending
+	ch <- m.backendServers
+	ch <- m.discoveryOK
 }
 
 // Collect implements prometheus.Collector.
@@ -163,6 +180,14 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, b := range bs {
 		st := b.Stats()
 		ch <- prometheus.MustNewConstMetric(m.pending, prometheus.GaugeValue, float64(st.Pending), b.name)
+		ch <- prometheus.MustNewConstMetric(m.backendServers, prometheus.GaugeValue, float64(len(b.cur().servers)), b.name)
+		if d := st.Discovery; d != nil {
+			ok := 0.0
+			if !d.LastSuccess.IsZero() {
+				ok = float64(d.LastSuccess.UnixNano()) / 1e9
+			}
+			ch <- prometheus.MustNewConstMetric(m.discoveryOK, prometheus.GaugeValue, ok, b.name)
+		}
 		for _, s := range st.Servers {
 			ch <- prometheus.MustNewConstMetric(m.streamsActive, prometheus.GaugeValue, float64(s.Active), b.name, s.Address)
 			per := 0.0
@@ -227,6 +252,12 @@ func (bm *backendMetrics) retried(reason string) { bm.m.retries.WithLabelValues(
 // forServer resolves the series of the backend's server at addr.
 func (bm *backendMetrics) forServer(addr string) *serverObserver {
 	return bm.m.forServer(bm.name, addr)
+}
+
+// resolved counts a DNS discovery resolution; results are a fixed token
+// set.
+func (m *Metrics) resolved(backend, result string) {
+	m.resolutions.WithLabelValues(backend, result).Inc()
 }
 
 func (bm *backendMetrics) unregister(b *Backend) {

@@ -80,6 +80,8 @@ type Stats struct {
 	Name    string        `json:"name"`
 	Pending int           `json:"queue_pending"`
 	Servers []ServerStats `json:"servers"`
+	// Discovery is the DNS discovery's state, nil without one.
+	Discovery *DiscoveryStats `json:"discovery,omitempty"`
 }
 
 // ServerStats is a snapshot of one server.
@@ -111,7 +113,7 @@ type ServerStats struct {
 // Stats snapshots the backend.
 func (b *Backend) Stats() Stats {
 	st := b.cur()
-	out := Stats{Name: b.name, Pending: b.q.len(), Servers: make([]ServerStats, 0, len(st.servers))}
+	out := Stats{Name: b.name, Pending: b.q.len(), Servers: make([]ServerStats, 0, len(st.servers)), Discovery: b.discoveryStats()}
 	now := time.Now().UnixNano()
 	for _, s := range st.servers {
 		ss := ServerStats{

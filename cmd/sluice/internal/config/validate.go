@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"reflect"
 	"regexp"
 	"slices"
@@ -249,6 +250,18 @@ var stringChecks = map[string]func(string) string{
 		}
 		return ""
 	},
+	"dnsname": func(n string) string {
+		if n != "" && (len(n) > 254 || !dnsName.MatchString(n)) {
+			return fmt.Sprintf("invalid DNS name %q", n)
+		}
+		return ""
+	},
+	"nameserver": func(a string) string {
+		if ap, err := netip.ParseAddrPort(a); a != "" && (err != nil || ap.Port() == 0) {
+			return fmt.Sprintf("must be ip:port (a name server's address), got %q", a)
+		}
+		return ""
+	},
 	"hostport": func(h string) string {
 		if strings.ContainsAny(h, " \t\r\n/?#@") {
 			return fmt.Sprintf("must be a host name or host:port, got %q", h)
@@ -347,8 +360,11 @@ func (c *checker) backend(name string, b upstream.Config) {
 		c.fail(k, "invalid backend name %q: use letters, digits, '_' and '-'", name)
 		return // its keys would only add noise under a name to be changed
 	}
-	if len(b.Servers) == 0 {
-		c.fail(key+".servers", "at least one server is required")
+	if len(b.Servers) == 0 && b.Discovery.Name == "" {
+		c.fail(key+".servers", "at least one server is required, or discovery.dns")
+	}
+	if d := b.Discovery; d.Name != "" && d.Type == upstream.DNSTypeA && d.Port == 0 {
+		c.fail(key+".discovery.port", "is required with type %s: the servers' port", upstream.DNSTypeA)
 	}
 	seen := map[string]int{}
 	primaries := 0
@@ -366,7 +382,7 @@ func (c *checker) backend(name string, b upstream.Config) {
 			}
 		}
 	}
-	if len(b.Servers) > 0 && primaries == 0 {
+	if len(b.Servers) > 0 && primaries == 0 && b.Discovery.Name == "" {
 		// Backups stand in for primaries that are down; with none, the
 		// intent is unclear, so it is refused rather than guessed at.
 		c.fail(key+".servers", "every server is a backup: at least one must have backup: false")
@@ -379,6 +395,11 @@ func (c *checker) backend(name string, b upstream.Config) {
 		c.fail(key+".passive.max_eject_for", "must be at least eject_for %s, got %s", p.EjectFor, p.MaxEjectFor)
 	}
 }
+
+// dnsName matches a DNS name: dot-separated labels of letters, digits,
+// '-' and '_' (SRV names start with _service._proto), with or without the
+// final dot.
+var dnsName = regexp.MustCompile(`^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?$`)
 
 // isToken reports whether s is an RFC 9110 token, the syntax of a method.
 func isToken(s string) bool {
