@@ -45,9 +45,7 @@ func TestStatsPageShowsStatsJSONInChromium(t *testing.T) {
 	art := filepath.Join(repoRoot, "e2e", "artifacts")
 	os.MkdirAll(art, 0o755)
 	page := "http://" + s.Admin + "/"
-	flags := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir=" + t.TempDir(), "--virtual-time-budget=3000", "--window-size=1100,700"}
+	flags := chromiumFlags(t, 1100, 700, 3000)
 	shot := exec.Command(browser, append(flags, "--screenshot="+filepath.Join(art, "stats-page.png"), page)...)
 	if out, err := shot.CombinedOutput(); err != nil {
 		t.Fatalf("chromium screenshot: %v\n%s", err, tail(string(out), 2000))
@@ -146,11 +144,25 @@ type statsNow struct {
 			State       string `json:"state"`
 			Connections int    `json:"connections"`
 		} `json:"servers"`
+		Discovery *struct {
+			Name      string `json:"name"`
+			Servers   int    `json:"servers"`
+			Failures  int    `json:"failures"`
+			LastError string `json:"last_error"`
+		} `json:"discovery"`
 	} `json:"backends"`
 	Connections []struct {
 		ID uint64 `json:"id"`
 	} `json:"connections"`
 	History statsHistory `json:"history"`
+}
+
+// chromiumFlags are headless Chromium's flags for a page of w×h pixels,
+// given budgetMs of virtual time to run its scripts.
+func chromiumFlags(t testing.TB, w, h, budgetMs int) []string {
+	return []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir=" + t.TempDir(), fmt.Sprintf("--virtual-time-budget=%d", budgetMs), fmt.Sprintf("--window-size=%d,%d", w, h)}
 }
 
 func getStats(t testing.TB, admin string) statsNow {
@@ -213,11 +225,7 @@ func TestStatsPageHistoryInChromium(t *testing.T) {
 	art := filepath.Join(repoRoot, "e2e", "artifacts")
 	os.MkdirAll(art, 0o755)
 	page := "http://" + s.Admin + "/"
-	flags := func(w, h int) []string {
-		return []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-			"--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-			"--user-data-dir=" + t.TempDir(), "--virtual-time-budget=1500", fmt.Sprintf("--window-size=%d,%d", w, h)}
-	}
+	flags := func(w, h int) []string { return append(chromiumFlags(t, w, h, 1500), "--hide-scrollbars") }
 	for _, sz := range []struct {
 		name string
 		w, h int

@@ -34,6 +34,10 @@ func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, 
 func (b *Backend) try(st *backendState, avoid *Server) (*pconn, error) {
 	servers := st.servers
 	n := len(servers)
+	if n == 0 {
+		// Discovery has found no server yet.
+		return nil, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.name)
+	}
 	start := st.bal.first(servers)
 	now := time.Now().UnixNano()
 	sel, ok := eligible(servers, now, avoid)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-gw/sluice/h1compat"
 )
@@ -43,6 +44,14 @@ type Backend struct {
 	// retired were removed by Update and are draining; each leaves the
 	// list when its retire goroutine closes it.
 	retired []*Server
+	// base is the configuration given to New or Update, without the
+	// discovered servers; disc is the running DNS discovery, nil without
+	// one; started is set by Start. All three guarded by updateMu.
+	base    Config
+	disc    *discovery
+	started bool
+	// lookupFor makes a discovery's resolver (tests replace it).
+	lookupFor func(DiscoveryConfig) lookupFunc
 }
 
 // backendState is one configuration generation. Requests load it once and
@@ -73,6 +82,9 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 		coin:   rand.Float64,
 		ctx:    ctx,
 		cancel: cancel,
+		base:   cfg,
+
+		lookupFor: dnsLookup,
 	}
 	st, _, _ := b.buildState(cfg, nil)
 	b.q.max.Store(int64(cfg.Queue.MaxPending))
@@ -98,7 +110,7 @@ func (b *Backend) buildState(cfg Config, old *backendState) (st *backendState, a
 	for _, sc := range cfg.Servers {
 		if s, ok := reuse[sc.Address]; ok {
 			delete(reuse, sc.Address)
-			s.conf.Store(&sc)
+			s.reconfigure(&sc)
 			st.servers = append(st.servers, s)
 			continue
 		}
@@ -117,6 +129,10 @@ func (b *Backend) buildState(cfg Config, old *backendState) (st *backendState, a
 			}
 		}
 	}
+	adoptAdmin(old, added)
+	for _, s := range st.servers {
+		s.syncAdmin()
+	}
 	st.bal, _ = newBalancer(cfg.Balance, st.servers)
 	return st, added, removed
 }
@@ -133,6 +149,10 @@ func (b *Backend) Start() {
 	b.warm(b.cur().servers)
 	b.spawn(func() { b.probeLoop(b.ctx) })
 	b.spawn(func() { b.healthLoop(b.ctx) })
+	b.updateMu.Lock()
+	b.started = true
+	b.rediscoverLocked()
+	b.updateMu.Unlock()
 }
 
 func (b *Backend) warm(servers []*Server) {
@@ -141,10 +161,12 @@ func (b *Backend) warm(servers []*Server) {
 	}
 }
 
-// Ready reports whether at least one server may take requests.
+// Ready reports whether at least one server may take requests, counting
+// drained servers: readiness follows health, draining is the operator's.
 func (b *Backend) Ready() bool {
+	now := time.Now().UnixNano()
 	for _, s := range b.cur().servers {
-		if s.usable() {
+		if s.healthy(now) {
 			return true
 		}
 	}

@@ -34,7 +34,7 @@ type Config struct {
 	// ProbeInterval is how often an HTTP/1.1-only server of an auto backend
 	// is probed for h2c again.
 	ProbeInterval time.Duration `yaml:"probe_interval" check:"1s.."`
-	// Servers must not be empty.
+	// Servers must not be empty unless Discovery names servers.
 	Servers []ServerConfig `yaml:"servers"`
 	H2C     H2CConfig      `yaml:"h2c"`
 	H1      H1Config       `yaml:"h1"`
@@ -64,6 +64,9 @@ type Config struct {
 	// Health configures active health checks.
 	Health  HealthConfig  `yaml:"health"`
 	Passive PassiveConfig `yaml:"passive"`
+
+	// Discovery finds more servers in DNS (discovery.go).
+	Discovery DiscoveryConfig `yaml:"discovery"`
 }
 
 // H2CConfig bounds the h2c pool of each server.
@@ -131,6 +134,7 @@ func DefaultConfig() Config {
 			MaxEjectedPercent:   50,
 			ProbeInterval:       time.Second,
 		},
+		Discovery: DiscoveryConfig{Type: DNSTypeA, Interval: 5 * time.Second},
 	}
 }
 
@@ -169,6 +173,8 @@ func (c *Config) setDefaults() {
 	orDefault(&h.Timeout, dh.Timeout)
 	orDefault(&h.Fall, dh.Fall)
 	orDefault(&h.Rise, dh.Rise)
+	orDefault(&c.Discovery.Type, d.Discovery.Type)
+	orDefault(&c.Discovery.Interval, d.Discovery.Interval)
 }
 
 // orDefault sets *p to def when it is zero or, for numbers, negative.
@@ -180,8 +186,11 @@ func orDefault[T int | time.Duration | string](p *T, def T) {
 }
 
 func (c *Config) validate() error {
-	if len(c.Servers) == 0 {
+	if len(c.Servers) == 0 && c.Discovery.Name == "" {
 		return fmt.Errorf("upstream %s: no servers", c.Name)
+	}
+	if err := c.Discovery.validate(c.Name); err != nil {
+		return err
 	}
 	switch c.Protocol {
 	case Auto, H2C, H1:

@@ -28,7 +28,7 @@ func TestSetDefaults(t *testing.T) {
 	if c.H2C != want.H2C || c.H1 != want.H1 || c.Queue != want.Queue || c.Health != want.Health || c.Passive != want.Passive ||
 		c.Protocol != want.Protocol || c.Balance != want.Balance || c.ProbeInterval != want.ProbeInterval ||
 		c.ConnectTimeout != want.ConnectTimeout || c.ResponseHeaderTimeout != want.ResponseHeaderTimeout ||
-		c.IdleTimeout != 0 || c.TotalTimeout != 0 || c.DrainTimeout != want.DrainTimeout {
+		c.IdleTimeout != 0 || c.TotalTimeout != 0 || c.DrainTimeout != want.DrainTimeout || c.Discovery != want.Discovery {
 		t.Errorf("setDefaults gave\n%+v\nwant\n%+v", c, want)
 	}
 

@@ -88,10 +88,16 @@ func (s *Server) succeeded() {
 
 func (s *Server) ejected(now int64) bool { return s.ejectedUntil.Load() > now }
 
-// inRotation reports whether s may take new requests: its protocol is
-// known, it is not ejected by passive health, not down (unreachable) and
-// not marked down by active checks.
+// inRotation reports whether s may take new requests: it is healthy and
+// not drained through the admin API.
 func (s *Server) inRotation(now int64) bool {
+	return !s.admin.drained.Load() && s.healthy(now)
+}
+
+// healthy reports whether s could take requests, drained or not: its
+// protocol is known, it is not ejected by passive health, not down
+// (unreachable) and not marked down by active checks.
+func (s *Server) healthy(now int64) bool {
 	return !s.ejected(now) && !s.down.Load() && !s.unhealthy.Load() && s.cur.Load() != nil
 }
 

@@ -35,11 +35,17 @@ type Metrics struct {
 	connLife *prometheus.HistogramVec
 	probes   *prometheus.CounterVec
 	ejectLen *prometheus.HistogramVec
+	admin    adminMetrics
 
 	maxStreams     *prometheus.Desc
 	streamsActive  *prometheus.Desc
 	streamsPerConn *prometheus.Desc
 	pending        *prometheus.Desc
+
+	// DNS discovery (discovery.go).
+	resolutions    *prometheus.CounterVec
+	backendServers *prometheus.Desc
+	discoveryOK    *prometheus.Desc
 
 	mu       sync.Mutex // guards backends and servers
 	backends map[*Backend]struct{}
@@ -74,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		kaCloses: counterVec("sluice_upstream_keepalive_closes_total", "Upstream HTTP/1.1 connections the server ended by its keep-alive limit (Connection: close, or Keep-Alive max <= 1), each replaced by a dial started at once.", "backend", "server"),
 		retries:  counterVec("sluice_retries_total", "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial, draining).", "backend", "reason"),
 		ejected:  counterVec("sluice_ejections_total", "Times a server was ejected for consecutive failures (passive health).", "backend", "server"),
-		up:       gaugeVec("sluice_server_up", "1 while the server takes requests; 0 while it is down (unreachable, failed `fall` health checks in a row, or its protocol not yet detected) or ejected.", "backend", "server"),
+		up:       gaugeVec("sluice_server_up", "1 while the server takes requests, or would but for a drain through the admin API (see sluice_server_drained); 0 while it is down (unreachable, failed `fall` health checks in a row, or its protocol not yet detected) or ejected.", "backend", "server"),
 		probes:   counterVec("sluice_upstream_probes_total", "Background probes of servers that are ejected, down or not yet detected, by result (pass, fail).", "backend", "server", "result"),
 		ejectLen: histogramVec("sluice_ejection_duration_seconds", "How long each ejection actually lasted, from the ejection to the server taking requests again, observed when it does.", []float64{1, 2, 5, 10, 20, 40, 80, 160, 300, 600, 1800}, "backend", "server"),
 		checks:   counterVec("sluice_health_checks_total", "Active health checks, by result (pass, fail).", "backend", "server", "result"),
@@ -93,11 +99,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"backend", "server"}, nil),
 		pending: prometheus.NewDesc("sluice_queue_pending",
 			"Requests waiting in the backend queue.", []string{"backend"}, nil),
+		resolutions: counterVec("sluice_discovery_resolutions_total", "DNS discovery resolutions, by result (ok; empty and error keep the servers found before).", "backend", "result"),
+		backendServers: prometheus.NewDesc("sluice_backend_servers",
+			"Servers in the backend's rotation set, configured and discovered (draining ones not counted).",
+			[]string{"backend"}, nil),
+		discoveryOK: prometheus.NewDesc("sluice_discovery_last_success_timestamp_seconds",
+			"When the backend's DNS discovery last got servers, Unix time; 0 before the first.",
+			[]string{"backend"}, nil),
 		backends: map[*Backend]struct{}{},
 		servers:  map[[2]string]int{},
+		admin:    newAdminMetrics(),
 	}
 	if reg != nil {
-		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.kaCloses, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m)
+		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.kaCloses, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m.resolutions, m)
+		for _, v := range m.admin.vecs() {
+			reg.MustRegister(v)
+		}
 	}
 	return m
 }
@@ -108,6 +125,8 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.streamsActive
 	ch <- m.streamsPerConn
 	ch <- m.pending
+	ch <- m.backendServers
+	ch <- m.discoveryOK
 }
 
 // Collect implements prometheus.Collector.
@@ -121,6 +140,14 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, b := range bs {
 		st := b.Stats()
 		ch <- prometheus.MustNewConstMetric(m.pending, prometheus.GaugeValue, float64(st.Pending), b.name)
+		ch <- prometheus.MustNewConstMetric(m.backendServers, prometheus.GaugeValue, float64(len(b.cur().servers)), b.name)
+		if d := st.Discovery; d != nil {
+			ok := 0.0
+			if !d.LastSuccess.IsZero() {
+				ok = float64(d.LastSuccess.UnixNano()) / 1e9
+			}
+			ch <- prometheus.MustNewConstMetric(m.discoveryOK, prometheus.GaugeValue, ok, b.name)
+		}
 		for _, s := range st.Servers {
 			ch <- prometheus.MustNewConstMetric(m.streamsActive, prometheus.GaugeValue, float64(s.Active), b.name, s.Address)
 			per := 0.0
@@ -187,6 +214,12 @@ func (bm *backendMetrics) forServer(addr string) *serverObserver {
 	return bm.m.forServer(bm.name, addr)
 }
 
+// resolved counts a DNS discovery resolution; results are a fixed token
+// set.
+func (m *Metrics) resolved(backend, result string) {
+	m.resolutions.WithLabelValues(backend, result).Inc()
+}
+
 func (bm *backendMetrics) unregister(b *Backend) {
 	bm.m.mu.Lock()
 	delete(bm.m.backends, b)
@@ -208,6 +241,7 @@ type serverObserver struct {
 	connReqs, connLife   prometheus.Observer
 	probePass, probeFail prometheus.Counter
 	ejectionLen          prometheus.Observer
+	drained, weight      prometheus.Gauge
 }
 
 var _ poolObserver = (*serverObserver)(nil)
@@ -240,6 +274,8 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 		ejectionLen: m.ejectLen.WithLabelValues(backend, addr),
 
 		keepAliveCloses: m.kaCloses.WithLabelValues(backend, addr),
+		drained:         m.admin.drained.WithLabelValues(backend, addr),
+		weight:          m.admin.weight.WithLabelValues(backend, addr),
 	}
 }
 
@@ -260,7 +296,7 @@ func (o *serverObserver) release() {
 	l := prometheus.Labels{"backend": o.key[0], "server": o.key[1]}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.conns, m.tunnels, m.opened, m.goaways, m.kaCloses, m.ejected, m.up, m.checks, m.connReqs, m.connLife,
-		m.probes, m.ejectLen,
+		m.probes, m.ejectLen, m.admin.drained, m.admin.weight,
 	} {
 		v.DeletePartialMatch(l)
 	}

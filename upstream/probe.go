@@ -272,7 +272,7 @@ func (s *Server) refreshUp() {
 	s.upMu.Lock()
 	defer s.upMu.Unlock()
 	v := 0.0
-	if s.usable() {
+	if s.healthy(time.Now().UnixNano()) {
 		v = 1
 	}
 	s.obs.up.Set(v)

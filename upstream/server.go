@@ -83,9 +83,17 @@ type Server struct {
 	failStreak   int
 	passStreak   int
 	healthySince atomic.Int64
+
+	// admin is the state set through the admin API (admin.go).
+	admin adminState
 }
 
-func (s *Server) weight() int { return max(s.conf.Load().Weight, 1) }
+func (s *Server) weight() int {
+	if w := s.admin.weight.Load(); w > 0 {
+		return int(w)
+	}
+	return max(s.conf.Load().Weight, 1)
+}
 
 func (s *Server) backup() bool { return s.conf.Load().Backup }
 

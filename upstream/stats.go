@@ -80,6 +80,8 @@ type Stats struct {
 	Name    string        `json:"name"`
 	Pending int           `json:"queue_pending"`
 	Servers []ServerStats `json:"servers"`
+	// Discovery is the DNS discovery's state, nil without one.
+	Discovery *DiscoveryStats `json:"discovery,omitempty"`
 }
 
 // ServerStats is a snapshot of one server.
@@ -87,10 +89,15 @@ type ServerStats struct {
 	Address  string `json:"address"`
 	Protocol string `json:"protocol"` // h2c, h1, or "" before detection
 	// State is up, down (failed health checks or unreachable), ejected
-	// (passive health) or draining (removed by a reload).
-	State  string `json:"state"`
-	Conns  int    `json:"connections"`
-	Active int    `json:"active_streams"`
+	// (passive health), drain (drained through the admin API; Drained
+	// stays set while it is also down or ejected) or draining (removed by
+	// a reload).
+	State   string `json:"state"`
+	Drained bool   `json:"drained"`
+	// Weight is the weight in use, configured or set at run time.
+	Weight int `json:"weight"`
+	Conns  int `json:"connections"`
+	Active int `json:"active_streams"`
 	// MaxStreams lists, per open connection, the concurrent streams it
 	// allows: the lower of the server's SETTINGS and the config.
 	MaxStreams []int  `json:"max_streams_per_connection"`
@@ -106,18 +113,21 @@ type ServerStats struct {
 // Stats snapshots the backend.
 func (b *Backend) Stats() Stats {
 	st := b.cur()
-	out := Stats{Name: b.name, Pending: b.q.len(), Servers: make([]ServerStats, 0, len(st.servers))}
+	out := Stats{Name: b.name, Pending: b.q.len(), Servers: make([]ServerStats, 0, len(st.servers)), Discovery: b.discoveryStats()}
 	now := time.Now().UnixNano()
 	for _, s := range st.servers {
 		ss := ServerStats{
 			Address: s.addr, Protocol: s.Protocol(), Active: int(s.active.Load()), Usable: s.usable(),
 			Requests: s.requests.Load(), Errors: s.errors.Load(), State: "up", Tunnels: s.tun.count(),
+			Drained: s.admin.drained.Load(), Weight: s.weight(),
 		}
 		switch {
 		case s.ejected(now):
 			ss.State = "ejected"
-		case !ss.Usable:
+		case !s.healthy(now):
 			ss.State = "down"
+		case ss.Drained:
+			ss.State = StateDrain
 		}
 		if p := s.cur.Load(); p != nil {
 			ss.MaxStreams = p.maxStreams()
@@ -128,7 +138,7 @@ func (b *Backend) Stats() Stats {
 	b.updateMu.Lock()
 	for _, s := range b.retired {
 		ss := ServerStats{Address: s.addr, Protocol: s.Protocol(), Active: int(s.active.Load()), State: "draining",
-			Requests: s.requests.Load(), Errors: s.errors.Load(), Tunnels: s.tun.count()}
+			Requests: s.requests.Load(), Errors: s.errors.Load(), Tunnels: s.tun.count(), Weight: s.weight()}
 		if p := s.cur.Load(); p != nil {
 			ss.MaxStreams = p.maxStreams()
 			ss.Conns = len(ss.MaxStreams)

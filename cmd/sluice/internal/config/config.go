@@ -104,6 +104,19 @@ type Config struct {
 	// host is required so that exposing metrics beyond localhost is an
 	// explicit choice (0.0.0.0).
 	Admin string `yaml:"admin"`
+	// AdminToken is the bearer token ("Authorization: Bearer TOKEN") that
+	// the admin API, /stats.json, /reload and pprof require; /metrics,
+	// /healthz and /readyz stay open. At least 16 printable ASCII
+	// characters. Required, here or through AdminTokenFile, when Admin is
+	// not a loopback address. Load fills it from AdminTokenFile; Marshal
+	// never prints it. Empty: none; the admin endpoints then answer
+	// loopback clients only.
+	AdminToken string `yaml:"admin_token"`
+	// AdminTokenFile is a file holding AdminToken (surrounding white
+	// space trimmed), read at start and at each reload; not with
+	// AdminToken. A relative path in a config file is taken relative to
+	// the file's directory. Empty: none.
+	AdminTokenFile string `yaml:"admin_token_file"`
 	// ShutdownGrace is how long in-flight requests may finish after
 	// SIGTERM/SIGINT before their connections are cut. Parse and Quick
 	// also make it every backend's DrainTimeout; code that changes it
@@ -296,6 +309,9 @@ func quickFlag(key string) string {
 	switch {
 	case key == "listen", key == "admin":
 		return "--" + key
+	case key == "admin_token":
+		// No flag sets a token: a non-loopback --admin needs a file.
+		return "--admin"
 	case key == prefix+"protocol":
 		return "--protocol"
 	case key == prefix+"h2c.conns_per_server":
@@ -315,12 +331,23 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// RedactedToken stands for an admin_token in Marshal's output.
+const RedactedToken = "<redacted>"
+
 // Marshal renders c as YAML that Parse accepts and that yields c again:
 // the effective configuration, defaults included, keys in schema order.
 // Error pages are printed as their paths; parsing the output reads the
-// files again.
+// files again. The one exception is admin_token, never printed: as
+// RedactedToken when set in the file, as "" beside the admin_token_file
+// it came from.
 func (c *Config) Marshal() ([]byte, error) {
-	v := reflect.ValueOf(c).Elem()
+	shown := *c
+	if shown.AdminTokenFile != "" {
+		shown.AdminToken = ""
+	} else if shown.AdminToken != "" {
+		shown.AdminToken = RedactedToken
+	}
+	v := reflect.ValueOf(&shown).Elem()
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)

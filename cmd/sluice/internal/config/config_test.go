@@ -405,7 +405,8 @@ func TestFullExample(t *testing.T) {
 					ExpectStatus: 204, Interval: 5 * time.Second, Timeout: 5 * time.Second,
 					Fall: 3, Rise: 1, SlowStart: 0,
 				},
-				Passive: upstream.PassiveConfig{ConsecutiveFailures: 0, EjectFor: time.Second, MaxEjectFor: time.Second, MaxEjectedPercent: 100, ProbeInterval: 500 * time.Millisecond},
+				Passive:   upstream.PassiveConfig{ConsecutiveFailures: 0, EjectFor: time.Second, MaxEjectFor: time.Second, MaxEjectedPercent: 100, ProbeInterval: 500 * time.Millisecond},
+				Discovery: upstream.DefaultConfig().Discovery,
 			},
 			"legacy_app": legacy,
 		},
@@ -518,6 +519,7 @@ func TestQuick(t *testing.T) {
 		{name: "bad conns", listen: ":8080", admin: "127.0.0.1:9001", protocol: "h1", servers: []string{"a:1"}, conns: 0, key: "--conns", msg: "between 1 and 64"},
 		{name: "bad listen", listen: "8080", admin: "127.0.0.1:9001", protocol: "h1", servers: []string{"a:1"}, conns: 1, key: "--listen", msg: "missing port"},
 		{name: "bad admin", listen: ":8080", admin: ":9001", protocol: "h1", servers: []string{"a:1"}, conns: 1, key: "--admin", msg: "missing host"},
+		{name: "admin off loopback", listen: ":8080", admin: "0.0.0.0:9001", protocol: "h1", servers: []string{"a:1"}, conns: 1, key: "--admin", msg: "not a loopback address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

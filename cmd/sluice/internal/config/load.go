@@ -67,6 +67,7 @@ func parse(data []byte, source, baseDir string, environ []string) (*Config, erro
 	d.decodeStruct(scope{known: leafNames(t, fields, "")}, "", root, reflect.ValueOf(c).Elem(), fields)
 	c.complete()
 	d.readErrorPages(c)
+	d.readAdminToken(c)
 	d.checkCerts(c)
 	d.checkAccessLog(c)
 	for _, fe := range validate(c, d.source) {
@@ -676,6 +677,27 @@ func (d *decoder) readErrorPages(c *Config) {
 		}
 		page.Body = body
 		c.ErrorPages[code] = page
+	}
+}
+
+// readAdminToken fills AdminToken from AdminTokenFile.
+func (d *decoder) readAdminToken(c *Config) {
+	const key = "admin_token_file"
+	if c.AdminTokenFile == "" {
+		return
+	}
+	if c.AdminToken != "" {
+		d.failKey(key, "set admin_token or admin_token_file, not both")
+		return
+	}
+	c.AdminTokenFile = d.resolve(c.AdminTokenFile)
+	data, err := readLimited(c.AdminTokenFile, 4<<10)
+	if err != nil {
+		d.failKey(key, "%v", err)
+		return
+	}
+	if c.AdminToken = strings.TrimSpace(string(data)); c.AdminToken == "" {
+		d.failKey(key, "%s is empty", c.AdminTokenFile)
 	}
 }
 

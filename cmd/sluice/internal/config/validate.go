@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"reflect"
 	"regexp"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-gw/sluice/cmd/sluice/internal/adminapi"
 	"github.com/sluice-gw/sluice/upstream"
 )
 
@@ -99,6 +101,7 @@ func validate(cfg *Config, source func(key string) string) []FieldError {
 	if listenOK && adminOK && sameSocket(cfg.Listen, cfg.Admin) {
 		c.fail("admin", "%q conflicts with listen %q: they need different ports", cfg.Admin, cfg.Listen)
 	}
+	c.adminToken(cfg, adminOK)
 	c.edge(cfg, listenOK, adminOK)
 	for code, page := range cfg.ErrorPages {
 		key := fmt.Sprintf("error_pages.%d", code)
@@ -247,6 +250,18 @@ var stringChecks = map[string]func(string) string{
 		}
 		return ""
 	},
+	"dnsname": func(n string) string {
+		if n != "" && (len(n) > 254 || !dnsName.MatchString(n)) {
+			return fmt.Sprintf("invalid DNS name %q", n)
+		}
+		return ""
+	},
+	"nameserver": func(a string) string {
+		if ap, err := netip.ParseAddrPort(a); a != "" && (err != nil || ap.Port() == 0) {
+			return fmt.Sprintf("must be ip:port (a name server's address), got %q", a)
+		}
+		return ""
+	},
 	"hostport": func(h string) string {
 		if strings.ContainsAny(h, " \t\r\n/?#@") {
 			return fmt.Sprintf("must be a host name or host:port, got %q", h)
@@ -260,6 +275,34 @@ func checkMethod(m string) string {
 		return fmt.Sprintf("invalid method name %q", m)
 	}
 	return ""
+}
+
+// MinAdminToken is the shortest admin_token accepted.
+const MinAdminToken = 16
+
+// adminToken requires a token when the admin listener is not on loopback,
+// and checks it can be sent in an Authorization header.
+func (c *checker) adminToken(cfg *Config, adminOK bool) {
+	key, tok := "admin_token", cfg.AdminToken
+	if cfg.AdminTokenFile != "" {
+		key = "admin_token_file"
+	}
+	if tok == "" {
+		// An admin_token_file that could not be read is reported by Load.
+		if cfg.AdminTokenFile == "" && adminOK && !adminapi.IsLoopback(cfg.Admin) {
+			c.fail("admin_token", "required when admin %q is not a loopback address: the admin API needs a bearer token (or set admin_token_file)", cfg.Admin)
+		}
+		return
+	}
+	if len(tok) < MinAdminToken {
+		c.fail(key, "the token must be at least %d characters, got %d", MinAdminToken, len(tok))
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i] <= ' ' || tok[i] > '~' {
+			c.fail(key, "the token must be printable ASCII without spaces: it is sent in an Authorization header")
+			break
+		}
+	}
 }
 
 // edge checks the client-facing keys besides listen and admin.
@@ -317,8 +360,11 @@ func (c *checker) backend(name string, b upstream.Config) {
 		c.fail(k, "invalid backend name %q: use letters, digits, '_' and '-'", name)
 		return // its keys would only add noise under a name to be changed
 	}
-	if len(b.Servers) == 0 {
-		c.fail(key+".servers", "at least one server is required")
+	if len(b.Servers) == 0 && b.Discovery.Name == "" {
+		c.fail(key+".servers", "at least one server is required, or discovery.dns")
+	}
+	if d := b.Discovery; d.Name != "" && d.Type == upstream.DNSTypeA && d.Port == 0 {
+		c.fail(key+".discovery.port", "is required with type %s: the servers' port", upstream.DNSTypeA)
 	}
 	seen := map[string]int{}
 	primaries := 0
@@ -336,7 +382,7 @@ func (c *checker) backend(name string, b upstream.Config) {
 			}
 		}
 	}
-	if len(b.Servers) > 0 && primaries == 0 {
+	if len(b.Servers) > 0 && primaries == 0 && b.Discovery.Name == "" {
 		// Backups stand in for primaries that are down; with none, the
 		// intent is unclear, so it is refused rather than guessed at.
 		c.fail(key+".servers", "every server is a backup: at least one must have backup: false")
@@ -349,6 +395,11 @@ func (c *checker) backend(name string, b upstream.Config) {
 		c.fail(key+".passive.max_eject_for", "must be at least eject_for %s, got %s", p.EjectFor, p.MaxEjectFor)
 	}
 }
+
+// dnsName matches a DNS name: dot-separated labels of letters, digits,
+// '-' and '_' (SRV names start with _service._proto), with or without the
+// final dot.
+var dnsName = regexp.MustCompile(`^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?$`)
 
 // isToken reports whether s is an RFC 9110 token, the syntax of a method.
 func isToken(s string) bool {

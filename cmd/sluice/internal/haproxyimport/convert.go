@@ -135,15 +135,17 @@ type outHealth struct {
 }
 
 type outBackend struct {
-	Protocol string       `yaml:"protocol,omitempty"`
-	Balance  string       `yaml:"balance,omitempty"`
-	Servers  []outServer  `yaml:"servers"`
-	H2C      *outH2C      `yaml:"h2c,omitempty"`
-	H1       *outH1       `yaml:"h1,omitempty"`
-	Queue    *outQueue    `yaml:"queue,omitempty"`
-	Timeouts *outTimeouts `yaml:"timeouts,omitempty"`
-	Retries  *int         `yaml:"retries,omitempty"`
-	Health   *outHealth   `yaml:"health,omitempty"`
+	Protocol string      `yaml:"protocol,omitempty"`
+	Balance  string      `yaml:"balance,omitempty"`
+	Servers  []outServer `yaml:"servers,omitempty"`
+	// Discovery comes from a server-template (discovery.go).
+	Discovery *outDiscovery `yaml:"discovery,omitempty"`
+	H2C       *outH2C       `yaml:"h2c,omitempty"`
+	H1        *outH1        `yaml:"h1,omitempty"`
+	Queue     *outQueue     `yaml:"queue,omitempty"`
+	Timeouts  *outTimeouts  `yaml:"timeouts,omitempty"`
+	Retries   *int          `yaml:"retries,omitempty"`
+	Health    *outHealth    `yaml:"health,omitempty"`
 }
 
 type outLimits struct {
@@ -184,6 +186,7 @@ type converter struct {
 	limits     outLimits
 	frontends  int // frontends and listens with a bind seen
 	globalMax  int
+	resolvers  map[string]*resolvers // resolvers sections by name
 }
 
 func (c *converter) note(d Directive, kind NoteKind, format string, args ...any) {
@@ -194,8 +197,15 @@ func newSettings() *settings { return &settings{retries: -1} }
 
 func (c *converter) run(f *File) {
 	c.last = newSettings()
+	// Backends may name resolvers sections that come after them.
+	for _, s := range f.Sections {
+		if s.Kind == "resolvers" {
+			c.resolversSection(s)
+		}
+	}
 	for _, s := range f.Sections {
 		switch s.Kind {
+		case "resolvers":
 		case "global":
 			c.global(s)
 		case "defaults":
@@ -210,8 +220,6 @@ func (c *converter) run(f *File) {
 		default:
 			reason := "no Sluice equivalent"
 			switch s.Kind {
-			case "resolvers":
-				reason = "DNS discovery is not available in Sluice yet: servers are a static list"
 			case "userlist":
 				reason = "Sluice has no HTTP authentication"
 			case "peers":
@@ -284,6 +292,7 @@ func (c *converter) proxy(s *Section, st *settings) {
 	hasFrontend := s.Kind == "frontend" || s.Kind == "listen"
 	acls := map[string]*acl{}
 	var servers []serverLine
+	var tmpl serverLine // a server-template's discovery, if any
 	var binds []Directive
 	var uses []Directive
 	for _, d := range s.Directives {
@@ -340,11 +349,7 @@ func (c *converter) proxy(s *Section, st *settings) {
 				servers = append(servers, sl)
 			}
 		case k == "server-template" && hasBackend:
-			if slices.Contains(w, "resolvers") {
-				c.note(d, Untranslated, "servers from DNS (resolvers) are not available in Sluice yet: list the servers, and reload when they change")
-			} else {
-				c.note(d, Untranslated, "list the servers one by one")
-			}
+			c.addTemplate(d, st, &tmpl)
 		case k == "bind" && hasFrontend:
 			binds = append(binds, d)
 		case k == "acl" && len(w) >= 3:
@@ -364,6 +369,9 @@ func (c *converter) proxy(s *Section, st *settings) {
 		c.frontend(s, st, binds, uses, acls)
 	}
 	if hasBackend {
+		if tmpl.disc != nil {
+			servers = append(servers, tmpl)
+		}
 		c.backend(s, st, servers)
 	}
 }
@@ -531,11 +539,13 @@ func (c *converter) errorfile(d Directive) {
 	c.note(d, Translated, "error_pages.%d; HAProxy's file is a whole HTTP response and Sluice sends the file as the body: keep only the body, and name it .html, .json or .txt for its Content-Type", code)
 }
 
-// serverLine is a translated server line.
+// serverLine is a translated server line, or a server-template's
+// discovery (disc set, addr empty).
 type serverLine struct {
 	d    Directive
 	addr string
 	opts serverOpts
+	disc *outDiscovery
 }
 
 // Server options that take an argument and that Sluice does not use.
@@ -735,7 +745,11 @@ func (c *converter) backend(s *Section, st *settings, servers []serverLine) {
 		if w == 1 {
 			w = 0
 		}
-		b.Servers = append(b.Servers, outServer{Address: sv.addr, Weight: w, Backup: sv.opts.backup})
+		if sv.disc != nil {
+			b.Discovery = sv.disc
+		} else {
+			b.Servers = append(b.Servers, outServer{Address: sv.addr, Weight: w, Backup: sv.opts.backup})
+		}
 		nonBackup = nonBackup || !sv.opts.backup
 		if sv.opts.maxconn > 0 && (maxconn == 0 || sv.opts.maxconn < maxconn) {
 			maxconn = sv.opts.maxconn

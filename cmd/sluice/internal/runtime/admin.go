@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluice-gw/sluice/cmd/sluice/internal/adminapi"
 )
 
 // backendState is what readiness needs to know about one backend.
@@ -37,17 +39,22 @@ func readiness(listening bool, listenersDown []string, backends []backendState) 
 	return len(why) == 0, why
 }
 
-// adminHandler serves /metrics, /healthz, /readyz and POST /reload.
-// With withPprof it also serves net/http/pprof under /debug/pprof/.
+// adminHandler serves /metrics, /healthz, /readyz, the stats page,
+// /stats.json, the admin API under /api/ and POST /reload. With withPprof
+// it also serves net/http/pprof under /debug/pprof/. All but /metrics,
+// /healthz, /readyz and the page's HTML are behind the admin token
+// (adminapi.Guard).
 func adminHandler(reg *prometheus.Registry, lv *live, hist *history, listening *atomic.Bool, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
+	guard := &adminapi.Guard{Token: func() string { return lv.config().AdminToken }}
+	guarded := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, guard.Wrap(h)) }
 	if withPprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		guarded("GET /debug/pprof/", pprof.Index)
+		guarded("GET /debug/pprof/cmdline", pprof.Cmdline)
+		guarded("GET /debug/pprof/profile", pprof.Profile)
+		guarded("GET /debug/pprof/symbol", pprof.Symbol)
+		guarded("POST /debug/pprof/symbol", pprof.Symbol)
+		guarded("GET /debug/pprof/trace", pprof.Trace)
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -66,9 +73,11 @@ func adminHandler(reg *prometheus.Registry, lv *live, hist *history, listening *
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.HandleFunc("GET /stats.json", statsJSON(lv, hist))
-	mux.HandleFunc("GET /", statsHTML)
-	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
+	stats := statsJSON(lv, hist)
+	guarded("GET /stats.json", stats)
+	mux.Handle("/api/", guard.Wrap(adminapi.Handler(adminapi.Backends(lv.snapshot), stats)))
+	mux.HandleFunc("GET /{$}", statsHTML)
+	guarded("POST /reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := lv.reload(); err != nil {
 			status := http.StatusBadRequest
 			switch {

@@ -42,7 +42,7 @@ type buckets struct {
 // serverSample is one server at one sample.
 type serverSample struct {
 	backend, addr string // shared with upstream.Stats, not copied
-	state         string // up, down, ejected, draining (constants)
+	state         string // up, down, ejected, drain, draining (upstream.ServerStats.State)
 	active, limit int32
 }
 
