@@ -159,14 +159,8 @@ type adminMetrics struct {
 
 func newAdminMetrics() adminMetrics {
 	return adminMetrics{
-		drained: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_server_drained",
-			Help: "1 while the server is drained through the admin API (no new requests, connections kept), else 0.",
-		}, []string{"backend", "server"}),
-		weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_server_weight",
-			Help: "The server's weight in use: the configured one, or the one set through the admin API.",
-		}, []string{"backend", "server"}),
+		drained: gaugeVec("sluice_server_drained", "1 while the server is drained through the admin API (no new requests, connections kept), else 0.", "backend", "server"),
+		weight:  gaugeVec("sluice_server_weight", "The server's weight in use: the configured one, or the one set through the admin API.", "backend", "server"),
 	}
 }
 
