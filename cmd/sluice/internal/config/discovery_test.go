@@ -2,7 +2,9 @@ package config
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,7 +63,9 @@ func TestDiscoveryParses(t *testing.T) {
 }
 
 // TestKubernetesConfigMap: the sluice.yaml of deploy/kubernetes passes
-// `sluice check` and discovers the Tomcats of the headless Service.
+// `sluice check` and discovers the Tomcats of the headless Service. The
+// admin token file it names is the mounted Secret; a file of the test's
+// stands in for it.
 func TestKubernetesConfigMap(t *testing.T) {
 	data, err := os.ReadFile("../../../../deploy/kubernetes/configmap.yaml")
 	if err != nil {
@@ -73,7 +77,16 @@ func TestKubernetesConfigMap(t *testing.T) {
 	if err := yaml.Unmarshal(data, &cm); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Parse([]byte(cm.Data["sluice.yaml"]), "configmap.yaml", nil)
+	const mounted = "/etc/sluice-admin/admin-token"
+	src := cm.Data["sluice.yaml"]
+	if !strings.Contains(src, mounted) {
+		t.Fatalf("configmap.yaml no longer reads the admin token from %s", mounted)
+	}
+	token := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(token, []byte("a-token-of-the-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]byte(strings.ReplaceAll(src, mounted, token)), "configmap.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

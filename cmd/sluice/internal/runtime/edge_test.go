@@ -337,8 +337,10 @@ func TestBindUDPAndTCPSkipsPortTakenOnTCP(t *testing.T) {
 	defer udp.Close()
 	defer at.close()
 	port := udp.LocalAddr().(*net.UDPAddr).Port
-	if calls != 2 || port == takenPort {
-		t.Errorf("%d UDP binds, port %d (TCP has %d), want 2 binds and another port", calls, port, takenPort)
+	// More than two binds happen when the kernel's second pick is in use
+	// on TCP too (another test's connection): also a skip.
+	if calls < 2 || port == takenPort {
+		t.Errorf("%d UDP binds, port %d (TCP has %d), want 2 or more binds and another port", calls, port, takenPort)
 	}
 	if want := net.JoinHostPort("127.0.0.1", strconv.Itoa(port)); at.addr != want || at.ln == nil || at.ln.Addr().String() != want {
 		t.Errorf("TLS socket %q bound %v, want %s bound", at.addr, at.ln, want)
