@@ -109,7 +109,7 @@ func (t *tracker) finish() {
 		t.stopTotal()
 	}
 	t.c.server().active.Add(-1)
-	t.c.pool.done()
+	t.c.done()
 }
 
 // body wraps a response body so that closing it early drains (or, over

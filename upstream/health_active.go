@@ -66,7 +66,7 @@ func (b *Backend) check(ctx context.Context, st *backendState, s *Server) error 
 			return nil
 		}
 	}
-	defer p.done()
+	defer c.done()
 	cc := c.cc
 	host := hc.Host
 	if host == "" {

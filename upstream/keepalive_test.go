@@ -124,3 +124,44 @@ func TestH1ReplacementDialledAhead(t *testing.T) {
 		})
 	}
 }
+
+// TestH1RetiredConnClosedWhenDone: net/http counts a response that ended
+// keep-alive as in flight until its reader goroutine closes the
+// connection, which on a loaded machine can come after the replacement
+// connection's own keep-alive has ended. The fake connections keep their
+// slot the same way (nothing releases it); the pool must close the retired
+// connection when its request is done, or the 2x cap refuses the second
+// replacement dial.
+func TestH1RetiredConnClosedWhenDone(t *testing.T) {
+	checkNoLeak(t)
+	dialled := make(chan *fakeConn, 4)
+	p := newPool(poolConfig{
+		protocol: H1, addr: "fake", mru: true, onChange: func() {},
+		obs:    NewMetrics(nil).forServer("test", "fake"),
+		limits: poolLimits{maxConns: 1, maxStreams: 1, connectTimeout: time.Second},
+		dial: func(context.Context, *pconn) (clientConn, func(func()), error) {
+			fc := &fakeConn{status: http.StatusOK, limit: 1}
+			dialled <- fc
+			return fc, fc.watch, nil
+		},
+	})
+	t.Cleanup(p.close)
+	if err := p.grow(); err != nil {
+		t.Fatal(err)
+	}
+	prev := <-dialled
+	for i := range 3 {
+		var c *pconn
+		gatewaytest.WaitFor(t, 5*time.Second, "a free connection", func() bool { c = p.tryAcquire(); return c != nil })
+		c.keepAliveSpent() // what h1Conn.RoundTrip does on Connection: close
+		c.done()           // what tracker.finish does once the body is read
+		if err := prev.Err(); err == nil {
+			t.Errorf("retirement %d: the retired connection is still open after its request", i)
+		}
+		select {
+		case prev = <-dialled:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("retirement %d: no replacement dialled", i)
+		}
+	}
+}

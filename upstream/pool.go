@@ -113,6 +113,19 @@ func (c *pconn) release() {
 	c.pool.done()
 }
 
+// done gives back the slot of a request that ran on c, once the request
+// is over. A retired HTTP/1.1 connection has carried its last request and
+// is closed here: net/http counts a response that ended keep-alive as in
+// flight until its reader goroutine closes the connection, which under
+// load can come after the next connection's keep-alive ends too, and
+// canGrowLocked would then refuse that one's replacement dial.
+func (c *pconn) done() {
+	if c.pool.cfg.mru && c.goingAway.Load() {
+		c.cc.Close()
+	}
+	c.pool.done()
+}
+
 // markGone accounts for the connection's end, once.
 func (c *pconn) markGone() {
 	if c.gone.CompareAndSwap(false, true) {
