@@ -27,6 +27,11 @@
 #                          with its stats page open, a poller fetching /stats.json every
 #                          2 s during the measured run (compare its CPU with "sluice")
 #   BENCH_BACKENDS ["tomcat fast"]   BENCH_SCENARIOS ["h1-keepalive h1-close h2c h3"]
+#                          also "tomcat-h1": the same Tomcat JVM with two HTTP/1.1-only
+#                          connectors at Tomcat's stock maxKeepAliveRequests=100 (16
+#                          threads each); Sluice runs its HTTP/1.1 pool there (protocol
+#                          h1, 64 conns/server), HAProxy-h1 gets maxconn 64 per server,
+#                          and peers that speak h2c upstream are "n/a" (`make bench-h1`)
 #   BENCH_IDLE [1]         0 skips the idle-connection test
 #   BENCH_IDLE_CONNS       idle connection counts (a list) for both protocols; or per
 #   BENCH_IDLE_CONNS_H1 ["10000 50000"]  BENCH_IDLE_CONNS_H2 ["10000"]  protocol
@@ -101,6 +106,8 @@ die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------- ports
 TOMCAT_A=$((PORT_BASE + 1)) TOMCAT_B=$((PORT_BASE + 2)) TOMCAT_H1=$((PORT_BASE + 3))
+# tomcat-h1: two more connectors in the same JVM, HTTP/1.1 only, maxKeepAliveRequests=100.
+TOMCAT_KA_A=$((PORT_BASE + 4)) TOMCAT_KA_B=$((PORT_BASE + 5))
 FAST_A=$((PORT_BASE + 11)) FAST_B=$((PORT_BASE + 12))
 SLUICE_ADMIN=$((PORT_BASE + 29))
 declare -A PORT_H1=([sluice]=$((PORT_BASE + 21)) [sluice-base]=$((PORT_BASE + 21)) [sluice-poll]=$((PORT_BASE + 21)) [haproxy-h1]=$((PORT_BASE + 31)) [haproxy-h2]=$((PORT_BASE + 41)) [nginx]=$((PORT_BASE + 51)) [caddy]=$((PORT_BASE + 61)))
@@ -119,11 +126,34 @@ declare -A PEER_NO_H3=(
 )
 declare -A PEER_LABEL=([sluice]="Sluice (h2c, 2 conns/server)" [sluice-base]="Sluice, BENCH_SLUICE_BASE_BIN build (same config)" [sluice-poll]="Sluice, stats page polled every 2 s" [haproxy-h1]="HAProxy 2.6, HTTP/1.1 + http-reuse always" [haproxy-h2]="HAProxy 2.6, h2 to backends" [nginx]="nginx 1.22, HTTP/1.1 keepalive 128" [caddy]="Caddy 2.6, h2c to backends")
 declare -A PEER_UPSTREAM=([sluice]=HTTP/2.0 [sluice-base]=HTTP/2.0 [sluice-poll]=HTTP/2.0 [haproxy-h1]=HTTP/1.1 [haproxy-h2]=HTTP/2.0 [nginx]=HTTP/1.1 [caddy]=HTTP/2.0)
-declare -A BACKEND_BODY=([tomcat]="hello from tomcat" [fast]="hello")
+declare -A BACKEND_BODY=([tomcat]="hello from tomcat" [tomcat-h1]="hello from tomcat" [fast]="hello")
+# Peers that cannot use a backend, and why (their rows say "n/a").
+declare -A PEER_NO_BACKEND=(
+    [tomcat-h1/haproxy-h2]="the tomcat-h1 connectors have no h2c (HTTP/1.1 only)"
+    [tomcat-h1/caddy]="the tomcat-h1 connectors have no h2c (HTTP/1.1 only)"
+)
+# Per-backend peer settings: Sluice's upstream protocol, extra options on
+# HAProxy's server lines, and the peer labels that differ on that backend.
+declare -A BACKEND_SLUICE_PROTOCOL=([tomcat-h1]=h1)
+declare -A BACKEND_HAPROXY_SERVER_OPTS=([tomcat-h1]=" maxconn 64")
+declare -A BACKEND_PEER_LABEL=(
+    [tomcat-h1/sluice]="Sluice (HTTP/1.1 pool, 64 conns/server)"
+    [tomcat-h1/sluice-base]="Sluice, BENCH_SLUICE_BASE_BIN build (HTTP/1.1 pool, 64 conns/server)"
+    [tomcat-h1/sluice-poll]="Sluice (HTTP/1.1 pool), stats page polled every 2 s"
+    [tomcat-h1/haproxy-h1]="HAProxy 2.6, HTTP/1.1 + http-reuse always, maxconn 64/server"
+)
+
+peer_upstream() { # backend peer -> the protocol Tomcat's /proto must report
+    case $1 in
+    tomcat-h1) echo HTTP/1.1 ;;
+    *) echo "${PEER_UPSTREAM[$2]}" ;;
+    esac
+}
 
 backend_ports() { # backend -> "A B"
     case $1 in
     tomcat) echo "$TOMCAT_A $TOMCAT_B" ;;
+    tomcat-h1) echo "$TOMCAT_KA_A $TOMCAT_KA_B" ;;
     fast) echo "$FAST_A $FAST_B" ;;
     *) die "unknown backend $1" ;;
     esac
@@ -272,10 +302,12 @@ setup_syn_counter() {
 table inet $NFT_TABLE {
     counter syn_tomcat { }
     counter syn_fast { }
+    counter syn_tomcat_h1 { }
     chain out {
         type filter hook output priority 0; policy accept;
         oifname "lo" tcp dport { $TOMCAT_A, $TOMCAT_B } tcp flags & (syn | ack) == syn counter name "syn_tomcat"
         oifname "lo" tcp dport { $FAST_A, $FAST_B } tcp flags & (syn | ack) == syn counter name "syn_fast"
+        oifname "lo" tcp dport { $TOMCAT_KA_A, $TOMCAT_KA_B } tcp flags & (syn | ack) == syn counter name "syn_tomcat_h1"
     }
 }
 EOF
@@ -296,7 +328,7 @@ ss_backend_conns() { # backend -> local addr:port of every socket to its ports (
 
 syn_read() { # backend file_prefix -> prints a counter value (nft) or saves a snapshot (ss)
     if [ "$SYN_METHOD" = nft ]; then
-        $SUDO nft list counter inet "$NFT_TABLE" "syn_$1" 2>/dev/null | awk '/packets/ {print $2; exit}'
+        $SUDO nft list counter inet "$NFT_TABLE" "syn_${1//-/_}" 2>/dev/null | awk '/packets/ {print $2; exit}'
     else
         ss_backend_conns "$1" >"$2"
         echo 0
@@ -349,6 +381,8 @@ render() { # template out rundir backend peer [scenario]: replace @...@ placehol
         -e "s#@RUNDIR@#$rundir#g" \
         -e "s#@NOFILE@#$NOFILE#g" \
         -e "s#@MAXCONN@#$(peer_maxconn "$peer")#g" \
+        -e "s#@SLUICE_PROTOCOL@#${BACKEND_SLUICE_PROTOCOL[$backend]:-h2c}#g" \
+        -e "s#@SERVER_OPTS@#${BACKEND_HAPROXY_SERVER_OPTS[$backend]:-}#g" \
         "$tpl" >"$out"
     if grep -q '@[A-Z0-9_]*@' "$out"; then
         die "unreplaced placeholder in $out: $(grep -o '@[A-Z0-9_]*@' "$out" | sort -u | tr '\n' ' ')"
@@ -442,24 +476,24 @@ verify_peer() {
             VERIFY_ERR="$kind GET / returned '$(echo "$body" | head -c 80 | tr '\n|' '  ')'"
             return 1
         fi
-        if [ "$backend" = tomcat ]; then
+        if [[ $backend == tomcat* ]]; then
             body=$(curl -sS --max-time 10 "${flags[@]}" "$u/proto" 2>&1) || true
             echo "$kind GET /proto -> $body" >>"$dir/verify.txt"
-            if [ "$body" != "${PEER_UPSTREAM[$peer]}" ]; then
-                VERIFY_ERR="$kind: Tomcat saw '$body', expected ${PEER_UPSTREAM[$peer]}"
+            if [ "$body" != "$(peer_upstream "$backend" "$peer")" ]; then
+                VERIFY_ERR="$kind: Tomcat saw '$body', expected $(peer_upstream "$backend" "$peer")"
                 return 1
             fi
         fi
     done
     [ "$scenario" = h3 ] || return 0
     local path paths=(/)
-    [ "$backend" != tomcat ] || paths+=(/proto)
+    [[ $backend != tomcat* ]] || paths+=(/proto)
     for path in "${paths[@]}"; do
         body=$(timeout 20 bin/bench/h3load -verify -insecure -timeout 10s -url "https://127.0.0.1:$PORT_H3$path" 2>&1) || true
         printf 'h3 GET %s -> %s\n' "$path" "$(echo "$body" | tr '\n' ' ')" >>"$dir/verify.txt"
         local got want_body=$want
         got=$(sed -n 's/^body: //p' <<<"$body")
-        [ "$path" = / ] || want_body=${PEER_UPSTREAM[$peer]}
+        [ "$path" = / ] || want_body=$(peer_upstream "$backend" "$peer")
         if ! grep -qx 'proto: HTTP/3.0' <<<"$body" || [[ $got != "$want_body"* ]]; then
             VERIFY_ERR="h3 GET $path returned '$(echo "$body" | head -c 120 | tr '\n|' '  ')', expected HTTP/3.0 and '$want_body'"
             return 1
@@ -522,7 +556,7 @@ scenario_tool() {
     esac
 }
 
-RAW_COLS="round	seq	backend	scenario	peer	status	rps	p50_ms	p99_ms	requests	errors	backend_syns	backend_tw	proxy_cpu_s	proxy_hwm_kib	backend_cpu_s	other_cpu_s	syn_method	tw_cleared	note"
+RAW_COLS="round	seq	backend	scenario	peer	status	rps	p50_ms	p99_ms	requests	errors	backend_syns	backend_tw	sluice_opened	sluice_ka_closes	proxy_cpu_s	proxy_hwm_kib	backend_cpu_s	other_cpu_s	syn_method	tw_cleared	note"
 record() { # key=value ... -> one raw.tsv line
     local -A v=()
     local kv c line=
@@ -545,6 +579,10 @@ measure_cell() {
     local base=(round="$round" seq="$seq" backend="$backend" scenario="$scenario" peer="$peer" syn_method="$SYN_METHOD")
     if [ "$scenario" = h3 ] && [ -n "${PEER_NO_H3[$peer]:-}" ]; then
         record "${base[@]}" status=n/a note="${PEER_NO_H3[$peer]}"
+        return 0
+    fi
+    if [ -n "${PEER_NO_BACKEND[$backend/$peer]:-}" ]; then
+        record "${base[@]}" status=n/a note="${PEER_NO_BACKEND[$backend/$peer]}"
         return 0
     fi
     mkdir -p "$dir"
@@ -571,6 +609,10 @@ measure_cell() {
     read -r cpu0 _ _ < <(bin/bench/report proc $pids 2>/dev/null) || true
     read -r bcpu0 _ _ < <(bin/bench/report proc $bpids 2>/dev/null) || true
     syn0=$(syn_read "$backend" "$dir/ss-before.txt")
+    local is_sluice=0
+    case $peer in sluice | sluice-base | sluice-poll) is_sluice=1 ;; esac
+    # Sluice's own count of what it opened, over the measured run only.
+    [ "$is_sluice" = 0 ] || curl -s --max-time 5 "http://127.0.0.1:$SLUICE_ADMIN/metrics" >"$dir/sluice-metrics-before.txt" 2>/dev/null || true
     bin/bench/report snap "$dir/.snap0"
     local poller=
     if [ "$peer" = sluice-poll ]; then
@@ -593,7 +635,12 @@ measure_cell() {
     other=-1 note_other=
     { read -r other; read -r note_other; } < <(bin/bench/report other "$dir/.snap0" "$dir/.snap1" $$ ${TOMCAT_PID:-} 2>/dev/null) || true
     rm -f "$dir/.snap0" "$dir/.snap1"
-    case $peer in sluice | sluice-base | sluice-poll) curl -s --max-time 5 "http://127.0.0.1:$SLUICE_ADMIN/metrics" >"$dir/sluice-metrics.txt" 2>/dev/null || true ;; esac
+    local sl_opened= sl_ka=
+    if [ "$is_sluice" = 1 ]; then
+        curl -s --max-time 5 "http://127.0.0.1:$SLUICE_ADMIN/metrics" >"$dir/sluice-metrics.txt" 2>/dev/null || true
+        sl_opened=$(bin/bench/report counter "$dir/sluice-metrics-before.txt" "$dir/sluice-metrics.txt" sluice_upstream_connections_opened_total 2>/dev/null) || sl_opened=
+        sl_ka=$(bin/bench/report counter "$dir/sluice-metrics-before.txt" "$dir/sluice-metrics.txt" sluice_upstream_keepalive_closes_total 2>/dev/null) || sl_ka=
+    fi
     if ! kill -0 "$PEER_PID" 2>/dev/null; then
         status=crashed note="the proxy exited during the run: $(tail -n 2 "$dir/peer.log" | tr '\n\t|' '   ' | cut -c1-120)"
     fi
@@ -621,7 +668,7 @@ measure_cell() {
     IFS=$'\t' read -r rps p50 p99 reqs errs <<<"$parsed"
     [ "$noisy" = 1 ] && [ "$may_retry" = 1 ] && status=noisy
     record "${base[@]}" status="$status" rps="$rps" p50_ms="$p50" p99_ms="$p99" requests="$reqs" errors="$errs" \
-        backend_syns="$syns" backend_tw="$tw" \
+        backend_syns="$syns" backend_tw="$tw" sluice_opened="$sl_opened" sluice_ka_closes="$sl_ka" \
         proxy_cpu_s="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{printf "%.2f", b-a}')" proxy_hwm_kib="$hwm1" \
         backend_cpu_s="$(awk -v a="${bcpu0:-0}" -v b="${bcpu1:-0}" 'BEGIN{printf "%.2f", b-a}')" \
         other_cpu_s="$other" tw_cleared="$TW_CLEAR" note="$note"
@@ -823,15 +870,27 @@ esac
 
 # --- backends
 declare -A BACKEND_PIDS=()
-case " $BACKENDS " in *" tomcat "*)
+case " $BACKENDS " in *" tomcat "* | *" tomcat-h1 "*)
     TOMCAT_BASE="$RESULTS/tomcat"
     deploy/tomcat/setup.sh "$TOMCAT_BASE" "$TOMCAT_A" "$TOMCAT_B" "$TOMCAT_H1" >&2
+    # tomcat-h1's two connectors go into this run's server.xml only (the
+    # e2e suite's Tomcat keeps deploy/tomcat/server.xml as it is).
+    sed -e "s/@ADDRESS@/127.0.0.1/g" -e "s/@PORT_A@/$TOMCAT_KA_A/g" -e "s/@PORT_B@/$TOMCAT_KA_B/g" \
+        "$here/peers/tomcat-h1-connectors.xml" >"$TOMCAT_BASE/conf/tomcat-h1-connectors.xml"
+    awk 'FNR == NR { frag = frag $0 "\n"; next } /<Engine / && !done { printf "%s", frag; done = 1 } { print }' \
+        "$TOMCAT_BASE/conf/tomcat-h1-connectors.xml" "$TOMCAT_BASE/conf/server.xml" >"$TOMCAT_BASE/conf/server.xml.tmp"
+    mv -f "$TOMCAT_BASE/conf/server.xml.tmp" "$TOMCAT_BASE/conf/server.xml"
     deploy/tomcat/start.sh "$TOMCAT_BASE" >&2
     TOMCAT_PID=$(cat "$TOMCAT_BASE/tomcat.pid")
-    BACKEND_PIDS[tomcat]=$TOMCAT_PID
+    wait_ports "$TOMCAT_PID" 30 "$TOMCAT_KA_A" "$TOMCAT_KA_B" || die "Tomcat's tomcat-h1 connectors ($TOMCAT_KA_A, $TOMCAT_KA_B) did not open; see $TOMCAT_BASE/logs"
+    BACKEND_PIDS[tomcat]=$TOMCAT_PID BACKEND_PIDS[tomcat-h1]=$TOMCAT_PID
     log "Tomcat pid $TOMCAT_PID: JIT warm-up directly on its h2c and HTTP/1.1 paths"
     h2load -t"$THREADS" -c 32 -m 10 -D $((WARMUP * 3)) "http://127.0.0.1:$TOMCAT_A/" >"$RESULTS/tomcat-warmup-h2.txt" 2>&1 || true
     wrk -t"$THREADS" -c 64 -d $((WARMUP * 3))s "http://127.0.0.1:$TOMCAT_B/" >"$RESULTS/tomcat-warmup-h1.txt" 2>&1 || true
+    case " $BACKENDS " in *" tomcat-h1 "*)
+        wrk -t"$THREADS" -c 64 -d $((WARMUP * 3))s "http://127.0.0.1:$TOMCAT_KA_A/" >"$RESULTS/tomcat-warmup-h1-ka100.txt" 2>&1 || true
+        ;;
+    esac
     ;;
 esac
 need_fast=" $BACKENDS "
@@ -848,6 +907,7 @@ esac
     printf 'id\tlabel\n'
     printf 'tomcat\tTomcat %s, h2c connectors, maxThreads 16 each (one JVM)\n' "$(dpkg-query -W -f='${Version}' tomcat10 2>/dev/null | cut -d- -f1)"
     printf 'fast\tfastbackend (Go net/http, h2c + HTTP/1.1, answers hello)\n'
+    printf 'tomcat-h1\tTomcat %s, HTTP/1.1-only connectors, maxKeepAliveRequests 100 (stock), maxThreads 16 each (same JVM)\n' "$(dpkg-query -W -f='${Version}' tomcat10 2>/dev/null | cut -d- -f1)"
 } >"$RESULTS/backends.tsv"
 {
     printf 'id\tlabel\n'
@@ -857,8 +917,12 @@ esac
     printf 'h3\tHTTP/3, %s QUIC conns × %s streams\n' "$H3_CONNS" "$H3_STREAMS"
 } >"$RESULTS/scenarios.tsv"
 {
-    printf 'id\tlabel\n'
-    for p in $PEERS; do printf '%s\t%s\n' "$p" "${PEER_LABEL[$p]:-$p}"; done
+    # backend: empty for a peer's label, or the backend where it differs.
+    printf 'id\tlabel\tbackend\n'
+    for p in $PEERS; do printf '%s\t%s\t\n' "$p" "${PEER_LABEL[$p]:-$p}"; done
+    for k in "${!BACKEND_PEER_LABEL[@]}"; do
+        case " $PEERS " in *" ${k#*/} "*) printf '%s\t%s\t%s\n' "${k#*/}" "${BACKEND_PEER_LABEL[$k]}" "${k%%/*}" ;; esac
+    done
 } >"$RESULTS/peers.tsv"
 printf '%s\n' "$RAW_COLS" >"$RESULTS/raw.tsv"
 printf '%s\n' "$IDLE_COLS" >"$RESULTS/idle.tsv"

@@ -6,6 +6,7 @@
 //	report proc PID...                   cpu seconds, VmHWM KiB, VmRSS KiB summed over PIDs
 //	report snap FILE                     snapshot every process's CPU ticks
 //	report other BEFORE AFTER PID...     CPU seconds used by processes that are not ours
+//	report counter BEFORE AFTER NAME     growth of a Prometheus counter between two scrapes
 //	report table DIR                     markdown tables from DIR/raw.tsv and DIR/idle.tsv
 package main
 
@@ -16,7 +17,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: report parse|proc|snap|other|table ...")
+		fmt.Fprintln(os.Stderr, "usage: report parse|proc|snap|other|counter|table ...")
 		os.Exit(2)
 	}
 	var err error
@@ -30,6 +31,8 @@ func main() {
 		err = cmdSnap(args)
 	case "other":
 		err = cmdOther(args)
+	case "counter":
+		err = cmdCounter(args)
 	case "table":
 		err = cmdTable(args)
 	default:

@@ -68,6 +68,43 @@ func labels(path string) (order []string, label map[string]string) {
 	return order, label
 }
 
+// peerLabels reads peers.tsv: "id<TAB>label[<TAB>backend]". A row with a
+// backend gives the peer's label on that backend only (Sluice on its HTTP/1.1
+// pool, say); the rows without one give the order and the default labels.
+type peerLabels struct {
+	order     []string
+	label     map[string]string
+	onBackend map[[2]string]string // {backend, id}
+}
+
+func readPeerLabels(path string) peerLabels {
+	p := peerLabels{label: map[string]string{}, onBackend: map[[2]string]string{}}
+	rows, _, err := readTSV(path)
+	if err != nil {
+		return p
+	}
+	for _, r := range rows {
+		if b := r["backend"]; b != "" {
+			p.onBackend[[2]string{b, r["id"]}] = r["label"]
+			continue
+		}
+		p.order = append(p.order, r["id"])
+		p.label[r["id"]] = r["label"]
+	}
+	return p
+}
+
+// name is the peer's label on backend, or its id without one.
+func (p peerLabels) name(backend, id string) string {
+	if l := p.onBackend[[2]string{backend, id}]; l != "" {
+		return l
+	}
+	if l := p.label[id]; l != "" {
+		return l
+	}
+	return id
+}
+
 func median(v []float64) float64 {
 	if len(v) == 0 {
 		return math.NaN()
@@ -142,7 +179,8 @@ func writeTables(w io.Writer, dir string) error {
 	}
 	backendOrder, backendLabel := labels(filepath.Join(dir, "backends.tsv"))
 	scenarioOrder, scenarioLabel := labels(filepath.Join(dir, "scenarios.tsv"))
-	peerOrder, peerLabel := labels(filepath.Join(dir, "peers.tsv"))
+	peers := readPeerLabels(filepath.Join(dir, "peers.tsv"))
+	peerOrder := peers.order
 
 	cells := map[[3]string]*cell{}
 	seen := func(order *[]string, id string) {
@@ -153,7 +191,7 @@ func writeTables(w io.Writer, dir string) error {
 		}
 		*order = append(*order, id)
 	}
-	numeric := []string{"rps", "p50_ms", "p99_ms", "errors", "backend_syns", "backend_tw", "proxy_cpu_s", "requests", "proxy_hwm_kib", "other_cpu_s"}
+	numeric := []string{"rps", "p50_ms", "p99_ms", "errors", "backend_syns", "backend_tw", "sluice_opened", "sluice_ka_closes", "proxy_cpu_s", "requests", "proxy_hwm_kib", "other_cpu_s"}
 	for _, r := range rows {
 		seen(&backendOrder, r["backend"])
 		seen(&scenarioOrder, r["scenario"])
@@ -207,6 +245,7 @@ func writeTables(w io.Writer, dir string) error {
 			continue
 		}
 		fmt.Fprintf(w, "\n#### Backend: %s\n\n", name(backendLabel, b))
+		peerName := func(id string) string { return peers.name(b, id) }
 		fmt.Fprintln(w, "| scenario | peer | req/s | Sluice ÷ peer | p50 ms | p99 ms | errors | backend conns opened | backend TIME_WAIT | proxy CPU s / 10k req | proxy peak RSS MiB | runs used | other procs CPU s (max) |")
 		fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 		for _, s := range scenarioOrder {
@@ -218,7 +257,7 @@ func writeTables(w io.Writer, dir string) error {
 				}
 				runs := fmt.Sprintf("%d/%d", c.ok, c.total)
 				if c.total == 0 && c.na != "" {
-					fmt.Fprintf(w, "| %s | %s | n/a: %s | — | — | — | — | — | — | — | — | — | — |\n", name(scenarioLabel, s), name(peerLabel, p), strings.ReplaceAll(c.na, "|", "/"))
+					fmt.Fprintf(w, "| %s | %s | n/a: %s | — | — | — | — | — | — | — | — | — | — |\n", name(scenarioLabel, s), peerName(p), strings.ReplaceAll(c.na, "|", "/"))
 					continue
 				}
 				if c.ok == 0 {
@@ -226,7 +265,7 @@ func writeTables(w io.Writer, dir string) error {
 					if len(c.failures) > 0 {
 						why = "FAILED: " + strings.ReplaceAll(c.failures[0], "|", "/")
 					}
-					fmt.Fprintf(w, "| %s | %s | %s | — | — | — | — | — | — | — | — | %s | — |\n", name(scenarioLabel, s), name(peerLabel, p), why, runs)
+					fmt.Fprintf(w, "| %s | %s | %s | — | — | — | — | — | — | — | — | %s | — |\n", name(scenarioLabel, s), peerName(p), why, runs)
 					continue
 				}
 				ratio := "—"
@@ -236,7 +275,7 @@ func writeTables(w io.Writer, dir string) error {
 					}
 				}
 				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-					name(scenarioLabel, s), name(peerLabel, p),
+					name(scenarioLabel, s), peerName(p),
 					fmtInt(c.med("rps")), ratio,
 					fmtNum(c.med("p50_ms"), 1), fmtNum(c.med("p99_ms"), 1),
 					fmtInt(c.med("errors")), fmtInt(c.med("backend_syns")), fmtInt(c.med("backend_tw")),
@@ -244,6 +283,7 @@ func writeTables(w io.Writer, dir string) error {
 					runs, fmtNum(maxOf(c.cols["other_cpu_s"]), 1))
 			}
 		}
+		writeSluiceCounters(w, b, scenarioOrder, cells, func(s string) string { return name(scenarioLabel, s) })
 	}
 
 	idle, _, err := readTSV(filepath.Join(dir, "idle.tsv"))
@@ -252,7 +292,7 @@ func writeTables(w io.Writer, dir string) error {
 		fmt.Fprintln(w, "\n| peer | client protocol | connections asked | connections held | still open at the end | RSS before MiB | RSS with them open MiB | KiB per connection |")
 		fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|")
 		for _, r := range idle {
-			p := name(peerLabel, r["peer"])
+			p := peers.name("", r["peer"])
 			asked := mustNum(r, "n_asked")
 			if math.IsNaN(asked) {
 				asked = mustNum(r, "n_target") // idle.tsv from before n_asked
@@ -279,6 +319,29 @@ func writeTables(w io.Writer, dir string) error {
 		}
 	}
 	return nil
+}
+
+// writeSluiceCounters adds, under a backend's table, what Sluice counted
+// itself over the measured runs (medians): a cross-check of the "backend
+// conns opened" column, and how often the server ended a keep-alive
+// connection. Nothing when no run recorded them (results from before).
+func writeSluiceCounters(w io.Writer, backend string, scenarios []string, cells map[[3]string]*cell, scenarioName func(string) string) {
+	var parts []string
+	for _, s := range scenarios {
+		c := cells[[3]string{backend, s, "sluice"}]
+		if c == nil || len(c.cols["sluice_opened"]) == 0 {
+			continue
+		}
+		part := fmt.Sprintf("%s: %s opened", scenarioName(s), fmtInt(c.med("sluice_opened")))
+		if len(c.cols["sluice_ka_closes"]) > 0 {
+			part += fmt.Sprintf(", %s ended by the server's keep-alive limit", fmtInt(c.med("sluice_ka_closes")))
+		}
+		parts = append(parts, part)
+	}
+	if len(parts) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nSluice's own counters over the measured run (medians; sluice_upstream_connections_opened_total, sluice_upstream_keepalive_closes_total): %s.\n", strings.Join(parts, "; "))
 }
 
 func mustNum(r row, k string) float64 {
