@@ -27,7 +27,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 .PHONY: help deps build test test-unit e2e run fmt vet fuzz clean bench bench-h1
 
 help: ## List targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 # h2spec (HTTP/2 conformance, run by the e2e suite) is a Go program, built
 # from the Go module proxy into bin/ like the binary itself.
