@@ -81,8 +81,7 @@ func (g *Gateway) maxHeaderBytes() int {
 // it (CONTINUATION floods, CVE-2023-45288). Under it, the configured limit
 // is applied per request, so that a head over it gets 431 rather than a
 // closed connection: by the guard on HTTP/1.1 (sanitize.go), by
-// checkLimits on HTTP/2 and HTTP/3. It is Go's default, and the most of a
-// head the guard follows (maxHead).
+// checkLimits on HTTP/2 and HTTP/3. It is Go's default.
 const maxHeadHard = 1 << 20
 
 // protocolHeaderBytes is the head limit given to Go's server and quic-go:
