@@ -1,0 +1,328 @@
+package h1
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// bufSize is the pooled read and write buffers' size; a head that does not
+// fit grows its connection's read buffer up to the head limit.
+const bufSize = 4 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) == bufSize {
+		*b = (*b)[:bufSize]
+		bufPool.Put(b)
+	}
+}
+
+// aLongTimeAgo is a deadline in the past, to interrupt a pending read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn is one served connection; the fields below are its read side's,
+// owned by serve's goroutine and lent to a request's body (see doc.go).
+type conn struct {
+	s   *Server
+	c   net.Conn
+	raw syscall.RawConn // for idle waits without a buffer; nil when c offers none
+
+	buf  *[]byte // nil while idle; buf[r:w] is read and not yet parsed
+	r, w int
+	req  Request
+	dec  ChunkDecoder
+
+	// wmu serialises writes to c: the response's and a 100 Continue from
+	// the body reader.
+	wmu sync.Mutex
+
+	// The watcher (watch): a read of one byte while the handler runs and
+	// the body is done, to notice the client leaving.
+	watchDone chan struct{} // closed when the watcher returns; nil when none runs
+	peeked    [1]byte
+	nPeeked   int    // 1 when the watcher read a byte of the next request
+	watchErr  error  // what ended the watcher's read, other than a stop
+	cancelReq func() // cancels the current request's context
+	broken    bool   // the client is gone or a write failed: close after this request
+}
+
+func newConn(s *Server, c net.Conn) *conn {
+	cc := &conn{s: s, c: c}
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			cc.raw = rc
+		}
+	}
+	return cc
+}
+
+func (cc *conn) close(st http.ConnState) {
+	if cc.buf != nil {
+		putBuf(cc.buf)
+		cc.buf = nil
+	}
+	if st == http.StateClosed {
+		cc.c.Close()
+	}
+	cc.s.track(cc, st)
+}
+
+// serve reads and answers requests until the connection ends.
+func (cc *conn) serve() {
+	ctx := context.Background()
+	if cc.s.ConnContext != nil {
+		ctx = cc.s.ConnContext(ctx, cc.c)
+	}
+	ctx = context.WithValue(ctx, http.ServerContextKey, serverKeyValue)
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, cc.c.LocalAddr())
+	wait := cc.s.readHeaderTimeout() // until the first request's bytes
+	for {
+		if err := cc.awaitRequest(wait); err != nil {
+			cc.close(http.StateClosed)
+			return
+		}
+		wait = cc.s.idleTimeout()
+		if !cc.s.goActive(cc) {
+			cc.close(http.StateClosed)
+			return
+		}
+		st := cc.serveRequest(ctx)
+		if st != http.StateIdle {
+			cc.close(st)
+			return
+		}
+		cc.releaseBuf()
+		cc.s.track(cc, http.StateIdle)
+	}
+}
+
+// releaseBuf gives the read buffer back to the pool unless it holds bytes
+// read ahead (pipelining).
+func (cc *conn) releaseBuf() {
+	if cc.buf != nil && cc.r == cc.w {
+		putBuf(cc.buf)
+		cc.buf, cc.r, cc.w = nil, 0, 0
+	}
+}
+
+// awaitRequest waits up to d for the first bytes of the next request. An
+// idle connection holds no buffer: it waits for readability on the raw
+// socket, and takes a pooled buffer only once bytes arrived (or were
+// already read ahead: pipelining).
+func (cc *conn) awaitRequest(d time.Duration) error {
+	if cc.r < cc.w || cc.nPeeked > 0 {
+		return nil
+	}
+	cc.releaseBuf()
+	cc.c.SetReadDeadline(time.Now().Add(d))
+	if cc.raw != nil {
+		if err := waitReadable(cc.raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeBuf makes sure cc has a read buffer, with the byte the watcher read
+// ahead, if any, at its start.
+func (cc *conn) takeBuf() {
+	if cc.buf == nil {
+		cc.buf, cc.r, cc.w = getBuf(), 0, 0
+	}
+	if cc.nPeeked > 0 {
+		if cc.r > 0 {
+			cc.r--
+		} else {
+			copy((*cc.buf)[1:], (*cc.buf)[:cc.w])
+			cc.w++
+		}
+		(*cc.buf)[cc.r] = cc.peeked[0]
+		cc.nPeeked = 0
+	}
+}
+
+// fill reads more into the buffer, making room first: by moving the
+// unread bytes to the front, or by growing the buffer up to max bytes.
+func (cc *conn) fill(max int) (int, error) {
+	cc.takeBuf()
+	b := *cc.buf
+	if cc.w == len(b) {
+		switch {
+		case cc.r > 0:
+			cc.w = copy(b, b[cc.r:cc.w])
+			cc.r = 0
+		case len(b) < max:
+			nb := make([]byte, min(2*len(b), max))
+			copy(nb, b[:cc.w])
+			putBuf(cc.buf)
+			cc.buf = &nb
+			b = nb
+		default:
+			return 0, ErrHeadTooLarge
+		}
+	}
+	n, err := cc.c.Read(b[cc.w:])
+	cc.w += n
+	return n, err
+}
+
+// readHead reads until a whole head is parsed into cc.req, under the
+// read-header timeout, and consumes it.
+func (cc *conn) readHead() error {
+	cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
+	max := cc.s.Limits.maxHead() + 1
+	for {
+		if cc.r < cc.w {
+			n, err := ParseHead((*cc.buf)[cc.r:cc.w], cc.s.Limits, &cc.req)
+			if err == nil {
+				cc.r += n
+				cc.c.SetReadDeadline(time.Time{})
+				return nil
+			}
+			if err != ErrIncomplete {
+				return err
+			}
+		}
+		if _, err := cc.fill(max); err != nil {
+			return err
+		}
+	}
+}
+
+// serveRequest reads one request and answers it. It returns StateIdle to
+// go on with the next, StateClosed or StateHijacked.
+func (cc *conn) serveRequest(ctx context.Context) http.ConnState {
+	cc.takeBuf()
+	if err := cc.readHead(); err != nil {
+		var perr *Error
+		if errors.As(err, &perr) {
+			cc.refuse(perr)
+		}
+		return http.StateClosed
+	}
+	r, err := cc.newRequest(ctx)
+	if err != nil {
+		cc.refuse(ErrTarget)
+		return http.StateClosed
+	}
+	defer cc.cancelReq()
+	w := newResponse(cc, r)
+	defer w.release()
+	if exp := r.Header["Expect"]; len(exp) > 0 && !cc.req.Expect100 {
+		w.closeAfter = true
+		w.WriteHeader(http.StatusExpectationFailed)
+		w.finish()
+		return http.StateClosed
+	}
+	b := r.Body.(*body)
+	b.rw = w
+	if cc.req.Framing == NoBody {
+		cc.watch()
+	}
+	if !cc.handle(w, r) {
+		cc.stopWatch()
+		return http.StateClosed
+	}
+	if w.hijacked {
+		return http.StateHijacked
+	}
+	cc.stopWatch()
+	if !b.finish() {
+		w.closeAfter = true
+	}
+	w.finish()
+	if w.closeAfter || cc.req.Close || cc.broken {
+		return http.StateClosed
+	}
+	return http.StateIdle
+}
+
+// handle runs the handler; false means it panicked (ErrAbortHandler
+// included, which is how a handler aborts a response) and the
+// connection must close without finishing the response.
+func (cc *conn) handle(w *response, r *http.Request) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				cc.s.log().Error("h1: handler panic", "path", r.URL.Path, "panic", p)
+			}
+			ok = false
+		}
+	}()
+	cc.s.Handler.ServeHTTP(w, r)
+	return true
+}
+
+// refuse answers a head the parser refused and counts it; the connection
+// then closes.
+func (cc *conn) refuse(e *Error) {
+	if cc.s.Refused != nil {
+		cc.s.Refused(e)
+	}
+	body := e.Reason + "\n"
+	if e.Status == http.StatusBadRequest {
+		body = "bad request: " + body
+	}
+	b := appendStatusLine(nil, 1, e.Status)
+	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
+	b = appendInt(b, int64(len(body)))
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, body...)
+	cc.c.SetWriteDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
+	cc.c.Write(b)
+}
+
+// watch starts the watcher: with the request body done and nothing read
+// ahead, a read of one byte tells when the client goes away (end of
+// stream, reset), which cancels the request's context, as net/http's
+// background read does. A byte that arrives is the next request's: kept.
+func (cc *conn) watch() {
+	if cc.watchDone != nil || cc.r < cc.w || cc.broken {
+		return
+	}
+	done := make(chan struct{})
+	cc.watchDone = done
+	cancel := cc.cancelReq
+	go func() {
+		defer close(done)
+		n, err := cc.c.Read(cc.peeked[:])
+		cc.nPeeked = n
+		if n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			cc.watchErr = err
+			cancel()
+		}
+	}()
+}
+
+// stopWatch stops the watcher and waits for it; a client it saw leave
+// marks the connection broken.
+func (cc *conn) stopWatch() {
+	if cc.watchDone == nil {
+		return
+	}
+	cc.c.SetReadDeadline(aLongTimeAgo)
+	<-cc.watchDone
+	cc.watchDone = nil
+	cc.c.SetReadDeadline(time.Time{})
+	if cc.watchErr != nil {
+		cc.broken = true
+		cc.watchErr = nil
+	}
+}
+
+// serverKeyValue is the http.ServerContextKey value of requests served
+// here: handlers written for net/http look for it to know that a panic
+// with http.ErrAbortHandler will be recovered, as handle does.
+var serverKeyValue = new(http.Server)
+
+var _ io.Reader = (*body)(nil)

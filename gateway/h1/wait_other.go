@@ -1,0 +1,9 @@
+//go:build !linux
+
+package h1
+
+import "syscall"
+
+// waitReadable is a no-op where no non-blocking peek is wired: the
+// connection waits in Read, with its buffer.
+func waitReadable(syscall.RawConn) error { return nil }
