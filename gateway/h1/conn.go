@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -33,14 +34,18 @@ var aLongTimeAgo = time.Unix(1, 0)
 // conn is one served connection; the fields below are its read side's,
 // owned by serve's goroutine and lent to a request's body (see doc.go).
 type conn struct {
-	s   *Server
-	c   net.Conn
-	raw syscall.RawConn // for idle waits without a buffer; nil when c offers none
+	s     *Server
+	c     net.Conn
+	first bool // no request served yet: HTTP/2 prior knowledge still possible
 
 	buf  *[]byte // nil while idle; buf[r:w] is read and not yet parsed
 	r, w int
 	req  Request
 	dec  ChunkDecoder
+
+	// Scratch state of checkAhead.
+	aheadReq Request
+	aheadDec ChunkDecoder
 
 	// wmu serialises writes to c: the response's and a 100 Continue from
 	// the body reader.
@@ -57,13 +62,21 @@ type conn struct {
 }
 
 func newConn(s *Server, c net.Conn) *conn {
-	cc := &conn{s: s, c: c}
-	if sc, ok := c.(syscall.Conn); ok {
+	return &conn{s: s, c: c, first: true}
+}
+
+// rawConn is the socket to wait on for readability, or nil: a connection
+// that is not a socket, or a wrapper with bytes of its own buffered (it
+// then returns an error from SyscallConn), or TLS, whose records must be
+// read through crypto/tls (which keeps its own buffers while idle). Such
+// connections wait in Read, holding a buffer.
+func (cc *conn) rawConn() syscall.RawConn {
+	if sc, ok := cc.c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			cc.raw = rc
+			return rc
 		}
 	}
-	return cc
+	return nil
 }
 
 func (cc *conn) close(st http.ConnState) {
@@ -97,6 +110,15 @@ func (cc *conn) serve() {
 			return
 		}
 		st := cc.serveRequest(ctx)
+		if st == stateHandedOff {
+			ahead := append([]byte(nil), (*cc.buf)[cc.r:cc.w]...)
+			cc.r = cc.w
+			cc.releaseBuf()
+			cc.s.track(cc, stateHandedOff)
+			cc.s.H2(cc.c, ahead)
+			return
+		}
+		cc.first = false
 		if st != http.StateIdle {
 			cc.close(st)
 			return
@@ -125,10 +147,8 @@ func (cc *conn) awaitRequest(d time.Duration) error {
 	}
 	cc.releaseBuf()
 	cc.c.SetReadDeadline(time.Now().Add(d))
-	if cc.raw != nil {
-		if err := waitReadable(cc.raw); err != nil {
-			return err
-		}
+	if rc := cc.rawConn(); rc != nil {
+		return waitReadable(rc)
 	}
 	return nil
 }
@@ -176,12 +196,31 @@ func (cc *conn) fill(max int) (int, error) {
 	return n, err
 }
 
+// h2PrefaceLine opens an HTTP/2 connection with prior knowledge.
+var h2PrefaceLine = []byte("PRI * HTTP/2.0\r\n")
+
+// errH2 ends readHead on a connection that opened with h2PrefaceLine.
+var errH2 = errors.New("h1: HTTP/2 preface")
+
 // readHead reads until a whole head is parsed into cc.req, under the
 // read-header timeout, and consumes it.
 func (cc *conn) readHead() error {
 	cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
 	max := cc.s.Limits.maxHead() + 1
 	for {
+		if cc.first && cc.s.H2 != nil && cc.r < cc.w {
+			got := (*cc.buf)[cc.r:cc.w]
+			n := min(len(got), len(h2PrefaceLine))
+			if bytes.Equal(got[:n], h2PrefaceLine[:n]) {
+				if n == len(h2PrefaceLine) {
+					return errH2
+				}
+				if _, err := cc.fill(max); err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		if cc.r < cc.w {
 			n, err := ParseHead((*cc.buf)[cc.r:cc.w], cc.s.Limits, &cc.req)
 			if err == nil {
@@ -204,6 +243,16 @@ func (cc *conn) readHead() error {
 func (cc *conn) serveRequest(ctx context.Context) http.ConnState {
 	cc.takeBuf()
 	if err := cc.readHead(); err != nil {
+		if err == errH2 {
+			return stateHandedOff
+		}
+		var perr *Error
+		if errors.As(err, &perr) {
+			cc.refuse(perr)
+		}
+		return http.StateClosed
+	}
+	if err := cc.checkAhead(); err != nil {
 		var perr *Error
 		if errors.As(err, &perr) {
 			cc.refuse(perr)
@@ -245,6 +294,48 @@ func (cc *conn) serveRequest(ctx context.Context) http.ConnState {
 		return http.StateClosed
 	}
 	return http.StateIdle
+}
+
+// checkAhead reads what was read ahead of the head just parsed as the
+// request's body and the heads after it would be read, and returns the
+// first refusal: a request is not served while bytes already at hand
+// after it are malformed (a smuggled second head, a bad chunk), as the
+// smuggling guard did when it scanned each read whole. Bytes not yet
+// read are judged when they come.
+func (cc *conn) checkAhead() error {
+	rest := (*cc.buf)[cc.r:cc.w]
+	framing, left := cc.req.Framing, cc.req.ContentLength
+	for len(rest) > 0 {
+		switch framing {
+		case Length:
+			if int64(len(rest)) <= left {
+				return nil
+			}
+			rest = rest[left:]
+		case Chunked:
+			cc.aheadDec.Reset()
+			for len(rest) > 0 && !cc.aheadDec.Done() {
+				_, n, err := cc.aheadDec.Feed(rest)
+				if err != nil {
+					return err
+				}
+				rest = rest[n:]
+			}
+			if !cc.aheadDec.Done() {
+				return nil
+			}
+		}
+		n, err := ParseHead(rest, cc.s.Limits, &cc.aheadReq)
+		if err == ErrIncomplete {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rest = rest[n:]
+		framing, left = cc.aheadReq.Framing, cc.aheadReq.ContentLength
+	}
+	return nil
 }
 
 // handle runs the handler; false means it panicked (ErrAbortHandler

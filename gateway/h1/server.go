@@ -36,6 +36,12 @@ type Server struct {
 	ConnState func(net.Conn, http.ConnState)
 	// Refused, if not nil, is told of each request the parser refuses.
 	Refused func(error)
+	// H2, if not nil, takes connections that open with the HTTP/2
+	// preface's first line (prior knowledge, RFC 9113 3.3), with the
+	// bytes read so far, which it must replay; it owns the connection
+	// from then on, and ConnState is not told of it again. Nil means
+	// such a connection is refused like any other HTTP/2.0 request line.
+	H2 func(c net.Conn, ahead []byte)
 	// Log gets handler panics and failed writes at debug level. Nil
 	// means slog.Default.
 	Log *slog.Logger
@@ -109,7 +115,17 @@ func (s *Server) Serve(ln net.Listener) error {
 // ServeConn serves c until it closes, fails, is hijacked or the server
 // shuts down. It closes c, unless hijacked.
 func (s *Server) ServeConn(c net.Conn) {
+	s.ServeConnAhead(c, nil)
+}
+
+// ServeConnAhead is ServeConn for a connection of which ahead was read
+// already.
+func (s *Server) ServeConnAhead(c net.Conn, ahead []byte) {
 	cc := newConn(s, c)
+	if len(ahead) > 0 {
+		cc.takeBuf()
+		cc.w = copy(*cc.buf, ahead)
+	}
 	if !s.track(cc, http.StateNew) {
 		c.Close()
 		return
@@ -125,7 +141,7 @@ func (s *Server) track(cc *conn, st http.ConnState) bool {
 	case st == http.StateNew && s.closing:
 		s.mu.Unlock()
 		return false
-	case st == http.StateClosed || st == http.StateHijacked:
+	case st == http.StateClosed || st == http.StateHijacked || st == stateHandedOff:
 		delete(s.conns, cc)
 		s.closeEmptyLocked()
 	default:
@@ -135,11 +151,15 @@ func (s *Server) track(cc *conn, st http.ConnState) bool {
 		s.conns[cc] = st
 	}
 	s.mu.Unlock()
-	if s.ConnState != nil {
+	if s.ConnState != nil && st != stateHandedOff {
 		s.ConnState(cc.c, st)
 	}
 	return true
 }
+
+// stateHandedOff is a connection given to Server.H2: no longer tracked,
+// and not reported to ConnState.
+const stateHandedOff http.ConnState = -1
 
 // goActive marks cc active as its next request begins; it reports false
 // when the server is shutting down and cc should close instead.
