@@ -36,7 +36,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 type conn struct {
 	s     *Server
 	c     net.Conn
-	first bool // no request served yet: HTTP/2 prior knowledge still possible
+	ctx   context.Context // the connection's, from Server.ConnContext
+	first bool            // no request served yet: HTTP/2 prior knowledge still possible
 
 	buf  *[]byte // nil while idle; buf[r:w] is read and not yet parsed
 	r, w int
@@ -97,8 +98,17 @@ func (cc *conn) serve() {
 		ctx = cc.s.ConnContext(ctx, cc.c)
 	}
 	ctx = context.WithValue(ctx, http.ServerContextKey, serverKeyValue)
-	ctx = context.WithValue(ctx, http.LocalAddrContextKey, cc.c.LocalAddr())
-	wait := cc.s.readHeaderTimeout() // until the first request's bytes
+	cc.ctx = context.WithValue(ctx, http.LocalAddrContextKey, cc.c.LocalAddr())
+	cc.run(cc.s.readHeaderTimeout()) // until the first request's bytes
+}
+
+// run serves requests, waiting up to wait for the first. When the
+// connection goes idle with nothing read ahead, run goes on in a new
+// goroutine and returns: the stack a request grew (the handler, the
+// proxy, the upstream call) is freed, and the idle connection waits on a
+// fresh small one.
+func (cc *conn) run(wait time.Duration) {
+	ctx := cc.ctx
 	for {
 		if err := cc.awaitRequest(wait); err != nil {
 			cc.close(http.StateClosed)
@@ -125,15 +135,23 @@ func (cc *conn) serve() {
 		}
 		cc.releaseBuf()
 		cc.s.track(cc, http.StateIdle)
+		if cc.buf == nil {
+			go cc.run(wait)
+			return
+		}
 	}
 }
 
 // releaseBuf gives the read buffer back to the pool unless it holds bytes
 // read ahead (pipelining).
+// The parsed heads, which point into the buffer, are dropped with it: kept,
+// they would pin the buffer while the connection idles.
 func (cc *conn) releaseBuf() {
 	if cc.buf != nil && cc.r == cc.w {
 		putBuf(cc.buf)
 		cc.buf, cc.r, cc.w = nil, 0, 0
+		cc.req, cc.aheadReq = Request{}, Request{}
+		cc.dec, cc.aheadDec = ChunkDecoder{}, ChunkDecoder{}
 	}
 }
 
@@ -203,9 +221,13 @@ var h2PrefaceLine = []byte("PRI * HTTP/2.0\r\n")
 var errH2 = errors.New("h1: HTTP/2 preface")
 
 // readHead reads until a whole head is parsed into cc.req, under the
-// read-header timeout, and consumes it.
+// read-header timeout, and consumes it. The first request's clock started
+// when the connection did (serve), so that a client that waits before it
+// trickles is cut as surely; a later one's starts with its first byte.
 func (cc *conn) readHead() error {
-	cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
+	if !cc.first {
+		cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
+	}
 	max := cc.s.Limits.maxHead() + 1
 	for {
 		if cc.first && cc.s.H2 != nil && cc.r < cc.w {

@@ -113,7 +113,9 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // ServeConn serves c until it closes, fails, is hijacked or the server
-// shuts down. It closes c, unless hijacked.
+// shuts down, and closes c then, unless hijacked. It may return earlier:
+// a connection that goes idle goes on in a goroutine of its own, with a
+// small stack (conn.run); Shutdown and Close end it.
 func (s *Server) ServeConn(c net.Conn) {
 	s.ServeConnAhead(c, nil)
 }

@@ -303,16 +303,27 @@ func TestServerTimeouts(t *testing.T) {
 	}{
 		{"silent", "", 200 * time.Millisecond},
 		{"partial head", "GET / HTTP/1.1\r\n", 200 * time.Millisecond},
+		{"partial head after a wait", "", 200 * time.Millisecond},
 		{"idle after a request", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", 400 * time.Millisecond},
 	} {
 		c, br := dial(t, addr)
 		start := time.Now()
 		io.WriteString(c, tt.req)
+		if tt.name == "partial head after a wait" {
+			// The clock started at accept: a late first byte gets no
+			// more time.
+			time.Sleep(190 * time.Millisecond)
+			io.WriteString(c, "GET / HTTP/1.1\r\n")
+		}
 		if strings.HasSuffix(tt.req, "\r\n\r\n") {
 			readResponse(t, br, "GET")
 		}
 		_, err := io.ReadAll(br)
-		if d := time.Since(start); err != nil || d < tt.min || d > 5*time.Second {
+		max := 5 * time.Second
+		if tt.name == "partial head after a wait" {
+			max = 350 * time.Millisecond // 390 ms or more if the clock restarted at the first byte
+		}
+		if d := time.Since(start); err != nil || d < tt.min || d > max {
 			t.Errorf("%s: closed after %v (%v), want after %v", tt.name, d, err, tt.min)
 		}
 	}
@@ -349,5 +360,52 @@ func TestServerIdleConnHoldsNoBuffer(t *testing.T) {
 			t.Fatal("connection never idle")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestServerRefusesWhatWasReadAhead: a request is not served when bytes
+// that came with it (its body, the next head) are malformed.
+func TestServerRefusesWhatWasReadAhead(t *testing.T) {
+	var served atomic.Int64
+	addr := startServer(t, &Server{}, func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		echo(w, r)
+	})
+	for _, tt := range []struct{ name, in string }{
+		{"smuggled second head", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n"},
+		{"bad chunk", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX0\r\n\r\n"},
+		{"after a chunked body", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET / HTTP/1.1\nHost: x\n\n"},
+	} {
+		c, br := dial(t, addr)
+		io.WriteString(c, tt.in)
+		if res, _ := readResponse(t, br, "POST"); res.StatusCode != 400 {
+			t.Errorf("%s: %d, want 400", tt.name, res.StatusCode)
+		}
+	}
+	if n := served.Load(); n != 0 {
+		t.Errorf("%d requests served, want 0", n)
+	}
+}
+
+// TestServerHandsHTTP2ToH2: a connection opening with the HTTP/2 preface
+// goes to H2 with every byte read, however the preface is split.
+func TestServerHandsHTTP2ToH2(t *testing.T) {
+	const preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	got := make(chan string, 1)
+	s := &Server{H2: func(c net.Conn, ahead []byte) {
+		defer c.Close()
+		rest := make([]byte, len(preface)-len(ahead))
+		io.ReadFull(c, rest)
+		got <- string(ahead) + string(rest)
+	}}
+	addr := startServer(t, s, echo)
+	for _, split := range []int{3, 16, len(preface)} {
+		c, _ := dial(t, addr)
+		io.WriteString(c, preface[:split])
+		time.Sleep(10 * time.Millisecond) // let the server read the first part alone
+		io.WriteString(c, preface[split:])
+		if g := <-got; g != preface {
+			t.Errorf("split %d: H2 read %q", split, g)
+		}
 	}
 }
