@@ -265,8 +265,11 @@ func (w *response) buildHead(final bool) []byte {
 	wantTrailers := len(w.trailerKeys) > 0 || hasPrefixed
 	switch {
 	case !bodyOK:
-		h.Del("Content-Length")
-		h.Del("Transfer-Encoding")
+		// A 304 may tell the length of what it stands for; a 204 has
+		// none (RFC 9110 8.6).
+		if w.status == http.StatusNoContent {
+			h.Del("Content-Length")
+		}
 	case w.contentLen >= 0 && !(wantTrailers && w.req.ProtoMinor == 1):
 		// The handler's own length.
 	case final && !wantTrailers && !w.head:

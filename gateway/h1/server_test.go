@@ -409,3 +409,29 @@ func TestServerHandsHTTP2ToH2(t *testing.T) {
 		}
 	}
 }
+
+// TestServerBodylessStatuses: a 204 carries no Content-Length, a 304 keeps
+// the handler's, and neither is chunked or has a body.
+func TestServerBodylessStatuses(t *testing.T) {
+	addr := startServer(t, &Server{}, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/304" {
+			w.Header().Set("Content-Length", "42")
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Length", "42")
+		w.WriteHeader(http.StatusNoContent)
+		w.Write([]byte("ignored"))
+	})
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET /204 HTTP/1.1\r\nHost: h\r\n\r\nGET /304 HTTP/1.1\r\nHost: h\r\n\r\n")
+	for _, want := range []struct {
+		status int
+		cl     string
+	}{{204, ""}, {304, "42"}} {
+		res, body := readResponse(t, br, "GET")
+		if res.StatusCode != want.status || res.Header.Get("Content-Length") != want.cl || body != "" || len(res.TransferEncoding) > 0 {
+			t.Errorf("%d: Content-Length %q, body %q, transfer encoding %v", res.StatusCode, res.Header.Get("Content-Length"), body, res.TransferEncoding)
+		}
+	}
+}
