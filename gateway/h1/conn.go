@@ -37,6 +37,8 @@ type conn struct {
 	s     *Server
 	c     net.Conn
 	ctx   context.Context // the connection's, from Server.ConnContext
+	raw   syscall.RawConn // see rawConn
+	peer  string          // c.RemoteAddr(), formatted once
 	first bool            // no request served yet: HTTP/2 prior knowledge still possible
 
 	buf  *[]byte // nil while idle; buf[r:w] is read and not yet parsed
@@ -71,13 +73,18 @@ func newConn(s *Server, c net.Conn) *conn {
 // then returns an error from SyscallConn), or TLS, whose records must be
 // read through crypto/tls (which keeps its own buffers while idle). Such
 // connections wait in Read, holding a buffer.
+// Once had, it is kept: a wrapper's buffer, once drained, does not fill
+// again.
 func (cc *conn) rawConn() syscall.RawConn {
+	if cc.raw != nil {
+		return cc.raw
+	}
 	if sc, ok := cc.c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			return rc
+			cc.raw = rc
 		}
 	}
-	return nil
+	return cc.raw
 }
 
 func (cc *conn) close(st http.ConnState) {
@@ -150,6 +157,8 @@ func (cc *conn) releaseBuf() {
 	if cc.buf != nil && cc.r == cc.w {
 		putBuf(cc.buf)
 		cc.buf, cc.r, cc.w = nil, 0, 0
+		putFields(cc.req.Fields)
+		putFields(cc.aheadReq.Fields)
 		cc.req, cc.aheadReq = Request{}, Request{}
 		cc.dec, cc.aheadDec = ChunkDecoder{}, ChunkDecoder{}
 	}
@@ -171,11 +180,38 @@ func (cc *conn) awaitRequest(d time.Duration) error {
 	return nil
 }
 
+// fieldsPool keeps the Fields storage of idle connections' Requests.
+var fieldsPool sync.Pool
+
+// putFields gives fs's storage to fieldsPool, cleared: its slices point
+// into a read buffer.
+func putFields(fs []Field) {
+	if cap(fs) == 0 {
+		return
+	}
+	fs = fs[:cap(fs)]
+	clear(fs)
+	fs = fs[:0]
+	fieldsPool.Put(&fs)
+}
+
+// getFields is storage for a Request's Fields.
+func getFields() []Field {
+	if p, ok := fieldsPool.Get().(*[]Field); ok {
+		return *p
+	}
+	return make([]Field, 0, 32)
+}
+
 // takeBuf makes sure cc has a read buffer, with the byte the watcher read
 // ahead, if any, at its start.
 func (cc *conn) takeBuf() {
 	if cc.buf == nil {
 		cc.buf, cc.r, cc.w = getBuf(), 0, 0
+		if cc.req.Fields == nil {
+			cc.req.Fields = getFields()
+			cc.aheadReq.Fields = getFields()
+		}
 	}
 	if cc.nPeeked > 0 {
 		if cc.r > 0 {

@@ -52,7 +52,7 @@ func (cc *conn) newRequest(ctx context.Context) (*http.Request, error) {
 		Header:     h,
 		Host:       host,
 		RequestURI: target,
-		RemoteAddr: cc.c.RemoteAddr().String(),
+		RemoteAddr: cc.remoteAddr(),
 		Close:      req.Close,
 	}
 	if req.Minor == 0 {
@@ -73,6 +73,14 @@ func (cc *conn) newRequest(ctx context.Context) (*http.Request, error) {
 	}
 	r.Body = b
 	return r.WithContext(ctx), nil
+}
+
+// remoteAddr is the client's address, formatted once per connection.
+func (cc *conn) remoteAddr() string {
+	if cc.peer == "" {
+		cc.peer = cc.c.RemoteAddr().String()
+	}
+	return cc.peer
 }
 
 // body is a request's body; it reads through the connection's buffer, and

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -139,29 +140,26 @@ func (w *response) flush(p []byte, final bool) error {
 	if w.writeErr != nil {
 		return w.writeErr
 	}
-	var head []byte
+	// The head and the chunk framing go into a pooled buffer; body bytes
+	// follow in it when they fit, so that a response under bufSize is
+	// one write whatever the connection (a wrapper around the socket
+	// would turn a writev into several writes).
+	frame := getBuf()
+	defer putBuf(frame)
+	b := (*frame)[:0]
 	if !w.headSent {
-		head = w.buildHead(final)
+		b = w.buildHead(b, final)
 		w.headSent = true
 	}
 	body := *w.out
-	bufs := make(net.Buffers, 0, 5)
-	if len(head) > 0 {
-		bufs = append(bufs, head)
+	n := len(body) + len(p)
+	if n > 0 && w.chunked {
+		b = strconv.AppendInt(b, int64(n), 16)
+		b = append(b, "\r\n"...)
 	}
-	if n := len(body) + len(p); n > 0 && w.chunked {
-		bufs = append(bufs, strconv.AppendInt(make([]byte, 0, 18), int64(n), 16))
-		bufs[len(bufs)-1] = append(bufs[len(bufs)-1], "\r\n"...)
-	}
-	if len(body) > 0 {
-		bufs = append(bufs, body)
-	}
-	if len(p) > 0 {
-		bufs = append(bufs, p)
-	}
+	var tail []byte
 	if w.chunked {
-		var tail []byte
-		if len(body)+len(p) > 0 {
+		if n > 0 {
 			tail = append(tail, "\r\n"...)
 		}
 		if final {
@@ -169,24 +167,18 @@ func (w *response) flush(p []byte, final bool) error {
 			tail = w.appendTrailers(tail)
 			tail = append(tail, "\r\n"...)
 		}
-		if len(tail) > 0 {
-			bufs = append(bufs, tail)
-		}
 	}
 	*w.out = (*w.out)[:0]
-	if len(bufs) == 0 {
-		return nil
-	}
 	var err error
-	if total := buffersLen(bufs); len(bufs) == 1 || total <= 2*bufSize {
-		// One write, whatever the connection (a wrapper around the
-		// socket would turn a writev into several writes).
-		one := bufs[0]
-		for _, b := range bufs[1:] {
-			one = append(one, b...)
+	if len(b)+n+len(tail) <= bufSize {
+		b = append(b, body...)
+		b = append(b, p...)
+		b = append(b, tail...)
+		if len(b) > 0 {
+			_, err = w.cc.c.Write(b)
 		}
-		_, err = w.cc.c.Write(one)
 	} else {
+		bufs := net.Buffers{b, body, p, tail}
 		_, err = bufs.WriteTo(w.cc.c)
 	}
 	if err != nil {
@@ -194,14 +186,6 @@ func (w *response) flush(p []byte, final bool) error {
 		w.cc.broken = true
 	}
 	return err
-}
-
-func buffersLen(bufs net.Buffers) int {
-	n := 0
-	for _, b := range bufs {
-		n += len(b)
-	}
-	return n
 }
 
 // writeLocked writes b, under cc.wmu.
@@ -242,12 +226,31 @@ func (w *response) finish() {
 	}
 }
 
+// dateCache is the Date field's value for the current second, formatted
+// once a second rather than once a response.
+var dateCache atomic.Pointer[dateEntry]
+
+type dateEntry struct {
+	sec int64
+	v   []string
+}
+
+func dateValue() []string {
+	now := time.Now()
+	if d := dateCache.Load(); d != nil && d.sec == now.Unix() {
+		return d.v
+	}
+	d := &dateEntry{sec: now.Unix(), v: []string{now.UTC().Format(http.TimeFormat)}}
+	dateCache.Store(d)
+	return d.v
+}
+
 var crlfToSpace = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ")
 
-// buildHead decides the framing and writes the status line and header
-// fields. final means the handler has returned: a body that fit the
+// buildHead decides the framing and appends the status line and header
+// fields to b. final means the handler has returned: a body that fit the
 // buffer gets a Content-Length.
-func (w *response) buildHead(final bool) []byte {
+func (w *response) buildHead(b []byte, final bool) []byte {
 	h := w.header
 	bodyOK := w.bodyAllowed()
 	if tk := h["Trailer"]; len(tk) > 0 {
@@ -289,7 +292,7 @@ func (w *response) buildHead(final bool) []byte {
 		h["Content-Type"] = []string{http.DetectContentType(*w.out)}
 	}
 	if _, ok := h["Date"]; !ok {
-		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+		h["Date"] = dateValue()
 	}
 	if w.cc.s.shuttingDown() {
 		w.closeAfter = true
@@ -301,7 +304,7 @@ func (w *response) buildHead(final bool) []byte {
 	case w.req.ProtoMinor == 0 && !w.req.Close:
 		h["Connection"] = []string{"keep-alive"}
 	}
-	b := appendStatusLine(make([]byte, 0, 512), w.req.ProtoMinor, w.status)
+	b = appendStatusLine(b, w.req.ProtoMinor, w.status)
 	b = appendHeader(b, h, func(k string) bool { return strings.HasPrefix(k, http.TrailerPrefix) })
 	return append(b, "\r\n"...)
 }
@@ -340,7 +343,8 @@ func appendInt(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }
 // appendHeader writes h's fields in key order, with line breaks in values
 // turned to spaces (no response splitting); skip leaves keys out.
 func appendHeader(b []byte, h http.Header, skip func(string) bool) []byte {
-	keys := make([]string, 0, len(h))
+	var stack [24]string
+	keys := stack[:0]
 	for k := range h {
 		if skip == nil || !skip(k) {
 			keys = append(keys, k)
