@@ -34,12 +34,13 @@ var aLongTimeAgo = time.Unix(1, 0)
 // conn is one served connection; the fields below are its read side's,
 // owned by serve's goroutine and lent to a request's body (see doc.go).
 type conn struct {
-	s     *Server
-	c     net.Conn
-	ctx   context.Context // the connection's, from Server.ConnContext
-	raw   syscall.RawConn // see rawConn
-	peer  string          // c.RemoteAddr(), formatted once
-	first bool            // no request served yet: HTTP/2 prior knowledge still possible
+	s   *Server
+	c   net.Conn
+	ctx context.Context // the connection's, from Server.ConnContext
+	raw syscall.RawConn // see rawConn
+	waiter
+	peer  string // c.RemoteAddr(), formatted once
+	first bool   // no request served yet: HTTP/2 prior knowledge still possible
 
 	buf  *[]byte // nil while idle; buf[r:w] is read and not yet parsed
 	r, w int
@@ -175,7 +176,7 @@ func (cc *conn) awaitRequest(d time.Duration) error {
 	cc.releaseBuf()
 	cc.c.SetReadDeadline(time.Now().Add(d))
 	if rc := cc.rawConn(); rc != nil {
-		return waitReadable(rc)
+		return waitReadable(rc, &cc.waiter)
 	}
 	return nil
 }

@@ -9,10 +9,32 @@ import (
 
 // waitReadable blocks until rc's socket has bytes to read, or its end of
 // stream or an error, or its read deadline passes or it is closed;
-// whatever it has is left for the next Read. It peeks at one byte with
-// MSG_PEEK, so that readiness already consumed by an earlier read is not
-// waited for again (Go's poller is edge-triggered).
-func waitReadable(rc syscall.RawConn) error { return rc.Read(peekReady) }
+// whatever it has is left for the next Read. It first peeks at one byte
+// with MSG_PEEK, so that bytes that came before the wait, whose readiness
+// an earlier read may have consumed (Go's poller is edge-triggered), are
+// not waited for; after a wait, the poller's word is taken without another
+// peek. w carries that state; its callback is made once per connection.
+func waitReadable(rc syscall.RawConn, w *waiter) error {
+	if w.fn == nil {
+		w.fn = w.ready
+	}
+	w.waited = false
+	return rc.Read(w.fn)
+}
+
+// waiter is waitReadable's state for one connection.
+type waiter struct {
+	waited bool
+	fn     func(uintptr) bool // w.ready, bound once
+}
+
+func (w *waiter) ready(fd uintptr) bool {
+	if w.waited {
+		return true
+	}
+	w.waited = true
+	return peekReady(fd)
+}
 
 // peekSink is where peeks land: the byte is never looked at, so one for
 // every connection will do (and the callback allocates no closure).
