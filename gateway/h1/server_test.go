@@ -435,3 +435,56 @@ func TestServerBodylessStatuses(t *testing.T) {
 		}
 	}
 }
+
+// TestServerInterimResponses: a 1xx the handler writes goes out at once,
+// with the fields set so far, before the final response.
+func TestServerInterimResponses(t *testing.T) {
+	addr := startServer(t, &Server{}, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "final")
+	})
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusEarlyHints || res.Header.Get("Link") == "" {
+		t.Fatalf("interim: %v %v", res, err)
+	}
+	if res, body := readResponse(t, br, "GET"); res.StatusCode != 200 || body != "final" || res.Header.Get("Link") != "" {
+		t.Errorf("final: %d %q %v", res.StatusCode, body, res.Header)
+	}
+}
+
+// TestServerShutdown: Shutdown closes idle connections at once and lets
+// an active request finish, with Connection: close.
+func TestServerShutdown(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	s := &Server{}
+	addr := startServer(t, s, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			started <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	idle, idleBR := dial(t, addr)
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResponse(t, idleBR, "GET")
+	active, activeBR := dial(t, addr)
+	io.WriteString(active, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+	<-started
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	if _, err := idleBR.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection: %v, want it closed", err)
+	}
+	close(release)
+	if res, body := readResponse(t, activeBR, "GET"); body != "ok" || !res.Close {
+		t.Errorf("active request: %q, close %v", body, res.Close)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
