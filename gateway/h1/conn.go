@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -56,13 +57,18 @@ type conn struct {
 	wmu sync.Mutex
 
 	// The watcher (watch): a read of one byte while the handler runs and
-	// the body is done, to notice the client leaving.
+	// the body is done, to notice the client leaving. It may be started
+	// from the goroutine reading the body.
+	watchMu   sync.Mutex    // guards watchDone and watchOff
 	watchDone chan struct{} // closed when the watcher returns; nil when none runs
-	peeked    [1]byte
-	nPeeked   int    // 1 when the watcher read a byte of the next request
-	watchErr  error  // what ended the watcher's read, other than a stop
-	cancelReq func() // cancels the current request's context
-	broken    bool   // the client is gone or a write failed: close after this request
+	watchOff  bool          // the handler returned: no watcher for this request
+	peeked    [1]byte       // written by the watcher, read after stopWatch
+	nPeeked   int           // 1 when the watcher read a byte of the next request
+	watchErr  error         // what ended the watcher's read, other than a stop
+	cancelReq func()        // cancels the current request's context
+	// broken: the client is gone or a write failed; close after this
+	// request. Set from the handler's and the body reader's goroutines.
+	broken atomic.Bool
 }
 
 func newConn(s *Server, c net.Conn) *conn {
@@ -334,6 +340,9 @@ func (cc *conn) serveRequest(ctx context.Context) http.ConnState {
 	}
 	b := r.Body.(*body)
 	b.rw = w
+	cc.watchMu.Lock()
+	cc.watchOff = false
+	cc.watchMu.Unlock()
 	if cc.req.Framing == NoBody {
 		cc.watch()
 	}
@@ -345,11 +354,19 @@ func (cc *conn) serveRequest(ctx context.Context) http.ConnState {
 		return http.StateHijacked
 	}
 	cc.stopWatch()
-	if !b.finish() {
+	if !b.drainable() {
 		w.closeAfter = true
 	}
+	// The response goes out before what is left of the body is read: a
+	// client may wait for it before it sends more, or not send more.
 	w.finish()
-	if w.closeAfter || cc.req.Close || cc.broken {
+	// A read of the body still in flight on another goroutine (an
+	// upstream client that stopped caring) ends by this deadline at
+	// worst.
+	cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
+	drained := b.finish()
+	cc.c.SetReadDeadline(time.Time{})
+	if !drained || w.closeAfter || cc.req.Close || cc.broken.Load() {
 		return http.StateClosed
 	}
 	return http.StateIdle
@@ -437,7 +454,9 @@ func (cc *conn) refuse(e *Error) {
 // stream, reset), which cancels the request's context, as net/http's
 // background read does. A byte that arrives is the next request's: kept.
 func (cc *conn) watch() {
-	if cc.watchDone != nil || cc.r < cc.w || cc.broken {
+	cc.watchMu.Lock()
+	defer cc.watchMu.Unlock()
+	if cc.watchOff || cc.watchDone != nil || cc.r < cc.w || cc.broken.Load() {
 		return
 	}
 	done := make(chan struct{})
@@ -456,16 +475,21 @@ func (cc *conn) watch() {
 
 // stopWatch stops the watcher and waits for it; a client it saw leave
 // marks the connection broken.
+// No watcher starts after it for this request.
 func (cc *conn) stopWatch() {
-	if cc.watchDone == nil {
+	cc.watchMu.Lock()
+	cc.watchOff = true
+	done := cc.watchDone
+	cc.watchDone = nil
+	cc.watchMu.Unlock()
+	if done == nil {
 		return
 	}
 	cc.c.SetReadDeadline(aLongTimeAgo)
-	<-cc.watchDone
-	cc.watchDone = nil
+	<-done
 	cc.c.SetReadDeadline(time.Time{})
 	if cc.watchErr != nil {
-		cc.broken = true
+		cc.broken.Store(true)
 		cc.watchErr = nil
 	}
 }

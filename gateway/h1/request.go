@@ -8,7 +8,6 @@ import (
 	"net/textproto"
 	"net/url"
 	"sync"
-	"time"
 )
 
 // newRequest builds the handler's *http.Request from cc.req, as net/http
@@ -134,7 +133,7 @@ func (b *body) Read(p []byte) (int, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		b.err = err
-		b.cc.broken = true
+		b.cc.broken.Store(true)
 		var perr *Error
 		if errors.As(err, &perr) && b.cc.s.Refused != nil {
 			b.cc.s.Refused(perr)
@@ -209,13 +208,34 @@ func (b *body) readChunked(p []byte) (int, error) {
 // the connection closed when the request ends (finish).
 func (b *body) Close() error { return nil }
 
+// drainable reports whether what is left of the body, if anything, can
+// be read after the response so that the connection goes on: not when a
+// read is in flight on another goroutine (it cannot be told now), when the
+// client waits for a 100 Continue it will not get, or when more than
+// maxDrain is due.
+func (b *body) drainable() bool {
+	if !b.mu.TryLock() {
+		return false
+	}
+	defer b.mu.Unlock()
+	switch {
+	case b.err != nil:
+		return false
+	case b.eof:
+		return true
+	case b.expect100:
+		return false
+	}
+	return b.framing == Chunked || b.left <= maxDrain
+}
+
 // maxDrain is the most of an unread body read and dropped after the
 // handler returns to keep the connection (net/http drains 256 KiB).
 const maxDrain = 256 << 10
 
 // finish closes the body for good once the handler has returned, and
-// reads what is left of it, up to maxDrain, under the read-header
-// timeout. It reports whether the connection can take another request.
+// reads what is left of it, up to maxDrain, under the deadline the caller
+// set. It reports whether the connection can take another request.
 func (b *body) finish() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -234,8 +254,6 @@ func (b *body) finish() bool {
 	if b.framing == Length && b.left > maxDrain {
 		return false
 	}
-	b.cc.c.SetReadDeadline(time.Now().Add(b.cc.s.readHeaderTimeout()))
-	defer b.cc.c.SetReadDeadline(time.Time{})
 	buf := make([]byte, bufSize)
 	drained := 0
 	for !b.eof && drained <= maxDrain {

@@ -183,7 +183,7 @@ func (w *response) flush(p []byte, final bool) error {
 	}
 	if err != nil {
 		w.writeErr = err
-		w.cc.broken = true
+		w.cc.broken.Store(true)
 	}
 	return err
 }
@@ -195,7 +195,7 @@ func (w *response) writeLocked(b []byte) {
 	}
 	if _, err := w.cc.c.Write(b); err != nil {
 		w.writeErr = err
-		w.cc.broken = true
+		w.cc.broken.Store(true)
 	}
 }
 

@@ -488,3 +488,21 @@ func TestServerShutdown(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
+
+// TestServerAnswersWhileBodyIsRead: a handler that answers while another
+// goroutine still waits for the rest of the body (an upstream client
+// copying it) gets its answer out at once, not after the rest of the body
+// or the read timeout.
+func TestServerAnswersWhileBodyIsRead(t *testing.T) {
+	addr := startServer(t, &Server{ReadHeaderTimeout: 2 * time.Second}, func(w http.ResponseWriter, r *http.Request) {
+		go io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+	})
+	c, br := dial(t, addr)
+	start := time.Now()
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\nfirst bytes")
+	res, _ := readResponse(t, br, "POST")
+	if d := time.Since(start); res.StatusCode != http.StatusRequestEntityTooLarge || d > time.Second {
+		t.Errorf("%d after %v; want 413 at once", res.StatusCode, d)
+	}
+}
