@@ -89,8 +89,16 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 	}
 	s.h1 = &h1.Server{
 		Handler: h,
-		// The same bounds as the guard's (listen.go).
-		Limits:            h1.Limits{MaxHeadBytes: g.maxHeaderBytes() + headSlack, MaxTargetBytes: g.maxHeaderBytes()},
+		// The guard's bounds (listen.go), and the field count, which
+		// checkLimits applies on HTTP/2 and HTTP/3. The parser counts
+		// Host, which max_header_count does not: one more. (An HTTP/1.0
+		// request without Host and one field too many gets its 431
+		// from checkLimits.)
+		Limits: h1.Limits{
+			MaxHeadBytes:   g.maxHeaderBytes() + headSlack,
+			MaxTargetBytes: g.maxHeaderBytes(),
+			MaxFields:      g.maxHeaderCount() + 1,
+		},
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       g.idleTimeout(),
 		ConnContext:       connContext,

@@ -1,12 +1,17 @@
 package gateway
 
 import (
+	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestFrontConnExposesSocket: a cleartext connection from Gateway.Listen,
@@ -50,5 +55,42 @@ func TestFrontConnExposesSocket(t *testing.T) {
 				t.Errorf("SyscallConn: %v", err)
 			}
 		})
+	}
+}
+
+// TestHTTP11TooManyFieldsRefusedByParser: over HTTP/1.1 the field count is
+// the parser's limit: 431, counted, and the connection closed with nothing
+// sent on, as for a head over max_header_bytes.
+func TestHTTP11TooManyFieldsRefusedByParser(t *testing.T) {
+	s := newEdgeStack(t)
+	var lines strings.Builder
+	for i := range 101 {
+		fmt.Fprintf(&lines, "X-F%d: v\r\n", i)
+	}
+	before := testutil.ToFloat64(s.m.rejected.WithLabelValues(reasonBadRequest))
+	c, err := net.Dial("tcp", s.plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n"+lines.String()+"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(string(body), "too many header fields") || !res.Close {
+		t.Errorf("%d %q close=%v; want 431, too many header fields, close", res.StatusCode, body, res.Close)
+	}
+	if _, err := http.ReadResponse(br, nil); err == nil {
+		t.Error("the pipelined request after it was answered")
+	}
+	if n := testutil.ToFloat64(s.m.rejected.WithLabelValues(reasonBadRequest)) - before; n != 1 {
+		t.Errorf("sluice_client_rejected_total{reason=bad_request} grew by %v, want 1", n)
+	}
+	if n := s.seen.Load(); n != 0 {
+		t.Errorf("origin saw %d requests", n)
 	}
 }
