@@ -116,10 +116,7 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	if b.expect100 {
 		b.expect100 = false
-		if !b.rw.sendContinue() {
-			b.err = errors.New("h1: 100 Continue not sent: response already started")
-			return 0, b.err
-		}
+		b.rw.sendContinue()
 	}
 	var n int
 	var err error

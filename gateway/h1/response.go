@@ -199,16 +199,17 @@ func (w *response) writeLocked(b []byte) {
 	}
 }
 
-// sendContinue answers Expect: 100-continue, unless the response has
-// started: then the client is not waiting for it any more.
-func (w *response) sendContinue() bool {
+// sendContinue answers Expect: 100-continue, unless a 100 went out
+// already (a handler relaying its upstream's) or the final response has
+// started: the body is read anyway, as net/http does, if the client sends
+// it.
+func (w *response) sendContinue() {
 	w.cc.wmu.Lock()
 	defer w.cc.wmu.Unlock()
 	if w.headSent || w.interim || w.status != 0 {
-		return w.headSent || w.status != 0
+		return
 	}
 	w.writeLocked([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
-	return w.writeErr == nil
 }
 
 // finish completes the response once the handler has returned.

@@ -506,3 +506,21 @@ func TestServerAnswersWhileBodyIsRead(t *testing.T) {
 		t.Errorf("%d after %v; want 413 at once", res.StatusCode, d)
 	}
 }
+
+// TestServerRelayedContinue: a handler that writes the 100 Continue itself
+// (relaying its upstream's) then reads the body; no second 100 is sent.
+func TestServerRelayedContinue(t *testing.T) {
+	addr := startServer(t, &Server{}, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusContinue)
+		echo(w, r)
+	})
+	c, br := dial(t, addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+	if res, err := http.ReadResponse(br, nil); err != nil || res.StatusCode != http.StatusContinue {
+		t.Fatalf("%v %v", res, err)
+	}
+	io.WriteString(c, "hello")
+	if res, body := readResponse(t, br, "POST"); res.StatusCode != 200 || body != "hello" {
+		t.Errorf("%d %q", res.StatusCode, body)
+	}
+}
