@@ -129,7 +129,7 @@ func (cc *conn) run(wait time.Duration) {
 			return
 		}
 		wait = cc.s.idleTimeout()
-		if !cc.s.goActive(cc) {
+		if !cc.s.moveTo(cc, http.StateActive) {
 			cc.close(http.StateClosed)
 			return
 		}
@@ -148,7 +148,10 @@ func (cc *conn) run(wait time.Duration) {
 			return
 		}
 		cc.releaseBuf()
-		cc.s.track(cc, http.StateIdle)
+		if !cc.s.moveTo(cc, http.StateIdle) {
+			cc.close(http.StateClosed)
+			return
+		}
 		if cc.buf == nil {
 			go cc.run(wait)
 			return

@@ -163,17 +163,19 @@ func (s *Server) track(cc *conn, st http.ConnState) bool {
 // and not reported to ConnState.
 const stateHandedOff http.ConnState = -1
 
-// goActive marks cc active as its next request begins; it reports false
-// when the server is shutting down and cc should close instead.
-func (s *Server) goActive(cc *conn) bool {
+// moveTo marks cc active, as its next request begins, or idle after one.
+// It reports false when the server is shutting down and cc must close
+// instead: Shutdown closes only the connections it sees idle, and may have
+// seen this one active.
+func (s *Server) moveTo(cc *conn, st http.ConnState) bool {
 	s.mu.Lock()
 	closing := s.closing
 	if !closing {
-		s.conns[cc] = http.StateActive
+		s.conns[cc] = st
 	}
 	s.mu.Unlock()
 	if !closing && s.ConnState != nil {
-		s.ConnState(cc.c, http.StateActive)
+		s.ConnState(cc.c, st)
 	}
 	return !closing
 }

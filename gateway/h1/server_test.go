@@ -295,36 +295,37 @@ func TestServerClientAbort(t *testing.T) {
 // read-header timeout, one idle after a request after the idle timeout,
 // and a head that trickles in is cut at the read-header timeout.
 func TestServerTimeouts(t *testing.T) {
-	s := &Server{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 400 * time.Millisecond}
+	const header, idle = 400 * time.Millisecond, 800 * time.Millisecond
+	// The server's clock may start a little before the client's.
+	const slack = 50 * time.Millisecond
+	s := &Server{ReadHeaderTimeout: header, IdleTimeout: idle}
 	addr := startServer(t, s, echo)
 	for _, tt := range []struct {
 		name, req string
-		min       time.Duration
+		wait      time.Duration // before sending a partial head
+		min, max  time.Duration
 	}{
-		{"silent", "", 200 * time.Millisecond},
-		{"partial head", "GET / HTTP/1.1\r\n", 200 * time.Millisecond},
-		{"partial head after a wait", "", 200 * time.Millisecond},
-		{"idle after a request", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", 400 * time.Millisecond},
+		{"silent", "", 0, header - slack, 5 * time.Second},
+		{"partial head", "GET / HTTP/1.1\r\n", 0, header - slack, 5 * time.Second},
+		// The clock started at accept: a late first byte gets no more
+		// time (with the clock restarted, the cut would come after
+		// wait+header, 750 ms).
+		{"partial head after a wait", "", header - slack, header - slack, header + 250*time.Millisecond},
+		{"idle after a request", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", 0, idle - slack, 5 * time.Second},
 	} {
 		c, br := dial(t, addr)
 		start := time.Now()
 		io.WriteString(c, tt.req)
-		if tt.name == "partial head after a wait" {
-			// The clock started at accept: a late first byte gets no
-			// more time.
-			time.Sleep(190 * time.Millisecond)
+		if tt.wait > 0 {
+			time.Sleep(tt.wait)
 			io.WriteString(c, "GET / HTTP/1.1\r\n")
 		}
 		if strings.HasSuffix(tt.req, "\r\n\r\n") {
 			readResponse(t, br, "GET")
 		}
 		_, err := io.ReadAll(br)
-		max := 5 * time.Second
-		if tt.name == "partial head after a wait" {
-			max = 350 * time.Millisecond // 390 ms or more if the clock restarted at the first byte
-		}
-		if d := time.Since(start); err != nil || d < tt.min || d > max {
-			t.Errorf("%s: closed after %v (%v), want after %v", tt.name, d, err, tt.min)
+		if d := time.Since(start); err != nil || d < tt.min || d > tt.max {
+			t.Errorf("%s: closed after %v (%v), want between %v and %v", tt.name, d, err, tt.min, tt.max)
 		}
 	}
 }
