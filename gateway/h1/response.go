@@ -28,9 +28,10 @@ type response struct {
 
 	// Guarded by cc.wmu, with the socket writes: a 100 Continue may be
 	// sent from the body reader's goroutine.
-	headSent bool // the final head is on the wire
-	interim  bool // a 1xx went out: no 100 Continue after it
-	writeErr error
+	headSent  bool // the final head is on the wire
+	interim   bool // a 1xx went out: no 100 Continue after it
+	continued bool // a 100 Continue went out: not another
+	writeErr  error
 
 	chunked     bool
 	contentLen  int64   // from the handler's Content-Length; -1 without
@@ -71,9 +72,14 @@ func (w *response) WriteHeader(code int) {
 		b = appendHeader(b, w.header, nil)
 		b = append(b, "\r\n"...)
 		w.cc.wmu.Lock()
+		defer w.cc.wmu.Unlock()
+		if code == http.StatusContinue && w.continued {
+			// One 100 Continue: the body reader sent it already.
+			return
+		}
 		w.interim = true
+		w.continued = w.continued || code == http.StatusContinue
 		w.writeLocked(b)
-		w.cc.wmu.Unlock()
 		return
 	}
 	w.status = code
@@ -209,6 +215,7 @@ func (w *response) sendContinue() {
 	if w.headSent || w.interim || w.status != 0 {
 		return
 	}
+	w.continued = true
 	w.writeLocked([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
 }
 

@@ -525,3 +525,24 @@ func TestServerRelayedContinue(t *testing.T) {
 		t.Errorf("%d %q", res.StatusCode, body)
 	}
 }
+
+// TestServerOneContinue: a handler relaying a 100 Continue after the body
+// reader sent one does not make a second.
+func TestServerOneContinue(t *testing.T) {
+	addr := startServer(t, &Server{}, func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 1)
+		io.ReadFull(r.Body, b) // sends 100 Continue
+		w.WriteHeader(http.StatusContinue)
+		rest, _ := io.ReadAll(r.Body)
+		w.Write(append(b, rest...))
+	})
+	c, br := dial(t, addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+	if res, err := http.ReadResponse(br, nil); err != nil || res.StatusCode != http.StatusContinue {
+		t.Fatalf("%v %v", res, err)
+	}
+	io.WriteString(c, "hello")
+	if res, body := readResponse(t, br, "POST"); res.StatusCode != 200 || body != "hello" {
+		t.Errorf("after the 100: %d %q, want 200 and the body", res.StatusCode, body)
+	}
+}
