@@ -18,8 +18,10 @@ E2EFLAGS ?= -v
 # in its e2e test; prometheus gives promtool and the Prometheus that the
 # monitoring e2e test runs (Debian starts a service: deps stops it);
 # libtomcat10-embed-java and default-jdk-headless build the embedded Tomcat
-# of the embedded e2e tests; wrk and curl are for humans.
-APT_PACKAGES := tomcat10 tomcat10-examples libtomcat10-embed-java default-jdk-headless nghttp2-client wrk curl iproute2 chromium prometheus
+# of the embedded e2e tests; dnsmasq-base is the DNS server of the DNS
+# discovery e2e test (the binary alone: the dnsmasq package would also start
+# a system service on port 53); wrk and curl are for humans.
+APT_PACKAGES := tomcat10 tomcat10-examples libtomcat10-embed-java default-jdk-headless nghttp2-client wrk curl iproute2 chromium prometheus dnsmasq-base
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help deps build test test-unit e2e run fmt vet fuzz clean bench

@@ -23,8 +23,8 @@ var upstreamsForBodies = []struct {
 	{"h1", func() upstream { return upstream{Protocol: "h1", Ports: []int{tc.H1}} }},
 }
 
-// (d) POST /echo returns exactly what was sent.
-func TestEchoBodies(t *testing.T) {
+// POST /echo returns exactly what was sent.
+func TestBodiesEchoedUnaltered(t *testing.T) {
 	for _, u := range upstreamsForBodies {
 		t.Run(u.name, func(t *testing.T) {
 			s := startSluice(t, u.cfg().yaml())
@@ -84,7 +84,7 @@ func echoOnce(t *testing.T, c *http.Client, base string, body []byte, r io.Reade
 }
 
 // 100 MiB streamed from Tomcat's /big arrives complete and unaltered.
-func TestBigDownload(t *testing.T) {
+func TestBigDownloadArrivesUnaltered(t *testing.T) {
 	const size = 100 << 20
 	for _, u := range upstreamsForBodies {
 		t.Run(u.name, func(t *testing.T) {

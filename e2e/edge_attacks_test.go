@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // Hostile clients: request smuggling, oversized headers, slowloris. The
@@ -123,7 +125,7 @@ func TestSmugglingNeverReachesTomcat(t *testing.T) {
 	}))
 	defer backend.Close()
 	port := backend.Listener.Addr().(*net.TCPAddr).Port
-	edge, tlsAddr := tlsEdge(t, false)
+	edge := tlsEdge(t, false)
 	s := startSluice(t, upstream{Protocol: "h1", Ports: []int{port}}.yaml()+edge)
 	bad := map[string]string{"reason": "bad_request"}
 	before := metric(t, s.Admin, "sluice_client_rejected_total", bad)
@@ -138,7 +140,7 @@ func TestSmugglingNeverReachesTomcat(t *testing.T) {
 		name     string
 		addr     string
 		exchange func(*testing.T, string, string, bool) (*http.Response, string, bool)
-	}{{"cleartext", s.Listen, rawExchange}, {"tls", tlsAddr, rawExchangeTLS}}
+	}{{"cleartext", s.Listen, rawExchange}, {"tls", s.TLS, rawExchangeTLS}}
 	for _, l := range listeners {
 		for _, name := range names {
 			resp, body, closed := l.exchange(t, l.addr, corpus[name], true)
@@ -311,10 +313,10 @@ func slowloris(st *slowStats, addr string, n int, trickle, runFor, uncutAfter ti
 	for i := range n {
 		wg.Go(func() {
 			// Spread the first connections over a second.
-			time.Sleep(time.Duration(i) * time.Second / time.Duration(n))
+			time.Sleep(time.Duration(i) * time.Second / time.Duration(n)) // pacing
 			for time.Now().Before(stop) {
 				if !slowConn(addr, st, trickle, stop, uncutAfter) {
-					time.Sleep(100 * time.Millisecond)
+					time.Sleep(100 * time.Millisecond) // pacing: a failed dial is retried 10 times a second
 				}
 			}
 		})
@@ -411,7 +413,9 @@ func TestSlowlorisDoesNotHurtNormalClients(t *testing.T) {
 			cuts := func() int { st.mu.Lock(); defer st.mu.Unlock(); return len(st.fromDial) }
 			before := cuts()
 			wait := slowloris(st, s.Listen, conns, 500*time.Millisecond, 8*time.Second, uncutAfter)
-			time.Sleep(2 * time.Second) // 2,000 slow connections open, the first being cut
+			// The attack in full swing: the connections open (spread
+			// over a second) and the first being cut.
+			gatewaytest.WaitFor(t, 4*headerTimeout, "the first slowloris connection cut", func() bool { return cuts() > before })
 			under := runLatencyLoad(200, 5*time.Second, url, keepAliveH1)
 			wait()
 			// Each of the 2,000 slow clients ran 8 s against a 2 s timer:

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // idleConn is a client connection that has had one answer and now idles.
@@ -54,9 +56,12 @@ func TestIdleClientConnections(t *testing.T) {
 	// Warm-up: upstream connections, pools and Tomcat are in their steady
 	// state before the first measurement.
 	runLoad(t, s.URL, loadSpec{Clients: 200, Duration: time.Second, KeepAlive: true}).requireClean(t)
-	time.Sleep(time.Second)
+	http1 := map[string]string{"protocol": "http1"}
+	gatewaytest.WaitFor(t, 10*time.Second, "the warm-up's client connections closed", func() bool {
+		return metric(t, s.Admin, "sluice_client_connections", http1) == 0
+	})
 	before := rssKiB(t, pid)
-	open0 := metric(t, s.Admin, "sluice_client_connections", map[string]string{"protocol": "http1"})
+	open0 := metric(t, s.Admin, "sluice_client_connections", http1)
 
 	conns := make([]*idleConn, n)
 	var (
@@ -100,9 +105,11 @@ func TestIdleClientConnections(t *testing.T) {
 	if failed > 0 {
 		t.Fatalf("%d of %d connections failed; first: %v", failed, n, firstErr)
 	}
-	time.Sleep(2 * time.Second)
+	gatewaytest.WaitFor(t, 10*time.Second, fmt.Sprintf("sluice_client_connections{protocol=http1} to count the %d idle connections", n), func() bool {
+		return metric(t, s.Admin, "sluice_client_connections", http1) >= open0+n
+	})
 	with := rssKiB(t, pid)
-	open := metric(t, s.Admin, "sluice_client_connections", map[string]string{"protocol": "http1"})
+	open := metric(t, s.Admin, "sluice_client_connections", http1)
 	perConn := float64(with-before) / n
 	t.Logf("sluice RSS: %d KiB before, %d KiB with %d idle connections: %.1f KiB per idle HTTP/1.1 connection", before, with, n, perConn)
 	t.Logf("sluice_client_connections{protocol=http1}: %v before, %v with the idle connections", open0, open)

@@ -20,9 +20,9 @@ import (
 // Every client protocol (HTTP/1.1, h2c, h2 over TLS, HTTP/3) reaches Tomcat
 // through the same few upstream h2c connections.
 func TestClientProtocolsShareUpstream(t *testing.T) {
-	edge, tlsAddr := tlsEdge(t, true)
+	edge := tlsEdge(t, true)
 	s := startSluice(t, edge+h2cFunnelConfig())
-	httpsURL := "https://" + tlsAddr + "/"
+	httpsURL := "https://" + s.TLS + "/"
 
 	// Warm-up: 400 concurrent requests are more than one connection's
 	// 100 streams to each server, so both connections per server open
@@ -76,7 +76,7 @@ func TestClientProtocolsShareUpstream(t *testing.T) {
 			t.Fatalf("HTTP/3: %d %s %q", r.status, r.proto, r.body)
 		}
 	}
-	wantAltSvc := fmt.Sprintf(`h3=":%s"; ma=86400`, strings.TrimPrefix(tlsAddr, "127.0.0.1:"))
+	wantAltSvc := fmt.Sprintf(`h3=":%s"; ma=86400`, strings.TrimPrefix(s.TLS, "127.0.0.1:"))
 	if r := get(t, h1Client(), s.URL+"/"); r.header.Get("Alt-Svc") != wantAltSvc {
 		t.Errorf("Alt-Svc %q, want %q", r.header.Get("Alt-Svc"), wantAltSvc)
 	}
@@ -124,9 +124,9 @@ type junit struct {
 }
 
 // HTTP/2 conformance of both listeners, by h2spec.
-func TestH2Spec(t *testing.T) {
+func TestListenersPassH2Spec(t *testing.T) {
 	bin := requireTool(t, "bin/h2spec")
-	edge, tlsAddr := tlsEdge(t, false)
+	edge := tlsEdge(t, false)
 	s := startSluice(t, edge+h2cFunnelConfig())
 	for _, run := range []struct {
 		name string
@@ -134,7 +134,7 @@ func TestH2Spec(t *testing.T) {
 		args []string
 	}{
 		{"h2c (prior knowledge)", s.Listen, nil},
-		{"h2 over TLS", tlsAddr, []string{"-t", "-k"}},
+		{"h2 over TLS", s.TLS, []string{"-t", "-k"}},
 	} {
 		host, port, _ := strings.Cut(run.addr, ":")
 		report := filepath.Join(t.TempDir(), "h2spec.xml")

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // floodResult is how a rapid-reset flood went.
@@ -153,7 +155,7 @@ func TestRapidResetFloodIsContained(t *testing.T) {
 		func() *latencies { return runLatencyLoad(100, 3*time.Second, url, h2cOwnConn) },
 		func() *latencies {
 			round++
-			before, gone0 := reqs(), gone()
+			before, gone0, rejectedRound := reqs(), gone(), rejected()
 			var flood floodResult
 			var floodErr error
 			conns, streams := 0, 0
@@ -176,10 +178,11 @@ func TestRapidResetFloodIsContained(t *testing.T) {
 					conns++
 					streams += flood.streams
 					cutAfter = append(cutAfter, flood.closedAt)
-					time.Sleep(100 * time.Millisecond)
+					time.Sleep(100 * time.Millisecond) // pacing: the reconnection rate limit above
 				}
 			}()
-			time.Sleep(500 * time.Millisecond)
+			// The flood under way: its first connection cut.
+			gatewaytest.WaitFor(t, 6*time.Second, "the first flooding connection cut", func() bool { return rejected() > rejectedRound })
 			under := runLatencyLoad(100, 5*time.Second, url, h2cOwnConn)
 			<-floodDone
 			if floodErr != nil {

@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // h2c on embedded Tomcat, the Spring Boot shape: deploy/tomcat/embedded's
@@ -59,44 +61,22 @@ func startEmbeddedTomcat(t testing.TB, h1MaxKeepAliveRequests int) *embeddedTomc
 		"127.0.0.1", strconv.Itoa(et.H2C), strconv.Itoa(et.H1), strconv.Itoa(h1MaxKeepAliveRequests), base)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start embedded Tomcat: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("embedded Tomcat output:\n%s", lastLines(out.String(), 40))
-		}
-	})
+	exited := gatewaytest.Start(t, "embedded Tomcat", cmd, func() string { return lastLines(out.String(), 40) })
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	deadline := time.Now().Add(30 * time.Second)
 	for _, port := range []int{et.H2C, et.H1} {
-		for {
+		gatewaytest.WaitFor(t, time.Until(deadline), fmt.Sprintf("embedded Tomcat accepting on port %d", port), func() bool {
+			select {
+			case <-exited:
+				t.Fatalf("embedded Tomcat exited during startup (%v)", cmd.ProcessState)
+			default:
+			}
 			c, err := net.DialTimeout("tcp", addr(port), time.Second)
 			if err == nil {
 				c.Close()
-				break
 			}
-			select {
-			case <-exited:
-				t.Fatalf("embedded Tomcat exited during startup (%v):\n%s", cmd.ProcessState, lastLines(out.String(), 40))
-			case <-ctx.Done():
-				t.Fatalf("embedded Tomcat: port %d not accepting after 30 s: %v\n%s", port, err, lastLines(out.String(), 40))
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
+			return err == nil
+		})
 	}
 	t.Logf("embedded Tomcat up in %v (javac %v): h2c on %d, HTTP/1.1 only on %d (maxKeepAliveRequests=%d)",
 		time.Since(began).Round(time.Millisecond), compiled.Round(time.Millisecond), et.H2C, et.H1, h1MaxKeepAliveRequests)
@@ -121,18 +101,8 @@ func TestEmbeddedTomcatFunnel(t *testing.T) {
 	opened0 := requireMetric(t, s.Admin, "sluice_upstream_connections_opened_total", map[string]string{"backend": backendName})
 	_, tw0 := tomcatConns(t, et.H2C)
 
-	streams := startSampler(100*time.Millisecond, func() (float64, error) {
-		samples, err := scrape(s.Admin)
-		if err != nil {
-			return 0, err
-		}
-		v, _ := sumMetric(samples, "sluice_upstream_streams_active", map[string]string{"backend": backendName})
-		return v, nil
-	})
-	sockets := startSampler(100*time.Millisecond, func() (float64, error) {
-		est, _, err := tomcatConnsErr(et.H2C)
-		return float64(est), err
-	})
+	streams := startSampler(100*time.Millisecond, metricProbe(s.Admin, "sluice_upstream_streams_active", map[string]string{"backend": backendName}))
+	sockets := startSampler(100*time.Millisecond, socketProbe(et.H2C))
 	res := runLoad(t, s.URL, loadSpec{Clients: 1000, Duration: 5 * time.Second, KeepAlive: true})
 	maxStreams, n := streams.stop(t)
 	maxSockets, _ := sockets.stop(t)

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// (c) protocol: auto must fall back to pooled HTTP/1.1 for a server without
+// protocol: auto must fall back to pooled HTTP/1.1 for a server without
 // h2c, bounded by h1.conns_per_server, and still pick h2c where it exists.
 func TestAutoFallsBackToHTTP1(t *testing.T) {
 	const h1Conns = 4
@@ -17,18 +17,8 @@ func TestAutoFallsBackToHTTP1(t *testing.T) {
 			t.Fatalf("GET /proto through sluice = %d %q, want 200 HTTP/1.1 (reached Tomcat)", r.status, r.body)
 		}
 
-		gauge := startSampler(100*time.Millisecond, func() (float64, error) {
-			samples, err := scrape(s.Admin)
-			if err != nil {
-				return 0, err
-			}
-			v, _ := sumMetric(samples, "sluice_upstream_connections", map[string]string{"backend": backendName, "protocol": "h1"})
-			return v, nil
-		})
-		sockets := startSampler(100*time.Millisecond, func() (float64, error) {
-			est, _, err := tomcatConnsErr(tc.H1)
-			return float64(est), err
-		})
+		gauge := startSampler(100*time.Millisecond, metricProbe(s.Admin, "sluice_upstream_connections", map[string]string{"backend": backendName, "protocol": "h1"}))
+		sockets := startSampler(100*time.Millisecond, socketProbe(tc.H1))
 		res := runLoad(t, s.URL, loadSpec{Clients: 200, Duration: 5 * time.Second, KeepAlive: true})
 		maxGauge, n := gauge.stop(t)
 		maxSockets, _ := sockets.stop(t)

@@ -46,25 +46,28 @@ func requireFunnelled(t *testing.T, s *sluiceProc, before connSnapshot) {
 	}
 }
 
-// (a) 2,000 keep-alive HTTP/1.1 clients funnelled onto 4 h2c connections.
-func TestFunnelKeepAliveClients(t *testing.T) {
-	s := startSluice(t, h2cFunnelConfig())
-	before := snapshotH2cPorts(t)
-	res := runLoad(t, s.URL, loadSpec{Clients: 2000, Duration: loadDuration, KeepAlive: true})
-	res.requireClean(t)
-	requireFunnelled(t, s, before)
+// Keep-alive HTTP/1.1 clients, and clients opening a new connection for
+// every request, are funnelled onto 4 h2c connections (2 per server).
+func TestClientsFunnelOntoTwoConnsPerServer(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		clients   int
+		keepAlive bool
+	}{
+		{"keep-alive", 2000, true},
+		{"connection per request", 1000, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startSluice(t, h2cFunnelConfig())
+			before := snapshotH2cPorts(t)
+			res := runLoad(t, s.URL, loadSpec{Clients: tt.clients, Duration: loadDuration, KeepAlive: tt.keepAlive})
+			res.requireClean(t)
+			requireFunnelled(t, s, before)
+		})
+	}
 }
 
-// (b) 1,000 clients opening a new connection for every request.
-func TestFunnelConnectionPerRequest(t *testing.T) {
-	s := startSluice(t, h2cFunnelConfig())
-	before := snapshotH2cPorts(t)
-	res := runLoad(t, s.URL, loadSpec{Clients: 1000, Duration: loadDuration, KeepAlive: false})
-	res.requireClean(t)
-	requireFunnelled(t, s, before)
-}
-
-// (f) Client aborts become RST_STREAM on the shared upstream connections.
+// Client aborts become RST_STREAM on the shared upstream connections.
 // They must not hurt the other clients' streams, and must not cost an
 // upstream connection (no GOAWAY from Tomcat, no reconnect by sluice).
 func TestClientAbortsDoNotHurtOthers(t *testing.T) {
@@ -125,8 +128,8 @@ func TestClientAbortsDoNotHurtOthers(t *testing.T) {
 	}
 }
 
-// The acceptance run: quick mode with no config file funnels 3,000
-// concurrent clients onto at most 2 h2c connections per Tomcat connector.
+// Quick mode, with no config file, funnels 3,000 concurrent clients onto
+// at most 2 h2c connections per Tomcat connector.
 func TestQuickModeFunnels3000Clients(t *testing.T) {
 	s := startProxy(t, "--to", addr(tc.A), "--to", addr(tc.B), "--protocol", "auto", "--conns", "2")
 	before := snapshotH2cPorts(t)

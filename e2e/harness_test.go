@@ -3,7 +3,8 @@
 // TestMain starts one Tomcat (deploy/tomcat/setup.sh + start.sh) for the whole
 // package with three free loopback ports: A and B speak h2c, H1 is HTTP/1.1
 // only. Each test starts its own sluice with startSluice and a config naming
-// those ports. Everything listens on 127.0.0.1 only.
+// those ports; sluice listens on port 0 and the test reads the addresses
+// it bound from its start-up log line. Everything listens on 127.0.0.1 only.
 //
 // The sluice binary comes from $E2E_SLUICE_BIN (set by `make e2e`); when unset it
 // is built once with `go build`, and tests needing it are skipped only if that
@@ -32,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,12 +167,15 @@ var (
 	usedPorts = map[int]bool{}
 )
 
-// freePort returns a loopback port nobody listens on (TCP or UDP, for
-// HTTP/3), never the same one twice in this process. It picks below the
-// kernel's ephemeral range (32768-60999 here): a port from there can be
-// taken as the source port of an outgoing connection, which load tests open
-// by the thousand, between this check and the server's bind. 20000-32767 is
-// above make bench's ports (19100-19169).
+// freePort returns a loopback port nobody listens on, never the same one
+// twice in this process, for the programs that must be told a port rather
+// than pick one: Tomcat (setup.sh writes its ports into server.xml, and
+// the resilience tests restart it on the same ones), the embedded Tomcat
+// and Prometheus. Sluice listens on port 0 instead (anyPort). It picks
+// below the kernel's ephemeral range (32768-60999 here): a port from there
+// can be taken as the source port of an outgoing connection, which load
+// tests open by the thousand, between this check and the server's bind.
+// 20000-32767 is above make bench's ports (19100-19169).
 func freePort() (int, error) {
 	portsMu.Lock()
 	defer portsMu.Unlock()
@@ -183,12 +188,7 @@ func freePort() (int, error) {
 		if err != nil {
 			continue
 		}
-		u, err := net.ListenPacket("udp", addr(p))
 		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
 		usedPorts[p] = true
 		return p, nil
 	}
@@ -261,8 +261,12 @@ func (t *tomcatProc) dumpLog(w io.Writer, lines int) {
 // ---------------------------------------------------------------- sluice
 
 type sluiceProc struct {
-	Listen string // host:port of the client-facing listener
-	Admin  string // host:port of /metrics, /healthz, /readyz
+	// The bound addresses (host:port) sluice logged at start: it listens
+	// on port 0 and the kernel picks, so no port is chosen here and then
+	// taken by someone else before sluice binds it.
+	Listen string // the client-facing listener
+	Admin  string // /metrics, /healthz, /readyz
+	TLS    string // tls_listen, when the config has one
 	URL    string // "http://" + Listen
 	// Backend is the backend name in metrics: backendName, or "default"
 	// in quick mode.
@@ -303,49 +307,55 @@ func (u upstream) yaml() string {
 	return b.String()
 }
 
-// startSluice runs `sluice run --config FILE` with yamlConfig plus fresh
-// loopback `listen` and `admin` addresses (yamlConfig must not set them),
-// waits for admin /readyz to answer 200, and stops the process in t.Cleanup
-// (SIGTERM, then SIGKILL after 10 s). Its output is logged if the test failed.
+// anyPort is the address of every listener sluice opens in the tests: a
+// loopback port the kernel picks, read back from sluice's log.
+const anyPort = "127.0.0.1:0"
+
+// listenersYAML sets listen and admin; a test config (yamlConfig below) must
+// not set them. Rewritten configs keep it, so a reload sees them unchanged.
+var listenersYAML = fmt.Sprintf("listen: %q\nadmin: %q\n", anyPort, anyPort)
+
+// startSluice runs `sluice run --config FILE` with listenersYAML plus
+// yamlConfig, waits for admin /readyz to answer 200, and stops the process
+// in t.Cleanup (SIGTERM, then SIGKILL after 10 s). Its output is logged if
+// the test failed.
 func startSluice(t testing.TB, yamlConfig string) *sluiceProc {
-	return launchSluice(t, func(s *sluiceProc) ([]string, string) {
-		s.Backend = backendName
-		cfg := fmt.Sprintf("listen: %q\nadmin: %q\n%s", s.Listen, s.Admin, yamlConfig)
-		file := filepath.Join(t.TempDir(), "sluice.yaml")
-		if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		s.ConfigFile = file
-		return []string{"run", "--config", file}, cfg
-	})
+	cfg := listenersYAML + yamlConfig
+	file := filepath.Join(t.TempDir(), "sluice.yaml")
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := launchSluice(t, []string{"run", "--config", file}, cfg)
+	s.Backend, s.ConfigFile = backendName, file
+	return s
 }
 
 // startProxy runs quick mode: `sluice proxy --listen ... --admin ... args...`.
 func startProxy(t testing.TB, args ...string) *sluiceProc {
-	return launchSluice(t, func(s *sluiceProc) ([]string, string) {
-		s.Backend = "default"
-		a := append([]string{"proxy", "--listen", s.Listen, "--admin", s.Admin}, args...)
-		return a, strings.Join(a, " ")
-	})
+	a := append([]string{"proxy", "--listen", anyPort, "--admin", anyPort}, args...)
+	s := launchSluice(t, a, strings.Join(a, " "))
+	s.Backend = "default"
+	return s
 }
 
-// launchSluice starts sluice with the arguments args returns (given the
-// chosen ports) and waits until it is ready; desc describes the run in logs.
-func launchSluice(t testing.TB, args func(*sluiceProc) (argv []string, desc string)) *sluiceProc {
+// launchSluice starts sluice with argv, reads the addresses it listens on
+// from its start-up log line and waits until it is ready; cfg describes
+// the run in logs.
+func launchSluice(t testing.TB, argv []string, cfg string) *sluiceProc {
 	t.Helper()
 	requireSluice(t)
 	s := &sluiceProc{
-		Listen: addr(mustFreePort(t)),
-		Admin:  addr(mustFreePort(t)),
 		out:    &tailBuffer{max: 1 << 20},
 		exited: make(chan struct{}),
 	}
-	s.URL = "http://" + s.Listen
-	argv, cfg := args(s)
+	listening := &listeningLine{found: make(chan map[string]string, 1)}
 
 	s.cmd = exec.Command(sluiceBin, argv...)
 	s.cmd.Env = sluiceEnv()
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	// One writer for both, so exec copies them through one pipe and lines
+	// arrive whole and in order.
+	out := io.MultiWriter(s.out, listening)
+	s.cmd.Stdout, s.cmd.Stderr = out, out
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start sluice: %v", err)
@@ -367,10 +377,61 @@ func launchSluice(t testing.TB, args func(*sluiceProc) (argv []string, desc stri
 		}
 	})
 
+	select {
+	case addrs := <-listening.found:
+		s.Listen, s.Admin, s.TLS = addrs["listen"], addrs["admin"], addrs["tls_listen"]
+		s.URL = "http://" + s.Listen
+	case <-s.exited:
+		t.Fatalf("sluice exited during startup (%v)\nconfig:\n%s\noutput:\n%s", s.cmd.ProcessState, cfg, s.out.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("sluice did not log %q within 30 s\nconfig:\n%s\noutput:\n%s", listeningMsg, cfg, s.out.String())
+	}
 	if err := s.waitReady(30 * time.Second); err != nil {
 		t.Fatalf("sluice not ready: %v\nconfig:\n%s\noutput:\n%s", err, cfg, s.out.String())
 	}
 	return s
+}
+
+// listeningMsg is the message of sluice's start-up log line, which names
+// the bound address of every listener: listen, tls_listen, http3 (UDP) and
+// admin (metrics and the stats page).
+const listeningMsg = "sluice listening"
+
+// listeningAttr matches one address attribute of that line in slog's text
+// format.
+var listeningAttr = regexp.MustCompile(`\b(listen|tls_listen|http3|admin)=(\S+)`)
+
+// listeningLine watches sluice's output for the start-up log line and sends
+// its addresses, by attribute name, on found (once).
+type listeningLine struct {
+	found   chan map[string]string
+	partial []byte // the line so far; only the one copying goroutine writes
+	done    bool
+}
+
+func (l *listeningLine) Write(p []byte) (int, error) {
+	if l.done {
+		return len(p), nil
+	}
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(l.partial[:i])
+		l.partial = l.partial[i+1:]
+		if strings.Contains(line, `msg="`+listeningMsg+`"`) {
+			addrs := map[string]string{}
+			for _, m := range listeningAttr.FindAllStringSubmatch(line, -1) {
+				addrs[m[1]] = m[2]
+			}
+			l.found <- addrs
+			l.done, l.partial = true, nil
+			break
+		}
+	}
+	return len(p), nil
 }
 
 // sluiceEnv is this process's environment without SLUICE_* variables: sluice
@@ -415,7 +476,7 @@ func (s *sluiceProc) waitReady(timeout time.Duration) error {
 		} else {
 			last = err.Error()
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // poll, keeping the last answer for the error
 	}
 	return fmt.Errorf("no 200 from http://%s/readyz within %v (last: %s)", s.Admin, timeout, last)
 }
@@ -556,25 +617,28 @@ next:
 	return sum, n
 }
 
-// metric is the sum over matching series of name; 0 if none match. Use
-// requireMetric when absence must fail rather than pass as 0.
-func metric(t testing.TB, admin, name string, labels map[string]string) float64 {
+// scrapeMetric scrapes admin and sums name's series that match labels; n
+// counts them.
+func scrapeMetric(t testing.TB, admin, name string, labels map[string]string) (v float64, n int) {
 	t.Helper()
 	samples, err := scrape(admin)
 	if err != nil {
 		t.Fatalf("scrape %s: %v", admin, err)
 	}
-	v, _ := sumMetric(samples, name, labels)
+	return sumMetric(samples, name, labels)
+}
+
+// metric is the sum over matching series of name; 0 if none match. Use
+// requireMetric when absence must fail rather than pass as 0.
+func metric(t testing.TB, admin, name string, labels map[string]string) float64 {
+	t.Helper()
+	v, _ := scrapeMetric(t, admin, name, labels)
 	return v
 }
 
 func requireMetric(t testing.TB, admin, name string, labels map[string]string) float64 {
 	t.Helper()
-	samples, err := scrape(admin)
-	if err != nil {
-		t.Fatalf("scrape %s: %v", admin, err)
-	}
-	v, n := sumMetric(samples, name, labels)
+	v, n := scrapeMetric(t, admin, name, labels)
 	if n == 0 {
 		t.Fatalf("metric %s%v is not exported by sluice (admin %s)", name, labels, admin)
 	}
@@ -584,11 +648,7 @@ func requireMetric(t testing.TB, admin, name string, labels map[string]string) f
 // metricPresent reports whether any series of name exists at all.
 func metricPresent(t testing.TB, admin, name string) bool {
 	t.Helper()
-	samples, err := scrape(admin)
-	if err != nil {
-		t.Fatalf("scrape %s: %v", admin, err)
-	}
-	_, n := sumMetric(samples, name, nil)
+	_, n := scrapeMetric(t, admin, name, nil)
 	return n > 0
 }
 

@@ -26,6 +26,9 @@ type loadSpec struct {
 	KeepAlive bool // true: one reused connection per client; false: a new connection per request
 	// Next picks client's seq-th request; nil means GET / expecting helloBody.
 	Next func(client, seq int) loadReq
+	// Stop, when not nil, ends the load sooner when it is closed: for a
+	// test that loads sluice until it is done, Duration is then a bound.
+	Stop <-chan struct{}
 }
 
 type loadReq struct {
@@ -86,6 +89,20 @@ func (r *loadResult) requireClean(t testing.TB) {
 	}
 }
 
+// loadClient is one load client: at most one connection, kept alive
+// between requests or not, dialled without proxy within 10 s, and no
+// transparent compression.
+func loadClient(keepAlive bool) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		MaxConnsPerHost:     1,
+		MaxIdleConnsPerHost: 1,
+		DisableKeepAlives:   !keepAlive,
+		DisableCompression:  true,
+	}}
+}
+
 // runLoad drives spec.Clients concurrent clients at baseURL for spec.Duration.
 func runLoad(t testing.TB, baseURL string, spec loadSpec) *loadResult {
 	t.Helper()
@@ -98,16 +115,8 @@ func runLoad(t testing.TB, baseURL string, spec loadSpec) *loadResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tr := &http.Transport{
-				Proxy:               nil,
-				DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-				MaxConnsPerHost:     1,
-				MaxIdleConnsPerHost: 1,
-				DisableKeepAlives:   !spec.KeepAlive,
-				DisableCompression:  true,
-			}
-			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr}
+			c := loadClient(spec.KeepAlive)
+			defer c.CloseIdleConnections()
 			<-start
 			for seq := 0; ; seq++ {
 				select {
@@ -132,7 +141,18 @@ func runLoad(t testing.TB, baseURL string, spec loadSpec) *loadResult {
 	}
 	began = time.Now()
 	close(start)
-	time.AfterFunc(spec.Duration, func() { close(deadline) })
+	var once sync.Once
+	end := func() { once.Do(func() { close(deadline) }) }
+	time.AfterFunc(spec.Duration, end)
+	if spec.Stop != nil {
+		go func() {
+			select {
+			case <-spec.Stop:
+				end()
+			case <-deadline:
+			}
+		}()
+	}
 	wg.Wait()
 	res.Elapsed = time.Since(began)
 	mode := "new connection per request"
@@ -199,6 +219,28 @@ type sampler struct {
 	max   float64
 	n     int
 	err   error
+}
+
+// metricProbe is a sampler's probe: the sum of name's series that match
+// labels, scraped from admin.
+func metricProbe(admin, name string, labels map[string]string) func() (float64, error) {
+	return func() (float64, error) {
+		samples, err := scrape(admin)
+		if err != nil {
+			return 0, err
+		}
+		v, _ := sumMetric(samples, name, labels)
+		return v, nil
+	}
+}
+
+// socketProbe is a sampler's probe: Tomcat's established connections on
+// port.
+func socketProbe(port int) func() (float64, error) {
+	return func() (float64, error) {
+		est, _, err := tomcatConnsErr(port)
+		return float64(est), err
+	}
 }
 
 func startSampler(every time.Duration, fn func() (float64, error)) *sampler {

@@ -8,60 +8,33 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // Backends that misbehave must give the client a clear status within the
-// configured timeouts and never hang the gateway (issue test e).
+// configured timeouts and never hang the gateway.
 
 // misbehavingServer accepts connections and either never answers
 // (blackhole) or resets each connection after reading a little (reset).
 func misbehavingServer(t *testing.T, mode string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	return gatewaytest.Listen(t, func(c net.Conn) {
+		buf := make([]byte, 4096)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := c.Read(buf); err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() {
-				buf := make([]byte, 4096)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-					if mode == "reset" {
-						c.(*net.TCPConn).SetLinger(0)
-						c.Close()
-						return
-					}
-				}
-			}()
+			if mode == "reset" {
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+				return
+			}
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln.Addr().(*net.TCPAddr).Port
+	}).Port
 }
 
-func TestMisbehavingBackends(t *testing.T) {
+func TestMisbehavingBackendsGetClearStatusInTime(t *testing.T) {
 	tests := []struct {
 		mode       string
 		wantStatus int

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // The files under test, relative to the repository root.
@@ -122,12 +124,34 @@ routes:
 		t.Fatalf("reload: %d %s", code, body)
 	}
 
-	// Scrapes under load: the 10 s rate windows fill up.
-	waitFor(t, 30*time.Second, "Prometheus scraping sluice", func() bool {
+	// Scrapes under load fill the rate windows: wait until every
+	// dashboard query and every alert's series has data, or 40 s have
+	// passed, after which the subtests name what has none.
+	gatewaytest.WaitFor(t, 30*time.Second, "Prometheus scraping sluice", func() bool {
 		r, err := prom.query(`up{job="sluice"} == 1`)
 		return err == nil && len(r) == 1
 	})
-	time.Sleep(12 * time.Second)
+	var exprs []string
+	for _, q := range dashboardQueries(t) {
+		exprs = append(exprs, q.expr)
+	}
+	for _, a := range loadAlerts(t) {
+		if m := finalComparison.FindStringSubmatch(strings.TrimSpace(a.Expr)); m != nil {
+			exprs = append(exprs, m[1])
+		}
+	}
+	giveUp := time.Now().Add(40 * time.Second)
+	gatewaytest.WaitFor(t, time.Minute, "data for every query, or 40 s", func() bool {
+		if time.Now().After(giveUp) {
+			return true
+		}
+		for _, e := range exprs {
+			if res, err := prom.query(e); err != nil || len(res) == 0 {
+				return false
+			}
+		}
+		return true
+	})
 
 	t.Run("dashboard", func(t *testing.T) {
 		queries := dashboardQueries(t)
@@ -179,7 +203,7 @@ routes:
 				}
 			}
 		}
-		waitFor(t, 10*time.Second, "every rule evaluated", func() bool {
+		gatewaytest.WaitFor(t, 10*time.Second, "every rule evaluated", func() bool {
 			if err := prom.get("/api/v1/rules", nil, &rules); err != nil {
 				t.Fatal(err)
 			}
@@ -373,7 +397,7 @@ func loadForMonitoring(ctx context.Context, t *testing.T, wg *sync.WaitGroup, s 
 // retried on the backend's other server. It stops with the test.
 func startFlakyServer(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", addr(mustFreePort(t)))
+	l, err := net.Listen("tcp", anyPort)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,25 +475,9 @@ scrape_configs:
 		"--web.listen-address="+listen, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", out.String())
-		}
-	})
+	exited := gatewaytest.Start(t, "prometheus", cmd, out.String)
 	p := &promProc{base: "http://" + listen, cmd: cmd}
-	waitFor(t, 30*time.Second, "Prometheus ready", func() bool {
+	gatewaytest.WaitFor(t, 30*time.Second, "Prometheus ready", func() bool {
 		select {
 		case <-exited:
 			t.Fatalf("prometheus exited: %v\n%s", cmd.ProcessState, out.String())
@@ -524,17 +532,4 @@ func (p *promProc) query(q string) ([]json.RawMessage, error) {
 		return nil, err
 	}
 	return series, nil
-}
-
-// waitFor polls cond every 200 ms until it holds, failing the test after
-// timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

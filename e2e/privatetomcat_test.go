@@ -96,7 +96,7 @@ func (p *privateTomcat) signal(sig syscall.Signal, wait time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("Tomcat pid %d still running %v after signal %d", pid, wait, sig)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // poll: the JVM is not our child, nothing to wait on
 	}
 	return nil
 }
@@ -154,15 +154,8 @@ func startTimedLoad(baseURL string, clients int, next func(client, seq int) (pat
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			tr := &http.Transport{
-				Proxy:               nil,
-				DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-				MaxConnsPerHost:     1,
-				MaxIdleConnsPerHost: 1,
-				DisableCompression:  true,
-			}
-			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr}
+			c := loadClient(true)
+			defer c.CloseIdleConnections()
 			<-start
 			for seq := 0; ; seq++ {
 				select {

@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// (e) Clients speaking h2c with prior knowledge on the same listener as HTTP/1.1.
-func TestH2PriorKnowledgeClients(t *testing.T) {
+// Clients speaking h2c with prior knowledge are served on the same
+// listener as HTTP/1.1.
+func TestH2PriorKnowledgeSharesListenerWithHTTP1(t *testing.T) {
 	s := startSluice(t, upstream{Protocol: "h2c", Ports: []int{tc.A, tc.B}}.yaml())
 
 	t.Run("go_client", func(t *testing.T) {

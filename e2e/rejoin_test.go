@@ -91,7 +91,7 @@ func firstAnswer(load *timedLoad, port int, until time.Time) (time.Duration, boo
 				return load.since(), true
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // poll: the time of the first answer is the measurement
 	}
 	return 0, false
 }
@@ -109,7 +109,7 @@ func TestKilledTomcatRejoinsWithinSeconds(t *testing.T) {
 			s := startProxy(t, "--to", addr(pt.A), "--to", addr(tc.B))
 			server := addr(pt.A)
 			load := startTimedLoad(s.URL, restartClients, restartMix)
-			sleepUntil := func(at time.Duration) { time.Sleep(at - load.since()) }
+			sleepUntil := func(at time.Duration) { time.Sleep(at - load.since()) } // the test's timeline
 
 			sleepUntil(3 * time.Second)
 			killAt := load.since()
@@ -131,7 +131,8 @@ func TestKilledTomcatRejoinsWithinSeconds(t *testing.T) {
 			go func() { started <- pt.start() }()
 			answeredAt, answered := firstAnswer(load, pt.A, time.Now().Add(tt.delay+90*time.Second))
 
-			// Requests reach it: sluice's count of requests sent to it grows.
+			// Requests reach it: sluice's count of requests sent to it
+			// grows. A poll, as when is the measurement.
 			var reachedAt time.Duration
 			for deadline := time.Now().Add(rejoinWithin + 5*time.Second); answered && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 				n, _, err := serverRequests(s.Admin, server)
@@ -146,7 +147,7 @@ func TestKilledTomcatRejoinsWithinSeconds(t *testing.T) {
 			}
 			startErr := <-started
 			// Keep the load on a little: nothing may fail after the return.
-			time.Sleep(2 * time.Second)
+			time.Sleep(2 * time.Second) // the period under test
 			ran := load.stop()
 
 			t.Logf("private Tomcat :%d: SIGKILL at %v (state before restart: %s); start at %v, first answer at %v; sluice sends it requests at %v (%v after the answer)",

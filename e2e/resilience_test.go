@@ -12,12 +12,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // Resilience: sluice draining on SIGTERM, and a Tomcat going away and
 // coming back under load, gracefully (SIGTERM) or not (SIGKILL).
 
-// (f) SIGTERM under load: every request sluice accepted is answered in
+// SIGTERM under load: every request sluice accepted is answered in
 // full; only connection attempts after shutdown began may be refused.
 func TestSIGTERMUnderLoadFinishesInFlight(t *testing.T) {
 	const (
@@ -29,11 +31,13 @@ func TestSIGTERMUnderLoadFinishesInFlight(t *testing.T) {
 
 	var (
 		signalAt atomic.Int64 // UnixNano when SIGTERM was sent; 0 before
+		exitedAt atomic.Int64 // UnixNano when sluice was seen to exit; 0 before
 		stop     = make(chan struct{})
 		wg       sync.WaitGroup
 
 		sent, completed, failed, refused atomic.Int64
 		inFlightAtSignal, inFlightOK     atomic.Int64
+		triedAfterExit                   atomic.Int64 // clients with an attempt begun after exitedAt
 
 		mu    sync.Mutex
 		fails []string
@@ -54,6 +58,7 @@ func TestSIGTERMUnderLoadFinishesInFlight(t *testing.T) {
 				DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
 			defer tr.CloseIdleConnections()
 			c := &http.Client{Transport: tr}
+			counted := false
 			for {
 				select {
 				case <-stop:
@@ -96,17 +101,21 @@ func TestSIGTERMUnderLoadFinishesInFlight(t *testing.T) {
 					// connection sluice closed unread) or reset on a new
 					// connection still in the kernel's accept queue.
 					refused.Add(1)
-					time.Sleep(100 * time.Millisecond)
+					time.Sleep(100 * time.Millisecond) // pacing: a refused client retries 10 times a second
 				case err != nil:
 					fail(fmt.Sprintf("started %s, failed %s: %v", rel(started), rel(time.Now().UnixNano()), err))
 				default:
 					fail(fmt.Sprintf("started %s: status %d body %.80q", rel(started), resp.StatusCode, body))
 				}
+				if ex := exitedAt.Load(); !counted && ex != 0 && started > ex {
+					counted = true
+					triedAfterExit.Add(1)
+				}
 			}
 		}()
 	}
 
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // the timeline: SIGTERM after 2 s of load
 	signalAt.Store(time.Now().UnixNano())
 	sigTime := time.Now()
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -141,7 +150,7 @@ func TestSIGTERMUnderLoadFinishesInFlight(t *testing.T) {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond) // the sampling interval
 		}
 	}()
 
@@ -154,8 +163,10 @@ func TestSIGTERMUnderLoadFinishesInFlight(t *testing.T) {
 		t.Fatalf("sluice still running %v after SIGTERM (shutdown_grace %v)", grace+5*time.Second, grace)
 	}
 	<-readyDone
-	// Let clients whose connections just closed meet the closed listener.
-	time.Sleep(300 * time.Millisecond)
+	// Every client meets the closed listener: its attempt that began
+	// after the exit must count as refused, not as a failure.
+	exitedAt.Store(time.Now().UnixNano())
+	gatewaytest.WaitFor(t, 10*time.Second, "an attempt by every client after sluice exited", func() bool { return triedAfterExit.Load() == clients })
 	close(stop)
 	wg.Wait()
 
@@ -254,7 +265,7 @@ func logResilienceMetrics(t *testing.T, s *sluiceProc) float64 {
 	return retries
 }
 
-// (3a) A Tomcat stopped with SIGTERM and started again under load: sluice
+// A Tomcat stopped with SIGTERM and started again under load: sluice
 // drains it (GOAWAY), retries what it refused, and no client sees an error.
 func TestTomcatGracefulRestartNoFailures(t *testing.T) {
 	restartWithoutFailures(t, startPrivateTomcat(t), restartMix)
@@ -268,7 +279,7 @@ func restartWithoutFailures(t *testing.T, pt *privateTomcat, mix func(client, se
 	load := startTimedLoad(s.URL, restartClients, mix)
 
 	var eventErr error
-	sleepUntil := func(at time.Duration) { time.Sleep(at - load.since()) }
+	sleepUntil := func(at time.Duration) { time.Sleep(at - load.since()) } // the test's timeline
 	sleepUntil(3 * time.Second)
 	stopAt := load.since()
 	if err := pt.stopGraceful(); err != nil {
@@ -307,17 +318,17 @@ func restartWithoutFailures(t *testing.T, pt *privateTomcat, mix func(client, se
 	}
 }
 
-// (3b) A Tomcat killed with SIGKILL: failures are allowed only until
+// A Tomcat killed with SIGKILL: failures are allowed only until
 // health checks can have noticed (fall x interval, plus 1 s), none after;
 // once Tomcat is back, sluice sends it traffic again.
-func TestTomcatKill9(t *testing.T) {
+func TestTomcatKill9FailsOnlyUntilHealthChecksNotice(t *testing.T) {
 	pt := startPrivateTomcat(t)
 	s := startSluice(t, restartConfig(pt.A, tc.B))
 	server := map[string]string{"backend": backendName, "server": addr(pt.A)}
 	load := startTimedLoad(s.URL, restartClients, restartMix)
 
 	var eventErr error
-	sleepUntil := func(at time.Duration) { time.Sleep(at - load.since()) }
+	sleepUntil := func(at time.Duration) { time.Sleep(at - load.since()) } // the test's timeline
 	sleepUntil(3 * time.Second)
 	killAt := load.since()
 	if err := pt.kill9(); err != nil {
@@ -352,10 +363,10 @@ func TestTomcatKill9(t *testing.T) {
 		if connAt > 0 && streamsAt > 0 {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // poll: when it came back is the measurement
 	}
 	// Keep the load on a little longer: no failure may follow recovery.
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // the period under test
 	ran := load.stop()
 
 	window := killAt + healthFall*healthInterval + time.Second

@@ -14,12 +14,14 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // The stats page, rendered by a real headless Chromium while traffic runs,
 // shows the numbers /stats.json serves. The screenshot is kept in
 // e2e/artifacts/ (git-ignored).
-func TestStatsPageInChromium(t *testing.T) {
+func TestStatsPageShowsStatsJSONInChromium(t *testing.T) {
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatal("chromium not installed: run `make deps` (Debian package chromium)")
@@ -28,14 +30,22 @@ func TestStatsPageInChromium(t *testing.T) {
 	done := make(chan *loadResult, 1)
 	go func() { done <- runLoad(t, s.URL, loadSpec{Clients: 300, Duration: 8 * time.Second, KeepAlive: true}) }()
 	defer func() { (<-done).requireClean(t) }()
-	time.Sleep(3 * time.Second)
+	// The page shows the load: both servers up and connected, and two
+	// history samples.
+	gatewaytest.WaitFor(t, 20*time.Second, "both servers up and connected, 2 history samples", func() bool {
+		st := getStats(t, s.Admin)
+		for _, srv := range st.Backends[0].Servers {
+			if srv.State != "up" || srv.Connections < 1 {
+				return false
+			}
+		}
+		return len(st.History.T) >= 2
+	})
 
 	art := filepath.Join(repoRoot, "e2e", "artifacts")
 	os.MkdirAll(art, 0o755)
 	page := "http://" + s.Admin + "/"
-	flags := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir=" + t.TempDir(), "--virtual-time-budget=3000", "--window-size=1100,700"}
+	flags := chromiumFlags(t, 1100, 700, 3000)
 	shot := exec.Command(browser, append(flags, "--screenshot="+filepath.Join(art, "stats-page.png"), page)...)
 	if out, err := shot.CombinedOutput(); err != nil {
 		t.Fatalf("chromium screenshot: %v\n%s", err, tail(string(out), 2000))
@@ -130,14 +140,29 @@ func (h *statsHistory) series() map[string][]*float64 {
 type statsNow struct {
 	Backends []struct {
 		Servers []struct {
-			Address string `json:"address"`
-			State   string `json:"state"`
+			Address     string `json:"address"`
+			State       string `json:"state"`
+			Connections int    `json:"connections"`
 		} `json:"servers"`
+		Discovery *struct {
+			Name      string `json:"name"`
+			Servers   int    `json:"servers"`
+			Failures  int    `json:"failures"`
+			LastError string `json:"last_error"`
+		} `json:"discovery"`
 	} `json:"backends"`
 	Connections []struct {
 		ID uint64 `json:"id"`
 	} `json:"connections"`
 	History statsHistory `json:"history"`
+}
+
+// chromiumFlags are headless Chromium's flags for a page of w×h pixels,
+// given budgetMs of virtual time to run its scripts.
+func chromiumFlags(t testing.TB, w, h, budgetMs int) []string {
+	return []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir=" + t.TempDir(), fmt.Sprintf("--virtual-time-budget=%d", budgetMs), fmt.Sprintf("--window-size=%d,%d", w, h)}
 }
 
 func getStats(t testing.TB, admin string) statsNow {
@@ -167,41 +192,40 @@ func TestStatsPageHistoryInChromium(t *testing.T) {
 	pt := startPrivateTomcat(t)
 	victim := addr(pt.A)
 	s := startSluice(t, upstream{Protocol: "h2c", Ports: []int{tc.A, pt.A}, H2Conns: 2}.yaml())
-	done := make(chan *loadResult, 1)
-	go func() { done <- runLoad(t, s.URL, loadSpec{Clients: 200, Duration: 35 * time.Second, KeepAlive: true}) }()
-	// The load outlasts the page's rendering (about 25 s in), so that every
-	// series has data up to the end. Requests in flight on the killed
-	// server fail: the load is not required clean, only finished.
-	defer func() { <-done }()
+	done, stop := make(chan *loadResult, 1), make(chan struct{})
+	go func() {
+		done <- runLoad(t, s.URL, loadSpec{Clients: 200, Duration: 2 * time.Minute, Stop: stop, KeepAlive: true})
+	}()
+	// The load outlasts the page's rendering (about 25 s in, more on a
+	// busy box), so that every series has data up to the end: it runs
+	// until the test ends. Requests in flight on the killed server fail:
+	// the load is not required clean, only finished.
+	defer func() { close(stop); <-done }()
 
-	time.Sleep(7 * time.Second)
+	// Charts with some history under load before the kill.
+	gatewaytest.WaitFor(t, 20*time.Second, "4 history samples", func() bool { return len(getStats(t, s.Admin).History.T) >= 4 })
 	killedAt := time.Now()
 	if err := pt.kill9(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for state := "up"; state == "up"; {
-		if time.Now().After(deadline) {
-			t.Fatalf("killed server %s still up in /stats.json after 20 s", victim)
-		}
-		time.Sleep(500 * time.Millisecond)
-		for _, srv := range getStats(t, s.Admin).Backends[0].Servers {
+	var samples int
+	gatewaytest.WaitFor(t, 20*time.Second, "the killed server "+victim+" not up in /stats.json", func() bool {
+		st := getStats(t, s.Admin)
+		samples = len(st.History.T)
+		for _, srv := range st.Backends[0].Servers {
 			if srv.Address == victim {
-				state = srv.State
+				return srv.State != "up"
 			}
 		}
-	}
+		return false
+	})
 	// Two more samples under load after the change.
-	time.Sleep(5 * time.Second)
+	gatewaytest.WaitFor(t, 20*time.Second, "2 more history samples", func() bool { return len(getStats(t, s.Admin).History.T) >= samples+2 })
 
 	art := filepath.Join(repoRoot, "e2e", "artifacts")
 	os.MkdirAll(art, 0o755)
 	page := "http://" + s.Admin + "/"
-	flags := func(w, h int) []string {
-		return []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-			"--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-			"--user-data-dir=" + t.TempDir(), "--virtual-time-budget=1500", fmt.Sprintf("--window-size=%d,%d", w, h)}
-	}
+	flags := func(w, h int) []string { return append(chromiumFlags(t, w, h, 1500), "--hide-scrollbars") }
 	for _, sz := range []struct {
 		name string
 		w, h int

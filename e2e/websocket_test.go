@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // examplesDir is Tomcat's examples webapp (Debian tomcat10-examples, which
@@ -172,14 +174,14 @@ type wsListener struct {
 // broadcast between two clients, and a connection idle for 15 s still
 // echoing.
 func TestWebSocketThroughH2CServer(t *testing.T) {
-	tlsYAML, tlsAddr := tlsEdge(t, false)
+	tlsYAML := tlsEdge(t, false)
 	s := startSluice(t, tlsYAML+upstream{Protocol: "auto", Ports: []int{tc.A}}.yaml())
 	waitH2CDetected(t, s)
 	listeners := []wsListener{
 		{"listen", func() (net.Conn, error) { return net.DialTimeout("tcp", s.Listen, 5*time.Second) }},
 		{"tls_listen", func() (net.Conn, error) {
 			d := &net.Dialer{Timeout: 5 * time.Second}
-			return tls.DialWithDialer(d, "tcp", tlsAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+			return tls.DialWithDialer(d, "tcp", s.TLS, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
 		}},
 	}
 	open := func(t *testing.T, l wsListener, path string) *wsConn {
@@ -283,29 +285,17 @@ func TestWebSocketThroughH2CServer(t *testing.T) {
 		echo(t, idle[l.name], wsText, []byte("after 15 s idle over "+l.name))
 		idle[l.name].close()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := metric(t, s.Admin, "sluice_upstream_tunnels", map[string]string{"backend": backendName})
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sluice_upstream_tunnels = %v after every WebSocket closed", n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	gatewaytest.WaitFor(t, 10*time.Second, "sluice_upstream_tunnels = 0 after every WebSocket closed", func() bool {
+		return metric(t, s.Admin, "sluice_upstream_tunnels", map[string]string{"backend": backendName}) == 0
+	})
 }
 
 // waitH2CDetected waits until the auto backend uses h2c to the server.
 func waitH2CDetected(t *testing.T, s *sluiceProc) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for metric(t, s.Admin, "sluice_upstream_connections", map[string]string{"backend": backendName, "protocol": "h2c"}) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("protocol auto did not detect h2c on Tomcat's connector")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	gatewaytest.WaitFor(t, 10*time.Second, "protocol auto to detect h2c on Tomcat's connector", func() bool {
+		return metric(t, s.Admin, "sluice_upstream_connections", map[string]string{"backend": backendName, "protocol": "h2c"}) >= 1
+	})
 }
 
 // TestResponseTrailersForHTTP11Client pins issue 9 item 12: the examples

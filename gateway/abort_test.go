@@ -23,7 +23,7 @@ func TestClientAbortDoesNotResetUpstreamStream(t *testing.T) {
 		// to it fail while the upstream response is still unfinished.
 		chunk := make([]byte, 1024)
 		for range 30 {
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond) // paces the stream past the client's abort
 			w.Write(chunk)
 			w.(http.Flusher).Flush()
 		}

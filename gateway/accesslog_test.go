@@ -1,28 +1,16 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/upstream"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
 
 func logGateway(t testing.TB, mode string, n int, out io.Writer) *Gateway {
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
@@ -31,18 +19,13 @@ func logGateway(t testing.TB, mode string, n int, out io.Writer) *Gateway {
 		}
 		io.WriteString(w, "hello")
 	})
-	log := quiet()
-	b, err := upstream.New(upstream.Config{Name: "b", Protocol: upstream.H2C,
-		Servers: []upstream.ServerConfig{{Address: up}}, Queue: upstream.QueueConfig{MaxPending: 10}}, upstream.NewMetrics(nil), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := newBackend(t, upstream.Config{Protocol: upstream.H2C,
+		Servers: []upstream.ServerConfig{{Address: up}}, Queue: upstream.QueueConfig{MaxPending: 10}})
 	al, err := NewAccessLog(AccessLogConfig{Mode: mode, SampleN: n, JSON: true, Out: out})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(Config{Routes: []Route{{Backend: "b"}}, AccessLog: al}, map[string]http.RoundTripper{"b": b}, NewMetrics(nil), log)
+	g, err := New(Config{Routes: []Route{{Backend: "b"}}, AccessLog: al}, map[string]http.RoundTripper{"b": b}, NewMetrics(nil), quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +44,7 @@ func TestAccessLogModes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
-			var out syncBuf
+			var out gatewaytest.Buffer
 			g := logGateway(t, tt.mode, tt.n, &out)
 			for i := range 12 {
 				path := "/"
@@ -70,9 +53,9 @@ func TestAccessLogModes(t *testing.T) {
 				}
 				g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "http://front"+path, nil))
 			}
-			lines := strings.Split(strings.TrimSpace(out.b.String()), "\n")
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 			if len(lines) != tt.wantLines {
-				t.Fatalf("%d lines, want %d:\n%s", len(lines), tt.wantLines, out.b.String())
+				t.Fatalf("%d lines, want %d:\n%s", len(lines), tt.wantLines, out.String())
 			}
 			var rec map[string]any
 			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {

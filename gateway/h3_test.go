@@ -17,15 +17,11 @@ func TestHTTP3ReachesTheSameBackend(t *testing.T) {
 		io.WriteString(w, r.Proto+" "+r.Header.Get("X-Forwarded-Proto"))
 	})
 	log := quiet()
-	b, err := upstream.New(upstream.Config{
-		Name: "b", Protocol: upstream.H2C,
-		Servers: []upstream.ServerConfig{{Address: up}},
-		Queue:   upstream.QueueConfig{MaxPending: 10},
-	}, upstream.NewMetrics(nil), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := newBackend(t, upstream.Config{
+		Protocol: upstream.H2C,
+		Servers:  []upstream.ServerConfig{{Address: up}},
+		Queue:    upstream.QueueConfig{MaxPending: 10},
+	})
 	m := NewMetrics(nil)
 	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": b}, m, log)
 	if err != nil {

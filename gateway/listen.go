@@ -27,6 +27,9 @@ type ListenerConfig struct {
 	// accept, so nobody else can claim a client address. Required with
 	// ProxyProtocol; 0.0.0.0/0 and ::/0 let any peer in.
 	ProxyFrom []netip.Prefix
+	// Bound, when not nil, is a TCP socket already bound to Addr, used in
+	// place of binding it. Listen owns it: it closes it on error.
+	Bound net.Listener
 }
 
 // proxyHeaderTimeout bounds the wait for a PROXY protocol header.
@@ -38,11 +41,17 @@ const proxyHeaderTimeout = 5 * time.Second
 // config (TLS or not).
 func (g *Gateway) Listen(lc ListenerConfig) (net.Listener, error) {
 	if lc.ProxyProtocol && len(lc.ProxyFrom) == 0 {
+		if lc.Bound != nil {
+			lc.Bound.Close()
+		}
 		return nil, fmt.Errorf("listen %s: %w", lc.Addr, errProxyFromMissing)
 	}
-	raw, err := net.Listen("tcp", lc.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", lc.Addr, err)
+	raw := lc.Bound
+	if raw == nil {
+		var err error
+		if raw, err = net.Listen("tcp", lc.Addr); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", lc.Addr, err)
+		}
 	}
 	name := lc.Name
 	if name == "" {

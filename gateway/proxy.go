@@ -42,8 +42,8 @@ type proxy struct {
 	trusted func(*http.Request) bool
 }
 
-// infoRoundTripper is upstream.Backend's RoundTripInfo: the RequestInfo is
-// passed along instead of through a context value.
+// infoRoundTripper is upstream.Backend's RoundTripInfo, which fills in the
+// RequestInfo the access log reads.
 type infoRoundTripper interface {
 	RoundTripInfo(*http.Request, *upstream.RequestInfo) (*http.Response, error)
 }
@@ -72,11 +72,12 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 // the outbound request, its URL, the X-Forwarded-* values and what the
 // backend reports.
 type exchange struct {
-	out  http.Request
-	url  url.URL
-	xf   [2]string // X-Forwarded-For, X-Forwarded-Host
-	info upstream.RequestInfo
-	body reqBody
+	out   http.Request
+	url   url.URL
+	xf    [2]string // X-Forwarded-For, X-Forwarded-Host
+	info  upstream.RequestInfo
+	trace httptrace.ClientTrace // passes 1xx responses on (got1xx)
+	body  reqBody
 
 	w    http.ResponseWriter
 	mu   sync.Mutex // guards done and w's header map between got1xx and the final response
@@ -229,17 +230,17 @@ func (p *proxy) outRequest(r *http.Request, ex *exchange) *http.Request {
 	return out
 }
 
-// roundTrip sends out to the backend, passing 1xx responses on to w.
+// roundTrip sends out to the backend, passing 1xx responses on to w
+// through out's httptrace hooks, which every RoundTripper calls.
 func (p *proxy) roundTrip(w *statusWriter, out *http.Request, ex *exchange) (*http.Response, error) {
 	ex.w = w
-	ex.info.Got1xx = ex.got1xx
+	ex.trace.Got1xxResponse = ex.got1xx
+	*out = *out.WithContext(httptrace.WithClientTrace(out.Context(), &ex.trace))
 	var res *http.Response
 	var err error
 	if p.info != nil {
 		res, err = p.info.RoundTripInfo(out, &ex.info)
 	} else {
-		// Any other RoundTripper learns of the 1xx hook the standard way.
-		out = out.WithContext(httptrace.WithClientTrace(out.Context(), &httptrace.ClientTrace{Got1xxResponse: ex.got1xx}))
 		res, err = p.rt.RoundTrip(out)
 	}
 	ex.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,12 +100,24 @@ func TestProxyListener(t *testing.T) {
 	rejected := 0
 	pl := &proxyListener{Listener: ln, timeout: 200 * time.Millisecond, from: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, rejected: func() { rejected++ }}
 	defer pl.Close()
-	go func() {
-		c, _ := net.Dial("tcp", ln.Addr().String())
-		c.Write([]byte("PROXY TCP4 203.0.113.7 198.51.100.1 4000 80\r\nhello"))
-		time.Sleep(100 * time.Millisecond)
-		c.Close()
-	}()
+	// The clients keep their connections open until the test ends.
+	hold := make(chan struct{})
+	var clients sync.WaitGroup
+	defer clients.Wait()
+	defer close(hold)
+	client := func(send string) {
+		clients.Go(func() {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			c.Write([]byte(send))
+			<-hold
+		})
+	}
+	client("PROXY TCP4 203.0.113.7 198.51.100.1 4000 80\r\nhello")
 	c, err := pl.Accept()
 	if err != nil {
 		t.Fatal(err)
@@ -118,11 +131,7 @@ func TestProxyListener(t *testing.T) {
 	}
 	c.Close()
 	// A client that sends nothing is cut at the header timeout.
-	go func() {
-		c, _ := net.Dial("tcp", ln.Addr().String())
-		time.Sleep(time.Second)
-		c.Close()
-	}()
+	client("")
 	c, err = pl.Accept()
 	if err != nil {
 		t.Fatal(err)

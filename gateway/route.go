@@ -5,17 +5,18 @@ import (
 	"strings"
 )
 
-// Route sends requests whose host and path match to a backend.
+// Route sends requests whose host and path match to a backend. Its tags
+// are a route's schema in Sluice's config file (cmd/sluice/internal/config).
 type Route struct {
 	// Host is "*" (any host, also the zero value), an exact host name, or
 	// "*.example.com" (any subdomain of example.com, not example.com
 	// itself). Case-insensitive; the request's port is ignored.
-	Host string
+	Host string `yaml:"host" check:"routehost"`
 	// PathPrefix matches the start of the request path, byte for byte, as
 	// HAProxy's path_beg does. Empty means "/".
-	PathPrefix string
+	PathPrefix string `yaml:"path_prefix" check:"prefix"`
 	// Backend names the backend that serves the route.
-	Backend string
+	Backend string `yaml:"backend"`
 }
 
 // router matches requests against routes in order; the first match wins.

@@ -9,10 +9,11 @@ import (
 	"sync/atomic"
 )
 
-// CertPair names a certificate chain and its key, PEM files.
+// CertPair names a certificate chain and its key, PEM files. Its tags
+// are the keys of a tls_certs entry in Sluice's config file.
 type CertPair struct {
-	CertFile string
-	KeyFile  string
+	CertFile string `yaml:"cert"`
+	KeyFile  string `yaml:"key"`
 }
 
 // Certs holds the TLS certificates of the listeners, chosen by SNI, and

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/upstream"
 )
 
@@ -167,18 +168,7 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	if d := time.Since(dialed); err == nil || d < timeout || d > 2*timeout {
 		t.Errorf("silent client: read %v after %v, want EOF after about %v", err, d, timeout)
 	}
-	waitUntil(t, func() bool { return rejectedCount(g, reasonTLSHandshake) == 1 })
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	gatewaytest.WaitFor(t, 5*time.Second, "the failed handshake counted", func() bool { return rejectedCount(g, reasonTLSHandshake) == 1 })
 }
 
 // TestTLSListenerClose: Close returns while a handshake is stuck, and
@@ -192,13 +182,14 @@ func TestTLSListenerClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newTLSListener(inner, certs.TLSConfig("h2", "http/1.1"), time.Minute, func() {}, func(*guardConn, net.Conn) {})
+	accepted := make(chan struct{}, 1)
+	l := newTLSListener(acceptSignal{inner, accepted}, certs.TLSConfig("h2", "http/1.1"), time.Minute, func() {}, func(*guardConn, net.Conn) {})
 	c, err := net.Dial("tcp", inner.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	time.Sleep(50 * time.Millisecond) // let the handshake start
+	<-accepted // the handshake starts and waits for a ClientHello that never comes
 	done := make(chan struct{})
 	go func() { l.Close(); close(done) }()
 	select {
@@ -209,6 +200,21 @@ func TestTLSListenerClose(t *testing.T) {
 	if _, err := l.Accept(); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("Accept after Close: %v", err)
 	}
+}
+
+// acceptSignal sends on accepted when the listener has accepted a
+// connection.
+type acceptSignal struct {
+	net.Listener
+	accepted chan<- struct{}
+}
+
+func (l acceptSignal) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted <- struct{}{}
+	}
+	return c, err
 }
 
 // TestTLSRapidReset: an HTTP/2-over-TLS client flooding HEADERS+RST_STREAM

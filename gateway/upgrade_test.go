@@ -58,38 +58,11 @@ func dialUpgrade(t *testing.T, addr string) (net.Conn, *bufio.Reader, *http.Resp
 	return c, br, res
 }
 
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestUpgradeSplicedToH2CServer: a WebSocket-like upgrade through the
 // gateway to a server used over h2c switches protocols and carries bytes
 // both ways; the tunnel ends when the client leaves.
 func TestUpgradeSplicedToH2CServer(t *testing.T) {
-	var open atomic.Int64
-	origin := gatewaytest.Origin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "echo" {
-			io.WriteString(w, r.Proto)
-			return
-		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		open.Add(1)
-		defer open.Add(-1)
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\nX-Origin: yes\r\n\r\n")
-		brw.Flush()
-		io.Copy(conn, brw)
-	}))
+	origin, open := gatewaytest.UpgradeOrigin(t, "X-Origin: yes")
 	addr, g, b := upgradeGateway(t, origin, upstream.Auto)
 	// A plain request first: protocol detection finds h2c.
 	plain, err := http.Get("http://" + addr + "/")
@@ -118,7 +91,7 @@ func TestUpgradeSplicedToH2CServer(t *testing.T) {
 		t.Errorf("gateway tunnels %d, backend %+v", g.Tunnels(), b.Stats().Servers[0])
 	}
 	c.Close()
-	poll(t, "the tunnel to close", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the tunnel to close", func() bool {
 		return g.Tunnels() == 0 && b.Stats().Servers[0].Tunnels == 0 && open.Load() == 0
 	})
 }
@@ -128,32 +101,19 @@ func TestUpgradeSplicedToH2CServer(t *testing.T) {
 // connection it came on is closed and its slot given back. ReverseProxy
 // left both held for good.
 func TestUpgradeWrongTokenReleasesSlot(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var open atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			open.Add(1)
-			go func() {
-				defer open.Add(-1)
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: wrong\r\nConnection: Upgrade\r\n\r\n")
-				io.Copy(io.Discard, br) // hold the connection until the gateway closes it
-			}()
+	origin := gatewaytest.Listen(t, func(c net.Conn) {
+		open.Add(1)
+		defer open.Add(-1)
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
 		}
-	}()
-	addr, _, b := upgradeGateway(t, ln.Addr().String(), upstream.H1)
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: wrong\r\nConnection: Upgrade\r\n\r\n")
+		io.Copy(io.Discard, br) // hold the connection until the gateway closes it
+	})
+	addr, _, b := upgradeGateway(t, origin.String(), upstream.H1)
 	for i := range 100 {
 		c, _, res := dialUpgrade(t, addr)
 		if res.StatusCode != http.StatusBadGateway {
@@ -161,7 +121,7 @@ func TestUpgradeWrongTokenReleasesSlot(t *testing.T) {
 		}
 		c.Close()
 	}
-	poll(t, "every upstream connection to close", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "every upstream connection to close", func() bool {
 		return open.Load() == 0 && b.Stats().Servers[0].Tunnels == 0
 	})
 }
@@ -206,49 +166,50 @@ func TestTunnelIdleTimeout(t *testing.T) {
 }
 
 // TestCloseTunnels: shutdown waits for tunnels up to its deadline, then
-// closes those left, and closes any opened afterwards at once.
+// closes those left; a tunnel ending by itself lets it finish sooner.
+// Tunnels opened afterwards are closed at once.
 func TestCloseTunnels(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		g := &Gateway{}
-		g.tunnels.idle = time.Hour
-		_, server, done := pipeTunnel(&g.tunnels)
-		go io.Copy(io.Discard, server)
-		synctest.Wait()
-		if g.Tunnels() != 1 {
-			t.Fatalf("%d tunnels", g.Tunnels())
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		start := time.Now()
-		if err := g.CloseTunnels(ctx); !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("CloseTunnels: %v", err)
-		}
-		if d := time.Since(start); d != 30*time.Second {
-			t.Errorf("cut after %v, want the 30s grace", d)
-		}
-		<-done
-		_, _, done = pipeTunnel(&g.tunnels)
-		<-done // closed at once
-	})
-}
-
-// TestCloseTunnelsReturnsWhenTheyEnd: a tunnel ending by itself lets
-// shutdown finish before its deadline.
-func TestCloseTunnelsReturnsWhenTheyEnd(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		g := &Gateway{}
-		g.tunnels.idle = time.Hour
-		client, server, done := pipeTunnel(&g.tunnels)
-		go io.Copy(io.Discard, server)
-		synctest.Wait()
-		time.AfterFunc(5*time.Second, func() { client.Close() })
-		start := time.Now()
-		if err := g.CloseTunnels(t.Context()); err != nil {
-			t.Errorf("CloseTunnels: %v", err)
-		}
-		if d := time.Since(start); d != 5*time.Second {
-			t.Errorf("returned after %v, want 5s", d)
-		}
-		<-done
-	})
+	tests := []struct {
+		name         string
+		clientLeaves time.Duration // 0: the client stays
+		deadline     time.Duration // 0: none
+		wantErr      error
+		wantAfter    time.Duration
+	}{
+		{name: "cut at the deadline", deadline: 30 * time.Second, wantErr: context.DeadlineExceeded, wantAfter: 30 * time.Second},
+		{name: "returns when they end", clientLeaves: 5 * time.Second, wantAfter: 5 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				g := &Gateway{}
+				g.tunnels.idle = time.Hour
+				client, server, done := pipeTunnel(&g.tunnels)
+				go io.Copy(io.Discard, server)
+				synctest.Wait()
+				if g.Tunnels() != 1 {
+					t.Fatalf("%d tunnels", g.Tunnels())
+				}
+				if tt.clientLeaves > 0 {
+					time.AfterFunc(tt.clientLeaves, func() { client.Close() })
+				}
+				ctx := t.Context()
+				if tt.deadline > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+					defer cancel()
+				}
+				start := time.Now()
+				if err := g.CloseTunnels(ctx); !errors.Is(err, tt.wantErr) {
+					t.Errorf("CloseTunnels: %v, want %v", err, tt.wantErr)
+				}
+				if d := time.Since(start); d != tt.wantAfter {
+					t.Errorf("returned after %v, want %v", d, tt.wantAfter)
+				}
+				<-done
+				_, _, done = pipeTunnel(&g.tunnels)
+				<-done // closed at once
+			})
+		})
+	}
 }

@@ -7,9 +7,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -18,29 +18,27 @@ import (
 var errClientLeft = errors.New("upstream: client left")
 
 // tracker holds one attempt's upstream context, timers and slot, and ends
-// them once. It is the attempt's context.Context: values come from the
-// client's context, cancellation from the tracker alone, so that the
-// client leaving does not reset the stream at once. One allocation holds
-// the context, the trace hooks and the response body wrapper.
+// them once. The attempt's context keeps the client's values but not its
+// cancellation (context.WithoutCancel), so that the client leaving does not
+// reset the stream at once; it is cancelled, with a cause, by the tracker's
+// timers, by the client having left abortGrace ago, or by the total
+// timeout's deadline. One allocation holds the trace hooks, the request
+// and URL sent, and the response body wrapper.
 type tracker struct {
-	parent   context.Context // the client's: values only
-	deadline time.Time       // total timeout, or zero
-	done     chan struct{}   // closed by cancel
+	client context.Context // the client's: fire checks whether it left
+	ctx    context.Context // the attempt's
+	cancel context.CancelCauseFunc
+	// stopTotal releases the total timeout's deadline, when there is one.
+	stopTotal context.CancelFunc
 
-	mu     sync.Mutex // guards err, reason and afters
-	err    error      // context.Canceled or DeadlineExceeded once cancelled
-	reason error      // the cause given to cancel
-	afters []*afterFunc
-
-	s     *Server
-	p     *pool
-	url   url.URL // the attempt's copy of the request URL
+	c     *pconn       // the connection whose slot the attempt holds
+	out   http.Request // the attempt's copy of the request
+	url   url.URL      // the attempt's copy of the request URL
 	trace httptrace.ClientTrace
 	wrote atomic.Bool // request headers written
 	body  body
 	stop  func() bool // unregisters from the client's context
 	timer *time.Timer
-	total *time.Timer // the total timeout, when there is one
 	idle  time.Duration
 
 	inBody   atomic.Bool
@@ -49,83 +47,34 @@ type tracker struct {
 	ended    bool
 }
 
-var _ context.Context = (*tracker)(nil)
-
-func (t *tracker) Deadline() (time.Time, bool) { return t.deadline, !t.deadline.IsZero() }
-func (t *tracker) Done() <-chan struct{}       { return t.done }
-func (t *tracker) Value(key any) any           { return t.parent.Value(key) }
-
-func (t *tracker) Err() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.err
+// newTracker starts an attempt on c's slot for a request of clientCtx: its
+// context, and one timer, first the response header timeout (headerTimeout),
+// then the idle timeout while the body streams; the timer's callback also
+// runs when the client leaves. deadline, when not zero, ends the attempt
+// with ErrTotalTimeout.
+func newTracker(clientCtx context.Context, c *pconn, headerTimeout, idle time.Duration, deadline time.Time) *tracker {
+	t := &tracker{client: clientCtx, c: c, idle: idle}
+	ctx := context.WithoutCancel(clientCtx)
+	if !deadline.IsZero() {
+		ctx, t.stopTotal = context.WithDeadlineCause(ctx, deadline, ErrTotalTimeout)
+	}
+	t.ctx, t.cancel = context.WithCancelCause(ctx)
+	t.trace.WroteHeaders = func() { t.wrote.Store(true) }
+	fire := t.fire
+	t.timer = time.AfterFunc(headerTimeout, fire)
+	t.stop = context.AfterFunc(clientCtx, fire)
+	return t
 }
 
 // cause is why the attempt was cancelled, or nil.
-func (t *tracker) cause() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.reason
-}
-
-// cancel ends the attempt's context with cause (nil: context.Canceled).
-func (t *tracker) cancel(cause error) {
-	t.mu.Lock()
-	if t.err != nil {
-		t.mu.Unlock()
-		return
-	}
-	t.err = context.Canceled
-	if cause == ErrTotalTimeout {
-		t.err = context.DeadlineExceeded
-	}
-	if cause == nil {
-		cause = t.err
-	}
-	t.reason = cause
-	close(t.done)
-	afters := t.afters
-	t.afters = nil
-	t.mu.Unlock()
-	for _, a := range afters {
-		go a.f()
-	}
-}
-
-type afterFunc struct{ f func() }
-
-// AfterFunc lets contexts derived from the tracker (net/http's HTTP/1.1
-// client derives one per request) follow its cancellation without a
-// goroutine each, as context.AfterFunc would.
-func (t *tracker) AfterFunc(f func()) (stop func() bool) {
-	a := &afterFunc{f: f}
-	t.mu.Lock()
-	if t.err != nil {
-		t.mu.Unlock()
-		go f()
-		return func() bool { return false }
-	}
-	t.afters = append(t.afters, a)
-	t.mu.Unlock()
-	return func() bool {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		for i, x := range t.afters {
-			if x == a {
-				t.afters = append(t.afters[:i], t.afters[i+1:]...)
-				return true
-			}
-		}
-		return false
-	}
-}
+func (t *tracker) cause() error { return context.Cause(t.ctx) }
 
 // fire runs when the timer expires or the client leaves.
 func (t *tracker) fire() {
 	switch {
 	case t.draining.Load():
 		t.cancel(ErrIdleTimeout)
-	case t.parent.Err() != nil:
+	case t.client.Err() != nil:
 		// The client left: the request gets abortGrace to finish before
 		// it is reset.
 		if t.leaving.CompareAndSwap(false, true) {
@@ -137,8 +86,6 @@ func (t *tracker) fire() {
 		t.cancel(ErrResponseHeaderTimeout)
 	}
 }
-
-func (t *tracker) totalExpired() { t.cancel(ErrTotalTimeout) }
 
 // bodyPhase switches the timer to the idle timeout.
 func (t *tracker) bodyPhase() {
@@ -157,12 +104,12 @@ func (t *tracker) finish() {
 	t.ended = true
 	t.timer.Stop()
 	t.stop()
-	if t.total != nil {
-		t.total.Stop()
-	}
 	t.cancel(nil)
-	t.s.active.Add(-1)
-	t.p.done()
+	if t.stopTotal != nil {
+		t.stopTotal()
+	}
+	t.c.server().active.Add(-1)
+	t.c.pool.done()
 }
 
 // body wraps a response body so that closing it early drains (or, over

@@ -5,8 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // TestEarlyCloseOverH2CDoesNotWait: closing an h2c response body before
@@ -66,9 +70,128 @@ func TestEarlyCloseOverH2CDoesNotWait(t *testing.T) {
 	}
 	// The stream ended, so the connection's slot is free again.
 	pl := b.cur().servers[0].cur.Load()
-	waitFor(t, "stream slot freed", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "stream slot freed", func() bool {
 		pl.mu.Lock()
 		defer pl.mu.Unlock()
 		return len(pl.conns) == 1 && pl.conns[0].cc.InFlight() == 0
 	})
+}
+
+// TestTrackerTimers runs an attempt's timers on synctest's clock: when its
+// context ends, and why, for each way an attempt can end.
+func TestTrackerTimers(t *testing.T) {
+	const (
+		header = 10 * time.Second
+		idle   = 2 * time.Second
+	)
+	read := func(tr *tracker) {
+		if _, err := tr.body.Read(make([]byte, 1)); err != nil {
+			t.Errorf("read: %v", err)
+		}
+	}
+	tests := []struct {
+		name  string
+		idle  time.Duration
+		total time.Duration // zero: no total timeout
+		// act runs when the attempt starts; leave makes the client go.
+		act   func(tr *tracker, leave context.CancelFunc)
+		never bool          // the context stays open for an hour
+		at    time.Duration // when the context ends
+		err   error         // ctx.Err()
+		cause error
+	}{
+		{name: "no response headers", idle: idle, at: header, err: context.Canceled, cause: ErrResponseHeaderTimeout},
+		{
+			name: "headers in, then the body idles", idle: idle,
+			act: func(tr *tracker, _ context.CancelFunc) { time.Sleep(time.Second); tr.bodyPhase() },
+			at:  time.Second + idle, err: context.Canceled, cause: ErrIdleTimeout,
+		},
+		{
+			name: "each read restarts the idle timeout", idle: idle,
+			act: func(tr *tracker, _ context.CancelFunc) {
+				tr.bodyPhase()
+				for range 3 {
+					time.Sleep(idle - time.Millisecond)
+					read(tr)
+				}
+			},
+			at: 3*(idle-time.Millisecond) + idle, err: context.Canceled, cause: ErrIdleTimeout,
+		},
+		{
+			name: "no idle timeout: a body may stall", idle: 0,
+			act:   func(tr *tracker, _ context.CancelFunc) { tr.bodyPhase() },
+			never: true,
+		},
+		{name: "total timeout first", idle: idle, total: 3 * time.Second, at: 3 * time.Second, err: context.DeadlineExceeded, cause: ErrTotalTimeout},
+		{
+			name: "total timeout while the body streams", idle: idle, total: 5 * time.Second,
+			act: func(tr *tracker, _ context.CancelFunc) {
+				tr.bodyPhase()
+				for range 5 {
+					time.Sleep(idle/2 - 100*time.Millisecond)
+					read(tr)
+				}
+			},
+			at: 5 * time.Second, err: context.DeadlineExceeded, cause: ErrTotalTimeout,
+		},
+		{
+			name: "client leaves: abortGrace to finish", idle: idle,
+			act: func(_ *tracker, leave context.CancelFunc) { time.Sleep(time.Second); leave() },
+			at:  time.Second + abortGrace, err: context.Canceled, cause: errClientLeft,
+		},
+		{
+			name: "client leaves while the body drains", idle: idle,
+			act: func(tr *tracker, leave context.CancelFunc) { tr.bodyPhase(); tr.draining.Store(true); leave() },
+			at:  0, err: context.Canceled, cause: ErrIdleTimeout,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := &Server{addr: "a:1"}
+				p := newPool(poolConfig{server: s})
+				defer p.close()
+				p.inflight.Store(1)
+				s.active.Store(1)
+				clientCtx, leave := context.WithCancel(context.Background())
+				defer leave()
+				start := time.Now()
+				var deadline time.Time
+				if tt.total > 0 {
+					deadline = start.Add(tt.total)
+				}
+				tr := newTracker(clientCtx, &pconn{pool: p}, header, tt.idle, deadline)
+				tr.body = body{rc: io.NopCloser(strings.NewReader("abcdef")), t: tr}
+				if tt.act != nil {
+					tt.act(tr, leave)
+				}
+				select {
+				case <-tr.ctx.Done():
+					if tt.never {
+						t.Fatalf("context ended after %v: %v", time.Since(start), context.Cause(tr.ctx))
+					}
+				case <-time.After(time.Hour):
+					if !tt.never {
+						t.Fatal("context still open after an hour")
+					}
+				}
+				if !tt.never {
+					if d := time.Since(start); d != tt.at {
+						t.Errorf("context ended after %v, want %v", d, tt.at)
+					}
+					if err, cause := tr.ctx.Err(), tr.cause(); err != tt.err || cause != tt.cause {
+						t.Errorf("context ended with %v (cause %v), want %v (cause %v)", err, cause, tt.err, tt.cause)
+					}
+				}
+				tr.finish()
+				tr.finish() // ends once
+				if tr.cause() == nil {
+					t.Error("finish left the context open")
+				}
+				if a, n := s.active.Load(), p.inflight.Load(); a != 0 || n != 0 {
+					t.Errorf("after finish: %d active, %d in flight; want the slot given back once", a, n)
+				}
+			})
+		})
+	}
 }

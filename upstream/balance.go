@@ -1,14 +1,12 @@
 package upstream
 
+// Choosing a server: which servers a request may use (selection), which it
+// tries first (the balancer), and slow start's ramp for a returning server.
+
 import (
 	"fmt"
 	"sync/atomic"
-)
-
-// Balance policies.
-const (
-	RoundRobin   = "round_robin"
-	LeastRequest = "least_request"
+	"time"
 )
 
 // balancer chooses which server a request tries first; the others follow
@@ -94,4 +92,64 @@ func (l *leastRequest) first(servers []*Server) int {
 		}
 	}
 	return best
+}
+
+// selection says which servers a request may use right now: servers not
+// ejected, primaries before backups, and not the server that just failed
+// when another will do.
+type selection struct {
+	now     int64
+	backups bool // no primary is usable: use backups
+	avoid   *Server
+}
+
+func (sel selection) ok(s *Server) bool {
+	return s.backup() == sel.backups && s.inRotation(sel.now) && s != sel.avoid
+}
+
+// eligible builds the selection, and reports false when no server at all
+// may take the request.
+func eligible(servers []*Server, now int64, avoid *Server) (selection, bool) {
+	for _, backups := range []bool{false, true} {
+		n, onlyAvoid := 0, false
+		for _, s := range servers {
+			if s.backup() == backups && s.inRotation(now) {
+				n++
+				onlyAvoid = s == avoid
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		sel := selection{now: now, backups: backups, avoid: avoid}
+		if n == 1 && onlyAvoid {
+			// The server that failed is the only one left: retry it.
+			sel.avoid = nil
+		}
+		return sel, true
+	}
+	return selection{}, false
+}
+
+// rampedWeight is the weight a server has now, scaled down during its slow
+// start after coming back.
+func (s *Server) rampedWeight(slowStart time.Duration, now int64) float64 {
+	w := float64(s.weight())
+	since := s.healthySince.Load()
+	if slowStart <= 0 || since == 0 {
+		return w
+	}
+	el := time.Duration(now - since)
+	if el >= slowStart {
+		return w
+	}
+	return w * max(float64(el)/float64(slowStart), 0.1)
+}
+
+// admits decides, during slow start, whether s takes a request it was
+// chosen for first: with probability equal to its ramp, drawing from coin
+// (uniform in [0, 1)) only during the ramp.
+func (s *Server) admits(slowStart time.Duration, now int64, coin func() float64) bool {
+	r := s.rampedWeight(slowStart, now) / float64(s.weight())
+	return r >= 1 || coin() < r
 }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // switchProxy forwards TCP connections to one of two servers, so a test can
@@ -71,7 +73,7 @@ func TestAutoReprobeUpgradesToH2C(t *testing.T) {
 		t.Fatalf("first request over %s, want HTTP/1.1", p)
 	}
 	sw.use.Store(1) // the operator enables h2c
-	waitFor(t, "upgrade to h2c", func() bool { return b.Servers()[0].Protocol() == H2C })
+	gatewaytest.WaitFor(t, 5*time.Second, "upgrade to h2c", func() bool { return b.Servers()[0].Protocol() == H2C })
 	resp, _, err = get(context.Background(), b, "/", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +82,7 @@ func TestAutoReprobeUpgradesToH2C(t *testing.T) {
 		t.Errorf("after upgrade request went over %s", p)
 	}
 	// The HTTP/1.1 connections drain away.
-	waitFor(t, "h1 pool drained", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "h1 pool drained", func() bool {
 		s := b.Servers()[0]
 		s.retiredMu.Lock()
 		defer s.retiredMu.Unlock()

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // TestH1ServerClosingConnections pins the fallback pool's behaviour when the
@@ -48,7 +50,7 @@ func TestH1ServerClosingConnections(t *testing.T) {
 	if c := conns.Load(); c < 10 || c > 12 {
 		t.Errorf("server saw %d connections, want about 10", c)
 	}
-	waitFor(t, "closed connections swept", func() bool { return b.Stats().Servers[0].Conns <= 2 })
+	gatewaytest.WaitFor(t, 5*time.Second, "closed connections swept", func() bool { return b.Stats().Servers[0].Conns <= 2 })
 }
 
 func TestH1IdleConnectionsClosedMRUFirstReuse(t *testing.T) {
@@ -83,10 +85,10 @@ func TestH1IdleConnectionsClosedMRUFirstReuse(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("idle connection never closed")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // paces the requests: the other connection must idle meanwhile
 	}
 	if c := fs.conns.Load(); c != 2 {
 		t.Errorf("server saw %d connections, want 2 (no churn)", c)
 	}
-	waitFor(t, "last connection idles out", func() bool { return b.Stats().Servers[0].Conns == 0 })
+	gatewaytest.WaitFor(t, 5*time.Second, "last connection idles out", func() bool { return b.Stats().Servers[0].Conns == 0 })
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 type connInfoKey struct{}
@@ -114,11 +116,11 @@ func TestH1ReplacementDialledAhead(t *testing.T) {
 			// Each spent connection was replaced once: the first plus one per
 			// close (the last replacement may still be completing its dial).
 			openedTotal := func() float64 { return testutil.ToFloat64(m.opened.WithLabelValues("test", addr, H1)) }
-			waitFor(t, "the last replacement dial", func() bool { return openedTotal() == closes+1 })
+			gatewaytest.WaitFor(t, 5*time.Second, "the last replacement dial", func() bool { return openedTotal() == closes+1 })
 			if n := conns.Load(); float64(n) != closes+1 {
 				t.Errorf("server saw %d connections, want %v (1 + one per keep-alive close)", n, closes+1)
 			}
-			waitFor(t, "spent connections closed", func() bool { return b.Stats().Servers[0].Conns <= 1 })
+			gatewaytest.WaitFor(t, 5*time.Second, "spent connections closed", func() bool { return b.Stats().Servers[0].Conns <= 1 })
 		})
 	}
 }

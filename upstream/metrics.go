@@ -35,11 +35,17 @@ type Metrics struct {
 	connLife *prometheus.HistogramVec
 	probes   *prometheus.CounterVec
 	ejectLen *prometheus.HistogramVec
+	admin    adminMetrics
 
 	maxStreams     *prometheus.Desc
 	streamsActive  *prometheus.Desc
 	streamsPerConn *prometheus.Desc
 	pending        *prometheus.Desc
+
+	// DNS discovery (discovery.go).
+	resolutions    *prometheus.CounterVec
+	backendServers *prometheus.Desc
+	discoveryOK    *prometheus.Desc
 
 	mu       sync.Mutex // guards backends and servers
 	backends map[*Backend]struct{}
@@ -49,76 +55,39 @@ type Metrics struct {
 	servers map[[2]string]int
 }
 
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+}
+
+func histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
+}
+
 // NewMetrics creates the upstream metrics and registers them with reg. A nil
 // reg keeps them unregistered (tests).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		conns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_upstream_connections",
-			Help: "Open upstream connections.",
-		}, []string{"backend", "server", "protocol"}),
-		tunnels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_upstream_tunnels",
-			Help: "Upstream HTTP/1.1 connections held for protocol switches (WebSocket), dialled apart from the pools and not in sluice_upstream_connections.",
-		}, []string{"backend", "server"}),
-		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_upstream_connections_opened_total",
-			Help: "Upstream connections opened (successful dials).",
-		}, []string{"backend", "server", "protocol"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_queue_rejected_total",
-			Help: "Requests that left the backend queue without a connection slot, by reason (full, timeout, client_gone).",
-		}, []string{"backend", "reason"}),
-		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "sluice_queue_wait_seconds",
-			Help:    "Time requests spent in the backend queue waiting for a connection slot.",
-			Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 10},
-		}, []string{"backend"}),
-		goaways: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_upstream_goaway_total",
-			Help: "GOAWAY frames received from upstream servers.",
-		}, []string{"backend", "server"}),
-		kaCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_upstream_keepalive_closes_total",
-			Help: "Upstream HTTP/1.1 connections the server ended by its keep-alive limit (Connection: close, or Keep-Alive max <= 1), each replaced by a dial started at once.",
-		}, []string{"backend", "server"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_retries_total",
-			Help: "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial, draining).",
-		}, []string{"backend", "reason"}),
-		ejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_ejections_total",
-			Help: "Times a server was ejected for consecutive failures (passive health).",
-		}, []string{"backend", "server"}),
-		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_server_up",
-			Help: "1 while the server takes requests; 0 while it is down (unreachable, failed `fall` health checks in a row, or its protocol not yet detected) or ejected.",
-		}, []string{"backend", "server"}),
-		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_upstream_probes_total",
-			Help: "Background probes of servers that are ejected, down or not yet detected, by result (pass, fail).",
-		}, []string{"backend", "server", "result"}),
-		ejectLen: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "sluice_ejection_duration_seconds",
-			Help:    "How long each ejection actually lasted, from the ejection to the server taking requests again, observed when it does.",
-			Buckets: []float64{1, 2, 5, 10, 20, 40, 80, 160, 300, 600, 1800},
-		}, []string{"backend", "server"}),
-		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_health_checks_total",
-			Help: "Active health checks, by result (pass, fail).",
-		}, []string{"backend", "server", "result"}),
-		connReqs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "sluice_upstream_connection_requests",
-			Help: "Requests carried by each upstream connection over its life, observed when it closes: the reuse figure.",
-			// Powers of ten: a funnel connection carries millions, a
-			// churning proxy's carries one.
-			Buckets: prometheus.ExponentialBuckets(1, 10, 9),
-		}, []string{"backend", "server"}),
-		connLife: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "sluice_upstream_connection_lifetime_seconds",
-			Help:    "How long each upstream connection stayed open, observed when it closes.",
-			Buckets: []float64{1, 10, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600, 7 * 24 * 3600},
-		}, []string{"backend", "server"}),
+		conns:    gaugeVec("sluice_upstream_connections", "Open upstream connections.", "backend", "server", "protocol"),
+		tunnels:  gaugeVec("sluice_upstream_tunnels", "Upstream HTTP/1.1 connections held for protocol switches (WebSocket), dialled apart from the pools and not in sluice_upstream_connections.", "backend", "server"),
+		opened:   counterVec("sluice_upstream_connections_opened_total", "Upstream connections opened (successful dials).", "backend", "server", "protocol"),
+		rejected: counterVec("sluice_queue_rejected_total", "Requests that left the backend queue without a connection slot, by reason (full, timeout, client_gone).", "backend", "reason"),
+		wait:     histogramVec("sluice_queue_wait_seconds", "Time requests spent in the backend queue waiting for a connection slot.", []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 10}, "backend"),
+		goaways:  counterVec("sluice_upstream_goaway_total", "GOAWAY frames received from upstream servers.", "backend", "server"),
+		kaCloses: counterVec("sluice_upstream_keepalive_closes_total", "Upstream HTTP/1.1 connections the server ended by its keep-alive limit (Connection: close, or Keep-Alive max <= 1), each replaced by a dial started at once.", "backend", "server"),
+		retries:  counterVec("sluice_retries_total", "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial, draining).", "backend", "reason"),
+		ejected:  counterVec("sluice_ejections_total", "Times a server was ejected for consecutive failures (passive health).", "backend", "server"),
+		up:       gaugeVec("sluice_server_up", "1 while the server takes requests, or would but for a drain through the admin API (see sluice_server_drained); 0 while it is down (unreachable, failed `fall` health checks in a row, or its protocol not yet detected) or ejected.", "backend", "server"),
+		probes:   counterVec("sluice_upstream_probes_total", "Background probes of servers that are ejected, down or not yet detected, by result (pass, fail).", "backend", "server", "result"),
+		ejectLen: histogramVec("sluice_ejection_duration_seconds", "How long each ejection actually lasted, from the ejection to the server taking requests again, observed when it does.", []float64{1, 2, 5, 10, 20, 40, 80, 160, 300, 600, 1800}, "backend", "server"),
+		checks:   counterVec("sluice_health_checks_total", "Active health checks, by result (pass, fail).", "backend", "server", "result"),
+		// Powers of ten: a funnel connection carries millions, a
+		// churning proxy's carries one.
+		connReqs: histogramVec("sluice_upstream_connection_requests", "Requests carried by each upstream connection over its life, observed when it closes: the reuse figure.", prometheus.ExponentialBuckets(1, 10, 9), "backend", "server"),
+		connLife: histogramVec("sluice_upstream_connection_lifetime_seconds", "How long each upstream connection stayed open, observed when it closes.", []float64{1, 10, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600, 7 * 24 * 3600}, "backend", "server"),
 		maxStreams: prometheus.NewDesc("sluice_upstream_max_streams",
 			"Concurrent streams one connection to the server allows: the lower of the server's SETTINGS_MAX_CONCURRENT_STREAMS and max_streams_per_conn (1 for HTTP/1.1); the lowest over open connections, 0 with none open.",
 			[]string{"backend", "server"}, nil),
@@ -130,11 +99,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"backend", "server"}, nil),
 		pending: prometheus.NewDesc("sluice_queue_pending",
 			"Requests waiting in the backend queue.", []string{"backend"}, nil),
+		resolutions: counterVec("sluice_discovery_resolutions_total", "DNS discovery resolutions, by result (ok; empty and error keep the servers found before).", "backend", "result"),
+		backendServers: prometheus.NewDesc("sluice_backend_servers",
+			"Servers in the backend's rotation set, configured and discovered (draining ones not counted).",
+			[]string{"backend"}, nil),
+		discoveryOK: prometheus.NewDesc("sluice_discovery_last_success_timestamp_seconds",
+			"When the backend's DNS discovery last got servers, Unix time; 0 before the first.",
+			[]string{"backend"}, nil),
 		backends: map[*Backend]struct{}{},
 		servers:  map[[2]string]int{},
+		admin:    newAdminMetrics(),
 	}
 	if reg != nil {
-		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.kaCloses, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m)
+		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.kaCloses, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m.resolutions, m)
+		for _, v := range m.admin.vecs() {
+			reg.MustRegister(v)
+		}
 	}
 	return m
 }
@@ -145,6 +125,8 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.streamsActive
 	ch <- m.streamsPerConn
 	ch <- m.pending
+	ch <- m.backendServers
+	ch <- m.discoveryOK
 }
 
 // Collect implements prometheus.Collector.
@@ -158,6 +140,14 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, b := range bs {
 		st := b.Stats()
 		ch <- prometheus.MustNewConstMetric(m.pending, prometheus.GaugeValue, float64(st.Pending), b.name)
+		ch <- prometheus.MustNewConstMetric(m.backendServers, prometheus.GaugeValue, float64(len(b.cur().servers)), b.name)
+		if d := st.Discovery; d != nil {
+			ok := 0.0
+			if !d.LastSuccess.IsZero() {
+				ok = float64(d.LastSuccess.UnixNano()) / 1e9
+			}
+			ch <- prometheus.MustNewConstMetric(m.discoveryOK, prometheus.GaugeValue, ok, b.name)
+		}
 		for _, s := range st.Servers {
 			ch <- prometheus.MustNewConstMetric(m.streamsActive, prometheus.GaugeValue, float64(s.Active), b.name, s.Address)
 			per := 0.0
@@ -219,6 +209,17 @@ func (bm *backendMetrics) waited(d time.Duration) { bm.wait.Observe(d.Seconds())
 // retried counts a retry; reasons are a fixed token set.
 func (bm *backendMetrics) retried(reason string) { bm.m.retries.WithLabelValues(bm.name, reason).Inc() }
 
+// forServer resolves the series of the backend's server at addr.
+func (bm *backendMetrics) forServer(addr string) *serverObserver {
+	return bm.m.forServer(bm.name, addr)
+}
+
+// resolved counts a DNS discovery resolution; results are a fixed token
+// set.
+func (m *Metrics) resolved(backend, result string) {
+	m.resolutions.WithLabelValues(backend, result).Inc()
+}
+
 func (bm *backendMetrics) unregister(b *Backend) {
 	bm.m.mu.Lock()
 	delete(bm.m.backends, b)
@@ -240,6 +241,7 @@ type serverObserver struct {
 	connReqs, connLife   prometheus.Observer
 	probePass, probeFail prometheus.Counter
 	ejectionLen          prometheus.Observer
+	drained, weight      prometheus.Gauge
 }
 
 var _ poolObserver = (*serverObserver)(nil)
@@ -272,6 +274,8 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 		ejectionLen: m.ejectLen.WithLabelValues(backend, addr),
 
 		keepAliveCloses: m.kaCloses.WithLabelValues(backend, addr),
+		drained:         m.admin.drained.WithLabelValues(backend, addr),
+		weight:          m.admin.weight.WithLabelValues(backend, addr),
 	}
 }
 
@@ -292,7 +296,7 @@ func (o *serverObserver) release() {
 	l := prometheus.Labels{"backend": o.key[0], "server": o.key[1]}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.conns, m.tunnels, m.opened, m.goaways, m.kaCloses, m.ejected, m.up, m.checks, m.connReqs, m.connLife,
-		m.probes, m.ejectLen,
+		m.probes, m.ejectLen, m.admin.drained, m.admin.weight,
 	} {
 		v.DeletePartialMatch(l)
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // TestConnectionReuseMetrics: the negotiated stream limit is exported per
@@ -55,7 +57,7 @@ func TestConnectionReuseMetrics(t *testing.T) {
 			// delete the server's series along with it).
 			t.Cleanup(b.Close)
 			fs.CloseClientConnections()
-			waitFor(t, "connection closed", func() bool {
+			gatewaytest.WaitFor(t, 5*time.Second, "connection closed", func() bool {
 				return gathered(t, reg, "sluice_upstream_connection_requests").GetHistogram().GetSampleCount() > 0
 			})
 			reqs := gathered(t, reg, "sluice_upstream_connection_requests").GetHistogram()

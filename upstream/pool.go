@@ -33,6 +33,10 @@ type dialFunc func(ctx context.Context, c *pconn) (cc clientConn, watch func(f f
 
 // poolConfig is what a pool needs to know about its server and protocol.
 type poolConfig struct {
+	// server is the server the pool belongs to, which requests reach
+	// through the connection they acquired (pconn.server); nil in tests
+	// of the pool alone.
+	server   *Server
 	protocol string // "h2c" or "h1": metric label and log text
 	addr     string
 	dial     dialFunc
@@ -96,8 +100,17 @@ type pconn struct {
 	opened time.Time
 	reqs   atomic.Uint64
 	// goAwayAt is when the server's GOAWAY arrived (UnixNano, 0: none),
-	// for the stats page (conns.go).
+	// for the stats page (stats.go).
 	goAwayAt atomic.Int64
+}
+
+// server is the server the connection goes to.
+func (c *pconn) server() *Server { return c.pool.cfg.server }
+
+// release gives back a slot tryAcquire reserved on c that no request used.
+func (c *pconn) release() {
+	c.cc.Release()
+	c.pool.done()
 }
 
 // markGone accounts for the connection's end, once.

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 func TestConnectionAndStreamCaps(t *testing.T) {
@@ -90,7 +92,7 @@ func TestQueueIsFIFO(t *testing.T) {
 	}
 	for i := 1; i <= 4; i++ {
 		send(fmt.Sprint(i))
-		waitFor(t, "request queued", func() bool { return b.q.len() == i })
+		gatewaytest.WaitFor(t, 5*time.Second, "request queued", func() bool { return b.q.len() == i })
 	}
 	for i := 0; i <= 4; i++ {
 		fs.release <- struct{}{}
@@ -103,23 +105,39 @@ func TestQueueIsFIFO(t *testing.T) {
 	wg.Wait()
 }
 
-func TestQueueOverflowAndTimeout(t *testing.T) {
+// oneSlotBackend serves a backend with one connection slot (one h2c
+// connection of one stream) and queue q, in front of a fake server whose
+// /block requests wait until the test closes fs.release.
+func oneSlotBackend(t *testing.T, q QueueConfig) (*fakeServer, *Backend) {
+	t.Helper()
 	checkNoLeak(t)
 	fs := newFakeServer(t, true, 0)
 	fs.release = make(chan struct{})
-	b := newTestBackend(t, Config{
+	return fs, newTestBackend(t, Config{
 		Protocol: H2C,
 		Servers:  []ServerConfig{{Address: fs.addr()}},
 		H2C:      H2CConfig{ConnsPerServer: 1, MaxStreamsPerConn: 1},
-		Queue:    QueueConfig{MaxPending: 1, Timeout: 100 * time.Millisecond},
+		Queue:    q,
 	})
-	var wg sync.WaitGroup
-	wg.Go(func() { get(context.Background(), b, "/block", nil) })
-	waitFor(t, "first request in flight", func() bool { return fs.inflight.Load() == 1 })
+}
+
+// holdSlot sends a /block request that holds b's one slot, and returns
+// once the server has it; done closes when it has been answered.
+func holdSlot(t *testing.T, fs *fakeServer, b *Backend) (done chan struct{}) {
+	t.Helper()
+	done = make(chan struct{})
+	go func() { defer close(done); get(context.Background(), b, "/block", nil) }()
+	gatewaytest.WaitFor(t, 5*time.Second, "first request in flight", func() bool { return fs.inflight.Load() == 1 })
+	return done
+}
+
+func TestQueueOverflowAndTimeout(t *testing.T) {
+	fs, b := oneSlotBackend(t, QueueConfig{MaxPending: 1, Timeout: 100 * time.Millisecond})
+	done := holdSlot(t, fs, b)
 
 	queued := make(chan error, 1)
 	go func() { _, _, err := get(context.Background(), b, "/", nil); queued <- err }()
-	waitFor(t, "second request queued", func() bool { return b.q.len() == 1 })
+	gatewaytest.WaitFor(t, 5*time.Second, "second request queued", func() bool { return b.q.len() == 1 })
 
 	if _, _, err := get(context.Background(), b, "/", nil); !errors.Is(err, ErrQueueFull) {
 		t.Errorf("third request: got %v, want ErrQueueFull", err)
@@ -128,27 +146,17 @@ func TestQueueOverflowAndTimeout(t *testing.T) {
 		t.Errorf("queued request: got %v, want ErrQueueTimeout", err)
 	}
 	close(fs.release)
-	wg.Wait()
+	<-done
 }
 
 func TestCancelledRequestReleasesSlot(t *testing.T) {
-	checkNoLeak(t)
-	fs := newFakeServer(t, true, 0)
-	fs.release = make(chan struct{})
-	b := newTestBackend(t, Config{
-		Protocol: H2C,
-		Servers:  []ServerConfig{{Address: fs.addr()}},
-		H2C:      H2CConfig{ConnsPerServer: 1, MaxStreamsPerConn: 1},
-		Queue:    QueueConfig{MaxPending: 10, Timeout: 10 * time.Second},
-	})
+	fs, b := oneSlotBackend(t, QueueConfig{MaxPending: 10, Timeout: 10 * time.Second})
 	// A queued request whose client leaves gives up its place.
-	done := make(chan struct{})
-	go func() { defer close(done); get(context.Background(), b, "/block", nil) }()
-	waitFor(t, "first request in flight", func() bool { return fs.inflight.Load() == 1 })
+	done := holdSlot(t, fs, b)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, _, err := get(ctx, b, "/", nil); errc <- err }()
-	waitFor(t, "request queued", func() bool { return b.q.len() == 1 })
+	gatewaytest.WaitFor(t, 5*time.Second, "request queued", func() bool { return b.q.len() == 1 })
 	cancel()
 	if err := <-errc; !errors.Is(err, ErrClientGone) {
 		t.Errorf("got %v, want ErrClientGone", err)
@@ -213,11 +221,19 @@ func TestDialFailureFailsFast(t *testing.T) {
 	}
 }
 
-func TestCloseFailsQueuedRequests(t *testing.T) {
-	checkNoLeak(t)
+// blockingServer is a fake h2c server whose /block requests wait until
+// the test ends.
+func blockingServer(t *testing.T) *fakeServer {
+	t.Helper()
 	fs := newFakeServer(t, true, 0)
 	fs.release = make(chan struct{})
-	defer close(fs.release)
+	t.Cleanup(func() { close(fs.release) })
+	return fs
+}
+
+func TestCloseFailsQueuedRequests(t *testing.T) {
+	checkNoLeak(t)
+	fs := blockingServer(t)
 	b, err := New(Config{
 		Name: "t", Protocol: H2C,
 		Servers: []ServerConfig{{Address: fs.addr()}},
@@ -227,11 +243,10 @@ func TestCloseFailsQueuedRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go get(context.Background(), b, "/block", nil)
-	waitFor(t, "in flight", func() bool { return fs.inflight.Load() == 1 })
+	holdSlot(t, fs, b)
 	errc := make(chan error, 1)
 	go func() { _, _, err := get(context.Background(), b, "/", nil); errc <- err }()
-	waitFor(t, "queued", func() bool { return b.q.len() == 1 })
+	gatewaytest.WaitFor(t, 5*time.Second, "queued", func() bool { return b.q.len() == 1 })
 	b.Close()
 	if err := <-errc; !errors.Is(err, ErrClosed) {
 		t.Errorf("got %v, want ErrClosed", err)

@@ -35,6 +35,22 @@ func (b *Backend) spawn(f func()) bool {
 	return true
 }
 
+// every runs f after first, then again after each wait f returns, until
+// ctx ends: the loop of the backend's periodic goroutines, which read their
+// interval from the configuration in force at each round.
+func every(ctx context.Context, first time.Duration, f func() time.Duration) {
+	t := time.NewTimer(first)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		t.Reset(f())
+	}
+}
+
 // watch makes sure a prober runs for s. It never blocks.
 func (b *Backend) watch(s *Server) {
 	if !s.probing.CompareAndSwap(false, true) {
@@ -256,7 +272,7 @@ func (s *Server) refreshUp() {
 	s.upMu.Lock()
 	defer s.upMu.Unlock()
 	v := 0.0
-	if s.usable() {
+	if s.healthy(time.Now().UnixNano()) {
 		v = 1
 	}
 	s.obs.up.Set(v)

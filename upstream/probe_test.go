@@ -15,45 +15,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // Tests for background probing: auto detection off the request path, and
 // probing ejected or down servers so that they return early.
-
-// blackhole accepts TCP connections and never answers: a hung JVM, or a
-// firewall that swallows everything after the handshake.
-func blackhole(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln.Addr().String()
-}
 
 // p99 runs clients concurrent requests to /sleep (20 ms at the server) for
 // d and returns the 99th percentile latency (nearest rank).
@@ -101,7 +68,7 @@ func median(ds []time.Duration) time.Duration {
 func TestBlackholedAutoServerDoesNotSlowRequests(t *testing.T) {
 	checkNoLeak(t)
 	fs := newFakeServer(t, true, 0)
-	hole := blackhole(t)
+	hole := gatewaytest.Listen(t, nil).String() // never answers
 	newB := func(servers ...string) (*Backend, *Metrics) {
 		cfg := Config{Name: "test", Protocol: Auto, Queue: QueueConfig{MaxPending: 1000}, ConnectTimeout: time.Second}
 		for _, a := range servers {
@@ -141,7 +108,7 @@ func TestBlackholedAutoServerDoesNotSlowRequests(t *testing.T) {
 		}
 	}
 
-	waitFor(t, "blackholed server reported down", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "blackholed server reported down", func() bool {
 		st := mixed.Stats()
 		return st.Servers[1].State == "down" && st.Servers[0].State == "up"
 	})
@@ -176,7 +143,7 @@ func TestFailedProbeCountsForEjection(t *testing.T) {
 	}
 	t.Cleanup(b.Close)
 	b.Start()
-	waitFor(t, "unreachable server ejected", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "unreachable server ejected", func() bool {
 		return testutil.ToFloat64(m.ejected.WithLabelValues("test", deadAddr)) == 1
 	})
 	if st := b.Stats().Servers[1].State; st != "ejected" {
@@ -286,7 +253,7 @@ func TestProbeBringsEjectedServerBackEarly(t *testing.T) {
 			}
 			// Failed requests eject it, or, once it is known down and
 			// takes none, failed probes do.
-			waitFor(t, "ejection", func() bool {
+			gatewaytest.WaitFor(t, 5*time.Second, "ejection", func() bool {
 				get(context.Background(), b, "/", nil)
 				return s.ejected(time.Now().UnixNano())
 			})
@@ -298,13 +265,13 @@ func TestProbeBringsEjectedServerBackEarly(t *testing.T) {
 			back := func() bool { return s.usable() }
 			if !tt.wantBack {
 				// Fifteen probe intervals later it is still out.
-				time.Sleep(15 * cfg.Passive.ProbeInterval)
+				time.Sleep(15 * cfg.Passive.ProbeInterval) // the period under test: nothing may happen in it
 				if back() {
 					t.Fatal("an ejection for 503 answers was ended by a connect probe")
 				}
 				return
 			}
-			waitFor(t, "server back in rotation", back)
+			gatewaytest.WaitFor(t, 5*time.Second, "server back in rotation", back)
 			if _, body, err := get(context.Background(), b, "/", nil); err != nil || body != "ok" {
 				t.Fatalf("after return: %q %v", body, err)
 			}

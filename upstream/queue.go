@@ -46,25 +46,18 @@ func (q *queue) requeue(w *waiter) {
 	}
 }
 
+// linkLocked puts w at the head (front) or the tail of the queue.
 func (q *queue) linkLocked(w *waiter, front bool) {
 	w.queued = true
-	if front {
-		w.next = q.head
-		w.prev = nil
-		if q.head != nil {
-			q.head.prev = w
-		} else {
-			q.tail = w
-		}
+	w.prev, w.next = nil, nil
+	switch {
+	case q.head == nil:
+		q.head, q.tail = w, w
+	case front:
+		w.next, q.head.prev = q.head, w
 		q.head = w
-	} else {
-		w.prev = q.tail
-		w.next = nil
-		if q.tail != nil {
-			q.tail.next = w
-		} else {
-			q.head = w
-		}
+	default:
+		w.prev, q.tail.next = q.tail, w
 		q.tail = w
 	}
 	q.n.Add(1)

@@ -16,8 +16,24 @@ func (b *Backend) Update(cfg Config) error {
 	cfg.setDefaults()
 	b.updateMu.Lock()
 	defer b.updateMu.Unlock()
+	b.base = cfg
+	b.rediscoverLocked()
+	b.applyLocked(b.withDiscoveredLocked(cfg))
+	return nil
+}
+
+// applyLocked makes cfg, servers included, the backend's state: the work
+// of Update, also done by DNS discovery when the set of servers changes.
+// New servers joining servers already there ramp up over slow start.
+func (b *Backend) applyLocked(cfg Config) {
 	old := b.cur()
 	st, added, removed := b.buildState(cfg, old)
+	if len(old.servers) > 0 {
+		now := time.Now().UnixNano()
+		for _, s := range added {
+			s.healthySince.Store(now)
+		}
+	}
 	for _, s := range st.servers {
 		if p := s.cur.Load(); p != nil {
 			p.setLimits(cfg.limits(p.cfg.protocol))
@@ -35,7 +51,6 @@ func (b *Backend) Update(cfg Config) error {
 	// New servers or raised limits may let queued requests through.
 	b.q.wake()
 	b.log.Info("backend updated", "backend", b.name, "servers", len(st.servers), "added", len(added), "removed", len(removed))
-	return nil
 }
 
 // Check reports whether Update would accept cfg, changing nothing, so that

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 func TestUpdateKeepsWarmConnections(t *testing.T) {
@@ -48,7 +50,7 @@ func TestUpdateKeepsWarmConnections(t *testing.T) {
 	if _, _, err := get(context.Background(), b, "/", nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "removed server closed", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "removed server closed", func() bool {
 		b.updateMu.Lock()
 		defer b.updateMu.Unlock()
 		return len(b.retired) == 0 && a.open.Load() == 0
@@ -85,13 +87,13 @@ func TestActiveHealthFallRise(t *testing.T) {
 	s := b.Servers()[0]
 	<-healthy
 	healthy <- false
-	waitFor(t, "server marked down", func() bool { return s.unhealthy.Load() })
+	gatewaytest.WaitFor(t, 5*time.Second, "server marked down", func() bool { return s.unhealthy.Load() })
 	if _, _, err := get(context.Background(), b, "/", nil); err == nil {
 		t.Error("request served by a server marked down")
 	}
 	<-healthy
 	healthy <- true
-	waitFor(t, "server back up", func() bool { return !s.unhealthy.Load() })
+	gatewaytest.WaitFor(t, 5*time.Second, "server back up", func() bool { return !s.unhealthy.Load() })
 	if n := fp.conns.Load(); n != 1 {
 		t.Errorf("health checks used %d connections, want the 1 pooled one", n)
 	}

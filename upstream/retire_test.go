@@ -3,12 +3,15 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // serverSeries counts the exported series that name an upstream server.
@@ -66,7 +69,7 @@ func TestReloadSwapsDoNotLeak(t *testing.T) {
 					if err := b.Update(cfg); err != nil {
 						t.Fatal(err)
 					}
-					waitFor(t, "removed server's connections closed", func() bool { return old.open.Load() == 0 })
+					gatewaytest.WaitFor(t, 5*time.Second, "removed server's connections closed", func() bool { return old.open.Load() == 0 })
 					old.Close()
 				}
 				for range 10 {
@@ -82,14 +85,9 @@ func TestReloadSwapsDoNotLeak(t *testing.T) {
 			// server: +50); a few goroutines come and go by themselves
 			// (a coalescer's flusher while bytes are pending, a warm-up).
 			const slack = 3
-			deadline := time.Now().Add(5 * time.Second)
-			for runtime.NumGoroutine() > goroutines+slack || serverSeries(t, reg) > series {
-				if time.Now().After(deadline) {
-					t.Fatalf("after 50 swaps: %d goroutines (%d after the first, +%d allowed), %d server series (%d)",
-						runtime.NumGoroutine(), goroutines, slack, serverSeries(t, reg), series)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			gatewaytest.WaitFor(t, 5*time.Second,
+				fmt.Sprintf("at most %d goroutines (%d after the first swap, +%d) and %d server series after 50 swaps", goroutines+slack, goroutines, slack, series),
+				func() bool { return runtime.NumGoroutine() <= goroutines+slack && serverSeries(t, reg) <= series })
 			if n := cur.open.Load() + stable.open.Load(); n > 2 {
 				t.Errorf("%d upstream connections open, want at most one per server", n)
 			}
@@ -128,7 +126,7 @@ func TestRemovedServerDrains(t *testing.T) {
 				_, _, err := get(context.Background(), b, "/block", nil)
 				errc <- err
 			}()
-			waitFor(t, "request at the server", func() bool { return old.inflight.Load() == 1 })
+			gatewaytest.WaitFor(t, 5*time.Second, "request at the server", func() bool { return old.inflight.Load() == 1 })
 			cfg.Servers = []ServerConfig{{Address: next.addr()}}
 			if err := b.Update(cfg); err != nil {
 				t.Fatal(err)
@@ -147,7 +145,7 @@ func TestRemovedServerDrains(t *testing.T) {
 			} else if err := <-errc; err == nil || errors.Is(err, ErrClosed) {
 				t.Fatalf("request on the removed server after the drain timeout: %v, want the connection cut", err)
 			}
-			waitFor(t, "removed server closed", func() bool {
+			gatewaytest.WaitFor(t, 5*time.Second, "removed server closed", func() bool {
 				b.updateMu.Lock()
 				defer b.updateMu.Unlock()
 				return len(b.retired) == 0 && old.open.Load() == 0
@@ -180,7 +178,7 @@ func TestReaddedServerKeepsSeries(t *testing.T) {
 		_, _, err := get(context.Background(), b, "/block", nil)
 		errc <- err
 	}()
-	waitFor(t, "request at the server", func() bool { return a.inflight.Load() == 1 })
+	gatewaytest.WaitFor(t, 5*time.Second, "request at the server", func() bool { return a.inflight.Load() == 1 })
 	for _, addr := range []string{c.addr(), a.addr()} {
 		cfg.Servers = []ServerConfig{{Address: addr}}
 		if err := b.Update(cfg); err != nil {
@@ -194,7 +192,7 @@ func TestReaddedServerKeepsSeries(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "old servers closed", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "old servers closed", func() bool {
 		b.updateMu.Lock()
 		defer b.updateMu.Unlock()
 		return len(b.retired) == 0

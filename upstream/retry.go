@@ -23,17 +23,17 @@ const (
 	retryDraining   = "draining"
 )
 
-// suspectAnswer reports whether status, from server s over connection c of
-// pool p, may be an artefact of the server shutting down rather than the
-// application's answer: a 404 or 503 from a server that has sent GOAWAY on
-// that connection, or that a reload removed or a protocol switch drains.
+// suspectAnswer reports whether status, received over connection c, may be
+// an artefact of the server shutting down rather than the application's
+// answer: a 404 or 503 from a server that has sent GOAWAY on that
+// connection, or that a reload removed or a protocol switch drains.
 // Tomcat stopping without gracefulStopAwaitMillis answers 404 on open
 // connections while its webapps stop.
-func suspectAnswer(status int, s *Server, p *pool, c *pconn) bool {
+func suspectAnswer(status int, c *pconn) bool {
 	if status != http.StatusNotFound && status != http.StatusServiceUnavailable {
 		return false
 	}
-	return c.goingAway.Load() || p.draining.Load() || s.retiring.Load()
+	return c.goingAway.Load() || c.pool.draining.Load() || c.server().retiring.Load()
 }
 
 // hasOther reports whether a server of st other than s is in rotation.

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 func newPeerBackend(t *testing.T, fp *fakePeer, mod func(*Config)) (*Backend, *Metrics) {
@@ -127,7 +129,7 @@ func TestLostPingClosesConnection(t *testing.T) {
 	if _, _, err := get(context.Background(), b, "/", nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "silent connection closed", func() bool { return b.Stats().Servers[0].Conns == 0 })
+	gatewaytest.WaitFor(t, 5*time.Second, "silent connection closed", func() bool { return b.Stats().Servers[0].Conns == 0 })
 	// A new request opens a fresh connection and succeeds.
 	fp.ignorePing.Store(false)
 	if _, _, err := get(context.Background(), b, "/", nil); err != nil {
@@ -204,9 +206,7 @@ func TestPassiveEjectionAndNoHealthyServer(t *testing.T) {
 
 func TestTimeouts(t *testing.T) {
 	checkNoLeak(t)
-	fs := newFakeServer(t, true, 0)
-	fs.release = make(chan struct{})
-	defer close(fs.release)
+	fs := blockingServer(t)
 	tests := []struct {
 		name string
 		mod  func(*Config)

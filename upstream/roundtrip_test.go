@@ -2,10 +2,16 @@ package upstream
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // TestRoundTripLeavesRequestUntouched pins the http.RoundTripper contract:
@@ -53,6 +59,50 @@ func TestRoundTripLeavesRequestUntouched(t *testing.T) {
 			}
 			if req.Body != body {
 				t.Errorf("request body replaced by %T", req.Body)
+			}
+		})
+	}
+}
+
+// TestInformationalResponsesAndRequestInfo: a 103 reaches the caller
+// through its request's httptrace hooks, the one route for 1xx responses,
+// over either protocol, and RoundTripInfo reports the server, protocol and
+// connection that answered.
+func TestInformationalResponsesAndRequestInfo(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "ok")
+	})
+	for _, proto := range []string{H2C, H1} {
+		t.Run(proto, func(t *testing.T) {
+			addr := gatewaytest.Origin(t, h)
+			b := newTestBackend(t, Config{Protocol: proto, Servers: []ServerConfig{{Address: addr}}})
+
+			var hints []string
+			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+				Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+					hints = append(hints, fmt.Sprint(code, " ", h.Get("Link")))
+					return nil
+				},
+			})
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://backend/", nil)
+			var info RequestInfo
+			resp, err := b.RoundTripInfo(req, &info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != "ok" || resp.Header.Get("Link") != "" {
+				t.Errorf("final response: body %q, Link %q", body, resp.Header.Get("Link"))
+			}
+			if want := []string{"103 </a.css>; rel=preload"}; !slices.Equal(hints, want) {
+				t.Errorf("1xx seen %q, want %q", hints, want)
+			}
+			if info.Server != addr || info.Protocol != proto || info.ConnID == 0 || info.ConnReq != 1 || info.Attempts != 1 {
+				t.Errorf("info %+v", info)
 			}
 		})
 	}

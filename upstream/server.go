@@ -13,23 +13,6 @@ import (
 	"github.com/sluice-gw/sluice/h2c/client"
 )
 
-// Protocols a backend can force, or detect with Auto.
-const (
-	Auto = "auto"
-	H2C  = "h2c"
-	H1   = "h1"
-)
-
-// ServerConfig is one upstream server of a backend.
-type ServerConfig struct {
-	// Address is host:port.
-	Address string
-	// Weight is the share of requests for round robin. Zero means 1.
-	Weight int
-	// Backup servers take requests only when no primary is usable.
-	Backup bool
-}
-
 // Server is the live state of one upstream server: its connection pool for
 // the protocol in use and its in-flight count.
 type Server struct {
@@ -100,9 +83,17 @@ type Server struct {
 	failStreak   int
 	passStreak   int
 	healthySince atomic.Int64
+
+	// admin is the state set through the admin API (admin.go).
+	admin adminState
 }
 
-func (s *Server) weight() int { return max(s.conf.Load().Weight, 1) }
+func (s *Server) weight() int {
+	if w := s.admin.weight.Load(); w > 0 {
+		return int(w)
+	}
+	return max(s.conf.Load().Weight, 1)
+}
 
 func (s *Server) backup() bool { return s.conf.Load().Backup }
 
@@ -131,6 +122,7 @@ func (s *Server) install(old, p *pool) bool {
 
 func (s *Server) newPool(proto string, cfg *Config) *pool {
 	pc := poolConfig{
+		server:   s,
 		protocol: proto,
 		addr:     s.addr,
 		limits:   cfg.limits(proto),
@@ -240,20 +232,13 @@ func (s *Server) close() {
 // probeLoop re-probes HTTP/1.1 servers of an auto backend every
 // ProbeInterval, as configured at each tick.
 func (b *Backend) probeLoop(ctx context.Context) {
-	t := time.NewTimer(b.cur().cfg.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, b.cur().cfg.ProbeInterval, func() time.Duration {
 		st := b.cur()
 		if st.cfg.Protocol == Auto {
 			for _, s := range st.servers {
 				s.reprobe(ctx)
 			}
 		}
-		t.Reset(st.cfg.ProbeInterval)
-	}
+		return st.cfg.ProbeInterval
+	})
 }

@@ -57,7 +57,7 @@ func newFakeServer(t *testing.T, h2c bool, maxStreams int) *fakeServer {
 		case "/block":
 			<-fs.release
 		case "/sleep":
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // the server's latency, the point of /sleep
 		}
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("X-Proto", r.Proto)
@@ -123,18 +123,6 @@ func get(ctx context.Context, b *Backend, path string, hdr http.Header) (*http.R
 	return resp, string(body), err
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // checkNoLeak fails if goroutines started during the test outlive it.
 func checkNoLeak(t *testing.T) {
 	t.Helper()
@@ -148,7 +136,7 @@ func checkNoLeak(t *testing.T) {
 				t.Errorf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:n])
 				return
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond) // poll: WaitFor cannot dump the leaked goroutines' stacks
 		}
 	})
 }

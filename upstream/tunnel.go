@@ -26,9 +26,6 @@ import (
 // ErrTunnelLimit means every eligible server holds h1.max_tunnels tunnels.
 var ErrTunnelLimit = fmt.Errorf("%w: tunnel limit reached", ErrNoCapacity)
 
-// defaultMaxTunnels is H1Config.MaxTunnels' zero value.
-const defaultMaxTunnels = 1024
-
 // IsUpgrade reports whether h asks to switch to another protocol than h2c
 // (RFC 9110 section 7.8): such a request goes through a tunnel. Upgrade:
 // h2c is answered as the plain HTTP/1.1 request it also is.
@@ -107,7 +104,7 @@ func (b *Backend) tunnel(req *http.Request, st *backendState, info *RequestInfo)
 		if !errors.As(err, &de) || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
 			return nil, err
 		}
-		b.m.retried(retryDial)
+		b.obs.retried(retryDial)
 		avoid = s
 	}
 }
@@ -117,8 +114,8 @@ func (b *Backend) tunnel(req *http.Request, st *backendState, info *RequestInfo)
 func (b *Backend) pickTunnel(st *backendState, avoid *Server) (*Server, error) {
 	servers := st.servers
 	now := time.Now().UnixNano()
-	sel, any := eligible(servers, now, avoid)
-	if !any {
+	sel, ok := eligible(servers, now, avoid)
+	if !ok {
 		return nil, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.name)
 	}
 	limit := st.cfg.H1.MaxTunnels

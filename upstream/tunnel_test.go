@@ -6,42 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
-)
+	"time"
 
-// upgradeOrigin serves HTTP/1.1 and h2c on one port, as Tomcat does, and
-// answers an Upgrade: echo request with 101 and then echoes bytes. It
-// counts the upgraded connections still open.
-func upgradeOrigin(t *testing.T) (addr string, open *atomic.Int64) {
-	t.Helper()
-	open = new(atomic.Int64)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "echo" {
-			io.WriteString(w, r.Proto)
-			return
-		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		open.Add(1)
-		defer open.Add(-1)
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-		brw.Flush()
-		io.Copy(conn, brw)
-	}))
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	srv.Config.Protocols = &p
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv.Listener.Addr().String(), open
-}
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
+)
 
 func newTunnelBackend(t *testing.T, addr string, maxTunnels int) *Backend {
 	t.Helper()
@@ -67,7 +36,7 @@ func upgradeRequest(t *testing.T) *http.Request {
 // an HTTP/1.1 connection of its own, which carries bytes both ways, is
 // counted as a tunnel and not in the h2c pool, and closes with its body.
 func TestTunnelToH2CServer(t *testing.T) {
-	addr, open := upgradeOrigin(t)
+	addr, open := gatewaytest.UpgradeOrigin(t)
 	b := newTunnelBackend(t, addr, 0)
 	// Detect h2c first with a plain request.
 	res, err := b.RoundTrip(mustGet(t))
@@ -109,7 +78,7 @@ func TestTunnelToH2CServer(t *testing.T) {
 	if n := b.Stats().Servers[0].Tunnels; n != 0 {
 		t.Errorf("%d tunnels after Close", n)
 	}
-	waitFor(t, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
+	gatewaytest.WaitFor(t, 5*time.Second, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
 }
 
 func mustGet(t *testing.T) *http.Request {
@@ -120,7 +89,7 @@ func mustGet(t *testing.T) *http.Request {
 // TestTunnelLimit: h1.max_tunnels bounds a server's tunnels; a slot frees
 // when a tunnel closes.
 func TestTunnelLimit(t *testing.T) {
-	addr, _ := upgradeOrigin(t)
+	addr, _ := gatewaytest.UpgradeOrigin(t)
 	b := newTunnelBackend(t, addr, 2)
 	var bodies []io.Closer
 	for range 2 {
@@ -145,7 +114,7 @@ func TestTunnelLimit(t *testing.T) {
 // TestTunnelClosedWithBackend: closing the backend (shutdown, or a reload
 // removing it) closes its tunnels.
 func TestTunnelClosedWithBackend(t *testing.T) {
-	addr, open := upgradeOrigin(t)
+	addr, open := gatewaytest.UpgradeOrigin(t)
 	b := newTunnelBackend(t, addr, 0)
 	res, err := b.RoundTrip(upgradeRequest(t))
 	if err != nil {
@@ -156,13 +125,13 @@ func TestTunnelClosedWithBackend(t *testing.T) {
 	if _, err := bufio.NewReader(res.Body).ReadByte(); err == nil {
 		t.Fatal("tunnel still readable after the backend closed")
 	}
-	waitFor(t, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
+	gatewaytest.WaitFor(t, 5*time.Second, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
 }
 
 // TestTunnelRefusedAnswer: an upgrade answered without 101 is an ordinary
 // response whose Close frees the tunnel slot and connection.
 func TestTunnelRefusedAnswer(t *testing.T) {
-	addr, _ := upgradeOrigin(t)
+	addr, _ := gatewaytest.UpgradeOrigin(t)
 	b := newTunnelBackend(t, addr, 1)
 	for range 3 {
 		req := upgradeRequest(t)
@@ -209,8 +178,8 @@ func TestIsUpgrade(t *testing.T) {
 // TestRemovedServerKeepsItsTunnels: a reload that removes a server lets its
 // open WebSockets carry on; the server closes once the last one ends.
 func TestRemovedServerKeepsItsTunnels(t *testing.T) {
-	addr, open := upgradeOrigin(t)
-	other, _ := upgradeOrigin(t)
+	addr, open := gatewaytest.UpgradeOrigin(t)
+	other, _ := gatewaytest.UpgradeOrigin(t)
 	b := newTunnelBackend(t, addr, 0)
 	res, err := b.RoundTrip(upgradeRequest(t))
 	if err != nil {
@@ -221,7 +190,7 @@ func TestRemovedServerKeepsItsTunnels(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The pool of the removed server is idle at once; its tunnel is not.
-	waitFor(t, "the removed server's pool to close", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the removed server's pool to close", func() bool {
 		for _, ss := range b.Stats().Servers {
 			if ss.Address == addr && ss.Conns > 0 {
 				return false
@@ -242,10 +211,10 @@ func TestRemovedServerKeepsItsTunnels(t *testing.T) {
 		t.Fatalf("%d retired servers while the tunnel is open, want 1", retired)
 	}
 	rwc.Close()
-	waitFor(t, "the removed server to close", func() bool {
+	gatewaytest.WaitFor(t, 5*time.Second, "the removed server to close", func() bool {
 		b.updateMu.Lock()
 		defer b.updateMu.Unlock()
 		return len(b.retired) == 0
 	})
-	waitFor(t, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
+	gatewaytest.WaitFor(t, 5*time.Second, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
 }

@@ -15,12 +15,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/haproxyimport"
+	"github.com/sluice-gw/sluice/cmd/sluice/internal/runtime"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -153,7 +155,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer, environ []string) int {
 
 func cmdProxy(args []string, stderr io.Writer, environ []string) int {
 	fs := newFlagSet("proxy", "proxy --to HOST:PORT [--to HOST:PORT ...] [flags]", stderr)
-	def, defBackend := config.Default(), config.DefaultBackend()
+	def, defBackend := config.Default(), upstream.DefaultConfig()
 	var to serverList
 	fs.Var(&to, "to", "upstream server `HOST:PORT`; repeat for more servers (required)")
 	listen := fs.String("listen", def.Listen, "client `ADDR`, serving HTTP/1.1 and h2c")
@@ -224,7 +226,7 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	fmt.Fprintf(stdout, "sluice %s (%s)\n", version, runtime.Version())
+	fmt.Fprintf(stdout, "sluice %s (%s)\n", version, goruntime.Version())
 	return exitOK
 }
 
@@ -302,9 +304,10 @@ func fail(stderr io.Writer, err error) int {
 	return exitError
 }
 
-// serveUntilSignal runs the gateway until SIGINT/SIGTERM. reload reads the
-// config again for SIGHUP and POST /reload; nil in quick mode.
-func serveUntilSignal(cfg *config.Config, stderr io.Writer, environ []string, reload func() (*config.Config, error)) int {
+// serveUntilSignal runs the gateway until SIGINT/SIGTERM; SIGHUP reloads.
+// load reads the config again for SIGHUP and POST /reload; nil in quick
+// mode.
+func serveUntilSignal(cfg *config.Config, stderr io.Writer, environ []string, load func() (*config.Config, error)) int {
 	logger, err := newLogger(stderr, environ)
 	if err != nil {
 		return fail(stderr, err)
@@ -315,8 +318,31 @@ func serveUntilSignal(cfg *config.Config, stderr io.Writer, environ []string, re
 	// Once the first signal has started a graceful shutdown, restore the
 	// default handling so that a second one kills a shutdown that hangs.
 	context.AfterFunc(ctx, stop)
-	if err := serve(ctx, cfg, logger, reload); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	gw, err := runtime.New(cfg, runtime.Options{Logger: logger, Load: load})
+	if err != nil {
 		return fail(stderr, err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- gw.Run(ctx) }()
+	var runErr error
+wait:
+	for {
+		select {
+		case runErr = <-ran:
+			break wait
+		case <-hup:
+			// Errors are logged and counted by Reload itself.
+			gw.Reload()
+		}
+	}
+	// Bounded by shutdown_grace; what it cuts is logged by Shutdown.
+	gw.Shutdown(context.Background())
+	if runErr != nil {
+		return fail(stderr, runErr)
 	}
 	return exitOK
 }

@@ -1,5 +1,7 @@
-// Package gatewaytest holds what tests of the gateway, the command and the
-// end-to-end suite share: self-signed TLS certificates for the listeners.
+// Package gatewaytest holds what tests across the tree (upstream, gateway,
+// the command and the end-to-end suite) share: self-signed TLS
+// certificates for the listeners, an origin server, and WaitFor. It imports
+// nothing of sluice, so any package's tests may use it.
 package gatewaytest
 
 import (

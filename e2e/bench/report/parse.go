@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -55,14 +56,25 @@ func atoi(s string) int64 {
 	return n
 }
 
-// ParseWrk reads `wrk --latency` output.
-func ParseWrk(out string) (Result, error) {
+// withRPS starts a Result with the requests per second that rps's first
+// group finds in out, latencies unknown; missing is the error when it finds
+// none.
+func withRPS(out string, rps *regexp.Regexp, missing string) (Result, error) {
 	r := Result{P50ms: -1, P99ms: -1}
-	m := wrkRPS.FindStringSubmatch(out)
+	m := rps.FindStringSubmatch(out)
 	if m == nil {
-		return r, fmt.Errorf("wrk: no Requests/sec line")
+		return r, errors.New(missing)
 	}
 	r.RPS, _ = strconv.ParseFloat(m[1], 64)
+	return r, nil
+}
+
+// ParseWrk reads `wrk --latency` output.
+func ParseWrk(out string) (Result, error) {
+	r, err := withRPS(out, wrkRPS, "wrk: no Requests/sec line")
+	if err != nil {
+		return r, err
+	}
 	if m := wrkReqs.FindStringSubmatch(out); m != nil {
 		r.Requests = atoi(m[1])
 	}
@@ -90,13 +102,11 @@ func ParseWrk(out string) (Result, error) {
 // for percentiles, which the summary does not print. Without a log the mean
 // request time is reported as p50 and p99 stays unknown.
 func ParseH2load(out string, log io.Reader) (Result, error) {
-	r := Result{P50ms: -1, P99ms: -1}
-	m := h2Finished.FindStringSubmatch(out)
-	if m == nil {
-		return r, fmt.Errorf("h2load: no 'finished in' line")
+	r, err := withRPS(out, h2Finished, "h2load: no 'finished in' line")
+	if err != nil {
+		return r, err
 	}
-	r.RPS, _ = strconv.ParseFloat(m[1], 64)
-	m = h2Requests.FindStringSubmatch(out)
+	m := h2Requests.FindStringSubmatch(out)
 	if m == nil {
 		return r, fmt.Errorf("h2load: no 'requests:' line")
 	}

@@ -2,12 +2,16 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 const oneServer = "servers: [{address: \"10.0.0.11:8080\"}]\n"
@@ -176,6 +180,7 @@ func TestParseRejects(t *testing.T) {
 		{name: "env bare duration", yaml: valid, env: []string{"SLUICE_BACKENDS__TOMCAT__QUEUE__TIMEOUT=5"}, key: "backends.tomcat.queue.timeout", msg: "bare number", source: "env SLUICE_BACKENDS__TOMCAT__QUEUE__TIMEOUT"},
 		{name: "env unknown backend", yaml: valid, env: []string{"SLUICE_BACKENDS__NGINX__PROTOCOL=h1"}, key: "backends.nginx", msg: "but not add them", source: "env SLUICE_BACKENDS__NGINX__PROTOCOL"},
 		{name: "env list", yaml: valid, env: []string{"SLUICE_BACKENDS__TOMCAT__SERVERS=a:1"}, key: "backends.tomcat.servers", msg: "cannot be set from the environment", source: "env SLUICE_BACKENDS__TOMCAT__SERVERS"},
+		{name: "env into a list", yaml: valid, env: []string{"SLUICE_BACKENDS__TOMCAT__SERVERS__0__WEIGHT=2"}, key: "backends.tomcat.servers", msg: "cannot be set from the environment: it is a list in sluice.yaml", source: "env SLUICE_BACKENDS__TOMCAT__SERVERS__0__WEIGHT"},
 		{name: "env routes", yaml: valid, env: []string{"SLUICE_ROUTES=x"}, key: "routes", msg: "cannot be set from the environment", source: "env SLUICE_ROUTES"},
 		{name: "env empty level", yaml: valid, env: []string{"SLUICE_BACKENDS____PROTOCOL=h1"}, key: "", msg: "cannot map", source: "env SLUICE_BACKENDS____PROTOCOL"},
 		{name: "env set twice", yaml: valid, env: []string{"SLUICE_LISTEN=:1", "SLUICE_listen=:2"}, key: "listen", msg: "also set by SLUICE_LISTEN", source: "env SLUICE_listen"},
@@ -230,13 +235,14 @@ func TestParseSortsListIndexesNumerically(t *testing.T) {
 }
 
 func defaultsWith(servers ...string) *Config {
-	b := DefaultBackend()
+	b := upstream.DefaultConfig()
 	for _, s := range servers {
-		b.Servers = append(b.Servers, Server{Address: s, Weight: 1})
+		b.Servers = append(b.Servers, upstream.ServerConfig{Address: s, Weight: 1})
 	}
 	c := Default()
 	c.Backends["tomcat"] = b
-	c.Routes = []Route{{Host: "*", PathPrefix: "/", Backend: "tomcat"}}
+	c.Routes = []gateway.Route{{Host: "*", PathPrefix: "/", Backend: "tomcat"}}
+	c.complete()
 	return c
 }
 
@@ -254,13 +260,14 @@ func TestDefaults(t *testing.T) {
 	}
 	b := want.Backends["tomcat"]
 	if b.Protocol != "auto" || b.Balance != "round_robin" || b.ProbeInterval != time.Minute ||
-		b.H2C != (H2C{2, 100, 30 * time.Second, 5 * time.Second}) || b.H1 != (H1{64, 90 * time.Second, 1024}) ||
-		b.Queue != (Queue{10000, 5 * time.Second}) ||
-		b.Timeouts != (Timeouts{2 * time.Second, 30 * time.Second, 60 * time.Second, 0}) ||
+		b.H2C != (upstream.H2CConfig{ConnsPerServer: 2, MaxStreamsPerConn: 100, PingInterval: 30 * time.Second, PingTimeout: 5 * time.Second}) || b.H1 != (upstream.H1Config{ConnsPerServer: 64, IdleTimeout: 90 * time.Second, MaxTunnels: 1024}) ||
+		b.Queue != (upstream.QueueConfig{MaxPending: 10000, Timeout: 5 * time.Second}) ||
+		b.ConnectTimeout != 2*time.Second || b.ResponseHeaderTimeout != 30*time.Second || b.IdleTimeout != 60*time.Second || b.TotalTimeout != 0 ||
 		b.Retries != 2 || b.RetryBodyLimit != 65536 || b.IdempotentMethods != nil ||
-		b.Health != (Health{false, "/", "GET", "", 200, time.Second, time.Second, 2, 2, 10 * time.Second}) ||
-		b.Passive != (Passive{5, 10 * time.Second, 5 * time.Minute, 50, time.Second}) {
-		t.Fatalf("DefaultBackend() = %+v", b)
+		b.Health != (upstream.HealthConfig{Path: "/", Method: "GET", ExpectStatus: 200, Interval: time.Second, Timeout: time.Second, Fall: 2, Rise: 2, SlowStart: 10 * time.Second}) ||
+		b.Passive != (upstream.PassiveConfig{ConsecutiveFailures: 5, EjectFor: 10 * time.Second, MaxEjectFor: 5 * time.Minute, MaxEjectedPercent: 50, ProbeInterval: time.Second}) ||
+		b.Name != "tomcat" || b.DrainTimeout != 30*time.Second {
+		t.Fatalf("upstream.DefaultConfig() = %+v", b)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,9 +368,10 @@ func TestFullExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	legacy := DefaultBackend()
+	legacy := upstream.DefaultConfig()
+	legacy.Name, legacy.DrainTimeout = "legacy_app", 45*time.Second
 	legacy.Protocol = "h1"
-	legacy.Servers = []Server{{Address: "10.0.1.5:8009", Weight: 1}}
+	legacy.Servers = []upstream.ServerConfig{{Address: "10.0.1.5:8009", Weight: 1}}
 	want := &Config{
 		Listen:        "0.0.0.0:8080",
 		Admin:         "127.0.0.1:9001",
@@ -371,34 +379,38 @@ func TestFullExample(t *testing.T) {
 		Limits:        DefaultLimits(),
 		AccessLog:     AccessLog{Mode: "sample", Sample: 10, Format: "text", Path: "stderr"},
 		Pprof:         true,
-		Backends: map[string]Backend{
+		Backends: map[string]upstream.Config{
 			"tomcat": {
+				Name:          "tomcat",
+				DrainTimeout:  45 * time.Second,
 				Protocol:      "h2c",
 				Balance:       "least_request",
 				ProbeInterval: 30 * time.Second,
-				Servers: []Server{
+				Servers: []upstream.ServerConfig{
 					{Address: "10.0.0.11:8080", Weight: 3},
 					{Address: "tomcat-2.internal:8080", Weight: 1},
 					{Address: "[fd00::12]:8080", Weight: 1000, Backup: true},
 				},
-				H2C:      H2C{ConnsPerServer: 4, MaxStreamsPerConn: 250, PingInterval: 0, PingTimeout: 2 * time.Second},
-				H1:       H1{ConnsPerServer: 128, IdleTimeout: 2 * time.Minute, MaxTunnels: 5000},
-				Queue:    Queue{MaxPending: 0, Timeout: 1500 * time.Millisecond},
-				Timeouts: Timeouts{Connect: time.Second, ResponseHeader: 90 * time.Second, Idle: 2 * time.Minute, Total: 10 * time.Minute},
+				H2C:   upstream.H2CConfig{ConnsPerServer: 4, MaxStreamsPerConn: 250, PingInterval: 0, PingTimeout: 2 * time.Second},
+				H1:    upstream.H1Config{ConnsPerServer: 128, IdleTimeout: 2 * time.Minute, MaxTunnels: 5000},
+				Queue: upstream.QueueConfig{MaxPending: 0, Timeout: 1500 * time.Millisecond},
+
+				ConnectTimeout: time.Second, ResponseHeaderTimeout: 90 * time.Second, IdleTimeout: 2 * time.Minute, TotalTimeout: 10 * time.Minute,
 
 				Retries:           0,
 				RetryBodyLimit:    0,
 				IdempotentMethods: []string{"POST", "PATCH"},
-				Health: Health{
+				Health: upstream.HealthConfig{
 					Enabled: true, Path: "/health?deep=1", Method: "HEAD", Host: "tomcat.internal",
 					ExpectStatus: 204, Interval: 5 * time.Second, Timeout: 5 * time.Second,
 					Fall: 3, Rise: 1, SlowStart: 0,
 				},
-				Passive: Passive{ConsecutiveFailures: 0, EjectFor: time.Second, MaxEjectFor: time.Second, MaxEjectedPercent: 100, ProbeInterval: 500 * time.Millisecond},
+				Passive:   upstream.PassiveConfig{ConsecutiveFailures: 0, EjectFor: time.Second, MaxEjectFor: time.Second, MaxEjectedPercent: 100, ProbeInterval: 500 * time.Millisecond},
+				Discovery: upstream.DefaultConfig().Discovery,
 			},
 			"legacy_app": legacy,
 		},
-		Routes: []Route{
+		Routes: []gateway.Route{
 			{Host: "legacy.example.com", PathPrefix: "/", Backend: "legacy_app"},
 			{Host: "*.example.com", PathPrefix: "/api/", Backend: "tomcat"},
 			{Host: "*", PathPrefix: "/", Backend: "tomcat"},
@@ -455,8 +467,8 @@ func TestFormatDuration(t *testing.T) {
 		2*time.Hour + 10*time.Millisecond: "2h0m0.01s",
 	}
 	for d, want := range tests {
-		if got := formatDuration(d); got != want {
-			t.Errorf("formatDuration(%v) = %q, want %q", d, got, want)
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
 		}
 		if back, err := time.ParseDuration(want); err != nil || back != d {
 			t.Errorf("%q does not parse back to %v", want, d)
@@ -507,6 +519,7 @@ func TestQuick(t *testing.T) {
 		{name: "bad conns", listen: ":8080", admin: "127.0.0.1:9001", protocol: "h1", servers: []string{"a:1"}, conns: 0, key: "--conns", msg: "between 1 and 64"},
 		{name: "bad listen", listen: "8080", admin: "127.0.0.1:9001", protocol: "h1", servers: []string{"a:1"}, conns: 1, key: "--listen", msg: "missing port"},
 		{name: "bad admin", listen: ":8080", admin: ":9001", protocol: "h1", servers: []string{"a:1"}, conns: 1, key: "--admin", msg: "missing host"},
+		{name: "admin off loopback", listen: ":8080", admin: "0.0.0.0:9001", protocol: "h1", servers: []string{"a:1"}, conns: 1, key: "--admin", msg: "not a loopback address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -517,11 +530,12 @@ func TestQuick(t *testing.T) {
 				}
 				want := Default()
 				want.Listen, want.Admin = tt.listen, tt.admin
-				b := DefaultBackend()
+				b := upstream.DefaultConfig()
+				b.Name = "default"
 				b.Protocol, b.H2C.ConnsPerServer = tt.protocol, tt.conns
-				b.Servers = []Server{{Address: "a:1", Weight: 1}, {Address: "b:2", Weight: 1}}
+				b.Servers = []upstream.ServerConfig{{Address: "a:1", Weight: 1}, {Address: "b:2", Weight: 1}}
 				want.Backends["default"] = b
-				want.Routes = []Route{{Host: "*", PathPrefix: "/", Backend: "default"}}
+				want.Routes = []gateway.Route{{Host: "*", PathPrefix: "/", Backend: "default"}}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got %+v\nwant %+v", c, want)
 				}
@@ -546,5 +560,68 @@ func TestValidate(t *testing.T) {
 	c.Routes[0].Backend = "missing"
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "config: routes[0].backend: ") {
 		t.Errorf("Validate() = %v", err)
+	}
+}
+
+// TestGateway: the file's client-edge keys reach gateway.Config; in the
+// file h2_max_resets_per_second 0 is off, which the gateway spells as a
+// negative limit (its zero is the default).
+func TestGateway(t *testing.T) {
+	page := writeTemp(t, t.TempDir(), "503.html", "busy\n")
+	for perSecond, want := range map[int]int{0: -1, 1: 1, 100: 100, 5000: 5000} {
+		c, err := Parse([]byte(fmt.Sprintf("%slimits: {h2_max_resets_per_second: %d, max_conns: 7}\ntrusted_proxies: [10.0.0.0/8]\nerror_pages: {503: %s}\n", valid, perSecond, page)), "sluice.yaml", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := c.Gateway()
+		if g.ResetLimit != want || g.MaxConns != 7 || g.MaxHeaderBytes != 32<<10 || len(g.TrustedProxies) != 1 ||
+			!reflect.DeepEqual(g.Routes, c.Routes) || len(g.ErrorPages) != 1 {
+			t.Errorf("h2_max_resets_per_second %d: Gateway() = %+v", perSecond, g)
+		}
+	}
+}
+
+// TestCheckRules pins the `check` tag grammar and its messages.
+func TestCheckRules(t *testing.T) {
+	tests := []struct {
+		rule string
+		v    any
+		want string // "" means valid; "panic" a malformed tag
+	}{
+		{"1..64", 64, ""},
+		{"1..64", 0, "must be between 1 and 64, got 0"},
+		{"1..64", int64(65), "must be between 1 and 64, got 65"},
+		{"positive", time.Nanosecond, ""},
+		{"positive", time.Duration(0), "must be positive, got 0s"},
+		{"1s..", time.Second, ""},
+		{"1s..", 500 * time.Millisecond, "must be at least 1s, got 500ms"},
+		{"100ms..1m", 2 * time.Minute, "must be between 100ms and 1m, got 2m0s"},
+		{"0(off)|1s..", time.Duration(0), ""},
+		{"0(off)|1s..", time.Millisecond, "must be 0 (off) or at least 1s, got 1ms"},
+		{"0(no limit)|positive", int64(-1), "must be 0 (no limit) or positive, got -1"},
+		{"auto|h2c", "h2c", ""},
+		{"auto|h2c", "h3", `must be one of auto, h2c, got "h3"`},
+		{"method", "get x", `invalid method name "get x"`},
+		{"1..x", 1, "panic"},
+		{"above", 1, "panic"},
+		{"off|1s..", time.Second, "panic"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s %v", tt.rule, tt.v), func(t *testing.T) {
+			c := &checker{source: func(string) string { return "test" }}
+			defer func() {
+				if r := recover(); (r != nil) != (tt.want == "panic") {
+					t.Errorf("panic %v, want %q", r, tt.want)
+				}
+			}()
+			c.checkField("k", &field{name: "k", check: tt.rule}, reflect.ValueOf(tt.v))
+			got := ""
+			if len(c.errs) > 0 {
+				got = c.errs[0].Msg
+			}
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

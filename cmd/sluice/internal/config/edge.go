@@ -75,16 +75,12 @@ func (d *decoder) checkCerts(c *Config) {
 		if d.failedUnder(key) || d.failedUnder("tls_certs") {
 			continue
 		}
-		for _, f := range []*string{&p.Cert, &p.Key} {
-			if d.baseDir != "" && *f != "" && !filepath.IsAbs(*f) {
-				*f = filepath.Join(d.baseDir, *f)
-			}
-		}
-		if p.Cert == "" || p.Key == "" {
+		p.CertFile, p.KeyFile = d.resolve(p.CertFile), d.resolve(p.KeyFile)
+		if p.CertFile == "" || p.KeyFile == "" {
 			continue // validate names the missing field
 		}
-		if _, err := tls.LoadX509KeyPair(p.Cert, p.Key); err != nil {
-			d.failKey(key, "certificate %s with key %s: %v", p.Cert, p.Key, err)
+		if _, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile); err != nil {
+			d.failKey(key, "certificate %s with key %s: %v", p.CertFile, p.KeyFile, err)
 		}
 	}
 }
@@ -97,9 +93,7 @@ func (d *decoder) checkAccessLog(c *Config) {
 	if *p == "" || *p == PathStdout || *p == PathStderr || d.failedUnder("access_log.path") {
 		return
 	}
-	if d.baseDir != "" && !filepath.IsAbs(*p) {
-		*p = filepath.Join(d.baseDir, *p)
-	}
+	*p = d.resolve(*p)
 	dir := filepath.Dir(*p)
 	if fi, err := os.Stat(dir); err != nil {
 		d.failKey("access_log.path", "directory of %s: %v", *p, err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-gw/sluice/gateway"
 	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
@@ -65,7 +66,7 @@ trusted_proxies: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32", 10.1.2.3/16, "::ffff:1
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantCerts := []CertPair{{aCert, aKey}, {filepath.Join(dir, "b.example.crt"), filepath.Join(dir, "b.example.key")}}
+	wantCerts := []gateway.CertPair{{CertFile: aCert, KeyFile: aKey}, {CertFile: filepath.Join(dir, "b.example.crt"), KeyFile: filepath.Join(dir, "b.example.key")}}
 	wantLimits := Limits{5000, 2 * time.Second, 30 * time.Second, 65536, 50, 10 << 20, 100, 0}
 	var wantNets []netip.Prefix
 	for _, s := range []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "10.1.0.0/16", "198.51.100.1/32"} {

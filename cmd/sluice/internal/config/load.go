@@ -1,20 +1,21 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"net/netip"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/knadh/koanf/parsers/yaml"
-	"github.com/knadh/koanf/providers/env/v2"
-	"github.com/knadh/koanf/v2"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-gw/sluice/gateway"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 const (
@@ -32,40 +33,41 @@ func Load(path string, environ []string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	// Relative error page paths are relative to the config file, not to
-	// wherever the service manager happens to start the process.
+	// Relative paths are relative to the config file, not to wherever
+	// the service manager happens to start the process.
 	return parse(data, path, filepath.Dir(path), environ)
 }
 
 // Parse is Load for YAML already in memory; source names it in errors.
-// Relative error page paths are taken relative to the working directory.
+// Relative paths are taken relative to the working directory.
 func Parse(data []byte, source string, environ []string) (*Config, error) {
 	return parse(data, source, "", environ)
 }
 
 func parse(data []byte, source, baseDir string, environ []string) (*Config, error) {
 	d := &decoder{file: source, baseDir: baseDir, envOf: map[string]string{}, failed: map[string]bool{}}
-	raw, err := yaml.Parser().Unmarshal(data)
-	if err != nil {
+	var raw any
+	if err := yaml.Unmarshal(data, &raw); err != nil {
 		d.fail(source, "", "invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 		return nil, d.err()
 	}
-	names := d.backendNames(raw)
-
-	k := koanf.New(".")
-	if err := k.Load(mapProvider(raw), nil); err != nil {
-		return nil, fmt.Errorf("%s: %w", source, err)
+	root, ok := normalize(raw).(map[string]any)
+	if !ok && raw != nil {
+		d.fail(source, "", "must be a mapping of keys to values, got %s", describe(raw))
+		return nil, d.err()
 	}
-	if err := k.Load(env.Provider(".", env.Opt{
-		Prefix:        envPrefix,
-		EnvironFunc:   func() []string { return environ },
-		TransformFunc: func(name, value string) (string, any) { return d.envKey(name, names), value },
-	}), nil); err != nil {
-		return nil, fmt.Errorf("environment: %w", err)
+	if root == nil {
+		root = map[string]any{}
 	}
+	d.applyEnv(root, environ)
 
-	c := d.decode(k)
+	c := Default()
+	t := reflect.TypeFor[Config]()
+	fields := fieldsOf(t)
+	d.decodeStruct(scope{known: leafNames(t, fields, "")}, "", root, reflect.ValueOf(c).Elem(), fields)
+	c.complete()
 	d.readErrorPages(c)
+	d.readAdminToken(c)
 	d.checkCerts(c)
 	d.checkAccessLog(c)
 	for _, fe := range validate(c, d.source) {
@@ -81,21 +83,33 @@ func parse(data []byte, source, baseDir string, environ []string) (*Config, erro
 	return c, nil
 }
 
-// mapProvider hands an already parsed map to koanf, so that a YAML syntax
-// error is reported before koanf sees anything and the raw map can be
-// inspected first.
-type mapProvider map[string]any
-
-func (m mapProvider) Read() (map[string]any, error) { return m, nil }
-
-func (m mapProvider) ReadBytes() ([]byte, error) {
-	return nil, errors.New("mapProvider supports Read only")
+// normalize turns the maps yaml.v3 gives for mappings with non-string keys
+// (error_pages: {503: ...}) into map[string]any, so that every mapping in
+// the tree has one type.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalize(e)
+		}
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[fmt.Sprint(k)] = normalize(e)
+		}
+		return m
+	case []any:
+		for i, e := range x {
+			x[i] = normalize(e)
+		}
+	}
+	return v
 }
 
-// decoder turns koanf's flattened keys into a Config, collecting errors.
+// decoder fills a Config from a YAML tree, collecting errors.
 type decoder struct {
 	file    string
-	baseDir string            // joined to relative error page paths; "" = working directory
+	baseDir string            // joined to relative paths; "" = working directory
 	envOf   map[string]string // key -> environment variable that set it
 	errs    []FieldError
 	failed  map[string]bool // keys whose value could not be decoded
@@ -153,306 +167,288 @@ func (d *decoder) source(key string) string {
 	return d.file
 }
 
-// backendNames returns the backend names in the file, removing those
-// containing the key delimiter: koanf would split them into nested keys
-// and every key below would be reported as unknown.
-func (d *decoder) backendNames(raw map[string]any) []string {
-	m, ok := raw["backends"].(map[string]any)
-	if !ok {
-		return nil
-	}
-	var names []string
-	for name := range m {
-		if strings.Contains(name, ".") {
-			d.fail(d.file, "backends", "invalid backend name %q: use letters, digits, '_' and '-'", name)
-			delete(m, name)
-			continue
-		}
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+func (d *decoder) fromEnv(key string) bool {
+	_, ok := d.envOf[key]
+	return ok
 }
 
-// envKey maps an environment variable to a key, or to "" to skip it.
-func (d *decoder) envKey(name string, backends []string) string {
-	if name == envLogLevel {
-		return ""
+// applyEnv writes the SLUICE_ variables of environ into the tree, as
+// strings, before anything is decoded.
+func (d *decoder) applyEnv(root map[string]any, environ []string) {
+	var backends []string
+	if m, ok := root["backends"].(map[string]any); ok {
+		for name := range m {
+			backends = append(backends, name)
+		}
+		slices.Sort(backends)
 	}
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, envPrefix) || name == envLogLevel {
+			continue
+		}
+		path := d.envPath(name, backends)
+		if path == nil {
+			continue
+		}
+		key := strings.Join(path, ".")
+		if prev, ok := d.envOf[key]; ok {
+			d.fail("env "+name, key, "also set by %s", prev)
+			continue
+		}
+		d.envOf[key] = name
+		if k, ok := setIn(root, path, value); !ok {
+			d.failed[k] = true
+			d.fail("env "+name, k, "cannot be set from the environment: it is a list in %s", d.file)
+		}
+	}
+}
+
+// setIn sets the key at path in the tree, making the mappings on the way;
+// where the way crosses a list it fails, naming the list's key.
+func setIn(node map[string]any, path []string, value string) (string, bool) {
+	for i, p := range path[:len(path)-1] {
+		switch next := node[p].(type) {
+		case map[string]any:
+			node = next
+		case []any:
+			return strings.Join(path[:i+1], "."), false
+		default:
+			m := map[string]any{}
+			node[p], node = m, m
+		}
+	}
+	node[path[len(path)-1]] = value
+	return "", true
+}
+
+// envPath maps an environment variable to a key path, or nil to skip it.
+func (d *decoder) envPath(name string, backends []string) []string {
 	parts := strings.Split(strings.ToLower(strings.TrimPrefix(name, envPrefix)), envLevel)
 	for _, p := range parts {
 		if p == "" || strings.Contains(p, ".") {
 			d.fail("env "+name, "", "cannot map to a config key: use SLUICE_ then key names joined by %q, e.g. SLUICE_BACKENDS__NAME__QUEUE__TIMEOUT", envLevel)
-			return ""
+			return nil
 		}
 	}
-	if parts[0] == "backends" && len(parts) > 1 {
-		var match []string
-		for _, b := range backends {
-			if strings.EqualFold(b, parts[1]) {
-				match = append(match, b)
-			}
+	if parts[0] != "backends" || len(parts) == 1 {
+		return parts
+	}
+	var match []string
+	for _, b := range backends {
+		if strings.EqualFold(b, parts[1]) {
+			match = append(match, b)
 		}
-		key := strings.Join(parts[:2], ".")
-		switch len(match) {
-		case 0:
-			d.fail("env "+name, key, "no backend %q in %s; the environment can override backends but not add them", parts[1], d.file)
-			return ""
-		case 1:
-			parts[1] = match[0]
+	}
+	key := strings.Join(parts[:2], ".")
+	switch len(match) {
+	case 0:
+		d.fail("env "+name, key, "no backend %q in %s; the environment can override backends but not add them", parts[1], d.file)
+		return nil
+	case 1:
+		parts[1] = match[0]
+		return parts
+	}
+	d.fail("env "+name, key, "ambiguous: backends %s differ only in case", strings.Join(match, ", "))
+	return nil
+}
+
+// scope is the mapping that unknown keys are reported against: the file,
+// a backend, or an element of a list.
+type scope struct {
+	prefix string   // the scope's key with a trailing dot, or ""
+	known  []string // its keys, relative to it, nested sections flattened
+}
+
+// decodeStruct decodes the keys of mapping m into v, a struct with fields.
+func (d *decoder) decodeStruct(sc scope, key string, m map[string]any, v reflect.Value, fields []*field) {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		k := joinKey(key, name)
+		i := slices.IndexFunc(fields, func(f *field) bool { return f.name == name })
+		switch {
+		case i < 0:
+			d.unknown(sc, k, m[name])
+		case fields[i].sub != nil:
+			d.section(sc, k, m[name], v, fields[i].sub, "")
 		default:
-			d.fail("env "+name, key, "ambiguous: backends %s differ only in case", strings.Join(match, ", "))
-			return ""
+			d.value(sc, k, m[name], v.Field(fields[i].index), fields[i].check)
 		}
 	}
-	key := strings.Join(parts, ".")
-	if prev, ok := d.envOf[key]; ok {
-		d.fail("env "+name, key, "also set by %s", prev)
-		return ""
-	}
-	d.envOf[key] = name
-	return key
 }
 
-// Field tables: the known keys of each object, relative to it, with a
-// pointer to the field they fill. Dotted keys are nested sections.
-var (
-	topFields = map[string]func(*Config) any{
-		"listen":          func(c *Config) any { return &c.Listen },
-		"admin":           func(c *Config) any { return &c.Admin },
-		"routes":          func(c *Config) any { return &c.Routes },
-		"shutdown_grace":  func(c *Config) any { return &c.ShutdownGrace },
-		"tls_listen":      func(c *Config) any { return &c.TLSListen },
-		"tls_certs":       func(c *Config) any { return &c.TLSCerts },
-		"http3":           func(c *Config) any { return &c.HTTP3 },
-		"proxy_protocol":  func(c *Config) any { return &c.ProxyProtocol },
-		"trusted_proxies": func(c *Config) any { return &c.TrustedProxies },
-		"pprof":           func(c *Config) any { return &c.Pprof },
-
-		"proxy_protocol_from": func(c *Config) any { return &c.ProxyProtocolFrom },
-
-		"access_log.mode":   func(c *Config) any { return &c.AccessLog.Mode },
-		"access_log.sample": func(c *Config) any { return &c.AccessLog.Sample },
-		"access_log.format": func(c *Config) any { return &c.AccessLog.Format },
-		"access_log.path":   func(c *Config) any { return &c.AccessLog.Path },
-
-		"limits.max_conns":                 func(c *Config) any { return &c.Limits.MaxConns },
-		"limits.read_header_timeout":       func(c *Config) any { return &c.Limits.ReadHeaderTimeout },
-		"limits.idle_timeout":              func(c *Config) any { return &c.Limits.IdleTimeout },
-		"limits.max_header_bytes":          func(c *Config) any { return &c.Limits.MaxHeaderBytes },
-		"limits.max_header_count":          func(c *Config) any { return &c.Limits.MaxHeaderCount },
-		"limits.max_request_body":          func(c *Config) any { return &c.Limits.MaxRequestBody },
-		"limits.h2_max_concurrent_streams": func(c *Config) any { return &c.Limits.H2MaxConcurrentStreams },
-		"limits.h2_max_resets_per_second":  func(c *Config) any { return &c.Limits.H2MaxResetsPerSecond },
-	}
-	// topSections are top-level mappings whose keys are in topFields.
-	topSections = []string{"limits", "access_log"}
-	certFields  = map[string]func(*CertPair) any{
-		"cert": func(p *CertPair) any { return &p.Cert },
-		"key":  func(p *CertPair) any { return &p.Key },
-	}
-	backendFields = map[string]func(*Backend) any{
-		"protocol":                 func(b *Backend) any { return &b.Protocol },
-		"balance":                  func(b *Backend) any { return &b.Balance },
-		"probe_interval":           func(b *Backend) any { return &b.ProbeInterval },
-		"servers":                  func(b *Backend) any { return &b.Servers },
-		"h2c.conns_per_server":     func(b *Backend) any { return &b.H2C.ConnsPerServer },
-		"h2c.max_streams_per_conn": func(b *Backend) any { return &b.H2C.MaxStreamsPerConn },
-		"h1.conns_per_server":      func(b *Backend) any { return &b.H1.ConnsPerServer },
-		"h1.idle_timeout":          func(b *Backend) any { return &b.H1.IdleTimeout },
-		"h1.max_tunnels":           func(b *Backend) any { return &b.H1.MaxTunnels },
-		"queue.max_pending":        func(b *Backend) any { return &b.Queue.MaxPending },
-		"queue.timeout":            func(b *Backend) any { return &b.Queue.Timeout },
-		"timeouts.connect":         func(b *Backend) any { return &b.Timeouts.Connect },
-		"timeouts.response_header": func(b *Backend) any { return &b.Timeouts.ResponseHeader },
-		"h2c.ping_interval":        func(b *Backend) any { return &b.H2C.PingInterval },
-		"h2c.ping_timeout":         func(b *Backend) any { return &b.H2C.PingTimeout },
-		"timeouts.idle":            func(b *Backend) any { return &b.Timeouts.Idle },
-		"timeouts.total":           func(b *Backend) any { return &b.Timeouts.Total },
-		"retries":                  func(b *Backend) any { return &b.Retries },
-		"retry_body_limit":         func(b *Backend) any { return &b.RetryBodyLimit },
-		"idempotent_methods":       func(b *Backend) any { return &b.IdempotentMethods },
-
-		"health.enabled":       func(b *Backend) any { return &b.Health.Enabled },
-		"health.path":          func(b *Backend) any { return &b.Health.Path },
-		"health.method":        func(b *Backend) any { return &b.Health.Method },
-		"health.host":          func(b *Backend) any { return &b.Health.Host },
-		"health.expect_status": func(b *Backend) any { return &b.Health.ExpectStatus },
-		"health.interval":      func(b *Backend) any { return &b.Health.Interval },
-		"health.timeout":       func(b *Backend) any { return &b.Health.Timeout },
-		"health.fall":          func(b *Backend) any { return &b.Health.Fall },
-		"health.rise":          func(b *Backend) any { return &b.Health.Rise },
-		"health.slow_start":    func(b *Backend) any { return &b.Health.SlowStart },
-
-		"passive.consecutive_failures": func(b *Backend) any { return &b.Passive.ConsecutiveFailures },
-		"passive.eject_for":            func(b *Backend) any { return &b.Passive.EjectFor },
-		"passive.max_eject_for":        func(b *Backend) any { return &b.Passive.MaxEjectFor },
-		"passive.max_ejected_percent":  func(b *Backend) any { return &b.Passive.MaxEjectedPercent },
-		"passive.probe_interval":       func(b *Backend) any { return &b.Passive.ProbeInterval },
-	}
-	backendSections = []string{"h2c", "h1", "queue", "timeouts", "health", "passive"}
-	serverFields    = map[string]func(*Server) any{
-		"address": func(s *Server) any { return &s.Address },
-		"weight":  func(s *Server) any { return &s.Weight },
-		"backup":  func(s *Server) any { return &s.Backup },
-	}
-	routeFields = map[string]func(*Route) any{
-		"host":        func(r *Route) any { return &r.Host },
-		"path_prefix": func(r *Route) any { return &r.PathPrefix },
-		"backend":     func(r *Route) any { return &r.Backend },
-	}
-)
-
-func (d *decoder) decode(k *koanf.Koanf) *Config {
-	c := Default()
-	for _, key := range k.Keys() {
-		v := k.Get(key)
-		if f, ok := topFields[key]; ok {
-			d.value(f(c), key, v)
-			continue
-		}
-		if key == "backends" {
-			if !isEmptyMap(v) {
-				d.failKey(key, "must be a mapping of backend names to backends, got %s", describe(v))
-			}
-			continue
-		}
-		if key == errorPagesKey || strings.HasPrefix(key, errorPagesKey+".") {
-			d.errorPage(c, key, v)
-			continue
-		}
-		if slices.Contains(topSections, key) {
-			// null or {} only means "defaults".
-			if !isEmptyMap(v) {
-				d.failKey(key, "must be a mapping, got %s", describe(v))
-			}
-			continue
-		}
-		rest, ok := strings.CutPrefix(key, "backends.")
-		if !ok {
-			if !underLeaf(d, c, topFields, "", key) {
-				d.unknown(key, "", keysOf(topFields, "backends", errorPagesKey))
-			}
-			continue
-		}
-		name, field, _ := strings.Cut(rest, ".")
-		b, ok := c.Backends[name]
-		if !ok {
-			b = DefaultBackend()
-		}
-		d.backendField(&b, "backends."+name, field, v)
-		c.Backends[name] = b
-	}
-	for i := range c.Routes {
-		c.Routes[i].Host = strings.ToLower(c.Routes[i].Host)
-	}
-	for name, b := range c.Backends {
-		// Method names are case-sensitive on the wire, but a lower-case
-		// "get" in a config file means GET, not a method Tomcat rejects.
-		b.Health.Method = strings.ToUpper(b.Health.Method)
-		c.Backends[name] = b
-	}
-	return c
-}
-
-func (d *decoder) backendField(b *Backend, prefix, field string, v any) {
-	key := prefix
-	if field != "" {
-		key += "." + field
-	}
-	if f, ok := backendFields[field]; ok {
-		d.value(f(b), key, v)
+// section decodes raw, which must be a mapping, into v; null or {} only
+// means "defaults". want, if set, describes the expected mapping.
+func (d *decoder) section(sc scope, key string, raw any, v reflect.Value, fields []*field, want string) {
+	if isEmptyMap(raw) {
 		return
 	}
-	// A whole backend or section that is null or {} only means "defaults".
-	if field == "" || slices.Contains(backendSections, field) {
-		if !isEmptyMap(v) {
-			d.failKey(key, "must be a mapping, got %s", describe(v))
+	m, ok := raw.(map[string]any)
+	if !ok {
+		d.failKey(key, "must be a mapping%s, got %s", want, describe(raw))
+		return
+	}
+	d.decodeStruct(sc, key, m, v, fields)
+}
+
+// unknown reports key, or every key below it when its value is a mapping,
+// suggesting the closest known key when the difference looks like a typo.
+func (d *decoder) unknown(sc scope, key string, v any) {
+	if m, ok := v.(map[string]any); ok && len(m) > 0 {
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			d.unknown(sc, key+"."+name, m[name])
 		}
 		return
 	}
-	if !underLeaf(d, b, backendFields, prefix+".", field) {
-		d.unknown(key, prefix+".", keysOf(backendFields, backendSections...))
-	}
-}
-
-// underLeaf reports whether rel lies below one of fields, which koanf
-// produces when the file has a mapping where a string or list belongs,
-// and reports that once for the field.
-func underLeaf[T any](d *decoder, obj *T, fields map[string]func(*T) any, prefix, rel string) bool {
-	for name, f := range fields {
-		if strings.HasPrefix(rel, name+".") {
-			if key := prefix + name; !d.failed[key] {
-				d.value(f(obj), key, map[string]any{})
-			}
-			return true
-		}
-	}
-	return false
-}
-
-// unknown reports key, suggesting the closest known key when the
-// difference looks like a typo.
-func (d *decoder) unknown(key, prefix string, known []string) {
-	rel := strings.TrimPrefix(key, prefix)
+	rel := strings.TrimPrefix(key, sc.prefix)
 	best, bestDist := "", 3
-	for _, k := range known {
+	for _, k := range sc.known {
 		if dist := editDistance(rel, k); dist < bestDist {
 			best, bestDist = k, dist
 		}
 	}
 	if best != "" {
-		d.failKey(key, "unknown key (did you mean %s%s?)", prefix, best)
+		d.failKey(key, "unknown key (did you mean %s%s?)", sc.prefix, best)
 		return
 	}
 	d.failKey(key, "unknown key")
 }
 
-// value decodes v into the field ptr points to; null keeps the default.
-func (d *decoder) value(ptr any, key string, v any) {
-	if v == nil {
+// defaults gives the elements of lists and named sets their defaults
+// before their keys are decoded; other types start from zero.
+var defaults = map[reflect.Type]func() any{
+	reflect.TypeFor[upstream.Config]():       func() any { return upstream.DefaultConfig() },
+	reflect.TypeFor[upstream.ServerConfig](): func() any { return upstream.DefaultServerConfig() },
+	reflect.TypeFor[gateway.Route]():         func() any { return defaultRoute() },
+}
+
+func newElem(t reflect.Type) reflect.Value {
+	v := reflect.New(t).Elem()
+	if def, ok := defaults[t]; ok {
+		v.Set(reflect.ValueOf(def()))
+	}
+	return v
+}
+
+// normalizers canonicalise strings with these checks as they are decoded.
+var normalizers = map[string]func(string) string{
+	// Method names are case-sensitive on the wire, but a lower-case "get"
+	// in a config file means GET, not a method Tomcat rejects.
+	"method":  strings.ToUpper,
+	"methods": strings.ToUpper,
+	// Route hosts match case-insensitively; stored lowercased.
+	"routehost": strings.ToLower,
+}
+
+// value decodes raw into out; null keeps the default.
+func (d *decoder) value(sc scope, key string, raw any, out reflect.Value, check string) {
+	if raw == nil {
 		return
 	}
-	switch p := ptr.(type) {
-	case *string:
-		if s, ok := v.(string); ok {
-			*p = s
+	t := out.Type()
+	switch {
+	case t == durationType:
+		if dur, ok := d.duration(key, raw); ok {
+			out.SetInt(int64(dur))
+		}
+	case t == prefixesType:
+		out.Set(reflect.ValueOf(d.prefixes(key, raw)))
+	case t == pagesType:
+		d.errorPages(key, raw, out)
+	case isSection(t):
+		d.section(sc, key, raw, out, fieldsOf(t), "")
+	case t.Kind() == reflect.Slice && isSection(t.Elem()):
+		d.list(key, raw, out)
+	case t.Kind() == reflect.Map && isSection(t.Elem()):
+		d.named(key, raw, out)
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
+		out.Set(reflect.ValueOf(d.strings(key, raw, check)))
+	case t.Kind() == reflect.String:
+		if s, ok := raw.(string); ok {
+			if norm := normalizers[check]; norm != nil {
+				s = norm(s)
+			}
+			out.SetString(s)
 		} else {
-			d.failKey(key, "must be a string, got %s", describe(v))
+			d.failKey(key, "must be a string, got %s", describe(raw))
 		}
-	case *int:
-		if n, ok := d.integer(key, v); ok {
-			*p = n
-		}
-	case *int64:
+	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
 		// int is 64 bits on every platform Sluice is built for.
-		if n, ok := d.integer(key, v); ok {
-			*p = int64(n)
+		if n, ok := d.integer(key, raw); ok {
+			out.SetInt(int64(n))
 		}
-	case *time.Duration:
-		if dur, ok := d.duration(key, v); ok {
-			*p = dur
+	case t.Kind() == reflect.Bool:
+		if b, ok := d.boolean(key, raw); ok {
+			out.SetBool(b)
 		}
-	case *bool:
-		if b, ok := d.boolean(key, v); ok {
-			*p = b
-		}
-	case *[]string:
-		*p = d.methods(key, v)
-	case *[]Server:
-		*p = decodeList(d, key, v, serverFields, defaultServer, "address and weight")
-	case *[]Route:
-		*p = decodeList(d, key, v, routeFields, defaultRoute, "host, path_prefix and backend")
-	case *[]CertPair:
-		// nil when empty, like the other optional lists, so that "[]"
-		// and an absent key decode alike.
-		if *p = decodeList(d, key, v, certFields, func() CertPair { return CertPair{} }, "cert and key"); len(*p) == 0 {
-			*p = nil
-		}
-	case *[]netip.Prefix:
-		*p = d.prefixes(key, v)
 	default:
-		panic(fmt.Sprintf("config: no decoder for %T", ptr))
+		panic(fmt.Sprintf("config: no decoder for %s (key %s)", t, key))
+	}
+}
+
+// list decodes a list of sections, each element starting from its
+// defaults; nil when empty, so that "[]" and an absent key decode alike.
+func (d *decoder) list(key string, raw any, out reflect.Value) {
+	items, ok := raw.([]any)
+	if !ok {
+		msg := "must be a list, got %s"
+		if d.fromEnv(key) {
+			msg = "cannot be set from the environment (got %s); edit the config file"
+		}
+		d.failKey(key, msg, describe(raw))
+		return
+	}
+	et := out.Type().Elem()
+	fields := fieldsOf(et)
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.name
+	}
+	want := " with " + names[len(names)-1]
+	if len(names) > 1 {
+		want = " with " + strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+	}
+	list := reflect.MakeSlice(out.Type(), 0, len(items))
+	for i, item := range items {
+		ikey := fmt.Sprintf("%s[%d]", key, i)
+		elem := newElem(et)
+		sc := scope{prefix: ikey + ".", known: leafNames(et, fields, "")}
+		d.section(sc, ikey, item, elem, fields, want)
+		if item == nil {
+			d.failKey(ikey, "must be a mapping%s, got null", want)
+		}
+		list = reflect.Append(list, elem)
+	}
+	if list.Len() > 0 {
+		out.Set(list)
+	}
+}
+
+// named decodes a mapping of names to sections (backends), each starting
+// from its defaults.
+func (d *decoder) named(key string, raw any, out reflect.Value) {
+	m, ok := raw.(map[string]any)
+	if !ok {
+		if isEmptyMap(raw) {
+			return
+		}
+		d.failKey(key, "must be a mapping of %s names to %s, got %s", strings.TrimSuffix(key, "s"), key, describe(raw))
+		return
+	}
+	et := out.Type().Elem()
+	fields := fieldsOf(et)
+	if out.IsNil() {
+		out.Set(reflect.MakeMap(out.Type()))
+	}
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		k := key + "." + name
+		elem := newElem(et)
+		d.section(scope{prefix: k + ".", known: leafNames(et, fields, "")}, k, m[name], elem, fields, "")
+		out.SetMapIndex(reflect.ValueOf(name), elem)
 	}
 }
 
@@ -467,7 +463,7 @@ func (d *decoder) integer(key string, v any) (int, bool) {
 		return 0, false
 	case string:
 		// Environment values are always strings; file values must be typed.
-		if _, fromEnv := d.envOf[key]; fromEnv {
+		if d.fromEnv(key) {
 			i, err := strconv.Atoi(strings.TrimSpace(n))
 			if err != nil {
 				d.failKey(key, "must be an integer, got %q", n)
@@ -486,7 +482,7 @@ func (d *decoder) boolean(key string, v any) (bool, bool) {
 		return b, true
 	case string:
 		// As for integers, only environment values may be strings.
-		if _, fromEnv := d.envOf[key]; fromEnv {
+		if d.fromEnv(key) {
 			if v, err := strconv.ParseBool(strings.TrimSpace(b)); err == nil {
 				return v, true
 			}
@@ -496,49 +492,6 @@ func (d *decoder) boolean(key string, v any) (bool, bool) {
 	}
 	d.failKey(key, "must be true or false, got %s", describe(v))
 	return false, false
-}
-
-// methods decodes a list of HTTP method names, upper-cased, duplicates
-// dropped, nil when empty.
-func (d *decoder) methods(key string, v any) []string {
-	items, ok := d.stringList(key, v)
-	if !ok {
-		d.failKey(key, "must be a list of method names, like [POST, PATCH], got %s", describe(v))
-		return nil
-	}
-	var out []string
-	for i, item := range items {
-		m, ok := item.(string)
-		if !ok {
-			d.failKey(fmt.Sprintf("%s[%d]", key, i), "must be a method name, got %s", describe(item))
-			continue
-		}
-		if m = strings.ToUpper(m); !slices.Contains(out, m) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// stringList returns the items of a YAML list. The environment, which
-// cannot express lists, gives them comma-separated ("POST,PATCH").
-func (d *decoder) stringList(key string, v any) ([]any, bool) {
-	switch x := v.(type) {
-	case []any:
-		return x, true
-	case string:
-		if _, fromEnv := d.envOf[key]; !fromEnv {
-			return nil, false
-		}
-		var items []any
-		for _, m := range strings.Split(x, ",") {
-			if m = strings.TrimSpace(m); m != "" {
-				items = append(items, m)
-			}
-		}
-		return items, true
-	}
-	return nil, false
 }
 
 func (d *decoder) duration(key string, v any) (time.Duration, bool) {
@@ -564,53 +517,50 @@ func (d *decoder) duration(key string, v any) (time.Duration, bool) {
 	return dur, true
 }
 
-// decodeList decodes a YAML list of objects whose keys are in fields,
-// starting each element from its defaults.
-func decodeList[T any](d *decoder, key string, v any, fields map[string]func(*T) any, def func() T, want string) []T {
-	list, ok := v.([]any)
+// strings decodes a list of strings, normalised by check and without
+// duplicates; nil when empty. Its only use is method names.
+func (d *decoder) strings(key string, v any, check string) []string {
+	items, ok := d.stringList(key, v)
 	if !ok {
-		msg := "must be a list, got %s"
-		if _, fromEnv := d.envOf[key]; fromEnv {
-			msg = "cannot be set from the environment (got %s); edit the config file"
-		}
-		d.failKey(key, msg, describe(v))
+		d.failKey(key, "must be a list of method names, like [POST, PATCH], got %s", describe(v))
 		return nil
 	}
-	out := make([]T, 0, len(list))
-	for i, item := range list {
-		ikey := fmt.Sprintf("%s[%d]", key, i)
-		elem := def()
-		m, ok := item.(map[string]any)
+	var out []string
+	for i, item := range items {
+		s, ok := item.(string)
 		if !ok {
-			d.failKey(ikey, "must be a mapping with %s, got %s", want, describe(item))
-			out = append(out, elem)
+			d.failKey(fmt.Sprintf("%s[%d]", key, i), "must be a method name, got %s", describe(item))
 			continue
 		}
-		names := make([]string, 0, len(m))
-		for name := range m {
-			names = append(names, name)
+		if norm := normalizers[check]; norm != nil {
+			s = norm(s)
 		}
-		slices.Sort(names)
-		for _, name := range names {
-			fkey := ikey + "." + name
-			if f, ok := fields[name]; ok {
-				d.value(f(&elem), fkey, m[name])
-			} else {
-				d.unknown(fkey, ikey+".", keysOf(fields))
-			}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
 		}
-		out = append(out, elem)
 	}
 	return out
 }
 
-func keysOf[T any](m map[string]T, extra ...string) []string {
-	out := append([]string(nil), extra...)
-	for k := range m {
-		out = append(out, k)
+// stringList returns the items of a YAML list. The environment, which
+// cannot express lists, gives them comma-separated ("POST,PATCH").
+func (d *decoder) stringList(key string, v any) ([]any, bool) {
+	switch x := v.(type) {
+	case []any:
+		return x, true
+	case string:
+		if !d.fromEnv(key) {
+			return nil, false
+		}
+		var items []any
+		for _, m := range strings.Split(x, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				items = append(items, m)
+			}
+		}
+		return items, true
 	}
-	slices.Sort(out)
-	return out
+	return nil, false
 }
 
 func isEmptyMap(v any) bool {
@@ -665,59 +615,53 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// errorPagesKey is the top-level mapping of status codes to files.
-const errorPagesKey = "error_pages"
-
-// errorPage decodes key, which is error_pages itself or a key below it,
-// into c.ErrorPages; the files are read later by readErrorPages.
-func (d *decoder) errorPage(c *Config, key string, v any) {
-	rest, ok := strings.CutPrefix(key, errorPagesKey+".")
+// errorPages decodes the mapping of status codes to files; the files are
+// read later by readErrorPages.
+func (d *decoder) errorPages(key string, raw any, out reflect.Value) {
+	m, ok := raw.(map[string]any)
 	if !ok {
-		// null or {} means no custom pages.
-		if !isEmptyMap(v) {
-			d.failKey(key, "must be a mapping of status codes to files, like {503: /etc/sluice/503.html}, got %s", describe(v))
+		d.failKey(key, "must be a mapping of status codes to files, like {503: /etc/sluice/503.html}, got %s", describe(raw))
+		return
+	}
+	pages := out.Interface().(map[int]ErrorPage)
+	for codeText, v := range m {
+		k := key + "." + codeText
+		code, err := strconv.Atoi(codeText)
+		if err != nil {
+			d.failKey(k, "unknown status code %q: use a number from 400 to 599", codeText)
+			continue
 		}
-		return
-	}
-	// "503.x" comes from a mapping where a file path belongs.
-	codeText, _, nested := strings.Cut(rest, ".")
-	key = errorPagesKey + "." + codeText
-	if d.failed[key] {
-		return
-	}
-	code, err := strconv.Atoi(codeText)
-	if err != nil {
-		d.failKey(key, "unknown status code %q: use a number from 400 to 599", codeText)
-		return
-	}
-	if code < 400 || code > 599 {
-		// Checked here as well as in validate so that the file of a page
-		// that can never be used is not read and complained about.
-		d.failKey(key, "unknown status code %d: use a number from 400 to 599", code)
-		return
-	}
-	if nested {
-		v = map[string]any{}
-	}
-	switch p := v.(type) {
-	case nil:
-		// "503: null" means no page for 503.
-		return
-	case string:
-		if strings.TrimSpace(p) == "" {
-			d.failKey(key, "must name a file")
-			return
+		if code < 400 || code > 599 {
+			// Checked here as well as in validate so that the file of a
+			// page that can never be used is not read and complained about.
+			d.failKey(k, "unknown status code %d: use a number from 400 to 599", code)
+			continue
 		}
-		if d.baseDir != "" && !filepath.IsAbs(p) {
-			p = filepath.Join(d.baseDir, p)
+		switch p := v.(type) {
+		case nil:
+			// "503: null" means no page for 503.
+		case string:
+			if strings.TrimSpace(p) == "" {
+				d.failKey(k, "must name a file")
+				continue
+			}
+			if pages == nil {
+				pages = map[int]ErrorPage{}
+			}
+			pages[code] = ErrorPage{Path: d.resolve(p)}
+		default:
+			d.failKey(k, "must be a file path, got %s", describe(v))
 		}
-		if c.ErrorPages == nil {
-			c.ErrorPages = map[int]ErrorPage{}
-		}
-		c.ErrorPages[code] = ErrorPage{Path: p}
-	default:
-		d.failKey(key, "must be a file path, got %s", describe(v))
 	}
+	out.Set(reflect.ValueOf(pages))
+}
+
+// resolve joins a relative path in a config file to the file's directory.
+func (d *decoder) resolve(p string) string {
+	if d.baseDir != "" && p != "" && !filepath.IsAbs(p) {
+		return filepath.Join(d.baseDir, p)
+	}
+	return p
 }
 
 // readErrorPages loads every error page file, so that a missing or
@@ -725,7 +669,7 @@ func (d *decoder) errorPage(c *Config, key string, v any) {
 // during an outage.
 func (d *decoder) readErrorPages(c *Config) {
 	for code, page := range c.ErrorPages {
-		key := fmt.Sprintf("%s.%d", errorPagesKey, code)
+		key := fmt.Sprintf("error_pages.%d", code)
 		body, err := readLimited(page.Path, MaxErrorPageBytes)
 		if err != nil {
 			d.failKey(key, "%v", err)
@@ -733,6 +677,27 @@ func (d *decoder) readErrorPages(c *Config) {
 		}
 		page.Body = body
 		c.ErrorPages[code] = page
+	}
+}
+
+// readAdminToken fills AdminToken from AdminTokenFile.
+func (d *decoder) readAdminToken(c *Config) {
+	const key = "admin_token_file"
+	if c.AdminTokenFile == "" {
+		return
+	}
+	if c.AdminToken != "" {
+		d.failKey(key, "set admin_token or admin_token_file, not both")
+		return
+	}
+	c.AdminTokenFile = d.resolve(c.AdminTokenFile)
+	data, err := readLimited(c.AdminTokenFile, 4<<10)
+	if err != nil {
+		d.failKey(key, "%v", err)
+		return
+	}
+	if c.AdminToken = strings.TrimSpace(string(data)); c.AdminToken == "" {
+		d.failKey(key, "%s is empty", c.AdminTokenFile)
 	}
 }
 

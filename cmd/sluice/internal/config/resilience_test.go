@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // Tests for the resilience keys: shutdown_grace, error_pages, retries,
@@ -99,8 +101,8 @@ func TestEnvOverrideResilience(t *testing.T) {
 		{"SLUICE_BACKENDS__TOMCAT__IDEMPOTENT_METHODS=", func(c *Config) bool { return c.Backends["tomcat"].IdempotentMethods == nil }},
 		{"SLUICE_BACKENDS__TOMCAT__H2C__PING_INTERVAL=0s", func(c *Config) bool { return c.Backends["tomcat"].H2C.PingInterval == 0 }},
 		{"SLUICE_BACKENDS__TOMCAT__H2C__PING_TIMEOUT=2s", func(c *Config) bool { return c.Backends["tomcat"].H2C.PingTimeout == 2*time.Second }},
-		{"SLUICE_BACKENDS__TOMCAT__TIMEOUTS__IDLE=5m", func(c *Config) bool { return c.Backends["tomcat"].Timeouts.Idle == 5*time.Minute }},
-		{"SLUICE_BACKENDS__TOMCAT__TIMEOUTS__TOTAL=1h", func(c *Config) bool { return c.Backends["tomcat"].Timeouts.Total == time.Hour }},
+		{"SLUICE_BACKENDS__TOMCAT__TIMEOUTS__IDLE=5m", func(c *Config) bool { return c.Backends["tomcat"].IdleTimeout == 5*time.Minute }},
+		{"SLUICE_BACKENDS__TOMCAT__TIMEOUTS__TOTAL=1h", func(c *Config) bool { return c.Backends["tomcat"].TotalTimeout == time.Hour }},
 		{"SLUICE_BACKENDS__TOMCAT__HEALTH__ENABLED=true", func(c *Config) bool { return c.Backends["tomcat"].Health.Enabled }},
 		{"SLUICE_BACKENDS__TOMCAT__HEALTH__PATH=/ping", func(c *Config) bool { return c.Backends["tomcat"].Health.Path == "/ping" }},
 		{"SLUICE_BACKENDS__TOMCAT__HEALTH__METHOD=head", func(c *Config) bool { return c.Backends["tomcat"].Health.Method == "HEAD" }},
@@ -232,7 +234,7 @@ func TestBackupServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := c.Backends["tomcat"].Servers
-	want := []Server{{Address: "a:1", Weight: 1}, {Address: "b:1", Weight: 1, Backup: true}}
+	want := []upstream.ServerConfig{{Address: "a:1", Weight: 1}, {Address: "b:1", Weight: 1, Backup: true}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("servers %+v, want %+v", got, want)
 	}

@@ -2,12 +2,18 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
+	"net/netip"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-gw/sluice/cmd/sluice/internal/adminapi"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // FieldError is one problem with one key.
@@ -83,14 +89,19 @@ func (c *checker) fail(key, format string, args ...any) {
 	c.errs = append(c.errs, FieldError{Source: c.source(key), Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
+// validate checks every key's `check` tag, then what involves more than
+// one key.
 func validate(cfg *Config, source func(key string) string) []FieldError {
 	c := &checker{source: source}
+	v := reflect.ValueOf(cfg).Elem()
+	visit("", v, fieldsOf(v.Type()), c.checkField)
+
 	listenOK := c.address("listen", cfg.Listen, false, 0)
 	adminOK := c.address("admin", cfg.Admin, true, 0)
 	if listenOK && adminOK && sameSocket(cfg.Listen, cfg.Admin) {
 		c.fail("admin", "%q conflicts with listen %q: they need different ports", cfg.Admin, cfg.Listen)
 	}
-	c.positive("shutdown_grace", cfg.ShutdownGrace)
+	c.adminToken(cfg, adminOK)
 	c.edge(cfg, listenOK, adminOK)
 	for code, page := range cfg.ErrorPages {
 		key := fmt.Sprintf("error_pages.%d", code)
@@ -102,16 +113,12 @@ func validate(cfg *Config, source func(key string) string) []FieldError {
 		}
 	}
 
-	names := make([]string, 0, len(cfg.Backends))
-	for name := range cfg.Backends {
-		names = append(names, name)
-	}
-	slices.Sort(names)
+	names := slices.Sorted(maps.Keys(cfg.Backends))
 	if len(names) == 0 {
 		c.fail("backends", "at least one backend is required")
 	}
 	for _, name := range names {
-		c.backend("backends."+name, name, cfg.Backends[name])
+		c.backend(name, cfg.Backends[name])
 	}
 
 	if len(cfg.Routes) == 0 {
@@ -120,12 +127,6 @@ func validate(cfg *Config, source func(key string) string) []FieldError {
 	seen := map[[2]string]int{}
 	for i, r := range cfg.Routes {
 		key := fmt.Sprintf("routes[%d]", i)
-		if msg := checkRouteHost(r.Host); msg != "" {
-			c.fail(key+".host", "%s", msg)
-		}
-		if !strings.HasPrefix(r.PathPrefix, "/") {
-			c.fail(key+".path_prefix", "must start with \"/\", got %q", r.PathPrefix)
-		}
 		switch _, ok := cfg.Backends[r.Backend]; {
 		case r.Backend == "":
 			c.fail(key+".backend", "is required")
@@ -146,6 +147,164 @@ func validate(cfg *Config, source func(key string) string) []FieldError {
 	return c.errs
 }
 
+// checkField applies a `check` tag:
+//
+//	lo..hi               an integer or duration range; either end may be left out
+//	positive             an integer or duration above zero
+//	0(WHY)|RULE          zero, meaning WHY ("off", "no limit"), or RULE
+//	a|b|c                one of these strings
+//	NAME                 a check of stringChecks, for each element of a list
+func (c *checker) checkField(key string, f *field, v reflect.Value) {
+	rule := f.check
+	if fn, ok := stringChecks[rule]; ok {
+		if v.Kind() == reflect.String {
+			if msg := fn(v.String()); msg != "" {
+				c.fail(key, "%s", msg)
+			}
+			return
+		}
+		for i := range v.Len() {
+			if msg := fn(v.Index(i).String()); msg != "" {
+				c.fail(fmt.Sprintf("%s[%d]", key, i), "%s", msg)
+			}
+		}
+		return
+	}
+	if v.Kind() == reflect.String {
+		if allowed := strings.Split(rule, "|"); !slices.Contains(allowed, v.String()) {
+			c.fail(key, "must be one of %s, got %q", strings.Join(allowed, ", "), v.String())
+		}
+		return
+	}
+	// Integers and durations (an int64) share the rules; only the
+	// parsing of the bounds and the printing of the value differ.
+	// A malformed tag is a programming error, found by any test that
+	// validates a config.
+	bad := func() { panic(fmt.Sprintf("config: %s: malformed check tag %q", key, f.check)) }
+	n := v.Int()
+	parse := func(s string) int64 {
+		i, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			bad()
+		}
+		return i
+	}
+	show := func(n int64) string { return strconv.FormatInt(n, 10) }
+	if v.Type() == durationType {
+		parse = func(s string) int64 {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				bad()
+			}
+			return int64(d)
+		}
+		show = func(n int64) string { return time.Duration(n).String() }
+	}
+	zeroMeans := ""
+	if first, rest, ok := strings.Cut(rule, "|"); ok {
+		if !strings.HasPrefix(first, "0(") || !strings.HasSuffix(first, ")") {
+			bad()
+		}
+		zeroMeans, rule = first[2:len(first)-1], rest
+	}
+	var ok bool
+	var want string
+	lo, hi, isRange := strings.Cut(rule, "..")
+	switch {
+	case !isRange && rule == "positive":
+		ok, want = n > 0, "positive"
+	case !isRange:
+		bad()
+	case hi == "":
+		ok, want = n >= parse(lo), "at least "+lo
+	default:
+		ok, want = n >= parse(lo) && n <= parse(hi), "between "+lo+" and "+hi
+	}
+	switch {
+	case ok || (zeroMeans != "" && n == 0):
+	case zeroMeans != "":
+		c.fail(key, "must be 0 (%s) or %s, got %s", zeroMeans, want, show(n))
+	default:
+		c.fail(key, "must be %s, got %s", want, show(n))
+	}
+}
+
+// stringChecks are the named checks of strings; each returns what is
+// wrong, or "".
+var stringChecks = map[string]func(string) string{
+	"method":    checkMethod,
+	"methods":   checkMethod,
+	"routehost": checkRouteHost,
+	"prefix": func(p string) string {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Sprintf("must start with \"/\", got %q", p)
+		}
+		return ""
+	},
+	"target": func(p string) string {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Sprintf("must start with \"/\", got %q", p)
+		}
+		if strings.ContainsAny(p, " \t\r\n#") {
+			return fmt.Sprintf("must be a request path without spaces or fragment, got %q", p)
+		}
+		return ""
+	},
+	"dnsname": func(n string) string {
+		if n != "" && (len(n) > 254 || !dnsName.MatchString(n)) {
+			return fmt.Sprintf("invalid DNS name %q", n)
+		}
+		return ""
+	},
+	"nameserver": func(a string) string {
+		if ap, err := netip.ParseAddrPort(a); a != "" && (err != nil || ap.Port() == 0) {
+			return fmt.Sprintf("must be ip:port (a name server's address), got %q", a)
+		}
+		return ""
+	},
+	"hostport": func(h string) string {
+		if strings.ContainsAny(h, " \t\r\n/?#@") {
+			return fmt.Sprintf("must be a host name or host:port, got %q", h)
+		}
+		return ""
+	},
+}
+
+func checkMethod(m string) string {
+	if !isToken(m) {
+		return fmt.Sprintf("invalid method name %q", m)
+	}
+	return ""
+}
+
+// MinAdminToken is the shortest admin_token accepted.
+const MinAdminToken = 16
+
+// adminToken requires a token when the admin listener is not on loopback,
+// and checks it can be sent in an Authorization header.
+func (c *checker) adminToken(cfg *Config, adminOK bool) {
+	key, tok := "admin_token", cfg.AdminToken
+	if cfg.AdminTokenFile != "" {
+		key = "admin_token_file"
+	}
+	if tok == "" {
+		// An admin_token_file that could not be read is reported by Load.
+		if cfg.AdminTokenFile == "" && adminOK && !adminapi.IsLoopback(cfg.Admin) {
+			c.fail("admin_token", "required when admin %q is not a loopback address: the admin API needs a bearer token (or set admin_token_file)", cfg.Admin)
+		}
+		return
+	}
+	if len(tok) < MinAdminToken {
+		c.fail(key, "the token must be at least %d characters, got %d", MinAdminToken, len(tok))
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i] <= ' ' || tok[i] > '~' {
+			c.fail(key, "the token must be printable ASCII without spaces: it is sent in an Authorization header")
+			break
+		}
+	}
+}
+
 // edge checks the client-facing keys besides listen and admin.
 func (c *checker) edge(cfg *Config, listenOK, adminOK bool) {
 	if cfg.TLSListen != "" && c.address("tls_listen", cfg.TLSListen, false, 0) {
@@ -164,29 +323,14 @@ func (c *checker) edge(cfg *Config, listenOK, adminOK bool) {
 	}
 	for i, p := range cfg.TLSCerts {
 		key := fmt.Sprintf("tls_certs[%d]", i)
-		if p.Cert == "" {
+		if p.CertFile == "" {
 			c.fail(key+".cert", "is required (a PEM certificate chain file)")
 		}
-		if p.Key == "" {
+		if p.KeyFile == "" {
 			c.fail(key+".key", "is required (a PEM private key file)")
 		}
 	}
-	l := cfg.Limits
-	c.intRange("limits.max_conns", l.MaxConns, 1, 10000000)
-	c.positive("limits.read_header_timeout", l.ReadHeaderTimeout)
-	c.positive("limits.idle_timeout", l.IdleTimeout)
-	c.intRange("limits.max_header_bytes", l.MaxHeaderBytes, 4096, MaxHeaderBytesLimit)
-	c.intRange("limits.max_header_count", l.MaxHeaderCount, 1, 10000)
-	if l.MaxRequestBody < 0 {
-		c.fail("limits.max_request_body", "must be 0 (no limit) or a number of bytes, got %d", l.MaxRequestBody)
-	}
-	c.intRange("limits.h2_max_concurrent_streams", l.H2MaxConcurrentStreams, 1, 10000)
-	c.intRange("limits.h2_max_resets_per_second", l.H2MaxResetsPerSecond, 0, 1000000)
-	a := cfg.AccessLog
-	c.oneOf("access_log.mode", a.Mode, AccessLogOff, AccessLogAll, AccessLogErrors, AccessLogSample)
-	c.intRange("access_log.sample", a.Sample, 1, 1000000)
-	c.oneOf("access_log.format", a.Format, FormatJSON, FormatText)
-	if a.Path == "" {
+	if cfg.AccessLog.Path == "" {
 		c.fail("access_log.path", "is required: %s, %s or a file", PathStdout, PathStderr)
 	}
 	for i, p := range cfg.TrustedProxies {
@@ -204,18 +348,23 @@ func (c *checker) edge(cfg *Config, listenOK, adminOK bool) {
 	}
 }
 
-func (c *checker) backend(key, name string, b Backend) {
+// backend checks what the tags of upstream.Config cannot say.
+func (c *checker) backend(name string, b upstream.Config) {
+	key := "backends." + name
 	if !backendName.MatchString(name) {
-		c.fail(key, "invalid backend name %q: use letters, digits, '_' and '-'", name)
+		k := key
+		if strings.Contains(name, ".") {
+			// "backends.a.b" would read as a key inside backend a.
+			k = "backends"
+		}
+		c.fail(k, "invalid backend name %q: use letters, digits, '_' and '-'", name)
+		return // its keys would only add noise under a name to be changed
 	}
-	c.oneOf(key+".protocol", b.Protocol, ProtocolAuto, ProtocolH2C, ProtocolH1)
-	c.oneOf(key+".balance", b.Balance, BalanceRoundRobin, BalanceLeastRequest)
-	if b.ProbeInterval < time.Second {
-		c.fail(key+".probe_interval", "must be at least 1s, got %s", b.ProbeInterval)
+	if len(b.Servers) == 0 && b.Discovery.Name == "" {
+		c.fail(key+".servers", "at least one server is required, or discovery.dns")
 	}
-
-	if len(b.Servers) == 0 {
-		c.fail(key+".servers", "at least one server is required")
+	if d := b.Discovery; d.Name != "" && d.Type == upstream.DNSTypeA && d.Port == 0 {
+		c.fail(key+".discovery.port", "is required with type %s: the servers' port", upstream.DNSTypeA)
 	}
 	seen := map[string]int{}
 	primaries := 0
@@ -223,91 +372,34 @@ func (c *checker) backend(key, name string, b Backend) {
 		if !s.Backup {
 			primaries++
 		}
-		skey := fmt.Sprintf("%s.servers[%d]", key, i)
-		if c.address(skey+".address", s.Address, true, 1) {
+		skey := fmt.Sprintf("%s.servers[%d].address", key, i)
+		if c.address(skey, s.Address, true, 1) {
 			id := canonicalAddress(s.Address)
 			if j, dup := seen[id]; dup {
-				c.fail(skey+".address", "%q duplicates servers[%d]; raise its weight instead", s.Address, j)
+				c.fail(skey, "%q duplicates servers[%d]; raise its weight instead", s.Address, j)
 			} else {
 				seen[id] = i
 			}
 		}
-		c.intRange(skey+".weight", s.Weight, 1, 1000)
 	}
-	if len(b.Servers) > 0 && primaries == 0 {
+	if len(b.Servers) > 0 && primaries == 0 && b.Discovery.Name == "" {
 		// Backups stand in for primaries that are down; with none, the
 		// intent is unclear, so it is refused rather than guessed at.
 		c.fail(key+".servers", "every server is a backup: at least one must have backup: false")
 	}
-
-	c.intRange(key+".h2c.conns_per_server", b.H2C.ConnsPerServer, 1, 64)
-	c.intRange(key+".h2c.max_streams_per_conn", b.H2C.MaxStreamsPerConn, 1, 10000)
-	c.intRange(key+".h1.conns_per_server", b.H1.ConnsPerServer, 1, 100000)
-	c.positive(key+".h1.idle_timeout", b.H1.IdleTimeout)
-	c.intRange(key+".h1.max_tunnels", b.H1.MaxTunnels, 1, 1000000)
-	c.intRange(key+".queue.max_pending", b.Queue.MaxPending, 0, 1000000)
-	c.positive(key+".queue.timeout", b.Queue.Timeout)
-	c.positive(key+".timeouts.connect", b.Timeouts.Connect)
-	c.positive(key+".timeouts.response_header", b.Timeouts.ResponseHeader)
-
-	if b.H2C.PingInterval != 0 && b.H2C.PingInterval < time.Second {
-		c.fail(key+".h2c.ping_interval", "must be 0 (off) or at least 1s, got %s", b.H2C.PingInterval)
-	}
-	c.positive(key+".h2c.ping_timeout", b.H2C.PingTimeout)
-	c.positive(key+".timeouts.idle", b.Timeouts.Idle)
-	if b.Timeouts.Total < 0 {
-		c.fail(key+".timeouts.total", "must be 0 (no limit) or positive, got %s", b.Timeouts.Total)
-	}
-	c.intRange(key+".retries", b.Retries, 0, 10)
-	c.intRange(key+".retry_body_limit", b.RetryBodyLimit, 0, 16<<20)
-	for i, m := range b.IdempotentMethods {
-		if !isToken(m) {
-			c.fail(fmt.Sprintf("%s.idempotent_methods[%d]", key, i), "invalid method name %q", m)
-		}
-	}
-	c.health(key+".health", b.Health)
-	c.passive(key+".passive", b.Passive)
-}
-
-func (c *checker) health(key string, h Health) {
-	if !strings.HasPrefix(h.Path, "/") {
-		c.fail(key+".path", "must start with \"/\", got %q", h.Path)
-	} else if strings.ContainsAny(h.Path, " \t\r\n#") {
-		c.fail(key+".path", "must be a request path without spaces or fragment, got %q", h.Path)
-	}
-	if !isToken(h.Method) {
-		c.fail(key+".method", "invalid method name %q", h.Method)
-	}
-	if strings.ContainsAny(h.Host, " \t\r\n/?#@") {
-		c.fail(key+".host", "must be a host name or host:port, got %q", h.Host)
-	}
-	c.intRange(key+".expect_status", h.ExpectStatus, 100, 599)
-	c.positive(key+".interval", h.Interval)
-	c.positive(key+".timeout", h.Timeout)
-	if h.Interval > 0 && h.Timeout > h.Interval {
+	if h := b.Health; h.Interval > 0 && h.Timeout > h.Interval {
 		// A check outliving the interval would overlap the next one.
-		c.fail(key+".timeout", "must not exceed interval %s, got %s", h.Interval, h.Timeout)
+		c.fail(key+".health.timeout", "must not exceed interval %s, got %s", h.Interval, h.Timeout)
 	}
-	c.intRange(key+".fall", h.Fall, 1, 100)
-	c.intRange(key+".rise", h.Rise, 1, 100)
-	if h.SlowStart < 0 {
-		c.fail(key+".slow_start", "must be 0 (off) or positive, got %s", h.SlowStart)
+	if p := b.Passive; p.EjectFor > 0 && p.MaxEjectFor < p.EjectFor {
+		c.fail(key+".passive.max_eject_for", "must be at least eject_for %s, got %s", p.EjectFor, p.MaxEjectFor)
 	}
 }
 
-func (c *checker) passive(key string, p Passive) {
-	c.intRange(key+".consecutive_failures", p.ConsecutiveFailures, 0, 1000)
-	c.positive(key+".eject_for", p.EjectFor)
-	if p.EjectFor > 0 && p.MaxEjectFor < p.EjectFor {
-		c.fail(key+".max_eject_for", "must be at least eject_for %s, got %s", p.EjectFor, p.MaxEjectFor)
-	}
-	c.intRange(key+".max_ejected_percent", p.MaxEjectedPercent, 0, 100)
-	if p.ProbeInterval < 100*time.Millisecond || p.ProbeInterval > time.Minute {
-		// Faster would be a connection storm against a struggling
-		// server; slower would leave a recovered one idle for minutes.
-		c.fail(key+".probe_interval", "must be between 100ms and 1m, got %s", p.ProbeInterval)
-	}
-}
+// dnsName matches a DNS name: dot-separated labels of letters, digits,
+// '-' and '_' (SRV names start with _service._proto), with or without the
+// final dot.
+var dnsName = regexp.MustCompile(`^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?$`)
 
 // isToken reports whether s is an RFC 9110 token, the syntax of a method.
 func isToken(s string) bool {
@@ -324,24 +416,6 @@ func isToken(s string) bool {
 		}
 	}
 	return true
-}
-
-func (c *checker) oneOf(key, v string, allowed ...string) {
-	if !slices.Contains(allowed, v) {
-		c.fail(key, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
-	}
-}
-
-func (c *checker) intRange(key string, v, lo, hi int) {
-	if v < lo || v > hi {
-		c.fail(key, "must be between %d and %d, got %d", lo, hi, v)
-	}
-}
-
-func (c *checker) positive(key string, d time.Duration) {
-	if d <= 0 {
-		c.fail(key, "must be positive, got %s", d)
-	}
 }
 
 // address checks a host:port and reports whether it is usable.

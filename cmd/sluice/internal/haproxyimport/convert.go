@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
 )
 
 // NoteKind says what a report line is about.
@@ -133,15 +135,17 @@ type outHealth struct {
 }
 
 type outBackend struct {
-	Protocol string       `yaml:"protocol,omitempty"`
-	Balance  string       `yaml:"balance,omitempty"`
-	Servers  []outServer  `yaml:"servers"`
-	H2C      *outH2C      `yaml:"h2c,omitempty"`
-	H1       *outH1       `yaml:"h1,omitempty"`
-	Queue    *outQueue    `yaml:"queue,omitempty"`
-	Timeouts *outTimeouts `yaml:"timeouts,omitempty"`
-	Retries  *int         `yaml:"retries,omitempty"`
-	Health   *outHealth   `yaml:"health,omitempty"`
+	Protocol string      `yaml:"protocol,omitempty"`
+	Balance  string      `yaml:"balance,omitempty"`
+	Servers  []outServer `yaml:"servers,omitempty"`
+	// Discovery comes from a server-template (discovery.go).
+	Discovery *outDiscovery `yaml:"discovery,omitempty"`
+	H2C       *outH2C       `yaml:"h2c,omitempty"`
+	H1        *outH1        `yaml:"h1,omitempty"`
+	Queue     *outQueue     `yaml:"queue,omitempty"`
+	Timeouts  *outTimeouts  `yaml:"timeouts,omitempty"`
+	Retries   *int          `yaml:"retries,omitempty"`
+	Health    *outHealth    `yaml:"health,omitempty"`
 }
 
 type outLimits struct {
@@ -182,6 +186,7 @@ type converter struct {
 	limits     outLimits
 	frontends  int // frontends and listens with a bind seen
 	globalMax  int
+	resolvers  map[string]*resolvers // resolvers sections by name
 }
 
 func (c *converter) note(d Directive, kind NoteKind, format string, args ...any) {
@@ -192,8 +197,15 @@ func newSettings() *settings { return &settings{retries: -1} }
 
 func (c *converter) run(f *File) {
 	c.last = newSettings()
+	// Backends may name resolvers sections that come after them.
+	for _, s := range f.Sections {
+		if s.Kind == "resolvers" {
+			c.resolversSection(s)
+		}
+	}
 	for _, s := range f.Sections {
 		switch s.Kind {
+		case "resolvers":
 		case "global":
 			c.global(s)
 		case "defaults":
@@ -208,8 +220,6 @@ func (c *converter) run(f *File) {
 		default:
 			reason := "no Sluice equivalent"
 			switch s.Kind {
-			case "resolvers":
-				reason = "DNS discovery is not available in Sluice yet: servers are a static list"
 			case "userlist":
 				reason = "Sluice has no HTTP authentication"
 			case "peers":
@@ -282,6 +292,7 @@ func (c *converter) proxy(s *Section, st *settings) {
 	hasFrontend := s.Kind == "frontend" || s.Kind == "listen"
 	acls := map[string]*acl{}
 	var servers []serverLine
+	var tmpl serverLine // a server-template's discovery, if any
 	var binds []Directive
 	var uses []Directive
 	for _, d := range s.Directives {
@@ -338,11 +349,7 @@ func (c *converter) proxy(s *Section, st *settings) {
 				servers = append(servers, sl)
 			}
 		case k == "server-template" && hasBackend:
-			if slices.Contains(w, "resolvers") {
-				c.note(d, Untranslated, "servers from DNS (resolvers) are not available in Sluice yet: list the servers, and reload when they change")
-			} else {
-				c.note(d, Untranslated, "list the servers one by one")
-			}
+			c.addTemplate(d, st, &tmpl)
 		case k == "bind" && hasFrontend:
 			binds = append(binds, d)
 		case k == "acl" && len(w) >= 3:
@@ -362,6 +369,9 @@ func (c *converter) proxy(s *Section, st *settings) {
 		c.frontend(s, st, binds, uses, acls)
 	}
 	if hasBackend {
+		if tmpl.disc != nil {
+			servers = append(servers, tmpl)
+		}
 		c.backend(s, st, servers)
 	}
 }
@@ -409,19 +419,15 @@ func (c *converter) timeout(d Directive, st *settings) {
 		c.note(d, Untranslated, "not a positive time")
 		return
 	}
+	field := map[string]*time.Duration{
+		"connect": &st.connect, "server": &st.server, "queue": &st.queue, "check": &st.check,
+		"http-request": &st.httpRequest, "http-keep-alive": &st.keepAlive,
+	}
+	if p := field[d.Words[1]]; p != nil {
+		*p = v
+		return
+	}
 	switch d.Words[1] {
-	case "connect":
-		st.connect = v
-	case "server":
-		st.server = v
-	case "queue":
-		st.queue = v
-	case "check":
-		st.check = v
-	case "http-request":
-		st.httpRequest = v
-	case "http-keep-alive":
-		st.keepAlive = v
 	case "client":
 		c.note(d, Untranslated, "Sluice bounds idle clients with limits.idle_timeout (from timeout http-keep-alive) and slow request heads with limits.read_header_timeout (from timeout http-request)")
 	case "tunnel":
@@ -533,11 +539,13 @@ func (c *converter) errorfile(d Directive) {
 	c.note(d, Translated, "error_pages.%d; HAProxy's file is a whole HTTP response and Sluice sends the file as the body: keep only the body, and name it .html, .json or .txt for its Content-Type", code)
 }
 
-// serverLine is a translated server line.
+// serverLine is a translated server line, or a server-template's
+// discovery (disc set, addr empty).
 type serverLine struct {
 	d    Directive
 	addr string
 	opts serverOpts
+	disc *outDiscovery
 }
 
 // Server options that take an argument and that Sluice does not use.
@@ -737,7 +745,11 @@ func (c *converter) backend(s *Section, st *settings, servers []serverLine) {
 		if w == 1 {
 			w = 0
 		}
-		b.Servers = append(b.Servers, outServer{Address: sv.addr, Weight: w, Backup: sv.opts.backup})
+		if sv.disc != nil {
+			b.Discovery = sv.disc
+		} else {
+			b.Servers = append(b.Servers, outServer{Address: sv.addr, Weight: w, Backup: sv.opts.backup})
+		}
 		nonBackup = nonBackup || !sv.opts.backup
 		if sv.opts.maxconn > 0 && (maxconn == 0 || sv.opts.maxconn < maxconn) {
 			maxconn = sv.opts.maxconn
@@ -1126,18 +1138,11 @@ func parseTime(s string) (time.Duration, error) {
 	return time.Duration(n) * mult, nil
 }
 
-// formatDuration writes d in Go syntax without zero parts ("1m", not
+// formatDuration writes d as config.FormatDuration does ("1m", not
 // "1m0s"); "" for 0.
 func formatDuration(d time.Duration) string {
 	if d == 0 {
 		return ""
 	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return config.FormatDuration(d)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // TestConvertTestdata converts each realistic configuration in testdata,
@@ -36,7 +37,7 @@ func TestConvertTestdata(t *testing.T) {
 				}
 				want := []any{time.Minute, 5 * time.Second, time.Minute, 3, 200, 100, true, "/hello", "GET", "localhost", 2 * time.Second, 3, 2,
 					10 * time.Second, 10 * time.Second, 3000, c.Listen}
-				got := []any{b.Queue.Timeout, b.Timeouts.Connect, b.Timeouts.ResponseHeader, b.Retries, b.H1.ConnsPerServer, b.H2C.MaxStreamsPerConn,
+				got := []any{b.Queue.Timeout, b.ConnectTimeout, b.ResponseHeaderTimeout, b.Retries, b.H1.ConnsPerServer, b.H2C.MaxStreamsPerConn,
 					b.Health.Enabled, b.Health.Path, b.Health.Method, b.Health.Host, b.Health.Interval, b.Health.Fall, b.Health.Rise,
 					c.Limits.ReadHeaderTimeout, c.Limits.IdleTimeout, c.Limits.MaxConns, ":80"}
 				if !reflect.DeepEqual(got, want) {
@@ -88,6 +89,7 @@ func TestConvertTestdata(t *testing.T) {
 			routes: []Route{
 				{"app.example.org", "/api/", "app_api"},
 				{"app.example.org", "/", "app_web"},
+				{"*", "/dyn/", "app_dns"},
 				{"*", "/", "app_web"},
 			},
 			check: func(t *testing.T, c *config.Config) {
@@ -95,23 +97,25 @@ func TestConvertTestdata(t *testing.T) {
 				if _, ok := c.Backends["db"]; ok {
 					t.Error("the TCP listen section was translated")
 				}
-				if _, ok := c.Backends["app_dns"]; ok {
-					t.Error("the server-template backend was translated")
+				dns := c.Backends["app_dns"]
+				if want := (upstream.DiscoveryConfig{Name: "tomcat.default.svc.cluster.local", Type: "a", Port: 8080, Interval: 5 * time.Second,
+					Resolver: "10.0.0.2:53"}); dns.Discovery != want || len(dns.Servers) != 0 {
+					t.Errorf("app_dns: discovery %+v, servers %v", dns.Discovery, dns.Servers)
 				}
 				want := []any{1, "HEAD", 30 * time.Second, 3 * time.Second, 20 * time.Second, 1, 64, 32, ":9080"}
-				got := []any{len(web.Servers), web.Health.Method, web.Health.SlowStart, web.Queue.Timeout, web.Timeouts.ResponseHeader,
+				got := []any{len(web.Servers), web.Health.Method, web.Health.SlowStart, web.Queue.Timeout, web.ResponseHeaderTimeout,
 					api.Retries, api.H1.ConnsPerServer, api.H2C.MaxStreamsPerConn, c.Listen}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("got  %v\nwant %v", got, want)
 				}
 			},
 			notes: []note{
-				{8, Untranslated, "DNS discovery is not available"},
+				{9, Translated, "discovery.resolver 10.0.0.2:53"},
+				{10, Untranslated, "last good answer"},
 				{18, Funnel, "long-lived h2c connections"},
 				{41, Untranslated, "left out"},
 				{46, Untranslated, "PROXY header"},
-				{49, Untranslated, "servers from DNS (resolvers) are not available in Sluice yet"},
-				{33, Untranslated, "app_dns is not translated"},
+				{49, Translated, "discovery of tomcat.default.svc.cluster.local (A and AAAA records, on port 8080)"},
 				{55, Untranslated, "mode tcp"},
 			},
 		},
@@ -231,6 +235,65 @@ func TestParseTime(t *testing.T) {
 		if _, err := parseTime(bad); err == nil {
 			t.Errorf("parseTime(%q) accepted", bad)
 		}
+	}
+}
+
+// TestServerTemplate: server-template with resolvers becomes discovery;
+// the forms Sluice cannot take are reported and leave the backend out.
+func TestServerTemplate(t *testing.T) {
+	const resolversK8s = "resolvers k8s\n  nameserver kube 10.96.0.10:53\n  timeout resolve 500ms\n  resolve_retries 3\n"
+	tests := []struct {
+		name, cfg string
+		want      *upstream.DiscoveryConfig // nil: no backend translated
+		servers   int
+		note      string
+	}{
+		{"A records", resolversK8s + "backend b\n  server-template tc 10 tomcat.default.svc.cluster.local:8080 resolvers k8s check inter 5s\n",
+			&upstream.DiscoveryConfig{Name: "tomcat.default.svc.cluster.local", Type: "a", Port: 8080, Interval: time.Second, Resolver: "10.96.0.10:53"}, 0,
+			"every address found is a server, where HAProxy fills at most 10 slots"},
+		{"SRV records, resolvers after the backend", "backend b\n  server-template tc 1-3 _http._tcp.tomcat.default.svc.cluster.local resolvers k8s init-addr none\n" + resolversK8s,
+			&upstream.DiscoveryConfig{Name: "_http._tcp.tomcat.default.svc.cluster.local", Type: "srv", Interval: time.Second, Resolver: "10.96.0.10:53"}, 0,
+			"SRV records"},
+		{"system resolver beside a server", "resolvers sys\n  parse-resolv-conf\nbackend b\n  server s1 10.0.0.1:8080 backup\n  server-template tc 3 tomcat.test:8080 resolvers sys\n",
+			&upstream.DiscoveryConfig{Name: "tomcat.test", Type: "a", Port: 8080, Interval: 5 * time.Second}, 1, "system's resolver"},
+		{"second template", resolversK8s + "backend b\n  server-template a 3 a.test:80 resolvers k8s\n  server-template b 3 b.test:80 resolvers k8s\n",
+			&upstream.DiscoveryConfig{Name: "a.test", Type: "a", Port: 80, Interval: time.Second, Resolver: "10.96.0.10:53"}, 0, "one discovery: the first server-template's (line 6)"},
+		{"no resolvers", "backend b\n  server-template tc 3 tomcat.test:8080\n", nil, 0, "resolves the name once"},
+		{"unknown resolvers", "backend b\n  server-template tc 3 tomcat.test:8080 resolvers nope\n", nil, 0, "no resolvers section named nope"},
+		{"A without port", resolversK8s + "backend b\n  server-template tc 3 tomcat.test resolvers k8s\n", nil, 0, "A records need one"},
+		{"resolver by name", "resolvers r\n  nameserver ns dns.internal:53\nbackend b\n  server-template tc 3 tomcat.test:8080 resolvers r\n",
+			&upstream.DiscoveryConfig{Name: "tomcat.test", Type: "a", Port: 8080, Interval: 5 * time.Second}, 0, "ip:port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := Convert([]byte(tt.cfg), "")
+			var notes []string
+			if res != nil {
+				for _, n := range res.Notes {
+					notes = append(notes, n.String())
+				}
+			}
+			if !strings.Contains(strings.Join(notes, "\n"), tt.note) && !(err != nil && tt.want == nil) {
+				t.Errorf("no note with %q in:\n%s", tt.note, strings.Join(notes, "\n"))
+			}
+			if tt.want == nil {
+				if err == nil {
+					t.Fatalf("translated:\n%s", res.YAML)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Parse(res.YAML, "template.yaml", nil)
+			if err != nil {
+				t.Fatalf("output does not pass sluice check: %v\n%s", err, res.YAML)
+			}
+			b := cfg.Backends["b"]
+			if b.Discovery != *tt.want || len(b.Servers) != tt.servers {
+				t.Errorf("discovery %+v with %d servers, want %+v with %d\n%s", b.Discovery, len(b.Servers), *tt.want, tt.servers, res.YAML)
+			}
+		})
 	}
 }
 

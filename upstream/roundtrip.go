@@ -1,0 +1,173 @@
+package upstream
+
+// The round trip: RoundTrip's loop over attempts, and one attempt (send).
+// Whether a failed attempt may be sent again is decided in retry.go; an
+// attempt's timers and response body are in attempt.go.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"time"
+)
+
+// Abort handling. Tomcat counts every RST_STREAM it receives towards closing
+// the whole connection (overhead protection), and Go's client sends a PING
+// with each reset. So a request whose client left is not reset at once: it
+// is given abortGrace to finish, and its response is read and discarded, up
+// to drainLimit bytes. Only a request still running after that is reset.
+const (
+	abortGrace = time.Second
+	drainLimit = 256 << 10
+)
+
+var _ http.RoundTripper = (*Backend)(nil)
+
+// RoundTrip sends req to a server of the backend. It waits in the backend's
+// queue when every connection is busy, and sends the request again, on
+// another server when there is one, when a failed attempt provably did not
+// reach the server, or when the method is idempotent and the body can be
+// replayed; and once more, elsewhere, when an idempotent request was
+// answered 404 or 503 by a server shutting down (see suspectAnswer).
+// The caller's request is not modified. The request is detached from the
+// client's cancellation (see abortGrace), so a client leaving does not
+// reset the upstream stream at once. Informational (1xx) responses reach
+// the caller the standard way: the httptrace.ClientTrace of req's context
+// (Got1xxResponse), called from the connection's read loop.
+func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
+	return b.RoundTripInfo(req, nil)
+}
+
+// RoundTripInfo is RoundTrip filling in info, when not nil, for the
+// caller's access log.
+func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Response, error) {
+	st := b.cur()
+	if IsUpgrade(req.Header) {
+		return b.tunnel(req, st, info)
+	}
+	clientCtx := req.Context()
+	var deadline time.Time
+	if st.cfg.TotalTimeout > 0 {
+		deadline = time.Now().Add(st.cfg.TotalTimeout)
+	}
+	// The caller's request is never modified (the http.RoundTripper
+	// contract): each attempt sends a shallow copy with its own URL and
+	// body (see send).
+	var rp *replay
+	reqBody, replayable := req.Body, true
+	if st.cfg.Retries > 0 {
+		var err error
+		if rp, reqBody, replayable, err = prepareReplay(req, st.cfg.RetryBodyLimit); err != nil {
+			return nil, fmt.Errorf("%w: reading request body: %w", ErrClientGone, err)
+		}
+	}
+	var avoid *Server
+	drainRetried := false
+	for attempt := 0; ; attempt++ {
+		c, err := b.acquire(clientCtx, st, avoid, deadline, info)
+		if err != nil {
+			var de *DialError
+			if !errors.As(err, &de) || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
+				return nil, err
+			}
+			b.obs.retried(retryDial)
+			continue
+		}
+		if clientCtx.Err() != nil {
+			// The client left while the request waited for a slot: do
+			// not send Tomcat work nobody will read (a rapid-reset
+			// flood is exactly this).
+			c.release()
+			return nil, fmt.Errorf("%w: %w", ErrClientGone, context.Cause(clientCtx))
+		}
+		s := c.server()
+		seq := c.reqs.Add(1)
+		if info != nil {
+			info.Server, info.Protocol, info.ConnID, info.ConnReq = s.addr, c.pool.cfg.protocol, c.id, seq
+			info.Attempts++
+		}
+		resp, wrote, err := b.send(req, reqBody, st, c, deadline)
+		if err == nil {
+			if !suspectAnswer(resp.StatusCode, c) || drainRetried || attempt >= st.cfg.Retries ||
+				!replayable || !st.idempotent[req.Method] || !hasOther(st, s) {
+				return resp, nil
+			}
+			// A server shutting down answers 404 while its webapps stop:
+			// send the request once more, elsewhere.
+			drainRetried = true
+			resp.Body.Close()
+			b.obs.retried(retryDraining)
+			if rp != nil {
+				reqBody = rp.body()
+			}
+			avoid = s
+			continue
+		}
+		s.failed(st)
+		reason := retryReason(err, wrote, st.idempotent[req.Method], replayable)
+		if reason == "" || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
+			return nil, err
+		}
+		b.obs.retried(reason)
+		if rp != nil {
+			reqBody = rp.body()
+		}
+		avoid = s
+	}
+}
+
+// send makes one attempt on a reserved slot of c, sending reqBody as the
+// body of a copy of req. wrote reports whether the request headers were
+// written, after which the server may have seen it.
+func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendState, c *pconn, deadline time.Time) (*http.Response, bool, error) {
+	clientCtx := req.Context()
+	s := c.server()
+	s.active.Add(1)
+	s.requests.Add(1)
+
+	t := newTracker(clientCtx, c, st.cfg.ResponseHeaderTimeout, st.cfg.IdleTimeout, deadline)
+	// The tracker holds the attempt's request and URL, so the copies cost
+	// no allocation.
+	t.url = *req.URL
+	t.url.Scheme, t.url.Host = "http", s.addr
+	// The caller's trace hooks (Got1xxResponse) compose with the
+	// tracker's (WroteHeaders).
+	out := &t.out
+	*out = *req.WithContext(httptrace.WithClientTrace(t.ctx, &t.trace))
+	out.URL, out.Body = &t.url, reqBody
+	resp, err := c.cc.RoundTrip(out)
+	if err != nil {
+		cause := t.cause()
+		t.finish()
+		switch {
+		case clientCtx.Err() != nil:
+			return nil, t.wrote.Load(), fmt.Errorf("%w: %w", ErrClientGone, err)
+		case cause == ErrResponseHeaderTimeout:
+			err = cause
+		case cause == ErrTotalTimeout:
+			err = ErrTotalTimeout
+		}
+		return nil, t.wrote.Load(), &RoundTripError{Addr: s.addr, Protocol: c.pool.cfg.protocol, Err: err}
+	}
+	t.bodyPhase()
+	switch resp.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		s.failedAnswer(st)
+	default:
+		s.succeeded()
+	}
+	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		// Upgraded connections (WebSocket over HTTP/1.1) need the writable
+		// body the ReverseProxy looks for, and are not subject to the idle
+		// timeout of a request.
+		t.timer.Stop()
+		resp.Body = &upgradedBody{ReadWriteCloser: rwc, t: t}
+		return resp, true, nil
+	}
+	t.body = body{rc: resp.Body, t: t}
+	resp.Body = &t.body
+	return resp, true, nil
+}
