@@ -18,8 +18,7 @@ import (
 // then Tomcat's echo of the whole body, on the cleartext and the TLS
 // listener.
 func TestExpectContinueFormPost(t *testing.T) {
-	edge, tlsAddr := tlsEdge(t, false)
-	s := startSluice(t, upstream{Protocol: "h2c", Ports: []int{tc.A, tc.B}}.yaml()+edge)
+	s := startSluice(t, upstream{Protocol: "h2c", Ports: []int{tc.A, tc.B}}.yaml()+tlsEdge(t, false))
 	form := []byte("field=" + strings.Repeat("v", 1<<20-len("field=")))
 	dials := []struct {
 		name string
@@ -27,7 +26,7 @@ func TestExpectContinueFormPost(t *testing.T) {
 	}{
 		{"cleartext", func() (net.Conn, error) { return net.Dial("tcp", s.Listen) }},
 		{"tls", func() (net.Conn, error) {
-			return tls.Dial("tcp", tlsAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+			return tls.Dial("tcp", s.TLS, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
 		}},
 	}
 	for _, d := range dials {
