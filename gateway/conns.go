@@ -89,6 +89,14 @@ func (t *connTracker) quicConn(ctx context.Context, c *quic.Conn) context.Contex
 	return ctx
 }
 
+// forget stops tracking c without counting it as accepted: c is handed
+// from one server to another, whose ConnContext tracks it again.
+func (t *connTracker) forget(c net.Conn) {
+	if _, ok := t.conns.LoadAndDelete(c); ok {
+		t.g[protoHTTP1].Dec()
+	}
+}
+
 // connState is http.Server.ConnState.
 func (t *connTracker) connState(c net.Conn, s http.ConnState) {
 	if s != http.StateClosed && s != http.StateHijacked {

@@ -74,6 +74,14 @@ func (g *Gateway) maxHeaderBytes() int {
 	return DefaultMaxHeaderBytes
 }
 
+// maxHeaderCount is Config.MaxHeaderCount with its default.
+func (g *Gateway) maxHeaderCount() int {
+	if g.cfg.MaxHeaderCount > 0 {
+		return g.cfg.MaxHeaderCount
+	}
+	return 100
+}
+
 // maxHeadHard is the head size the protocol layers accept, whatever the
 // configured limit: Go's HTTP/2 server advertises it as
 // SETTINGS_MAX_HEADER_LIST_SIZE and quic-go refuses larger HEADERS frames,
@@ -81,8 +89,7 @@ func (g *Gateway) maxHeaderBytes() int {
 // it (CONTINUATION floods, CVE-2023-45288). Under it, the configured limit
 // is applied per request, so that a head over it gets 431 rather than a
 // closed connection: by the guard on HTTP/1.1 (sanitize.go), by
-// checkLimits on HTTP/2 and HTTP/3. It is Go's default, and the most of a
-// head the guard follows (maxHead).
+// checkLimits on HTTP/2 and HTTP/3. It is Go's default.
 const maxHeadHard = 1 << 20
 
 // protocolHeaderBytes is the head limit given to Go's server and quic-go:
@@ -209,10 +216,7 @@ func (g *Gateway) trusted(r *http.Request) bool {
 // the guard, as they are read: sanitize.go) and body size. It returns a
 // status and message, or 0.
 func (g *Gateway) checkLimits(r *http.Request) (int, string) {
-	maxHeaders := g.cfg.MaxHeaderCount
-	if maxHeaders <= 0 {
-		maxHeaders = 100
-	}
+	maxHeaders := g.maxHeaderCount()
 	n := 0
 	for _, v := range r.Header {
 		n += len(v)

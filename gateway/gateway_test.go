@@ -57,7 +57,7 @@ func newGatewayProto(t *testing.T, addr, protocol string, q upstream.QueueConfig
 	}
 	s := NewServer(g, false)
 	go s.Serve(ln)
-	t.Cleanup(func() { s.srv.Close() })
+	t.Cleanup(func() { s.Close() })
 	return ln.Addr().String()
 }
 

@@ -60,7 +60,7 @@ func newEdgeStack(t *testing.T) *edgeStack {
 		}
 		srv := NewServer(g, withTLS)
 		go srv.Serve(ln)
-		t.Cleanup(func() { srv.srv.Close() })
+		t.Cleanup(func() { srv.Close() })
 		if withTLS {
 			s.tls = ln.Addr().String()
 		} else {

@@ -200,7 +200,7 @@ func TestProxyProtocolFromUntrustedPeerClosed(t *testing.T) {
 		}
 		s := NewServer(g, false)
 		go s.Serve(ln)
-		t.Cleanup(func() { s.srv.Close() })
+		t.Cleanup(func() { s.Close() })
 		return ln.Addr().String()
 	}
 	ask := func(addr string) (string, error) {

@@ -155,7 +155,7 @@ func TestRapidResetClosesConnection(t *testing.T) {
 	}
 	s := NewServer(g, false)
 	go s.Serve(ln)
-	t.Cleanup(func() { s.srv.Close() })
+	t.Cleanup(func() { s.Close() })
 	addr := ln.Addr().String()
 
 	c, err := net.Dial("tcp", addr)

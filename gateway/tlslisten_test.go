@@ -47,7 +47,7 @@ func tlsGateway(t *testing.T, readHeader time.Duration) (addr string, seen *atom
 	}
 	s := NewServer(g, true)
 	go s.Serve(ln)
-	t.Cleanup(func() { s.srv.Close() })
+	t.Cleanup(func() { s.Close() })
 	return ln.Addr().String(), seen, g
 }
 
