@@ -103,7 +103,7 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 		IdleTimeout:       g.idleTimeout(),
 		ConnContext:       connContext,
 		ConnState:         g.conns.connState,
-		Refused:           func(error) { g.conns.reject(reasonBadRequest) },
+		Refused:           func(err error) { g.conns.reject(rejectReason(err)) },
 		Log:               g.log,
 		H2: func(c net.Conn, ahead []byte) {
 			fc := c.(*frontConn)

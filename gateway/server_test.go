@@ -67,7 +67,7 @@ func TestHTTP11TooManyFieldsRefusedByParser(t *testing.T) {
 	for i := range 101 {
 		fmt.Fprintf(&lines, "X-F%d: v\r\n", i)
 	}
-	before := testutil.ToFloat64(s.m.rejected.WithLabelValues(reasonBadRequest))
+	before := testutil.ToFloat64(s.m.rejected.WithLabelValues(reasonTooManyHeaders))
 	c, err := net.Dial("tcp", s.plain)
 	if err != nil {
 		t.Fatal(err)
@@ -87,8 +87,8 @@ func TestHTTP11TooManyFieldsRefusedByParser(t *testing.T) {
 	if _, err := http.ReadResponse(br, nil); err == nil {
 		t.Error("the pipelined request after it was answered")
 	}
-	if n := testutil.ToFloat64(s.m.rejected.WithLabelValues(reasonBadRequest)) - before; n != 1 {
-		t.Errorf("sluice_client_rejected_total{reason=bad_request} grew by %v, want 1", n)
+	if n := testutil.ToFloat64(s.m.rejected.WithLabelValues(reasonTooManyHeaders)) - before; n != 1 {
+		t.Errorf("sluice_client_rejected_total{reason=too_many_headers} grew by %v, want 1", n)
 	}
 	if n := s.seen.Load(); n != 0 {
 		t.Errorf("origin saw %d requests", n)
