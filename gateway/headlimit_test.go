@@ -54,17 +54,10 @@ func newEdgeStack(t *testing.T) *edgeStack {
 		if withTLS {
 			lc.Certs = certs
 		}
-		ln, err := g.Listen(lc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := NewServer(g, withTLS)
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
 		if withTLS {
-			s.tls = ln.Addr().String()
+			s.tls = listenAndServe(t, g, lc)
 		} else {
-			s.plain = ln.Addr().String()
+			s.plain = listenAndServe(t, g, lc)
 		}
 	}
 	pc, err := ListenUDP("127.0.0.1:0", quiet())
