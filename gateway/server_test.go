@@ -94,3 +94,36 @@ func TestHTTP11TooManyFieldsRefusedByParser(t *testing.T) {
 		t.Errorf("origin saw %d requests", n)
 	}
 }
+
+// sameConnListener accepts the same connection every time, allocating
+// nothing of its own.
+type sameConnListener struct {
+	net.Listener
+	c net.Conn
+}
+
+func (l sameConnListener) Accept() (net.Conn, error) { return l.c, nil }
+
+// TestCleartextAcceptAllocatesNoGuard: a cleartext connection from
+// Gateway.Listen costs its frontConn and nothing more when accepted; the
+// smuggling guard (HTTP/2 only, since h1 parses HTTP/1.1 itself) is
+// allocated when a connection is handed to HTTP/2
+// (TestRapidResetClosesConnection).
+func TestCleartextAcceptAllocatesNoGuard(t *testing.T) {
+	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": answer(200, "ok")}, NewMetrics(nil), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	fl := newFrontListener(&guardListener{Listener: sameConnListener{c: a}, guard: g.guard}, nil)
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := fl.Accept(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 1 {
+		t.Errorf("%v allocations per accepted connection, want 1 (its frontConn)", allocs)
+	}
+}
