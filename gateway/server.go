@@ -136,12 +136,12 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 type frontConn struct {
 	net.Conn
 	gc    *guardConn           // the tlsGuardConn's guard, or nil
-	outer net.Conn             // what was accepted: gc, or the tlsGuardConn holding it
+	outer net.Conn             // what was accepted: the tlsGuardConn holding gc, or the bare connection
+	tls   *tls.ConnectionState // for TLS connections
 	// guard puts a cleartext connection from Gateway.Listen behind the
 	// guard when it is handed to HTTP/2; nil for TLS (gc is there) and for
 	// a listener not from Gateway.Listen (tests).
 	guard func(*guardConn, net.Conn)
-	tls   *tls.ConnectionState // for TLS connections
 }
 
 // SyscallConn lets h1 wait for an idle connection's next request on the
