@@ -214,38 +214,38 @@ func (g *Gateway) trusted(r *http.Request) bool {
 // checkLimits applies the request limits Go's server does not: header
 // count, head size on HTTP/2 and HTTP/3 (HTTP/1.1 heads are measured by
 // the guard, as they are read: sanitize.go) and body size. It returns a
-// status and message, or 0.
-func (g *Gateway) checkLimits(r *http.Request) (int, string) {
+// status, the reason it is counted under and a message, or 0.
+func (g *Gateway) checkLimits(r *http.Request) (code int, reason, msg string) {
 	maxHeaders := g.maxHeaderCount()
 	n := 0
 	for _, v := range r.Header {
 		n += len(v)
 	}
 	if n > maxHeaders {
-		return http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("too many header fields (%d, limit %d)\n", n, maxHeaders)
+		return http.StatusRequestHeaderFieldsTooLarge, reasonTooManyHeaders, fmt.Sprintf("too many header fields (%d, limit %d)\n", n, maxHeaders)
 	}
 	if r.ProtoMajor >= 2 {
 		if size, max := headSize(r), g.maxHeaderBytes(); size > max {
-			return http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request header fields too large (%d bytes, limit %d)\n", size, max)
+			return http.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge, fmt.Sprintf("request header fields too large (%d bytes, limit %d)\n", size, max)
 		}
 	}
 	if max := g.cfg.MaxRequestBody; max > 0 {
 		if r.ContentLength > max {
-			return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large (limit %d bytes)\n", max)
+			return http.StatusRequestEntityTooLarge, reasonBodyTooLarge, fmt.Sprintf("request body too large (limit %d bytes)\n", max)
 		}
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(nil, r.Body, max)
 		}
 	}
-	return 0, ""
+	return 0, "", ""
 }
 
 // ServeHTTP routes and proxies one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	g.conns.classify(r)
-	if code, msg := g.checkLimits(r); code != 0 {
-		g.conns.reject(reasonBadRequest)
+	if code, reason, msg := g.checkLimits(r); code != 0 {
+		g.conns.reject(reason)
 		writeError(w, nil, code, msg)
 		g.noRoute.observe(code, time.Since(start))
 		return

@@ -97,7 +97,7 @@ func (g *Gateway) maxConns() int {
 // with their rejections counted.
 func (g *Gateway) guard(gc *guardConn, c net.Conn) {
 	gc.Conn = c
-	gc.rejected = func(string) { g.conns.reject(reasonBadRequest) }
+	gc.rejected = func(err error) { g.conns.reject(rejectReason(err)) }
 	gc.flooded = func() { g.conns.reject(reasonRapidReset) }
 	gc.resets.limit = g.resetLimit()
 	gc.g.lim = h1.Limits{MaxHeadBytes: g.maxHeaderBytes() + headSlack, MaxTargetBytes: g.maxHeaderBytes()}

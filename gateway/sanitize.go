@@ -30,7 +30,7 @@ var ErrSmuggling = errors.New("ambiguous HTTP/1.1 request")
 type guardConn struct {
 	net.Conn
 	g        headGuard
-	rejected func(reason string)
+	rejected func(error)
 	flooded  func() // the connection was cut for a rapid-reset flood
 	once     sync.Once
 	resets   resetWindow
@@ -133,7 +133,7 @@ func (c *guardConn) SetDeadline(t time.Time) error {
 func (c *guardConn) refuse(err error) {
 	c.once.Do(func() {
 		if c.rejected != nil {
-			c.rejected(err.Error())
+			c.rejected(err)
 		}
 		if c.g.h2 {
 			c.Conn.Close()

@@ -103,18 +103,24 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 		IdleTimeout:       g.idleTimeout(),
 		ConnContext:       connContext,
 		ConnState:         g.conns.connState,
-		Refused:           func(error) { g.conns.reject(reasonBadRequest) },
+		Refused:           func(err error) { g.conns.reject(rejectReason(err)) },
 		Log:               g.log,
 		H2: func(c net.Conn, ahead []byte) {
 			fc := c.(*frontConn)
 			g.conns.forget(c)
-			if fc.gc == nil { // a listener without the guard (tests)
-				s.h2.push(&replayConn{Conn: fc.Conn, ahead: ahead})
-				return
-			}
 			// The guard reads the preface again, and follows the frames.
-			fc.gc.Conn = &replayConn{Conn: fc.gc.Conn, ahead: ahead}
-			s.h2.push(fc.outer)
+			replay := &replayConn{Conn: fc.Conn, ahead: ahead}
+			switch {
+			case fc.gc != nil: // TLS
+				fc.gc.Conn = replay
+				s.h2.push(fc.outer)
+			case fc.guard != nil: // cleartext
+				gc := new(guardConn)
+				fc.guard(gc, replay)
+				s.h2.push(gc)
+			default: // a listener without the guard (tests)
+				s.h2.push(replay)
+			}
 		},
 	}
 	go func() {
@@ -129,9 +135,13 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 // guard comes back for a connection handed to HTTP/2.
 type frontConn struct {
 	net.Conn
-	gc    *guardConn           // nil for a listener not from Gateway.Listen
-	outer net.Conn             // what was accepted: gc, or the tlsGuardConn holding it
+	gc    *guardConn           // the tlsGuardConn's guard, or nil
+	outer net.Conn             // what was accepted: the tlsGuardConn holding gc, or the bare connection
 	tls   *tls.ConnectionState // for TLS connections
+	// guard puts a cleartext connection from Gateway.Listen behind the
+	// guard when it is handed to HTTP/2; nil for TLS (gc is there) and for
+	// a listener not from Gateway.Listen (tests).
+	guard func(*guardConn, net.Conn)
 }
 
 // SyscallConn lets h1 wait for an idle connection's next request on the
@@ -237,7 +247,7 @@ func (g *Gateway) idleTimeout() time.Duration {
 // Serve accepts connections on ln until Shutdown or Close: HTTP/2 over
 // TLS goes to Go's server, everything else to h1 first.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.h1.Serve(&frontListener{Listener: ln, h2: s.h2})
+	err := s.h1.Serve(newFrontListener(ln, s.h2))
 	if err == h1.ErrServerClosed {
 		return nil
 	}
@@ -246,9 +256,21 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // frontListener routes what ln accepts: TLS connections that chose h2 by
 // ALPN straight to Go's server, the rest to h1 as frontConns.
+// A cleartext listener from Gateway.Listen (a guardListener) is read
+// below its guard: h1 parses every HTTP/1.1 head itself, so the guard is
+// only put on a connection handed to HTTP/2 (frontConn.guard), not
+// allocated for every connection.
 type frontListener struct {
 	net.Listener
-	h2 *connListener
+	h2    *connListener
+	guard func(*guardConn, net.Conn) // the guardListener's, if ln was one
+}
+
+func newFrontListener(ln net.Listener, h2 *connListener) *frontListener {
+	if gl, ok := ln.(*guardListener); ok {
+		return &frontListener{Listener: gl.Listener, h2: h2, guard: gl.guard}
+	}
+	return &frontListener{Listener: ln, h2: h2}
 }
 
 func (l *frontListener) Accept() (net.Conn, error) {
@@ -257,7 +279,7 @@ func (l *frontListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		fc := &frontConn{Conn: c, outer: c}
+		fc := &frontConn{Conn: c, outer: c, guard: l.guard}
 		switch c := c.(type) {
 		case *tlsGuardConn:
 			if c.g.h2 { // ALPN h2

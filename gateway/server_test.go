@@ -67,7 +67,7 @@ func TestHTTP11TooManyFieldsRefusedByParser(t *testing.T) {
 	for i := range 101 {
 		fmt.Fprintf(&lines, "X-F%d: v\r\n", i)
 	}
-	before := testutil.ToFloat64(s.m.rejected.WithLabelValues(reasonBadRequest))
+	before := testutil.ToFloat64(s.m.rejected.WithLabelValues(reasonTooManyHeaders))
 	c, err := net.Dial("tcp", s.plain)
 	if err != nil {
 		t.Fatal(err)
@@ -87,10 +87,43 @@ func TestHTTP11TooManyFieldsRefusedByParser(t *testing.T) {
 	if _, err := http.ReadResponse(br, nil); err == nil {
 		t.Error("the pipelined request after it was answered")
 	}
-	if n := testutil.ToFloat64(s.m.rejected.WithLabelValues(reasonBadRequest)) - before; n != 1 {
-		t.Errorf("sluice_client_rejected_total{reason=bad_request} grew by %v, want 1", n)
+	if n := testutil.ToFloat64(s.m.rejected.WithLabelValues(reasonTooManyHeaders)) - before; n != 1 {
+		t.Errorf("sluice_client_rejected_total{reason=too_many_headers} grew by %v, want 1", n)
 	}
 	if n := s.seen.Load(); n != 0 {
 		t.Errorf("origin saw %d requests", n)
+	}
+}
+
+// sameConnListener accepts the same connection every time, allocating
+// nothing of its own.
+type sameConnListener struct {
+	net.Listener
+	c net.Conn
+}
+
+func (l sameConnListener) Accept() (net.Conn, error) { return l.c, nil }
+
+// TestCleartextAcceptAllocatesNoGuard: a cleartext connection from
+// Gateway.Listen costs its frontConn and nothing more when accepted; the
+// smuggling guard (HTTP/2 only, since h1 parses HTTP/1.1 itself) is
+// allocated when a connection is handed to HTTP/2
+// (TestRapidResetClosesConnection).
+func TestCleartextAcceptAllocatesNoGuard(t *testing.T) {
+	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": answer(200, "ok")}, NewMetrics(nil), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	fl := newFrontListener(&guardListener{Listener: sameConnListener{c: a}, guard: g.guard}, nil)
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := fl.Accept(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 1 {
+		t.Errorf("%v allocations per accepted connection, want 1 (its frontConn)", allocs)
 	}
 }

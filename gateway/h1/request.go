@@ -118,13 +118,7 @@ func (b *body) Read(p []byte) (int, error) {
 		b.expect100 = false
 		b.rw.sendContinue()
 	}
-	var n int
-	var err error
-	if b.framing == Length {
-		n, err = b.readLength(p)
-	} else {
-		n, err = b.readChunked(p)
-	}
+	n, err := b.readFramed(p)
 	if err != nil && err != io.EOF {
 		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = io.ErrUnexpectedEOF
@@ -143,6 +137,14 @@ func (b *body) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// readFramed reads the body by its framing, Content-Length or chunked.
+func (b *body) readFramed(p []byte) (int, error) {
+	if b.framing == Length {
+		return b.readLength(p)
+	}
+	return b.readChunked(p)
 }
 
 func (b *body) readLength(p []byte) (int, error) {
@@ -254,13 +256,7 @@ func (b *body) finish() bool {
 	buf := make([]byte, bufSize)
 	drained := 0
 	for !b.eof && drained <= maxDrain {
-		var n int
-		var err error
-		if b.framing == Length {
-			n, err = b.readLength(buf)
-		} else {
-			n, err = b.readChunked(buf)
-		}
+		n, err := b.readFramed(buf)
 		if err != nil {
 			return false
 		}
