@@ -40,14 +40,8 @@ func upgradeGateway(t *testing.T, origin, proto string) (string, *Gateway, *upst
 // returns the connection, its reader and the response.
 func dialUpgrade(t *testing.T, addr string) (net.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c, br := gatewaytest.Dial(t, addr)
 	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-	br := bufio.NewReader(c)
 	res, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,11 @@
 package gatewaytest
 
 import (
+	"bufio"
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Listen accepts TCP connections on 127.0.0.1 until the test ends and
@@ -44,4 +46,17 @@ func Listen(t testing.TB, serve func(net.Conn)) *net.TCPAddr {
 		wg.Wait()
 	})
 	return ln.Addr().(*net.TCPAddr)
+}
+
+// Dial opens a TCP connection to addr with a 10 s deadline for everything
+// the test does on it, closed when the test ends, and a reader over it.
+func Dial(t testing.TB, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // startServer serves h on a loopback listener until the test ends and
@@ -33,13 +35,7 @@ func startServer(t *testing.T, s *Server, h http.HandlerFunc) string {
 // dial opens a client connection with a deadline for the whole test.
 func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return c, bufio.NewReader(c)
+	return gatewaytest.Dial(t, addr)
 }
 
 // readResponse reads one response to a request with method.
