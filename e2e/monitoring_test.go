@@ -104,7 +104,7 @@ routes:
 	defer func() { cancel(); wg.Wait() }()
 	loadForMonitoring(ctx, t, &wg, s)
 
-	// A rejected request (smuggling guard: bad_request) and a failed then a
+	// A rejected request (the parser's transfer_encoding) and a failed then a
 	// good reload, so that the counters created on first use exist.
 	badRequest(t, s.Listen)
 	good, err := os.ReadFile(s.ConfigFile)

@@ -165,6 +165,17 @@ type wsListener struct {
 	dial func() (net.Conn, error)
 }
 
+// h1Listeners are s's listen and tls_listen, reached over HTTP/1.1.
+func h1Listeners(s *sluiceProc) []wsListener {
+	return []wsListener{
+		{"listen", func() (net.Conn, error) { return net.DialTimeout("tcp", s.Listen, 5*time.Second) }},
+		{"tls_listen", func() (net.Conn, error) {
+			d := &net.Dialer{Timeout: 5 * time.Second}
+			return tls.DialWithDialer(d, "tcp", s.TLS, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		}},
+	}
+}
+
 // TestWebSocketThroughH2CServer pins issue 9 item 11: Tomcat's own
 // WebSocket examples answered 502 through sluice when the server was used
 // over h2c, since Tomcat has no WebSocket over HTTP/2. Now each WebSocket
@@ -177,13 +188,7 @@ func TestWebSocketThroughH2CServer(t *testing.T) {
 	tlsYAML := tlsEdge(t, false)
 	s := startSluice(t, tlsYAML+upstream{Protocol: "auto", Ports: []int{tc.A}}.yaml())
 	waitH2CDetected(t, s)
-	listeners := []wsListener{
-		{"listen", func() (net.Conn, error) { return net.DialTimeout("tcp", s.Listen, 5*time.Second) }},
-		{"tls_listen", func() (net.Conn, error) {
-			d := &net.Dialer{Timeout: 5 * time.Second}
-			return tls.DialWithDialer(d, "tcp", s.TLS, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
-		}},
-	}
+	listeners := h1Listeners(s)
 	open := func(t *testing.T, l wsListener, path string) *wsConn {
 		t.Helper()
 		c, err := l.dial()
@@ -301,11 +306,18 @@ func waitH2CDetected(t *testing.T, s *sluiceProc) {
 // TestResponseTrailersForHTTP11Client pins issue 9 item 12: the examples
 // webapp's /servlets/trailers/response ends with two trailer fields, which
 // an h2 upstream sends unannounced. An HTTP/1.1 client that sent TE:
-// trailers got Content-Length and no trailers; it must get both fields.
+// trailers got Content-Length and no trailers; it must get both fields,
+// on listen and on tls_listen (both served by sluice's HTTP/1.1 server).
 func TestResponseTrailersForHTTP11Client(t *testing.T) {
-	s := startSluice(t, upstream{Protocol: "auto", Ports: []int{tc.A}}.yaml())
+	s := startSluice(t, tlsEdge(t, false)+upstream{Protocol: "auto", Ports: []int{tc.A}}.yaml())
 	waitH2CDetected(t, s)
-	c, err := net.DialTimeout("tcp", s.Listen, 5*time.Second)
+	for _, l := range h1Listeners(s) {
+		t.Run(l.name, func(t *testing.T) { trailersForHTTP11Client(t, l) })
+	}
+}
+
+func trailersForHTTP11Client(t *testing.T, l wsListener) {
+	c, err := l.dial()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -256,9 +256,7 @@ func TestTLSListenerSurvivesEMFILE(t *testing.T) {
 	flaky := newFakeListener(raw, emfile, emfile, emfile)
 	ln := newTLSListener(g.m.listeners.Watch(flaky, "tls_listen", quiet()), certs.TLSConfig("h2", "http/1.1"), 5*time.Second,
 		func() {}, g.guard)
-	s := NewServer(g, true)
-	go s.Serve(ln)
-	t.Cleanup(func() { s.srv.Close() })
+	serveOn(t, g, ln, true)
 	for i := range 3 {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", raw.Addr().String(),
 			&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
+
+	"github.com/sluice-gw/sluice/gateway/h1"
 )
 
 // Client protocols, the fixed label set of the client connection metrics.
@@ -24,10 +27,15 @@ const (
 var protoNames = [numProtos]string{"http1", "h2c", "h2", "h3"}
 
 // Rejection reasons, the fixed label set of sluice_client_rejected_total.
+// A request the HTTP/1.1 parser refuses is counted under its h1.Class
+// (rejectReason); the head limits use the same names on every protocol.
 const (
 	reasonLimit          = "limit"
 	reasonTimeout        = "timeout"
-	reasonBadRequest     = "bad_request"
+	reasonBadRequest     = "bad_request" // any other refused request
+	reasonHeaderTooLarge = h1.ClassHeaderTooLarge
+	reasonTooManyHeaders = h1.ClassTooManyHeaders
+	reasonBodyTooLarge   = "body_too_large"
 	reasonTLSHandshake   = "tls_handshake"
 	reasonProxyProtocol  = "proxy_protocol"
 	reasonProxyUntrusted = "proxy_untrusted"
@@ -36,6 +44,15 @@ const (
 
 // reject counts a refused connection or request.
 func (t *connTracker) reject(reason string) { t.m.rejected.WithLabelValues(reason).Inc() }
+
+// rejectReason is the reason a request refused with err is counted under:
+// the parser's class of refusal, or bad_request for any other error.
+func rejectReason(err error) string {
+	if e, ok := errors.AsType[*h1.Error](err); ok {
+		return e.Class
+	}
+	return reasonBadRequest
+}
 
 // connTracker keeps the client connection metrics. A TCP connection is
 // counted as http1 when accepted and moved to h2c or h2 when its first
@@ -87,6 +104,14 @@ func (t *connTracker) quicConn(ctx context.Context, c *quic.Conn) context.Contex
 	t.h3.Add(1)
 	context.AfterFunc(c.Context(), func() { t.g[protoH3].Dec(); t.h3.Add(-1) })
 	return ctx
+}
+
+// forget stops tracking c without counting it as accepted: c is handed
+// from one server to another, whose ConnContext tracks it again.
+func (t *connTracker) forget(c net.Conn) {
+	if _, ok := t.conns.LoadAndDelete(c); ok {
+		t.g[protoHTTP1].Dec()
+	}
 }
 
 // connState is http.Server.ConnState.

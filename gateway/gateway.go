@@ -74,6 +74,14 @@ func (g *Gateway) maxHeaderBytes() int {
 	return DefaultMaxHeaderBytes
 }
 
+// maxHeaderCount is Config.MaxHeaderCount with its default.
+func (g *Gateway) maxHeaderCount() int {
+	if g.cfg.MaxHeaderCount > 0 {
+		return g.cfg.MaxHeaderCount
+	}
+	return 100
+}
+
 // maxHeadHard is the head size the protocol layers accept, whatever the
 // configured limit: Go's HTTP/2 server advertises it as
 // SETTINGS_MAX_HEADER_LIST_SIZE and quic-go refuses larger HEADERS frames,
@@ -81,8 +89,7 @@ func (g *Gateway) maxHeaderBytes() int {
 // it (CONTINUATION floods, CVE-2023-45288). Under it, the configured limit
 // is applied per request, so that a head over it gets 431 rather than a
 // closed connection: by the guard on HTTP/1.1 (sanitize.go), by
-// checkLimits on HTTP/2 and HTTP/3. It is Go's default, and the most of a
-// head the guard follows (maxHead).
+// checkLimits on HTTP/2 and HTTP/3. It is Go's default.
 const maxHeadHard = 1 << 20
 
 // protocolHeaderBytes is the head limit given to Go's server and quic-go:
@@ -207,41 +214,38 @@ func (g *Gateway) trusted(r *http.Request) bool {
 // checkLimits applies the request limits Go's server does not: header
 // count, head size on HTTP/2 and HTTP/3 (HTTP/1.1 heads are measured by
 // the guard, as they are read: sanitize.go) and body size. It returns a
-// status and message, or 0.
-func (g *Gateway) checkLimits(r *http.Request) (int, string) {
-	maxHeaders := g.cfg.MaxHeaderCount
-	if maxHeaders <= 0 {
-		maxHeaders = 100
-	}
+// status, the reason it is counted under and a message, or 0.
+func (g *Gateway) checkLimits(r *http.Request) (code int, reason, msg string) {
+	maxHeaders := g.maxHeaderCount()
 	n := 0
 	for _, v := range r.Header {
 		n += len(v)
 	}
 	if n > maxHeaders {
-		return http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("too many header fields (%d, limit %d)\n", n, maxHeaders)
+		return http.StatusRequestHeaderFieldsTooLarge, reasonTooManyHeaders, fmt.Sprintf("too many header fields (%d, limit %d)\n", n, maxHeaders)
 	}
 	if r.ProtoMajor >= 2 {
 		if size, max := headSize(r), g.maxHeaderBytes(); size > max {
-			return http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request header fields too large (%d bytes, limit %d)\n", size, max)
+			return http.StatusRequestHeaderFieldsTooLarge, reasonHeaderTooLarge, fmt.Sprintf("request header fields too large (%d bytes, limit %d)\n", size, max)
 		}
 	}
 	if max := g.cfg.MaxRequestBody; max > 0 {
 		if r.ContentLength > max {
-			return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large (limit %d bytes)\n", max)
+			return http.StatusRequestEntityTooLarge, reasonBodyTooLarge, fmt.Sprintf("request body too large (limit %d bytes)\n", max)
 		}
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(nil, r.Body, max)
 		}
 	}
-	return 0, ""
+	return 0, "", ""
 }
 
 // ServeHTTP routes and proxies one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	g.conns.classify(r)
-	if code, msg := g.checkLimits(r); code != 0 {
-		g.conns.reject(reasonBadRequest)
+	if code, reason, msg := g.checkLimits(r); code != 0 {
+		g.conns.reject(reason)
 		writeError(w, nil, code, msg)
 		g.noRoute.observe(code, time.Since(start))
 		return

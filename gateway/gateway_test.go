@@ -55,10 +55,29 @@ func newGatewayProto(t *testing.T, addr, protocol string, q upstream.QueueConfig
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(g, false)
+	return serveOn(t, g, ln, false)
+}
+
+// serveOn serves g on ln (NewServer with withTLS) until the test ends,
+// when the server's Close closes ln and every connection; it returns ln's
+// address.
+func serveOn(t *testing.T, g *Gateway, ln net.Listener, withTLS bool) string {
+	t.Helper()
+	s := NewServer(g, withTLS)
 	go s.Serve(ln)
-	t.Cleanup(func() { s.srv.Close() })
+	t.Cleanup(func() { s.Close() })
 	return ln.Addr().String()
+}
+
+// listenAndServe opens a listener of g with lc and serves g on it until
+// the test ends (TLS when lc has certificates); it returns its address.
+func listenAndServe(t *testing.T, g *Gateway, lc ListenerConfig) string {
+	t.Helper()
+	ln, err := g.Listen(lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveOn(t, g, ln, lc.Certs != nil)
 }
 
 func TestHopByHopHeadersRemovedBothWays(t *testing.T) {

@@ -54,17 +54,10 @@ func newEdgeStack(t *testing.T) *edgeStack {
 		if withTLS {
 			lc.Certs = certs
 		}
-		ln, err := g.Listen(lc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := NewServer(g, withTLS)
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.srv.Close() })
 		if withTLS {
-			s.tls = ln.Addr().String()
+			s.tls = listenAndServe(t, g, lc)
 		} else {
-			s.plain = ln.Addr().String()
+			s.plain = listenAndServe(t, g, lc)
 		}
 	}
 	pc, err := ListenUDP("127.0.0.1:0", quiet())
@@ -231,7 +224,7 @@ func TestDefaultHeadLimitIs32KiB(t *testing.T) {
 			return strconv.Itoa(resp.StatusCode)
 		}},
 	}
-	refused := s.m.rejected.WithLabelValues(reasonBadRequest)
+	refused := s.m.rejected.WithLabelValues(reasonHeaderTooLarge)
 	for _, p := range protocols {
 		t.Run(p.name, func(t *testing.T) {
 			before, counted := s.seen.Load(), testutil.ToFloat64(refused)
@@ -245,7 +238,7 @@ func TestDefaultHeadLimitIs32KiB(t *testing.T) {
 				t.Errorf("the origin saw %d requests with heads over the limit", n)
 			}
 			if n := testutil.ToFloat64(refused) - counted; n != 2 {
-				t.Errorf("sluice_client_rejected_total{reason=%q} went up by %v, want 2", reasonBadRequest, n)
+				t.Errorf("sluice_client_rejected_total{reason=%q} went up by %v, want 2", reasonHeaderTooLarge, n)
 			}
 			if got := p.status(t, fine); got != "200" {
 				t.Errorf("16 KiB header field: %s, want 200", got)

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/h1"
 )
 
 // ListenerConfig is one client-facing TCP listener.
@@ -95,10 +97,10 @@ func (g *Gateway) maxConns() int {
 // with their rejections counted.
 func (g *Gateway) guard(gc *guardConn, c net.Conn) {
 	gc.Conn = c
-	gc.rejected = func(string) { g.conns.reject(reasonBadRequest) }
+	gc.rejected = func(err error) { g.conns.reject(rejectReason(err)) }
 	gc.flooded = func() { g.conns.reject(reasonRapidReset) }
 	gc.resets.limit = g.resetLimit()
-	gc.g.limit = g.maxHeaderBytes() + headSlack
+	gc.g.lim = h1.Limits{MaxHeadBytes: g.maxHeaderBytes() + headSlack, MaxTargetBytes: g.maxHeaderBytes()}
 }
 
 // guardListener wraps each connection in the guard.

@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"protocol"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_client_rejected_total",
-			Help: "Client connections or requests refused, by reason (limit, timeout, bad_request, tls_handshake, proxy_protocol, proxy_untrusted, rapid_reset).",
+			Help: "Client connections or requests refused, by reason (limit, timeout, tls_handshake, proxy_protocol, proxy_untrusted, rapid_reset; requests: header_too_large, too_many_headers, uri_too_long, bad_request_line, invalid_header, content_length, transfer_encoding, bad_chunk, body_too_large, bad_request).",
 		}, []string{"reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_requests_total",

@@ -13,7 +13,8 @@ import (
 )
 
 // TestClientRequestsByProtocol scrapes sluice_client_requests_total after
-// one request of each protocol, two of HTTP/1.1, and one refused.
+// one request of each protocol, two of HTTP/1.1, and one refused, which
+// sluice_client_rejected_total counts as body_too_large.
 func TestClientRequestsByProtocol(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	g, err := New(Config{Routes: []Route{{Backend: "b"}}, MaxRequestBody: 10},
@@ -41,8 +42,11 @@ sluice_client_requests_total{protocol="h2"} 1
 sluice_client_requests_total{protocol="h2c"} 1
 sluice_client_requests_total{protocol="h3"} 1
 sluice_client_requests_total{protocol="http1"} 3
+# HELP sluice_client_rejected_total Client connections or requests refused, by reason (limit, timeout, tls_handshake, proxy_protocol, proxy_untrusted, rapid_reset; requests: header_too_large, too_many_headers, uri_too_long, bad_request_line, invalid_header, content_length, transfer_encoding, bad_chunk, body_too_large, bad_request).
+# TYPE sluice_client_rejected_total counter
+sluice_client_rejected_total{reason="body_too_large"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sluice_client_requests_total"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sluice_client_requests_total", "sluice_client_rejected_total"); err != nil {
 		t.Error(err)
 	}
 }

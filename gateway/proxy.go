@@ -395,21 +395,33 @@ func flushImmediately(res *http.Response) bool {
 // copyBody copies src to w through a pooled buffer. It returns the first
 // write error or non-EOF read error, and whether it was a read error.
 func copyBody(w *statusWriter, src io.Reader, flush bool) (readErr bool, err error) {
+	return copyPooled(src, func(p []byte) error {
+		nw, err := w.Write(p)
+		if err != nil {
+			return err
+		}
+		if nw != len(p) {
+			return io.ErrShortWrite
+		}
+		if flush {
+			w.Flush()
+		}
+		return nil
+	})
+}
+
+// copyPooled reads src through a pooled buffer and hands each read to
+// write, until EOF or the first error. It returns that error (nil at EOF)
+// and whether it was a read error.
+func copyPooled(src io.Reader, write func([]byte) error) (readErr bool, err error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
-			nw, werr := w.Write(buf[:nr])
-			if werr != nil {
-				return false, werr
-			}
-			if nw != nr {
-				return false, io.ErrShortWrite
-			}
-			if flush {
-				w.Flush()
+			if err := write(buf[:nr]); err != nil {
+				return false, err
 			}
 		}
 		if rerr == io.EOF {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -237,4 +238,18 @@ func readProxyV2(r *bufio.Reader) (net.Addr, error) {
 		return nil, nil
 	}
 	return nil, fmt.Errorf("%w: v2 family %#x", ErrProxyHeader, fam)
+}
+
+// SyscallConn exposes the socket once the PROXY header is read and no
+// byte after it is left buffered here: until then, waiting on the socket
+// could miss bytes already read.
+func (c *proxyConn) SyscallConn() (syscall.RawConn, error) {
+	c.init()
+	if c.err != nil || c.br.Buffered() > 0 {
+		return nil, errNoRawConn
+	}
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errNoRawConn
 }

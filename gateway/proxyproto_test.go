@@ -194,14 +194,7 @@ func TestProxyProtocolFromUntrustedPeerClosed(t *testing.T) {
 		t.Errorf("ProxyProtocol without ProxyFrom: %v, want errProxyFromMissing", err)
 	}
 	serve := func(from string) string {
-		ln, err := g.Listen(ListenerConfig{Addr: "127.0.0.1:0", ProxyProtocol: true, ProxyFrom: []netip.Prefix{netip.MustParsePrefix(from)}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := NewServer(g, false)
-		go s.Serve(ln)
-		t.Cleanup(func() { s.srv.Close() })
-		return ln.Addr().String()
+		return listenAndServe(t, g, ListenerConfig{Addr: "127.0.0.1:0", ProxyProtocol: true, ProxyFrom: []netip.Prefix{netip.MustParsePrefix(from)}})
 	}
 	ask := func(addr string) (string, error) {
 		c, err := net.Dial("tcp", addr)

@@ -149,14 +149,7 @@ func TestRapidResetClosesConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := g.Listen(ListenerConfig{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewServer(g, false)
-	go s.Serve(ln)
-	t.Cleanup(func() { s.srv.Close() })
-	addr := ln.Addr().String()
+	addr := listenAndServe(t, g, ListenerConfig{Addr: "127.0.0.1:0"})
 
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-gw/sluice/gateway/h1"
 	"github.com/sluice-gw/sluice/h2c"
 )
 
@@ -29,7 +30,7 @@ var ErrSmuggling = errors.New("ambiguous HTTP/1.1 request")
 type guardConn struct {
 	net.Conn
 	g        headGuard
-	rejected func(reason string)
+	rejected func(error)
 	flooded  func() // the connection was cut for a rapid-reset flood
 	once     sync.Once
 	resets   resetWindow
@@ -70,19 +71,12 @@ func (c *guardConn) Write(p []byte) (int, error) {
 // errRapidReset ends the read loop of a connection cut for a flood.
 var errRapidReset = errors.New("HTTP/2 rapid reset: connection closed")
 
-// errHeadTooLarge ends the read loop of a connection whose request head
-// went over the limit (headGuard.limit).
-var errHeadTooLarge = errors.New("request head over max_header_bytes: connection closed")
-
 func (c *guardConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.g.off && !c.switched.Load() {
-		if reason := c.g.scan(p[:n]); reason != "" {
-			c.refuse(reason)
-			if reason == reasonHeadTooLarge {
-				return 0, errHeadTooLarge
-			}
-			return 0, fmt.Errorf("%w: %s", ErrSmuggling, reason)
+	if n > 0 && !c.switched.Load() {
+		if err := c.g.scan(p[:n]); err != nil {
+			c.refuse(err)
+			return 0, fmt.Errorf("%w: %w", ErrSmuggling, err)
 		}
 		if c.g.h2 && c.h2w.Load() == nil {
 			w := h2c.Coalesce(c.Conn)
@@ -131,38 +125,50 @@ func (c *guardConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// refuse answers a request the guard rejects with 400 (431 for a head over
-// the limit) and closes the connection, once. A client speaking HTTP/2
-// would not read an HTTP/1.1 answer: its connection is just closed (a
-// connection error, RFC 9113 3.4).
-func (c *guardConn) refuse(reason string) {
+// refuse answers a request the guard rejects with the parser's status
+// (400, 414 for a long target, 431 for a head over the limit) and closes
+// the connection, once. A client speaking HTTP/2 would not read an
+// HTTP/1.1 answer: its connection is just closed (a connection error,
+// RFC 9113 3.4).
+func (c *guardConn) refuse(err error) {
 	c.once.Do(func() {
 		if c.rejected != nil {
-			c.rejected(reason)
+			c.rejected(err)
 		}
 		if c.g.h2 {
 			c.Conn.Close()
 			return
 		}
-		status, body := "400 Bad Request", "bad request: "+reason+"\n"
-		if reason == reasonHeadTooLarge {
-			status, body = "431 Request Header Fields Too Large", reason+"\n"
+		status, reason := refusal(err)
+		body := reason + "\n"
+		if status == http.StatusBadRequest {
+			body = "bad request: " + body
 		}
-		fmt.Fprintf(c.Conn, "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", status, len(body), body)
+		fmt.Fprintf(c.Conn, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+			status, http.StatusText(status), len(body), body)
 		c.Conn.Close()
 	})
 }
 
+// refusal is the status and reason a refused request is answered with.
+func refusal(err error) (int, string) {
+	if e, ok := errors.AsType[*h1.Error](err); ok {
+		return e.Status, e.Reason
+	}
+	return http.StatusBadRequest, err.Error()
+}
+
 // headGuard is the scanner's state; it sees every byte once, in order.
+// HTTP/1.1 heads and chunked bodies are read by package h1, the parser
+// whose verdict on framing is final: the guard only finds where each head
+// and body ends.
 type headGuard struct {
-	off  bool   // passing through: a head too large for Go's server
-	head []byte // the current request head, up to maxHead
-	// limit, when positive, is the most a request head may take, request
-	// line and final CRLF included; a longer one is refused with 431
-	// (reasonHeadTooLarge). Go's server would do the same at its
-	// MaxHeaderBytes plus 4 KiB, but that limit is shared with HTTP/2,
-	// where it is set higher (maxHeadHard).
-	limit int
+	head []byte // the current request head, up to the limit and a line
+	// lim bounds a head (h1.Limits). The guard's MaxHeadBytes is the
+	// configured max_header_bytes plus the 4 KiB of slack Go's server
+	// has (headSlack); zero means h1's default.
+	lim h1.Limits
+	req h1.Request // the last head parsed, its storage reused
 	// h2 is set when the connection opened with the HTTP/2 preface's
 	// request line: the rest of the preface and then frames follow.
 	// began is set once any line has been read: only the first can be
@@ -177,21 +183,12 @@ type headGuard struct {
 	// Body framing of the request whose head just ended.
 	bodyLeft int64 // Content-Length bytes still to skip
 	chunked  bool
-	chunk    chunkState
+	chunk    h1.ChunkDecoder
 }
-
-// maxHead bounds what the guard keeps of one head; the guard's limit, at
-// most max_header_bytes' own upper bound plus 4 KiB, refuses a head before
-// that.
-const maxHead = 1<<20 + 4096
 
 // headSlack is what Go's HTTP/1.1 server reads beyond MaxHeaderBytes
 // before it answers 431; the guard's limit keeps it.
 const headSlack = 4096
-
-// reasonHeadTooLarge is the guard's reason for a head over its limit: the
-// request gets 431, not 400.
-const reasonHeadTooLarge = "request header fields too large"
 
 var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\n")
 
@@ -202,6 +199,10 @@ var (
 	h2PrefaceRest   = h2ClientPreface[len("PRI * HTTP/2.0\r\n"):]
 )
 
+// errBadPreface refuses a connection that starts like HTTP/2 and goes on
+// otherwise.
+var errBadPreface = errors.New("malformed HTTP/2 preface")
+
 // expectH2 makes the guard require HTTP/2 from the first byte: the client
 // chose h2 by ALPN.
 func (g *headGuard) expectH2() {
@@ -211,42 +212,38 @@ func (g *headGuard) expectH2() {
 // scanH2 follows an HTTP/2 connection: the rest of the preface must follow
 // its first line exactly, or Go's server would read the connection as
 // HTTP/1.1 with the guard off; then its RST_STREAM frames are counted.
-func (g *headGuard) scanH2(p []byte) string {
+func (g *headGuard) scanH2(p []byte) error {
 	if len(g.preface) > 0 {
 		n := min(len(g.preface), len(p))
 		if !bytes.Equal(p[:n], g.preface[:n]) {
-			return "malformed HTTP/2 preface"
+			return errBadPreface
 		}
 		g.preface = g.preface[n:]
 		p = p[n:]
 	}
 	g.resets += g.frames.scan(p)
-	return ""
+	return nil
 }
 
-// scan advances over p and returns a reason to reject, or "".
-func (g *headGuard) scan(p []byte) string {
-	for len(p) > 0 && !g.off {
+// scan advances over p and returns why to refuse the request, or nil.
+func (g *headGuard) scan(p []byte) error {
+	for len(p) > 0 {
 		if g.h2 {
 			return g.scanH2(p)
 		}
 		switch {
 		case g.bodyLeft > 0:
-			n := int64(len(p))
-			if n > g.bodyLeft {
-				n = g.bodyLeft
-			}
+			n := min(int64(len(p)), g.bodyLeft)
 			g.bodyLeft -= n
 			p = p[n:]
 		case g.chunked:
-			var reason string
-			p, reason = g.chunk.scan(p)
-			if reason != "" {
-				return reason
+			_, n, err := g.chunk.Feed(p)
+			if err != nil {
+				return err
 			}
-			if g.chunk.done {
+			p = p[n:]
+			if g.chunk.Done() {
 				g.chunked = false
-				g.chunk = chunkState{}
 			}
 		default:
 			i := bytes.IndexByte(p, '\n')
@@ -254,102 +251,62 @@ func (g *headGuard) scan(p []byte) string {
 			if i < 0 {
 				n = len(p)
 			}
-			if g.limit > 0 && len(g.head)+n > g.limit {
-				return reasonHeadTooLarge
-			}
-			if i < 0 {
-				if len(g.head)+len(p) > maxHead {
-					g.off = true // Go's server rejects it (431)
-					return ""
+			// Keep no more than one byte over the limit: enough for the
+			// parser to tell which limit it is over.
+			max := g.maxHead() + 1
+			k := min(n, max-len(g.head))
+			g.head = append(g.head, p[:k]...)
+			p = p[n:]
+			if k < n || i < 0 {
+				if len(g.head) >= max {
+					_, err := h1.ParseHead(g.head, g.lim, &g.req)
+					return err
 				}
-				g.head = append(g.head, p...)
-				return ""
+				continue
 			}
-			g.head = append(g.head, p[:i+1]...)
-			p = p[i+1:]
-			if reason := g.line(); reason != "" {
-				return reason
+			if err := g.line(); err != nil {
+				return err
 			}
 		}
 	}
-	return ""
+	return nil
 }
 
-// line handles the head's newest line (ending in \n).
-func (g *headGuard) line() string {
-	h := g.head
-	if len(h) < 2 || h[len(h)-2] != '\r' {
-		return "bare LF line ending"
+func (g *headGuard) maxHead() int {
+	if g.lim.MaxHeadBytes > 0 {
+		return g.lim.MaxHeadBytes
 	}
-	start := bytes.LastIndexByte(h[:len(h)-1], '\n') + 1
-	cur := h[start : len(h)-2]
-	if start == 0 { // the request line
-		if len(cur) == 0 {
+	return h1.DefaultMaxHeadBytes
+}
+
+// line handles the head's newest line (ending in \n): the preface's, an
+// empty line before a request, or the empty line ending a head, which
+// h1.ParseHead then reads as a whole.
+func (g *headGuard) line() error {
+	h := g.head
+	last := h[bytes.LastIndexByte(h[:len(h)-1], '\n')+1:]
+	if len(last) == len(h) { // the request line
+		switch {
+		case string(h) == "\r\n":
 			// An empty line before a request may be ignored (RFC 9112 2.2).
 			g.head = g.head[:0]
-		} else if !g.began && bytes.Equal(cur, h2Preface[:len(h2Preface)-4]) {
+		case string(h) == "\n":
+			return h1.ErrBareLF
+		case !g.began && bytes.Equal(h, h2Preface[:len(h2Preface)-2]):
 			g.h2, g.preface = true, h2PrefaceRest
+			g.head = g.head[:0]
 		}
 		g.began = true
-		return ""
+		return nil
 	}
-	if len(cur) == 0 {
-		return g.end()
+	if string(last) != "\r\n" && string(last) != "\n" {
+		return nil
 	}
-	if cur[0] == ' ' || cur[0] == '\t' {
-		return "obs-fold (header line continued with whitespace)"
-	}
-	if bytes.IndexByte(cur, 0) >= 0 || bytes.IndexByte(cur, '\r') >= 0 {
-		return "control character in header"
-	}
-	return ""
-}
-
-// end validates a complete head and sets up the body framing.
-func (g *headGuard) end() string {
 	defer func() { g.head = g.head[:0] }()
-	var cl []byte // the first Content-Length value
-	te, upgrade, haveCL := false, false, false
-	// The header lines, after the request line; each ends in CRLF (line
-	// checked that), and the head in an empty line.
-	rest := g.head[:len(g.head)-2]
-	rest = rest[bytes.IndexByte(rest, '\n')+1:]
-	for len(rest) > 0 {
-		i := bytes.IndexByte(rest, '\n')
-		l := rest[:i-1]
-		rest = rest[i+1:]
-		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 {
-			return "malformed header line"
-		}
-		name := l[:colon]
-		if bytes.ContainsAny(name, " \t") {
-			return "whitespace in header name"
-		}
-		val := bytes.TrimSpace(l[colon+1:])
-		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			if !haveCL {
-				cl, haveCL = val, true
-			} else if !bytes.Equal(val, cl) {
-				return "conflicting Content-Length values"
-			}
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			if te {
-				return "repeated Transfer-Encoding"
-			}
-			te = true
-			if !bytes.EqualFold(val, []byte("chunked")) {
-				return "Transfer-Encoding other than chunked"
-			}
-		case bytes.EqualFold(name, []byte("Upgrade")):
-			upgrade = true
-		}
+	if _, err := h1.ParseHead(h, g.lim, &g.req); err != nil {
+		return err
 	}
-	if te && haveCL {
-		return "both Content-Length and Transfer-Encoding"
-	}
-	if upgrade {
+	if g.req.Upgrade {
 		// Whatever follows a 101 answer is another protocol; guardConn
 		// stops checking then. Until the answer, and for good if it is
 		// not 101, this is still HTTP/1.1 and the next bytes are checked
@@ -357,101 +314,12 @@ func (g *headGuard) end() string {
 		// tunnel, so what follows is HTTP/1.1 to Go's server too.)
 		g.upgrade.Store(true)
 	}
-	if te {
+	switch g.req.Framing {
+	case h1.Chunked:
 		g.chunked = true
-		return ""
+		g.chunk.Reset()
+	case h1.Length:
+		g.bodyLeft = g.req.ContentLength
 	}
-	if haveCL {
-		n, ok := parseContentLength(cl)
-		if !ok {
-			return "invalid Content-Length"
-		}
-		g.bodyLeft = n
-	}
-	return ""
-}
-
-// parseContentLength reads a Content-Length value: decimal digits only (no
-// sign, no spaces), at most 18 of them so that it cannot overflow.
-func parseContentLength(v []byte) (int64, bool) {
-	if len(v) == 0 || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
-// chunkState follows a chunked body: size lines, data, trailers.
-type chunkState struct {
-	line     []byte
-	dataLeft int64
-	needCRLF int // CRLF bytes after a chunk's data still expected
-	trailers bool
-	done     bool
-}
-
-func (c *chunkState) scan(p []byte) ([]byte, string) {
-	for len(p) > 0 && !c.done {
-		switch {
-		case c.dataLeft > 0:
-			n := min(int64(len(p)), c.dataLeft)
-			c.dataLeft -= n
-			p = p[n:]
-			if c.dataLeft == 0 {
-				c.needCRLF = 2
-			}
-		case c.needCRLF > 0:
-			want := byte('\r')
-			if c.needCRLF == 1 {
-				want = '\n'
-			}
-			if p[0] != want {
-				return p, "chunk data not followed by CRLF"
-			}
-			c.needCRLF--
-			p = p[1:]
-		default:
-			i := bytes.IndexByte(p, '\n')
-			if i < 0 {
-				if len(c.line)+len(p) > 4096 {
-					return p, "chunk line too long"
-				}
-				c.line = append(c.line, p...)
-				return nil, ""
-			}
-			c.line = append(c.line, p[:i+1]...)
-			p = p[i+1:]
-			l := c.line
-			c.line = c.line[:0]
-			if len(l) < 2 || l[len(l)-2] != '\r' {
-				return p, "bare LF in chunked body"
-			}
-			l = l[:len(l)-2]
-			if c.trailers {
-				if len(l) == 0 {
-					c.done = true
-				}
-				continue
-			}
-			if semi := bytes.IndexByte(l, ';'); semi >= 0 {
-				l = l[:semi]
-			}
-			size, err := strconv.ParseInt(string(bytes.TrimRight(l, " \t")), 16, 64)
-			if err != nil || size < 0 {
-				return p, "invalid chunk size"
-			}
-			if size == 0 {
-				c.trailers = true
-				continue
-			}
-			c.dataLeft = size
-		}
-	}
-	return p, ""
+	return nil
 }

@@ -41,14 +41,7 @@ func tlsGateway(t *testing.T, readHeader time.Duration) (addr string, seen *atom
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := g.Listen(ListenerConfig{Addr: "127.0.0.1:0", Certs: certs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewServer(g, true)
-	go s.Serve(ln)
-	t.Cleanup(func() { s.srv.Close() })
-	return ln.Addr().String(), seen, g
+	return listenAndServe(t, g, ListenerConfig{Addr: "127.0.0.1:0", Certs: certs}), seen, g
 }
 
 func tlsDial(t *testing.T, addr string, alpn ...string) *tls.Conn {

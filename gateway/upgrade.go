@@ -167,26 +167,17 @@ func (ts *tunnels) splice(client net.Conn, br *bufio.Reader, back io.ReadWriteCl
 // copy copies src to dst until either fails, noting each read as
 // activity.
 func (t *tunnel) copy(dst io.Writer, src io.Reader) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
-	for {
-		nr, rerr := src.Read(buf)
-		if nr > 0 {
-			now := time.Now()
-			t.last.Store(now.UnixNano())
-			if c, ok := dst.(net.Conn); ok {
-				// A client that stops reading cannot hold the tunnel.
-				c.SetWriteDeadline(now.Add(t.idle))
-			}
-			if _, err := dst.Write(buf[:nr]); err != nil {
-				return
-			}
+	c, _ := dst.(net.Conn)
+	copyPooled(src, func(p []byte) error {
+		now := time.Now()
+		t.last.Store(now.UnixNano())
+		if c != nil {
+			// A client that stops reading cannot hold the tunnel.
+			c.SetWriteDeadline(now.Add(t.idle))
 		}
-		if rerr != nil {
-			return
-		}
-	}
+		_, err := dst.Write(p)
+		return err
+	})
 }
 
 func (ts *tunnels) add(t *tunnel) bool {

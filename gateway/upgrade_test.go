@@ -33,10 +33,7 @@ func upgradeGateway(t *testing.T, origin, proto string) (string, *Gateway, *upst
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(g, false)
-	go s.Serve(ln)
-	t.Cleanup(func() { s.srv.Close() })
-	return ln.Addr().String(), g, b
+	return serveOn(t, g, ln, false), g, b
 }
 
 // dialUpgrade sends an Upgrade: echo request on a new connection and

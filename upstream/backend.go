@@ -184,11 +184,7 @@ func (b *Backend) Close() {
 	for _, s := range b.cur().servers {
 		s.shutDown()
 	}
-	b.updateMu.Lock()
-	retired := b.retired
-	b.retired = nil
-	b.updateMu.Unlock()
-	for _, s := range retired {
+	for _, s := range takeAll(&b.updateMu, &b.retired) {
 		s.shutDown()
 	}
 	b.obs.unregister(b)

@@ -220,13 +220,19 @@ func (s *Server) close() {
 	if p := s.cur.Load(); p != nil {
 		p.close()
 	}
-	s.retiredMu.Lock()
-	retired := s.retired
-	s.retired = nil
-	s.retiredMu.Unlock()
-	for _, p := range retired {
+	for _, p := range takeAll(&s.retiredMu, &s.retired) {
 		p.close()
 	}
+}
+
+// takeAll empties *list under mu and returns what it held, for closing
+// outside the lock.
+func takeAll[T any](mu *sync.Mutex, list *[]T) []T {
+	mu.Lock()
+	defer mu.Unlock()
+	all := *list
+	*list = nil
+	return all
 }
 
 // probeLoop re-probes HTTP/1.1 servers of an auto backend every

@@ -1,0 +1,24 @@
+// Package h1 is Sluice's HTTP/1.1 front end: a strict request parser
+// (RFC 9112: heads in head.go, chunked bodies in chunked.go) and a server
+// built on it (server.go), so that the parser that decides a request's
+// framing is the one that checks it.
+//
+// The parser holds no sockets; its fields are slices of the caller's read
+// buffer, valid while the caller keeps that buffer unchanged. Today the
+// smuggling guard in package gateway calls it on the bytes Go's server
+// reads, and the Server here calls it on its own.
+//
+// Who owns a served connection's two sides:
+//   - The read side belongs to the connection's goroutine (conn.serve):
+//     it waits for readability without a buffer while the connection is
+//     idle, reads and parses each head, and lends the read side to the
+//     request's body (body.Read, on whatever goroutine the handler reads
+//     it from) until the body ends. Only then may a short-lived watcher
+//     read one byte, to notice a client that goes away mid-response
+//     (conn.watch); it is stopped before the next head is read.
+//   - The write side belongs to the request's response (response.go),
+//     serialised by conn.wmu: the handler's writes and the 100 Continue
+//     the body reader may send. Requests are served one at a time, so
+//     pipelined answers go out in order.
+//   - Hijack hands both sides, and what was read ahead, to the caller.
+package h1

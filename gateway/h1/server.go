@@ -1,0 +1,256 @@
+package h1
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Server serves HTTP/1.1 connections with Handler, reading requests with
+// this package's parser and writing responses itself. The zero values of
+// its fields are usable, as documented on each.
+type Server struct {
+	// Handler answers each request. Its *http.Request is built from the
+	// parsed head at this boundary; the ResponseWriter is this package's
+	// (Flush, Hijack, EnableFullDuplex, deadlines, trailers).
+	Handler http.Handler
+	// Limits bound each request head; refusals are answered with the
+	// Error's status and the connection closed.
+	Limits Limits
+	// ReadHeaderTimeout bounds the wait for a new connection's first
+	// bytes and the reading of each head once its first byte came. Zero
+	// means 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a connection idle between requests this long.
+	// Zero means 120s.
+	IdleTimeout time.Duration
+	// ConnContext, if not nil, derives each connection's context, as
+	// http.Server.ConnContext does.
+	ConnContext func(context.Context, net.Conn) context.Context
+	// ConnState, if not nil, is told of each connection's state changes,
+	// as http.Server.ConnState is (new, active, idle, hijacked, closed).
+	ConnState func(net.Conn, http.ConnState)
+	// Refused, if not nil, is told of each request the parser refuses.
+	Refused func(error)
+	// H2, if not nil, takes connections that open with the HTTP/2
+	// preface's first line (prior knowledge, RFC 9113 3.3), with the
+	// bytes read so far, which it must replay; it owns the connection
+	// from then on, and ConnState is not told of it again. Nil means
+	// such a connection is refused like any other HTTP/2.0 request line.
+	H2 func(c net.Conn, ahead []byte)
+	// Log gets handler panics and failed writes at debug level. Nil
+	// means slog.Default.
+	Log *slog.Logger
+
+	mu        sync.Mutex               // guards the fields below
+	conns     map[*conn]http.ConnState // open connections and their state
+	listeners map[net.Listener]struct{}
+	closing   bool          // Shutdown or Close ran
+	empty     chan struct{} // made by the first Shutdown or Close; closed once conns is empty
+	emptied   bool          // empty is closed
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("h1: server closed")
+
+func (s *Server) readHeaderTimeout() time.Duration {
+	if s.ReadHeaderTimeout > 0 {
+		return s.ReadHeaderTimeout
+	}
+	return 10 * time.Second
+}
+
+func (s *Server) idleTimeout() time.Duration {
+	if s.IdleTimeout > 0 {
+		return s.IdleTimeout
+	}
+	return 120 * time.Second
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+// Serve accepts connections on ln and serves each on a goroutine of its
+// own until Shutdown or Close, which close ln.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	if s.listeners == nil {
+		s.listeners = map[net.Listener]struct{}{}
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			return err
+		}
+		go s.ServeConn(c)
+	}
+}
+
+// ServeConn serves c until it closes, fails, is hijacked or the server
+// shuts down, and closes c then, unless hijacked. It may return earlier:
+// a connection that goes idle goes on in a goroutine of its own, with a
+// small stack (conn.run); Shutdown and Close end it.
+func (s *Server) ServeConn(c net.Conn) {
+	s.ServeConnAhead(c, nil)
+}
+
+// ServeConnAhead is ServeConn for a connection of which ahead was read
+// already.
+func (s *Server) ServeConnAhead(c net.Conn, ahead []byte) {
+	cc := newConn(s, c)
+	if len(ahead) > 0 {
+		cc.takeBuf()
+		cc.w = copy(*cc.buf, ahead)
+	}
+	if !s.track(cc, http.StateNew) {
+		c.Close()
+		return
+	}
+	cc.serve()
+}
+
+// track records cc's state; it reports false when the server is closing
+// and cc, new, must not start.
+func (s *Server) track(cc *conn, st http.ConnState) bool {
+	s.mu.Lock()
+	switch {
+	case st == http.StateNew && s.closing:
+		s.mu.Unlock()
+		return false
+	case st == http.StateClosed || st == http.StateHijacked || st == stateHandedOff:
+		delete(s.conns, cc)
+		s.closeEmptyLocked()
+	default:
+		if s.conns == nil {
+			s.conns = map[*conn]http.ConnState{}
+		}
+		s.conns[cc] = st
+	}
+	s.mu.Unlock()
+	if s.ConnState != nil && st != stateHandedOff {
+		s.ConnState(cc.c, st)
+	}
+	return true
+}
+
+// stateHandedOff is a connection given to Server.H2: no longer tracked,
+// and not reported to ConnState.
+const stateHandedOff http.ConnState = -1
+
+// moveTo marks cc active, as its next request begins, or idle after one.
+// It reports false when the server is shutting down and cc must close
+// instead: Shutdown closes only the connections it sees idle, and may have
+// seen this one active.
+func (s *Server) moveTo(cc *conn, st http.ConnState) bool {
+	s.mu.Lock()
+	closing := s.closing
+	if !closing {
+		s.conns[cc] = st
+	}
+	s.mu.Unlock()
+	if !closing && s.ConnState != nil {
+		s.ConnState(cc.c, st)
+	}
+	return !closing
+}
+
+// Shutdown stops accepting, closes idle connections and lets active ones
+// finish their request until ctx ends; then it closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	done := s.closeIdle()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// closeIdle starts the shutdown: listeners and idle connections closed.
+// The channel is closed once no connection is left.
+func (s *Server) closeIdle() <-chan struct{} {
+	s.mu.Lock()
+	s.closing = true
+	var idle []net.Conn
+	for cc, st := range s.conns {
+		if st != http.StateActive {
+			idle = append(idle, cc.c)
+		}
+	}
+	lns := make([]net.Listener, 0, len(s.listeners))
+	for ln := range s.listeners {
+		lns = append(lns, ln)
+	}
+	if s.empty == nil {
+		s.empty = make(chan struct{})
+	}
+	s.closeEmptyLocked()
+	done := s.empty
+	s.mu.Unlock()
+	for _, ln := range lns {
+		ln.Close()
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	return done
+}
+
+// closeEmptyLocked closes empty once the server is closing and no
+// connection is left.
+func (s *Server) closeEmptyLocked() {
+	if s.closing && len(s.conns) == 0 && !s.emptied {
+		close(s.empty)
+		s.emptied = true
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.closeIdle()
+	s.mu.Lock()
+	all := make([]net.Conn, 0, len(s.conns))
+	for cc := range s.conns {
+		all = append(all, cc.c)
+	}
+	s.mu.Unlock()
+	for _, c := range all {
+		c.Close()
+	}
+	return nil
+}
+
+// shuttingDown reports whether Shutdown or Close ran: responses then
+// close their connection.
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}

@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestFrontConnExposesSocket: a cleartext connection from Gateway.Listen,
+// with or without PROXY protocol, lets the HTTP/1.1 server wait for its
+// next request on the socket (no buffer while idle), once nothing is
+// buffered above it.
+func TestFrontConnExposesSocket(t *testing.T) {
+	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": http.DefaultTransport}, NewMetrics(nil), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		lc    ListenerConfig
+		first string
+	}{
+		{"plain", ListenerConfig{Addr: "127.0.0.1:0"}, ""},
+		{"PROXY protocol", ListenerConfig{Addr: "127.0.0.1:0", ProxyProtocol: true, ProxyFrom: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
+			"PROXY TCP4 203.0.113.9 127.0.0.1 4000 80\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := g.Listen(tt.lc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			fl := &frontListener{Listener: ln, h2: newConnListener()}
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, tt.first)
+			sc, err := fl.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sc.Close()
+			sc.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := sc.(*frontConn).SyscallConn(); err != nil {
+				t.Errorf("SyscallConn: %v", err)
+			}
+		})
+	}
+}
+
+// TestHTTP11TooManyFieldsRefusedByParser: over HTTP/1.1 the field count is
+// the parser's limit: 431, counted, and the connection closed with nothing
+// sent on, as for a head over max_header_bytes.
+func TestHTTP11TooManyFieldsRefusedByParser(t *testing.T) {
+	s := newEdgeStack(t)
+	var lines strings.Builder
+	for i := range 101 {
+		fmt.Fprintf(&lines, "X-F%d: v\r\n", i)
+	}
+	before := testutil.ToFloat64(s.m.rejected.WithLabelValues(reasonTooManyHeaders))
+	c, err := net.Dial("tcp", s.plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n"+lines.String()+"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(string(body), "too many header fields") || !res.Close {
+		t.Errorf("%d %q close=%v; want 431, too many header fields, close", res.StatusCode, body, res.Close)
+	}
+	if _, err := http.ReadResponse(br, nil); err == nil {
+		t.Error("the pipelined request after it was answered")
+	}
+	if n := testutil.ToFloat64(s.m.rejected.WithLabelValues(reasonTooManyHeaders)) - before; n != 1 {
+		t.Errorf("sluice_client_rejected_total{reason=too_many_headers} grew by %v, want 1", n)
+	}
+	if n := s.seen.Load(); n != 0 {
+		t.Errorf("origin saw %d requests", n)
+	}
+}
+
+// sameConnListener accepts the same connection every time, allocating
+// nothing of its own.
+type sameConnListener struct {
+	net.Listener
+	c net.Conn
+}
+
+func (l sameConnListener) Accept() (net.Conn, error) { return l.c, nil }
+
+// TestCleartextAcceptAllocatesNoGuard: a cleartext connection from
+// Gateway.Listen costs its frontConn and nothing more when accepted; the
+// smuggling guard (HTTP/2 only, since h1 parses HTTP/1.1 itself) is
+// allocated when a connection is handed to HTTP/2
+// (TestRapidResetClosesConnection).
+func TestCleartextAcceptAllocatesNoGuard(t *testing.T) {
+	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": answer(200, "ok")}, NewMetrics(nil), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	fl := newFrontListener(&guardListener{Listener: sameConnListener{c: a}, guard: g.guard}, nil)
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := fl.Accept(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 1 {
+		t.Errorf("%v allocations per accepted connection, want 1 (its frontConn)", allocs)
+	}
+}
