@@ -102,6 +102,11 @@ type pconn struct {
 	// goAwayAt is when the server's GOAWAY arrived (UnixNano, 0: none),
 	// for the stats page (stats.go).
 	goAwayAt atomic.Int64
+
+	// HTTP/1.1 pools only (idle.go), guarded by pool.mu: where the
+	// connection stands, and its neighbours on the idle stack.
+	h1                   h1State
+	idleAbove, idleBelow *pconn
 }
 
 // server is the server the connection goes to.
@@ -110,18 +115,19 @@ func (c *pconn) server() *Server { return c.pool.cfg.server }
 // release gives back a slot tryAcquire reserved on c that no request used.
 func (c *pconn) release() {
 	c.cc.Release()
-	c.pool.done()
+	c.done()
 }
 
 // done gives back the slot of a request that ran on c, once the request
-// is over. A retired HTTP/1.1 connection has carried its last request and
-// is closed here: net/http counts a response that ended keep-alive as in
-// flight until its reader goroutine closes the connection, which under
-// load can come after the next connection's keep-alive ends too, and
-// canGrowLocked would then refuse that one's replacement dial.
+// is over. An HTTP/1.1 connection goes back on its pool's idle stack; a
+// retired one has carried its last request and is closed here: net/http
+// counts a response that ended keep-alive as in flight until its reader
+// goroutine closes the connection, which under load can come after the
+// next connection's keep-alive ends too, and the 2x cap would then refuse
+// that one's replacement dial.
 func (c *pconn) done() {
-	if c.pool.cfg.mru && c.goingAway.Load() {
-		c.cc.Close()
+	if c.pool.cfg.mru {
+		c.pool.h1Done(c)
 	}
 	c.pool.done()
 }
@@ -161,6 +167,9 @@ func (c *pconn) retire() bool {
 		return false
 	}
 	p := c.pool
+	if p.cfg.mru {
+		p.h1Retire(c)
+	}
 	// Open the replacement now rather than when a request finds nothing
 	// free, so clients never wait for it.
 	p.wg.Go(func() {
@@ -189,6 +198,12 @@ type pool struct {
 	conns   []*pconn
 	dialing int
 	closed  bool
+	// HTTP/1.1 pools only (idle.go): the idle stack, the connections
+	// counted against maxConns (idle, held or settling) and those retired
+	// under their last request.
+	idle      idleList
+	h1Active  int
+	h1Retired int
 
 	// draining pools take no new requests and close connections as they
 	// idle. Atomic because the state hook reads it and must not take mu.
@@ -217,7 +232,12 @@ func newPool(cfg poolConfig) *pool {
 
 // tryAcquire reserves a slot on an open connection without blocking. It
 // returns nil when every connection is at its limit (or there are none).
+// An HTTP/1.1 pool pops its idle stack; an h2c pool picks the least
+// loaded connection.
 func (p *pool) tryAcquire() *pconn {
+	if p.cfg.mru {
+		return p.tryAcquireIdle()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed || p.draining.Load() {
@@ -238,14 +258,6 @@ func (p *pool) tryAcquire() *pconn {
 		}
 		load := c.cc.InFlight()
 		if load >= maxStreams || c.cc.Available() == 0 {
-			continue
-		}
-		if p.cfg.mru {
-			// Every free HTTP/1.1 connection has load 0: prefer the one that
-			// went idle last, so surplus connections age out.
-			if best == nil || c.lastIdle.Load() > best.lastIdle.Load() {
-				best = c
-			}
 			continue
 		}
 		if best == nil || load < bestLoad {
@@ -269,6 +281,9 @@ func (p *pool) removeLocked(i int) {
 	p.conns[i] = p.conns[last]
 	p.conns[last] = nil
 	p.conns = p.conns[:last]
+	if p.cfg.mru {
+		p.setH1Locked(c, h1Out)
+	}
 	c.markGone()
 }
 
@@ -287,17 +302,18 @@ func (p *pool) canGrowLocked() bool {
 	if p.closed || p.draining.Load() {
 		return false
 	}
+	maxConns := p.limits().maxConns
+	if p.cfg.mru {
+		return p.canGrowH1Locked(maxConns)
+	}
 	total := p.liveLocked()
 	active := 0
 	for _, c := range p.conns {
 		switch {
 		case !c.goingAway.Load():
 			active++
-		case p.cfg.mru && c.cc.InFlight() == 0:
-			total--
 		}
 	}
-	maxConns := p.limits().maxConns
 	return active+p.dialing < maxConns && total+p.dialing < 2*maxConns
 }
 
@@ -348,6 +364,9 @@ func (p *pool) grow() error {
 	c.opened = time.Now()
 	c.lastIdle.Store(c.opened.UnixNano())
 	p.conns = append(p.conns, c)
+	if p.cfg.mru {
+		p.setH1Locked(c, h1Idle)
+	}
 	p.mu.Unlock()
 
 	p.cfg.obs.connOpened(p.cfg.protocol)
@@ -357,8 +376,13 @@ func (p *pool) grow() error {
 }
 
 // stateChanged runs from the connection's state hook, possibly synchronously
-// inside RoundTrip, Reserve or Body.Close: it must not take p.mu.
+// inside RoundTrip, Reserve or Body.Close: in an h2c pool it must not take
+// p.mu (an HTTP/1.1 pool's hook does: see idle.go).
 func (p *pool) stateChanged(c *pconn) {
+	if p.cfg.mru {
+		p.h1StateChanged(c)
+		return
+	}
 	if c.cc.Err() != nil {
 		// Account now so the gauge drops when the connection does; the
 		// slice entry is swept on the next acquire.
@@ -368,9 +392,8 @@ func (p *pool) stateChanged(c *pconn) {
 	}
 	if c.cc.InFlight() == 0 {
 		c.lastIdle.Store(time.Now().UnixNano())
-		// A retired HTTP/1.1 connection takes no more requests: close it
-		// as soon as it is idle. (An h2c one closes after GOAWAY itself.)
-		if p.draining.Load() || (p.cfg.mru && c.goingAway.Load()) {
+		// (A retired h2c connection closes after GOAWAY itself.)
+		if p.draining.Load() {
 			c.cc.Close()
 			return
 		}
@@ -382,11 +405,26 @@ func (p *pool) stateChanged(c *pconn) {
 // soon as they finish. Used when a server switches protocol.
 func (p *pool) drain() {
 	p.draining.Store(true)
+	if p.cfg.mru {
+		p.mu.Lock()
+		idle := p.takeIdleLocked(time.Now().UnixNano(), true)
+		p.mu.Unlock()
+		p.closeIdle(idle)
+		return
+	}
 	p.mu.Lock()
 	idle := p.idleLocked(0)
 	p.mu.Unlock()
 	for _, cc := range idle {
 		cc.Close()
+	}
+}
+
+// closeIdle closes connections taken off an HTTP/1.1 pool's idle stack.
+func (p *pool) closeIdle(idle []*pconn) {
+	for _, c := range idle {
+		c.cc.Close()
+		p.forget(c)
 	}
 }
 
@@ -402,7 +440,9 @@ func (p *pool) idleLocked(d time.Duration) []clientConn {
 	return out
 }
 
-// reap closes connections idle past idleTimeout (HTTP/1.1 pools).
+// reap closes connections idle past idleTimeout, least recently used
+// first, from the bottom of the idle stack (HTTP/1.1 pools). Taken off the
+// stack under p.mu, they cannot be taken by a request while they close.
 func (p *pool) reap() {
 	defer p.wg.Done()
 	tick := time.NewTicker(max(p.limits().idleTimeout/4, 100*time.Millisecond))
@@ -414,19 +454,17 @@ func (p *pool) reap() {
 		case <-tick.C:
 		}
 		d := p.limits().idleTimeout
-		if d <= 0 {
-			continue
-		}
 		p.mu.Lock()
-		idle := p.idleLocked(d)
-		p.mu.Unlock()
-		for _, cc := range idle {
-			// Reserve first so a request cannot take the connection while
-			// it is being closed.
-			if cc.Reserve() == nil {
-				cc.Close()
-			}
+		woke := p.settleLocked()
+		var idle []*pconn
+		if d > 0 {
+			idle = p.takeIdleLocked(time.Now().Add(-d).UnixNano(), false)
 		}
+		p.mu.Unlock()
+		if woke {
+			p.cfg.onChange()
+		}
+		p.closeIdle(idle)
 	}
 }
 
@@ -470,6 +508,11 @@ func (p *pool) close() {
 	p.closed = true
 	conns := p.conns
 	p.conns = nil
+	if p.cfg.mru {
+		for _, c := range conns {
+			p.setH1Locked(c, h1Out)
+		}
+	}
 	p.mu.Unlock()
 	p.cancel()
 	for _, c := range conns {
