@@ -445,7 +445,9 @@ func (p *pool) idleLocked(d time.Duration) []clientConn {
 // stack under p.mu, they cannot be taken by a request while they close.
 func (p *pool) reap() {
 	defer p.wg.Done()
-	tick := time.NewTicker(max(p.limits().idleTimeout/4, 100*time.Millisecond))
+	// At least once a second, so that a settling connection whose state
+	// hook call net/http coalesced away is back in use within a second.
+	tick := time.NewTicker(min(max(p.limits().idleTimeout/4, 100*time.Millisecond), time.Second))
 	defer tick.Stop()
 	for {
 		select {
