@@ -151,13 +151,7 @@ func (p *pool) h1Done(c *pconn) {
 		}
 	}
 	p.mu.Unlock()
-	if closeIt {
-		c.cc.Close()
-		wake = p.forget(c)
-	}
-	if wake {
-		p.cfg.onChange()
-	}
+	p.settled(c, closeIt, wake)
 }
 
 // h1StateChanged is the HTTP/1.1 state hook: a closed connection leaves
@@ -180,13 +174,7 @@ func (p *pool) h1StateChanged(c *pconn) {
 		}
 	}
 	p.mu.Unlock()
-	if closeIt {
-		c.cc.Close()
-		wake = p.forget(c)
-	}
-	if wake {
-		p.cfg.onChange()
-	}
+	p.settled(c, closeIt, wake)
 }
 
 // h1Retire takes a retired connection out of the books' active count: one
@@ -206,6 +194,19 @@ func (p *pool) h1Retire(c *pconn) {
 	if closeIt {
 		c.cc.Close()
 		p.forget(c)
+	}
+}
+
+// settled acts, outside p.mu, on what a state change decided: close c
+// (which frees its place) and wake the queue if a place or a connection
+// became free.
+func (p *pool) settled(c *pconn, closeIt, wake bool) {
+	if closeIt {
+		c.cc.Close()
+		wake = p.forget(c)
+	}
+	if wake {
+		p.cfg.onChange()
 	}
 }
 
