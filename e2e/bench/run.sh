@@ -40,6 +40,8 @@
 #                          the client side is split over several idleconns processes
 #                          (and source IPs 127.0.0.N) when one would not fit.
 #   BENCH_IDLE_PROTOS ["h1 h2"]
+#   BENCH_IDLE_WARM [2000] connections opened and closed before the idle test's
+#                          RSS "before" is read (0: none), as TestIdleClientConnections warms up
 #   BENCH_PORT_BASE [19100] ports BASE+1..BASE+69 on 127.0.0.1 must be free
 #   BENCH_NO_INSTALL [0]   1: never call apt-get (missing tools make their peer fail)
 #   BENCH_QUIET_WAIT [30]  before each run, wait up to this many seconds for other
@@ -86,6 +88,7 @@ SCENARIOS=${BENCH_SCENARIOS:-h1-keepalive h1-close h2c h3}
 IDLE=${BENCH_IDLE:-1}
 declare -A IDLE_CONNS=([h1]=${BENCH_IDLE_CONNS_H1:-${BENCH_IDLE_CONNS:-$q_idle_h1}} [h2]=${BENCH_IDLE_CONNS_H2:-${BENCH_IDLE_CONNS:-$q_idle_h2}})
 IDLE_PROTOS=${BENCH_IDLE_PROTOS:-h1 h2}
+IDLE_WARM=${BENCH_IDLE_WARM:-2000}
 PORT_BASE=${BENCH_PORT_BASE:-19100}
 NO_INSTALL=${BENCH_NO_INSTALL:-0}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-30}
@@ -741,6 +744,20 @@ idle_test() { # peer proto n
     sleep 1
     local pids rss0 rss1 ready alive deadline ipids=() outs=() k share src
     pids=$(peer_pids | tr '\n' ' ')
+    # Warm-up: open and close IDLE_WARM connections first, so the heap
+    # growth of a fresh process's first burst (a Go runtime keeps it) is not
+    # counted against the idle connections measured next.
+    if [ "$IDLE_WARM" -gt 0 ]; then
+        k=$dir/idleconns-warmup.txt
+        start_bg "$k" bin/bench/idleconns -target "127.0.0.1:$port" -n "$((IDLE_WARM < n ? IDLE_WARM : n))" -proto "$proto" -hold 5m
+        deadline=$((SECONDS + 180))
+        while [ $SECONDS -lt $deadline ] && ! grep -q '^ready' "$k" 2>/dev/null && kill -0 "$BG_PID" 2>/dev/null; do
+            sleep 0.5
+        done
+        stop_pid "$BG_PID" 30
+        forget_pid "$BG_PID"
+        sleep 2
+    fi
     read -r _ _ rss0 < <(bin/bench/report proc $pids) || true
     for ((i = 0; i < nproc; i++)); do
         share=$((n / nproc + (i < n % nproc ? 1 : 0)))
