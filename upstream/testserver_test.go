@@ -20,6 +20,7 @@ type fakeServer struct {
 	*httptest.Server
 	conns    atomic.Int64 // accepted connections, ever
 	open     atomic.Int64 // connections open now
+	closed   atomic.Int64 // connections closed (or hijacked), ever
 	inflight atomic.Int64
 	peak     atomic.Int64
 	mu       sync.Mutex
@@ -80,6 +81,7 @@ func newFakeServer(t *testing.T, h2c bool, maxStreams int) *fakeServer {
 			fs.open.Add(1)
 		case http.StateClosed, http.StateHijacked:
 			fs.open.Add(-1)
+			fs.closed.Add(1)
 		}
 	}
 	srv.Start()
