@@ -86,6 +86,7 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 
 		lookupFor: dnsLookup,
 	}
+	b.q.take = b.takeFor
 	st, _, _ := b.buildState(cfg, nil)
 	b.q.max.Store(int64(cfg.Queue.MaxPending))
 	b.st.Store(st)
@@ -179,7 +180,7 @@ func (b *Backend) Close() {
 	b.bgMu.Lock()
 	b.cancel()
 	b.bgMu.Unlock()
-	b.q.wakeAll()
+	b.q.closeAll()
 	b.wg.Wait()
 	for _, s := range b.cur().servers {
 		s.shutDown()
