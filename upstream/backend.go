@@ -23,6 +23,7 @@ type Backend struct {
 	name string
 	st   atomic.Pointer[backendState]
 	q    queue
+	att  attempts // the attempts in flight, swept for their timeouts
 	h1t  *http.Transport
 	obs  *backendMetrics // the backend's series; obs.m is the whole set
 	log  *slog.Logger
