@@ -105,15 +105,15 @@ func (b *Backend) takeFree(st *backendState, avoid *Server) (*pconn, scan, error
 	return nil, scan{start: start, sel: sel}, nil
 }
 
-// takeFor is the queue's take function (queue.wake): a free slot for w,
-// or whether w should run try itself because a connection may be opened
-// or no server is in rotation (try then says which).
-func (b *Backend) takeFor(w *waiter) (*pconn, bool) {
-	c, sc, err := b.takeFree(w.st, w.avoid)
+// takeFor is the queue's take function (queue.wake): a free slot for a
+// waiter, or whether it should run try itself because a connection may
+// be opened or no server is in rotation (try then says which).
+func (b *Backend) takeFor(st *backendState, avoid *Server) (*pconn, bool) {
+	c, sc, err := b.takeFree(st, avoid)
 	if c != nil || err != nil {
 		return c, err != nil
 	}
-	for _, s := range w.st.servers {
+	for _, s := range st.servers {
 		if p := s.cur.Load(); p != nil && sc.sel.ok(s) && p.canGrow() {
 			return nil, true
 		}

@@ -158,3 +158,52 @@ func TestQueueDeadlinesOutOfOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestQueueChurn: many requests through a few slots, some leaving while
+// they wait; every slot handed out comes back and nobody is left queued
+// (a slot taken for a waiter that left, or a waiter recycled while the
+// queue took a slot for it, would leak or be handed twice).
+func TestQueueChurn(t *testing.T) {
+	b := newTestBackend(t, Config{
+		Protocol: H2C, Servers: []ServerConfig{{Address: "a:1"}},
+		Queue: QueueConfig{MaxPending: 1000, Timeout: time.Minute},
+	})
+	fc := installFake(t, b.Servers()[0], http.StatusOK, 4)
+	st := b.cur()
+	const workers, rounds = 40, 100
+	done := make(chan error, workers)
+	for i := range workers {
+		go func() {
+			for j := range rounds {
+				ctx, cancel := context.WithCancel(context.Background())
+				if (i+j)%5 == 0 {
+					// Leaves while it may be waiting.
+					go cancel()
+				}
+				c, err := b.acquire(ctx, st, nil, time.Time{}, nil)
+				cancel()
+				if err != nil {
+					if !errors.Is(err, ErrClientGone) {
+						done <- err
+						return
+					}
+					continue
+				}
+				runtime.Gosched()
+				c.release()
+			}
+			done <- nil
+		}()
+	}
+	for range workers {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fc.InFlight(); n != 0 {
+		t.Errorf("%d slots still taken", n)
+	}
+	if n := b.q.len(); n != 0 {
+		t.Errorf("%d left queued", n)
+	}
+}

@@ -28,8 +28,10 @@ type waiter struct {
 	// handed over; err ends the wait; neither means "capacity may be
 	// there but the queue could not take it for you: try yourself"
 	// (a connection may be opened, or no server is in rotation).
+	// gen counts the waiter's times in the queue.
 	prev, next *waiter
 	queued     bool
+	gen        uint64
 	c          *pconn
 	err        error
 }
@@ -46,14 +48,14 @@ func (q *queue) get() *waiter {
 
 // put recycles w; its token, if any, has been received.
 func (q *queue) put(w *waiter) {
-	*w = waiter{ch: w.ch}
+	*w = waiter{ch: w.ch, gen: w.gen}
 	q.waiters.Put(w)
 }
 
-// takeFunc tries to reserve a slot for w without blocking and without
-// dialling. It returns the slot, or nil with look set when w should try
-// for itself (see waiter.err).
-type takeFunc func(w *waiter) (c *pconn, look bool)
+// takeFunc tries to reserve a slot for a waiter of st avoiding avoid,
+// without blocking and without dialling. It returns the slot, or nil with
+// look set when the waiter should try for itself (see waiter.err).
+type takeFunc func(st *backendState, avoid *Server) (c *pconn, look bool)
 
 // queue is a bounded FIFO of requests waiting for any connection slot of a
 // backend. A freed slot is handed straight to the head waiter (wake): the
@@ -125,6 +127,7 @@ func (q *queue) requeue(w *waiter) bool {
 // linkLocked puts w at the head (front) or the tail of the queue.
 func (q *queue) linkLocked(w *waiter, front bool) {
 	w.queued = true
+	w.gen++
 	w.c, w.err = nil, nil
 	w.prev, w.next = nil, nil
 	switch {
@@ -193,13 +196,17 @@ func (q *queue) wake() {
 	q.waking = true
 	for q.head != nil {
 		q.again = false
+		// What w wants is read under mu: once mu is released w may
+		// leave, and its struct be recycled for another request (gen).
 		w := q.head
+		st, avoid, gen := w.st, w.avoid, w.gen
 		q.mu.Unlock()
-		c, look := q.take(w)
+		c, look := q.take(st, avoid)
 		q.mu.Lock()
+		here := w.queued && w.gen == gen
 		switch {
 		case c == nil && look:
-			if !w.queued {
+			if !here {
 				continue
 			}
 			// One waiter at a time tries for itself (it may dial); it
@@ -209,7 +216,7 @@ func (q *queue) wake() {
 			if q.again {
 				continue
 			}
-		case w.queued:
+		case here:
 			q.signalLocked(w, c, nil)
 			continue
 		default:

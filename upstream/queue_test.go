@@ -115,7 +115,7 @@ func TestQueueOrder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			free := 0
 			var q queue
-			q.take = func(*waiter) (*pconn, bool) {
+			q.take = func(*backendState, *Server) (*pconn, bool) {
 				if free == 0 {
 					return nil, false
 				}
