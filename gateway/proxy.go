@@ -266,20 +266,28 @@ func (p *proxy) outRequest(r *http.Request, ex *exchange) *http.Request {
 	return out
 }
 
-// roundTrip sends out to the backend, passing 1xx responses on to w
-// through out's httptrace hooks, which every RoundTripper calls.
+// roundTrip sends out to the backend, passing 1xx responses on to w:
+// through RequestInfo.Got1xx to an upstream.Backend, which sets the hook
+// on each attempt's own trace (no context per request here), and
+// through out's httptrace hooks, which every RoundTripper calls, to any
+// other RoundTripper and for protocol switches.
 func (p *proxy) roundTrip(w *statusWriter, out *http.Request, ex *exchange) (*http.Response, error) {
 	ex.w = w
 	if ex.trace.Got1xxResponse == nil {
 		ex.trace.Got1xxResponse = ex.got1xx // an exchange not from the pool
 	}
-	*out = *out.WithContext(httptrace.WithClientTrace(out.Context(), &ex.trace))
 	var res *http.Response
 	var err error
-	if p.info != nil {
+	if p.info != nil && !upstream.IsUpgrade(out.Header) {
+		ex.info.Got1xx = ex.trace.Got1xxResponse
 		res, err = p.info.RoundTripInfo(out, &ex.info)
 	} else {
-		res, err = p.rt.RoundTrip(out)
+		*out = *out.WithContext(httptrace.WithClientTrace(out.Context(), &ex.trace))
+		if p.info != nil {
+			res, err = p.info.RoundTripInfo(out, &ex.info)
+		} else {
+			res, err = p.rt.RoundTrip(out)
+		}
 	}
 	ex.mu.Lock()
 	ex.done = true
