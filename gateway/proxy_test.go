@@ -1,12 +1,10 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -16,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/upstream"
 )
 
@@ -364,19 +363,7 @@ func TestProxyReusedExchangeStartsClean(t *testing.T) {
 		got <- h
 		io.WriteString(w, "ok")
 	})
-	be := newBackend(t, upstream.Config{Protocol: upstream.H2C, Servers: []upstream.ServerConfig{{Address: up}}})
-	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": be}, NewMetrics(nil), quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := listenAndServe(t, g, ListenerConfig{Addr: "127.0.0.1:0"})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
+	c, br := gatewaytest.Dial(t, newGateway(t, up, upstream.QueueConfig{}))
 	for i, tt := range []struct {
 		head    string
 		has     map[string]string

@@ -133,53 +133,27 @@ func (c *Conn) encodeRequest(req *http.Request, hdrMax uint32) ([]byte, error) {
 }
 
 // requestPath is u.RequestURI(), the :path sent, byte for byte, without
-// its allocations where it can: a path that needs no escaping is its own
-// escaped form, and "path?query" is the request's original target (orig,
-// a server request's RequestURI) when that reads the same, rather than a
-// new string. URL.RequestURI allocates for every query (the
-// concatenation), and its EscapedPath, with a 64-byte buffer on the
-// stack, is where a request goroutine's fresh stack had to grow.
+// its concatenation of path and query: "path?query" is the request's
+// original target (orig, a server request's RequestURI) when that reads
+// the same, as it does unless the URL was changed, rather than a new
+// string per request.
 func requestPath(u *url.URL, orig string) string {
-	if u.Opaque != "" || u.RawPath != "" || u.Path == "" || u.Path == "*" || !pathUnescaped(u.Path) {
+	if u.Opaque != "" {
 		return u.RequestURI()
 	}
-	if !u.ForceQuery && u.RawQuery == "" {
-		return u.Path
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
 	}
-	if len(orig) == len(u.Path)+1+len(u.RawQuery) && orig[len(u.Path)] == '?' &&
-		orig[:len(u.Path)] == u.Path && orig[len(u.Path)+1:] == u.RawQuery {
+	if !u.ForceQuery && u.RawQuery == "" {
+		return p
+	}
+	if len(orig) == len(p)+1+len(u.RawQuery) && orig[len(p)] == '?' &&
+		orig[:len(p)] == p && orig[len(p)+1:] == u.RawQuery {
 		return orig
 	}
-	return u.Path + "?" + u.RawQuery
+	return p + "?" + u.RawQuery
 }
-
-// pathUnescaped reports whether url's path escaping leaves p as it is:
-// only unreserved bytes and the sub-delimiters it keeps in a path
-// (net/url's shouldEscape in encodePath mode).
-func pathUnescaped(p string) bool {
-	for i := 0; i < len(p); i++ {
-		if !pathByte[p[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-var pathByte = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-_.~$&+,/:;=@" {
-		t[c] = true
-	}
-	return
-}()
 
 func (c *Conn) field(name, value string) {
 	if c.cfg.StatelessHPACK {
