@@ -159,6 +159,28 @@ func BenchmarkProxyRequestH1(b *testing.B) {
 	}
 }
 
+// BenchmarkProxyRequestH1Close is BenchmarkProxyRequestH1 with a new
+// connection per request (Connection: close), as make bench's h1-close.
+func BenchmarkProxyRequestH1Close(b *testing.B) {
+	c, _ := h1BenchClient(b)
+	addr := c.RemoteAddr().String()
+	req := bytes.Replace(h1BenchRequest, []byte("\r\n\r\n"), []byte("\r\nConnection: close\r\n\r\n"), 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if err := readSmallResponse(bufio.NewReader(c)); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
 // h1BenchRequest is a keep-alive GET as curl sends it, with a query.
 var h1BenchRequest = []byte("GET /index.html?q=1 HTTP/1.1\r\nHost: front\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\nAccept-Encoding: gzip\r\n\r\n")
 
