@@ -22,7 +22,7 @@ type RequestInfo struct {
 	// Got1xx, if the caller sets it, gets the informational responses
 	// (100, 103) that come before the final one, as a Got1xxResponse hook
 	// in the request context's httptrace.ClientTrace would, without a
-	// context per request. Not for protocol switches (upgrades): those
-	// take the context's hooks only.
+	// context per request; it takes the place of such a hook. Not for
+	// protocol switches (upgrades): those take the context's hooks only.
 	Got1xx func(code int, header textproto.MIMEHeader) error
 }

@@ -135,12 +135,14 @@ func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendStat
 	t.url.Scheme, t.url.Host = "http", s.addr
 	// The caller's trace hooks (Got1xxResponse) compose with the
 	// tracker's (WroteHeaders).
-	if info != nil && info.Got1xx != nil {
-		t.trace.Got1xxResponse = info.Got1xx
-	}
 	out := &t.out
 	*out = *req.WithContext(httptrace.WithClientTrace(t.ctx, &t.trace))
 	out.URL, out.Body = &t.url, reqBody
+	if info != nil && info.Got1xx != nil {
+		// The caller's 1xx hook, given without a context of its own, on
+		// the attempt's trace, which out's context holds.
+		t.trace.Got1xxResponse = info.Got1xx
+	}
 	resp, err := c.cc.RoundTrip(out)
 	if err != nil {
 		cause := t.cause()
