@@ -38,8 +38,7 @@ func (cc *conn) newRequest(ctx context.Context) (*http.Request, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	cc.cancelReq = cancel
 	b := &body{cc: cc, rw: w, framing: req.Framing, left: req.ContentLength, expect100: req.Expect100}
-	switch req.Framing {
-	case Chunked:
+	if req.Framing == Chunked {
 		cc.dec.Reset()
 	}
 	if req.Framing == NoBody || req.Framing == Length && req.ContentLength == 0 {
