@@ -129,7 +129,7 @@ func TestReusedRequestState(t *testing.T) {
 	}
 	got := make(chan seen, 2)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- seen{r.Header.Clone(), *r.URL, r.TransferEncoding, r.Header.Get("User-Agent")}
+		got <- seen{r.Header.Clone(), *r.URL, slices.Clone(r.TransferEncoding), r.Header.Get("User-Agent")}
 	})
 	c, br := dial(t, startServer(t, &Server{}, h))
 	for _, in := range []string{
