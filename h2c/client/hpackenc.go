@@ -5,10 +5,11 @@ package client
 // values as raw literals "without indexing", no Huffman coding and no
 // dynamic table. Measured end to end against Tomcat (BENCHMARKS.md,
 // issue 10), x/net's indexing encoder made the blocks much smaller but
-// saved Tomcat no CPU that the bench could tell from noise, while it
-// cost Sluice more per request (Huffman sizing, table lookups and
-// evictions, worse with many distinct clients); the stateless encoder
-// also leaves no table to keep on either side of the connection.
+// saved Sluice and Tomcat together no CPU that the bench could tell from
+// noise, while in the encoder itself it costs Sluice more per request
+// (Huffman sizing, table lookups and evictions, more with many distinct
+// clients); the stateless encoder also leaves no table to keep on
+// either side of the connection.
 
 // staticNames maps a name to its first index in the static table
 // (RFC 7541 Appendix A).
