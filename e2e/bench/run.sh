@@ -23,6 +23,9 @@
 #   BENCH_H3_CONNS [= BENCH_H2_CLIENTS] h3load QUIC connections
 #   BENCH_H3_STREAMS [= BENCH_H2_STREAMS] h3load streams per connection
 #   BENCH_THREADS [2]      wrk/h2load threads
+#   BENCH_BROWSER_HEADERS [0] 1: wrk and h2load send the header fields of a browser's page
+#                          request (User-Agent, Accept, Accept-Language, Cookie, ...,
+#                          about 600 bytes), not just Host (what upstream HPACK costs)
 #   BENCH_PEERS ["sluice haproxy-h1 haproxy-h2 nginx caddy"]; also "sluice-poll": Sluice
 #                          with its stats page open, a poller fetching /stats.json every
 #                          2 s during the measured run (compare its CPU with "sluice")
@@ -82,6 +85,20 @@ H2_STREAMS=${BENCH_H2_STREAMS:-10}
 H3_CONNS=${BENCH_H3_CONNS:-$H2_CLIENTS}
 H3_STREAMS=${BENCH_H3_STREAMS:-$H2_STREAMS}
 THREADS=${BENCH_THREADS:-2}
+LOAD_HEADERS=()
+if [ "${BENCH_BROWSER_HEADERS:-0}" = 1 ]; then
+    for h in \
+        'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36' \
+        'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8' \
+        'Accept-Language: en-US,en;q=0.9,de;q=0.8' \
+        'Accept-Encoding: gzip, deflate, br' \
+        'Referer: http://127.0.0.1/app/catalog/index.html' \
+        'Cookie: JSESSIONID=8F3A1C2B9D4E5F60718293A4B5C6D7E8; _ga=GA1.1.1234567890.1700000000; theme=dark; lang=en' \
+        'Sec-Fetch-Dest: document' 'Sec-Fetch-Mode: navigate' 'Sec-Fetch-Site: same-origin' \
+        'Upgrade-Insecure-Requests: 1'; do
+        LOAD_HEADERS+=(-H "$h")
+    done
+fi
 PEERS=${BENCH_PEERS:-sluice haproxy-h1 haproxy-h2 nginx caddy}
 BACKENDS=${BENCH_BACKENDS:-tomcat fast}
 SCENARIOS=${BENCH_SCENARIOS:-h1-keepalive h1-close h2c h3}
@@ -537,10 +554,10 @@ run_load() {
     local h1="http://127.0.0.1:${PORT_H1[$peer]}/" h2="http://127.0.0.1:${PORT_H2[$peer]}/"
     local cmd=()
     case $scenario in
-    h1-keepalive) cmd=(wrk -t"$THREADS" -c"$KA_CONNS" -d"${secs}s" --timeout 10s --latency "$h1") ;;
-    h1-close) cmd=(wrk -t"$THREADS" -c"$CLOSE_CONNS" -d"${secs}s" --timeout 10s --latency -H 'Connection: close' "$h1") ;;
+    h1-keepalive) cmd=(wrk -t"$THREADS" -c"$KA_CONNS" -d"${secs}s" --timeout 10s --latency "${LOAD_HEADERS[@]}" "$h1") ;;
+    h1-close) cmd=(wrk -t"$THREADS" -c"$CLOSE_CONNS" -d"${secs}s" --timeout 10s --latency -H 'Connection: close' "${LOAD_HEADERS[@]}" "$h1") ;;
     h2c)
-        cmd=(h2load -t"$THREADS" -c"$H2_CLIENTS" -m"$H2_STREAMS" -D "$secs")
+        cmd=(h2load -t"$THREADS" -c"$H2_CLIENTS" -m"$H2_STREAMS" -D "$secs" "${LOAD_HEADERS[@]}")
         [ -z "$hlog" ] || cmd+=("--log-file=$hlog")
         cmd+=("$h2")
         ;;
@@ -949,7 +966,8 @@ version_of() { "$@" 2>&1 | head -n1 || true; }
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); $("$SLUICE_BIN" version 2>/dev/null | head -n1)${SLUICE_BIN_OVERRIDE:+ (BENCH_SLUICE_BIN=$SLUICE_BIN_OVERRIDE)}"
     echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -h | awk '/^Mem:/ {print $2}') RAM, kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "- tools: $(version_of haproxy -v); $(version_of nginx -v); caddy $(version_of caddy version); tomcat10 $(dpkg-query -W -f='${Version}' tomcat10 2>/dev/null); $(version_of java -version); $(go version); $(version_of wrk -v); h2load $(dpkg-query -W -f='${Version}' nghttp2-client 2>/dev/null)"
-    echo "- parameters: ROUNDS=$ROUNDS, ${DURATION}s per run after ${WARMUP}s warm-up (same scenario), wrk/h2load threads $THREADS, RLIMIT_NOFILE $NOFILE"
+    echo "- parameters: ROUNDS=$ROUNDS, ${DURATION}s per run after ${WARMUP}s warm-up (same scenario), wrk/h2load threads $THREADS, RLIMIT_NOFILE $NOFILE$([ ${#LOAD_HEADERS[@]} = 0 ] || echo ", browser header fields (BENCH_BROWSER_HEADERS=1): $((${#LOAD_HEADERS[@]} / 2)) fields besides Host")"
+    [ -z "$SLUICE_BASE_BIN" ] || echo "- sluice-base: $SLUICE_BASE_BIN ($("$SLUICE_BASE_BIN" version 2>/dev/null | head -n1))"
     echo "- backend connections opened: $([ "$SYN_METHOD" = nft ] && echo 'SYN packets to the backend ports (nftables counter on lo)' || echo 'new sockets in ss snapshots before/after (lower bound)'); TIME_WAIT: sockets with a backend port at either end right after the run"
     [ -z "$CADDY_NOTE" ] || echo "- $CADDY_NOTE"
     [ -z "$BUILD_NOTE" ] || echo "- WARNING: $BUILD_NOTE"

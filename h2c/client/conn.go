@@ -72,10 +72,6 @@ type Config struct {
 	// 100-continue" waits for the 100 before sending its body anyway.
 	// Zero means 1s.
 	ExpectContinueTimeout time.Duration
-	// StatelessHPACK encodes request headers without Huffman coding or
-	// the dynamic table (see hpackenc.go). False uses x/net's encoder,
-	// which indexes repeated fields.
-	StatelessHPACK bool
 	// OnGoAway, if set, is called from the reader goroutine when the
 	// server sends GOAWAY, before the connection acts on it. It must not
 	// block.
@@ -127,11 +123,11 @@ type Conn struct {
 	fr  *http2.Framer
 
 	// wmu serialises frame writes: it guards the framer's write side,
-	// henc and hbuf. Lock order: wmu before mu; never take wmu while
-	// holding mu.
-	wmu  sync.Mutex
-	henc *hpack.Encoder
-	hbuf headerBuf
+	// hbuf and tableZeroed. Lock order: wmu before mu; never take wmu
+	// while holding mu.
+	wmu         sync.Mutex
+	hbuf        headerBuf
+	tableZeroed bool // a header block has set the server's HPACK table size to 0
 
 	// mu guards the fields below and the state of every stream (see
 	// stream). It is never held across I/O or a callback.
@@ -237,7 +233,6 @@ func NewConn(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 	c.fr.SetMaxReadFrameSize(maxFrame)
 	c.hdec = hpack.NewDecoder(4096, c.emit)
 	c.hdec.SetMaxStringLength(int(cfg.MaxHeaderListSize))
-	c.henc = hpack.NewEncoder(&c.hbuf)
 
 	c.wmu.Lock()
 	cnc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))

@@ -92,7 +92,7 @@ func (c *Conn) encodeRequest(req *http.Request, hdrMax uint32) ([]byte, error) {
 			return nil, fmt.Errorf("h2c client: request headers (%d bytes) exceed the server's MAX_HEADER_LIST_SIZE %d", size, hdrMax)
 		}
 	}
-	c.hbuf.b = c.hbuf.b[:0]
+	c.hbuf.b = c.beginBlock(c.hbuf.b[:0])
 	c.field(":method", method)
 	c.field(":scheme", scheme)
 	c.field(":authority", host)
@@ -156,16 +156,12 @@ func requestPath(u *url.URL, orig string) string {
 }
 
 func (c *Conn) field(name, value string) {
-	if c.cfg.StatelessHPACK {
-		c.hbuf.b = appendField(c.hbuf.b, name, value)
-		return
-	}
-	c.henc.WriteField(hpack.HeaderField{Name: name, Value: value})
+	c.hbuf.b = appendField(c.hbuf.b, name, value)
 }
 
 // encodeTrailers HPACK-encodes request trailers; the caller holds wmu.
 func (c *Conn) encodeTrailers(tr http.Header, hdrMax uint32) ([]byte, error) {
-	c.hbuf.b = c.hbuf.b[:0]
+	c.hbuf.b = c.beginBlock(c.hbuf.b[:0])
 	var size uint64
 	for k, vv := range tr {
 		if !httpguts.ValidHeaderFieldName(k) {

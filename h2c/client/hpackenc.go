@@ -1,11 +1,15 @@
 package client
 
-// A stateless HPACK encoder in the manner of HAProxy's hpack-enc.c:
-// names from the static table where it has them, values as raw literals
-// "without indexing", no Huffman coding and no dynamic table. It costs
-// the client almost nothing and leaves the server no table to keep;
-// whether it is cheaper end to end than x/net's indexing encoder is to
-// be measured against Tomcat (Config.StatelessHPACK picks it).
+// Request headers are HPACK-encoded statelessly, in the manner of
+// HAProxy's hpack-enc.c: names from the static table where it has them,
+// values as raw literals "without indexing", no Huffman coding and no
+// dynamic table. Measured end to end against Tomcat (BENCHMARKS.md,
+// issue 10), x/net's indexing encoder made the blocks much smaller but
+// saved Sluice and Tomcat together no CPU that the bench could tell from
+// noise, while in the encoder itself it costs Sluice more per request
+// (Huffman sizing, table lookups and evictions, more with many distinct
+// clients); the stateless encoder also leaves no table to keep on
+// either side of the connection.
 
 // staticNames maps a name to its first index in the static table
 // (RFC 7541 Appendix A).
@@ -85,4 +89,17 @@ func appendField(dst []byte, name, value string) []byte {
 		dst = appendString(dst, name)
 	}
 	return appendString(dst, value)
+}
+
+// beginBlock starts a header block in dst; the caller holds wmu. The
+// connection's first block sets the server's dynamic table size to 0
+// (RFC 7541 6.3): a server that lowers SETTINGS_HEADER_TABLE_SIZE below
+// the table size in force may require a size update in the next block
+// (nghttp2 does), and with the table at 0 no lower value can come.
+func (c *Conn) beginBlock(dst []byte) []byte {
+	if c.tableZeroed {
+		return dst
+	}
+	c.tableZeroed = true
+	return append(dst, 0x20) // size update, 5-bit prefix, 0
 }

@@ -145,22 +145,9 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 	if err != nil {
 		return err
 	}
-	// The encoder's table size follows the server's limit; done under
-	// wmu, outside mu (lock order).
-	var table uint32
-	tableSet := false
-	f.ForeachSetting(func(s http2.Setting) error {
-		if s.ID == http2.SettingHeaderTableSize {
-			table, tableSet = s.Val, true
-		}
-		return nil
-	})
-	if err := c.writeFrame(func() error {
-		if tableSet {
-			c.henc.SetMaxDynamicTableSizeLimit(table)
-		}
-		return c.fr.WriteSettingsAck()
-	}); err != nil {
+	// SETTINGS_HEADER_TABLE_SIZE needs nothing: the encoder keeps no
+	// table (hpackenc.go).
+	if err := c.writeFrame(c.fr.WriteSettingsAck); err != nil {
 		return err
 	}
 	select {

@@ -295,7 +295,7 @@ func TestTrailersNotRacing(t *testing.T) {
 // encoder's blocks, request after request.
 func TestRealStatelessHPACK(t *testing.T) {
 	addr := newH2CServer(t, http.HandlerFunc(echoHandler))
-	c := dialTest(t, addr, Config{StatelessHPACK: true})
+	c := dialTest(t, addr, Config{})
 	for i := range 3 {
 		req, _ := http.NewRequest("POST", "http://"+addr+"/p?q=1", strings.NewReader("body"))
 		req.Header.Set("X-Echo", fmt.Sprint(i))

@@ -118,13 +118,13 @@ func TestMedianAndTable(t *testing.T) {
 		t.Fatal("median of nothing should be NaN")
 	}
 	dir := t.TempDir()
-	raw := "round\tbackend\tscenario\tpeer\tstatus\trps\tp50_ms\tp99_ms\trequests\terrors\tbackend_syns\tbackend_tw\tproxy_cpu_s\tproxy_hwm_kib\tother_cpu_s\tnote\n" +
-		"1\tfast\th2c\tsluice\tok\t1000\t1\t2\t10000\t0\t4\t0\t1.0\t10240\t0\t\n" +
-		"2\tfast\th2c\tsluice\tok\t3000\t1\t2\t30000\t0\t0\t0\t3.0\t10240\t0\t\n" +
-		"1\tfast\th2c\tnginx\tok\t4000\t1\t2\t40000\t0\t900\t800\t2.0\t20480\t0\t\n" +
-		"1\tfast\th2c\tcaddy\tstart-failed\t\t\t\t\t\t\t\t\t\t\tnot installed\n" +
-		"1\tfast\th3\tsluice\tok\t500\t3\t9\t5000\t1\t0\t0\t1.0\t10240\t0\t\n" +
-		"1\tfast\th3\tnginx\tn/a\t\t\t\t\t\t\t\t\t\t\tnginx 1.22 has no HTTP/3\n"
+	raw := "round\tbackend\tscenario\tpeer\tstatus\trps\tp50_ms\tp99_ms\trequests\terrors\tbackend_syns\tbackend_tw\tproxy_cpu_s\tproxy_hwm_kib\tbackend_cpu_s\tother_cpu_s\tnote\n" +
+		"1\tfast\th2c\tsluice\tok\t1000\t1\t2\t10000\t0\t4\t0\t1.0\t10240\t0.5\t0\t\n" +
+		"2\tfast\th2c\tsluice\tok\t3000\t1\t2\t30000\t0\t0\t0\t3.0\t10240\t1.5\t0\t\n" +
+		"1\tfast\th2c\tnginx\tok\t4000\t1\t2\t40000\t0\t900\t800\t2.0\t20480\t\t0\t\n" +
+		"1\tfast\th2c\tcaddy\tstart-failed\t\t\t\t\t\t\t\t\t\t\t\tnot installed\n" +
+		"1\tfast\th3\tsluice\tok\t500\t3\t9\t5000\t1\t0\t0\t1.0\t10240\t\t0\t\n" +
+		"1\tfast\th3\tnginx\tn/a\t\t\t\t\t\t\t\t\t\t\t\tnginx 1.22 has no HTTP/3\n"
 	if err := os.WriteFile(filepath.Join(dir, "raw.tsv"), []byte(raw), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -140,10 +140,10 @@ func TestMedianAndTable(t *testing.T) {
 	}
 	s := out.String()
 	for _, want := range []string{
-		"| h2c | sluice | 2000 | 1.00 | 1.0 | 2.0 | 0 | 2 | 0 | 1.000 | 10.0 | 2/2 | 0.0 |",
-		"| h2c | nginx | 4000 | 0.50 |",
+		"| h2c | sluice | 2000 | 1.00 | 1.0 | 2.0 | 0 | 2 | 0 | 1.000 | 0.500 | 10.0 | 2/2 | 0.0 |",
+		"| h2c | nginx | 4000 | 0.50 | 1.0 | 2.0 | 0 | 900 | 800 | 0.500 | — | 20.0 | 1/1 | 0.0 |",
 		"| h2c | caddy | FAILED: start-failed: not installed |",
-		"| h3 | sluice | 500 | 1.00 | 3.0 | 9.0 | 1 | 0 | 0 | 2.000 | 10.0 | 1/1 | 0.0 |",
+		"| h3 | sluice | 500 | 1.00 | 3.0 | 9.0 | 1 | 0 | 0 | 2.000 | — | 10.0 | 1/1 | 0.0 |",
 		"| h3 | nginx | n/a: nginx 1.22 has no HTTP/3 | — |",
 		"| sluice | h1 | 10,000 | 9990 | 9990 | 10.0 | 19.8 | 1.0 |",
 		"| sluice | h1 | 50,000 | not run: RLIMIT_NOFILE hard limit 20000 < 50200 fds needed |",

@@ -192,6 +192,7 @@ func writeTables(w io.Writer, dir string) error {
 		*order = append(*order, id)
 	}
 	numeric := []string{"rps", "p50_ms", "p99_ms", "errors", "backend_syns", "backend_tw", "sluice_opened", "sluice_ka_closes", "proxy_cpu_s", "requests", "proxy_hwm_kib", "other_cpu_s"}
+	perReq := map[string]string{"proxy_cpu_s": "cpu_per_10k", "backend_cpu_s": "backend_cpu_per_10k"}
 	for _, r := range rows {
 		seen(&backendOrder, r["backend"])
 		seen(&scenarioOrder, r["scenario"])
@@ -222,8 +223,10 @@ func writeTables(w io.Writer, dir string) error {
 			}
 		}
 		if rq, ok := r.num("requests"); ok && rq > 0 {
-			if cpu, ok := r.num("proxy_cpu_s"); ok {
-				c.cols["cpu_per_10k"] = append(c.cols["cpu_per_10k"], cpu/rq*10000)
+			for from, to := range perReq {
+				if cpu, ok := r.num(from); ok {
+					c.cols[to] = append(c.cols[to], cpu/rq*10000)
+				}
 			}
 		}
 	}
@@ -246,8 +249,8 @@ func writeTables(w io.Writer, dir string) error {
 		}
 		fmt.Fprintf(w, "\n#### Backend: %s\n\n", name(backendLabel, b))
 		peerName := func(id string) string { return peers.name(b, id) }
-		fmt.Fprintln(w, "| scenario | peer | req/s | Sluice ÷ peer | p50 ms | p99 ms | errors | backend conns opened | backend TIME_WAIT | proxy CPU s / 10k req | proxy peak RSS MiB | runs used | other procs CPU s (max) |")
-		fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+		fmt.Fprintln(w, "| scenario | peer | req/s | Sluice ÷ peer | p50 ms | p99 ms | errors | backend conns opened | backend TIME_WAIT | proxy CPU s / 10k req | backend CPU s / 10k req | proxy peak RSS MiB | runs used | other procs CPU s (max) |")
+		fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 		for _, s := range scenarioOrder {
 			sl := cells[[3]string{b, s, "sluice"}]
 			for _, p := range peerOrder {
@@ -257,7 +260,7 @@ func writeTables(w io.Writer, dir string) error {
 				}
 				runs := fmt.Sprintf("%d/%d", c.ok, c.total)
 				if c.total == 0 && c.na != "" {
-					fmt.Fprintf(w, "| %s | %s | n/a: %s | — | — | — | — | — | — | — | — | — | — |\n", name(scenarioLabel, s), peerName(p), strings.ReplaceAll(c.na, "|", "/"))
+					fmt.Fprintf(w, "| %s | %s | n/a: %s | — | — | — | — | — | — | — | — | — | — | — |\n", name(scenarioLabel, s), peerName(p), strings.ReplaceAll(c.na, "|", "/"))
 					continue
 				}
 				if c.ok == 0 {
@@ -265,7 +268,7 @@ func writeTables(w io.Writer, dir string) error {
 					if len(c.failures) > 0 {
 						why = "FAILED: " + strings.ReplaceAll(c.failures[0], "|", "/")
 					}
-					fmt.Fprintf(w, "| %s | %s | %s | — | — | — | — | — | — | — | — | %s | — |\n", name(scenarioLabel, s), peerName(p), why, runs)
+					fmt.Fprintf(w, "| %s | %s | %s | — | — | — | — | — | — | — | — | — | %s | — |\n", name(scenarioLabel, s), peerName(p), why, runs)
 					continue
 				}
 				ratio := "—"
@@ -274,12 +277,12 @@ func writeTables(w io.Writer, dir string) error {
 						ratio = fmtNum(sl.med("rps")/pr, 2)
 					}
 				}
-				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 					name(scenarioLabel, s), peerName(p),
 					fmtInt(c.med("rps")), ratio,
 					fmtNum(c.med("p50_ms"), 1), fmtNum(c.med("p99_ms"), 1),
 					fmtInt(c.med("errors")), fmtInt(c.med("backend_syns")), fmtInt(c.med("backend_tw")),
-					fmtNum(c.med("cpu_per_10k"), 3), fmtNum(c.med("proxy_hwm_kib")/1024, 1),
+					fmtNum(c.med("cpu_per_10k"), 3), fmtNum(c.med("backend_cpu_per_10k"), 3), fmtNum(c.med("proxy_hwm_kib")/1024, 1),
 					runs, fmtNum(maxOf(c.cols["other_cpu_s"]), 1))
 			}
 		}
