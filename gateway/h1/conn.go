@@ -509,8 +509,9 @@ const (
 // the fast path: when the request ends, the connection is handed to it
 // (idle) and its wait becomes the wait for the next request, which a
 // goroutine of the connection's had to do anyway. Per request that leaves
-// one goroutine (as before the watcher) and one deadline, the idle
-// timeout's.
+// one goroutine, as before there was a watcher, and no read deadline of
+// the watcher's own (the request's are: the head's cleared, the idle
+// timeout's set).
 
 // watch starts the watcher, if the request's body is done, nothing was
 // read ahead and none runs yet; called again when the body ends.
