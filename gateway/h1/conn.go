@@ -38,7 +38,7 @@ type conn struct {
 	s   *Server
 	c   net.Conn
 	ctx context.Context // the connection's, from Server.ConnContext
-	raw syscall.RawConn // see rawConn
+	raw syscall.RawConn // see rawConn; called under watchMu once requests are served
 	waiter
 	peer  string // c.RemoteAddr(), formatted once
 	first bool   // no request served yet: HTTP/2 prior knowledge still possible
@@ -516,7 +516,6 @@ const (
 // watch starts the watcher, if the request's body is done, nothing was
 // read ahead and none runs yet; called again when the body ends.
 func (cc *conn) watch() {
-	rc := cc.rawConn()
 	cc.watchMu.Lock()
 	defer cc.watchMu.Unlock()
 	if cc.watchOff || cc.watching != watchNone || cc.r < cc.w || cc.nPeeked > 0 || cc.broken.Load() {
@@ -524,7 +523,7 @@ func (cc *conn) watch() {
 	}
 	cc.watching = watchRequest
 	cc.waiter.classify.Store(true)
-	go cc.await(rc)
+	go cc.await(cc.rawConn()) // under watchMu: a body reader may call watch
 }
 
 // idle hands the idle connection to its watcher, started now if none ran
@@ -534,7 +533,6 @@ func (cc *conn) watch() {
 func (cc *conn) idle() bool {
 	cc.c.SetReadDeadline(time.Now().Add(cc.s.idleTimeout()))
 	cc.waiter.classify.Store(false)
-	rc := cc.rawConn()
 	cc.watchMu.Lock()
 	switch cc.watching {
 	case watchRequest:
@@ -549,6 +547,7 @@ func (cc *conn) idle() bool {
 		}
 	}
 	cc.watching = watchOwns
+	rc := cc.rawConn()
 	cc.watchMu.Unlock()
 	go cc.await(rc)
 	return true
