@@ -33,7 +33,8 @@ func putBuf(b *[]byte) {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // conn is one served connection; the fields below are its read side's,
-// owned by serve's goroutine and lent to a request's body (see doc.go).
+// owned by its watcher while it idles, by a worker while a request is
+// served, and lent to a request's body (see doc.go).
 type conn struct {
 	s   *Server
 	c   net.Conn
