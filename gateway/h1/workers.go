@@ -12,11 +12,11 @@ import (
 const maxIdleWorkers = 1024
 
 // workers are the goroutines that serve requests (conn.run). A request
-// grows its goroutine's stack well past the 2 to 8 KiB a new goroutine
-// starts with (the handler, the proxy, the upstream client: up to 16
-// KiB), and growing it means copying it, frame by frame: 5 to 6% of
-// Sluice's CPU under load (BENCHMARKS.md, issue 12), when each request
-// ran on the fresh goroutine of its connection's idle wait. A worker keeps
+// (the handler, the proxy, the upstream client) grows its goroutine's
+// stack past what a new goroutine starts with (2 KiB, or the average the
+// runtime saw at its last GC), and growing it means copying it, frame by
+// frame: 6% of Sluice's CPU under load (BENCHMARKS.md, issue 12), when
+// each request ran on the fresh goroutine of its connection's idle wait. A worker keeps
 // its grown stack from one request to the next, of any connection; the
 // idle connections wait on small goroutines of their own (conn.await),
 // which hand each next request to a worker. The runtime halves a parked
