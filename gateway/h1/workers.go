@@ -5,10 +5,9 @@ import (
 	"sync/atomic"
 )
 
-// maxIdleWorkers bounds the workers kept parked between requests. Under
-// load the parked ones number about the requests that end together (a
-// batch of upstream answers), far below this; more than this would only
-// hold stacks.
+// maxIdleWorkers bounds the workers kept parked between requests: under a
+// steady load about as many park as are taken, and this caps what a burst
+// of requests leaves behind, each with its stack.
 const maxIdleWorkers = 1024
 
 // workers are the goroutines that serve requests (conn.run). A request
