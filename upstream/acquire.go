@@ -32,35 +32,17 @@ func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, 
 // back. It returns nil, nil when the caller should wait, and an error only
 // when no server could be reached and none has an open connection.
 func (b *Backend) try(st *backendState, avoid *Server) (*pconn, error) {
+	c, sc, err := b.takeFree(st, avoid)
+	if c != nil || err != nil {
+		return c, err
+	}
 	servers := st.servers
 	n := len(servers)
-	if n == 0 {
-		// Discovery has found no server yet.
-		return nil, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.name)
-	}
-	start := st.bal.first(servers)
-	now := time.Now().UnixNano()
-	sel, ok := eligible(servers, now, avoid)
-	if !ok {
-		return nil, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.name)
-	}
 	var lastErr error
-	slow := st.cfg.Health.SlowStart
 	for i := range n {
-		s := servers[(start+i)%n]
-		if !sel.ok(s) || i == 0 && n > 1 && !s.admits(slow, now, b.coin) {
-			continue
-		}
-		if p := s.cur.Load(); p != nil {
-			if c := p.tryAcquire(); c != nil {
-				return c, nil
-			}
-		}
-	}
-	for i := range n {
-		s := servers[(start+i)%n]
+		s := servers[(sc.start+i)%n]
 		p := s.cur.Load()
-		if p == nil || !sel.ok(s) {
+		if p == nil || !sc.sel.ok(s) {
 			continue
 		}
 		err := p.grow()
@@ -84,6 +66,61 @@ func (b *Backend) try(st *backendState, avoid *Server) (*pconn, error) {
 	return nil, nil
 }
 
+// scan is where takeFree looked: the balancer's first server and the
+// servers eligible, for try to open a connection in the same order.
+type scan struct {
+	start int
+	sel   selection
+}
+
+// takeFree reserves a free slot on an open connection of a server in
+// rotation, in the balancer's order, without dialling. It returns nil and
+// where it looked when there is none, and an error when no server is in
+// rotation.
+func (b *Backend) takeFree(st *backendState, avoid *Server) (*pconn, scan, error) {
+	servers := st.servers
+	n := len(servers)
+	if n == 0 {
+		// Discovery has found no server yet.
+		return nil, scan{}, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.name)
+	}
+	start := st.bal.first(servers)
+	now := time.Now().UnixNano()
+	sel, ok := eligible(servers, now, avoid)
+	if !ok {
+		return nil, scan{}, fmt.Errorf("%w in backend %q", ErrNoHealthyServer, b.name)
+	}
+	slow := st.cfg.Health.SlowStart
+	for i := range n {
+		s := servers[(start+i)%n]
+		if !sel.ok(s) || i == 0 && n > 1 && !s.admits(slow, now, b.coin) {
+			continue
+		}
+		if p := s.cur.Load(); p != nil {
+			if c := p.tryAcquire(); c != nil {
+				return c, scan{}, nil
+			}
+		}
+	}
+	return nil, scan{start: start, sel: sel}, nil
+}
+
+// takeFor is the queue's take function (queue.wake): a free slot for a
+// waiter, or whether it should run try itself because a connection may
+// be opened or no server is in rotation (try then says which).
+func (b *Backend) takeFor(st *backendState, avoid *Server) (*pconn, bool) {
+	c, sc, err := b.takeFree(st, avoid)
+	if c != nil || err != nil {
+		return c, err != nil
+	}
+	for _, s := range st.servers {
+		if p := s.cur.Load(); p != nil && sc.sel.ok(s) && p.canGrow() {
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
 func anyOpen(servers []*Server) bool {
 	for _, s := range servers {
 		if p := s.cur.Load(); p != nil && p.stats().conns > 0 {
@@ -93,54 +130,89 @@ func anyOpen(servers []*Server) bool {
 	return false
 }
 
-// wait parks the request in the FIFO queue until a slot frees up, the queue
-// timeout passes or the client leaves.
+// wait parks the request in the FIFO queue until a slot is handed to it,
+// the queue timeout passes or the client leaves. The waiter is pooled and
+// the queue's deadlines share one timer, so waiting allocates nothing.
 func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo) (*pconn, error) {
-	w := &waiter{ch: make(chan struct{}, 1)}
-	if !b.q.enqueue(w) {
-		b.obs.rejected(reasonFull)
-		return nil, ErrQueueFull
-	}
 	start := time.Now()
-	if info != nil {
-		defer func() { info.QueueWait += time.Since(start) }()
+	w := b.q.get()
+	w.st, w.avoid = st, avoid
+	w.deadline, w.timeoutErr = start.Add(st.cfg.Queue.Timeout), ErrQueueTimeout
+	if !deadline.IsZero() && deadline.Before(w.deadline) {
+		w.deadline, w.timeoutErr = deadline, ErrTotalTimeout
 	}
-	wait, timeoutErr := st.cfg.Queue.Timeout, ErrQueueTimeout
-	if !deadline.IsZero() && time.Until(deadline) < wait {
-		wait, timeoutErr = time.Until(deadline), ErrTotalTimeout
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	leave := func(err error, reason string) (*pconn, error) {
-		if b.q.remove(w) {
-			// We were woken but will not use the slot: pass it on.
-			b.q.wake()
+	head, err := b.q.enqueue(w)
+	if err != nil {
+		b.q.put(w)
+		if err == ErrQueueFull {
+			b.obs.rejected(reasonFull)
 		}
-		if reason != "" {
-			b.obs.rejected(reason)
-		}
-		b.obs.waited(time.Since(start))
 		return nil, err
 	}
+	if head {
+		// A slot may have freed between try and enqueue, when nobody
+		// was queued to take it.
+		b.q.wake()
+	}
+	c, err := b.await(ctx, w)
+	b.q.put(w)
+	d := time.Since(start)
+	if info != nil {
+		info.QueueWait += d
+	}
+	b.obs.waited(d)
+	return c, err
+}
+
+// await waits for w's turn: a slot handed over, the deadline, the backend
+// closing, the client leaving, or the queue asking w to try for itself.
+func (b *Backend) await(ctx context.Context, w *waiter) (*pconn, error) {
 	for {
-		c, err := b.try(st, avoid)
-		if c != nil || err != nil {
-			b.q.remove(w)
-			// Capacity often frees in bulk (a new connection, a burst of
-			// completions): let the next waiter look too.
-			b.q.wake()
-			b.obs.waited(time.Since(start))
-			return c, err
-		}
 		select {
 		case <-w.ch:
-			b.q.requeue(w)
-		case <-timer.C:
-			return leave(timeoutErr, reasonTimeout)
 		case <-ctx.Done():
-			return leave(fmt.Errorf("%w: %w", ErrClientGone, context.Cause(ctx)), reasonClientGone)
-		case <-b.ctx.Done():
-			return leave(ErrClosed, "")
+			if !b.q.remove(w) {
+				// It left the queue by another's hand just now.
+				<-w.ch
+				if w.c != nil {
+					// Giving the slot back wakes the next waiter.
+					w.c.release()
+				} else if w.err == nil {
+					// It was to try for itself: let the next one.
+					b.q.wake()
+				}
+			}
+			b.obs.rejected(reasonClientGone)
+			return nil, fmt.Errorf("%w: %w", ErrClientGone, context.Cause(ctx))
 		}
+		switch {
+		case w.c != nil:
+			return w.c, nil
+		case w.err == ErrClosed:
+			return nil, w.err
+		case w.err != nil:
+			b.obs.rejected(reasonTimeout)
+			return nil, w.err
+		}
+		// Try for itself, back at the head of the queue meanwhile so that
+		// a slot freed during the try is not missed.
+		if !b.q.requeue(w) {
+			return nil, ErrClosed
+		}
+		c, err := b.try(w.st, w.avoid)
+		if c == nil && err == nil {
+			continue
+		}
+		if !b.q.remove(w) {
+			<-w.ch
+			if w.c != nil {
+				// Handed a second slot meanwhile.
+				w.c.release()
+			}
+		}
+		// Capacity often comes in bulk (a new connection): the queue
+		// hands out the rest.
+		b.q.wake()
+		return c, err
 	}
 }

@@ -1,7 +1,7 @@
 package upstream
 
-// One attempt's lifetime: its upstream context, timers and connection slot
-// (tracker), and the response body that ends them when the client is done.
+// One attempt's lifetime: its upstream context, timeouts and connection slot
+// (tracker, swept by its backend's attempts), and the response body that ends them when the client is done.
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -17,19 +18,35 @@ import (
 // errClientLeft cancels an upstream request whose client left abortGrace ago.
 var errClientLeft = errors.New("upstream: client left")
 
-// tracker holds one attempt's upstream context, timers and slot, and ends
+// sweepEvery is how often a backend's attempts in flight are checked for
+// their timeouts and for clients gone (attempts.sweep). Those fire up to
+// two sweeps late, and never early.
+const sweepEvery = 50 * time.Millisecond
+
+// Phases of an attempt, as the sweep sees them.
+const (
+	phaseHeaders  int32 = iota // awaiting response headers: the header timeout
+	phaseBody                  // the body streams: the idle timeout
+	phaseDraining              // Close drains the rest: abortGrace
+	phaseNone                  // upgraded: no timeout of a request
+)
+
+// tracker holds one attempt's upstream context, timeouts and slot, and ends
 // them once. The attempt's context keeps the client's values but not its
-// cancellation (context.WithoutCancel), so that the client leaving does not
-// reset the stream at once; it is cancelled, with a cause, by the tracker's
-// timers, by the client having left abortGrace ago, or by the total
-// timeout's deadline. One allocation holds the trace hooks, the request
-// and URL sent, and the response body wrapper.
+// cancellation (see values), so that the client leaving does not reset the
+// stream at once; it is cancelled, with a cause, by its backend's sweep
+// (the header and idle timeouts, the client having left abortGrace ago), or
+// by the total timeout's deadline. No timer and no context registration
+// per attempt: the sweep checks every attempt in flight each sweepEvery.
+// One allocation holds the trace hooks, the request and URL sent, and the
+// response body wrapper.
 type tracker struct {
-	client context.Context // the client's: fire checks whether it left
+	client context.Context // the client's: the sweep checks whether it left
 	ctx    context.Context // the attempt's
 	cancel context.CancelCauseFunc
 	// stopTotal releases the total timeout's deadline, when there is one.
 	stopTotal context.CancelFunc
+	vals      values // the parent of ctx
 
 	c     *pconn       // the connection whose slot the attempt holds
 	out   http.Request // the attempt's copy of the request
@@ -37,64 +54,99 @@ type tracker struct {
 	trace httptrace.ClientTrace
 	wrote atomic.Bool // request headers written
 	body  body
-	stop  func() bool // unregisters from the client's context
-	timer *time.Timer
-	idle  time.Duration
 
-	inBody   atomic.Bool
-	leaving  atomic.Bool // the client left; the grace timer runs
-	draining atomic.Bool // the body is drained on Close
-	ended    bool
+	header, idle time.Duration
+	// phase and reads are the request side's news for the sweep: which
+	// timeout applies, and a count of body reads (each restarts the idle
+	// timeout).
+	phase atomic.Int32
+	reads atomic.Uint64
+
+	// The sweep's own, guarded by attempts.mu: the set's links, whether
+	// the attempt is in it, the phase and reads it saw last, since when
+	// (UnixNano) the current timeout runs, and when it saw the client
+	// gone (0: not yet).
+	set        *attempts
+	prev, next *tracker
+	listed     bool
+	seenPhase  int32
+	seenReads  uint64
+	since      int64
+	leftAt     int64
+
+	ended bool
 }
 
 // newTracker starts an attempt on c's slot for a request of clientCtx: its
-// context, and one timer, first the response header timeout (headerTimeout),
-// then the idle timeout while the body streams; the timer's callback also
-// runs when the client leaves. deadline, when not zero, ends the attempt
-// with ErrTotalTimeout.
-func newTracker(clientCtx context.Context, c *pconn, headerTimeout, idle time.Duration, deadline time.Time) *tracker {
-	t := &tracker{client: clientCtx, c: c, idle: idle}
-	ctx := context.WithoutCancel(clientCtx)
+// context, watched by set for the response header timeout (headerTimeout),
+// then the idle timeout while the body streams, and for the client
+// leaving. deadline, when not zero, ends the attempt with ErrTotalTimeout.
+func newTracker(set *attempts, clientCtx context.Context, c *pconn, headerTimeout, idle time.Duration, deadline time.Time) *tracker {
+	t := &tracker{client: clientCtx, c: c, header: headerTimeout, idle: idle}
+	// The caller's trace hooks (Got1xxResponse) compose with the
+	// tracker's (WroteHeaders).
+	if ct := httptrace.ContextClientTrace(clientCtx); ct != nil {
+		t.trace = *ct
+	}
+	if w := t.trace.WroteHeaders; w != nil {
+		t.trace.WroteHeaders = func() { t.wrote.Store(true); w() }
+	} else {
+		t.trace.WroteHeaders = func() { t.wrote.Store(true) }
+	}
+	t.vals = values{client: clientCtx, trace: &t.trace}
+	var ctx context.Context = &t.vals
 	if !deadline.IsZero() {
 		ctx, t.stopTotal = context.WithDeadlineCause(ctx, deadline, ErrTotalTimeout)
 	}
 	t.ctx, t.cancel = context.WithCancelCause(ctx)
-	t.trace.WroteHeaders = func() { t.wrote.Store(true) }
-	fire := t.fire
-	t.timer = time.AfterFunc(headerTimeout, fire)
-	t.stop = context.AfterFunc(clientCtx, fire)
+	set.add(t)
 	return t
 }
 
 // cause is why the attempt was cancelled, or nil.
 func (t *tracker) cause() error { return context.Cause(t.ctx) }
 
-// fire runs when the timer expires or the client leaves.
-func (t *tracker) fire() {
+// bodyPhase switches to the idle timeout.
+func (t *tracker) bodyPhase() { t.phase.Store(phaseBody) }
+
+// noTimeouts ends the request timeouts of an upgraded connection; the
+// client leaving still ends it.
+func (t *tracker) noTimeouts() { t.phase.Store(phaseNone) }
+
+// due is the sweep's check at now: the cause to cancel the attempt with,
+// or nil. Called with attempts.mu held.
+func (t *tracker) due(now int64) error {
+	ph := t.phase.Load()
+	if ph != t.seenPhase {
+		t.seenPhase, t.since = ph, now
+	}
+	if r := t.reads.Load(); r != t.seenReads {
+		t.seenReads, t.since = r, now
+	}
+	left := t.client.Err() != nil
 	switch {
-	case t.draining.Load():
-		t.cancel(ErrIdleTimeout)
-	case t.client.Err() != nil:
+	case ph == phaseDraining:
+		if left || now-t.since >= int64(abortGrace) {
+			return ErrIdleTimeout
+		}
+	case left:
 		// The client left: the request gets abortGrace to finish before
 		// it is reset.
-		if t.leaving.CompareAndSwap(false, true) {
-			time.AfterFunc(abortGrace, func() { t.cancel(errClientLeft) })
+		if t.leftAt == 0 {
+			t.leftAt = now
+		} else if now-t.leftAt >= int64(abortGrace) {
+			return errClientLeft
 		}
-	case t.inBody.Load():
-		t.cancel(ErrIdleTimeout)
-	default:
-		t.cancel(ErrResponseHeaderTimeout)
+	case ph == phaseHeaders:
+		if now-t.since >= int64(t.header) {
+			return ErrResponseHeaderTimeout
+		}
+	case ph == phaseBody:
+		if t.idle > 0 && now-t.since >= int64(t.idle) {
+			return ErrIdleTimeout
+		}
 	}
-}
-
-// bodyPhase switches the timer to the idle timeout.
-func (t *tracker) bodyPhase() {
-	t.inBody.Store(true)
-	if t.idle > 0 {
-		t.timer.Reset(t.idle)
-	} else {
-		t.timer.Stop()
-	}
+	return nil
 }
 
 func (t *tracker) finish() {
@@ -102,14 +154,136 @@ func (t *tracker) finish() {
 		return
 	}
 	t.ended = true
-	t.timer.Stop()
-	t.stop()
+	t.set.remove(t)
 	t.cancel(nil)
 	if t.stopTotal != nil {
 		t.stopTotal()
 	}
 	t.c.server().active.Add(-1)
 	t.c.done()
+}
+
+// traceKey is the context key under which net/http/httptrace keeps a
+// request's ClientTrace, learnt once by asking ContextClientTrace of a
+// context that records the key it is asked for. An attempt's context
+// answers it with the tracker's trace (values.Value), so that an attempt
+// needs neither httptrace.WithClientTrace's context nor its reflective
+// composition of two traces.
+var traceKey = func() any {
+	var k keySpy
+	httptrace.ContextClientTrace(&k)
+	return k.key
+}()
+
+type keySpy struct {
+	context.Context
+	key any
+}
+
+func (k *keySpy) Value(key any) any {
+	k.key = key
+	return nil
+}
+
+// values is the parent of an attempt's context: the client's values
+// without its cancellation, as context.WithoutCancel, and the attempt's
+// trace. It lives in the tracker, so it costs no allocation.
+type values struct {
+	client context.Context
+	trace  *httptrace.ClientTrace
+}
+
+var _ context.Context = (*values)(nil)
+
+func (*values) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*values) Done() <-chan struct{}       { return nil }
+func (*values) Err() error                  { return nil }
+
+func (v *values) Value(key any) any {
+	if key == traceKey {
+		return v.trace
+	}
+	return v.client.Value(key)
+}
+
+// attempts is the set of a backend's attempts in flight. While it is not
+// empty a timer sweeps it every sweepEvery, cancelling the attempts whose
+// timeout passed or whose client left abortGrace ago. Adding and removing
+// take a short lock; an attempt costs no timer of its own.
+type attempts struct {
+	mu    sync.Mutex // guards the list, armed and the trackers' sweep fields
+	head  *tracker
+	armed bool // the timer will sweep
+	timer *time.Timer
+}
+
+func (a *attempts) add(t *tracker) {
+	now := time.Now().UnixNano()
+	a.mu.Lock()
+	t.set, t.listed, t.since = a, true, now
+	t.next = a.head
+	if a.head != nil {
+		a.head.prev = t
+	}
+	a.head = t
+	if !a.armed {
+		a.armed = true
+		if a.timer == nil {
+			a.timer = time.AfterFunc(sweepEvery, a.sweep)
+		} else {
+			a.timer.Reset(sweepEvery)
+		}
+	}
+	a.mu.Unlock()
+}
+
+func (a *attempts) remove(t *tracker) {
+	a.mu.Lock()
+	a.unlinkLocked(t)
+	a.mu.Unlock()
+}
+
+func (a *attempts) unlinkLocked(t *tracker) {
+	if !t.listed {
+		return
+	}
+	if t.prev != nil {
+		t.prev.next = t.next
+	} else {
+		a.head = t.next
+	}
+	if t.next != nil {
+		t.next.prev = t.prev
+	}
+	t.prev, t.next, t.listed = nil, nil, false
+}
+
+// sweep cancels the attempts that are due, outside the lock, and runs
+// again after sweepEvery while any attempt is in flight.
+func (a *attempts) sweep() {
+	type due struct {
+		t     *tracker
+		cause error
+	}
+	var fire []due
+	now := time.Now().UnixNano()
+	a.mu.Lock()
+	for t := a.head; t != nil; {
+		next := t.next
+		if cause := t.due(now); cause != nil {
+			a.unlinkLocked(t)
+			fire = append(fire, due{t, cause})
+		}
+		t = next
+	}
+	a.armed = a.head != nil
+	if a.armed {
+		a.timer.Reset(sweepEvery)
+	}
+	a.mu.Unlock()
+	for _, d := range fire {
+		d.t.cancel(d.cause)
+	}
 }
 
 // body wraps a response body so that closing it early drains (or, over
@@ -131,8 +305,9 @@ func (b *body) Read(p []byte) (int, error) {
 		if c := b.t.cause(); c == ErrIdleTimeout || c == ErrTotalTimeout {
 			err = c
 		}
-	case b.t.idle > 0:
-		b.t.timer.Reset(b.t.idle)
+	default:
+		// Restarts the idle timeout (tracker.due).
+		b.t.reads.Add(1)
 	}
 	return n, err
 }
@@ -152,8 +327,7 @@ func (b *body) Close() error {
 	}
 	if !b.eof {
 		// Bound the drain in time as well as in bytes.
-		b.t.draining.Store(true)
-		b.t.timer.Reset(abortGrace)
+		b.t.phase.Store(phaseDraining)
 		io.CopyN(io.Discard, b.rc, drainLimit)
 	}
 	err := b.rc.Close()

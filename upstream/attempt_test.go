@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -77,8 +79,9 @@ func TestEarlyCloseOverH2CDoesNotWait(t *testing.T) {
 	})
 }
 
-// TestTrackerTimers runs an attempt's timers on synctest's clock: when its
-// context ends, and why, for each way an attempt can end.
+// TestTrackerTimers runs an attempt's timeouts on synctest's clock: when
+// its context ends, and why, for each way an attempt can end. The sweep
+// fires them up to two sweeps late, never early.
 func TestTrackerTimers(t *testing.T) {
 	const (
 		header = 10 * time.Second
@@ -141,7 +144,7 @@ func TestTrackerTimers(t *testing.T) {
 		},
 		{
 			name: "client leaves while the body drains", idle: idle,
-			act: func(tr *tracker, leave context.CancelFunc) { tr.bodyPhase(); tr.draining.Store(true); leave() },
+			act: func(tr *tracker, leave context.CancelFunc) { tr.bodyPhase(); tr.phase.Store(phaseDraining); leave() },
 			at:  0, err: context.Canceled, cause: ErrIdleTimeout,
 		},
 	}
@@ -160,7 +163,8 @@ func TestTrackerTimers(t *testing.T) {
 				if tt.total > 0 {
 					deadline = start.Add(tt.total)
 				}
-				tr := newTracker(clientCtx, &pconn{pool: p}, header, tt.idle, deadline)
+				var set attempts
+				tr := newTracker(&set, clientCtx, &pconn{pool: p}, header, tt.idle, deadline)
 				tr.body = body{rc: io.NopCloser(strings.NewReader("abcdef")), t: tr}
 				if tt.act != nil {
 					tt.act(tr, leave)
@@ -176,8 +180,8 @@ func TestTrackerTimers(t *testing.T) {
 					}
 				}
 				if !tt.never {
-					if d := time.Since(start); d != tt.at {
-						t.Errorf("context ended after %v, want %v", d, tt.at)
+					if d := time.Since(start); d < tt.at || d > tt.at+2*sweepEvery {
+						t.Errorf("context ended after %v, want %v (+ up to %v)", d, tt.at, 2*sweepEvery)
 					}
 					if err, cause := tr.ctx.Err(), tr.cause(); err != tt.err || cause != tt.cause {
 						t.Errorf("context ended with %v (cause %v), want %v (cause %v)", err, cause, tt.err, tt.cause)
@@ -191,7 +195,77 @@ func TestTrackerTimers(t *testing.T) {
 				if a, n := s.active.Load(), p.inflight.Load(); a != 0 || n != 0 {
 					t.Errorf("after finish: %d active, %d in flight; want the slot given back once", a, n)
 				}
+				if set.head != nil {
+					t.Error("finish left the attempt in its backend's set")
+				}
 			})
 		})
+	}
+}
+
+// TestTrackerContext: an attempt's context keeps the client's values and
+// trace hooks, adds its own WroteHeaders, and does not end when the client
+// leaves (abortGrace); finish ends it.
+func TestTrackerContext(t *testing.T) {
+	type key struct{}
+	var got1xx, callerWrote bool
+	caller := &httptrace.ClientTrace{
+		Got1xxResponse: func(int, textproto.MIMEHeader) error { got1xx = true; return nil },
+		WroteHeaders:   func() { callerWrote = true },
+	}
+	clientCtx, leave := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	clientCtx = httptrace.WithClientTrace(clientCtx, caller)
+	var set attempts
+	s := &Server{addr: "a:1"}
+	p := newPool(poolConfig{server: s})
+	defer p.close()
+	p.inflight.Store(1)
+	s.active.Store(1)
+	tr := newTracker(&set, clientCtx, &pconn{pool: p}, time.Minute, time.Minute, time.Time{})
+	if v := tr.ctx.Value(key{}); v != "v" {
+		t.Errorf("client's value: %v", v)
+	}
+	trace := httptrace.ContextClientTrace(tr.ctx)
+	if trace == nil || trace.Got1xxResponse == nil || trace.WroteHeaders == nil {
+		t.Fatalf("attempt's trace %+v, want the caller's Got1xxResponse and WroteHeaders", trace)
+	}
+	trace.WroteHeaders()
+	trace.Got1xxResponse(103, nil)
+	if !tr.wrote.Load() || !callerWrote || !got1xx {
+		t.Errorf("hooks called: tracker's WroteHeaders %v, caller's %v, Got1xxResponse %v", tr.wrote.Load(), callerWrote, got1xx)
+	}
+	leave()
+	if err := tr.ctx.Err(); err != nil {
+		t.Errorf("the attempt ended with its client: %v", err)
+	}
+	tr.finish()
+	if tr.ctx.Err() == nil {
+		t.Error("finish left the attempt's context open")
+	}
+}
+
+// TestTrackerAllocs pins what an attempt's tracking costs: the tracker,
+// its WroteHeaders hook, and its cancelable context (the context, its
+// cancel function and Done channel); no timer, no context registered with
+// the client's, no trace context (11 allocations with those).
+func TestTrackerAllocs(t *testing.T) {
+	var set attempts
+	s := &Server{addr: "a:1"}
+	p := newPool(poolConfig{server: s})
+	defer p.close()
+	c := &pconn{pool: p}
+	clientCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clientCtx = httptrace.WithClientTrace(clientCtx, &httptrace.ClientTrace{Got1xxResponse: func(int, textproto.MIMEHeader) error { return nil }})
+	allocs := testing.AllocsPerRun(100, func() {
+		p.inflight.Add(1)
+		s.active.Add(1)
+		tr := newTracker(&set, clientCtx, c, time.Minute, time.Minute, time.Time{})
+		tr.ctx.Done() // the h2c client waits on it
+		tr.bodyPhase()
+		tr.finish()
+	})
+	if allocs > 5 {
+		t.Errorf("an attempt's tracking: %v allocations, want at most 5", allocs)
 	}
 }

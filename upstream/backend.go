@@ -23,6 +23,7 @@ type Backend struct {
 	name string
 	st   atomic.Pointer[backendState]
 	q    queue
+	att  attempts // the attempts in flight, swept for their timeouts
 	h1t  *http.Transport
 	obs  *backendMetrics // the backend's series; obs.m is the whole set
 	log  *slog.Logger
@@ -86,6 +87,7 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 
 		lookupFor: dnsLookup,
 	}
+	b.q.take = b.takeFor
 	st, _, _ := b.buildState(cfg, nil)
 	b.q.max.Store(int64(cfg.Queue.MaxPending))
 	b.st.Store(st)
@@ -179,7 +181,7 @@ func (b *Backend) Close() {
 	b.bgMu.Lock()
 	b.cancel()
 	b.bgMu.Unlock()
-	b.q.wakeAll()
+	b.q.closeAll()
 	b.wg.Wait()
 	for _, s := range b.cur().servers {
 		s.shutDown()

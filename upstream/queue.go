@@ -3,52 +3,132 @@ package upstream
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// waiter is one request parked in a backend's queue.
+// waiter is one request parked in a backend's queue. Waiters are pooled
+// (queue.get, queue.put): a queued request allocates nothing.
 type waiter struct {
-	// ch gets one token when the waiter is popped: capacity may be free.
-	ch         chan struct{}
+	// ch gets one token when the waiter leaves the queue by another's
+	// hand (wake, expire or closeAll), with its outcome in c and err. It
+	// has room for that token, so sending never blocks.
+	ch chan struct{}
+
+	// What the slot is for, read by the queue's take function.
+	st    *backendState
+	avoid *Server
+
+	// deadline is when the waiter gives up with timeoutErr
+	// (ErrQueueTimeout or ErrTotalTimeout).
+	deadline   time.Time
+	timeoutErr error
+
+	// Guarded by queue.mu: the links, whether the waiter is in the
+	// queue, and the outcome, set before the token is sent. c is a slot
+	// handed over; err ends the wait; neither means "capacity may be
+	// there but the queue could not take it for you: try yourself"
+	// (a connection may be opened, or no server is in rotation).
+	// gen counts the waiter's times in the queue.
 	prev, next *waiter
-	queued     bool // guarded by queue.mu
+	queued     bool
+	gen        uint64
+	c          *pconn
+	err        error
 }
 
+// get takes a waiter from the queue's pool. The pool is the queue's own,
+// not a global one, so that a waiter's channel stays with the backend
+// (and, in tests, in the backend's synctest bubble).
+func (q *queue) get() *waiter {
+	if w, ok := q.waiters.Get().(*waiter); ok {
+		return w
+	}
+	return &waiter{ch: make(chan struct{}, 1)}
+}
+
+// put recycles w; its token, if any, has been received.
+func (q *queue) put(w *waiter) {
+	*w = waiter{ch: w.ch, gen: w.gen}
+	q.waiters.Put(w)
+}
+
+// takeFunc tries to reserve a slot for a waiter of st avoiding avoid,
+// without blocking and without dialling. It returns the slot, or nil with
+// look set when the waiter should try for itself (see waiter.err).
+type takeFunc func(st *backendState, avoid *Server) (c *pconn, look bool)
+
 // queue is a bounded FIFO of requests waiting for any connection slot of a
-// backend. Waking pops the head, so each freed slot wakes one request.
+// backend. A freed slot is handed straight to the head waiter (wake): the
+// waiter wakes up with its slot, and nobody else wakes. Queue deadlines are
+// enforced by one timer for the whole queue, armed for the earliest.
 type queue struct {
 	max atomic.Int64 // changes on reload
 
-	mu         sync.Mutex // guards head, tail, waiter.queued and links
+	// take is the backend's reservation for a waiter (Backend.takeFor),
+	// set once before use. It is called without mu held.
+	take takeFunc
+
+	mu         sync.Mutex // guards the fields below and the waiters' queue fields
 	head, tail *waiter
+	closed     bool // closeAll ran: no more waiters
+	// waking is set while one goroutine runs wake's loop; again asks it
+	// for one more round (capacity changed meanwhile). Only one hands out
+	// slots at a time, so a burst of completions folds into one loop.
+	waking, again bool
+	// timer fires expire at timerAt, the earliest deadline when it was
+	// armed (zero: not armed). Deadlines nearly always grow along the
+	// queue, so enqueue rarely moves it.
+	timer   *time.Timer
+	timerAt time.Time
+
+	waiters sync.Pool // of *waiter
 
 	// n counts queued waiters; read without mu so the hot path can see an
 	// empty queue without locking.
 	n atomic.Int64
 }
 
-// enqueue adds w at the tail, or reports false if the queue is full.
-func (q *queue) enqueue(w *waiter) bool {
+// enqueue adds w at the tail. It fails with ErrQueueFull when the queue is
+// full and ErrClosed after closeAll; head reports that w is first in line,
+// in which case the caller runs wake: a slot may have freed just before.
+func (q *queue) enqueue(w *waiter) (head bool, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.n.Load() >= q.max.Load() {
-		return false
+	switch {
+	case q.closed:
+		return false, ErrClosed
+	case q.n.Load() >= q.max.Load():
+		return false, ErrQueueFull
 	}
 	q.linkLocked(w, false)
-	return true
+	if q.timerAt.IsZero() || w.deadline.Before(q.timerAt) {
+		q.armLocked(w.deadline)
+	}
+	return q.head == w, nil
 }
 
 // requeue puts a woken waiter back at the head: it keeps its place in line.
-func (q *queue) requeue(w *waiter) {
+// It reports false after closeAll.
+func (q *queue) requeue(w *waiter) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
 	if !w.queued {
 		q.linkLocked(w, true)
+		if q.timerAt.IsZero() || w.deadline.Before(q.timerAt) {
+			q.armLocked(w.deadline)
+		}
 	}
+	return true
 }
 
 // linkLocked puts w at the head (front) or the tail of the queue.
 func (q *queue) linkLocked(w *waiter, front bool) {
 	w.queued = true
+	w.gen++
+	w.c, w.err = nil, nil
 	w.prev, w.next = nil, nil
 	switch {
 	case q.head == nil:
@@ -79,51 +159,129 @@ func (q *queue) unlinkLocked(w *waiter) {
 	q.n.Add(-1)
 }
 
-// remove takes w out of the queue. It reports whether w had already been
-// popped by wake, in which case w owns a wake-up it must use or pass on.
-func (q *queue) remove(w *waiter) (woken bool) {
+// signalLocked takes w out of the queue with its outcome.
+func (q *queue) signalLocked(w *waiter, c *pconn, err error) {
+	q.unlinkLocked(w)
+	w.c, w.err = c, err
+	w.ch <- struct{}{}
+}
+
+// remove takes w out of the queue. It reports false if w had already left
+// it by another's hand: its token is then in w.ch (see leave).
+func (q *queue) remove(w *waiter) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if w.queued {
 		q.unlinkLocked(w)
-		return false
+		return true
 	}
-	return true
+	return false
 }
 
-// wake pops the head waiter and signals it. Cheap when nobody waits.
+// wake hands free slots to waiters, head first, until a waiter finds none.
+// Every place where capacity may have appeared calls it (a slot given back,
+// a connection opened, a server back in rotation); it is cheap when
+// nobody waits. A call while another goroutine runs the loop makes that
+// one go round again instead.
 func (q *queue) wake() {
 	if q.n.Load() == 0 {
 		return
 	}
 	q.mu.Lock()
-	w := q.head
-	if w != nil {
-		q.unlinkLocked(w)
+	if q.waking {
+		q.again = true
+		q.mu.Unlock()
+		return
 	}
-	q.mu.Unlock()
-	if w != nil {
-		select {
-		case w.ch <- struct{}{}:
+	q.waking = true
+	for q.head != nil {
+		q.again = false
+		// What w wants is read under mu: once mu is released w may
+		// leave, and its struct be recycled for another request (gen).
+		w := q.head
+		st, avoid, gen := w.st, w.avoid, w.gen
+		q.mu.Unlock()
+		c, look := q.take(st, avoid)
+		q.mu.Lock()
+		here := w.queued && w.gen == gen
+		switch {
+		case c == nil && look:
+			if !here {
+				continue
+			}
+			// One waiter at a time tries for itself (it may dial); it
+			// wakes the queue again once it has a slot or an error.
+			q.signalLocked(w, nil, nil)
+		case c == nil:
+			if q.again {
+				continue
+			}
+		case here:
+			q.signalLocked(w, c, nil)
+			continue
 		default:
+			// w left (timed out, or its client went) while the slot was
+			// taken for it: give the slot back, which wakes the queue
+			// again, folded into this loop.
+			q.again = true
+			q.mu.Unlock()
+			c.release()
+			q.mu.Lock()
+			continue
 		}
+		break
+	}
+	q.waking = false
+	q.mu.Unlock()
+}
+
+// armLocked sets the timer to fire at t.
+func (q *queue) armLocked(t time.Time) {
+	q.timerAt = t
+	if q.timer == nil {
+		q.timer = time.AfterFunc(time.Until(t), q.expire)
+		return
+	}
+	q.timer.Reset(time.Until(t))
+}
+
+// expire ends the wait of every waiter whose deadline has passed, and arms
+// the timer for the earliest deadline left. The walk is over the whole
+// queue (a retried request may carry an earlier total deadline than those
+// ahead of it), but the timer fires about once per queue timeout when the
+// waiters it was armed for got their slots first.
+func (q *queue) expire() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.timerAt = time.Time{}
+	now := time.Now()
+	var next time.Time
+	for w := q.head; w != nil; {
+		nx := w.next
+		if !w.deadline.After(now) {
+			q.signalLocked(w, nil, w.timeoutErr)
+		} else if next.IsZero() || w.deadline.Before(next) {
+			next = w.deadline
+		}
+		w = nx
+	}
+	if !next.IsZero() && !q.closed {
+		q.armLocked(next)
 	}
 }
 
-// wakeAll signals every waiter, for shutdown.
-func (q *queue) wakeAll() {
+// closeAll ends every wait with ErrClosed and refuses new waiters, for
+// shutdown.
+func (q *queue) closeAll() {
 	q.mu.Lock()
-	var ws []*waiter
-	for w := q.head; w != nil; w = q.head {
-		q.unlinkLocked(w)
-		ws = append(ws, w)
+	defer q.mu.Unlock()
+	q.closed = true
+	for q.head != nil {
+		q.signalLocked(q.head, nil, ErrClosed)
 	}
-	q.mu.Unlock()
-	for _, w := range ws {
-		select {
-		case w.ch <- struct{}{}:
-		default:
-		}
+	if q.timer != nil {
+		q.timer.Stop()
+		q.timerAt = time.Time{}
 	}
 }
 

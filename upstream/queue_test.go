@@ -94,7 +94,8 @@ func TestQueueWait(t *testing.T) {
 }
 
 // TestQueueOrder: enqueue adds at the tail, requeue at the head, remove
-// takes out any place; wake pops in that order.
+// takes out any place; wake hands slots out in that order, one per free
+// slot, with the slot in the waiter.
 func TestQueueOrder(t *testing.T) {
 	tests := []struct {
 		name string
@@ -112,13 +113,21 @@ func TestQueueOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			free := 0
 			var q queue
+			q.take = func(*backendState, *Server) (*pconn, bool) {
+				if free == 0 {
+					return nil, false
+				}
+				free--
+				return &pconn{}, false
+			}
 			q.max.Store(10)
 			ws := map[byte]*waiter{}
 			names := map[*waiter]string{}
 			get := func(c byte) *waiter {
 				if ws[c] == nil {
-					ws[c] = &waiter{ch: make(chan struct{}, 1)}
+					ws[c] = &waiter{ch: make(chan struct{}, 1), deadline: time.Now().Add(time.Hour)}
 					names[ws[c]] = string(c)
 				}
 				return ws[c]
@@ -147,15 +156,20 @@ func TestQueueOrder(t *testing.T) {
 			var got string
 			for range len(tt.want) {
 				w := q.head
+				free = 1
 				q.wake()
 				got += names[w]
-				if len(w.ch) != 1 {
-					t.Errorf("%s not signalled", names[w])
+				if len(w.ch) != 1 || w.c == nil {
+					t.Errorf("%s not handed a slot", names[w])
+				}
+				if q.len() > 0 && len(q.head.ch) != 0 {
+					t.Errorf("%s signalled without a slot", names[q.head])
 				}
 			}
 			if got != tt.want || q.head != nil || q.tail != nil {
 				t.Errorf("woken %q, want %q; head %v tail %v after", got, tt.want, q.head, q.tail)
 			}
+			q.timer.Stop()
 		})
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptrace"
 	"time"
 )
 
@@ -128,15 +127,14 @@ func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendStat
 	s.active.Add(1)
 	s.requests.Add(1)
 
-	t := newTracker(clientCtx, c, st.cfg.ResponseHeaderTimeout, st.cfg.IdleTimeout, deadline)
+	t := newTracker(&b.att, clientCtx, c, st.cfg.ResponseHeaderTimeout, st.cfg.IdleTimeout, deadline)
 	// The tracker holds the attempt's request and URL, so the copies cost
-	// no allocation.
+	// no allocation. Its context carries the caller's trace hooks
+	// (Got1xxResponse) composed with its own (WroteHeaders).
 	t.url = *req.URL
 	t.url.Scheme, t.url.Host = "http", s.addr
-	// The caller's trace hooks (Got1xxResponse) compose with the
-	// tracker's (WroteHeaders).
 	out := &t.out
-	*out = *req.WithContext(httptrace.WithClientTrace(t.ctx, &t.trace))
+	*out = *req.WithContext(t.ctx)
 	out.URL, out.Body = &t.url, reqBody
 	if info != nil && info.Got1xx != nil {
 		// The caller's 1xx hook, given without a context of its own, on
@@ -168,7 +166,7 @@ func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendStat
 		// Upgraded connections (WebSocket over HTTP/1.1) need the writable
 		// body the ReverseProxy looks for, and are not subject to the idle
 		// timeout of a request.
-		t.timer.Stop()
+		t.noTimeouts()
 		resp.Body = &upgradedBody{ReadWriteCloser: rwc, t: t}
 		return resp, true, nil
 	}
