@@ -132,16 +132,43 @@ func (c *Conn) Reserve() error {
 		c.mu.Unlock()
 		return ErrBusy
 	}
-	if c.serverClosedLocked() {
-		c.closeLocked(ErrIdleClosed)
-		c.mu.Unlock()
-		c.nc.Close()
-		c.runHook()
-		return ErrIdleClosed
+	if err := c.checkIdleLocked(); err != nil {
+		return err
 	}
 	c.state = stateReserved
 	c.mu.Unlock()
 	return nil
+}
+
+// CheckIdle closes an idle connection the server has closed, as Reserve
+// would find it, and reports ErrIdleClosed; it leaves a connection in use
+// alone. The pool's reaper calls it, so that such a connection leaves the
+// pool (and its socket closes) without waiting for a request.
+func (c *Conn) CheckIdle() error {
+	c.mu.Lock()
+	if c.state != stateIdle {
+		c.mu.Unlock()
+		return nil
+	}
+	if err := c.checkIdleLocked(); err != nil {
+		return err
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// checkIdleLocked peeks at an idle connection. If the server closed it,
+// it closes it, unlocks mu, runs the hook and returns ErrIdleClosed;
+// otherwise mu stays locked.
+func (c *Conn) checkIdleLocked() error {
+	if !c.serverClosedLocked() {
+		return nil
+	}
+	c.closeLocked(ErrIdleClosed)
+	c.mu.Unlock()
+	c.nc.Close()
+	c.runHook()
+	return ErrIdleClosed
 }
 
 // serverClosedLocked peeks at an idle connection's socket: anything to
