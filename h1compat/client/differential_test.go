@@ -12,9 +12,21 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sluice-gw/sluice/h1compat"
 )
+
+// netHTTPTransport is the HTTP/1.1 transport the pool used before this
+// package, as h1compat configured it.
+func netHTTPTransport() *http.Transport {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	return &http.Transport{
+		Protocols:              &protos,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: 1 << 20,
+		WriteBufferSize:        16 << 10,
+		ReadBufferSize:         16 << 10,
+	}
+}
 
 // exchangeCase is one request and how the server answers it.
 type exchangeCase struct {
@@ -131,10 +143,9 @@ func runCase(t *testing.T, rt http.RoundTripper, base string, tc exchangeCase) o
 }
 
 // TestDifferentialAgainstNetHTTP sends the same exchanges through this
-// client and through net/http's ClientConn (h1compat, the path it
-// replaces) to a net/http server, and compares what each client returns
-// and what the server saw. Where the two differ on purpose, the case says
-// so.
+// client and through net/http's ClientConn (the path it replaces) to a
+// net/http server, and compares what each client returns and what the
+// server saw. Where the two differ on purpose, the case says so.
 func TestDifferentialAgainstNetHTTP(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(diffHandler))
 	t.Cleanup(srv.Close)
@@ -146,8 +157,7 @@ func TestDifferentialAgainstNetHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mine.Close() })
-	tr := h1compat.NewTransport(h1compat.Config{})
-	theirs, err := h1compat.Dial(ctx, tr, addr)
+	theirs, err := netHTTPTransport().NewClientConn(ctx, "http", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

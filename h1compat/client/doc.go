@@ -31,7 +31,8 @@
 // The request's context interrupts the exchange (a deadline set in the
 // past, from a context.AfterFunc) and the connection is then closed.
 //
-// net/http's HTTP/1.1 transport is no longer used for pooled connections;
-// package h1compat keeps it for the tunnels of upgrade requests
-// (upstream/tunnel.go), which dial a connection of their own.
+// Both the pool's connections and the tunnels of upgrade requests
+// (upstream/tunnel.go, a connection of their own per tunnel, handed over
+// by the 101) use this package; net/http's HTTP/1.1 transport is left only
+// in this package's differential test, as the reference.
 package client
