@@ -576,3 +576,70 @@ func TestInvalidRequestKeepsConnection(t *testing.T) {
 		t.Fatalf("body %q", body)
 	}
 }
+
+// failingReader returns n bytes, then err.
+type failingReader struct {
+	n   int
+	err error
+}
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, r.err
+	}
+	k := min(len(p), r.n)
+	r.n -= k
+	return k, nil
+}
+
+// TestRequestBodyFails: a request body that fails before anything was
+// written leaves the connection usable; one that fails after the head
+// went out (a body longer than a buffer) fails the request with the
+// body's error and closes the connection, even though the server still
+// waits for the rest.
+func TestRequestBodyFails(t *testing.T) {
+	errClient := errors.New("client went away")
+	fs := newFakeServer(t, serveEach(func(*http.Request, []byte) string {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	}))
+	c := fs.dial(t, Config{})
+	req := newRequest(t, "POST", "http://x/", nil)
+	req.Body, req.ContentLength = io.NopCloser(&failingReader{n: 10, err: errClient}), 100
+	if _, err := c.RoundTrip(req); !errors.Is(err, errClient) {
+		t.Fatalf("small body: %v, want the body's error", err)
+	}
+	if c.Available() != 1 {
+		t.Fatalf("connection lost to a body that failed before any write: %v", c.Err())
+	}
+	req = newRequest(t, "POST", "http://x/", nil)
+	req.Body, req.ContentLength = io.NopCloser(&failingReader{n: 100 << 10, err: errClient}), 1<<20
+	if _, err := c.RoundTrip(req); !errors.Is(err, errClient) {
+		t.Fatalf("large body: %v, want the body's error", err)
+	}
+	if c.Err() == nil {
+		t.Error("connection still usable after half a request")
+	}
+}
+
+// TestEarlyAnswer: a server that answers before it reads a long body
+// (413) gets its answer through, and the connection, whose server
+// stopped reading mid-request, is not reused; the body writer ends.
+func TestEarlyAnswer(t *testing.T) {
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	fs := newFakeServer(t, func(nc net.Conn, br *bufio.Reader) {
+		tp := textproto.NewReader(br)
+		tp.ReadLine()
+		tp.ReadMIMEHeader()
+		io.WriteString(nc, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 3\r\n\r\nbig")
+		<-hold // reads nothing more, holds the connection open
+	})
+	c := fs.dial(t, Config{})
+	resp, body := roundTrip(t, c, newRequest(t, "PUT", "http://x/", bytes.Repeat([]byte("x"), 32<<20)))
+	if resp.StatusCode != 413 || body != "big" {
+		t.Fatalf("%d %q, want 413 big", resp.StatusCode, body)
+	}
+	if !errors.Is(c.Err(), errEarlyAnswer) {
+		t.Errorf("Err %v, want errEarlyAnswer", c.Err())
+	}
+}

@@ -39,6 +39,7 @@ type exchange struct {
 	// wr receives the body writer's result; nil when the whole request
 	// went out with the head.
 	wr         chan error
+	final      atomic.Bool // the body writer is at its last write
 	bodyClosed atomic.Bool
 
 	resp    http.Response
@@ -71,13 +72,15 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		ex.stop = context.AfterFunc(ex.ctx, c.interrupt)
 	}
 	err := ex.write()
-	var reqErr *RequestError
-	if errors.As(err, &reqErr) || err == errBodyLength && !ex.wrote {
-		ex.abandon(nil)
-		return nil, err
-	}
 	if err != nil && !ex.wrote {
-		ex.abandon(err)
+		// Nothing left: unless the socket itself failed, the connection
+		// is as good as before (an invalid request, a request body that
+		// failed or fell short before the first write).
+		if errors.Is(err, ErrServerClosed) {
+			ex.abandon(err)
+		} else {
+			ex.abandon(nil)
+		}
 		return nil, ex.mapErr(err)
 	}
 	// After a failed write the server may still have answered (an early
@@ -85,12 +88,30 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, rerr := ex.readHead()
 	if rerr != nil {
 		if err == nil {
-			err = rerr
+			err = ex.writerErr(rerr)
 		}
 		ex.abandon(err)
 		return nil, ex.mapErr(err)
 	}
 	return resp, nil
+}
+
+// writerErr is the body writer's error if it failed already (a request
+// body that failed closes the socket, and the read then fails too), else
+// err.
+func (ex *exchange) writerErr(err error) error {
+	if ex.wr == nil {
+		return err
+	}
+	select {
+	case werr := <-ex.wr:
+		ex.wr = nil
+		if werr != nil {
+			return werr
+		}
+	default:
+	}
+	return err
 }
 
 // interrupt is the context's AfterFunc: the exchange's blocked reads and
@@ -369,21 +390,26 @@ func (ex *exchange) finish(why error) {
 			why = ErrKeepAliveEnded
 		case c.r < c.w:
 			why = &ProtocolError{Addr: c.addr, Err: errors.New("bytes after the response")}
+		case ex.wr != nil && ex.final.Load():
+			// The server read the body and answered while the writer
+			// was still returning from its last write: its word is
+			// due at once, and bounded all the same.
+			c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			why = <-ex.wr
+			c.nc.SetWriteDeadline(time.Time{})
 		case ex.wr != nil:
 			select {
 			case why = <-ex.wr:
 			default:
 				// The server answered before it read the whole body.
-				why = errors.New("h1 client: answer complete before the request body was sent")
+				why = errEarlyAnswer
 			}
 		}
 	}
 	if why != nil && why != ErrSwitched {
 		ex.closeBody()
 	}
-	if why != ErrSwitched {
-		c.releaseBuf()
-	}
+	c.releaseBuf()
 	c.end(why)
 }
 
@@ -400,6 +426,10 @@ func (c *Conn) releaseBuf() {
 	}
 	c.rbp, c.rb, c.r, c.w = nil, nil, 0, 0
 }
+
+// errEarlyAnswer closes a connection whose server answered before the
+// request body was all sent: what it did with the rest is unknown.
+var errEarlyAnswer = errors.New("h1 client: answer complete before the request body was sent")
 
 // errClosedBody is a Read after Close.
 var errClosedBody = errors.New("h1 client: read on a closed response body")

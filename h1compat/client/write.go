@@ -260,7 +260,7 @@ func (ex *exchange) write() error {
 		left = n - int64(m)
 	}
 	ex.wr = make(chan error, 1)
-	go ex.writeBody(body, left, wb)
+	go ex.writeBody(body, left, wb, ex.wr)
 	return nil
 }
 
@@ -298,15 +298,17 @@ func (ex *exchange) writeHead(b []byte) error {
 // of it (or chunked to its end when left is -1), then reports on ex.wr.
 // It stops when the body or a write fails; a failed body read closes the
 // connection, so that the response read does not wait for a server that
-// waits for the rest.
-func (ex *exchange) writeBody(body io.Reader, left int64, wb *[]byte) {
+// waits for the rest. It touches nothing of the exchange's after
+// reporting but the socket it closes.
+func (ex *exchange) writeBody(body io.Reader, left int64, wb *[]byte, done chan<- error) {
 	err := ex.copyBody(body, left, (*wb)[:cap(*wb)])
 	putBuf(wb)
 	ex.closeBody()
+	nc := ex.c.nc
+	done <- err // before the close, so that the reader failing on it finds why
 	if err != nil {
-		ex.c.nc.Close()
+		nc.Close()
 	}
-	ex.wr <- err
 }
 
 func (ex *exchange) copyBody(body io.Reader, left int64, buf []byte) error {
@@ -326,8 +328,8 @@ func (ex *exchange) copyBody(body io.Reader, left int64, buf []byte) error {
 				start := pre - len(size)
 				copy(buf[start:], size)
 				out = append(buf[start:pre+m], "\r\n"...)
-			} else {
-				left -= int64(m)
+			} else if left -= int64(m); left == 0 {
+				ex.final.Store(true)
 			}
 			if _, err := ex.c.nc.Write(out); err != nil {
 				return err
@@ -338,6 +340,7 @@ func (ex *exchange) copyBody(body io.Reader, left int64, buf []byte) error {
 			return errBodyLength
 		case rerr == io.EOF:
 			if left < 0 {
+				ex.final.Store(true)
 				_, err := ex.c.nc.Write(appendLastChunk(buf[:0], ex.req.Trailer))
 				return err
 			}
