@@ -24,7 +24,7 @@ E2EFLAGS ?= -v
 APT_PACKAGES := tomcat10 tomcat10-examples libtomcat10-embed-java default-jdk-headless nghttp2-client wrk curl iproute2 chromium prometheus dnsmasq-base
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help deps build test test-unit e2e run fmt vet fuzz clean bench bench-h1
+.PHONY: help deps build test test-unit e2e run fmt vet fuzz clean bench bench-h1 pgo
 
 help: ## List targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ bench: deps build ## Sluice vs HAProxy/nginx/Caddy on Tomcat + a Go backend (~20
 bench-h1: deps build ## Sluice's HTTP/1.1 pool vs HAProxy-h1/nginx on Tomcat at maxKeepAliveRequests=100 (~4 min)
 	BENCH_BACKENDS=$${BENCH_BACKENDS:-tomcat-h1} BENCH_SCENARIOS="$${BENCH_SCENARIOS:-h1-keepalive h1-close}" \
 		BENCH_PEERS="$${BENCH_PEERS:-sluice haproxy-h1 nginx}" BENCH_IDLE=$${BENCH_IDLE:-0} e2e/bench/run.sh
+
+pgo: deps ## Record a CPU profile under bench load (fast backend) into cmd/sluice/default.pgo, which build then uses (~1.5 min)
+	GO=$(GO) e2e/bench/pgo.sh
 
 fmt: ## gofmt the tree
 	$(GO) fmt ./...

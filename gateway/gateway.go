@@ -278,7 +278,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sw := getStatusWriter(w)
-	ex := new(exchange)
+	ex := getExchange()
 	defer func() {
 		// Runs also when the proxy aborts with http.ErrAbortHandler after
 		// a failed body copy.
@@ -290,6 +290,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.cfg.AccessLog.record(r, code, sw.n, p.name, &ex.info, d)
 		}
 		putStatusWriter(sw)
+		ex.release()
 	}()
 	p.serve(sw, r, ex)
 }

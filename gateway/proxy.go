@@ -68,20 +68,50 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, p.pages(), code, msg+"\n")
 }
 
-// exchange is the per-request state of a proxied request, allocated once:
-// the outbound request, its URL, the X-Forwarded-* values and what the
-// backend reports.
+// exchange is the per-request state of a proxied request: the outbound
+// request, its URL and header map, the X-Forwarded-* values and what the
+// backend reports. Exchanges are pooled (getExchange): reused only once
+// the backend is done with the request, which the RoundTripper contract
+// puts at the response body's Close (no 1xx comes after the final
+// response, and the outbound request may be reused from then on), and
+// only after an h2c round trip (see serve); an exchange whose round trip
+// failed, panicked or switched protocols is left to the GC (release).
+// What may outlive the request, the body passed upstream (a stream's
+// writer), is allocated apart.
 type exchange struct {
 	out   http.Request
 	url   url.URL
-	xf    [2]string // X-Forwarded-For, X-Forwarded-Host
+	hdr   http.Header // the outbound header; cleared for reuse
+	xf    [2]string   // X-Forwarded-For, X-Forwarded-Host
 	info  upstream.RequestInfo
-	trace httptrace.ClientTrace // passes 1xx responses on (got1xx)
-	body  reqBody
+	trace httptrace.ClientTrace // passes 1xx responses on (got1xx), bound once
+	body  *reqBody              // the client's body, when it has one
 
 	w    http.ResponseWriter
 	mu   sync.Mutex // guards done and w's header map between got1xx and the final response
 	done bool       // the round trip returned: 1xx responses are ignored
+
+	reusable bool // the response body was closed: the backend is done with it
+}
+
+var exchanges = sync.Pool{New: func() any {
+	ex := &exchange{hdr: make(http.Header, 16)}
+	ex.trace.Got1xxResponse = ex.got1xx
+	return ex
+}}
+
+func getExchange() *exchange { return exchanges.Get().(*exchange) }
+
+// release gives ex back to the pool, cleared, if the backend is done
+// with it.
+func (ex *exchange) release() {
+	if !ex.reusable {
+		return
+	}
+	h, trace := ex.hdr, ex.trace
+	clear(h)
+	*ex = exchange{hdr: h, trace: trace}
+	exchanges.Put(ex)
 }
 
 // reqBody passes the client's body upstream and counts it. Close does not
@@ -206,6 +236,12 @@ func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
 		return
 	}
 	p.copyResponse(w, r, res)
+	// Sluice's h2c client encodes the header block before RoundTrip
+	// returns and reads nothing of the request after but its body (apart,
+	// see exchange); net/http's HTTP/1.1 client writes the head from a
+	// goroutine of its own, which a server answering early could leave
+	// mid-write when the body is closed.
+	ex.reusable = ex.info.Protocol == upstream.H2C
 }
 
 // outRequest builds the outbound request in ex.
@@ -223,25 +259,35 @@ func (p *proxy) outRequest(r *http.Request, ex *exchange) *http.Request {
 	if r.ContentLength == 0 {
 		out.Body = nil // no body: the transport may retry freely
 	} else if r.Body != nil {
-		ex.body.rc, ex.body.n = r.Body, p.m.bytesIn
-		out.Body = &ex.body
+		ex.body = &reqBody{rc: r.Body, n: p.m.bytesIn}
+		out.Body = ex.body
 	}
 	out.Header = p.outHeader(r, ex)
 	return out
 }
 
-// roundTrip sends out to the backend, passing 1xx responses on to w
-// through out's httptrace hooks, which every RoundTripper calls.
+// roundTrip sends out to the backend, passing 1xx responses on to w:
+// through RequestInfo.Got1xx to an upstream.Backend, which sets the hook
+// on each attempt's own trace (no context per request here), and
+// through out's httptrace hooks, which every RoundTripper calls, to any
+// other RoundTripper and for protocol switches.
 func (p *proxy) roundTrip(w *statusWriter, out *http.Request, ex *exchange) (*http.Response, error) {
 	ex.w = w
-	ex.trace.Got1xxResponse = ex.got1xx
-	*out = *out.WithContext(httptrace.WithClientTrace(out.Context(), &ex.trace))
+	if ex.trace.Got1xxResponse == nil {
+		ex.trace.Got1xxResponse = ex.got1xx // an exchange not from the pool
+	}
 	var res *http.Response
 	var err error
-	if p.info != nil {
+	if p.info != nil && !upstream.IsUpgrade(out.Header) {
+		ex.info.Got1xx = ex.trace.Got1xxResponse
 		res, err = p.info.RoundTripInfo(out, &ex.info)
 	} else {
-		res, err = p.rt.RoundTrip(out)
+		*out = *out.WithContext(httptrace.WithClientTrace(out.Context(), &ex.trace))
+		if p.info != nil {
+			res, err = p.info.RoundTripInfo(out, &ex.info)
+		} else {
+			res, err = p.rt.RoundTrip(out)
+		}
 	}
 	ex.mu.Lock()
 	ex.done = true
@@ -255,7 +301,10 @@ func (p *proxy) roundTrip(w *statusWriter, out *http.Request, ex *exchange) (*ht
 func (p *proxy) outHeader(r *http.Request, ex *exchange) http.Header {
 	in := r.Header
 	conn := in["Connection"]
-	h := make(http.Header, len(in)+4)
+	if ex.hdr == nil {
+		ex.hdr = make(http.Header, len(in)+4)
+	}
+	h := ex.hdr
 	for k, vv := range in {
 		if hopByHop(k) || forwarding(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) {
 			continue

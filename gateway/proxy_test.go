@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/upstream"
 )
 
@@ -346,5 +347,58 @@ func TestProxyStreamingHeadersFlushedAtOnce(t *testing.T) {
 	resp.Body.Close()
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Errorf("Content-Type %q", ct)
+	}
+}
+
+// TestProxyReusedExchangeStartsClean: exchanges (and, over HTTP/1.1, the
+// h1 server's requests) are reused; one request's headers, query and
+// forwarding values never reach the next one's upstream request. One
+// keep-alive client sends requests with differing fields in turn.
+func TestProxyReusedExchangeStartsClean(t *testing.T) {
+	got := make(chan http.Header, 1)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		h.Set("X-Seen-Query", r.URL.RawQuery)
+		h.Set("X-Seen-Host", r.Host)
+		got <- h
+		io.WriteString(w, "ok")
+	})
+	c, br := gatewaytest.Dial(t, newGateway(t, up, upstream.QueueConfig{}))
+	for i, tt := range []struct {
+		head    string
+		has     map[string]string
+		lacking []string
+	}{
+		{"GET /a?x=1 HTTP/1.1\r\nHost: one\r\nX-First: 1\r\nTE: trailers\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n",
+			map[string]string{"X-First": "1", "X-Seen-Query": "x=1", "X-Seen-Host": "one", "X-Forwarded-Host": "one"}, nil},
+		{"GET /b HTTP/1.1\r\nHost: two\r\nUser-Agent: ua2\r\n\r\n",
+			map[string]string{"User-Agent": "ua2", "X-Seen-Query": "", "X-Seen-Host": "two", "X-Forwarded-Host": "two"},
+			[]string{"X-First", "Te"}},
+		{"GET /c HTTP/1.1\r\nHost: three\r\n\r\n",
+			map[string]string{"X-Seen-Host": "three", "User-Agent": ""}, []string{"X-First", "Te"}},
+	} {
+		if _, err := io.WriteString(c, tt.head); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		h := <-got
+		for k, v := range tt.has {
+			if h.Get(k) != v {
+				t.Errorf("request %d: %s %q, want %q (all: %q)", i, k, h.Get(k), v, h)
+			}
+		}
+		for _, k := range tt.lacking {
+			if _, ok := h[k]; ok {
+				t.Errorf("request %d: %s %q from an earlier request", i, k, h[k])
+			}
+		}
+		if xff := h.Get("X-Forwarded-For"); strings.Contains(xff, "198.51.100.1") {
+			t.Errorf("request %d: X-Forwarded-For %q kept from an untrusted client", i, xff)
+		}
 	}
 }

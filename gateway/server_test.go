@@ -8,10 +8,14 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
+	"github.com/sluice-gw/sluice/upstream"
 )
 
 // TestFrontConnExposesSocket: a cleartext connection from Gateway.Listen,
@@ -126,4 +130,67 @@ func TestCleartextAcceptAllocatesNoGuard(t *testing.T) {
 	if allocs != 1 {
 		t.Errorf("%v allocations per accepted connection, want 1 (its frontConn)", allocs)
 	}
+}
+
+// TestOneWritePerSmallProxiedResponse: over the HTTP/1.1 front end, a
+// small proxied response whose length the upstream states leaves in one
+// write, status line, fields and body together (issue 12).
+func TestOneWritePerSmallProxiedResponse(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "hello, world")
+	})
+	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": newBackend(t, upstream.Config{
+		Protocol: upstream.H2C,
+		Servers:  []upstream.ServerConfig{{Address: up}},
+	})}, NewMetrics(nil), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := new(atomic.Int64)
+	serveOn(t, g, writeCountingListener{ln, writes}, false)
+	c, br := gatewaytest.Dial(t, ln.Addr().String())
+	for range 3 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if string(body) != "hello, world" || res.ContentLength != 12 {
+			t.Fatalf("%q, Content-Length %d", body, res.ContentLength)
+		}
+	}
+	if n := writes.Load(); n != 3 {
+		t.Errorf("%d writes for 3 responses, want 3", n)
+	}
+}
+
+// writeCountingListener counts the writes to the connections it accepts,
+// which keep their socket (SyscallConn) for the idle wait.
+type writeCountingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l writeCountingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return writeCountingConn{c.(*net.TCPConn), l.writes}, nil
+}
+
+type writeCountingConn struct {
+	*net.TCPConn
+	writes *atomic.Int64
+}
+
+func (c writeCountingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.TCPConn.Write(p)
 }

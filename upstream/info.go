@@ -1,6 +1,9 @@
 package upstream
 
-import "time"
+import (
+	"net/textproto"
+	"time"
+)
 
 // RequestInfo is what the backend reports about a request for access logs,
 // filled in by Backend.RoundTripInfo. Written by the request's own
@@ -15,4 +18,11 @@ type RequestInfo struct {
 	ConnReq   uint64
 	QueueWait time.Duration // time spent waiting for a connection slot
 	Attempts  int           // 1, plus retries
+
+	// Got1xx, if the caller sets it, gets the informational responses
+	// (100, 103) that come before the final one, as a Got1xxResponse hook
+	// in the request context's httptrace.ClientTrace would, without a
+	// context per request; it takes the place of such a hook. Not for
+	// protocol switches (upgrades): those take the context's hooks only.
+	Got1xx func(code int, header textproto.MIMEHeader) error
 }

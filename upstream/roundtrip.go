@@ -89,7 +89,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 			info.Server, info.Protocol, info.ConnID, info.ConnReq = s.addr, c.pool.cfg.protocol, c.id, seq
 			info.Attempts++
 		}
-		resp, wrote, err := b.send(req, reqBody, st, c, deadline)
+		resp, wrote, err := b.send(req, reqBody, st, c, deadline, info)
 		if err == nil {
 			if !suspectAnswer(resp.StatusCode, c) || drainRetried || attempt >= st.cfg.Retries ||
 				!replayable || !st.idempotent[req.Method] || !hasOther(st, s) {
@@ -122,7 +122,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 // send makes one attempt on a reserved slot of c, sending reqBody as the
 // body of a copy of req. wrote reports whether the request headers were
 // written, after which the server may have seen it.
-func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendState, c *pconn, deadline time.Time) (*http.Response, bool, error) {
+func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendState, c *pconn, deadline time.Time, info *RequestInfo) (*http.Response, bool, error) {
 	clientCtx := req.Context()
 	s := c.server()
 	s.active.Add(1)
@@ -138,6 +138,11 @@ func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendStat
 	out := &t.out
 	*out = *req.WithContext(httptrace.WithClientTrace(t.ctx, &t.trace))
 	out.URL, out.Body = &t.url, reqBody
+	if info != nil && info.Got1xx != nil {
+		// The caller's 1xx hook, given without a context of its own, on
+		// the attempt's trace, which out's context holds.
+		t.trace.Got1xxResponse = info.Got1xx
+	}
 	resp, err := c.cc.RoundTrip(out)
 	if err != nil {
 		cause := t.cause()

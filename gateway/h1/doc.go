@@ -21,4 +21,11 @@
 //     the body reader may send. Requests are served one at a time, so
 //     pipelined answers go out in order.
 //   - Hijack hands both sides, and what was read ahead, to the caller.
+//
+// The handler's *http.Request, its URL and header map are not allocated
+// per request: they live with the pooled response (reqState in
+// request.go) and are cleared and reused once the handler has returned,
+// as the http.Handler contract allows; the head's strings are cut from
+// one string per request. The body is allocated apart, as a read of it
+// may come late from a goroutine the handler started.
 package h1

@@ -5,74 +5,248 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/textproto"
 	"net/url"
+	"strings"
 	"sync"
 )
 
 // newRequest builds the handler's *http.Request from cc.req, as net/http
 // would have: Host out of the header, Transfer-Encoding into
 // TransferEncoding, equal Content-Lengths folded into one.
+//
+// Nothing of it is allocated per request but the body and one string
+// holding the head's method, target, names and values, which the
+// request's strings are cut from: the http.Request, its URL, header map
+// and value slices live in a pooled response (reqState), reused once the
+// handler has returned (response.release). A pool rather than one set per
+// connection, so that an idle connection holds none of it. That is safe
+// because nothing keeps them after the handler returns: the http.Handler
+// contract forbids it, and the gateway's proxy copies what it sends on
+// (the outbound request, URL and header map are its own; upstream's
+// attempts and h2c client streams, which may outlive the handler, hold
+// copies of those, and only strings and value slices of this one, read
+// before the response body is closed). A hijacked connection's state is
+// not reused (a tunnel may still hold the request).
 func (cc *conn) newRequest(ctx context.Context) (*http.Request, error) {
 	req := &cc.req
-	target := string(req.Target)
-	var u *url.URL
-	if string(req.Method) == http.MethodConnect && target[0] != '/' {
-		u = &url.URL{Host: target}
-	} else {
-		var err error
-		if u, err = url.ParseRequestURI(target); err != nil {
-			return nil, err
-		}
-	}
-	h := make(http.Header, len(req.Fields))
-	for _, f := range req.Fields {
-		switch {
-		case equalFold(f.Name, "Host"), equalFold(f.Name, "Transfer-Encoding"):
-			continue
-		case equalFold(f.Name, "Content-Length") && len(h["Content-Length"]) > 0:
-			continue
-		}
-		k := textproto.CanonicalMIMEHeaderKey(string(f.Name))
-		h[k] = append(h[k], string(f.Value))
-	}
-	host := u.Host
-	if host == "" {
-		host = string(req.Host)
+	w := responsePool.Get().(*response)
+	r, err := w.rq.build(req, cc.remoteAddr())
+	if err != nil {
+		w.release()
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	cc.cancelReq = cancel
-	r := &http.Request{
-		Method:     string(req.Method),
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: req.Minor,
-		Header:     h,
-		Host:       host,
-		RequestURI: target,
-		RemoteAddr: cc.remoteAddr(),
-		Close:      req.Close,
-	}
-	if req.Minor == 0 {
-		r.Proto = "HTTP/1.0"
-	}
-	b := &body{cc: cc, framing: req.Framing, left: req.ContentLength, expect100: req.Expect100}
-	switch req.Framing {
-	case Chunked:
-		r.TransferEncoding = []string{"chunked"}
-		r.ContentLength = -1
+	b := &body{cc: cc, rw: w, framing: req.Framing, left: req.ContentLength, expect100: req.Expect100}
+	if req.Framing == Chunked {
 		cc.dec.Reset()
-	case Length:
-		r.ContentLength = req.ContentLength
 	}
 	if req.Framing == NoBody || req.Framing == Length && req.ContentLength == 0 {
 		b.eof = true
 		b.expect100 = false
 	}
 	r.Body = b
-	return r.WithContext(ctx), nil
+	*r = *r.WithContext(ctx) // no allocation: the copy stays on the stack
+	return r, nil
 }
+
+// reqState is what a request is built in: kept with a pooled response
+// and reused, cleared, by the next request (see newRequest).
+type reqState struct {
+	req  http.Request
+	url  url.URL
+	hdr  http.Header // cleared, not dropped: its buckets are reused
+	vals []string    // the header's values, one backing array
+	te   [1]string   // TransferEncoding's storage: "chunked", once set
+	buf  []byte      // scratch for the head's strings
+}
+
+// build fills st from the parsed head in, as net/http's ReadRequest
+// would, and returns st's request, without a context or body.
+func (st *reqState) build(in *Request, remote string) (*http.Request, error) {
+	// One string for the head's method, target, host, names (in their
+	// canonical form) and values; the request's strings are cut from it.
+	b := append(st.buf[:0], in.Method...)
+	b = append(b, in.Target...)
+	b = append(b, in.Host...)
+	n := 0
+	st.eachField(in, func(name, value []byte) {
+		b = appendCanonical(b, name)
+		b = append(b, value...)
+		n++
+	})
+	head := string(b)
+	st.buf = b[:0]
+	cut := func(n int) string {
+		s := head[:n]
+		head = head[n:]
+		return s
+	}
+	method, target, host := cut(len(in.Method)), cut(len(in.Target)), cut(len(in.Host))
+	u, err := st.parseTarget(method, target)
+	if err != nil {
+		return nil, err
+	}
+	if st.hdr == nil {
+		st.hdr = make(http.Header, n)
+	}
+	if cap(st.vals) < n {
+		st.vals = make([]string, 0, n)
+	}
+	h, vals := st.hdr, st.vals[:0]
+	st.eachField(in, func(name, value []byte) {
+		k := cut(len(name))
+		vals = append(vals, cut(len(value)))
+		if old, ok := h[k]; ok {
+			h[k] = append(old, vals[len(vals)-1])
+		} else {
+			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+		}
+	})
+	st.vals = vals
+	if u.Host != "" {
+		host = u.Host
+	}
+	r := &st.req
+	*r = http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: in.Minor,
+		Header:     h,
+		Host:       host,
+		RequestURI: target,
+		RemoteAddr: remote,
+		Close:      in.Close,
+	}
+	if in.Minor == 0 {
+		r.Proto = "HTTP/1.0"
+	}
+	switch in.Framing {
+	case Chunked:
+		st.te[0] = "chunked"
+		r.TransferEncoding = st.te[:1:1]
+		r.ContentLength = -1
+	case Length:
+		r.ContentLength = in.ContentLength
+	}
+	return r, nil
+}
+
+// eachField calls f with the fields that go into the header map: not
+// Host and Transfer-Encoding, and one Content-Length (the parser refused
+// differing ones).
+func (st *reqState) eachField(in *Request, f func(name, value []byte)) {
+	haveLength := false
+	for _, fl := range in.Fields {
+		switch {
+		case equalFold(fl.Name, "Host"), equalFold(fl.Name, "Transfer-Encoding"):
+			continue
+		case equalFold(fl.Name, "Content-Length"):
+			if haveLength {
+				continue
+			}
+			haveLength = true
+		}
+		f(fl.Name, fl.Value)
+	}
+}
+
+// appendCanonical appends the token name in textproto's canonical form:
+// upper case at the start and after each '-', lower case elsewhere.
+func appendCanonical(b, name []byte) []byte {
+	upper := true
+	for _, c := range name {
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+		upper = c == '-'
+	}
+	return b
+}
+
+// parseTarget is url.ParseRequestURI(target) (the authority for CONNECT),
+// into st.url. An origin-form target whose path needs no unescaping
+// and has no byte that escaping would change is split at its first '?'
+// without the parser, as it would split it: no allocation. Anything
+// else goes to the parser.
+func (st *reqState) parseTarget(method, target string) (*url.URL, error) {
+	u := &st.url
+	if method == http.MethodConnect && target[0] != '/' {
+		*u = url.URL{Host: target}
+		return u, nil
+	}
+	path, query, hasQuery := strings.Cut(target, "?")
+	if path != "" && path[0] == '/' && pathPlain(path) && !hasCTL(query) {
+		*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+		return u, nil
+	}
+	p, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, err
+	}
+	*u = *p
+	return u, nil
+}
+
+// pathPlain reports whether the path p is the same unescaped and
+// escaped: only unreserved bytes and the sub-delimiters net/url keeps in
+// a path (no '%', no '?').
+func pathPlain(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if !plainPathByte[p[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var plainPathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-_.~$&+,/:;=@" {
+		t[c] = true
+	}
+	return
+}()
+
+// hasCTL reports whether s has a control byte, which url's parser
+// refuses.
+func hasCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// reset clears st for reuse: nothing of the last request stays
+// reachable from it.
+func (st *reqState) reset() {
+	st.req, st.url = http.Request{}, url.URL{} // te keeps "chunked": a kept TransferEncoding reads the same
+	clear(st.hdr)
+	clear(st.vals[:cap(st.vals)])
+	st.vals = st.vals[:0]
+	if cap(st.buf) > maxKeptHead {
+		st.buf = nil
+	}
+}
+
+// maxKeptHead bounds the scratch a pooled reqState keeps.
+const maxKeptHead = 8 << 10
 
 // remoteAddr is the client's address, formatted once per connection.
 func (cc *conn) remoteAddr() string {

@@ -21,6 +21,7 @@ import (
 type response struct {
 	cc  *conn
 	req *http.Request
+	rq  reqState // the request's storage (newRequest); kept across uses
 
 	header http.Header
 	status int  // the final status, once WriteHeader ran
@@ -44,18 +45,33 @@ type response struct {
 
 var responsePool = sync.Pool{New: func() any { return new(response) }}
 
+// newResponse is r's response: the one newRequest built r in. Its
+// header map is the last use's, cleared.
 func newResponse(cc *conn, r *http.Request) *response {
-	w := responsePool.Get().(*response)
-	*w = response{cc: cc, req: r, header: make(http.Header), contentLen: -1, head: r.Method == http.MethodHead, out: getBuf()}
+	w := r.Body.(*body).rw
+	h := w.header
+	if h == nil {
+		h = make(http.Header)
+	}
+	w.cc, w.req, w.header, w.contentLen, w.head, w.out = cc, r, h, -1, r.Method == http.MethodHead, getBuf()
 	*w.out = (*w.out)[:0]
 	return w
 }
 
+// release returns w to the pool, with its request's storage and header
+// map cleared for the next use, once the handler has returned. A hijacked
+// connection's are dropped instead: the handler may go on using them.
 func (w *response) release() {
 	if w.out != nil {
 		putBuf(w.out)
 	}
+	rq, h, hijacked := w.rq, w.header, w.hijacked
 	*w = response{}
+	if rq.hdr != nil && !hijacked {
+		rq.reset()
+		clear(h)
+		w.rq, w.header = rq, h
+	}
 	responsePool.Put(w)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -66,7 +67,7 @@ func (c *Conn) encodeRequest(req *http.Request, hdrMax uint32) ([]byte, error) {
 	if host == "" {
 		host = req.URL.Host
 	}
-	path := req.URL.RequestURI()
+	path := requestPath(req.URL, req.RequestURI)
 	scheme := req.URL.Scheme
 	if scheme == "" {
 		scheme = "http"
@@ -129,6 +130,29 @@ func (c *Conn) encodeRequest(req *http.Request, hdrMax uint32) ([]byte, error) {
 		c.field("content-length", cl)
 	}
 	return c.hbuf.b, nil
+}
+
+// requestPath is u.RequestURI(), the :path sent, byte for byte, without
+// its concatenation of path and query: "path?query" is the request's
+// original target (orig, a server request's RequestURI) when that reads
+// the same, as it does unless the URL was changed, rather than a new
+// string per request.
+func requestPath(u *url.URL, orig string) string {
+	if u.Opaque != "" {
+		return u.RequestURI()
+	}
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	if !u.ForceQuery && u.RawQuery == "" {
+		return p
+	}
+	if len(orig) == len(p)+1+len(u.RawQuery) && orig[len(p)] == '?' &&
+		orig[:len(p)] == p && orig[len(p)+1:] == u.RawQuery {
+		return orig
+	}
+	return p + "?" + u.RawQuery
 }
 
 func (c *Conn) field(name, value string) {
