@@ -42,8 +42,12 @@ const (
 // Conn is one HTTP/1.1 connection. Its methods are safe for concurrent
 // use; it carries one request at a time.
 type Conn struct {
-	nc   net.Conn
-	rc   syscall.RawConn // for the liveness peek; nil when nc has none
+	nc net.Conn
+	// fd is the socket's descriptor, for the liveness peek; -1 when nc
+	// has none. It is used only while the connection is idle, under mu:
+	// nothing closes the socket then without taking mu first (Close
+	// marks the connection closed before it closes the socket).
+	fd   int
 	addr string
 	cfg  Config
 
@@ -51,11 +55,6 @@ type Conn struct {
 	state connState
 	err   error // set once, with stateClosed
 	hook  func(*Conn)
-
-	peek func(uintptr) bool // c.peekDone, bound once
-	// peekDead is the peek's verdict, written inside rc.Read by the
-	// goroutine calling Reserve, which holds mu.
-	peekDead bool
 
 	// The read side, owned by the exchange that holds it (see the
 	// package doc): the pooled buffer (nil while idle), its unread bytes
@@ -86,13 +85,12 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 
 // newConn wraps an open connection.
 func newConn(nc net.Conn, addr string, cfg Config) *Conn {
-	c := &Conn{nc: nc, addr: addr, cfg: cfg}
+	c := &Conn{nc: nc, addr: addr, cfg: cfg, fd: -1}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			c.rc = rc
+			rc.Control(func(fd uintptr) { c.fd = int(fd) })
 		}
 	}
-	c.peek = c.peekDone
 	return c
 }
 
@@ -175,14 +173,7 @@ func (c *Conn) checkIdleLocked() error {
 // read (the end of the stream, a reset, or bytes) means the server is
 // done with it.
 func (c *Conn) serverClosedLocked() bool {
-	if c.rc == nil {
-		return false
-	}
-	c.peekDead = false
-	if err := c.rc.Read(c.peek); err != nil {
-		return true
-	}
-	return c.peekDead
+	return c.fd >= 0 && peekClosed(c.fd)
 }
 
 // Release gives back a reservation no request used.
