@@ -54,7 +54,18 @@ type stream struct {
 	writing bool        // a goroutine writes the request body
 	trailer http.Header // received trailers, complete once endRecv
 	recvd   int64       // DATA bytes received, padding aside
+
+	// respMem is the final response resp points to, and vals the backing
+	// array of its header values when they fit, allocated with the stream
+	// rather than apart. A stream is never reused, so the caller may keep
+	// the response as long as it likes (it keeps the stream reachable).
+	respMem http.Response
+	vals    [respVals]string
 }
+
+// respVals is the number of response header fields whose values fit in
+// the stream's own array (a typical Tomcat response has 3 to 6).
+const respVals = 8
 
 // copyTrailers moves received trailers into resp.Trailer; the caller's
 // goroutine calls it once it has seen the stream's end.
