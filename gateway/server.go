@@ -111,7 +111,14 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 			// The guard reads the preface again, and follows the frames.
 			replay := &replayConn{Conn: fc.Conn, ahead: ahead}
 			switch {
-			case fc.gc != nil: // TLS
+			case fc.tls != nil: // TLS without ALPN h2
+				gc := &tlsGuardConn{state: *fc.tls}
+				gc.Conn = replay
+				if fc.guard != nil {
+					fc.guard(&gc.guardConn, replay)
+				}
+				s.h2.push(gc)
+			case fc.gc != nil:
 				fc.gc.Conn = replay
 				s.h2.push(fc.outer)
 			case fc.guard != nil: // cleartext
@@ -135,12 +142,12 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 // guard comes back for a connection handed to HTTP/2.
 type frontConn struct {
 	net.Conn
-	gc    *guardConn           // the tlsGuardConn's guard, or nil
-	outer net.Conn             // what was accepted: the tlsGuardConn holding gc, or the bare connection
+	gc    *guardConn           // the guardConn accepted, or nil
+	outer net.Conn             // what was accepted: the guardConn holding gc, or the bare connection
 	tls   *tls.ConnectionState // for TLS connections
-	// guard puts a cleartext connection from Gateway.Listen behind the
-	// guard when it is handed to HTTP/2; nil for TLS (gc is there) and for
-	// a listener not from Gateway.Listen (tests).
+	// guard puts a connection from Gateway.Listen behind the guard when it
+	// is handed to HTTP/2; nil for a listener not from Gateway.Listen
+	// (tests).
 	guard func(*guardConn, net.Conn)
 }
 
@@ -257,9 +264,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // frontListener routes what ln accepts: TLS connections that chose h2 by
 // ALPN straight to Go's server, the rest to h1 as frontConns.
 // A cleartext listener from Gateway.Listen (a guardListener) is read
-// below its guard: h1 parses every HTTP/1.1 head itself, so the guard is
-// only put on a connection handed to HTTP/2 (frontConn.guard), not
-// allocated for every connection.
+// below its guard, and the TLS listener puts none on HTTP/1.1: h1 parses
+// every HTTP/1.1 head itself, so the guard is only put on a connection
+// handed to HTTP/2 (frontConn.guard), not allocated for every connection.
 type frontListener struct {
 	net.Listener
 	h2    *connListener
@@ -267,8 +274,11 @@ type frontListener struct {
 }
 
 func newFrontListener(ln net.Listener, h2 *connListener) *frontListener {
-	if gl, ok := ln.(*guardListener); ok {
-		return &frontListener{Listener: gl.Listener, h2: h2, guard: gl.guard}
+	switch l := ln.(type) {
+	case *guardListener:
+		return &frontListener{Listener: l.Listener, h2: h2, guard: l.guard}
+	case *tlsListener:
+		return &frontListener{Listener: l, h2: h2, guard: l.guard}
 	}
 	return &frontListener{Listener: ln, h2: h2}
 }
@@ -281,12 +291,11 @@ func (l *frontListener) Accept() (net.Conn, error) {
 		}
 		fc := &frontConn{Conn: c, outer: c, guard: l.guard}
 		switch c := c.(type) {
-		case *tlsGuardConn:
-			if c.g.h2 { // ALPN h2
-				go l.h2.push(c)
-				continue
-			}
-			fc.gc, fc.tls = &c.guardConn, &c.state
+		case *tlsGuardConn: // ALPN h2 (tlsListener)
+			go l.h2.push(c)
+			continue
+		case *tlsH1Conn:
+			fc.Conn, fc.tls = c.Conn, &c.state
 		case *guardConn:
 			fc.gc = c
 		}

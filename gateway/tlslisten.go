@@ -9,13 +9,17 @@ import (
 )
 
 // tlsListener does the TLS handshake itself, off the accept loop, so that
-// it can put the guard on the decrypted stream: the HTTP/1.1 smuggling
-// guard, or for HTTP/2 the rapid-reset counter. Go's server takes HTTP/2
-// from a *tls.Conn only by ALPN, where nothing could count the frames, so
-// every connection reaches it as a tlsGuardConn, whatever ALPN chose: it
-// serves the HTTP/2 ones as it serves h2c with prior knowledge, and the
-// handler takes r.TLS from the connection's TLS state (withTLSState). A
-// client that chose h2 must send the HTTP/2 preface first, or is closed.
+// it can put the guard on the decrypted stream of a connection that chose
+// h2 by ALPN: the rapid-reset counter and the write coalescer. Go's server
+// takes HTTP/2 from a *tls.Conn only by ALPN, where nothing could count
+// the frames, so such a connection reaches it as a tlsGuardConn: it
+// serves it as it serves h2c with prior knowledge, and the handler takes
+// r.TLS from the connection's TLS state (withTLSState). A client that
+// chose h2 must send the HTTP/2 preface first, or is closed. Any other
+// connection (ALPN http/1.1, or none) is accepted as a tlsH1Conn, with no
+// guard: gateway/h1 parses every HTTP/1.1 head itself, and the guard is
+// put on one only if it opens with the HTTP/2 preface and is handed to
+// Go's server (Server's H2).
 type tlsListener struct {
 	inner   net.Listener
 	cfg     *tls.Config
@@ -76,10 +80,14 @@ func (l *tlsListener) handshake(raw net.Conn) {
 		}
 		return
 	}
-	c := &tlsGuardConn{state: tc.ConnectionState()}
-	l.guard(&c.guardConn, tc)
-	if c.state.NegotiatedProtocol == "h2" {
-		c.g.expectH2()
+	var c net.Conn
+	if st := tc.ConnectionState(); st.NegotiatedProtocol == "h2" {
+		gc := &tlsGuardConn{state: st}
+		l.guard(&gc.guardConn, tc)
+		gc.g.expectH2()
+		c = gc
+	} else {
+		c = &tlsH1Conn{Conn: tc, state: st}
 	}
 	select {
 	case l.ready <- c:
@@ -119,6 +127,13 @@ func (l *tlsListener) Addr() net.Addr { return l.inner.Addr() }
 type tlsGuardConn struct {
 	guardConn
 	state tls.ConnectionState
+}
+
+// tlsH1Conn is a TLS connection that did not choose h2: HTTP/1.1, served
+// by gateway/h1 without the guard (see tlsListener).
+type tlsH1Conn struct {
+	net.Conn // the *tls.Conn
+	state    tls.ConnectionState
 }
 
 // tlsStateKey is the context key of a tlsGuardConn's TLS state.

@@ -253,3 +253,55 @@ func TestTLS12CipherSuites(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSGuardOnlyForHTTP2: HTTP/1.1 over TLS (ALPN http/1.1 or none) is
+// parsed by gateway/h1 and gets no guard; one that chose h2, or opens with
+// the HTTP/2 preface without ALPN, gets it (the rapid-reset counter), and
+// is served.
+func TestTLSGuardOnlyForHTTP2(t *testing.T) {
+	_, _, g := tlsGateway(t, 5*time.Second)
+	certs, err := LoadCerts([]CertPair{writeCert(t, t.TempDir(), "a", "localhost")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var guarded atomic.Int64
+	ln := newTLSListener(raw, certs.TLSConfig("h2", "http/1.1"), 5*time.Second, func() {},
+		func(gc *guardConn, c net.Conn) { guarded.Add(1); g.guard(gc, c) })
+	addr := serveOn(t, g, ln, true)
+	for _, tt := range []struct {
+		name    string
+		alpn    []string
+		h2      bool
+		guarded int64
+	}{
+		{"http/1.1", []string{"http/1.1"}, false, 0},
+		{"no ALPN", nil, false, 0},
+		{"h2", []string{"h2"}, true, 1},
+		{"no ALPN, HTTP/2 preface", nil, true, 1},
+	} {
+		before := guarded.Load()
+		c := tlsDial(t, addr, tt.alpn...)
+		status := 0
+		if tt.h2 {
+			status, _ = h2Status(t, c)
+		} else {
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			resp.Body.Close()
+			status = resp.StatusCode
+		}
+		if status != http.StatusOK {
+			t.Errorf("%s: status %d", tt.name, status)
+		}
+		if got := guarded.Load() - before; got != tt.guarded {
+			t.Errorf("%s: %d guards made, want %d", tt.name, got, tt.guarded)
+		}
+	}
+}

@@ -1,53 +1,18 @@
-// Package h1compat owns how Sluice opens HTTP/1.1 keep-alive connections to
-// servers that do not speak h2c. Each connection carries one request at a
-// time; the pool in upstream bounds their number, reuses idle ones most
-// recently used first and closes them after the idle timeout.
+// Package h1compat is Sluice's HTTP/1.1 fallback for servers that do not
+// speak h2c. Each connection carries one request at a time; the pool in
+// upstream bounds their number, reuses idle ones most recently used first
+// and closes them after the idle timeout. The connections themselves are
+// Sluice's own (package h1compat/client); this package holds the keep-alive
+// policy the pool applies to their answers. net/http's HTTP/1.1 transport
+// is no longer used by Sluice: only h1compat/client's differential test
+// drives it, as the reference the client is compared with.
 package h1compat
 
 import (
-	"context"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 )
-
-// Config tunes the connections of one backend. Zero values pick defaults.
-type Config struct {
-	// KeepAlive is the TCP keep-alive period. Zero means 30s.
-	KeepAlive time.Duration
-}
-
-// NewTransport returns a Transport that speaks only HTTP/1.1, for use through
-// Transport.NewClientConn, one call per pooled connection.
-func NewTransport(cfg Config) *http.Transport {
-	if cfg.KeepAlive == 0 {
-		cfg.KeepAlive = 30 * time.Second
-	}
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	// The dial is bounded by the caller's context (the backend's connect
-	// timeout, which a reload may change).
-	d := &net.Dialer{KeepAlive: cfg.KeepAlive}
-	return &http.Transport{
-		DialContext: d.DialContext,
-		Protocols:   &protos,
-		// A proxy forwards the client's Accept-Encoding untouched and must
-		// never decompress on its behalf.
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: 1 << 20,
-		WriteBufferSize:        16 << 10,
-		ReadBufferSize:         16 << 10,
-	}
-}
-
-// Dial opens one HTTP/1.1 connection to addr. A response with
-// "Connection: close" makes the connection unusable afterwards; the pool
-// detects it with KeepAliveSpent and dials the replacement at once.
-func Dial(ctx context.Context, t *http.Transport, addr string) (*http.ClientConn, error) {
-	return t.NewClientConn(ctx, "http", addr)
-}
 
 // KeepAliveSpent reports whether resp ends its connection's keep-alive:
 // "Connection: close" (Tomcat's answer to its maxKeepAliveRequests-th

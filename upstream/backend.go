@@ -8,12 +8,9 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/sluice-gw/sluice/h1compat"
 )
 
 // Backend is a named group of servers sharing a queue and a balance policy.
@@ -23,8 +20,7 @@ type Backend struct {
 	name string
 	st   atomic.Pointer[backendState]
 	q    queue
-	att  attempts // the attempts in flight, swept for their timeouts
-	h1t  *http.Transport
+	att  attempts        // the attempts in flight, swept for their timeouts
 	obs  *backendMetrics // the backend's series; obs.m is the whole set
 	log  *slog.Logger
 	// coin draws slow start's admissions (see Server.admits):
@@ -77,7 +73,6 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Backend{
 		name:   cfg.Name,
-		h1t:    h1compat.NewTransport(h1compat.Config{}),
 		obs:    m.forBackend(cfg.Name),
 		log:    log,
 		coin:   rand.Float64,

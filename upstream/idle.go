@@ -250,6 +250,30 @@ func (p *pool) takeIdleLocked(cutoff int64, all bool) []*pconn {
 	return out
 }
 
+// idleChecker is an HTTP/1.1 connection that can tell, without blocking,
+// that the server closed it while it idled (h1compat/client.Conn), and
+// then closes itself, which its state hook reports.
+type idleChecker interface{ CheckIdle() error }
+
+// checkIdle has the idle connections check whether the server closed
+// them, so that such a connection leaves the books and its socket closes
+// within a reaper tick rather than when a request next finds it. No
+// goroutine waits on an idle connection to notice it sooner. Called
+// without p.mu: the checks run the state hook, which takes it.
+func (p *pool) checkIdle() {
+	p.mu.Lock()
+	var idle []idleChecker
+	for c := p.idle.top; c != nil; c = c.idleBelow {
+		if ic, ok := c.cc.(idleChecker); ok {
+			idle = append(idle, ic)
+		}
+	}
+	p.mu.Unlock()
+	for _, ic := range idle {
+		ic.CheckIdle()
+	}
+}
+
 // settleLocked puts on the idle stack the settling connections net/http
 // has made available without a state hook call reaching the pool (the hook
 // does not report a change that came and went while it ran). The reaper

@@ -11,7 +11,7 @@ import (
 )
 
 // clientConn is one upstream connection as the pool uses it: Sluice's h2c
-// client (h2c/client.Conn) or net/http's HTTP/1.1 ClientConn (h1compat).
+// client (h2c/client.Conn) or its HTTP/1.1 one (h1compat/client.Conn).
 type clientConn interface {
 	http.RoundTripper
 	// Reserve takes a slot for one later RoundTrip; each success is
@@ -25,7 +25,7 @@ type clientConn interface {
 }
 
 // dialFunc opens one new upstream connection for c. The h2c/client and
-// h1compat packages provide the real ones; an h2c dial reports the
+// h1compat/client packages provide the real ones; an h2c dial reports the
 // server's GOAWAY through c.goneAway. watch registers f to run on each of
 // the connection's state changes (each connection type's SetStateHook,
 // whose signatures differ); the pool calls it once the connection is in.
@@ -481,6 +481,7 @@ func (p *pool) reap() {
 			p.cfg.onChange()
 		}
 		p.closeIdle(idle)
+		p.checkIdle()
 	}
 }
 

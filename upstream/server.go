@@ -3,12 +3,11 @@ package upstream
 import (
 	"context"
 	"errors"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/sluice-gw/sluice/h1compat"
+	h1client "github.com/sluice-gw/sluice/h1compat/client"
 	"github.com/sluice-gw/sluice/h2c"
 	"github.com/sluice-gw/sluice/h2c/client"
 )
@@ -150,13 +149,12 @@ func (s *Server) newPool(proto string, cfg *Config) *pool {
 		}
 	default:
 		pc.mru = true
-		h1t := s.b.h1t
 		pc.dial = func(ctx context.Context, c *pconn) (clientConn, func(func()), error) {
-			cc, err := h1compat.Dial(ctx, h1t, addr)
+			cc, err := h1client.Dial(ctx, addr, h1client.Config{})
 			if err != nil {
 				return nil, nil, err
 			}
-			return &h1Conn{ClientConn: cc, c: c}, func(f func()) { cc.SetStateHook(func(*http.ClientConn) { f() }) }, nil
+			return &h1Conn{Conn: cc, c: c}, func(f func()) { cc.SetStateHook(func(*h1client.Conn) { f() }) }, nil
 		}
 	}
 	return newPool(pc)

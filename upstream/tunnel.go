@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
-	"github.com/sluice-gw/sluice/h1compat"
+	h1client "github.com/sluice-gw/sluice/h1compat/client"
 )
 
 // ErrTunnelLimit means every eligible server holds h1.max_tunnels tunnels.
@@ -138,7 +138,7 @@ func (s *Server) openTunnel(req *http.Request, st *backendState) (*http.Response
 	cfg := &st.cfg
 	t := &tunnelConn{s: s}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), cfg.ConnectTimeout)
-	cc, err := h1compat.Dial(ctx, s.b.h1t, s.addr)
+	cc, err := h1client.Dial(ctx, s.addr, h1client.Config{})
 	cancel()
 	if err != nil {
 		t.release()
@@ -202,7 +202,7 @@ func (ts *tunnels) add(t *tunnelConn) bool {
 // switched connection the gateway reads and writes.
 type tunnelConn struct {
 	s      *Server
-	cc     *http.ClientConn
+	cc     *h1client.Conn
 	cancel context.CancelCauseFunc // the request's context
 	rc     io.ReadCloser           // the response body
 	w      io.Writer               // the switched connection, after a 101

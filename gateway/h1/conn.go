@@ -33,12 +33,13 @@ func putBuf(b *[]byte) {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // conn is one served connection; the fields below are its read side's,
-// owned by serve's goroutine and lent to a request's body (see doc.go).
+// owned by its watcher while it idles, by a worker while a request is
+// served, and lent to a request's body (see doc.go).
 type conn struct {
 	s   *Server
 	c   net.Conn
 	ctx context.Context // the connection's, from Server.ConnContext
-	raw syscall.RawConn // see rawConn
+	raw syscall.RawConn // see rawConn; called under watchMu once requests are served
 	waiter
 	peer  string // c.RemoteAddr(), formatted once
 	first bool   // no request served yet: HTTP/2 prior knowledge still possible
@@ -56,16 +57,22 @@ type conn struct {
 	// the body reader.
 	wmu sync.Mutex
 
-	// The watcher (watch): a read of one byte while the handler runs and
-	// the body is done, to notice the client leaving. It may be started
-	// from the goroutine reading the body.
-	watchMu   sync.Mutex    // guards watchDone and watchOff
-	watchDone chan struct{} // closed when the watcher returns; nil when none runs
+	// The watcher (watch, await): a goroutine that waits on the socket
+	// while a request is served, its body done, to notice the client
+	// leaving, and then, the request answered, goes on waiting for the
+	// next one: it is the idle connection's goroutine too. So a request
+	// costs no goroutine and no deadline of its own for it.
+	watchMu   sync.Mutex    // guards the fields down to cancelReq
+	watching  watchState    // what the watcher goroutine is doing, if any
 	watchOff  bool          // the handler returned: no watcher for this request
-	peeked    [1]byte       // written by the watcher, read after stopWatch
-	nPeeked   int           // 1 when the watcher read a byte of the next request
-	watchErr  error         // what ended the watcher's read, other than a stop
-	cancelReq func()        // cancels the current request's context
+	ready     bool          // the watcher ended on the next request's bytes (or the end of stream)
+	stopped   chan struct{} // made by stopWatch, closed by the watcher it stopped
+	cancelReq func()        // cancels the current request's context; nil between requests
+	// peeked and nPeeked: where a watcher without a raw socket reads
+	// (readOne), the next request's first byte, put back by takeBuf.
+	// Written by the watcher, read after it ended or handed over.
+	peeked  [1]byte
+	nPeeked int
 	// broken: the client is gone or a write failed; close after this
 	// request. Set from the handler's and the body reader's goroutines.
 	broken atomic.Bool
@@ -83,7 +90,7 @@ func newConn(s *Server, c net.Conn) *conn {
 // Once had, it is kept: a wrapper's buffer, once drained, does not fill
 // again.
 func (cc *conn) rawConn() syscall.RawConn {
-	if cc.raw != nil {
+	if !canWait || cc.raw != nil {
 		return cc.raw
 	}
 	if sc, ok := cc.c.(syscall.Conn); ok {
@@ -95,6 +102,12 @@ func (cc *conn) rawConn() syscall.RawConn {
 }
 
 func (cc *conn) close(st http.ConnState) {
+	cc.watchMu.Lock()
+	if cc.watching == watchRequest {
+		// Closing the socket ends its wait.
+		cc.watching = watchClosing
+	}
+	cc.watchMu.Unlock()
 	if cc.buf != nil {
 		putBuf(cc.buf)
 		cc.buf = nil
@@ -105,7 +118,8 @@ func (cc *conn) close(st http.ConnState) {
 	cc.s.track(cc, st)
 }
 
-// serve reads and answers requests until the connection ends.
+// serve waits for the connection's first request, under the read-header
+// timeout, on the caller's goroutine, and has a worker serve it.
 func (cc *conn) serve() {
 	ctx := context.Background()
 	if cc.s.ConnContext != nil {
@@ -113,27 +127,28 @@ func (cc *conn) serve() {
 	}
 	ctx = context.WithValue(ctx, http.ServerContextKey, serverKeyValue)
 	cc.ctx = context.WithValue(ctx, http.LocalAddrContextKey, cc.c.LocalAddr())
-	cc.run(cc.s.readHeaderTimeout()) // until the first request's bytes
+	// The first request's clock starts now (readHead).
+	cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
+	if cc.buf != nil {
+		cc.s.workers.run(cc)
+		return
+	}
+	cc.watching = watchOwns
+	cc.await(cc.rawConn())
 }
 
-// run serves requests, waiting up to wait for the first. When the
-// connection goes idle with nothing read ahead, run goes on in a new
-// goroutine and returns: the stack a request grew (the handler, the
-// proxy, the upstream call) is freed, and the idle connection waits on a
-// fresh small one.
-func (cc *conn) run(wait time.Duration) {
-	ctx := cc.ctx
+// run serves requests, on a worker (workers.run), as long as each next
+// one's bytes are at hand; then it hands the idle connection to its
+// watcher (idle) and returns, and the worker goes on with another
+// connection. So requests run on a stack already grown by earlier ones,
+// and an idle connection waits on a small one.
+func (cc *conn) run() {
 	for {
-		if err := cc.awaitRequest(wait); err != nil {
-			cc.close(http.StateClosed)
-			return
-		}
-		wait = cc.s.idleTimeout()
 		if !cc.s.moveTo(cc, http.StateActive) {
 			cc.close(http.StateClosed)
 			return
 		}
-		st := cc.serveRequest(ctx)
+		st := cc.serveRequest(cc.ctx)
 		if st == stateHandedOff {
 			ahead := append([]byte(nil), (*cc.buf)[cc.r:cc.w]...)
 			cc.r = cc.w
@@ -152,8 +167,7 @@ func (cc *conn) run(wait time.Duration) {
 			cc.close(http.StateClosed)
 			return
 		}
-		if cc.buf == nil {
-			go cc.run(wait)
+		if cc.buf == nil && cc.idle() {
 			return
 		}
 	}
@@ -172,22 +186,6 @@ func (cc *conn) releaseBuf() {
 		cc.req, cc.aheadReq = Request{}, Request{}
 		cc.dec, cc.aheadDec = ChunkDecoder{}, ChunkDecoder{}
 	}
-}
-
-// awaitRequest waits up to d for the first bytes of the next request. An
-// idle connection holds no buffer: it waits for readability on the raw
-// socket, and takes a pooled buffer only once bytes arrived (or were
-// already read ahead: pipelining).
-func (cc *conn) awaitRequest(d time.Duration) error {
-	if cc.r < cc.w || cc.nPeeked > 0 {
-		return nil
-	}
-	cc.releaseBuf()
-	cc.c.SetReadDeadline(time.Now().Add(d))
-	if rc := cc.rawConn(); rc != nil {
-		return waitReadable(rc, &cc.waiter)
-	}
-	return nil
 }
 
 // fieldsPool keeps the Fields storage of idle connections' Requests.
@@ -269,11 +267,12 @@ var errH2 = errors.New("h1: HTTP/2 preface")
 // readHead reads until a whole head is parsed into cc.req, under the
 // read-header timeout, and consumes it. The first request's clock started
 // when the connection did (serve), so that a client that waits before it
-// trickles is cut as surely; a later one's starts with its first byte.
+// trickles is cut as surely; a later one's starts with its first byte:
+// its watcher saw the socket readable, so what is there is read first,
+// and the deadline set only if that is not a whole head (most requests
+// come in one segment).
 func (cc *conn) readHead() error {
-	if !cc.first {
-		cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
-	}
+	timed := cc.first
 	max := cc.s.Limits.maxHead() + 1
 	for {
 		if cc.first && cc.s.H2 != nil && cc.r < cc.w {
@@ -293,11 +292,17 @@ func (cc *conn) readHead() error {
 			n, err := ParseHead((*cc.buf)[cc.r:cc.w], cc.s.Limits, &cc.req)
 			if err == nil {
 				cc.r += n
+				// Off: the watcher and the body are not bounded by the
+				// head's clock, nor by the idle timeout set before.
 				cc.c.SetReadDeadline(time.Time{})
 				return nil
 			}
 			if err != ErrIncomplete {
 				return err
+			}
+			if !timed {
+				cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
+				timed = true
 			}
 		}
 		if _, err := cc.fill(max); err != nil {
@@ -332,7 +337,7 @@ func (cc *conn) serveRequest(ctx context.Context) http.ConnState {
 		cc.refuse(ErrTarget)
 		return http.StateClosed
 	}
-	defer cc.cancelReq()
+	defer cc.endRequest()
 	w := newResponse(cc, r)
 	defer w.release()
 	if exp := r.Header["Expect"]; len(exp) > 0 && !cc.req.Expect100 {
@@ -350,29 +355,56 @@ func (cc *conn) serveRequest(ctx context.Context) http.ConnState {
 		cc.watch()
 	}
 	if !cc.handle(w, r) {
-		cc.stopWatch()
 		return http.StateClosed
 	}
 	if w.hijacked {
 		return http.StateHijacked
 	}
-	cc.stopWatch()
+	cc.watchMu.Lock()
+	cc.watchOff = true
+	cc.watchMu.Unlock()
 	if !b.drainable() {
 		w.closeAfter = true
 	}
 	// The response goes out before what is left of the body is read: a
 	// client may wait for it before it sends more, or not send more.
 	w.finish()
-	// A read of the body still in flight on another goroutine (an
-	// upstream client that stopped caring) ends by this deadline at
-	// worst.
-	cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
-	drained := b.finish()
-	cc.c.SetReadDeadline(time.Time{})
+	drained := cc.finishBody(b)
 	if !drained || w.closeAfter || cc.req.Close || cc.broken.Load() {
 		return http.StateClosed
 	}
 	return http.StateIdle
+}
+
+// finishBody closes the request's body for good and reads what is left of
+// it (body.finish). Only when something is left, or a read of it is still
+// in flight on another goroutine (an upstream client that stopped caring),
+// does that run under a deadline, the read-header timeout.
+func (cc *conn) finishBody(b *body) bool {
+	if b.mu.TryLock() {
+		if b.eof && b.err == nil {
+			b.closed = true
+			b.mu.Unlock()
+			return true
+		}
+		b.mu.Unlock()
+	}
+	cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
+	drained := b.finish()
+	cc.c.SetReadDeadline(time.Time{})
+	return drained
+}
+
+// endRequest cancels the request's context and drops it: an idle
+// connection keeps no request state.
+func (cc *conn) endRequest() {
+	cc.watchMu.Lock()
+	cancel := cc.cancelReq
+	cc.cancelReq = nil
+	cc.watchMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 // checkAhead reads what was read ahead of the head just parsed as the
@@ -452,49 +484,153 @@ func (cc *conn) refuse(e *Error) {
 	cc.c.Write(b)
 }
 
-// watch starts the watcher: with the request body done and nothing read
-// ahead, a read of one byte tells when the client goes away (end of
-// stream, reset), which cancels the request's context, as net/http's
-// background read does. A byte that arrives is the next request's: kept.
+// watchState is what a connection's watcher goroutine is doing; see
+// conn.watching.
+type watchState uint8
+
+const (
+	watchNone     watchState = iota // no watcher goroutine
+	watchRequest                    // waiting while a request is served; the request's goroutine owns the connection
+	watchOwns                       // waiting on an idle connection, which it owns: it closes it, or has a worker serve its next request
+	watchEnded                      // returned while the request was served (ready, the client gone, or stopped)
+	watchStopping                   // stopWatch interrupts it
+	watchClosing                    // the connection is closed under it
+)
+
+// Why a watcher, and why this one. A client that leaves while its request
+// waits for the backend must have the upstream request cancelled, as
+// net/http's background read does; only a read (or a wait for
+// readability) on the socket tells. Measured under load (BENCHMARKS.md,
+// issue 12), a goroutine per request doing a one-byte read, stopped by
+// moving the read deadline into the past and back, cost 8% of Sluice's
+// CPU. Starting it lazily, once a request has been outstanding for a
+// while, would not help where it matters: under load requests queue for
+// an upstream stream for tens of milliseconds, so nearly every one would
+// start it, and a timer besides. Instead the watcher is never stopped on
+// the fast path: when the request ends, the connection is handed to it
+// (idle) and its wait becomes the wait for the next request, which a
+// goroutine of the connection's had to do anyway. Per request that leaves
+// one goroutine, as before there was a watcher, and no read deadline of
+// the watcher's own (the request's are: the head's cleared, the idle
+// timeout's set).
+
+// watch starts the watcher, if the request's body is done, nothing was
+// read ahead and none runs yet; called again when the body ends.
 func (cc *conn) watch() {
 	cc.watchMu.Lock()
 	defer cc.watchMu.Unlock()
-	if cc.watchOff || cc.watchDone != nil || cc.r < cc.w || cc.broken.Load() {
+	if cc.watchOff || cc.watching != watchNone || cc.r < cc.w || cc.nPeeked > 0 || cc.broken.Load() {
 		return
 	}
-	done := make(chan struct{})
-	cc.watchDone = done
-	cancel := cc.cancelReq
-	go func() {
-		defer close(done)
-		n, err := cc.c.Read(cc.peeked[:])
-		cc.nPeeked = n
-		if n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			cc.watchErr = err
-			cancel()
-		}
-	}()
+	cc.watching = watchRequest
+	cc.waiter.classify.Store(true)
+	go cc.await(cc.rawConn()) // under watchMu: a body reader may call watch
 }
 
-// stopWatch stops the watcher and waits for it; a client it saw leave
-// marks the connection broken.
-// No watcher starts after it for this request.
+// idle hands the idle connection to its watcher, started now if none ran
+// while the request was served, to wait for the next request under the
+// idle timeout. It reports false, handing nothing, when the watcher ended
+// on the next request's bytes already: the caller serves it.
+func (cc *conn) idle() bool {
+	cc.c.SetReadDeadline(time.Now().Add(cc.s.idleTimeout()))
+	cc.waiter.classify.Store(false)
+	cc.watchMu.Lock()
+	switch cc.watching {
+	case watchRequest:
+		cc.watching = watchOwns
+		cc.watchMu.Unlock()
+		return true
+	case watchEnded:
+		if cc.ready {
+			cc.watching, cc.ready = watchNone, false
+			cc.watchMu.Unlock()
+			return false
+		}
+	}
+	cc.watching = watchOwns
+	rc := cc.rawConn()
+	cc.watchMu.Unlock()
+	go cc.await(rc)
+	return true
+}
+
+// await is the watcher: it waits until the connection is readable (the
+// next request's bytes, the end of stream or an error), under whatever
+// deadline is set, on rc without reading, or, without a raw socket, by
+// reading one byte into cc.peeked (readOne). While a request is served
+// (watchRequest) a client seen leaving has the request cancelled and the
+// connection marked broken; on an idle connection it owns (watchOwns) it
+// has a worker serve the next request, or closes the connection.
+func (cc *conn) await(rc syscall.RawConn) {
+	var err error
+	gone := false
+	if rc != nil {
+		err = waitReadable(rc, &cc.waiter)
+		gone = cc.waiter.gone
+	} else {
+		gone, err = cc.readOne()
+	}
+	cc.watchMu.Lock()
+	switch cc.watching {
+	case watchOwns:
+		cc.watching = watchNone
+		cc.watchMu.Unlock()
+		if err != nil || gone {
+			cc.close(http.StateClosed)
+			return
+		}
+		cc.s.workers.run(cc)
+		return
+	case watchRequest:
+		cc.watching = watchEnded
+		cc.ready = err == nil && !gone
+		if gone {
+			cc.broken.Store(true)
+			if cc.cancelReq != nil {
+				cc.cancelReq()
+			}
+		}
+	case watchStopping:
+		cc.watching = watchEnded
+		cc.ready = false
+		close(cc.stopped)
+	case watchClosing:
+		cc.watching = watchNone
+	}
+	cc.watchMu.Unlock()
+}
+
+// readOne is await's wait where there is no raw socket: a read of one
+// byte, kept for the next request. gone means the client left: the end
+// of stream or a failed read other than a deadline's.
+func (cc *conn) readOne() (gone bool, err error) {
+	n, err := cc.c.Read(cc.peeked[:])
+	cc.nPeeked = n
+	if n > 0 {
+		return false, nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return !errors.Is(err, os.ErrDeadlineExceeded), err
+}
+
+// stopWatch stops a watcher watching a request and waits for it; no
+// watcher starts after it for this request (Hijack).
 func (cc *conn) stopWatch() {
 	cc.watchMu.Lock()
 	cc.watchOff = true
-	done := cc.watchDone
-	cc.watchDone = nil
-	cc.watchMu.Unlock()
-	if done == nil {
+	if cc.watching != watchRequest {
+		cc.watchMu.Unlock()
 		return
 	}
+	cc.watching = watchStopping
+	stopped := make(chan struct{})
+	cc.stopped = stopped
+	cc.watchMu.Unlock()
 	cc.c.SetReadDeadline(aLongTimeAgo)
-	<-done
+	<-stopped
 	cc.c.SetReadDeadline(time.Time{})
-	if cc.watchErr != nil {
-		cc.broken.Store(true)
-		cc.watchErr = nil
-	}
 }
 
 // serverKeyValue is the http.ServerContextKey value of requests served

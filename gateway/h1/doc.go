@@ -9,13 +9,16 @@
 // reads, and the Server here calls it on its own.
 //
 // Who owns a served connection's two sides:
-//   - The read side belongs to the connection's goroutine (conn.serve):
-//     it waits for readability without a buffer while the connection is
-//     idle, reads and parses each head, and lends the read side to the
+//   - The read side belongs, while the connection is idle, to its watcher
+//     goroutine (conn.await), which waits for readability without a
+//     buffer and then hands the connection to a worker (workers.go). The
+//     worker reads and parses each head, and lends the read side to the
 //     request's body (body.Read, on whatever goroutine the handler reads
-//     it from) until the body ends. Only then may a short-lived watcher
-//     read one byte, to notice a client that goes away mid-response
-//     (conn.watch); it is stopped before the next head is read.
+//     it from) until the body ends. Only then does the watcher start
+//     waiting on the socket, to notice a client that goes away
+//     mid-response (conn.watch); when the request ends, the connection is
+//     handed to it (conn.idle), and its wait is the wait for the next
+//     request.
 //   - The write side belongs to the request's response (response.go),
 //     serialised by conn.wmu: the handler's writes and the 100 Continue
 //     the body reader may send. Requests are served one at a time, so

@@ -52,6 +52,8 @@ type Server struct {
 	closing   bool          // Shutdown or Close ran
 	empty     chan struct{} // made by the first Shutdown or Close; closed once conns is empty
 	emptied   bool          // empty is closed
+
+	workers workers // the goroutines that serve requests (conn.run)
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -113,9 +115,10 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // ServeConn serves c until it closes, fails, is hijacked or the server
-// shuts down, and closes c then, unless hijacked. It may return earlier:
-// a connection that goes idle goes on in a goroutine of its own, with a
-// small stack (conn.run); Shutdown and Close end it.
+// shuts down, and closes c then, unless hijacked. It returns earlier, once
+// c's first bytes came: requests are served on the server's workers, and
+// an idle connection waits on a small goroutine of its own (conn.await);
+// Shutdown and Close end them.
 func (s *Server) ServeConn(c net.Conn) {
 	s.ServeConnAhead(c, nil)
 }
@@ -214,6 +217,7 @@ func (s *Server) closeIdle() <-chan struct{} {
 	s.closeEmptyLocked()
 	done := s.empty
 	s.mu.Unlock()
+	s.workers.close()
 	for _, ln := range lns {
 		ln.Close()
 	}

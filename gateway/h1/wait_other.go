@@ -2,10 +2,19 @@
 
 package h1
 
-import "syscall"
+import (
+	"sync/atomic"
+	"syscall"
+)
 
-// waitReadable is a no-op where no non-blocking peek is wired: the
-// connection waits in Read, with its buffer.
+// waitReadable is not wired where no non-blocking peek is: canWait is
+// false, and the watcher reads one byte instead (conn.readOne).
 func waitReadable(syscall.RawConn, *waiter) error { return nil }
 
-type waiter struct{}
+type waiter struct {
+	gone     bool
+	classify atomic.Bool
+}
+
+// canWait: waitReadable cannot wait here.
+const canWait = false

@@ -1,0 +1,250 @@
+package h1
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// serveOnListener serves s with h on ln, wrapped by wrap, until the test
+// ends, and returns the address.
+func serveWrapped(t *testing.T, s *Server, h http.HandlerFunc, wrap func(net.Listener) net.Listener) string {
+	t.Helper()
+	s.Handler = h
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); s.Serve(wrap(ln)) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// watchFlavours are the two ways the watcher waits: on the raw socket
+// (waitReadable), and, on a connection that has none (TLS, wrappers), by
+// reading one byte (readOne).
+var watchFlavours = []struct {
+	name string
+	wrap func(net.Listener) net.Listener
+}{
+	{"raw socket", func(ln net.Listener) net.Listener { return ln }},
+	{"no raw socket", func(ln net.Listener) net.Listener { return noRawListener{ln} }},
+}
+
+// noRawListener's connections hide the socket's SyscallConn.
+type noRawListener struct{ net.Listener }
+
+type noRawConn struct{ net.Conn }
+
+func (l noRawListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return noRawConn{c}, nil
+}
+
+// TestServerClientAbortWhileWatched: a client leaving while its request
+// waits is noticed on every request of a connection, after earlier ones
+// were answered (the watcher that waited for it was the one that watched
+// the request before), with a body read or none; and a client that sends
+// its next request while one waits is not taken for one that left: both
+// are answered, in order.
+func TestServerClientAbortWhileWatched(t *testing.T) {
+	for _, fl := range watchFlavours {
+		t.Run(fl.name, func(t *testing.T) {
+			canceled := make(chan error, 1)
+			addr := serveWrapped(t, &Server{}, func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				switch r.URL.Path {
+				case "/slow":
+					time.Sleep(100 * time.Millisecond) // the next request comes meanwhile
+				case "/wait":
+					w.WriteHeader(http.StatusOK)
+					w.(http.Flusher).Flush()
+					select {
+					case <-r.Context().Done():
+						canceled <- r.Context().Err()
+					case <-time.After(5 * time.Second):
+						canceled <- errors.New("not canceled")
+					}
+					return
+				}
+				io.WriteString(w, r.URL.Path)
+			}, fl.wrap)
+			for _, method := range []string{"GET", "POST"} {
+				c, br := dial(t, addr)
+				req := func(path string) string {
+					if method == "POST" {
+						return "POST " + path + " HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody"
+					}
+					return "GET " + path + " HTTP/1.1\r\nHost: h\r\n\r\n"
+				}
+				for i := range 3 {
+					io.WriteString(c, req(fmt.Sprintf("/%d", i)))
+					if _, body := readResponse(t, br, method); body != fmt.Sprintf("/%d", i) {
+						t.Fatalf("%s %d: %q", method, i, body)
+					}
+				}
+				io.WriteString(c, req("/slow"))
+				time.Sleep(20 * time.Millisecond) // /slow is being served
+				io.WriteString(c, req("/next"))
+				for _, want := range []string{"/slow", "/next"} {
+					if _, body := readResponse(t, br, method); body != want {
+						t.Fatalf("%s: %q, want %q", method, body, want)
+					}
+				}
+				io.WriteString(c, req("/wait"))
+				res, err := http.ReadResponse(br, nil)
+				if err != nil || res.StatusCode != http.StatusOK {
+					t.Fatalf("%s: %v %v", method, res, err)
+				}
+				c.Close()
+				if err := <-canceled; !errors.Is(err, context.Canceled) {
+					t.Errorf("%s: %v", method, err)
+				}
+			}
+		})
+	}
+}
+
+// deadlineListener counts its connections' SetReadDeadline calls.
+type deadlineListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+type deadlineConn struct {
+	*net.TCPConn
+	n *atomic.Int64
+}
+
+func (c deadlineConn) SetReadDeadline(t time.Time) error {
+	c.n.Add(1)
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+func (l deadlineListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return deadlineConn{c.(*net.TCPConn), l.n}, nil
+}
+
+// TestServerDeadlinesPerRequest: a keep-alive request that comes in one
+// piece costs two read deadlines (cleared after its head, the idle
+// timeout's after it): the watcher is not stopped, and a body already
+// read needs no drain deadline. (It was seven: the head's two, the
+// watcher's stop and restart, the drain's two and the idle one.)
+func TestServerDeadlinesPerRequest(t *testing.T) {
+	var n atomic.Int64
+	addr := serveWrapped(t, &Server{}, echo, func(ln net.Listener) net.Listener { return deadlineListener{ln, &n} })
+	c, br := dial(t, addr)
+	const reqs = 50
+	for i := range reqs {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		readResponse(t, br, "GET")
+		if i == 0 {
+			n.Store(0) // the first request's clock, from the connection's start
+		}
+	}
+	// The last request's idle deadline may not be set yet.
+	if got := n.Load(); got > 2*(reqs-1) {
+		t.Errorf("%d read deadlines set for %d requests, want at most 2 each", got, reqs-1)
+	}
+}
+
+// goroutineID is the calling goroutine's id, from its stack trace.
+func goroutineID() string {
+	b := make([]byte, 64)
+	b = b[:runtime.Stack(b, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(b), "goroutine "), " ")
+	return id
+}
+
+// TestServerRequestsReuseWorkers: requests, of one connection or several,
+// are served by goroutines kept from earlier requests (workers), whose
+// stacks are grown already, not each on a new one.
+func TestServerRequestsReuseWorkers(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	s := &Server{}
+	addr := startServer(t, s, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[goroutineID()]++
+		mu.Unlock()
+	})
+	c1, br1 := dial(t, addr)
+	c2, br2 := dial(t, addr)
+	const reqs = 40
+	for i := range reqs {
+		c, br := c1, br1
+		if i%2 == 1 {
+			c, br = c2, br2
+		}
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		readResponse(t, br, "GET")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// A worker parks only after its connection's watcher took over: the
+	// next request may come before and start another. A few, not one per
+	// request.
+	if len(seen) > reqs/4 {
+		t.Errorf("%d requests served on %d goroutines", reqs, len(seen))
+	}
+	if n := s.workers.started.Load(); n != int64(len(seen)) {
+		t.Errorf("%d workers started, %d seen serving", n, len(seen))
+	}
+}
+
+// TestServerIdleConnDropsRequest: an idle connection keeps nothing of its
+// last request: its context and cancel function are dropped.
+func TestServerIdleConnDropsRequest(t *testing.T) {
+	s := &Server{}
+	addr := startServer(t, s, echo)
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResponse(t, br, "GET")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var idle []*conn
+		s.mu.Lock()
+		for cc, st := range s.conns {
+			if st == http.StateIdle {
+				idle = append(idle, cc)
+			}
+		}
+		s.mu.Unlock()
+		if len(idle) == 1 {
+			cc := idle[0]
+			cc.watchMu.Lock()
+			kept := cc.cancelReq != nil
+			cc.watchMu.Unlock()
+			if kept {
+				t.Fatal("an idle connection keeps its last request's cancel function")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("connection never idle")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
