@@ -248,16 +248,13 @@ func (p *pool) tryAcquire() *pconn {
 	maxStreams := p.limits().maxStreams
 	for i := 0; i < len(p.conns); i++ {
 		c := p.conns[i]
-		if c.cc.Err() != nil {
+		load, avail, err := connSlots(c.cc)
+		if err != nil {
 			p.removeLocked(i)
 			i--
 			continue
 		}
-		if c.goingAway.Load() {
-			continue
-		}
-		load := c.cc.InFlight()
-		if load >= maxStreams || c.cc.Available() == 0 {
+		if c.goingAway.Load() || load >= maxStreams || avail == 0 {
 			continue
 		}
 		if best == nil || load < bestLoad {
@@ -269,6 +266,23 @@ func (p *pool) tryAcquire() *pconn {
 	}
 	p.inflight.Add(1)
 	return best
+}
+
+// slotReporter is a connection that reports InFlight, Available and Err
+// in one call (h2c/client.Conn.Slots: one lock round trip, not three).
+type slotReporter interface {
+	Slots() (inFlight, available int, err error)
+}
+
+// connSlots is cc's in-flight requests, free slots and error.
+func connSlots(cc clientConn) (inFlight, available int, err error) {
+	if r, ok := cc.(slotReporter); ok {
+		return r.Slots()
+	}
+	if err := cc.Err(); err != nil {
+		return 0, 0, err
+	}
+	return cc.InFlight(), cc.Available(), nil
 }
 
 // done gives back what tryAcquire took, once the request is over.

@@ -153,6 +153,11 @@ type Conn struct {
 	pingRTT    time.Duration // the last acknowledged PING's round trip
 	pingAckAt  time.Time     // when that ACK arrived; zero before any
 	requests   uint64
+	// wakes are streams' wake channels to reuse (stream.go: finishWaits),
+	// at most maxSpareWakes. Kept per connection rather than in a
+	// sync.Pool, so a channel never leaves its connection's synctest
+	// bubble in tests.
+	wakes []chan struct{}
 
 	// Reader-goroutine-only state.
 	recv     inflow // the connection's receive window
@@ -350,6 +355,14 @@ func (c *Conn) availableLocked() int {
 		return 0
 	}
 	return max(0, int(c.maxStreams)-c.reserved-c.active)
+}
+
+// Slots reports under one lock what InFlight, Available and Err report
+// one lock each, for a pool choosing among its connections.
+func (c *Conn) Slots() (inFlight, available int, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reserved + c.active, c.availableLocked(), c.errLocked()
 }
 
 // InFlight reports the requests in flight, reserved slots included.

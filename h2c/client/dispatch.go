@@ -73,7 +73,7 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 		}
 		// Kept aside: the caller's goroutine moves them into
 		// resp.Trailer at EOF, as the response is its own by then.
-		s.trailer = decodeHeader(f.fields, nil)
+		s.trailer = decodeHeader(f.fields, nil, nil)
 		s.endRecv = true
 		s.closeIfDoneLocked()
 		c.mu.Unlock()
@@ -95,7 +95,7 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 			return nil
 		}
 		s.n1xx++
-		s.info = append(s.info, info1xx{code: status, header: textproto.MIMEHeader(decodeHeader(f.fields, nil))})
+		s.info = append(s.info, info1xx{code: status, header: textproto.MIMEHeader(decodeHeader(f.fields, nil, nil))})
 		if status == http.StatusContinue {
 			s.continueLocked()
 		}
@@ -103,7 +103,10 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 		s.signal()
 		return nil
 	}
-	resp := &http.Response{
+	// The response and its values live in the stream's memory, which
+	// is never reused: one allocation with the stream.
+	resp := &s.respMem
+	*resp = http.Response{
 		Status:        statusText(status),
 		StatusCode:    status,
 		Proto:         "HTTP/2.0",
@@ -111,7 +114,7 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 		ContentLength: -1,
 		Request:       s.req,
 	}
-	resp.Header = decodeHeader(f.fields, &resp.Trailer)
+	resp.Header = decodeHeader(f.fields, &resp.Trailer, s.vals[:])
 	if cl := resp.Header["Content-Length"]; len(cl) == 1 {
 		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
 			resp.ContentLength = n

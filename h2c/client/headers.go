@@ -213,11 +213,16 @@ func (c *Conn) writeHeaderBlock(id uint32, block []byte, endStream bool, frame u
 }
 
 // decodeHeader turns decoded fields into a header map, with one backing
-// array for all values. Names announced in "Trailer" are declared in
-// *trailer (made when needed), when trailer is not nil.
-func decodeHeader(fields []hpack.HeaderField, trailer *http.Header) http.Header {
+// array for all values: vals when it is long enough (the stream's own,
+// never reused), else a new one. Names announced in "Trailer" are
+// declared in *trailer (made when needed), when trailer is not nil.
+func decodeHeader(fields []hpack.HeaderField, trailer *http.Header, vals []string) http.Header {
 	h := make(http.Header, len(fields))
-	vals := make([]string, len(fields))
+	if len(fields) <= len(vals) {
+		vals = vals[:len(fields)]
+	} else {
+		vals = make([]string, len(fields))
+	}
 	for i, f := range fields {
 		k := canonicalHeader(f.Name)
 		vals[i] = f.Value

@@ -31,7 +31,7 @@ type stream struct {
 	req   *http.Request
 	ctx   context.Context
 	trace *httptrace.ClientTrace
-	wake  chan struct{} // capacity 1: the state below changed
+	wake  chan struct{} // capacity 1: the state below changed; set by openStream, reused by a later stream once the caller is done (finishWaits)
 
 	resp       *http.Response // the final response, once its headers arrived
 	info       []info1xx      // informational responses not yet passed on
@@ -54,7 +54,18 @@ type stream struct {
 	writing bool        // a goroutine writes the request body
 	trailer http.Header // received trailers, complete once endRecv
 	recvd   int64       // DATA bytes received, padding aside
+
+	// respMem is the final response resp points to, and vals the backing
+	// array of its header values when they fit, allocated with the stream
+	// rather than apart. A stream is never reused, so the caller may keep
+	// the response as long as it likes (it keeps the stream reachable).
+	respMem http.Response
+	vals    [respVals]string
 }
+
+// respVals is the number of response header fields whose values fit in
+// the stream's own array (a typical Tomcat response has 3 to 6).
+const respVals = 8
 
 // copyTrailers moves received trailers into resp.Trailer; the caller's
 // goroutine calls it once it has seen the stream's end.
@@ -198,7 +209,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody()
 		return nil, err
 	}
-	s := &stream{c: c, req: req, ctx: ctx, trace: httptrace.ContextClientTrace(ctx), wake: make(chan struct{}, 1), recv: newInflow(c.cfg.StreamWindow)}
+	s := &stream{c: c, req: req, ctx: ctx, trace: httptrace.ContextClientTrace(ctx), recv: newInflow(c.cfg.StreamWindow)}
 	expect := cl != 0 && strings.EqualFold(req.Header.Get("Expect"), "100-continue")
 	if expect {
 		s.cont = make(chan struct{})
@@ -270,6 +281,7 @@ func (c *Conn) openStream(s *stream, endStream bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
+	s.wake = c.newWakeLocked()
 	err := c.errLocked()
 	if ga, ok := err.(*GoAwayError); ok {
 		// Never sent: not processed, whatever the last stream id.
@@ -332,7 +344,7 @@ func (s *stream) awaitResponse() (*http.Response, error) {
 			if done {
 				resp.Body = http.NoBody
 				s.copyTrailers()
-				s.finish()
+				s.finishWaits()
 			} else {
 				resp.Body = (*Body)(s)
 			}
@@ -340,7 +352,7 @@ func (s *stream) awaitResponse() (*http.Response, error) {
 		}
 		if err := s.err; err != nil {
 			c.mu.Unlock()
-			s.finish()
+			s.finishWaits()
 			return nil, err
 		}
 		c.mu.Unlock()
@@ -368,12 +380,23 @@ func (s *stream) abort(err error) {
 
 // finish ends the caller's use of the stream, once: the slot is freed,
 // and a stream still open is reset with CANCEL.
-func (s *stream) finish() {
+func (s *stream) finish() { s.finishOnce(false) }
+
+// finishOnce is finish, and gives the wake channel back to the
+// connection when recycleWake is set (see finishWaits).
+func (s *stream) finishOnce(recycleWake bool) {
 	c := s.c
 	c.mu.Lock()
 	if s.callerDone {
 		c.mu.Unlock()
 		return
+	}
+	if recycleWake && s.wake != nil && len(c.wakes) < maxSpareWakes {
+		select {
+		case <-s.wake:
+		default:
+		}
+		c.wakes = append(c.wakes, s.wake)
 	}
 	s.callerDone = true
 	c.active--
@@ -390,6 +413,32 @@ func (s *stream) finish() {
 	}
 	c.stateChanged(false)
 }
+
+// maxSpareWakes bounds the wake channels a connection keeps for reuse.
+const maxSpareWakes = 64
+
+// newWakeLocked gives a new stream a wake channel, a spare one when the
+// connection has one: an allocation fewer per request.
+func (c *Conn) newWakeLocked() chan struct{} {
+	if n := len(c.wakes); n > 0 {
+		w := c.wakes[n-1]
+		c.wakes[n-1] = nil
+		c.wakes = c.wakes[:n-1]
+		return w
+	}
+	return make(chan struct{}, 1)
+}
+
+// finishWaits is finish from the caller's goroutine on its way out of
+// RoundTrip or Body.Read, once it has seen the stream's end. Only the
+// caller's goroutine waits on a stream's wake channel, and after this it
+// can wait on it no more (callerDone: a later Read returns at once; a
+// Close meanwhile does not wait), so the channel goes back to the
+// connection for the next stream, if this call is the one that finished
+// the stream. A signal the reader or a timer sends to it afterwards at
+// worst wakes its next owner once more, which every wait tolerates: each
+// rechecks the stream's state under c.mu.
+func (s *stream) finishWaits() { s.finishOnce(true) }
 
 // Body is a stream seen as its response body: the Body of every
 // response with content.
@@ -428,12 +477,12 @@ func (b *Body) Read(p []byte) (int, error) {
 		case s.endRecv && s.err == nil:
 			c.mu.Unlock()
 			s.copyTrailers()
-			s.finish()
+			s.finishWaits()
 			return 0, io.EOF
 		case s.err != nil:
 			err := s.err
 			c.mu.Unlock()
-			s.finish()
+			s.finishWaits()
 			return 0, err
 		}
 		c.mu.Unlock()
