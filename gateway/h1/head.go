@@ -372,15 +372,75 @@ func trimOWS(v []byte) []byte {
 	return v
 }
 
-// fieldState collects what the framing and connection fields say, across
-// one head.
+// framing collects what a head's framing and connection fields say. The
+// request and the response parsers share it, so that both read
+// Content-Length, Transfer-Encoding and Connection by the same rules.
+type framing struct {
+	cl, te    bool
+	length    int64 // the Content-Length, when cl
+	keepAlive bool  // Connection: keep-alive
+	close     bool  // Connection: close
+}
+
+// note reads f when it is one of those fields, and reports whether it was.
+func (h *framing) note(f Field) (bool, error) {
+	switch {
+	case equalFold(f.Name, "Content-Length"):
+		n, ok := ParseContentLength(f.Value)
+		if !ok {
+			return true, ErrContentLength
+		}
+		if h.cl && n != h.length {
+			return true, ErrConflictingCL
+		}
+		h.cl, h.length = true, n
+	case equalFold(f.Name, "Transfer-Encoding"):
+		if h.te {
+			return true, ErrRepeatedTE
+		}
+		h.te = true
+		if !equalFold(f.Value, "chunked") {
+			return true, ErrTransferEncoding
+		}
+	case equalFold(f.Name, "Connection"):
+		eachToken(f.Value, func(t []byte) {
+			switch {
+			case equalFold(t, "close"):
+				h.close = true
+			case equalFold(t, "keep-alive"):
+				h.keepAlive = true
+			}
+		})
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// check applies the rules that need the whole head: chunked only on
+// HTTP/1.1 and never with a Content-Length. It reports whether the
+// connection closes after this message (Connection: close, or HTTP/1.0
+// without keep-alive).
+func (h *framing) check(minor int) (closes bool, err error) {
+	switch {
+	case h.te && h.cl:
+		return false, ErrTEWithCL
+	case h.te && minor == 0:
+		return false, ErrTEOnHTTP10
+	}
+	return h.close || minor == 0 && !h.keepAlive, nil
+}
+
+// fieldState collects what a request head's fields say.
 type fieldState struct {
-	host, cl, te  bool
-	keepAlive     bool
-	connectionSet bool
+	framing
+	host bool
 }
 
 func (h *fieldState) note(req *Request, f Field) error {
+	if ok, err := h.framing.note(f); ok {
+		return err
+	}
 	switch {
 	case equalFold(f.Name, "Host"):
 		if h.host {
@@ -388,32 +448,6 @@ func (h *fieldState) note(req *Request, f Field) error {
 		}
 		h.host = true
 		req.Host = f.Value
-	case equalFold(f.Name, "Content-Length"):
-		n, ok := ParseContentLength(f.Value)
-		if !ok {
-			return ErrContentLength
-		}
-		if h.cl && n != req.ContentLength {
-			return ErrConflictingCL
-		}
-		h.cl, req.ContentLength = true, n
-	case equalFold(f.Name, "Transfer-Encoding"):
-		if h.te {
-			return ErrRepeatedTE
-		}
-		h.te = true
-		if !equalFold(f.Value, "chunked") {
-			return ErrTransferEncoding
-		}
-	case equalFold(f.Name, "Connection"):
-		eachToken(f.Value, func(t []byte) {
-			switch {
-			case equalFold(t, "close"):
-				req.Close = true
-			case equalFold(t, "keep-alive"):
-				h.keepAlive = true
-			}
-		})
 	case equalFold(f.Name, "Upgrade"):
 		req.Upgrade = true
 	case equalFold(f.Name, "Expect"):
@@ -434,18 +468,16 @@ func (h *fieldState) finish(req *Request) error {
 	if req.Minor == 1 && !h.host {
 		return ErrHost
 	}
-	if req.Minor == 0 && !h.keepAlive {
-		req.Close = true
+	closes, err := h.check(req.Minor)
+	if err != nil {
+		return err
 	}
+	req.Close = closes
 	switch {
-	case h.te && h.cl:
-		return ErrTEWithCL
-	case h.te && req.Minor == 0:
-		return ErrTEOnHTTP10
 	case h.te:
 		req.Framing = Chunked
 	case h.cl:
-		req.Framing = Length
+		req.Framing, req.ContentLength = Length, h.length
 	}
 	return nil
 }

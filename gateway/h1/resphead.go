@@ -147,41 +147,16 @@ func parseStatusLine(line []byte, resp *Response) error {
 	return nil
 }
 
-// respFieldState collects what the framing and connection fields of one
-// response head say.
+// respFieldState collects what a response head's fields say.
 type respFieldState struct {
-	cl, te    bool
-	keepAlive bool
+	framing
 }
 
 func (h *respFieldState) note(resp *Response, f Field) error {
+	if ok, err := h.framing.note(f); ok {
+		return err
+	}
 	switch {
-	case equalFold(f.Name, "Content-Length"):
-		n, ok := ParseContentLength(f.Value)
-		if !ok {
-			return ErrContentLength
-		}
-		if h.cl && n != resp.ContentLength {
-			return ErrConflictingCL
-		}
-		h.cl, resp.ContentLength = true, n
-	case equalFold(f.Name, "Transfer-Encoding"):
-		if h.te {
-			return ErrRepeatedTE
-		}
-		h.te = true
-		if !equalFold(f.Value, "chunked") {
-			return ErrTransferEncoding
-		}
-	case equalFold(f.Name, "Connection"):
-		eachToken(f.Value, func(t []byte) {
-			switch {
-			case equalFold(t, "close"):
-				resp.Close = true
-			case equalFold(t, "keep-alive"):
-				h.keepAlive = true
-			}
-		})
 	case equalFold(f.Name, "Keep-Alive"):
 		if resp.KeepAliveMax < 0 {
 			resp.KeepAliveMax = keepAliveMax(f.Value)
@@ -193,14 +168,13 @@ func (h *respFieldState) note(resp *Response, f Field) error {
 }
 
 func (h *respFieldState) finish(resp *Response, head bool) error {
-	if resp.Minor == 0 && !h.keepAlive {
-		resp.Close = true
+	closes, err := h.check(resp.Minor)
+	if err != nil {
+		return err
 	}
-	switch {
-	case h.te && h.cl:
-		return ErrTEWithCL
-	case h.te && resp.Minor == 0:
-		return ErrTEOnHTTP10
+	resp.Close = closes
+	if h.cl {
+		resp.ContentLength = h.length
 	}
 	switch {
 	case head || resp.Status < 200 || resp.Status == 204 || resp.Status == 304:
