@@ -192,12 +192,12 @@ func (cc *conn) releaseBuf() {
 var fieldsPool sync.Pool
 
 // putFields gives fs's storage to fieldsPool, cleared: its slices point
-// into a read buffer.
+// into a read buffer. Only fs's length needs clearing: ParseHead leaves
+// the storage past it zero.
 func putFields(fs []Field) {
 	if cap(fs) == 0 {
 		return
 	}
-	fs = fs[:cap(fs)]
 	clear(fs)
 	fs = fs[:0]
 	fieldsPool.Put(&fs)
@@ -218,7 +218,6 @@ func (cc *conn) takeBuf() {
 		cc.buf, cc.r, cc.w = getBuf(), 0, 0
 		if cc.req.Fields == nil {
 			cc.req.Fields = getFields()
-			cc.aheadReq.Fields = getFields()
 		}
 	}
 	if cc.nPeeked > 0 {
@@ -435,6 +434,9 @@ func (cc *conn) checkAhead() error {
 			if !cc.aheadDec.Done() {
 				return nil
 			}
+		}
+		if cc.aheadReq.Fields == nil {
+			cc.aheadReq.Fields = getFields() // only once bytes came ahead: pipelining is rare
 		}
 		n, err := ParseHead(rest, cc.s.Limits, &cc.aheadReq)
 		if err == ErrIncomplete {

@@ -19,7 +19,8 @@ const (
 )
 
 // Request is one parsed request head. ParseHead reuses Fields' storage, so
-// a Request kept per connection costs no allocation per request.
+// a Request kept per connection costs no allocation per request; it
+// leaves that storage zero past Fields' length.
 type Request struct {
 	Method []byte
 	Target []byte
@@ -99,6 +100,9 @@ func ParseHead(buf []byte, lim Limits, req *Request) (int, error) {
 	if err := parseRequestLine(line, lim, req); err != nil {
 		return 0, err
 	}
+	// The last head's fields are cleared, so that Fields' storage past
+	// its length is always zero (putFields clears only up to it).
+	clear(req.Fields)
 	*req = Request{Method: req.Method, Target: req.Target, Minor: req.Minor, Fields: req.Fields[:0], ContentLength: 0}
 	var h fieldState
 	for {

@@ -171,3 +171,29 @@ func BenchmarkParseHead(b *testing.B) {
 		}
 	}
 }
+
+// TestPutFieldsLeavesStorageZero: a head with fewer fields than the one
+// before it on the same storage leaves no slice of the first past its
+// length, so putFields, which clears only up to the length, pools the
+// storage all zero (nothing pinning a read buffer).
+func TestPutFieldsLeavesStorageZero(t *testing.T) {
+	req := Request{Fields: make([]Field, 0, 8)}
+	storage := req.Fields[:cap(req.Fields)]
+	for _, head := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+	} {
+		if _, err := ParseHead([]byte(head), Limits{}, &req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(req.Fields) != 1 {
+		t.Fatalf("%d fields, want 1", len(req.Fields))
+	}
+	putFields(req.Fields)
+	for i, f := range storage {
+		if f.Name != nil || f.Value != nil {
+			t.Errorf("field %d still set after putFields: %q: %q", i, f.Name, f.Value)
+		}
+	}
+}
