@@ -402,3 +402,51 @@ func TestProxyReusedExchangeStartsClean(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyRefusesUnsendableFields: a header field the HTTP/1.1 parser
+// would have refused, coming from another front end (the h2 and h3
+// servers call ServeHTTP with what their parsers let in), or a Host
+// that became invalid, is not sent upstream: the h2c client checks every
+// field it encodes.
+func TestProxyRefusesUnsendableFields(t *testing.T) {
+	reached := make(chan string, 10)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		reached <- r.Header.Get("X-A")
+		io.WriteString(w, "ok")
+	})
+	be := newBackend(t, upstream.Config{Protocol: upstream.H2C, Servers: []upstream.ServerConfig{{Address: up}}})
+	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": be}, NewMetrics(nil), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*http.Request)
+	}{
+		{"CRLF in a value", func(r *http.Request) { r.Header["X-A"] = []string{"a\r\nX-Injected: 1"} }},
+		{"NUL in a value", func(r *http.Request) { r.Header["X-A"] = []string{"a\x00"} }},
+		{"bad name", func(r *http.Request) { r.Header["X A"] = []string{"1"} }},
+		{"bad Host", func(r *http.Request) { r.Host = "a\nb" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "http://front/p", nil)
+			tc.mod(req)
+			rec := httptest.NewRecorder()
+			g.ServeHTTP(rec, req)
+			if rec.Code < 500 {
+				t.Fatalf("status %d, want a gateway error", rec.Code)
+			}
+		})
+	}
+	select {
+	case v := <-reached:
+		t.Fatalf("origin reached (X-A %q)", v)
+	default:
+	}
+	// The connection is still good for a valid request.
+	rec := httptest.NewRecorder()
+	g.ServeHTTP(rec, httptest.NewRequest("GET", "http://front/p", nil))
+	if rec.Code != 200 {
+		t.Fatalf("valid request after the refusals: status %d", rec.Code)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -24,41 +25,23 @@ func (h *headerBuf) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// hopHeaders are connection-specific fields HTTP/2 forbids (RFC 9113
-// 8.2.2); Host travels as :authority.
-var hopHeaders = map[string]bool{
-	"Connection":        true,
-	"Proxy-Connection":  true,
-	"Keep-Alive":        true,
-	"Transfer-Encoding": true,
-	"Upgrade":           true,
-	"Host":              true,
-}
-
-// checkRequest rejects what cannot be sent, before any stream state is
-// touched.
-func checkRequest(req *http.Request) error {
+// encodeRequest HPACK-encodes req's header block into dst from index 1
+// (dst[0] is left for a table size update: see headerBlock) and checks
+// it as it goes, in one walk over the header map: names and values
+// that cannot be sent (RFC 9110 5.1 and 5.5, as httpguts checks them)
+// fail the request, whatever made them; connection-specific fields (RFC
+// 9113 8.2.2) are dropped, Host travels as :authority. size is the
+// header list's size as MAX_HEADER_LIST_SIZE counts it (every field of
+// req.Header, sent or not), for the caller to check against the
+// server's. Nothing of the connection is touched, so it runs before a
+// stream is opened and without wmu.
+func encodeRequest(dst []byte, req *http.Request) (block []byte, size uint64, err error) {
 	if req.URL == nil {
-		return fmt.Errorf("h2c client: request has no URL")
+		return dst, 0, fmt.Errorf("h2c client: request has no URL")
 	}
 	if req.Method != "" && !httpguts.ValidHostHeader(req.Host) && req.Host != "" {
-		return fmt.Errorf("h2c client: invalid Host %q", req.Host)
+		return dst, 0, fmt.Errorf("h2c client: invalid Host %q", req.Host)
 	}
-	for k, vv := range req.Header {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return fmt.Errorf("h2c client: invalid header name %q", k)
-		}
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return fmt.Errorf("h2c client: invalid value for header %q", k)
-			}
-		}
-	}
-	return nil
-}
-
-// encodeRequest HPACK-encodes req's header block; the caller holds wmu.
-func (c *Conn) encodeRequest(req *http.Request, hdrMax uint32) ([]byte, error) {
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet
@@ -81,56 +64,93 @@ func (c *Conn) encodeRequest(req *http.Request, hdrMax uint32) ([]byte, error) {
 	case n == 0 && (method == "POST" || method == "PUT" || method == "PATCH"):
 		cl = "0"
 	}
-	if hdrMax > 0 {
-		size := uint64(len(method)+len(host)+len(path)+len(scheme)) + 4*32 + 7 + 10 + 5 + 6
-		for k, vv := range req.Header {
-			for _, v := range vv {
-				size += uint64(len(k) + len(v) + 32)
-			}
-		}
-		if size > uint64(hdrMax) {
-			return nil, fmt.Errorf("h2c client: request headers (%d bytes) exceed the server's MAX_HEADER_LIST_SIZE %d", size, hdrMax)
-		}
-	}
-	c.hbuf.b = c.beginBlock(c.hbuf.b[:0])
-	c.field(":method", method)
-	c.field(":scheme", scheme)
-	c.field(":authority", host)
-	c.field(":path", path)
-	var trailerNames []string
+	size = uint64(len(method)+len(host)+len(path)+len(scheme)) + 4*32 + 7 + 10 + 5 + 6
+	b := append(dst[:0], 0)
+	b = appendField(b, ":method", method)
+	b = appendField(b, ":scheme", scheme)
+	b = appendField(b, ":authority", host)
+	b = appendField(b, ":path", path)
 	for k, vv := range req.Header {
-		if hopHeaders[k] {
-			continue
-		}
-		name := lowerHeader(k)
-		if name == "te" {
-			// Only "trailers" is allowed (RFC 9113 8.2.2).
-			for _, v := range vv {
-				if strings.EqualFold(v, "trailers") {
-					c.field("te", "trailers")
-					break
-				}
+		n, ok := reqNames[k]
+		if !ok {
+			if n, ok = unknownName(k); !ok {
+				return b, 0, fmt.Errorf("h2c client: invalid header name %q", k)
 			}
-			continue
 		}
-		if name == "content-length" || name == "trailer" {
-			continue
-		}
+		te := false
 		for _, v := range vv {
-			c.field(name, v)
+			if !validValue(v) {
+				return b, 0, fmt.Errorf("h2c client: invalid value for header %q", k)
+			}
+			size += uint64(len(k) + len(v) + 32)
+			switch n.send {
+			case sendField:
+				b = appendIndexedName(b, n, v)
+			case sendTE:
+				// Only "trailers" is allowed (RFC 9113 8.2.2).
+				te = te || strings.EqualFold(v, "trailers")
+			}
+		}
+		if te {
+			b = appendIndexedName(b, n, "trailers")
 		}
 	}
-	for k := range req.Trailer {
-		trailerNames = append(trailerNames, lowerHeader(k))
-	}
-	if len(trailerNames) > 0 {
-		c.field("trailer", strings.Join(trailerNames, ","))
+	if len(req.Trailer) > 0 {
+		names := make([]string, 0, len(req.Trailer))
+		for k := range req.Trailer {
+			names = append(names, lowerHeader(k))
+		}
+		b = appendField(b, "trailer", strings.Join(names, ","))
 	}
 	if cl != "" {
-		c.field("content-length", cl)
+		b = appendField(b, "content-length", cl)
 	}
-	return c.hbuf.b, nil
+	return b, size, nil
 }
+
+// headerBlock is the block encodeRequest wrote into b, opened with the
+// connection's table size update if it is the first (beginBlock); the
+// caller holds wmu.
+func (c *Conn) headerBlock(b []byte) []byte {
+	if c.tableZeroed {
+		return b[1:]
+	}
+	c.tableZeroed = true
+	b[0] = 0x20 // size update, 5-bit prefix, 0
+	return b
+}
+
+// validValue is httpguts.ValidHeaderFieldValue: no control byte but
+// HTAB.
+func validValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// unknownName is reqNames' entry for a name it does not hold: k in lower
+// case, sent as it is, unless it is one of reqNames' own in another case
+// (a header map's keys need not be canonical). ok is false when k is not
+// a valid field name (a token).
+func unknownName(k string) (n reqName, ok bool) {
+	if !httpguts.ValidHeaderFieldName(k) {
+		return n, false
+	}
+	lower := strings.ToLower(k)
+	if n, ok := reqNames[lower]; ok {
+		return n, true
+	}
+	return reqName{lower: lower, send: sendField}, true
+}
+
+// reqBlocks recycles encodeRequest's buffers between requests.
+var reqBlocks = sync.Pool{New: func() any { return new(headerBuf) }}
+
+// maxKeptBlock bounds the buffers reqBlocks keeps.
+const maxKeptBlock = 16 << 10
 
 // requestPath is u.RequestURI(), the :path sent, byte for byte, without
 // its concatenation of path and query: "path?query" is the request's

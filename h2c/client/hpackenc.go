@@ -1,5 +1,7 @@
 package client
 
+import "strings"
+
 // Request headers are HPACK-encoded statelessly, in the manner of
 // HAProxy's hpack-enc.c: names from the static table where it has them,
 // values as raw literals "without indexing", no Huffman coding and no
@@ -75,6 +77,57 @@ func appendInt(dst []byte, first byte, n uint, v uint64) []byte {
 func appendString(dst []byte, s string) []byte {
 	dst = appendInt(dst, 0, 7, uint64(len(s)))
 	return append(dst, s...)
+}
+
+// reqName is what the encoder knows of a request header name: its
+// lower-case form, its first index in the static table (0: none), and
+// whether it is sent.
+type reqName struct {
+	lower  string
+	static uint64
+	send   uint8
+}
+
+// reqName.send values.
+const (
+	sendField = iota // sent as it is
+	dropField        // connection-specific, Host (sent as :authority), or set by the encoder
+	sendTE           // TE: sent as "trailers" if it lists trailers
+)
+
+// reqNames maps the request header names the encoder knows, canonical
+// and in lower case, to what it does with them: one lookup per field.
+// Knowing a name is knowing it valid. The others are sent as they are,
+// in lower case (unknownName).
+var reqNames = func() map[string]reqName {
+	m := make(map[string]reqName)
+	add := func(canonical string, send uint8) {
+		lower := strings.ToLower(canonical)
+		n := reqName{lower: lower, static: staticNames[lower], send: send}
+		m[canonical], m[lower] = n, n
+	}
+	for k := range common {
+		if k[0] >= 'A' && k[0] <= 'Z' {
+			add(k, sendField)
+		}
+	}
+	for _, k := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Transfer-Encoding",
+		"Upgrade", "Host", "Content-Length", "Trailer"} {
+		add(k, dropField)
+	}
+	add("Te", sendTE)
+	return m
+}()
+
+// appendIndexedName appends a field whose name n the encoder knows.
+func appendIndexedName(dst []byte, n reqName, value string) []byte {
+	if n.static != 0 {
+		dst = appendInt(dst, 0, 4, n.static) // literal without indexing, indexed name
+	} else {
+		dst = append(dst, 0)
+		dst = appendString(dst, n.lower)
+	}
+	return appendString(dst, value)
 }
 
 // appendField appends one field, stateless.

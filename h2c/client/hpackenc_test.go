@@ -48,15 +48,16 @@ func TestFirstBlockZeroesTable(t *testing.T) {
 	c := new(Conn)
 	req, _ := http.NewRequest("GET", "http://backend/p", nil)
 	req.Header.Set("X-A", "1")
-	first, err := c.encodeRequest(req, 0)
+	b, _, err := encodeRequest(nil, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	first = bytes.Clone(first)
-	second, err := c.encodeRequest(req, 0)
+	first := bytes.Clone(c.headerBlock(b))
+	b, _, err = encodeRequest(b, req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	second := c.headerBlock(b)
 	if len(first) == 0 || first[0] != 0x20 {
 		t.Fatalf("first block % x: want a size update to 0 (20) first", first)
 	}
@@ -128,11 +129,11 @@ func BenchmarkEncodeRequest(b *testing.B) {
 		for i := range reqFields {
 			req, _ := http.NewRequest("GET", "http://shop.example.com/app/catalog/item?id=42", nil)
 			req.Header = forwarded(w.h, i)
-			block, err := new(Conn).encodeRequest(req, 0)
+			block, _, err := encodeRequest(nil, req)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if reqFields[i], err = hpack.NewDecoder(4096, nil).DecodeFull(block); err != nil {
+			if reqFields[i], err = hpack.NewDecoder(4096, nil).DecodeFull(new(Conn).headerBlock(block)); err != nil {
 				b.Fatal(err)
 			}
 		}

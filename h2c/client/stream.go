@@ -200,12 +200,17 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Body.Close()
 		}
 	}
-	if err := checkRequest(req); err != nil {
+	hb := reqBlocks.Get().(*headerBuf)
+	var size uint64
+	var err error
+	if hb.b, size, err = encodeRequest(hb.b, req); err != nil {
+		putBlock(hb)
 		closeBody()
 		c.Release()
 		return nil, err
 	}
 	if err := c.takeSlot(ctx); err != nil {
+		putBlock(hb)
 		closeBody()
 		return nil, err
 	}
@@ -214,7 +219,9 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	if expect {
 		s.cont = make(chan struct{})
 	}
-	if err := c.openStream(s, cl == 0); err != nil {
+	err = c.openStream(s, hb.b, size, cl == 0)
+	putBlock(hb)
+	if err != nil {
 		closeBody()
 		s.finish()
 		return nil, err
@@ -275,9 +282,17 @@ func (c *Conn) takeSlot(ctx context.Context) error {
 	return nil
 }
 
-// openStream gives s an id and writes its HEADERS. Ids must go out in
+// putBlock gives hb back to reqBlocks, unless it grew too large to keep.
+func putBlock(hb *headerBuf) {
+	if cap(hb.b) <= maxKeptBlock {
+		reqBlocks.Put(hb)
+	}
+}
+
+// openStream gives s an id and writes its HEADERS: block, from
+// encodeRequest, whose header list is size bytes. Ids must go out in
 // order, so the id is taken under wmu.
-func (c *Conn) openStream(s *stream, endStream bool) error {
+func (c *Conn) openStream(s *stream, block []byte, size uint64, endStream bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
@@ -291,6 +306,9 @@ func (c *Conn) openStream(s *stream, endStream bool) error {
 		c.err = errStreamIDs
 		err = errStreamIDs
 	}
+	if hdrMax := c.peerHdrMax; err == nil && hdrMax > 0 && size > uint64(hdrMax) {
+		err = fmt.Errorf("h2c client: request headers (%d bytes) exceed the server's MAX_HEADER_LIST_SIZE %d", size, hdrMax)
+	}
 	if err != nil {
 		c.mu.Unlock()
 		return err
@@ -302,17 +320,12 @@ func (c *Conn) openStream(s *stream, endStream bool) error {
 	s.endSent = endStream
 	s.sendWin = outflow{c.peerWin}
 	c.streams[s.id] = s
-	frame, hdrMax := c.peerFrame, c.peerHdrMax
+	frame := c.peerFrame
 	c.mu.Unlock()
 
-	block, err := c.encodeRequest(s.req, hdrMax)
-	if err == nil {
-		if err = c.writeHeaderBlock(s.id, block, endStream, frame); err != nil {
-			err = &ConnError{Reason: "write", Err: err}
-			c.closeWith(err)
-		}
-	}
-	if err != nil {
+	if err = c.writeHeaderBlock(s.id, c.headerBlock(block), endStream, frame); err != nil {
+		err = &ConnError{Reason: "write", Err: err}
+		c.closeWith(err)
 		c.mu.Lock()
 		s.failLocked(err)
 		s.removeLocked()
