@@ -477,6 +477,14 @@ func (b *Body) Read(p []byte) (int, error) {
 			if !s.endRecv && s.err == nil {
 				inc = s.recv.free(n)
 			}
+			if s.off == len(s.buf) && s.endRecv && s.err == nil && !s.callerDone && s.abandon == nil {
+				// The last bytes: EOF comes with them, sparing the
+				// caller a Read (and a lock) for it.
+				c.mu.Unlock()
+				s.copyTrailers()
+				s.finishWaits()
+				return n, io.EOF
+			}
 			c.mu.Unlock()
 			if inc > 0 {
 				c.writeFrame(func() error { return c.fr.WriteWindowUpdate(s.id, uint32(inc)) })
