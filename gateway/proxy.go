@@ -69,7 +69,7 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // exchange is the per-request state of a proxied request: the outbound
-// request, its URL and header map, the X-Forwarded-* values and what the
+// request, its URL and header, the X-Forwarded-* values and what the
 // backend reports. Exchanges are pooled (getExchange): reused only once
 // the backend is done with the request, which the RoundTripper contract
 // puts at the response body's Close (no 1xx comes after the final
@@ -81,8 +81,8 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 type exchange struct {
 	out   http.Request
 	url   url.URL
-	hdr   http.Header // the outbound header; cleared for reuse
-	xf    [2]string   // X-Forwarded-For, X-Forwarded-Host
+	hdr   upstream.HeaderList // the outbound header; cleared for reuse
+	xf    [2]string           // X-Forwarded-For, X-Forwarded-Host
 	info  upstream.RequestInfo
 	trace httptrace.ClientTrace // passes 1xx responses on (got1xx), bound once
 	body  *reqBody              // the client's body, when it has one
@@ -95,7 +95,7 @@ type exchange struct {
 }
 
 var exchanges = sync.Pool{New: func() any {
-	ex := &exchange{hdr: make(http.Header, 16)}
+	ex := &exchange{hdr: upstream.HeaderList{Fields: make([]upstream.Field, 0, 16)}}
 	ex.trace.Got1xxResponse = ex.got1xx
 	return ex
 }}
@@ -109,7 +109,7 @@ func (ex *exchange) release() {
 		return
 	}
 	h, trace := ex.hdr, ex.trace
-	clear(h)
+	h.Reset()
 	*ex = exchange{hdr: h, trace: trace}
 	exchanges.Put(ex)
 }
@@ -262,7 +262,16 @@ func (p *proxy) outRequest(r *http.Request, ex *exchange) *http.Request {
 		ex.body = &reqBody{rc: r.Body, n: p.m.bytesIn}
 		out.Body = ex.body
 	}
-	out.Header = p.outHeader(r, ex)
+	p.outHeader(r, ex)
+	if p.info != nil {
+		// upstream.Backend takes the header as a list, which the h2c
+		// client encodes with no map (a map is built only for an
+		// HTTP/1.1 server).
+		ex.info.Header = &ex.hdr
+		out.Header = nil
+	} else {
+		out.Header = ex.hdr.Map()
+	}
 	return out
 }
 
@@ -295,25 +304,24 @@ func (p *proxy) roundTrip(w *statusWriter, out *http.Request, ex *exchange) (*ht
 	return res, err
 }
 
-// outHeader builds the outbound header: the client's minus hop-by-hop and
-// forwarding headers, plus what the gateway sets. Values are shared with
-// the inbound header, never modified in place.
-func (p *proxy) outHeader(r *http.Request, ex *exchange) http.Header {
+// outHeader builds the outbound header in ex.hdr: the client's minus
+// hop-by-hop and forwarding headers, plus what the gateway sets. Values
+// are shared with the inbound header, never modified in place.
+func (p *proxy) outHeader(r *http.Request, ex *exchange) {
 	in := r.Header
 	conn := in["Connection"]
-	if ex.hdr == nil {
-		ex.hdr = make(http.Header, len(in)+4)
-	}
-	h := ex.hdr
+	h := &ex.hdr
+	ua := false
 	for k, vv := range in {
 		if hopByHop(k) || forwarding(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) {
 			continue
 		}
-		h[k] = vv
+		ua = ua || k == "User-Agent"
+		h.Add(k, vv)
 	}
 	if httpguts.HeaderValuesContainsToken(in["Te"], "trailers") {
 		// Tell the server trailers are supported, when the client said so.
-		h["Te"] = valTrailers
+		h.Add("Te", valTrailers)
 	}
 	if clientIP, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		if prior := in["X-Forwarded-For"]; len(prior) > 0 && p.trusted(r) {
@@ -322,19 +330,18 @@ func (p *proxy) outHeader(r *http.Request, ex *exchange) http.Header {
 			clientIP = strings.Join(prior, ", ") + ", " + clientIP
 		}
 		ex.xf[0] = clientIP
-		h["X-Forwarded-For"] = ex.xf[0:1:1]
+		h.Add("X-Forwarded-For", ex.xf[0:1:1])
 	}
 	ex.xf[1] = r.Host
-	h["X-Forwarded-Host"] = ex.xf[1:2:2]
+	h.Add("X-Forwarded-Host", ex.xf[1:2:2])
 	if r.TLS == nil {
-		h["X-Forwarded-Proto"] = valHTTP
+		h.Add("X-Forwarded-Proto", valHTTP)
 	} else {
-		h["X-Forwarded-Proto"] = valHTTPS
+		h.Add("X-Forwarded-Proto", valHTTPS)
 	}
-	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = valEmpty
+	if !ua {
+		h.Add("User-Agent", valEmpty)
 	}
-	return h
 }
 
 // copyResponse sends res to the client: headers without hop-by-hop ones,

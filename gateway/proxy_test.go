@@ -353,8 +353,16 @@ func TestProxyStreamingHeadersFlushedAtOnce(t *testing.T) {
 // TestProxyReusedExchangeStartsClean: exchanges (and, over HTTP/1.1, the
 // h1 server's requests) are reused; one request's headers, query and
 // forwarding values never reach the next one's upstream request. One
-// keep-alive client sends requests with differing fields in turn.
+// keep-alive client sends requests with differing fields in turn, to an
+// h2c server (the header goes as a list) and to an HTTP/1.1 one (as the
+// map built from it).
 func TestProxyReusedExchangeStartsClean(t *testing.T) {
+	for _, proto := range []string{upstream.H2C, upstream.H1} {
+		t.Run(proto, func(t *testing.T) { testReusedExchange(t, proto) })
+	}
+}
+
+func testReusedExchange(t *testing.T, proto string) {
 	got := make(chan http.Header, 1)
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Clone()
@@ -363,7 +371,7 @@ func TestProxyReusedExchangeStartsClean(t *testing.T) {
 		got <- h
 		io.WriteString(w, "ok")
 	})
-	c, br := gatewaytest.Dial(t, newGateway(t, up, upstream.QueueConfig{}))
+	c, br := gatewaytest.Dial(t, newGatewayProto(t, up, proto, upstream.QueueConfig{}))
 	for i, tt := range []struct {
 		head    string
 		has     map[string]string
@@ -376,6 +384,8 @@ func TestProxyReusedExchangeStartsClean(t *testing.T) {
 			[]string{"X-First", "Te"}},
 		{"GET /c HTTP/1.1\r\nHost: three\r\n\r\n",
 			map[string]string{"X-Seen-Host": "three", "User-Agent": ""}, []string{"X-First", "Te"}},
+		{"GET /d HTTP/1.1\r\nHost: four\r\nX-Two: a\r\nConnection: keep-alive, X-Gone\r\nX-Gone: 1\r\nX-Two: b\r\n\r\n",
+			map[string]string{"X-Seen-Host": "four", "X-Two": "a, b"}, []string{"X-First", "X-Gone", "Connection"}},
 	} {
 		if _, err := io.WriteString(c, tt.head); err != nil {
 			t.Fatal(err)
@@ -388,8 +398,8 @@ func TestProxyReusedExchangeStartsClean(t *testing.T) {
 		res.Body.Close()
 		h := <-got
 		for k, v := range tt.has {
-			if h.Get(k) != v {
-				t.Errorf("request %d: %s %q, want %q (all: %q)", i, k, h.Get(k), v, h)
+			if got := strings.Join(h.Values(k), ", "); got != v {
+				t.Errorf("request %d: %s %q, want %q (all: %q)", i, k, got, v, h)
 			}
 		}
 		for _, k := range tt.lacking {

@@ -31,6 +31,8 @@ func (p *proxy) upgrade(w *statusWriter, r *http.Request, ex *exchange, up strin
 	if out.Body != nil {
 		defer ex.body.Close()
 	}
+	// A tunnel takes its header as a map, the upgrade's fields added.
+	out.Header, ex.info.Header = ex.hdr.Map(), nil
 	out.Header["Connection"] = valUpgrade
 	out.Header["Upgrade"] = []string{up}
 	res, err := p.roundTrip(w, out, ex)

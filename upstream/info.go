@@ -1,8 +1,11 @@
 package upstream
 
 import (
+	"net/http"
 	"net/textproto"
 	"time"
+
+	"github.com/sluice-gw/sluice/h2c/client"
 )
 
 // RequestInfo is what the backend reports about a request for access logs,
@@ -25,4 +28,59 @@ type RequestInfo struct {
 	// context per request; it takes the place of such a hook. Not for
 	// protocol switches (upgrades): those take the context's hooks only.
 	Got1xx func(code int, header textproto.MIMEHeader) error
+
+	// Header, if the caller sets it, is the request's header, sent in
+	// place of the request's Header (which is not read): to an h2c server
+	// as the list it is, with no map; to an HTTP/1.1 one as its Map.
+	Header *HeaderList
+}
+
+// Field is one request header name, canonical as an http.Header key,
+// with its values.
+type Field = client.Field
+
+var _ fieldsConn = (*client.Conn)(nil)
+
+// HeaderList is a request header as a list of fields, in the order they
+// are sent. Its map form is built only when a connection needs one (an
+// HTTP/1.1 server), and kept for the next attempt.
+type HeaderList struct {
+	Fields []Field
+	m      http.Header // Fields as a map, once Map built it; cleared by Reset
+	built  bool
+}
+
+// Add appends a field.
+func (l *HeaderList) Add(name string, values []string) {
+	l.Fields = append(l.Fields, Field{Name: name, Values: values})
+}
+
+// Map returns the header as an http.Header, built from Fields on the first
+// call after Reset. The values are Fields' own slices.
+func (l *HeaderList) Map() http.Header {
+	if l.built {
+		return l.m
+	}
+	if l.m == nil {
+		l.m = make(http.Header, len(l.Fields))
+	}
+	for _, f := range l.Fields {
+		if prev, ok := l.m[f.Name]; ok {
+			l.m[f.Name] = append(prev[:len(prev):len(prev)], f.Values...)
+		} else {
+			l.m[f.Name] = f.Values
+		}
+	}
+	l.built = true
+	return l.m
+}
+
+// Reset empties l for reuse: nothing of the last request stays reachable.
+func (l *HeaderList) Reset() {
+	clear(l.Fields)
+	l.Fields = l.Fields[:0]
+	if l.built {
+		clear(l.m)
+		l.built = false
+	}
 }

@@ -118,6 +118,25 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 	}
 }
 
+// fieldsConn is a connection that takes a request's header as a list:
+// the h2c client's.
+type fieldsConn interface {
+	RoundTripFields(*http.Request, []Field) (*http.Response, error)
+}
+
+// roundTripConn sends out on cc, with info.Header as its header when the
+// caller gave one.
+func roundTripConn(cc clientConn, out *http.Request, info *RequestInfo) (*http.Response, error) {
+	if info == nil || info.Header == nil {
+		return cc.RoundTrip(out)
+	}
+	if fc, ok := cc.(fieldsConn); ok {
+		return fc.RoundTripFields(out, info.Header.Fields)
+	}
+	out.Header = info.Header.Map()
+	return cc.RoundTrip(out)
+}
+
 // send makes one attempt on a reserved slot of c, sending reqBody as the
 // body of a copy of req. wrote reports whether the request headers were
 // written, after which the server may have seen it.
@@ -141,7 +160,7 @@ func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendStat
 		// the attempt's trace, which out's context holds.
 		t.trace.Got1xxResponse = info.Got1xx
 	}
-	resp, err := c.cc.RoundTrip(out)
+	resp, err := roundTripConn(c.cc, out, info)
 	if err != nil {
 		cause := t.cause()
 		t.finish()

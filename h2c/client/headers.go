@@ -25,17 +25,25 @@ func (h *headerBuf) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Field is one request header name, in the canonical form of an
+// http.Header key (any case is taken), with its values.
+type Field struct {
+	Name   string
+	Values []string
+}
+
 // encodeRequest HPACK-encodes req's header block into dst from index 1
 // (dst[0] is left for a table size update: see headerBlock) and checks
-// it as it goes, in one walk over the header map: names and values
-// that cannot be sent (RFC 9110 5.1 and 5.5, as httpguts checks them)
-// fail the request, whatever made them; connection-specific fields (RFC
-// 9113 8.2.2) are dropped, Host travels as :authority. size is the
-// header list's size as MAX_HEADER_LIST_SIZE counts it (every field of
-// req.Header, sent or not), for the caller to check against the
-// server's. Nothing of the connection is touched, so it runs before a
-// stream is opened and without wmu.
-func encodeRequest(dst []byte, req *http.Request) (block []byte, size uint64, err error) {
+// it as it goes, in one walk over the header: names and values that
+// cannot be sent (RFC 9110 5.1 and 5.5, as httpguts checks them) fail
+// the request, whatever made them; connection-specific fields (RFC 9113
+// 8.2.2) are dropped, Host travels as :authority. The header is fields
+// when list is set, else req.Header. size is the header list's size as
+// MAX_HEADER_LIST_SIZE counts it (every field of the header, sent or
+// not), for the caller to check against the server's. Nothing of the
+// connection is touched, so it runs before a stream is opened and
+// without wmu.
+func encodeRequest(dst []byte, req *http.Request, fields []Field, list bool) (block []byte, size uint64, err error) {
 	if req.URL == nil {
 		return dst, 0, fmt.Errorf("h2c client: request has no URL")
 	}
@@ -70,29 +78,17 @@ func encodeRequest(dst []byte, req *http.Request) (block []byte, size uint64, er
 	b = appendField(b, ":scheme", scheme)
 	b = appendField(b, ":authority", host)
 	b = appendField(b, ":path", path)
-	for k, vv := range req.Header {
-		n, ok := reqNames[k]
-		if !ok {
-			if n, ok = unknownName(k); !ok {
-				return b, 0, fmt.Errorf("h2c client: invalid header name %q", k)
+	if list {
+		for _, f := range fields {
+			if b, err = appendHeaderField(b, &size, f.Name, f.Values); err != nil {
+				return b, 0, err
 			}
 		}
-		te := false
-		for _, v := range vv {
-			if !validValue(v) {
-				return b, 0, fmt.Errorf("h2c client: invalid value for header %q", k)
+	} else {
+		for k, vv := range req.Header {
+			if b, err = appendHeaderField(b, &size, k, vv); err != nil {
+				return b, 0, err
 			}
-			size += uint64(len(k) + len(v) + 32)
-			switch n.send {
-			case sendField:
-				b = appendIndexedName(b, n, v)
-			case sendTE:
-				// Only "trailers" is allowed (RFC 9113 8.2.2).
-				te = te || strings.EqualFold(v, "trailers")
-			}
-		}
-		if te {
-			b = appendIndexedName(b, n, "trailers")
 		}
 	}
 	if len(req.Trailer) > 0 {
@@ -106,6 +102,52 @@ func encodeRequest(dst []byte, req *http.Request) (block []byte, size uint64, er
 		b = appendField(b, "content-length", cl)
 	}
 	return b, size, nil
+}
+
+// appendHeaderField checks and appends the header field k with values
+// vv, adding their size to *size.
+func appendHeaderField(b []byte, size *uint64, k string, vv []string) ([]byte, error) {
+	n, ok := reqNames[k]
+	if !ok {
+		if n, ok = unknownName(k); !ok {
+			return b, fmt.Errorf("h2c client: invalid header name %q", k)
+		}
+	}
+	te := false
+	for _, v := range vv {
+		if !validValue(v) {
+			return b, fmt.Errorf("h2c client: invalid value for header %q", k)
+		}
+		*size += uint64(len(k) + len(v) + 32)
+		switch n.send {
+		case sendField:
+			b = appendIndexedName(b, n, v)
+		case sendTE:
+			// Only "trailers" is allowed (RFC 9113 8.2.2).
+			te = te || strings.EqualFold(v, "trailers")
+		}
+	}
+	if te {
+		b = appendIndexedName(b, n, "trailers")
+	}
+	return b, nil
+}
+
+// expects100 reports whether the header (fields when list is set, else
+// req.Header) asks for 100-continue.
+func expects100(req *http.Request, fields []Field, list bool) bool {
+	var v string
+	if !list {
+		v = req.Header.Get("Expect")
+	} else {
+		for _, f := range fields {
+			if len(f.Values) > 0 && strings.EqualFold(f.Name, "Expect") {
+				v = f.Values[0]
+				break
+			}
+		}
+	}
+	return strings.EqualFold(v, "100-continue")
 }
 
 // headerBlock is the block encodeRequest wrote into b, opened with the

@@ -48,12 +48,12 @@ func TestFirstBlockZeroesTable(t *testing.T) {
 	c := new(Conn)
 	req, _ := http.NewRequest("GET", "http://backend/p", nil)
 	req.Header.Set("X-A", "1")
-	b, _, err := encodeRequest(nil, req)
+	b, _, err := encodeRequest(nil, req, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := bytes.Clone(c.headerBlock(b))
-	b, _, err = encodeRequest(b, req)
+	b, _, err = encodeRequest(b, req, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func BenchmarkEncodeRequest(b *testing.B) {
 		for i := range reqFields {
 			req, _ := http.NewRequest("GET", "http://shop.example.com/app/catalog/item?id=42", nil)
 			req.Header = forwarded(w.h, i)
-			block, _, err := encodeRequest(nil, req)
+			block, _, err := encodeRequest(nil, req, nil, false)
 			if err != nil {
 				b.Fatal(err)
 			}

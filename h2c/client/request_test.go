@@ -16,6 +16,41 @@ import (
 // is written and takes no stream id, whoever built it: the encoder
 // checks every field it sends, not only what a strict parser let in.
 func TestRequestRefusedBeforeStream(t *testing.T) {
+	for _, list := range []bool{false, true} {
+		t.Run(modeName(list), func(t *testing.T) { testRequestRefused(t, list) })
+	}
+}
+
+// modeName names a test's way of giving the header: RoundTrip's map or
+// RoundTripFields' list.
+func modeName(list bool) string {
+	if list {
+		return "list"
+	}
+	return "map"
+}
+
+// send runs RoundTrip, or RoundTripFields with req.Header as a list when
+// list is set, in a goroutine.
+func send(c *Conn, req *http.Request, list bool) chan rtResult {
+	if !list {
+		return goRoundTrip(c, req)
+	}
+	var fields []Field
+	for k, vv := range req.Header {
+		fields = append(fields, Field{Name: k, Values: vv})
+	}
+	r := *req
+	r.Header = nil // not read
+	ch := make(chan rtResult, 1)
+	go func() {
+		resp, err := c.RoundTripFields(&r, fields)
+		ch <- rtResult{resp, err}
+	}()
+	return ch
+}
+
+func testRequestRefused(t *testing.T, list bool) {
 	for _, tc := range []struct {
 		name string
 		mod  func(*http.Request)
@@ -35,7 +70,7 @@ func TestRequestRefusedBeforeStream(t *testing.T) {
 			c, f := start(t, Config{}, http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: 1024})
 			req := get(context.Background())
 			tc.mod(req)
-			_, err := c.RoundTrip(req)
+			err := wait(t, send(c, req, list)).err
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("RoundTrip error %v, want one saying %q", err, tc.want)
 			}
@@ -62,6 +97,12 @@ func TestRequestRefusedBeforeStream(t *testing.T) {
 // fields dropped in any case, TE only as "trailers", names in lower
 // case, Host as :authority, each value as it was.
 func TestRequestFieldsSent(t *testing.T) {
+	for _, list := range []bool{false, true} {
+		t.Run(modeName(list), func(t *testing.T) { testRequestFieldsSent(t, list) })
+	}
+}
+
+func testRequestFieldsSent(t *testing.T, list bool) {
 	c, f := start(t, Config{})
 	req, _ := http.NewRequest("POST", "http://backend/p?q=1", strings.NewReader("abc"))
 	req.Host = "front.example"
@@ -82,7 +123,7 @@ func TestRequestFieldsSent(t *testing.T) {
 		"Content-Length":    {"99"},
 		"Trailer":           {"X-T"},
 	}
-	rt := goRoundTrip(c, req)
+	rt := send(c, req, list)
 	h := f.headers()
 	var got []string
 	for _, fl := range h.fields {
@@ -100,5 +141,38 @@ func TestRequestFieldsSent(t *testing.T) {
 	f.writeHeaders(h.streamID, true, ":status", "204")
 	if res := wait(t, rt); res.err != nil {
 		t.Fatal(res.err)
+	}
+}
+
+// TestExpects100: Expect: 100-continue is found in either form of the
+// header, whatever the case of its name and value.
+func TestExpects100(t *testing.T) {
+	for _, tc := range []struct {
+		h    http.Header
+		want bool
+	}{
+		{http.Header{"Expect": {"100-continue"}}, true},
+		{http.Header{"Expect": {"100-Continue"}}, true},
+		{http.Header{"expect": {"100-continue"}}, true},
+		{http.Header{"Expect": {"other"}}, false},
+		{http.Header{"Expect": {}}, false},
+		{http.Header{"X-Expect": {"100-continue"}}, false},
+		{http.Header{}, false},
+	} {
+		var fields []Field
+		for k, vv := range tc.h {
+			fields = append(fields, Field{Name: k, Values: vv})
+		}
+		// The map form is read as net/http reads it: by canonical key.
+		req := &http.Request{Header: http.Header{}}
+		for k, vv := range tc.h {
+			req.Header[http.CanonicalHeaderKey(k)] = vv
+		}
+		if got := expects100(req, nil, false); got != tc.want {
+			t.Errorf("map %v: %v, want %v", tc.h, got, tc.want)
+		}
+		if got := expects100(&http.Request{}, fields, true); got != tc.want {
+			t.Errorf("list %v: %v, want %v", tc.h, got, tc.want)
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
-	"strings"
 	"sync"
 	"time"
 
@@ -193,6 +192,18 @@ func outgoingLength(req *http.Request) int64 {
 // first). Errors: ErrNotProcessed matches those proving the server did
 // not process the request.
 func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
+	return c.roundTrip(req, nil, false)
+}
+
+// RoundTripFields is RoundTrip sending fields as the request's header,
+// in their order, in place of req.Header, which it does not read: a
+// caller that has the header as a list spares itself a map.
+func (c *Conn) RoundTripFields(req *http.Request, fields []Field) (*http.Response, error) {
+	return c.roundTrip(req, fields, true)
+}
+
+// roundTrip is RoundTrip with the header in fields when list is set.
+func (c *Conn) roundTrip(req *http.Request, fields []Field, list bool) (*http.Response, error) {
 	ctx := req.Context()
 	cl := outgoingLength(req)
 	closeBody := func() {
@@ -203,7 +214,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	hb := reqBlocks.Get().(*headerBuf)
 	var size uint64
 	var err error
-	if hb.b, size, err = encodeRequest(hb.b, req); err != nil {
+	if hb.b, size, err = encodeRequest(hb.b, req, fields, list); err != nil {
 		putBlock(hb)
 		closeBody()
 		c.Release()
@@ -215,7 +226,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	s := &stream{c: c, req: req, ctx: ctx, trace: httptrace.ContextClientTrace(ctx), recv: newInflow(c.cfg.StreamWindow)}
-	expect := cl != 0 && strings.EqualFold(req.Header.Get("Expect"), "100-continue")
+	expect := cl != 0 && expects100(req, fields, list)
 	if expect {
 		s.cont = make(chan struct{})
 	}
