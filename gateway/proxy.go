@@ -79,13 +79,18 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 // What may outlive the request, the body passed upstream (a stream's
 // writer), is allocated apart.
 type exchange struct {
-	out   http.Request
-	url   url.URL
-	hdr   upstream.HeaderList // the outbound header; cleared for reuse
-	xf    [2]string           // X-Forwarded-For, X-Forwarded-Host
-	info  upstream.RequestInfo
-	trace httptrace.ClientTrace // passes 1xx responses on (got1xx), bound once
-	body  *reqBody              // the client's body, when it has one
+	exchangeReq                       // zeroed for reuse
+	hdr         upstream.HeaderList   // the outbound header; cleared for reuse
+	trace       httptrace.ClientTrace // passes 1xx responses on (got1xx), bound once
+}
+
+// exchangeReq is the part of an exchange that release zeroes.
+type exchangeReq struct {
+	out  http.Request
+	url  url.URL
+	xf   [2]string // X-Forwarded-For, X-Forwarded-Host
+	info upstream.RequestInfo
+	body *reqBody // the client's body, when it has one
 
 	w    http.ResponseWriter
 	mu   sync.Mutex // guards done and w's header map between got1xx and the final response
@@ -108,9 +113,8 @@ func (ex *exchange) release() {
 	if !ex.reusable {
 		return
 	}
-	h, trace := ex.hdr, ex.trace
-	h.Reset()
-	*ex = exchange{hdr: h, trace: trace}
+	ex.hdr.Reset()
+	ex.exchangeReq = exchangeReq{}
 	exchanges.Put(ex)
 }
 
