@@ -44,14 +44,16 @@ type conn struct {
 	peer  string // c.RemoteAddr(), formatted once
 	first bool   // no request served yet: HTTP/2 prior knowledge still possible
 
-	buf  *[]byte // nil while idle; buf[r:w] is read and not yet parsed
-	r, w int
-	req  Request
-	dec  ChunkDecoder
+	buf       *[]byte // nil while idle; buf[r:w] is read and not yet parsed
+	r, w      int
+	req       Request
+	reqFields *[]Field // the box req.Fields' storage came in (putFields)
+	dec       ChunkDecoder
 
 	// Scratch state of checkAhead.
-	aheadReq Request
-	aheadDec ChunkDecoder
+	aheadReq    Request
+	aheadFields *[]Field
+	aheadDec    ChunkDecoder
 
 	// wmu serialises writes to c: the response's and a 100 Continue from
 	// the body reader.
@@ -181,34 +183,38 @@ func (cc *conn) releaseBuf() {
 	if cc.buf != nil && cc.r == cc.w {
 		putBuf(cc.buf)
 		cc.buf, cc.r, cc.w = nil, 0, 0
-		putFields(cc.req.Fields)
-		putFields(cc.aheadReq.Fields)
+		putFields(cc.reqFields, cc.req.Fields)
+		putFields(cc.aheadFields, cc.aheadReq.Fields)
+		cc.reqFields, cc.aheadFields = nil, nil
 		cc.req, cc.aheadReq = Request{}, Request{}
 		cc.dec, cc.aheadDec = ChunkDecoder{}, ChunkDecoder{}
 	}
 }
 
-// fieldsPool keeps the Fields storage of idle connections' Requests.
+// fieldsPool keeps the Fields storage of idle connections' Requests, in
+// the boxes they came in (getFields), so that giving it back allocates
+// nothing.
 var fieldsPool sync.Pool
 
-// putFields gives fs's storage to fieldsPool, cleared: its slices point
-// into a read buffer. Only fs's length needs clearing: ParseHead leaves
-// the storage past it zero.
-func putFields(fs []Field) {
-	if cap(fs) == 0 {
+// putFields gives fs's storage to fieldsPool in box, the one getFields
+// gave (nil: none), cleared: its slices point into a read buffer. Only
+// fs's length needs clearing: ParseHead leaves the storage past it zero.
+func putFields(box *[]Field, fs []Field) {
+	if box == nil {
 		return
 	}
 	clear(fs)
-	fs = fs[:0]
-	fieldsPool.Put(&fs)
+	*box = fs[:0]
+	fieldsPool.Put(box)
 }
 
-// getFields is storage for a Request's Fields.
-func getFields() []Field {
+// getFields is storage for a Request's Fields, in a box for putFields.
+func getFields() *[]Field {
 	if p, ok := fieldsPool.Get().(*[]Field); ok {
-		return *p
+		return p
 	}
-	return make([]Field, 0, 32)
+	fs := make([]Field, 0, 32)
+	return &fs
 }
 
 // takeBuf makes sure cc has a read buffer, with the byte the watcher read
@@ -216,8 +222,9 @@ func getFields() []Field {
 func (cc *conn) takeBuf() {
 	if cc.buf == nil {
 		cc.buf, cc.r, cc.w = getBuf(), 0, 0
-		if cc.req.Fields == nil {
-			cc.req.Fields = getFields()
+		if cc.reqFields == nil {
+			cc.reqFields = getFields()
+			cc.req.Fields = *cc.reqFields
 		}
 	}
 	if cc.nPeeked > 0 {
@@ -435,8 +442,10 @@ func (cc *conn) checkAhead() error {
 				return nil
 			}
 		}
-		if cc.aheadReq.Fields == nil {
-			cc.aheadReq.Fields = getFields() // only once bytes came ahead: pipelining is rare
+		if cc.aheadFields == nil {
+			// Only once bytes came ahead: pipelining is rare.
+			cc.aheadFields = getFields()
+			cc.aheadReq.Fields = *cc.aheadFields
 		}
 		n, err := ParseHead(rest, cc.s.Limits, &cc.aheadReq)
 		if err == ErrIncomplete {

@@ -177,7 +177,9 @@ func BenchmarkParseHead(b *testing.B) {
 // length, so putFields, which clears only up to the length, pools the
 // storage all zero (nothing pinning a read buffer).
 func TestPutFieldsLeavesStorageZero(t *testing.T) {
-	req := Request{Fields: make([]Field, 0, 8)}
+	box := new([]Field)
+	*box = make([]Field, 0, 8)
+	req := Request{Fields: *box}
 	storage := req.Fields[:cap(req.Fields)]
 	for _, head := range []string{
 		"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n",
@@ -190,7 +192,7 @@ func TestPutFieldsLeavesStorageZero(t *testing.T) {
 	if len(req.Fields) != 1 {
 		t.Fatalf("%d fields, want 1", len(req.Fields))
 	}
-	putFields(req.Fields)
+	putFields(box, req.Fields)
 	for i, f := range storage {
 		if f.Name != nil || f.Value != nil {
 			t.Errorf("field %d still set after putFields: %q: %q", i, f.Name, f.Value)
