@@ -183,12 +183,18 @@ func (cc *conn) releaseBuf() {
 	if cc.buf != nil && cc.r == cc.w {
 		putBuf(cc.buf)
 		cc.buf, cc.r, cc.w = nil, 0, 0
-		putFields(cc.reqFields, cc.req.Fields)
-		putFields(cc.aheadFields, cc.aheadReq.Fields)
-		cc.reqFields, cc.aheadFields = nil, nil
-		cc.req, cc.aheadReq = Request{}, Request{}
-		cc.dec, cc.aheadDec = ChunkDecoder{}, ChunkDecoder{}
+		cc.dropHeads()
 	}
+}
+
+// dropHeads gives the parsed heads' field storage back to its pool and
+// clears them.
+func (cc *conn) dropHeads() {
+	putFields(cc.reqFields, cc.req.Fields)
+	putFields(cc.aheadFields, cc.aheadReq.Fields)
+	cc.reqFields, cc.aheadFields = nil, nil
+	cc.req, cc.aheadReq = Request{}, Request{}
+	cc.dec, cc.aheadDec = ChunkDecoder{}, ChunkDecoder{}
 }
 
 // fieldsPool keeps the Fields storage of idle connections' Requests, in
