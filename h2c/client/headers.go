@@ -74,10 +74,10 @@ func encodeRequest(dst []byte, req *http.Request, fields []Field, list bool) (bl
 	}
 	size = uint64(len(method)+len(host)+len(path)+len(scheme)) + 4*32 + 7 + 10 + 5 + 6
 	b := append(dst[:0], 0)
-	b = appendField(b, ":method", method)
-	b = appendField(b, ":scheme", scheme)
-	b = appendField(b, ":authority", host)
-	b = appendField(b, ":path", path)
+	b = appendPseudo(b, nameMethod, method)
+	b = appendPseudo(b, nameScheme, scheme)
+	b = appendPseudo(b, nameAuthority, host)
+	b = appendPseudo(b, namePath, path)
 	if list {
 		for _, f := range fields {
 			if b, err = appendHeaderField(b, &size, f.Name, f.Values); err != nil {
@@ -99,9 +99,26 @@ func encodeRequest(dst []byte, req *http.Request, fields []Field, list bool) (bl
 		b = appendField(b, "trailer", strings.Join(names, ","))
 	}
 	if cl != "" {
-		b = appendField(b, "content-length", cl)
+		b = appendIndexedName(b, reqNames["Content-Length"], cl)
 	}
 	return b, size, nil
+}
+
+// The pseudo-header fields' names, as appendIndexedName takes them.
+var (
+	nameMethod    = reqName{lower: ":method", static: staticNames[":method"]}
+	nameScheme    = reqName{lower: ":scheme", static: staticNames[":scheme"]}
+	nameAuthority = reqName{lower: ":authority", static: staticNames[":authority"]}
+	namePath      = reqName{lower: ":path", static: staticNames[":path"]}
+)
+
+// appendPseudo appends a pseudo-header field: one indexed byte when the
+// static table has the whole field (GET, POST, "/", http, https).
+func appendPseudo(b []byte, n reqName, value string) []byte {
+	if i := staticFull(n.lower, value); i != 0 {
+		return append(b, 0x80|i)
+	}
+	return appendIndexedName(b, n, value)
 }
 
 // appendHeaderField checks and appends the header field k with values
