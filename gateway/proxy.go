@@ -240,7 +240,8 @@ func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
 	// Both of Sluice's clients write the request head before RoundTrip
 	// returns and read nothing of the request after but its body (apart,
 	// see exchange) and, on HTTP/1.1, its Trailer map (the client's).
-	ex.reusable = true
+	// Another RoundTripper (a test's) may keep the request it was given.
+	ex.reusable = ex.info.Protocol == upstream.H2C || ex.info.Protocol == upstream.H1
 }
 
 // outRequest builds the outbound request in ex.
