@@ -38,7 +38,8 @@ func FuzzDecoder(f *testing.F) {
 		f.Add(all, uint16(first), uint16(first/2), uint8(0))
 		f.Add(all, uint16(first), uint16(1), uint8(9))
 	}
-	for _, b := range tomcatBlocks(f, 2) {
+	for _, h := range tomcatBlocks {
+		b := unhex(f, h)
 		f.Add(append(b, b...), uint16(len(b)), uint16(3), uint8(0))
 	}
 	f.Add([]byte{0x20, 0x3f, 0xe1, 0x1f, 0x82, 0x40, 0x01, 'a', 0x01, 'b', 0xbe}, uint16(5), uint16(2), uint8(0))
