@@ -7,12 +7,15 @@
 // connection (a connection has one decoder, as it has one dynamic table).
 // The fields it hands out are the caller's to keep: their strings are
 // never written again. Literal strings of one block share one buffer
-// allocated for the block, common values (a response's Date while it
-// stays the same second, a Content-Length that does not change) are
-// handed out again from the previous block, and indexed fields share
-// the tables' strings, so that a block costs at most a few allocations
-// whatever its number of fields. The dynamic table's strings are its
-// own, so a long-lived entry keeps no block's buffer alive.
+// allocated for the block, a literal value equal to the last one of the
+// same static-table name (a response's Date while it stays the same
+// second, a Content-Length that does not change) is the same string
+// again, and indexed fields share the tables' strings, so that a block
+// costs at most one allocation for its literals whatever their number,
+// and none when they repeat. The dynamic table's strings are its own
+// (one allocation per entry), so a long-lived entry keeps no block's
+// buffer alive; a value kept for reuse keeps alive the block buffer it
+// is in (at most arenaMax bytes, for each static-table name).
 //
 // It follows golang.org/x/net/http2/hpack's Decoder, against which it is
 // fuzzed (FuzzDecoder), with two differences: a dynamic table size update
@@ -343,24 +346,37 @@ func (d *Decoder) raw(s hstring) ([]byte, error) {
 // view returns s decoded, as a view of the block's arena.
 func (d *Decoder) view(s hstring) (string, error) {
 	b, err := d.raw(s)
-	if err != nil || len(b) == 0 {
+	if err != nil {
 		return "", err
+	}
+	return d.toArena(b), nil
+}
+
+// toArena copies b into the block's arena and returns the copy.
+func (d *Decoder) toArena(b []byte) string {
+	if len(b) == 0 {
+		return ""
 	}
 	if cap(d.arena)-len(d.arena) < len(b) {
 		// One buffer for the block's literals, sized for what is left
 		// of the input (Huffman codes are at least 5 bits), within
 		// reason; a string that does not fit gets one of its own.
-		d.arena = make([]byte, 0, max(len(b), min(d.left*8/5, 4096)))
+		d.arena = make([]byte, 0, max(len(b), min(d.left*8/5, arenaMax)))
 	}
 	start := len(d.arena)
 	d.arena = append(d.arena, b...)
 	v := d.arena[start:len(d.arena):len(d.arena)]
 	d.arena = d.arena[len(d.arena):]
-	return unsafe.String(unsafe.SliceData(v), len(v)), nil
+	return unsafe.String(unsafe.SliceData(v), len(v))
 }
 
-// interned returns s decoded, the same string as the last value of
-// static name i when it reads the same.
+// arenaMax bounds a block's buffer for literals, and so the memory an
+// interned value can keep alive.
+const arenaMax = 4096
+
+// interned returns s decoded: the same string as the last value of
+// static name i when it reads the same, else a view of the block's arena,
+// kept for the next (it keeps at most arenaMax bytes alive).
 func (d *Decoder) interned(i uint64, s hstring) (string, error) {
 	if len(s.b) > internLen {
 		return d.view(s)
@@ -374,7 +390,7 @@ func (d *Decoder) interned(i uint64, s hstring) (string, error) {
 		return "", err
 	}
 	if d.intern[i] != string(b) {
-		d.intern[i] = string(b)
+		d.intern[i] = d.toArena(b)
 	}
 	enc.b = append(enc.b[:0], s.b...)
 	enc.huff = s.huff

@@ -346,3 +346,63 @@ func BenchmarkDecodeTomcatResponse(b *testing.B) {
 		})
 	}
 }
+
+// TestChangingLiteralsShareOneBuffer: literal values that differ from
+// the last ones (ETag, Last-Modified, Location of each response) cost
+// one allocation for the block, not one each.
+func TestChangingLiteralsShareOneBuffer(t *testing.T) {
+	block := func(v string) []byte {
+		var b []byte
+		for _, idx := range []byte{34, 44, 46} { // etag, last-modified, location
+			b = append(b, 0x0f, idx-15, byte(len(v)))
+			b = append(b, v...)
+		}
+		return b
+	}
+	a, b := block("\"v1-aaaa\""), block("\"v2-bbbb\"")
+	d := NewDecoder(4096, 0)
+	dst := make([]Field, 0, 8)
+	n := testing.AllocsPerRun(100, func() {
+		d.Decode(dst[:0], a, 1<<20)
+		d.Decode(dst[:0], b, 1<<20)
+	}) / 2
+	if n != 1 {
+		t.Errorf("%.1f allocations per block, want 1", n)
+	}
+	got, _, _ := d.Decode(nil, a, 1<<20)
+	if !sameFields(got, fieldsOf("etag", "\"v1-aaaa\"", "last-modified", "\"v1-aaaa\"", "location", "\"v1-aaaa\"")) {
+		t.Fatalf("%+v", got)
+	}
+}
+
+// TestFieldsOutliveTheirInput: the fields handed out stay as they were
+// when the input buffer is reused (as the connection reuses its frame
+// buffer) and later blocks are decoded.
+func TestFieldsOutliveTheirInput(t *testing.T) {
+	d := NewDecoder(4096, 0)
+	buf := make([]byte, 0, 256)
+	var kept [][]Field
+	var want [][]Field
+	for i, h := range append(append([]string{}, tomcatBlocks...), rfcVectors[6].blocks[0].hex, rfcVectors[7].blocks[1].hex) {
+		buf = append(buf[:0], unhex(t, h)...)
+		got, _, err := d.Decode(nil, buf, 1<<20)
+		if err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+		kept = append(kept, got)
+		// A deep copy of what was handed out.
+		var c []Field
+		for _, f := range got {
+			c = append(c, Field{Name: strings.Clone(f.Name), Value: strings.Clone(f.Value), Sensitive: f.Sensitive})
+		}
+		want = append(want, c)
+		for k := range buf {
+			buf[k] = 0xff
+		}
+	}
+	for i := range kept {
+		if !sameFields(kept[i], want[i]) {
+			t.Fatalf("block %d changed: %+v, was %+v", i, kept[i], want[i])
+		}
+	}
+}
