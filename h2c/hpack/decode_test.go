@@ -285,6 +285,9 @@ func TestInterning(t *testing.T) {
 // literals being the same as the previous response's; one string when
 // the Date moves to the next second.
 func TestDecodeAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
 	for _, tc := range []struct {
 		name string
 		next int
@@ -351,6 +354,9 @@ func BenchmarkDecodeTomcatResponse(b *testing.B) {
 // the last ones (ETag, Last-Modified, Location of each response) cost
 // one allocation for the block, not one each.
 func TestChangingLiteralsShareOneBuffer(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
 	block := func(v string) []byte {
 		var b []byte
 		for _, idx := range []byte{34, 44, 46} { // etag, last-modified, location
