@@ -39,6 +39,11 @@ func (c *Conn) maxContinuations() int {
 // whose header the framer has read (and checked: its length, and that
 // CONTINUATION frames follow their HEADERS on the same stream).
 func (c *Conn) readHeaderFrame(fh http2.FrameHeader) error {
+	if cap(c.hpay) < int(fh.Length) {
+		// Grown to the largest frame seen, at most maxFrame (the
+		// framer checked the length).
+		c.hpay = make([]byte, fh.Length)
+	}
 	p := c.hpay[:fh.Length]
 	if _, err := io.ReadFull(c.br, p); err != nil {
 		return err

@@ -239,7 +239,6 @@ func NewConn(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 	c.fr = http2.NewFramer(cnc, c.br)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(maxFrame)
-	c.hpay = make([]byte, maxFrame)
 	// The client advertises no SETTINGS_HEADER_TABLE_SIZE: the
 	// server's encoder may use the default 4096 bytes.
 	c.hdec = hpack.NewDecoder(4096, int(cfg.MaxHeaderListSize))
