@@ -59,13 +59,19 @@ type IndexError uint64
 
 func (e IndexError) Error() string { return fmt.Sprintf("hpack: invalid index %d", uint64(e)) }
 
-// errInvalid is a representation that fits no known pattern, or an
-// integer that overflows.
 var (
-	errInvalid  = errors.New("hpack: invalid encoding")
+	// errInvalid: a representation that fits no pattern of RFC 7541 6.
+	errInvalid = errors.New("hpack: invalid encoding")
+	// errOverflow: an integer with more continuation bytes than x/net
+	// accepts (9).
 	errOverflow = errors.New("hpack: integer overflow")
-	errNeedMore = errors.New("hpack: need more data") // internal: wait for the next fragment
+	// errNeedMore: the field goes on in the next fragment (internal).
+	errNeedMore = errors.New("hpack: need more data")
 )
+
+// keepSave bounds the buffer for incomplete fields kept between blocks:
+// a larger one, left by a huge field, goes to the garbage collector.
+const keepSave = 16 << 10
 
 // internLen bounds the values kept for reuse between blocks.
 const internLen = 64
@@ -157,8 +163,12 @@ func (d *Decoder) End() ([]Field, bool, error) {
 	fields := d.fields
 	d.fields = nil
 	d.arena = nil
-	if len(d.save) > 0 {
-		d.save = d.save[:0]
+	incomplete := len(d.save) > 0
+	d.save = d.save[:0]
+	if cap(d.save) > keepSave {
+		d.save = nil
+	}
+	if incomplete {
 		return nil, false, ErrTruncated
 	}
 	return fields, d.truncated, nil
