@@ -46,9 +46,14 @@ func (q *queue) get() *waiter {
 	return &waiter{ch: make(chan struct{}, 1)}
 }
 
-// put recycles w; its token, if any, has been received.
+// put recycles w; its token, if any, has been received. queued and gen
+// are left alone: a wake that took w's wants before w left the queue
+// reads them, under mu, to see that it left (queued is false already,
+// and only linkLocked and unlinkLocked, under mu, write them).
 func (q *queue) put(w *waiter) {
-	*w = waiter{ch: w.ch, gen: w.gen}
+	w.st, w.avoid = nil, nil
+	w.deadline, w.timeoutErr = time.Time{}, nil
+	w.prev, w.next, w.c, w.err = nil, nil, nil, nil
 	q.waiters.Put(w)
 }
 
