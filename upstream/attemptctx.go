@@ -9,6 +9,8 @@ import (
 	"net/http/httptrace"
 	"sync"
 	"time"
+
+	h1client "github.com/sluice-gw/sluice/h1compat/client"
 )
 
 // attemptCtx is the context an attempt's request carries. It lives in the
@@ -22,13 +24,17 @@ type attemptCtx struct {
 	deadline time.Time   // zero: none
 	timer    *time.Timer // ends the context at deadline; nil without one
 
-	mu     sync.Mutex    // guards done, err, cause, notify and afters
-	done   chan struct{} // made by Done, closed by cancel; closedChan if asked for after
-	err    error         // context.Canceled or DeadlineExceeded once ended
-	cause  error         // why it ended: err, or the cancel's cause
-	notify func()        // OnCancel's
-	afters []afterFunc   // AfterFunc's, in the order registered
-	nextID uint64        // the next AfterFunc's id
+	mu    sync.Mutex    // guards done, err, cause, notify and afters
+	done  chan struct{} // made by Done, closed by cancel; closedChan if asked for after
+	err   error         // context.Canceled or DeadlineExceeded once ended
+	cause error         // why it ended: err, or the cancel's cause
+	// causeCtx is what context.Cause finds under its key once the context
+	// ended with a cause of its own: a cancelCtx holding it. Made then,
+	// so a context ended without one (finish) costs nothing.
+	causeCtx any
+	notify   func()      // OnCancel's
+	afters   []afterFunc // AfterFunc's, in the order registered
+	nextID   uint64      // the next AfterFunc's id
 }
 
 type afterFunc struct {
@@ -88,14 +94,16 @@ func (a *attemptCtx) Err() error {
 }
 
 // Value answers the trace key with the attempt's trace, and context.Cause's
-// key with nothing (the client's cancelCtx is not the attempt's: Cause of
-// an attempt's context is its Err); the rest are the client's.
+// key with causeCtx (the client's cancelCtx is not the attempt's); the
+// rest are the client's.
 func (a *attemptCtx) Value(key any) any {
 	switch key {
 	case traceKey:
 		return a.trace
 	case causeKey:
-		return nil
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.causeCtx
 	}
 	return a.client.Value(key)
 }
@@ -120,6 +128,11 @@ func (a *attemptCtx) cancel(err, cause error) {
 		return
 	}
 	a.err, a.cause = err, cause
+	if cause != err {
+		cc, end := context.WithCancelCause(context.Background())
+		end(cause)
+		a.causeCtx = cc.Value(causeKey)
+	}
 	if a.done == nil {
 		a.done = closedChan
 	} else {
@@ -197,3 +210,6 @@ var causeKey = func() any {
 	context.Cause(&k)
 	return k.key
 }()
+
+// The HTTP/1.1 client watches an attempt's context through OnCancel.
+var _ h1client.CancelNotifier = (*attemptCtx)(nil)

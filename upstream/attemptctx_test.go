@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// TestAttemptCtx: the attempt's context ends once, with Err and Cause as a
-// context of the standard library would give them; contexts derived from
+// TestAttemptCtx: the attempt's context ends once, with Err and Cause as
+// context.WithCancelCause's would give them (Cause not the client's); contexts derived from
 // it and context.AfterFunc follow it; OnCancel's function is called from
 // the cancel, once, unless stopped; the deadline ends it with
 // ErrTotalTimeout.
@@ -52,7 +52,7 @@ func TestAttemptCtx(t *testing.T) {
 	<-done
 	<-child.Done()
 	<-fired
-	if a.Err() != context.Canceled || a.why() != ErrIdleTimeout || context.Cause(&a) != context.Canceled {
+	if a.Err() != context.Canceled || a.why() != ErrIdleTimeout || context.Cause(&a) != ErrIdleTimeout {
 		t.Errorf("ended: Err %v, why %v, Cause %v", a.Err(), a.why(), context.Cause(&a))
 	}
 	if calls != 1 || stopped {
@@ -73,7 +73,7 @@ func TestAttemptCtx(t *testing.T) {
 		t.Error("StopOnCancel false before the end")
 	}
 	b.cancel(context.Canceled, nil)
-	if b.why() != context.Canceled || b.Done() == nil {
+	if b.why() != context.Canceled || context.Cause(&b) != context.Canceled {
 		t.Errorf("cancel(nil): why %v", b.why())
 	}
 	select {
@@ -90,7 +90,7 @@ func TestAttemptCtx(t *testing.T) {
 			t.Errorf("Deadline %v %v, want %v", dl, ok, deadline)
 		}
 		<-d.Done()
-		if time.Since(deadline) != 0 || d.Err() != context.DeadlineExceeded || d.why() != ErrTotalTimeout {
+		if time.Since(deadline) != 0 || d.Err() != context.DeadlineExceeded || context.Cause(&d) != ErrTotalTimeout {
 			t.Errorf("at the deadline +%v: Err %v, why %v", time.Since(deadline), d.Err(), d.why())
 		}
 	})
