@@ -268,7 +268,7 @@ func TestTrackerAllocs(t *testing.T) {
 			clientCtx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			clientCtx = httptrace.WithClientTrace(clientCtx, &httptrace.ClientTrace{Got1xxResponse: func(int, textproto.MIMEHeader) error { return nil }})
-			notify := func() {}
+			var notify watcher
 			allocs := testing.AllocsPerRun(100, func() {
 				p.inflight.Add(1)
 				s.active.Add(1)
@@ -276,7 +276,7 @@ func TestTrackerAllocs(t *testing.T) {
 				if tt.done {
 					tr.ctx.Done()
 				} else {
-					tr.ctx.OnCancel(notify)
+					tr.ctx.OnCancel(&notify)
 					tr.ctx.StopOnCancel()
 				}
 				tr.bodyPhase()

@@ -32,9 +32,9 @@ type attemptCtx struct {
 	// ended with a cause of its own: a cancelCtx holding it. Made then,
 	// so a context ended without one (finish) costs nothing.
 	causeCtx any
-	notify   func()      // OnCancel's
-	afters   []afterFunc // AfterFunc's, in the order registered
-	nextID   uint64      // the next AfterFunc's id
+	notify   interface{ ContextEnded() } // OnCancel's
+	afters   []afterFunc                 // AfterFunc's, in the order registered
+	nextID   uint64                      // the next AfterFunc's id
 }
 
 type afterFunc struct {
@@ -142,26 +142,27 @@ func (a *attemptCtx) cancel(err, cause error) {
 	a.notify, a.afters = nil, nil
 	a.mu.Unlock()
 	if notify != nil {
-		notify()
+		notify.ContextEnded()
 	}
 	for _, af := range afters {
 		go af.f()
 	}
 }
 
-// OnCancel arranges for f to be called, from the goroutine that cancels
-// the context, when it ends, in place of an earlier OnCancel's function.
-// It reports false, and does not keep f, when the context has ended
-// already. This is context.AfterFunc without its allocations, for the
-// HTTP/1.1 client (h1compat/client), which watches the attempt's context
-// this way.
-func (a *attemptCtx) OnCancel(f func()) bool {
+// OnCancel arranges for w's ContextEnded to be called, from the goroutine
+// that cancels the context, when it ends, in place of an earlier
+// OnCancel's. It reports false, and does not keep w, when the context has
+// ended already. This is context.AfterFunc without its allocations (w is
+// typically a pointer to the watcher's own state, no closure), for the
+// HTTP clients (h1compat/client, h2c/client), which watch the attempt's
+// context this way.
+func (a *attemptCtx) OnCancel(w interface{ ContextEnded() }) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.err != nil {
 		return false
 	}
-	a.notify = f
+	a.notify = w
 	return true
 }
 

@@ -10,7 +10,7 @@ import (
 
 // TestAttemptCtx: the attempt's context ends once, with Err and Cause as
 // context.WithCancelCause's would give them (Cause not the client's); contexts derived from
-// it and context.AfterFunc follow it; OnCancel's function is called from
+// it and context.AfterFunc follow it; OnCancel's watcher is called from
 // the cancel, once, unless stopped; the deadline ends it with
 // ErrTotalTimeout.
 func TestAttemptCtx(t *testing.T) {
@@ -41,8 +41,8 @@ func TestAttemptCtx(t *testing.T) {
 	if !stop() {
 		t.Error("AfterFunc's stop: false before the end")
 	}
-	calls := 0
-	if !a.OnCancel(func() { calls++ }) {
+	var w watcher
+	if !a.OnCancel(&w) {
 		t.Fatal("OnCancel refused before the end")
 	}
 	done := a.Done()
@@ -55,24 +55,28 @@ func TestAttemptCtx(t *testing.T) {
 	if a.Err() != context.Canceled || a.why() != ErrIdleTimeout || context.Cause(&a) != ErrIdleTimeout {
 		t.Errorf("ended: Err %v, why %v, Cause %v", a.Err(), a.why(), context.Cause(&a))
 	}
-	if calls != 1 || stopped {
-		t.Errorf("OnCancel's function called %d times, stopped AfterFunc ran: %v", calls, stopped)
+	if w.calls != 1 || stopped {
+		t.Errorf("OnCancel's watcher called %d times, stopped AfterFunc ran: %v", w.calls, stopped)
 	}
 	if a.StopOnCancel() {
-		t.Error("StopOnCancel true after the function ran")
+		t.Error("StopOnCancel true after the watcher was called")
 	}
-	if a.OnCancel(func() {}) {
+	if a.OnCancel(&w) {
 		t.Error("OnCancel accepted after the end")
 	}
 
-	// Stopped in time, OnCancel's function is not called.
+	// Stopped in time, OnCancel's watcher is not called.
 	var b attemptCtx
 	b.start(context.Background(), nil, time.Time{})
-	b.OnCancel(func() { t.Error("stopped OnCancel function called") })
+	var wb watcher
+	b.OnCancel(&wb)
 	if !b.StopOnCancel() {
 		t.Error("StopOnCancel false before the end")
 	}
 	b.cancel(context.Canceled, nil)
+	if wb.calls != 0 {
+		t.Error("stopped OnCancel watcher called")
+	}
 	if b.why() != context.Canceled || context.Cause(&b) != context.Canceled {
 		t.Errorf("cancel(nil): why %v", b.why())
 	}
@@ -95,3 +99,7 @@ func TestAttemptCtx(t *testing.T) {
 		}
 	})
 }
+
+type watcher struct{ calls int }
+
+func (w *watcher) ContextEnded() { w.calls++ }

@@ -64,8 +64,6 @@ type Conn struct {
 	r, w  int
 	head  h1.Response
 	chunk h1.ChunkDecoder
-
-	interruptFn func() // interrupt, made once for CancelNotifier contexts
 }
 
 var _ http.RoundTripper = (*Conn)(nil)
@@ -88,7 +86,6 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 // newConn wraps an open connection.
 func newConn(nc net.Conn, addr string, cfg Config) *Conn {
 	c := &Conn{nc: nc, addr: addr, cfg: cfg, fd: -1}
-	c.interruptFn = c.interrupt
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			rc.Control(func(fd uintptr) { c.fd = int(fd) })

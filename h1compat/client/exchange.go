@@ -120,22 +120,28 @@ func (ex *exchange) writerErr(err error) error {
 // writes fail at once.
 func (c *Conn) interrupt() { c.nc.SetDeadline(time.Unix(1, 0)) }
 
-// CancelNotifier is a context that calls one function when it ends,
+// CancelNotifier is a context that tells one watcher when it ends,
 // without context.AfterFunc's allocations (upstream's attempt context).
-// OnCancel sets the function, called from the goroutine that cancels the
-// context, and reports false, keeping nothing, if the context has ended
-// already; StopOnCancel forgets it and reports false if it was called.
+// OnCancel sets the watcher, whose ContextEnded is called from the
+// goroutine that cancels the context, and reports false, keeping nothing,
+// if the context has ended already; StopOnCancel forgets it and reports
+// false if it was called.
 type CancelNotifier interface {
-	OnCancel(f func()) bool
+	OnCancel(w interface{ ContextEnded() }) bool
 	StopOnCancel() bool
 }
+
+// interrupter is a Conn as the watcher of its exchange's CancelNotifier.
+type interrupter Conn
+
+func (i *interrupter) ContextEnded() { (*Conn)(i).interrupt() }
 
 // watch arranges for the exchange's I/O to be interrupted when its
 // context ends.
 func (ex *exchange) watch() {
 	if cn, ok := ex.ctx.(CancelNotifier); ok {
 		ex.cn = cn
-		if !cn.OnCancel(ex.c.interruptFn) {
+		if !cn.OnCancel((*interrupter)(ex.c)) {
 			ex.cnFired = true
 			ex.c.interrupt()
 		}

@@ -18,7 +18,7 @@ type notifyCtx struct {
 	t *testing.T
 
 	mu    sync.Mutex
-	f     func()
+	w     interface{ ContextEnded() }
 	ended bool
 	cause error
 }
@@ -39,39 +39,39 @@ func (n *notifyCtx) Err() error {
 
 func (n *notifyCtx) Value(key any) any { return nil }
 
-func (n *notifyCtx) OnCancel(f func()) bool {
+func (n *notifyCtx) OnCancel(w interface{ ContextEnded() }) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.ended {
 		return false
 	}
-	n.f = f
+	n.w = w
 	return true
 }
 
 func (n *notifyCtx) StopOnCancel() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	had := n.f != nil
-	n.f = nil
+	had := n.w != nil
+	n.w = nil
 	return had
 }
 
 func (n *notifyCtx) cancel() {
 	n.mu.Lock()
 	n.ended = true
-	f := n.f
-	n.f = nil
+	w := n.w
+	n.w = nil
 	n.mu.Unlock()
-	if f != nil {
-		f()
+	if w != nil {
+		w.ContextEnded()
 	}
 }
 
 func (n *notifyCtx) watched() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.f != nil
+	return n.w != nil
 }
 
 // TestCancelNotifier: a CancelNotifier context interrupts the exchange
