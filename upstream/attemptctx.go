@@ -15,7 +15,7 @@ import (
 
 // attemptCtx is the context an attempt's request carries. It lives in the
 // tracker, so it costs no allocation of its own; its Done channel is made
-// only when asked for (the HTTP/1.1 client does not: it learns of the
+// only when asked for (neither HTTP client asks: they learn of the
 // cancellation through OnCancel). It ends when cancel is called, or at
 // its deadline (the total timeout).
 type attemptCtx struct {
@@ -24,7 +24,7 @@ type attemptCtx struct {
 	deadline time.Time   // zero: none
 	timer    *time.Timer // ends the context at deadline; nil without one
 
-	mu    sync.Mutex    // guards done, err, cause, notify and afters
+	mu    sync.Mutex    // guards done, err, cause, causeCtx, notify, afters and nextID
 	done  chan struct{} // made by Done, closed by cancel; closedChan if asked for after
 	err   error         // context.Canceled or DeadlineExceeded once ended
 	cause error         // why it ended: err, or the cancel's cause
@@ -117,7 +117,7 @@ func (a *attemptCtx) why() error {
 
 // cancel ends the context with err (context.Canceled or
 // DeadlineExceeded) and cause (err when nil), once; it then calls
-// OnCancel's function, and starts AfterFunc's.
+// OnCancel's watcher, and starts AfterFunc's.
 func (a *attemptCtx) cancel(err, cause error) {
 	if cause == nil {
 		cause = err
