@@ -108,7 +108,8 @@ func (w *ctxWatch) ContextEnded() {
 }
 
 // watch learns of the end of s's context: through its Done channel, or
-// from a cancelNotifier without one.
+// from a cancelNotifier without one. Called by the caller's goroutine
+// once the stream is open.
 func (s *stream) watch() {
 	cn, ok := s.ctx.(cancelNotifier)
 	if !ok {
@@ -117,7 +118,9 @@ func (s *stream) watch() {
 	}
 	s.cn = cn
 	if !cn.OnCancel((*ctxWatch)(s)) {
+		s.c.mu.Lock()
 		s.ctxEnded = true
+		s.c.mu.Unlock()
 	}
 }
 
@@ -258,7 +261,6 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	s := &stream{c: c, req: req, ctx: ctx, trace: httptrace.ContextClientTrace(ctx), recv: newInflow(c.cfg.StreamWindow)}
-	s.watch()
 	expect := cl != 0 && strings.EqualFold(req.Header.Get("Expect"), "100-continue")
 	if expect {
 		s.cont = make(chan struct{})
@@ -268,6 +270,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		s.finish()
 		return nil, err
 	}
+	s.watch()
 	if s.trace != nil && s.trace.WroteHeaders != nil {
 		s.trace.WroteHeaders()
 	}
