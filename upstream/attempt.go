@@ -33,13 +33,13 @@ const (
 
 // tracker holds one attempt's upstream context, timeouts and slot, and ends
 // them once. The attempt's context keeps the client's values but not its
-// cancellation (see attemptCtx), so that the client leaving does not reset the
-// stream at once; it is cancelled, with a cause, by its backend's sweep
-// (the header and idle timeouts, the client having left abortGrace ago), or
-// by the total timeout's deadline. No timer and no context registration
-// per attempt: the sweep checks every attempt in flight each sweepEvery.
-// One allocation holds the context, the trace hooks, the request and URL sent, and the
-// response body wrapper.
+// cancellation (see attemptCtx), so that the client leaving does not
+// reset the stream at once; it is cancelled, with a cause, by its
+// backend's sweep (the header and idle timeouts, the client having left
+// abortGrace ago), or by the total timeout's deadline. No timer and no
+// context registration per attempt: the sweep checks every attempt in
+// flight each sweepEvery. One allocation holds the context, the trace
+// hooks, the request and URL sent, and the response body wrapper.
 type tracker struct {
 	client context.Context // the client's: the sweep checks whether it left
 	ctx    attemptCtx      // the attempt's
@@ -49,7 +49,7 @@ type tracker struct {
 	url   url.URL      // the attempt's copy of the request URL
 	trace httptrace.ClientTrace
 	// clientWrote is the caller's WroteHeaders hook, called by the
-	// tracker's (wroteHeaders); nil without one.
+	// tracker's; nil without one.
 	clientWrote func()
 	wrote       atomic.Bool // request headers written
 	body        body
