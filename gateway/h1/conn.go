@@ -118,14 +118,10 @@ func (cc *conn) close(st http.ConnState) {
 		cc.watching = watchClosing
 	}
 	cc.watchMu.Unlock()
-	if cc.buf != nil {
-		putBuf(cc.buf)
-		cc.buf = nil
-	}
-	// Kept for the next connection: a new one would allocate them.
-	putFields(cc.req.Fields)
-	putFields(cc.aheadReq.Fields)
-	cc.req.Fields, cc.aheadReq.Fields = nil, nil
+	// The buffer and the heads' field storage go back to their pools for
+	// the next connection, whatever is left unread.
+	cc.r = cc.w
+	cc.releaseBuf()
 	if st == http.StateClosed {
 		cc.c.Close()
 	}
