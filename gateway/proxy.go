@@ -73,9 +73,10 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 // backend reports. Exchanges are pooled (getExchange): reused only once
 // the backend is done with the request, which the RoundTripper contract
 // puts at the response body's Close (no 1xx comes after the final
-// response, and the outbound request may be reused from then on), and
-// only after an h2c round trip (see serve); an exchange whose round trip
-// failed, panicked or switched protocols is left to the GC (release).
+// response, and the outbound request may be reused from then on), after
+// an h2c or an HTTP/1.1 round trip alike (see serve); an exchange whose
+// round trip failed, panicked or switched protocols is left to the GC
+// (release).
 // What may outlive the request, the body passed upstream (a stream's
 // writer), is allocated apart.
 type exchange struct {
@@ -236,12 +237,11 @@ func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
 		return
 	}
 	p.copyResponse(w, r, res)
-	// Sluice's h2c client encodes the header block before RoundTrip
-	// returns and reads nothing of the request after but its body (apart,
-	// see exchange); net/http's HTTP/1.1 client writes the head from a
-	// goroutine of its own, which a server answering early could leave
-	// mid-write when the body is closed.
-	ex.reusable = ex.info.Protocol == upstream.H2C
+	// Both of Sluice's clients write the request head before RoundTrip
+	// returns and read nothing of the request after but its body (apart,
+	// see exchange) and, on HTTP/1.1, its Trailer map (the client's).
+	// Another RoundTripper (a test's) may keep the request it was given.
+	ex.reusable = ex.info.Protocol == upstream.H2C || ex.info.Protocol == upstream.H1
 }
 
 // outRequest builds the outbound request in ex.

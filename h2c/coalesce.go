@@ -60,6 +60,7 @@ type coalescedConn struct {
 	closing     bool
 	closeDL     time.Time     // deadline for draining once closing
 	changed     chan struct{} // closed when room frees, err is set, the deadline moves or the flusher stops; nil if nobody waits
+	flushFn     func()        // c.flush, made once: "go c.flush()" would allocate a closure per start
 }
 
 var _ net.Conn = (*coalescedConn)(nil)
@@ -71,7 +72,9 @@ var _ net.Conn = (*coalescedConn)(nil)
 func Coalesce(c net.Conn) net.Conn { return newCoalescedConn(c) }
 
 func newCoalescedConn(c net.Conn) *coalescedConn {
-	return &coalescedConn{Conn: c}
+	cc := &coalescedConn{Conn: c}
+	cc.flushFn = cc.flush
+	return cc
 }
 
 // Write queues p and returns; it blocks only while too much is pending.
@@ -134,7 +137,7 @@ func (c *coalescedConn) Write(p []byte) (int, error) {
 	c.mu.Unlock()
 	stopTimer(timer)
 	if start {
-		go c.flush()
+		go c.flushFn()
 	}
 	return len(p), nil
 }

@@ -7,11 +7,16 @@ package upstream
 // path. A connection enters the stack when the pool opens it or when its
 // request is done (pconn.done, pconn.release), and leaves it when it is
 // taken, closed, retired or reaped; the state hook only reports closes and
-// the end of the brief interval in which net/http has not yet made a
-// finished connection available (h1Settling). All of it is guarded by
-// pool.mu, which the HTTP/1.1 state hook takes: no method of an HTTP/1.1
-// connection that may run the hook (Reserve, Release, Close, RoundTrip) is
-// called with pool.mu held.
+// the end of a settling interval (h1Settling): a connection whose request
+// is done by the pool's account while its client still counts it in use.
+// h1compat/client ends an exchange before the pool's done runs, except
+// when a response body is closed while a Read of it is in progress on
+// another goroutine (it then closes the connection, which the hook
+// reports); a clientConn that makes a finished connection available later
+// (net/http's ClientConn, the tests' fakes) settles for longer. All of it
+// is guarded by pool.mu, which the HTTP/1.1 state hook takes: no method of
+// an HTTP/1.1 connection that may run the hook (Reserve, Release, Close,
+// RoundTrip) is called with pool.mu held.
 
 import "time"
 
@@ -25,7 +30,7 @@ const (
 	h1Idle
 	// h1Held: taken by a request (or a health check) until done or release.
 	h1Held
-	// h1Settling: done, but not yet available by net/http's account (or
+	// h1Settling: done, but not yet available by its client's account (or
 	// closing); its state hook moves it on.
 	h1Settling
 	// h1Retired: its keep-alive ended under the request it still carries;
@@ -117,7 +122,7 @@ func (p *pool) tryAcquireIdle() *pconn {
 			return c
 		}
 		// Closed under us (its state hook drops it), or not yet available
-		// again by net/http's account: its state hook brings it back.
+		// again by its client's account: its state hook brings it back.
 		p.mu.Lock()
 		if c.h1 == h1Held {
 			if c.cc.Err() != nil {
@@ -155,7 +160,7 @@ func (p *pool) h1Done(c *pconn) {
 }
 
 // h1StateChanged is the HTTP/1.1 state hook: a closed connection leaves
-// the books, and a settling one that net/http made available again goes
+// the books, and a settling one that its client made available again goes
 // on the idle stack. Other changes (a request starting or finishing on a
 // connection a request holds) need no wake-up.
 func (p *pool) h1StateChanged(c *pconn) {
@@ -231,7 +236,7 @@ func (p *pool) forgetLocked(c *pconn) bool {
 
 // takeIdleLocked takes off the stack, for closing, the idle connections
 // last used at or before cutoff (UnixNano), least recently used first,
-// and, with all set, every settling connection net/http has made
+// and, with all set, every settling connection its client has made
 // available.
 func (p *pool) takeIdleLocked(cutoff int64, all bool) []*pconn {
 	var out []*pconn
@@ -274,10 +279,10 @@ func (p *pool) checkIdle() {
 	}
 }
 
-// settleLocked puts on the idle stack the settling connections net/http
-// has made available without a state hook call reaching the pool (the hook
-// does not report a change that came and went while it ran). The reaper
-// calls it on every tick.
+// settleLocked puts on the idle stack the settling connections their
+// client has made available without a state hook call reaching the pool
+// (the hook does not report a change that came and went while it ran). The
+// reaper calls it on every tick.
 func (p *pool) settleLocked() bool {
 	woke := false
 	for _, c := range p.conns {

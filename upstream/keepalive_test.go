@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -163,5 +164,55 @@ func TestH1RetiredConnClosedWhenDone(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("retirement %d: no replacement dialled", i)
 		}
+	}
+}
+
+// TestRetireTakesReplacementPlace: retiring a connection takes the place
+// it gave up for its replacement before returning, so a queue woken
+// meanwhile finds no room to open a connection and leaves the dial to the
+// pool, instead of a queued request dialling on its own path. With one P
+// the replacement's goroutine cannot run before the check, so the check
+// sees what retire itself did. Both protocols retire the same way (an
+// HTTP/1.1 keep-alive close, an h2c GOAWAY).
+func TestRetireTakesReplacementPlace(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mru  bool
+	}{{"h1", true}, {"h2c", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkNoLeak(t)
+			release := make(chan struct{})
+			var dials atomic.Int64
+			p := newPool(poolConfig{
+				protocol: H1, addr: "fake", mru: tc.mru, onChange: func() {},
+				obs:    NewMetrics(nil).forServer("test", "fake"),
+				limits: poolLimits{maxConns: 1, maxStreams: 1, connectTimeout: 5 * time.Second},
+				dial: func(context.Context, *pconn) (clientConn, func(func()), error) {
+					if dials.Add(1) > 1 {
+						<-release // the replacement's dial, held until checked
+					}
+					fc := &fakeConn{status: http.StatusOK, limit: 1}
+					return fc, fc.watch, nil
+				},
+			})
+			if err := p.grow(); err != nil {
+				t.Fatal(err)
+			}
+			c := p.tryAcquire()
+			if c == nil {
+				t.Fatal("no connection")
+			}
+			procs := runtime.GOMAXPROCS(1)
+			c.keepAliveSpent()
+			canGrow := p.canGrow()
+			runtime.GOMAXPROCS(procs)
+			close(release)
+			if canGrow {
+				t.Error("after retire the pool still has room for a dial: a woken request would open the replacement itself")
+			}
+			gatewaytest.WaitFor(t, 5*time.Second, "replacement dialled", func() bool { return dials.Load() == 2 })
+			c.release()
+			p.close()
+		})
 	}
 }

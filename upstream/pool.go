@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -171,15 +170,23 @@ func (c *pconn) retire() bool {
 		p.h1Retire(c)
 	}
 	// Open the replacement now rather than when a request finds nothing
-	// free, so clients never wait for it.
-	p.wg.Go(func() {
-		if err := p.grow(); err == nil || errors.Is(err, ErrNoCapacity) {
-			return
-		}
-		// A failed dial is for a later request to retry.
-		p.cfg.onChange()
-	})
-	p.cfg.onChange()
+	// free, so clients never wait for it. Its place is taken here, before
+	// the dial starts: the place the retired connection gave up is not
+	// offered to the queue, whose waiters would otherwise be woken to
+	// dial it themselves, on a request's path (a failed dial wakes them).
+	p.mu.Lock()
+	ok := p.canGrowLocked()
+	if ok {
+		p.dialing++
+		p.wg.Add(1)
+	}
+	p.mu.Unlock()
+	if ok {
+		go func() {
+			defer p.wg.Done()
+			p.dial()
+		}()
+	}
 	return true
 }
 
@@ -355,7 +362,12 @@ func (p *pool) grow() error {
 	}
 	p.dialing++
 	p.mu.Unlock()
+	return p.dial()
+}
 
+// dial opens the connection whose place in p.dialing the caller took, and
+// adds it to the pool.
+func (p *pool) dial() error {
 	c := &pconn{pool: p, id: connIDs.Add(1)}
 	ctx, cancel := context.WithTimeout(p.ctx, p.limits().connectTimeout)
 	cc, watch, err := p.cfg.dial(ctx, c)

@@ -35,8 +35,8 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/h2c"
+	"github.com/sluice-gw/sluice/h2c/hpack"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // Config tunes one connection. Zero values pick defaults.
@@ -160,7 +160,9 @@ type Conn struct {
 	wakes []chan struct{}
 
 	// Reader-goroutine-only state.
-	recv     inflow // the connection's receive window
+	recv     inflow        // the connection's receive window
+	br       *bufio.Reader // the socket's read side, which the framer reads too
+	hpay     []byte        // the payload of the HEADERS or CONTINUATION frame being read
 	hdec     *hpack.Decoder
 	hb       headerBlock
 	lastRead atomic.Int64
@@ -233,11 +235,13 @@ func NewConn(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 	c.cond.L = &c.mu
 	// Reads are buffered: the framer reads a frame header and then its
 	// payload, and one syscall should bring many frames.
-	c.fr = http2.NewFramer(cnc, bufio.NewReaderSize(nc, readBufSize))
+	c.br = bufio.NewReaderSize(nc, readBufSize)
+	c.fr = http2.NewFramer(cnc, c.br)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(maxFrame)
-	c.hdec = hpack.NewDecoder(4096, c.emit)
-	c.hdec.SetMaxStringLength(int(cfg.MaxHeaderListSize))
+	// The client advertises no SETTINGS_HEADER_TABLE_SIZE: the
+	// server's encoder may use the default 4096 bytes.
+	c.hdec = hpack.NewDecoder(4096, int(cfg.MaxHeaderListSize))
 
 	c.wmu.Lock()
 	cnc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-gw/sluice/h2c/hpack"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // headerBuf collects the encoder's output for one header block.
@@ -216,7 +216,7 @@ func (c *Conn) writeHeaderBlock(id uint32, block []byte, endStream bool, frame u
 // array for all values: vals when it is long enough (the stream's own,
 // never reused), else a new one. Names announced in "Trailer" are
 // declared in *trailer (made when needed), when trailer is not nil.
-func decodeHeader(fields []hpack.HeaderField, trailer *http.Header, vals []string) http.Header {
+func decodeHeader(fields []hpack.Field, trailer *http.Header, vals []string) http.Header {
 	h := make(http.Header, len(fields))
 	if len(fields) <= len(vals) {
 		vals = vals[:len(fields)]

@@ -50,31 +50,39 @@ func (e connErr) Error() string { return e.detail }
 func (c *Conn) readFrames() error {
 	first := true
 	for {
-		f, err := c.fr.ReadFrame()
+		fh, err := c.fr.ReadFrameHeader()
+		if err != nil {
+			return err
+		}
+		if first {
+			if fh.Type != http2.FrameSettings {
+				return c.goAwayErr(protoErr(http2.ErrCodeProtocol, "first frame from server is %v, not SETTINGS", fh.Type))
+			}
+			first = false
+		}
+		if fh.Type == http2.FrameHeaders || fh.Type == http2.FrameContinuation {
+			// Read here, without a frame allocated for each (block.go).
+			err = c.readHeaderFrame(fh)
+			c.lastRead.Store(time.Now().UnixNano())
+			if err != nil {
+				return c.goAwayErr(err)
+			}
+			continue
+		}
+		f, err := c.fr.ReadFrameForHeader(fh)
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
-				// A malformed header block on one stream: reset it and go
-				// on (the HPACK state is intact).
+				// A malformed frame on one stream: reset it and go on.
 				c.resetStream(se.StreamID, se.Code, &StreamError{StreamID: se.StreamID, Code: se.Code, Local: true})
 				continue
 			}
 			return err
 		}
 		c.lastRead.Store(time.Now().UnixNano())
-		if first {
-			if _, ok := f.(*http2.SettingsFrame); !ok {
-				return c.goAwayErr(protoErr(http2.ErrCodeProtocol, "first frame from server is %v, not SETTINGS", f.Header().Type))
-			}
-			first = false
-		}
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
 			err = c.onSettings(f)
-		case *http2.HeadersFrame:
-			err = c.startBlock(f)
-		case *http2.ContinuationFrame:
-			err = c.continueBlock(f)
 		case *http2.DataFrame:
 			err = c.onData(f)
 		case *http2.RSTStreamFrame:
