@@ -189,10 +189,15 @@ func (cc *conn) start() bool {
 // begin starts a fresh connection on its first worker (Server.serveNew):
 // it reads what the client sent without waiting. True means there are
 // bytes to serve. Else the connection was handed to a watcher to wait for
-// them under the read-header timeout, or closed.
+// them under the read-header timeout, or closed; one without a socket to
+// read (TLS) goes to a goroutine of its own, as in ServeConn.
 // The first request's clock starts now, but is set on the socket only
 // when a read must wait: most heads come whole in the first read.
 func (cc *conn) begin() bool {
+	if cc.rawConn() == nil {
+		go cc.serve()
+		return false
+	}
 	if !cc.start() {
 		return false
 	}

@@ -10,7 +10,7 @@
 //
 // Who owns a served connection's two sides:
 //   - A connection Server.Serve accepts goes to a worker (workers.go)
-//     at once when it has a socket to read: the worker reads what came
+//     at once: when it has a socket to read, the worker reads what came
 //     without waiting (conn.begin), and only if nothing did is the
 //     connection handed to its watcher to wait.
 //   - The read side belongs, while the connection is idle, to its watcher

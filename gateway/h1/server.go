@@ -118,19 +118,15 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// serveNew starts serving c, just accepted. A connection with a socket to
-// read goes straight to a worker, which reads its first bytes without
-// waiting (conn.begin): a listener with deferred accept (gateway's) hands
-// over connections whose first bytes are there, so neither a goroutine of
-// the connection's own nor a wait on the poller is needed for them. Any
-// other connection waits for its first bytes on a goroutine of its own,
-// as in ServeConn.
+// serveNew starts serving c, just accepted, on a worker (conn.begin):
+// one with a socket to read reads its first bytes there without waiting,
+// and since a listener with deferred accept (gateway's) hands over
+// connections whose first bytes are there, neither a goroutine of the
+// connection's own nor a wait on the poller is needed for them. Nothing
+// about c is looked at here, on the accept loop: finding its socket may
+// read (a PROXY protocol header).
 func (s *Server) serveNew(c net.Conn) {
 	cc := newConn(s, c)
-	if cc.rawConn() == nil {
-		go cc.serve()
-		return
-	}
 	cc.fresh = true
 	s.workers.run(cc)
 }
