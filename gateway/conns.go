@@ -61,7 +61,7 @@ type connTracker struct {
 	m             *Metrics
 	headerTimeout time.Duration // the servers' ReadHeaderTimeout
 	h3            atomic.Int64  // open QUIC connections
-	conns         sync.Map      // net.Conn → *clientConn, for ConnState
+	conns         sync.Map      // net.Conn → *clientConn, for ConnState; but a frontConn carries its own (track)
 	once          sync.Once
 	g             [numProtos]prometheus.Gauge
 	acc           [numProtos]prometheus.Counter
@@ -72,6 +72,34 @@ type clientConn struct {
 	proto      atomic.Int32 // index into g and acc
 	classified atomic.Bool
 	accepted   time.Time
+	tracked    atomic.Bool // in a frontConn: counted open, not yet closed (track)
+}
+
+// track makes c's clientConn: for a frontConn (every connection HTTP/1.1
+// serves) the one it carries, which costs no map entry; for any other, one
+// kept in t.conns.
+func (t *connTracker) track(c net.Conn, accepted time.Time) *clientConn {
+	if fc, ok := c.(*frontConn); ok {
+		fc.client.accepted = accepted
+		fc.client.tracked.Store(true)
+		return &fc.client
+	}
+	cc := &clientConn{accepted: accepted}
+	t.conns.Store(c, cc)
+	return cc
+}
+
+// untrack finds and drops c's clientConn: once only, when c closes or is
+// handed over.
+func (t *connTracker) untrack(c net.Conn) (*clientConn, bool) {
+	if fc, ok := c.(*frontConn); ok {
+		return &fc.client, fc.client.tracked.CompareAndSwap(true, false)
+	}
+	v, ok := t.conns.LoadAndDelete(c)
+	if !ok {
+		return nil, false
+	}
+	return v.(*clientConn), true
 }
 
 type connKey struct{}
@@ -89,8 +117,7 @@ func (t *connTracker) init() {
 // connContext is http.Server.ConnContext.
 func (t *connTracker) connContext(ctx context.Context, c net.Conn) context.Context {
 	t.init()
-	cc := &clientConn{accepted: time.Now()}
-	t.conns.Store(c, cc)
+	cc := t.track(c, time.Now())
 	t.g[protoHTTP1].Inc()
 	return context.WithValue(ctx, connKey{}, cc)
 }
@@ -109,7 +136,7 @@ func (t *connTracker) quicConn(ctx context.Context, c *quic.Conn) context.Contex
 // forget stops tracking c without counting it as accepted: c is handed
 // from one server to another, whose ConnContext tracks it again.
 func (t *connTracker) forget(c net.Conn) {
-	if _, ok := t.conns.LoadAndDelete(c); ok {
+	if _, ok := t.untrack(c); ok {
 		t.g[protoHTTP1].Dec()
 	}
 }
@@ -119,11 +146,10 @@ func (t *connTracker) connState(c net.Conn, s http.ConnState) {
 	if s != http.StateClosed && s != http.StateHijacked {
 		return
 	}
-	v, ok := t.conns.LoadAndDelete(c)
+	cc, ok := t.untrack(c)
 	if !ok {
 		return
 	}
-	cc := v.(*clientConn)
 	p := cc.proto.Load()
 	t.g[p].Dec()
 	if cc.classified.CompareAndSwap(false, true) {

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/sluice-gw/sluice/gateway/h1"
@@ -49,7 +51,7 @@ func (g *Gateway) Listen(lc ListenerConfig) (net.Listener, error) {
 	raw := lc.Bound
 	if raw == nil {
 		var err error
-		if raw, err = net.Listen("tcp", lc.Addr); err != nil {
+		if raw, err = ListenTCP(lc.Addr); err != nil {
 			return nil, fmt.Errorf("listen %s: %w", lc.Addr, err)
 		}
 	}
@@ -75,6 +77,24 @@ func (g *Gateway) Listen(lc ListenerConfig) (net.Listener, error) {
 			func() { g.conns.reject(reasonTLSHandshake) }, g.guard), nil
 	}
 	return &guardListener{Listener: ln, guard: g.guard}, nil
+}
+
+// ListenTCP binds a client-facing TCP listener on addr, with the socket
+// options its connections inherit (TCP keep-alive, deferred accept where
+// the system has them: setListenerOpts), so that accepting one costs no
+// setsockopt call but TCP_NODELAY's. Listen binds with it; a caller that
+// binds for ListenerConfig.Bound should too.
+func ListenTCP(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: listenKeepAlive, Control: listenerControl}
+	return lc.Listen(context.Background(), "tcp", addr)
+}
+
+func listenerControl(_, _ string, c syscall.RawConn) error {
+	var err error
+	if cerr := c.Control(func(fd uintptr) { err = setListenerOpts(int(fd)) }); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // handshakeTimeout bounds a TLS handshake, as the read-header timeout

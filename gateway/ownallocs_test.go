@@ -19,13 +19,15 @@ import (
 // the gateway's, the h2c client's and the test's recorder's alone: 17
 // before the h2c client had its own HPACK decoder and HEADERS frame
 // reading and the coalescer started its flusher without a closure, 16
-// after. Of the 16: the recorder's 8 (httptest.NewRecorder 3, its header
-// snapshot at WriteHeader 3, its body buffer 1, its header map growing
-// for the copied fields 1), the upstream attempt's 5 (tracker, its
-// WroteHeaders hook, the context of WithCancelCause and its Done
-// channel), the h2c stream 1 and the response header map 2. The
-// counters are the process's own, so the figure is exact: no slack.
-const maxOwnAllocsPerRequest = 16
+// after; 13 once the attempt's context was the tracker's own (no context
+// of WithCancelCause, and no Done channel: the h2c client learns of its
+// end through OnCancel). Of the 13: the recorder's 8 (httptest.NewRecorder
+// 3, its header snapshot at WriteHeader 3, its body buffer 1, its header
+// map growing for the copied fields 1), the upstream attempt's 2 (tracker
+// and its WroteHeaders hook), the h2c stream 1 and the response header
+// map 2. The counters are the process's own, so the figure is exact: no
+// slack.
+const maxOwnAllocsPerRequest = 13
 
 // originChildEnv makes TestBenchOriginChild serve, in a child process
 // of the test binary, the origin of TestProxyRequestOwnAllocs.

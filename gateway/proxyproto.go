@@ -48,10 +48,12 @@ func (l *proxyListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if !l.trusts(c.RemoteAddr()) {
-			c.Close()
+			// Counted before the close, so that a peer which sees the
+			// close also sees the count (the test reads it then).
 			if l.untrusted != nil {
 				l.untrusted()
 			}
+			c.Close()
 			continue
 		}
 		return &proxyConn{Conn: c, l: l}, nil

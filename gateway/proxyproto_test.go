@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/upstream"
 )
 
@@ -224,5 +225,34 @@ func TestProxyProtocolFromUntrustedPeerClosed(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(untrusted); n != 1 {
 		t.Errorf("sluice_client_rejected_total{reason=proxy_untrusted} = %v after a trusted peer, want 1", n)
+	}
+}
+
+// TestSlowProxyHeaderHoldsNoOtherClient: a peer that sends its PROXY
+// header slowly holds up only its own connection: the accept loop never
+// waits for a header, and the next client is answered at once.
+func TestSlowProxyHeaderHoldsNoOtherClient(t *testing.T) {
+	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": answer(200, "ok")}, NewMetrics(nil), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := listenAndServe(t, g, ListenerConfig{Addr: "127.0.0.1:0", ProxyProtocol: true, ProxyFrom: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	io.WriteString(slow, "PROXY TCP4 ") // the rest never comes
+	c, br := gatewaytest.Dial(t, addr)
+	start := time.Now()
+	io.WriteString(c, "PROXY TCP4 203.0.113.9 127.0.0.1 4000 80\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	// The slow peer's header is waited for up to proxyHeaderTimeout.
+	if d := time.Since(start); res.StatusCode != 200 || d >= proxyHeaderTimeout/2 {
+		t.Errorf("second client: %d after %v, want 200 well within the slow peer's header timeout %v", res.StatusCode, d, proxyHeaderTimeout)
 	}
 }

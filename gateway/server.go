@@ -149,6 +149,9 @@ type frontConn struct {
 	// is handed to HTTP/2; nil for a listener not from Gateway.Listen
 	// (tests).
 	guard func(*guardConn, net.Conn)
+	// client is the connection's record in the client connection
+	// metrics (connTracker.track).
+	client clientConn
 }
 
 // SyscallConn lets h1 wait for an idle connection's next request on the

@@ -33,27 +33,26 @@ const (
 
 // tracker holds one attempt's upstream context, timeouts and slot, and ends
 // them once. The attempt's context keeps the client's values but not its
-// cancellation (see values), so that the client leaving does not reset the
-// stream at once; it is cancelled, with a cause, by its backend's sweep
-// (the header and idle timeouts, the client having left abortGrace ago), or
-// by the total timeout's deadline. No timer and no context registration
-// per attempt: the sweep checks every attempt in flight each sweepEvery.
-// One allocation holds the trace hooks, the request and URL sent, and the
-// response body wrapper.
+// cancellation (see attemptCtx), so that the client leaving does not
+// reset the stream at once; it is cancelled, with a cause, by its
+// backend's sweep (the header and idle timeouts, the client having left
+// abortGrace ago), or by the total timeout's deadline. No timer and no
+// context registration per attempt: the sweep checks every attempt in
+// flight each sweepEvery. One allocation holds the context, the trace
+// hooks, the request and URL sent, and the response body wrapper.
 type tracker struct {
 	client context.Context // the client's: the sweep checks whether it left
-	ctx    context.Context // the attempt's
-	cancel context.CancelCauseFunc
-	// stopTotal releases the total timeout's deadline, when there is one.
-	stopTotal context.CancelFunc
-	vals      values // the parent of ctx
+	ctx    attemptCtx      // the attempt's
 
 	c     *pconn       // the connection whose slot the attempt holds
 	out   http.Request // the attempt's copy of the request
 	url   url.URL      // the attempt's copy of the request URL
 	trace httptrace.ClientTrace
-	wrote atomic.Bool // request headers written
-	body  body
+	// clientWrote is the caller's WroteHeaders hook, called by the
+	// tracker's; nil without one.
+	clientWrote func()
+	wrote       atomic.Bool // request headers written
+	body        body
 
 	header, idle time.Duration
 	// phase and reads are the request side's news for the sweep: which
@@ -88,23 +87,24 @@ func newTracker(set *attempts, clientCtx context.Context, c *pconn, headerTimeou
 	if ct := httptrace.ContextClientTrace(clientCtx); ct != nil {
 		t.trace = *ct
 	}
-	if w := t.trace.WroteHeaders; w != nil {
-		t.trace.WroteHeaders = func() { t.wrote.Store(true); w() }
-	} else {
-		t.trace.WroteHeaders = func() { t.wrote.Store(true) }
+	t.clientWrote = t.trace.WroteHeaders
+	t.trace.WroteHeaders = func() {
+		t.wrote.Store(true)
+		if t.clientWrote != nil {
+			t.clientWrote()
+		}
 	}
-	t.vals = values{client: clientCtx, trace: &t.trace}
-	var ctx context.Context = &t.vals
-	if !deadline.IsZero() {
-		ctx, t.stopTotal = context.WithDeadlineCause(ctx, deadline, ErrTotalTimeout)
-	}
-	t.ctx, t.cancel = context.WithCancelCause(ctx)
+	t.ctx.start(clientCtx, &t.trace, deadline)
 	set.add(t)
 	return t
 }
 
+// cancel ends the attempt's context with cause (context.Canceled when
+// nil).
+func (t *tracker) cancel(cause error) { t.ctx.cancel(context.Canceled, cause) }
+
 // cause is why the attempt was cancelled, or nil.
-func (t *tracker) cause() error { return context.Cause(t.ctx) }
+func (t *tracker) cause() error { return t.ctx.why() }
 
 // bodyPhase switches to the idle timeout.
 func (t *tracker) bodyPhase() { t.phase.Store(phaseBody) }
@@ -156,9 +156,7 @@ func (t *tracker) finish() {
 	t.ended = true
 	t.set.remove(t)
 	t.cancel(nil)
-	if t.stopTotal != nil {
-		t.stopTotal()
-	}
+	t.ctx.stop()
 	t.c.server().active.Add(-1)
 	t.c.done()
 }
@@ -166,7 +164,7 @@ func (t *tracker) finish() {
 // traceKey is the context key under which net/http/httptrace keeps a
 // request's ClientTrace, learnt once by asking ContextClientTrace of a
 // context that records the key it is asked for. An attempt's context
-// answers it with the tracker's trace (values.Value), so that an attempt
+// answers it with the tracker's trace (attemptCtx.Value), so that an attempt
 // needs neither httptrace.WithClientTrace's context nor its reflective
 // composition of two traces.
 var traceKey = func() any {
@@ -185,26 +183,8 @@ func (k *keySpy) Value(key any) any {
 	return nil
 }
 
-// values is the parent of an attempt's context: the client's values
-// without its cancellation, as context.WithoutCancel, and the attempt's
-// trace. It lives in the tracker, so it costs no allocation.
-type values struct {
-	client context.Context
-	trace  *httptrace.ClientTrace
-}
-
-var _ context.Context = (*values)(nil)
-
-func (*values) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (*values) Done() <-chan struct{}       { return nil }
-func (*values) Err() error                  { return nil }
-
-func (v *values) Value(key any) any {
-	if key == traceKey {
-		return v.trace
-	}
-	return v.client.Value(key)
-}
+// Err is not nil, so that context.Cause goes on to ask for its key.
+func (*keySpy) Err() error { return context.Canceled }
 
 // attempts is the set of a backend's attempts in flight. While it is not
 // empty a timer sweeps it every sweepEvery, cancelling the attempts whose

@@ -170,9 +170,9 @@ func TestTrackerTimers(t *testing.T) {
 					tt.act(tr, leave)
 				}
 				select {
-				case <-tr.ctx.Done():
+				case <-(&tr.ctx).Done():
 					if tt.never {
-						t.Fatalf("context ended after %v: %v", time.Since(start), context.Cause(tr.ctx))
+						t.Fatalf("context ended after %v: %v", time.Since(start), context.Cause((&tr.ctx)))
 					}
 				case <-time.After(time.Hour):
 					if !tt.never {
@@ -183,7 +183,7 @@ func TestTrackerTimers(t *testing.T) {
 					if d := time.Since(start); d < tt.at || d > tt.at+2*sweepEvery {
 						t.Errorf("context ended after %v, want %v (+ up to %v)", d, tt.at, 2*sweepEvery)
 					}
-					if err, cause := tr.ctx.Err(), tr.cause(); err != tt.err || cause != tt.cause {
+					if err, cause := (&tr.ctx).Err(), tr.cause(); err != tt.err || cause != tt.cause {
 						t.Errorf("context ended with %v (cause %v), want %v (cause %v)", err, cause, tt.err, tt.cause)
 					}
 				}
@@ -222,10 +222,10 @@ func TestTrackerContext(t *testing.T) {
 	p.inflight.Store(1)
 	s.active.Store(1)
 	tr := newTracker(&set, clientCtx, &pconn{pool: p}, time.Minute, time.Minute, time.Time{})
-	if v := tr.ctx.Value(key{}); v != "v" {
+	if v := (&tr.ctx).Value(key{}); v != "v" {
 		t.Errorf("client's value: %v", v)
 	}
-	trace := httptrace.ContextClientTrace(tr.ctx)
+	trace := httptrace.ContextClientTrace((&tr.ctx))
 	if trace == nil || trace.Got1xxResponse == nil || trace.WroteHeaders == nil {
 		t.Fatalf("attempt's trace %+v, want the caller's Got1xxResponse and WroteHeaders", trace)
 	}
@@ -235,37 +235,56 @@ func TestTrackerContext(t *testing.T) {
 		t.Errorf("hooks called: tracker's WroteHeaders %v, caller's %v, Got1xxResponse %v", tr.wrote.Load(), callerWrote, got1xx)
 	}
 	leave()
-	if err := tr.ctx.Err(); err != nil {
+	if err := (&tr.ctx).Err(); err != nil {
 		t.Errorf("the attempt ended with its client: %v", err)
 	}
 	tr.finish()
-	if tr.ctx.Err() == nil {
+	if (&tr.ctx).Err() == nil {
 		t.Error("finish left the attempt's context open")
 	}
 }
 
-// TestTrackerAllocs pins what an attempt's tracking costs: the tracker,
-// its WroteHeaders hook, and its cancelable context (the context, its
-// cancel function and Done channel); no timer, no context registered with
-// the client's, no trace context (11 allocations with those).
+// TestTrackerAllocs pins what an attempt's tracking costs: the tracker
+// (its context is part of it) and its WroteHeaders hook, and the context's
+// Done channel only when someone asks for it (the h2c client waits on it;
+// the HTTP/1.1 client uses OnCancel); no timer, no context registered with
+// the client's, no trace context (11 allocations with those, 5 with
+// context.WithCancelCause's context).
 func TestTrackerAllocs(t *testing.T) {
-	var set attempts
-	s := &Server{addr: "a:1"}
-	p := newPool(poolConfig{server: s})
-	defer p.close()
-	c := &pconn{pool: p}
-	clientCtx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	clientCtx = httptrace.WithClientTrace(clientCtx, &httptrace.ClientTrace{Got1xxResponse: func(int, textproto.MIMEHeader) error { return nil }})
-	allocs := testing.AllocsPerRun(100, func() {
-		p.inflight.Add(1)
-		s.active.Add(1)
-		tr := newTracker(&set, clientCtx, c, time.Minute, time.Minute, time.Time{})
-		tr.ctx.Done() // the h2c client waits on it
-		tr.bodyPhase()
-		tr.finish()
-	})
-	if allocs > 5 {
-		t.Errorf("an attempt's tracking: %v allocations, want at most 5", allocs)
+	for _, tt := range []struct {
+		name string
+		done bool
+		want float64
+	}{
+		{"Done asked for", true, 3},
+		{"OnCancel", false, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var set attempts
+			s := &Server{addr: "a:1"}
+			p := newPool(poolConfig{server: s})
+			defer p.close()
+			c := &pconn{pool: p}
+			clientCtx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			clientCtx = httptrace.WithClientTrace(clientCtx, &httptrace.ClientTrace{Got1xxResponse: func(int, textproto.MIMEHeader) error { return nil }})
+			var notify watcher
+			allocs := testing.AllocsPerRun(100, func() {
+				p.inflight.Add(1)
+				s.active.Add(1)
+				tr := newTracker(&set, clientCtx, c, time.Minute, time.Minute, time.Time{})
+				if tt.done {
+					tr.ctx.Done()
+				} else {
+					tr.ctx.OnCancel(&notify)
+					tr.ctx.StopOnCancel()
+				}
+				tr.bodyPhase()
+				tr.finish()
+			})
+			if allocs != tt.want {
+				t.Errorf("an attempt's tracking: %v allocations, want %v", allocs, tt.want)
+			}
+		})
 	}
 }

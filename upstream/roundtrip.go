@@ -153,7 +153,7 @@ func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendStat
 	t.url = *req.URL
 	t.url.Scheme, t.url.Host = "http", s.addr
 	out := &t.out
-	*out = *req.WithContext(t.ctx)
+	*out = *req.WithContext(&t.ctx)
 	out.URL, out.Body = &t.url, reqBody
 	if info != nil && info.Got1xx != nil {
 		// The caller's 1xx hook, given without a context of its own, on

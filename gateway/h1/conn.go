@@ -29,6 +29,9 @@ func putBuf(b *[]byte) {
 	}
 }
 
+// errWouldBlock is readNow's answer while the socket has nothing to read.
+var errWouldBlock = errors.New("h1: nothing to read yet")
+
 // aLongTimeAgo is a deadline in the past, to interrupt a pending read.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -43,6 +46,12 @@ type conn struct {
 	waiter
 	peer  string // c.RemoteAddr(), formatted once
 	first bool   // no request served yet: HTTP/2 prior knowledge still possible
+	// fresh: accepted by Server.Serve and given to a worker as it is;
+	// the worker begins it (begin).
+	fresh bool
+	// headBy is the first head's deadline while it is not set on the
+	// socket: a head read whole at once needs none (readHead).
+	headBy time.Time
 
 	buf       *[]byte // nil while idle; buf[r:w] is read and not yet parsed
 	r, w      int
@@ -57,7 +66,8 @@ type conn struct {
 
 	// wmu serialises writes to c: the response's and a 100 Continue from
 	// the body reader.
-	wmu sync.Mutex
+	wmu  sync.Mutex
+	last lastWrite // writeLast's state; guarded by wmu
 
 	// The watcher (watch, await): a goroutine that waits on the socket
 	// while a request is served, its body done, to notice the client
@@ -110,33 +120,115 @@ func (cc *conn) close(st http.ConnState) {
 		cc.watching = watchClosing
 	}
 	cc.watchMu.Unlock()
-	if cc.buf != nil {
-		putBuf(cc.buf)
-		cc.buf = nil
-	}
+	// The buffer and the heads' field storage go back to their pools for
+	// the next connection, whatever is left unread.
+	cc.r = cc.w
+	cc.releaseBuf()
 	if st == http.StateClosed {
 		cc.c.Close()
 	}
 	cc.s.track(cc, st)
 }
 
+// writeLast writes b, the last bytes of a response after which the
+// connection closes, with wmu held. On a socket, the end of stream leaves
+// with them (sendLast): the client gets the response and the FIN in one
+// segment, and acknowledges both at once, a packet fewer each way than
+// with a FIN of its own when the socket is closed; and it sees the end
+// of the response even before the socket is closed (a request body left
+// to read, the watcher still on the socket).
+func (cc *conn) writeLast(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	cc.watchMu.Lock()
+	rc := cc.rawConn()
+	cc.watchMu.Unlock()
+	var n int
+	if rc != nil {
+		var err error
+		if n, err = sendLast(rc, b, &cc.last); n == len(b) || err != nil {
+			return n, err
+		}
+	}
+	m, err := cc.c.Write(b[n:])
+	return n + m, err
+}
+
 // serve waits for the connection's first request, under the read-header
 // timeout, on the caller's goroutine, and has a worker serve it.
 func (cc *conn) serve() {
-	ctx := context.Background()
-	if cc.s.ConnContext != nil {
-		ctx = cc.s.ConnContext(ctx, cc.c)
+	if !cc.start() {
+		return
 	}
-	ctx = context.WithValue(ctx, http.ServerContextKey, serverKeyValue)
-	cc.ctx = context.WithValue(ctx, http.LocalAddrContextKey, cc.c.LocalAddr())
 	// The first request's clock starts now (readHead).
 	cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
 	if cc.buf != nil {
 		cc.s.workers.run(cc)
 		return
 	}
+	cc.s.firstWaits.Add(1)
 	cc.watching = watchOwns
 	cc.await(cc.rawConn())
+}
+
+// start tracks the new connection and derives its context; false means
+// the server is closing, and the connection was closed.
+func (cc *conn) start() bool {
+	if !cc.s.track(cc, http.StateNew) {
+		cc.c.Close()
+		return false
+	}
+	ctx := context.Background()
+	if cc.s.ConnContext != nil {
+		ctx = cc.s.ConnContext(ctx, cc.c)
+	}
+	ctx = context.WithValue(ctx, http.ServerContextKey, serverKeyValue)
+	cc.ctx = context.WithValue(ctx, http.LocalAddrContextKey, cc.c.LocalAddr())
+	return true
+}
+
+// begin starts a fresh connection on its first worker (Server.serveNew):
+// it reads what the client sent without waiting. True means there are
+// bytes to serve. Else the connection was handed to a watcher to wait for
+// them under the read-header timeout, or closed; one without a socket to
+// read (TLS) goes to a goroutine of its own, as in ServeConn.
+// The first request's clock starts now, but is set on the socket only
+// when a read must wait: most heads come whole in the first read.
+func (cc *conn) begin() bool {
+	if cc.rawConn() == nil {
+		go cc.serve()
+		return false
+	}
+	if !cc.start() {
+		return false
+	}
+	cc.headBy = time.Now().Add(cc.s.readHeaderTimeout())
+	cc.takeBuf()
+	n, err := readNow(cc.raw, (*cc.buf)[cc.w:], &cc.waiter)
+	if n > 0 {
+		cc.w += n
+		return true
+	}
+	cc.releaseBuf()
+	if err != errWouldBlock {
+		cc.close(http.StateClosed)
+		return false
+	}
+	cc.armHead()
+	cc.s.firstWaits.Add(1)
+	cc.watching = watchOwns
+	go cc.await(cc.raw)
+	return false
+}
+
+// armHead sets the first head's deadline on the socket, if it is not set
+// yet (headBy), before a read that may wait.
+func (cc *conn) armHead() {
+	if !cc.headBy.IsZero() {
+		cc.c.SetReadDeadline(cc.headBy)
+		cc.headBy = time.Time{}
+	}
 }
 
 // run serves requests, on a worker (workers.run), as long as each next
@@ -145,6 +237,12 @@ func (cc *conn) serve() {
 // connection. So requests run on a stack already grown by earlier ones,
 // and an idle connection waits on a small one.
 func (cc *conn) run() {
+	if cc.fresh {
+		cc.fresh = false
+		if !cc.begin() {
+			return
+		}
+	}
 	for {
 		if !cc.s.moveTo(cc, http.StateActive) {
 			cc.close(http.StateClosed)
@@ -278,7 +376,7 @@ var errH2 = errors.New("h1: HTTP/2 preface")
 
 // readHead reads until a whole head is parsed into cc.req, under the
 // read-header timeout, and consumes it. The first request's clock started
-// when the connection did (serve), so that a client that waits before it
+// when the connection did (serve, begin), so that a client that waits before it
 // trickles is cut as surely; a later one's starts with its first byte:
 // its watcher saw the socket readable, so what is there is read first,
 // and the deadline set only if that is not a whole head (most requests
@@ -292,8 +390,10 @@ func (cc *conn) readHead() error {
 			n := min(len(got), len(h2PrefaceLine))
 			if bytes.Equal(got[:n], h2PrefaceLine[:n]) {
 				if n == len(h2PrefaceLine) {
+					cc.armHead() // for the HTTP/2 server, as on any connection
 					return errH2
 				}
+				cc.armHead()
 				if _, err := cc.fill(max); err != nil {
 					return err
 				}
@@ -304,9 +404,13 @@ func (cc *conn) readHead() error {
 			n, err := ParseHead((*cc.buf)[cc.r:cc.w], cc.s.Limits, &cc.req)
 			if err == nil {
 				cc.r += n
-				// Off: the watcher and the body are not bounded by the
-				// head's clock, nor by the idle timeout set before.
-				cc.c.SetReadDeadline(time.Time{})
+				if cc.headBy.IsZero() {
+					// Off: the watcher and the body are not bounded by
+					// the head's clock, nor by the idle timeout set
+					// before.
+					cc.c.SetReadDeadline(time.Time{})
+				}
+				cc.headBy = time.Time{}
 				return nil
 			}
 			if err != ErrIncomplete {
@@ -317,6 +421,7 @@ func (cc *conn) readHead() error {
 				timed = true
 			}
 		}
+		cc.armHead()
 		if _, err := cc.fill(max); err != nil {
 			return err
 		}

@@ -9,9 +9,13 @@
 // reads, and the Server here calls it on its own.
 //
 // Who owns a served connection's two sides:
+//   - A connection Server.Serve accepts goes to a worker (workers.go)
+//     at once: when it has a socket to read, the worker reads what came
+//     without waiting (conn.begin), and only if nothing did is the
+//     connection handed to its watcher to wait.
 //   - The read side belongs, while the connection is idle, to its watcher
 //     goroutine (conn.await), which waits for readability without a
-//     buffer and then hands the connection to a worker (workers.go). The
+//     buffer and then hands the connection to a worker. The
 //     worker reads and parses each head, and lends the read side to the
 //     request's body (body.Read, on whatever goroutine the handler reads
 //     it from) until the body ends. Only then does the watcher start
@@ -22,7 +26,9 @@
 //   - The write side belongs to the request's response (response.go),
 //     serialised by conn.wmu: the handler's writes and the 100 Continue
 //     the body reader may send. Requests are served one at a time, so
-//     pipelined answers go out in order.
+//     pipelined answers go out in order. A response after which the
+//     connection closes ends the write side with its last bytes
+//     (conn.writeLast).
 //   - Hijack hands both sides, and what was read ahead, to the caller.
 //
 // The handler's *http.Request, its URL and header map are not allocated

@@ -196,7 +196,10 @@ func (w *response) flush(p []byte, final bool) error {
 		b = append(b, body...)
 		b = append(b, p...)
 		b = append(b, tail...)
-		if len(b) > 0 {
+		switch {
+		case final && w.closeAfter:
+			_, err = w.cc.writeLast(b)
+		case len(b) > 0:
 			_, err = w.cc.c.Write(b)
 		}
 	} else {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,6 +55,9 @@ type Server struct {
 	emptied   bool          // empty is closed
 
 	workers workers // the goroutines that serve requests (conn.run)
+	// firstWaits counts the connections whose first bytes were waited
+	// for on a goroutine of their own (for tests).
+	firstWaits atomic.Int64
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -110,8 +114,21 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			return err
 		}
-		go s.ServeConn(c)
+		s.serveNew(c)
 	}
+}
+
+// serveNew starts serving c, just accepted, on a worker (conn.begin):
+// one with a socket to read reads its first bytes there without waiting,
+// and since a listener with deferred accept (gateway's) hands over
+// connections whose first bytes are there, neither a goroutine of the
+// connection's own nor a wait on the poller is needed for them. Nothing
+// about c is looked at here, on the accept loop: finding its socket may
+// read (a PROXY protocol header).
+func (s *Server) serveNew(c net.Conn) {
+	cc := newConn(s, c)
+	cc.fresh = true
+	s.workers.run(cc)
 }
 
 // ServeConn serves c until it closes, fails, is hijacked or the server
@@ -130,10 +147,6 @@ func (s *Server) ServeConnAhead(c net.Conn, ahead []byte) {
 	if len(ahead) > 0 {
 		cc.takeBuf()
 		cc.w = copy(*cc.buf, ahead)
-	}
-	if !s.track(cc, http.StateNew) {
-		c.Close()
-		return
 	}
 	cc.serve()
 }

@@ -29,7 +29,9 @@
 //     io.ReadWriteCloser); the Conn then reports ErrSwitched.
 //
 // The request's context interrupts the exchange (a deadline set in the
-// past, from a context.AfterFunc) and the connection is then closed.
+// past, from a context.AfterFunc, or from the context's own notification
+// when it is a CancelNotifier, as upstream's attempt context is) and the
+// connection is then closed.
 //
 // Both the pool's connections and the tunnels of upgrade requests
 // (upstream/tunnel.go, a connection of their own per tunnel, handed over

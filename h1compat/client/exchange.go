@@ -31,8 +31,12 @@ type exchange struct {
 	ctx   context.Context
 	trace *httptrace.ClientTrace
 	// stop unregisters the context's interruption (context.AfterFunc);
-	// nil when the context cannot end.
+	// nil when the context cannot end or is a CancelNotifier (cn).
 	stop func() bool
+	// cn is the context when it is a CancelNotifier, whose OnCancel holds
+	// the interruption; cnFired: it ended before the exchange began.
+	cn      CancelNotifier
+	cnFired bool
 
 	wrote bool // a byte of the request left (writer: RoundTrip's goroutine)
 	got   bool // a byte of the answer arrived
@@ -68,9 +72,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ex := &exchange{c: c, req: req, ctx: req.Context(), head: req.Method == http.MethodHead}
 	ex.trace = httptrace.ContextClientTrace(ex.ctx)
-	if ex.ctx.Done() != nil {
-		ex.stop = context.AfterFunc(ex.ctx, c.interrupt)
-	}
+	ex.watch()
 	err := ex.write()
 	if err != nil && !ex.wrote {
 		// Nothing left: unless the socket itself failed, the connection
@@ -118,6 +120,52 @@ func (ex *exchange) writerErr(err error) error {
 // writes fail at once.
 func (c *Conn) interrupt() { c.nc.SetDeadline(time.Unix(1, 0)) }
 
+// CancelNotifier is a context that tells one watcher when it ends,
+// without context.AfterFunc's allocations (upstream's attempt context).
+// OnCancel sets the watcher, whose ContextEnded is called from the
+// goroutine that cancels the context, and reports false, keeping nothing,
+// if the context has ended already; StopOnCancel forgets it and reports
+// false if it was called.
+type CancelNotifier interface {
+	OnCancel(w interface{ ContextEnded() }) bool
+	StopOnCancel() bool
+}
+
+// interrupter is a Conn as the watcher of its exchange's CancelNotifier.
+type interrupter Conn
+
+func (i *interrupter) ContextEnded() { (*Conn)(i).interrupt() }
+
+// watch arranges for the exchange's I/O to be interrupted when its
+// context ends.
+func (ex *exchange) watch() {
+	if cn, ok := ex.ctx.(CancelNotifier); ok {
+		ex.cn = cn
+		if !cn.OnCancel((*interrupter)(ex.c)) {
+			ex.cnFired = true
+			ex.c.interrupt()
+		}
+		return
+	}
+	if ex.ctx.Done() != nil {
+		ex.stop = context.AfterFunc(ex.ctx, ex.c.interrupt)
+	}
+}
+
+// unwatch ends watch's arrangement, once, and reports whether the
+// interruption happened (or is happening).
+func (ex *exchange) unwatch() (interrupted bool) {
+	switch {
+	case ex.cn != nil:
+		interrupted = ex.cnFired || !ex.cn.StopOnCancel()
+		ex.cn = nil
+	case ex.stop != nil:
+		interrupted = !ex.stop()
+		ex.stop = nil
+	}
+	return interrupted
+}
+
 // mapErr prefers the context's reason over the I/O error it caused.
 func (ex *exchange) mapErr(err error) error {
 	if ex.ctx.Err() != nil {
@@ -130,7 +178,7 @@ func (ex *exchange) mapErr(err error) error {
 // nothing was written and the connection stays usable.
 func (ex *exchange) abandon(why error) {
 	ex.done = true
-	if ex.stop != nil && !ex.stop() && why == nil {
+	if ex.unwatch() && why == nil {
 		why = context.Cause(ex.ctx)
 	}
 	if why != nil {
@@ -343,10 +391,9 @@ func (c *Conn) mimeHeader(n int) textproto.MIMEHeader {
 // switchProtocols hands the connection to a 101's body.
 func (ex *exchange) switchProtocols() (*http.Response, error) {
 	c := ex.c
-	if ex.wr != nil || ex.stop != nil && !ex.stop() {
+	if ex.wr != nil || ex.unwatch() {
 		return nil, errors.New("h1 client: 101 Switching Protocols while the request body was still being sent")
 	}
-	ex.stop = nil
 	sw := &switched{nc: c.nc, rest: append([]byte(nil), c.rb[c.r:c.w]...)}
 	c.r = c.w
 	ex.resp.Body = sw
@@ -381,7 +428,7 @@ func (ex *exchange) finish(why error) {
 	}
 	ex.done = true
 	c := ex.c
-	interrupted := ex.stop != nil && !ex.stop()
+	interrupted := ex.unwatch()
 	if why == nil {
 		switch {
 		case interrupted:

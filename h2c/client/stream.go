@@ -25,12 +25,16 @@ var errStreamIDs = errors.New("h2c client: stream ids exhausted")
 
 // stream is one request. Fields below c are guarded by c.mu.
 type stream struct {
-	c     *Conn
-	id    uint32
-	req   *http.Request
-	ctx   context.Context
-	trace *httptrace.ClientTrace
-	wake  chan struct{} // capacity 1: the state below changed; set by openStream, reused by a later stream once the caller is done (finishWaits)
+	c   *Conn
+	id  uint32
+	req *http.Request
+	ctx context.Context
+	// ctxDone is ctx's Done channel, nil when ctx is a cancelNotifier
+	// (cn): its end sets ctxEnded instead (ctxWatch).
+	ctxDone <-chan struct{}
+	cn      cancelNotifier
+	trace   *httptrace.ClientTrace
+	wake    chan struct{} // capacity 1: the state below changed; set by openStream, reused by a later stream once the caller is done (finishWaits)
 
 	resp       *http.Response // the final response, once its headers arrived
 	info       []info1xx      // informational responses not yet passed on
@@ -45,6 +49,7 @@ type stream struct {
 	inTable    bool          // in c.streams: open on the wire
 	err        error         // why the stream failed
 	callerDone bool          // the caller is finished; its slot is free
+	ctxEnded   bool          // cn ended: the caller's goroutine aborts the stream
 	cont       chan struct{} // closed when an Expect: 100-continue wait ends; nil without one
 	// abandon, set by Body.Abandon, finishes the stream when the grace
 	// ends or, reset to 0, as soon as the stream ends. Incoming DATA is
@@ -77,6 +82,52 @@ func (s *stream) copyTrailers() {
 	}
 	for k, v := range s.trailer {
 		s.resp.Trailer[k] = v
+	}
+}
+
+// cancelNotifier is a request context that tells one watcher when it
+// ends, without a Done channel or context.AfterFunc's allocations
+// (upstream's attempt context): see h1compat/client.CancelNotifier.
+type cancelNotifier interface {
+	OnCancel(w interface{ ContextEnded() }) bool
+	StopOnCancel() bool
+}
+
+// ctxWatch is a stream as the watcher of its request's cancelNotifier.
+type ctxWatch stream
+
+// ContextEnded wakes the caller's goroutine, which aborts the stream (the
+// reset is written from there, not from the goroutine that cancelled).
+func (w *ctxWatch) ContextEnded() {
+	s := (*stream)(w)
+	s.c.mu.Lock()
+	s.ctxEnded = true
+	s.signal()
+	s.c.mu.Unlock()
+}
+
+// watch learns of the end of s's context: through its Done channel, or
+// from a cancelNotifier without one. Called by the caller's goroutine
+// once the stream is open.
+func (s *stream) watch() {
+	cn, ok := s.ctx.(cancelNotifier)
+	if !ok {
+		s.ctxDone = s.ctx.Done()
+		return
+	}
+	s.cn = cn
+	if !cn.OnCancel((*ctxWatch)(s)) {
+		s.c.mu.Lock()
+		s.ctxEnded = true
+		s.c.mu.Unlock()
+	}
+}
+
+// unwatch stops watch's watcher once the caller is done with the stream:
+// the context's end must not reset a stream abandoned to drain.
+func (s *stream) unwatch() {
+	if s.cn != nil {
+		s.cn.StopOnCancel()
 	}
 }
 
@@ -237,6 +288,7 @@ func (c *Conn) roundTrip(req *http.Request, fields []Field, list bool) (*http.Re
 		s.finish()
 		return nil, err
 	}
+	s.watch()
 	if s.trace != nil && s.trace.WroteHeaders != nil {
 		s.trace.WroteHeaders()
 	}
@@ -379,10 +431,15 @@ func (s *stream) awaitResponse() (*http.Response, error) {
 			s.finishWaits()
 			return nil, err
 		}
+		ended := s.ctxEnded
 		c.mu.Unlock()
+		if ended {
+			s.abort(context.Cause(s.ctx))
+			continue
+		}
 		select {
 		case <-s.wake:
-		case <-s.ctx.Done():
+		case <-s.ctxDone:
 			s.abort(context.Cause(s.ctx))
 		}
 	}
@@ -410,6 +467,7 @@ func (s *stream) finish() { s.finishOnce(false) }
 // connection when recycleWake is set (see finishWaits).
 func (s *stream) finishOnce(recycleWake bool) {
 	c := s.c
+	s.unwatch()
 	c.mu.Lock()
 	if s.callerDone {
 		c.mu.Unlock()
@@ -517,13 +575,18 @@ func (b *Body) Read(p []byte) (int, error) {
 			s.finishWaits()
 			return 0, err
 		}
+		ended := s.ctxEnded
 		c.mu.Unlock()
 		if len(p) == 0 {
 			return 0, nil
 		}
+		if ended {
+			s.abort(context.Cause(s.ctx))
+			continue
+		}
 		select {
 		case <-s.wake:
-		case <-s.ctx.Done():
+		case <-s.ctxDone:
 			s.abort(context.Cause(s.ctx))
 		}
 	}
@@ -551,6 +614,7 @@ func (b *Body) Close() error {
 func (b *Body) Abandon(grace time.Duration) {
 	s := (*stream)(b)
 	c := s.c
+	s.unwatch()
 	c.mu.Lock()
 	if s.callerDone || s.abandon != nil {
 		c.mu.Unlock()

@@ -80,7 +80,7 @@ func bindUDPAndTCP(addr string, listenUDP func(string) (*net.UDPConn, error)) (*
 			return nil, tlsSocket{}, err
 		}
 		at := net.JoinHostPort(host, strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port))
-		ln, err := net.Listen("tcp", at)
+		ln, err := gateway.ListenTCP(at)
 		if err == nil {
 			return udp, tlsSocket{addr: at, ln: ln}, nil
 		}

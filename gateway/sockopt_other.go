@@ -1,0 +1,10 @@
+//go:build !linux
+
+package gateway
+
+// listenKeepAlive is net.ListenConfig.KeepAlive for client listeners: 0,
+// Go's default keep-alive on each accepted connection.
+const listenKeepAlive = 0
+
+// setListenerOpts sets nothing here.
+func setListenerOpts(int) error { return nil }
