@@ -131,7 +131,7 @@ func appendHeaderField(b []byte, size *uint64, k string, vv []string) ([]byte, e
 		}
 	}
 	te := false
-	for _, v := range vv {
+	for i, v := range vv {
 		if !validValue(v) {
 			return b, fmt.Errorf("h2c client: invalid value for header %q", k)
 		}
@@ -142,6 +142,10 @@ func appendHeaderField(b []byte, size *uint64, k string, vv []string) ([]byte, e
 		case sendTE:
 			// Only "trailers" is allowed (RFC 9113 8.2.2).
 			te = te || strings.EqualFold(v, "trailers")
+		case sendFirstSet:
+			if i == 0 && v != "" {
+				b = appendIndexedName(b, n, v)
+			}
 		}
 	}
 	if te {

@@ -90,9 +90,10 @@ type reqName struct {
 
 // reqName.send values.
 const (
-	sendField = iota // sent as it is
-	dropField        // connection-specific, Host (sent as :authority), or set by the encoder
-	sendTE           // TE: sent as "trailers" if it lists trailers
+	sendField    = iota // sent as it is
+	dropField           // connection-specific, Host (sent as :authority), or set by the encoder
+	sendTE              // TE: sent as "trailers" if it lists trailers
+	sendFirstSet        // User-Agent: its first value, unless empty, as net/http's client does
 )
 
 // reqNames maps the request header names the encoder knows, canonical
@@ -116,6 +117,10 @@ var reqNames = func() map[string]reqName {
 		add(k, dropField)
 	}
 	add("Te", sendTE)
+	// The gateway sets an empty User-Agent for a client that sent none,
+	// so that net/http's transports add no Go default; sent, it would
+	// cost the server an empty field.
+	add("User-Agent", sendFirstSet)
 	return m
 }()
 

@@ -176,3 +176,43 @@ func TestExpects100(t *testing.T) {
 		}
 	}
 }
+
+// TestUserAgentSent: an empty User-Agent (the gateway's way of saying
+// "none, and no default") is not sent, and of several values only the
+// first goes, as net/http's HTTP/2 client does.
+func TestUserAgentSent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    http.Header
+		want []string
+	}{
+		{"empty", http.Header{"User-Agent": {""}}, nil},
+		{"empty lower-case", http.Header{"user-agent": {""}}, nil},
+		{"one", http.Header{"User-Agent": {"ua/1"}}, []string{"ua/1"}},
+		{"several", http.Header{"User-Agent": {"ua/1", "ua/2"}}, []string{"ua/1"}},
+		{"empty first", http.Header{"User-Agent": {"", "ua/2"}}, nil},
+	} {
+		for _, list := range []bool{false, true} {
+			t.Run(tc.name+"/"+modeName(list), func(t *testing.T) {
+				c, f := start(t, Config{})
+				req, _ := http.NewRequest("GET", "http://backend/", nil)
+				req.Header = tc.h
+				rt := send(c, req, list)
+				h := f.headers()
+				var got []string
+				for _, fl := range h.fields {
+					if fl.Name == "user-agent" {
+						got = append(got, fl.Value)
+					}
+				}
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("user-agent values sent %q, want %q", got, tc.want)
+				}
+				f.writeHeaders(h.streamID, true, ":status", "204")
+				if res := wait(t, rt); res.err != nil {
+					t.Fatal(res.err)
+				}
+			})
+		}
+	}
+}
