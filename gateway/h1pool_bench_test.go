@@ -121,15 +121,7 @@ func TestProxyRequestH1PoolAllocs(t *testing.T) {
 		t.Skip("measures")
 	}
 	c, br := h1PoolClient(t, 0)
-	got := allocsPerRequest(t, func() {
-		if _, err := c.Write(h1BenchRequest); err != nil {
-			t.Fatal(err)
-		}
-		if err := readSmallResponse(br); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if got > maxAllocsPerH1PoolRequest {
+	if got := h1AllocsPerRequest(t, c, br); got > maxAllocsPerH1PoolRequest {
 		t.Errorf("%.1f allocations per request proxied on the HTTP/1.1 pool, pinned at %d", got, maxAllocsPerH1PoolRequest)
 	}
 }
