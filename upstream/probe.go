@@ -229,12 +229,16 @@ func (b *Backend) probe(st *backendState, s *Server) error {
 	if isH2C {
 		proto = H2C
 	}
+	// The first connection is opened before the pool is installed: requests
+	// held in awaitDetection then find it ready, where a request let in
+	// while it was still being dialled would dial a second one.
 	p = s.newPool(proto, cfg)
+	err = p.grow()
 	if !s.install(nil, p) {
 		return nil
 	}
 	b.log.Info("upstream protocol detected", "backend", b.name, "server", s.addr, "protocol", proto)
-	if err := p.grow(); err != nil && !errors.Is(err, ErrNoCapacity) {
+	if err != nil && !errors.Is(err, ErrNoCapacity) {
 		return err
 	}
 	return nil
