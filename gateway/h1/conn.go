@@ -80,6 +80,14 @@ type conn struct {
 	ready     bool          // the watcher ended on the next request's bytes (or the end of stream)
 	stopped   chan struct{} // made by stopWatch, closed by the watcher it stopped
 	cancelReq func()        // cancels the current request's context; nil between requests
+	// idleBy is the idle timeout's read deadline while it is the one set
+	// on the socket (zero: another, or none), and idleEnd when the
+	// current idle wait is due to end. A deadline set is left in place
+	// from one request to the next while it is not later than due (idle):
+	// a keep-alive request sets none (readHead), and the watcher moves
+	// it on when it passes early (rearmLocked). Written under watchMu,
+	// or by the request's goroutine while no watcher runs.
+	idleBy, idleEnd time.Time
 	// peeked and nPeeked: where a watcher without a raw socket reads
 	// (readOne), the next request's first byte, put back by takeBuf.
 	// Written by the watcher, read after it ended or handed over.
@@ -404,11 +412,14 @@ func (cc *conn) readHead() error {
 			n, err := ParseHead((*cc.buf)[cc.r:cc.w], cc.s.Limits, &cc.req)
 			if err == nil {
 				cc.r += n
-				if cc.headBy.IsZero() {
-					// Off: the watcher and the body are not bounded by
-					// the head's clock, nor by the idle timeout set
-					// before.
+				// Off: the watcher and the body are not bounded by the
+				// head's clock, nor by the idle timeout set before;
+				// but a request without a body reads nothing, and its
+				// watcher lets the idle deadline pass (rearmLocked),
+				// so that one stays for the next idle wait.
+				if cc.headBy.IsZero() && (cc.idleBy.IsZero() || cc.req.Framing != NoBody) {
 					cc.c.SetReadDeadline(time.Time{})
+					cc.idleBy = time.Time{}
 				}
 				cc.headBy = time.Time{}
 				return nil
@@ -418,6 +429,7 @@ func (cc *conn) readHead() error {
 			}
 			if !timed {
 				cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
+				cc.idleBy = time.Time{}
 				timed = true
 			}
 		}
@@ -506,6 +518,9 @@ func (cc *conn) finishBody(b *body) bool {
 		}
 		b.mu.Unlock()
 	}
+	cc.watchMu.Lock()
+	cc.idleBy = time.Time{}
+	cc.watchMu.Unlock()
 	cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
 	drained := b.finish()
 	cc.c.SetReadDeadline(time.Time{})
@@ -654,9 +669,15 @@ func (cc *conn) watch() {
 // idle timeout. It reports false, handing nothing, when the watcher ended
 // on the next request's bytes already: the caller serves it.
 func (cc *conn) idle() bool {
-	cc.c.SetReadDeadline(time.Now().Add(cc.s.idleTimeout()))
+	now := time.Now()
+	end := now.Add(cc.s.idleTimeout())
 	cc.waiter.classify.Store(false)
 	cc.watchMu.Lock()
+	cc.idleEnd = end
+	if !now.Before(cc.idleBy) || cc.idleBy.After(end) {
+		cc.c.SetReadDeadline(end)
+		cc.idleBy = end
+	}
 	switch cc.watching {
 	case watchRequest:
 		cc.watching = watchOwns
@@ -686,13 +707,19 @@ func (cc *conn) idle() bool {
 func (cc *conn) await(rc syscall.RawConn) {
 	var err error
 	gone := false
-	if rc != nil {
-		err = waitReadable(rc, &cc.waiter)
-		gone = cc.waiter.gone
-	} else {
-		gone, err = cc.readOne()
+	for {
+		if rc != nil {
+			err = waitReadable(rc, &cc.waiter)
+			gone = cc.waiter.gone
+		} else {
+			gone, err = cc.readOne()
+		}
+		cc.watchMu.Lock()
+		if gone || err == nil || !cc.rearmLocked(err) {
+			break
+		}
+		cc.watchMu.Unlock()
 	}
-	cc.watchMu.Lock()
 	switch cc.watching {
 	case watchOwns:
 		cc.watching = watchNone
@@ -722,6 +749,34 @@ func (cc *conn) await(rc syscall.RawConn) {
 	cc.watchMu.Unlock()
 }
 
+// rearmLocked reports whether await's wait that ended with err must go
+// on: the idle deadline left on the socket (idleBy) passed, but not the
+// wait it bounds. While a request is served, the request is not bounded
+// by it: it is cleared. On an idle connection, the wait is due to end
+// later (idleEnd): the deadline is moved there. Called with watchMu held.
+func (cc *conn) rearmLocked(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	switch cc.watching {
+	case watchRequest:
+		if cc.idleBy.IsZero() {
+			return false
+		}
+		cc.c.SetReadDeadline(time.Time{})
+		cc.idleBy = time.Time{}
+		return true
+	case watchOwns:
+		if cc.idleEnd.IsZero() || !time.Now().Before(cc.idleEnd) {
+			return false
+		}
+		cc.c.SetReadDeadline(cc.idleEnd)
+		cc.idleBy = cc.idleEnd
+		return true
+	}
+	return false
+}
+
 // readOne is await's wait where there is no raw socket: a read of one
 // byte, kept for the next request. gone means the client left: the end
 // of stream or a failed read other than a deadline's.
@@ -743,9 +798,16 @@ func (cc *conn) stopWatch() {
 	cc.watchMu.Lock()
 	cc.watchOff = true
 	if cc.watching != watchRequest {
+		if !cc.idleBy.IsZero() {
+			// The idle deadline left for a request without a body
+			// (readHead) is not the caller's.
+			cc.c.SetReadDeadline(time.Time{})
+			cc.idleBy = time.Time{}
+		}
 		cc.watchMu.Unlock()
 		return
 	}
+	cc.idleBy = time.Time{}
 	cc.watching = watchStopping
 	stopped := make(chan struct{})
 	cc.stopped = stopped

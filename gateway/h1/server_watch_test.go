@@ -75,14 +75,7 @@ func TestServerClientAbortWhileWatched(t *testing.T) {
 				case "/slow":
 					time.Sleep(100 * time.Millisecond) // the next request comes meanwhile
 				case "/wait":
-					w.WriteHeader(http.StatusOK)
-					w.(http.Flusher).Flush()
-					select {
-					case <-r.Context().Done():
-						canceled <- r.Context().Err()
-					case <-time.After(5 * time.Second):
-						canceled <- errors.New("not canceled")
-					}
+					awaitCancel(w, r, canceled)
 					return
 				}
 				io.WriteString(w, r.URL.Path)
@@ -123,6 +116,19 @@ func TestServerClientAbortWhileWatched(t *testing.T) {
 	}
 }
 
+// awaitCancel answers 200 at once, then waits for the request's context
+// to end, for up to 5 s, and sends how it ended on canceled.
+func awaitCancel(w http.ResponseWriter, r *http.Request, canceled chan<- error) {
+	w.WriteHeader(http.StatusOK)
+	w.(http.Flusher).Flush()
+	select {
+	case <-r.Context().Done():
+		canceled <- r.Context().Err()
+	case <-time.After(5 * time.Second):
+		canceled <- errors.New("not canceled")
+	}
+}
+
 // deadlineListener counts its connections' SetReadDeadline calls.
 type deadlineListener struct {
 	net.Listener
@@ -147,11 +153,13 @@ func (l deadlineListener) Accept() (net.Conn, error) {
 	return deadlineConn{c.(*net.TCPConn), l.n}, nil
 }
 
-// TestServerDeadlinesPerRequest: a keep-alive request that comes in one
-// piece costs two read deadlines (cleared after its head, the idle
-// timeout's after it): the watcher is not stopped, and a body already
-// read needs no drain deadline. (It was seven: the head's two, the
-// watcher's stop and restart, the drain's two and the idle one.)
+// TestServerDeadlinesPerRequest: keep-alive requests without a body that
+// come in one piece set no read deadline: the idle timeout's, set when
+// the connection first went idle, stays on the socket through them
+// (readHead, idle), since none reads a body. (It was two a request: the
+// idle deadline cleared after each head and set again after it; seven
+// before that: the head's two, the watcher's stop and restart, the
+// drain's two and the idle one.)
 func TestServerDeadlinesPerRequest(t *testing.T) {
 	var n atomic.Int64
 	addr := serveWrapped(t, &Server{}, echo, func(ln net.Listener) net.Listener { return deadlineListener{ln, &n} })
@@ -164,9 +172,10 @@ func TestServerDeadlinesPerRequest(t *testing.T) {
 			n.Store(0) // the first request's clock, from the connection's start
 		}
 	}
-	// The last request's idle deadline may not be set yet.
-	if got := n.Load(); got > 2*(reqs-1) {
-		t.Errorf("%d read deadlines set for %d requests, want at most 2 each", got, reqs-1)
+	// The first request's idle deadline may be set after the count was
+	// reset, and its clearing after its head before.
+	if got := n.Load(); got > 1 {
+		t.Errorf("%d read deadlines set for %d requests, want at most 1 in all", got, reqs-1)
 	}
 }
 
