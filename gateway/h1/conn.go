@@ -74,19 +74,22 @@ type conn struct {
 	// leaving, and then, the request answered, goes on waiting for the
 	// next one: it is the idle connection's goroutine too. So a request
 	// costs no goroutine and no deadline of its own for it.
-	watchMu   sync.Mutex    // guards the fields down to cancelReq
-	watching  watchState    // what the watcher goroutine is doing, if any
-	watchOff  bool          // the handler returned: no watcher for this request
-	ready     bool          // the watcher ended on the next request's bytes (or the end of stream)
-	stopped   chan struct{} // made by stopWatch, closed by the watcher it stopped
-	cancelReq func()        // cancels the current request's context; nil between requests
+	watchMu  sync.Mutex    // guards the fields down to idleEnd
+	watching watchState    // what the watcher goroutine is doing, if any
+	watchOff bool          // the handler returned: no watcher for this request
+	ready    bool          // the watcher parked on the next request's bytes, come while a request was served
+	stopped  chan struct{} // made by stopWatch, closed by the watcher it stopped
+	// kick moves a parked watcher (watchParked) on to what watching
+	// then says; made when it first parks, with room for the one token.
+	kick      chan struct{}
+	cancelReq func() // cancels the current request's context; nil between requests
 	// idleBy is the idle timeout's read deadline while it is the one set
 	// on the socket (zero: another, or none), and idleEnd when the
 	// current idle wait is due to end. A deadline set is left in place
 	// from one request to the next while it is not later than due (idle):
 	// a keep-alive request sets none (readHead), and the watcher moves
 	// it on when it passes early (rearmLocked). Written under watchMu,
-	// or by the request's goroutine while no watcher runs.
+	// or by the request's goroutine while no watcher waits (readHead).
 	idleBy, idleEnd time.Time
 	// peeked and nPeeked: where a watcher without a raw socket reads
 	// (readOne), the next request's first byte, put back by takeBuf.
@@ -123,9 +126,12 @@ func (cc *conn) rawConn() syscall.RawConn {
 
 func (cc *conn) close(st http.ConnState) {
 	cc.watchMu.Lock()
-	if cc.watching == watchRequest {
+	switch cc.watching {
+	case watchRequest:
 		// Closing the socket ends its wait.
 		cc.watching = watchClosing
+	case watchParked:
+		cc.unparkLocked(watchNone)
 	}
 	cc.watchMu.Unlock()
 	// The buffer and the heads' field storage go back to their pools for
@@ -258,6 +264,11 @@ func (cc *conn) run() {
 		}
 		st := cc.serveRequest(cc.ctx)
 		if st == stateHandedOff {
+			cc.watchMu.Lock()
+			if cc.watching == watchParked {
+				cc.unparkLocked(watchNone)
+			}
+			cc.watchMu.Unlock()
 			ahead := append([]byte(nil), (*cc.buf)[cc.r:cc.w]...)
 			cc.r = cc.w
 			cc.releaseBuf()
@@ -629,9 +640,10 @@ const (
 	watchNone     watchState = iota // no watcher goroutine
 	watchRequest                    // waiting while a request is served; the request's goroutine owns the connection
 	watchOwns                       // waiting on an idle connection, which it owns: it closes it, or has a worker serve its next request
-	watchEnded                      // returned while the request was served (ready, the client gone, or stopped)
+	watchEnded                      // returned while the request was served (the client gone, or stopped)
 	watchStopping                   // stopWatch interrupts it
 	watchClosing                    // the connection is closed under it
+	watchParked                     // it handed the connection to a worker, and waits on kick to watch the request or the idle connection, or to end
 )
 
 // Why a watcher, and why this one. A client that leaves while its request
@@ -646,28 +658,42 @@ const (
 // start it, and a timer besides. Instead the watcher is never stopped on
 // the fast path: when the request ends, the connection is handed to it
 // (idle) and its wait becomes the wait for the next request, which a
-// goroutine of the connection's had to do anyway. Per request that leaves
-// one goroutine, as before there was a watcher, and no read deadline of
-// the watcher's own (the request's are: the head's cleared, the idle
-// timeout's set).
+// goroutine of the connection's had to do anyway. Nor does it end when it
+// hands the next request to a worker: it parks (watchParked) until the
+// worker has it watch that request (watch) or the idle connection again
+// (idle). So a connection keeps one watcher from one request to the next:
+// a request starts and ends no goroutine, and sets no read deadline of
+// the watcher's own.
 
-// watch starts the watcher, if the request's body is done, nothing was
-// read ahead and none runs yet; called again when the body ends.
+// watch has the watcher watch the request, if the request's body is
+// done, nothing was read ahead and it does not already: the parked one,
+// or one started now; called again when the body ends.
 func (cc *conn) watch() {
 	cc.watchMu.Lock()
 	defer cc.watchMu.Unlock()
-	if cc.watchOff || cc.watching != watchNone || cc.r < cc.w || cc.nPeeked > 0 || cc.broken.Load() {
+	if cc.watchOff || cc.watching != watchNone && cc.watching != watchParked || cc.r < cc.w || cc.nPeeked > 0 || cc.broken.Load() {
+		return
+	}
+	cc.waiter.classify.Store(true)
+	if cc.watching == watchParked {
+		cc.unparkLocked(watchRequest)
 		return
 	}
 	cc.watching = watchRequest
-	cc.waiter.classify.Store(true)
 	go cc.await(cc.rawConn()) // under watchMu: a body reader may call watch
+}
+
+// unparkLocked moves the parked watcher on to st: watchRequest,
+// watchOwns, or watchNone to end. Called with watchMu held.
+func (cc *conn) unparkLocked(st watchState) {
+	cc.watching = st
+	cc.kick <- struct{}{} // room for it: one token per park
 }
 
 // idle hands the idle connection to its watcher, started now if none ran
 // while the request was served, to wait for the next request under the
-// idle timeout. It reports false, handing nothing, when the watcher ended
-// on the next request's bytes already: the caller serves it.
+// idle timeout. It reports false, handing nothing, when the watcher saw
+// the next request's bytes already: the caller serves it.
 func (cc *conn) idle() bool {
 	now := time.Now()
 	end := now.Add(cc.s.idleTimeout())
@@ -683,12 +709,17 @@ func (cc *conn) idle() bool {
 		cc.watching = watchOwns
 		cc.watchMu.Unlock()
 		return true
-	case watchEnded:
+	case watchParked:
 		if cc.ready {
-			cc.watching, cc.ready = watchNone, false
+			// It saw the next request's bytes: the caller serves it,
+			// and has the watcher watch it (watch).
+			cc.ready = false
 			cc.watchMu.Unlock()
 			return false
 		}
+		cc.unparkLocked(watchOwns)
+		cc.watchMu.Unlock()
+		return true
 	}
 	cc.watching = watchOwns
 	rc := cc.rawConn()
@@ -705,48 +736,80 @@ func (cc *conn) idle() bool {
 // connection marked broken; on an idle connection it owns (watchOwns) it
 // has a worker serve the next request, or closes the connection.
 func (cc *conn) await(rc syscall.RawConn) {
-	var err error
-	gone := false
 	for {
-		if rc != nil {
-			err = waitReadable(rc, &cc.waiter)
-			gone = cc.waiter.gone
-		} else {
-			gone, err = cc.readOne()
-		}
-		cc.watchMu.Lock()
-		if gone || err == nil || !cc.rearmLocked(err) {
-			break
-		}
-		cc.watchMu.Unlock()
-	}
-	switch cc.watching {
-	case watchOwns:
-		cc.watching = watchNone
-		cc.watchMu.Unlock()
-		if err != nil || gone {
-			cc.close(http.StateClosed)
-			return
-		}
-		cc.s.workers.run(cc)
-		return
-	case watchRequest:
-		cc.watching = watchEnded
-		cc.ready = err == nil && !gone
-		if gone {
-			cc.broken.Store(true)
-			if cc.cancelReq != nil {
-				cc.cancelReq()
+		var err error
+		gone := false
+		for {
+			if rc != nil {
+				err = waitReadable(rc, &cc.waiter)
+				gone = cc.waiter.gone
+			} else {
+				gone, err = cc.readOne()
 			}
+			cc.watchMu.Lock()
+			if gone || err == nil || !cc.rearmLocked(err) {
+				break
+			}
+			cc.watchMu.Unlock()
 		}
-	case watchStopping:
-		cc.watching = watchEnded
-		cc.ready = false
-		close(cc.stopped)
-	case watchClosing:
-		cc.watching = watchNone
+		switch cc.watching {
+		case watchOwns:
+			if err != nil || gone {
+				cc.watching = watchNone
+				cc.watchMu.Unlock()
+				cc.close(http.StateClosed)
+				return
+			}
+			if !cc.parkLocked(true) {
+				return
+			}
+			continue
+		case watchRequest:
+			if err == nil && !gone {
+				// The next request's bytes, early: the worker serves
+				// that one next (idle).
+				cc.ready = true
+				if !cc.parkLocked(false) {
+					return
+				}
+				continue
+			}
+			cc.watching = watchEnded
+			if gone {
+				cc.broken.Store(true)
+				if cc.cancelReq != nil {
+					cc.cancelReq()
+				}
+			}
+		case watchStopping:
+			cc.watching = watchEnded
+			close(cc.stopped)
+		case watchClosing:
+			cc.watching = watchNone
+		}
+		cc.watchMu.Unlock()
+		return
 	}
+}
+
+// parkLocked parks the watcher, once the next request's bytes came,
+// until it is kicked on (unparkLocked), having a worker serve that
+// request first if handOver; false means it is to end. Called with
+// watchMu held; returns without it.
+func (cc *conn) parkLocked(handOver bool) bool {
+	cc.watching = watchParked
+	if cc.kick == nil {
+		cc.kick = make(chan struct{}, 1)
+	}
+	kick := cc.kick
 	cc.watchMu.Unlock()
+	if handOver {
+		cc.s.workers.run(cc)
+	}
+	<-kick
+	cc.watchMu.Lock()
+	defer cc.watchMu.Unlock()
+	return cc.watching != watchNone
 }
 
 // rearmLocked reports whether await's wait that ended with err must go

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,6 +178,44 @@ func TestServerDeadlinesPerRequest(t *testing.T) {
 	if got := n.Load(); got > 1 {
 		t.Errorf("%d read deadlines set for %d requests, want at most 1 in all", got, reqs-1)
 	}
+}
+
+// TestServerKeepAliveStartsNoGoroutine: keep-alive requests of a
+// connection start no goroutine: the watcher that hands each next request
+// to a worker parks until the worker has it watch that request, and goes
+// on as the idle connection's (it was one started and ended per request),
+// and the worker is a parked one.
+func TestServerKeepAliveStartsNoGoroutine(t *testing.T) {
+	for _, fl := range watchFlavours {
+		t.Run(fl.name, func(t *testing.T) {
+			addr := serveWrapped(t, &Server{}, echo, fl.wrap)
+			c, br := dial(t, addr)
+			get := func() {
+				io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+				readResponse(t, br, "GET")
+			}
+			for range 3 {
+				get() // the worker and the watcher start
+			}
+			const reqs = 50
+			before := goroutinesCreated()
+			for range reqs {
+				get()
+			}
+			// A request may come before its worker parked and take
+			// another: a few, not one a request.
+			if n := goroutinesCreated() - before; n > reqs/10 {
+				t.Errorf("%d goroutines started for %d keep-alive requests", n, reqs)
+			}
+		})
+	}
+}
+
+// goroutinesCreated is the count of goroutines the process has started.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // goroutineID is the calling goroutine's id, from its stack trace.
