@@ -39,10 +39,13 @@ var aLongTimeAgo = time.Unix(1, 0)
 // owned by its watcher while it idles, by a worker while a request is
 // served, and lent to a request's body (see doc.go).
 type conn struct {
-	s   *Server
-	c   net.Conn
-	ctx context.Context // the connection's, from Server.ConnContext
-	raw syscall.RawConn // see rawConn; called under watchMu once requests are served
+	s *Server
+	c net.Conn
+	// state is the connection's http.ConnState as Server.track and
+	// moveTo last set it, for closeIdle.
+	state atomic.Int32
+	ctx   context.Context // the connection's, from Server.ConnContext
+	raw   syscall.RawConn // see rawConn; called under watchMu once requests are served
 	waiter
 	peer  string // c.RemoteAddr(), formatted once
 	first bool   // no request served yet: HTTP/2 prior knowledge still possible

@@ -152,8 +152,8 @@ func TestServerIdleConnHoldsNoBuffer(t *testing.T) {
 	for {
 		s.mu.Lock()
 		var held, idle int
-		for cc, st := range s.conns {
-			if st == http.StateIdle {
+		for cc := range s.conns {
+			if http.ConnState(cc.state.Load()) == http.StateIdle {
 				idle++
 				if cc.buf != nil {
 					held++

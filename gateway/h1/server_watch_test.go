@@ -276,8 +276,8 @@ func TestServerIdleConnDropsRequest(t *testing.T) {
 	for {
 		var idle []*conn
 		s.mu.Lock()
-		for cc, st := range s.conns {
-			if st == http.StateIdle {
+		for cc := range s.conns {
+			if http.ConnState(cc.state.Load()) == http.StateIdle {
 				idle = append(idle, cc)
 			}
 		}
@@ -296,5 +296,24 @@ func TestServerIdleConnDropsRequest(t *testing.T) {
 			t.Fatal("connection never idle")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestServerRequestTakesNoServerLock: a keep-alive request's state
+// changes (moveTo) and the shutdown check of its response take no lock
+// of the server's, which every connection's requests would share: with
+// it held, requests are still served.
+func TestServerRequestTakesNoServerLock(t *testing.T) {
+	s := &Server{}
+	addr := startServer(t, s, echo)
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResponse(t, br, "GET")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	for i := range 3 {
+		fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: h\r\n\r\n", i)
+		readResponse(t, br, "GET")
 	}
 }
