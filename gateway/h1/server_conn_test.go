@@ -144,10 +144,7 @@ func TestServerTimeouts(t *testing.T) {
 // given its read buffer back.
 func TestServerIdleConnHoldsNoBuffer(t *testing.T) {
 	s := &Server{}
-	addr := startServer(t, s, echo)
-	c, br := dial(t, addr)
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-	readResponse(t, br, "GET")
+	servedConn(t, s)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s.mu.Lock()

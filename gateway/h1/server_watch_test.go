@@ -268,10 +268,7 @@ func TestServerRequestsReuseWorkers(t *testing.T) {
 // last request: its context and cancel function are dropped.
 func TestServerIdleConnDropsRequest(t *testing.T) {
 	s := &Server{}
-	addr := startServer(t, s, echo)
-	c, br := dial(t, addr)
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-	readResponse(t, br, "GET")
+	servedConn(t, s)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var idle []*conn
@@ -305,10 +302,7 @@ func TestServerIdleConnDropsRequest(t *testing.T) {
 // it held, requests are still served.
 func TestServerRequestTakesNoServerLock(t *testing.T) {
 	s := &Server{}
-	addr := startServer(t, s, echo)
-	c, br := dial(t, addr)
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-	readResponse(t, br, "GET")
+	c, br := servedConn(t, s)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
