@@ -168,22 +168,18 @@ func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, dea
 // closing, the client leaving, or the queue asking w to try for itself.
 func (b *Backend) await(ctx context.Context, w *waiter) (*pconn, error) {
 	for {
+		// A token already there (wake, run by wait as the queue's head,
+		// handed w a slot at once) is taken without the select, which
+		// would lock both channels, and without asking ctx for its Done
+		// channel, which a cancelCtx makes on first asking.
 		select {
 		case <-w.ch:
-		case <-ctx.Done():
-			if !b.q.remove(w) {
-				// It left the queue by another's hand just now.
-				<-w.ch
-				if w.c != nil {
-					// Giving the slot back wakes the next waiter.
-					w.c.release()
-				} else if w.err == nil {
-					// It was to try for itself: let the next one.
-					b.q.wake()
-				}
+		default:
+			select {
+			case <-w.ch:
+			case <-ctx.Done():
+				return nil, b.leave(ctx, w)
 			}
-			b.obs.rejected(reasonClientGone)
-			return nil, fmt.Errorf("%w: %w", ErrClientGone, context.Cause(ctx))
 		}
 		switch {
 		case w.c != nil:
@@ -215,4 +211,22 @@ func (b *Backend) await(ctx context.Context, w *waiter) (*pconn, error) {
 		b.q.wake()
 		return c, err
 	}
+}
+
+// leave takes w out of the queue for a client that went away, giving
+// back whatever was handed to it meanwhile, and returns await's error.
+func (b *Backend) leave(ctx context.Context, w *waiter) error {
+	if !b.q.remove(w) {
+		// It left the queue by another's hand just now.
+		<-w.ch
+		if w.c != nil {
+			// Giving the slot back wakes the next waiter.
+			w.c.release()
+		} else if w.err == nil {
+			// It was to try for itself: let the next one.
+			b.q.wake()
+		}
+	}
+	b.obs.rejected(reasonClientGone)
+	return fmt.Errorf("%w: %w", ErrClientGone, context.Cause(ctx))
 }

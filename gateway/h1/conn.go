@@ -39,10 +39,13 @@ var aLongTimeAgo = time.Unix(1, 0)
 // owned by its watcher while it idles, by a worker while a request is
 // served, and lent to a request's body (see doc.go).
 type conn struct {
-	s   *Server
-	c   net.Conn
-	ctx context.Context // the connection's, from Server.ConnContext
-	raw syscall.RawConn // see rawConn; called under watchMu once requests are served
+	s *Server
+	c net.Conn
+	// state is the connection's http.ConnState as Server.track and
+	// moveTo last set it, for closeIdle.
+	state atomic.Int32
+	ctx   context.Context // the connection's, from Server.ConnContext
+	raw   syscall.RawConn // see rawConn; called under watchMu once requests are served
 	waiter
 	peer  string // c.RemoteAddr(), formatted once
 	first bool   // no request served yet: HTTP/2 prior knowledge still possible
@@ -74,12 +77,23 @@ type conn struct {
 	// leaving, and then, the request answered, goes on waiting for the
 	// next one: it is the idle connection's goroutine too. So a request
 	// costs no goroutine and no deadline of its own for it.
-	watchMu   sync.Mutex    // guards the fields down to cancelReq
-	watching  watchState    // what the watcher goroutine is doing, if any
-	watchOff  bool          // the handler returned: no watcher for this request
-	ready     bool          // the watcher ended on the next request's bytes (or the end of stream)
-	stopped   chan struct{} // made by stopWatch, closed by the watcher it stopped
-	cancelReq func()        // cancels the current request's context; nil between requests
+	watchMu  sync.Mutex    // guards the fields down to idleEnd
+	watching watchState    // what the watcher goroutine is doing, if any
+	watchOff bool          // the handler returned: no watcher for this request
+	ready    bool          // the watcher parked on the next request's bytes, come while a request was served
+	stopped  chan struct{} // made by stopWatch, closed by the watcher it stopped
+	// kick moves a parked watcher (watchParked) on to what watching
+	// then says; made when it first parks, with room for the one token.
+	kick      chan struct{}
+	cancelReq func() // cancels the current request's context; nil between requests
+	// idleBy is the idle timeout's read deadline while it is the one set
+	// on the socket (zero: another, or none), and idleEnd when the
+	// current idle wait is due to end. A deadline set is left in place
+	// from one request to the next while it is not later than due (idle):
+	// a keep-alive request sets none (readHead), and the watcher moves
+	// it on when it passes early (rearmLocked). Written under watchMu,
+	// or by the request's goroutine while no watcher waits (readHead).
+	idleBy, idleEnd time.Time
 	// peeked and nPeeked: where a watcher without a raw socket reads
 	// (readOne), the next request's first byte, put back by takeBuf.
 	// Written by the watcher, read after it ended or handed over.
@@ -115,9 +129,12 @@ func (cc *conn) rawConn() syscall.RawConn {
 
 func (cc *conn) close(st http.ConnState) {
 	cc.watchMu.Lock()
-	if cc.watching == watchRequest {
+	switch cc.watching {
+	case watchRequest:
 		// Closing the socket ends its wait.
 		cc.watching = watchClosing
+	case watchParked:
+		cc.unparkLocked(watchNone)
 	}
 	cc.watchMu.Unlock()
 	// The buffer and the heads' field storage go back to their pools for
@@ -250,6 +267,11 @@ func (cc *conn) run() {
 		}
 		st := cc.serveRequest(cc.ctx)
 		if st == stateHandedOff {
+			cc.watchMu.Lock()
+			if cc.watching == watchParked {
+				cc.unparkLocked(watchNone)
+			}
+			cc.watchMu.Unlock()
 			ahead := append([]byte(nil), (*cc.buf)[cc.r:cc.w]...)
 			cc.r = cc.w
 			cc.releaseBuf()
@@ -404,11 +426,14 @@ func (cc *conn) readHead() error {
 			n, err := ParseHead((*cc.buf)[cc.r:cc.w], cc.s.Limits, &cc.req)
 			if err == nil {
 				cc.r += n
-				if cc.headBy.IsZero() {
-					// Off: the watcher and the body are not bounded by
-					// the head's clock, nor by the idle timeout set
-					// before.
+				// Off: the watcher and the body are not bounded by the
+				// head's clock, nor by the idle timeout set before;
+				// but a request without a body reads nothing, and its
+				// watcher lets the idle deadline pass (rearmLocked),
+				// so that one stays for the next idle wait.
+				if cc.headBy.IsZero() && (cc.idleBy.IsZero() || cc.req.Framing != NoBody) {
 					cc.c.SetReadDeadline(time.Time{})
+					cc.idleBy = time.Time{}
 				}
 				cc.headBy = time.Time{}
 				return nil
@@ -418,6 +443,7 @@ func (cc *conn) readHead() error {
 			}
 			if !timed {
 				cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
+				cc.idleBy = time.Time{}
 				timed = true
 			}
 		}
@@ -506,6 +532,9 @@ func (cc *conn) finishBody(b *body) bool {
 		}
 		b.mu.Unlock()
 	}
+	cc.watchMu.Lock()
+	cc.idleBy = time.Time{}
+	cc.watchMu.Unlock()
 	cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
 	drained := b.finish()
 	cc.c.SetReadDeadline(time.Time{})
@@ -614,9 +643,10 @@ const (
 	watchNone     watchState = iota // no watcher goroutine
 	watchRequest                    // waiting while a request is served; the request's goroutine owns the connection
 	watchOwns                       // waiting on an idle connection, which it owns: it closes it, or has a worker serve its next request
-	watchEnded                      // returned while the request was served (ready, the client gone, or stopped)
+	watchEnded                      // returned while the request was served (the client gone, or stopped)
 	watchStopping                   // stopWatch interrupts it
 	watchClosing                    // the connection is closed under it
+	watchParked                     // it handed the connection to a worker, and waits on kick to watch the request or the idle connection, or to end
 )
 
 // Why a watcher, and why this one. A client that leaves while its request
@@ -631,43 +661,68 @@ const (
 // start it, and a timer besides. Instead the watcher is never stopped on
 // the fast path: when the request ends, the connection is handed to it
 // (idle) and its wait becomes the wait for the next request, which a
-// goroutine of the connection's had to do anyway. Per request that leaves
-// one goroutine, as before there was a watcher, and no read deadline of
-// the watcher's own (the request's are: the head's cleared, the idle
-// timeout's set).
+// goroutine of the connection's had to do anyway. Nor does it end when it
+// hands the next request to a worker: it parks (watchParked) until the
+// worker has it watch that request (watch) or the idle connection again
+// (idle). So a connection keeps one watcher from one request to the next:
+// a request starts and ends no goroutine, and sets no read deadline of
+// the watcher's own.
 
-// watch starts the watcher, if the request's body is done, nothing was
-// read ahead and none runs yet; called again when the body ends.
+// watch has the watcher watch the request, if the request's body is
+// done, nothing was read ahead and it does not already: the parked one,
+// or one started now; called again when the body ends.
 func (cc *conn) watch() {
 	cc.watchMu.Lock()
 	defer cc.watchMu.Unlock()
-	if cc.watchOff || cc.watching != watchNone || cc.r < cc.w || cc.nPeeked > 0 || cc.broken.Load() {
+	if cc.watchOff || cc.watching != watchNone && cc.watching != watchParked || cc.r < cc.w || cc.nPeeked > 0 || cc.broken.Load() {
+		return
+	}
+	cc.waiter.classify.Store(true)
+	if cc.watching == watchParked {
+		cc.unparkLocked(watchRequest)
 		return
 	}
 	cc.watching = watchRequest
-	cc.waiter.classify.Store(true)
 	go cc.await(cc.rawConn()) // under watchMu: a body reader may call watch
+}
+
+// unparkLocked moves the parked watcher on to st: watchRequest,
+// watchOwns, or watchNone to end. Called with watchMu held.
+func (cc *conn) unparkLocked(st watchState) {
+	cc.watching = st
+	cc.kick <- struct{}{} // room for it: one token per park
 }
 
 // idle hands the idle connection to its watcher, started now if none ran
 // while the request was served, to wait for the next request under the
-// idle timeout. It reports false, handing nothing, when the watcher ended
-// on the next request's bytes already: the caller serves it.
+// idle timeout. It reports false, handing nothing, when the watcher saw
+// the next request's bytes already: the caller serves it.
 func (cc *conn) idle() bool {
-	cc.c.SetReadDeadline(time.Now().Add(cc.s.idleTimeout()))
+	now := time.Now()
+	end := now.Add(cc.s.idleTimeout())
 	cc.waiter.classify.Store(false)
 	cc.watchMu.Lock()
+	cc.idleEnd = end
+	if !now.Before(cc.idleBy) || cc.idleBy.After(end) {
+		cc.c.SetReadDeadline(end)
+		cc.idleBy = end
+	}
 	switch cc.watching {
 	case watchRequest:
 		cc.watching = watchOwns
 		cc.watchMu.Unlock()
 		return true
-	case watchEnded:
+	case watchParked:
 		if cc.ready {
-			cc.watching, cc.ready = watchNone, false
+			// It saw the next request's bytes: the caller serves it,
+			// and has the watcher watch it (watch).
+			cc.ready = false
 			cc.watchMu.Unlock()
 			return false
 		}
+		cc.unparkLocked(watchOwns)
+		cc.watchMu.Unlock()
+		return true
 	}
 	cc.watching = watchOwns
 	rc := cc.rawConn()
@@ -684,42 +739,108 @@ func (cc *conn) idle() bool {
 // connection marked broken; on an idle connection it owns (watchOwns) it
 // has a worker serve the next request, or closes the connection.
 func (cc *conn) await(rc syscall.RawConn) {
-	var err error
-	gone := false
-	if rc != nil {
-		err = waitReadable(rc, &cc.waiter)
-		gone = cc.waiter.gone
-	} else {
-		gone, err = cc.readOne()
-	}
-	cc.watchMu.Lock()
-	switch cc.watching {
-	case watchOwns:
-		cc.watching = watchNone
-		cc.watchMu.Unlock()
-		if err != nil || gone {
-			cc.close(http.StateClosed)
-			return
-		}
-		cc.s.workers.run(cc)
-		return
-	case watchRequest:
-		cc.watching = watchEnded
-		cc.ready = err == nil && !gone
-		if gone {
-			cc.broken.Store(true)
-			if cc.cancelReq != nil {
-				cc.cancelReq()
+	for {
+		var err error
+		gone := false
+		for {
+			if rc != nil {
+				err = waitReadable(rc, &cc.waiter)
+				gone = cc.waiter.gone
+			} else {
+				gone, err = cc.readOne()
 			}
+			cc.watchMu.Lock()
+			if gone || err == nil || !cc.rearmLocked(err) {
+				break
+			}
+			cc.watchMu.Unlock()
 		}
-	case watchStopping:
-		cc.watching = watchEnded
-		cc.ready = false
-		close(cc.stopped)
-	case watchClosing:
-		cc.watching = watchNone
+		switch cc.watching {
+		case watchOwns:
+			if err != nil || gone {
+				cc.watching = watchNone
+				cc.watchMu.Unlock()
+				cc.close(http.StateClosed)
+				return
+			}
+			if !cc.parkLocked(true) {
+				return
+			}
+			continue
+		case watchRequest:
+			if err == nil && !gone {
+				// The next request's bytes, early: the worker serves
+				// that one next (idle).
+				cc.ready = true
+				if !cc.parkLocked(false) {
+					return
+				}
+				continue
+			}
+			cc.watching = watchEnded
+			if gone {
+				cc.broken.Store(true)
+				if cc.cancelReq != nil {
+					cc.cancelReq()
+				}
+			}
+		case watchStopping:
+			cc.watching = watchEnded
+			close(cc.stopped)
+		case watchClosing:
+			cc.watching = watchNone
+		}
+		cc.watchMu.Unlock()
+		return
 	}
+}
+
+// parkLocked parks the watcher, once the next request's bytes came,
+// until it is kicked on (unparkLocked), having a worker serve that
+// request first if handOver; false means it is to end. Called with
+// watchMu held; returns without it.
+func (cc *conn) parkLocked(handOver bool) bool {
+	cc.watching = watchParked
+	if cc.kick == nil {
+		cc.kick = make(chan struct{}, 1)
+	}
+	kick := cc.kick
 	cc.watchMu.Unlock()
+	if handOver {
+		cc.s.workers.run(cc)
+	}
+	<-kick
+	cc.watchMu.Lock()
+	defer cc.watchMu.Unlock()
+	return cc.watching != watchNone
+}
+
+// rearmLocked reports whether await's wait that ended with err must go
+// on: the idle deadline left on the socket (idleBy) passed, but not the
+// wait it bounds. While a request is served, the request is not bounded
+// by it: it is cleared. On an idle connection, the wait is due to end
+// later (idleEnd): the deadline is moved there. Called with watchMu held.
+func (cc *conn) rearmLocked(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	switch cc.watching {
+	case watchRequest:
+		if cc.idleBy.IsZero() {
+			return false
+		}
+		cc.c.SetReadDeadline(time.Time{})
+		cc.idleBy = time.Time{}
+		return true
+	case watchOwns:
+		if cc.idleEnd.IsZero() || !time.Now().Before(cc.idleEnd) {
+			return false
+		}
+		cc.c.SetReadDeadline(cc.idleEnd)
+		cc.idleBy = cc.idleEnd
+		return true
+	}
+	return false
 }
 
 // readOne is await's wait where there is no raw socket: a read of one
@@ -743,9 +864,16 @@ func (cc *conn) stopWatch() {
 	cc.watchMu.Lock()
 	cc.watchOff = true
 	if cc.watching != watchRequest {
+		if !cc.idleBy.IsZero() {
+			// The idle deadline left for a request without a body
+			// (readHead) is not the caller's.
+			cc.c.SetReadDeadline(time.Time{})
+			cc.idleBy = time.Time{}
+		}
 		cc.watchMu.Unlock()
 		return
 	}
+	cc.idleBy = time.Time{}
 	cc.watching = watchStopping
 	stopped := make(chan struct{})
 	cc.stopped = stopped

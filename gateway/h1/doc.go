@@ -22,7 +22,8 @@
 //     waiting on the socket, to notice a client that goes away
 //     mid-response (conn.watch); when the request ends, the connection is
 //     handed to it (conn.idle), and its wait is the wait for the next
-//     request.
+//     request. Having handed that to a worker, it parks until the worker
+//     has it watch again: a connection keeps one watcher goroutine.
 //   - The write side belongs to the request's response (response.go),
 //     serialised by conn.wmu: the handler's writes and the 100 Continue
 //     the body reader may send. Requests are served one at a time, so

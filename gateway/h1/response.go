@@ -422,7 +422,12 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (w *response) EnableFullDuplex() error { return nil }
 
 // SetReadDeadline and SetWriteDeadline are for http.ResponseController.
-func (w *response) SetReadDeadline(t time.Time) error  { return w.cc.c.SetReadDeadline(t) }
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.cc.watchMu.Lock()
+	defer w.cc.watchMu.Unlock()
+	w.cc.idleBy = time.Time{} // the handler's now (rearmLocked)
+	return w.cc.c.SetReadDeadline(t)
+}
 func (w *response) SetWriteDeadline(t time.Time) error { return w.cc.c.SetWriteDeadline(t) }
 
 var (

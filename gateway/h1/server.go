@@ -47,12 +47,16 @@ type Server struct {
 	// means slog.Default.
 	Log *slog.Logger
 
-	mu        sync.Mutex               // guards the fields below
-	conns     map[*conn]http.ConnState // open connections and their state
+	mu        sync.Mutex         // guards the fields below, and closing's writes
+	conns     map[*conn]struct{} // open connections; their state is theirs (conn.state)
 	listeners map[net.Listener]struct{}
-	closing   bool          // Shutdown or Close ran
 	empty     chan struct{} // made by the first Shutdown or Close; closed once conns is empty
 	emptied   bool          // empty is closed
+	// closing: Shutdown or Close ran. Read without mu by moveTo, which
+	// writes the connection's state before and closeIdle reads it after
+	// (both atomics): one of them sees the other's write, so an idle
+	// connection is closed by one side or the other.
+	closing atomic.Bool
 
 	workers workers // the goroutines that serve requests (conn.run)
 	// firstWaits counts the connections whose first bytes were waited
@@ -88,7 +92,7 @@ func (s *Server) log() *slog.Logger {
 // own until Shutdown or Close, which close ln.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.closing {
+	if s.closing.Load() {
 		s.mu.Unlock()
 		ln.Close()
 		return ErrServerClosed
@@ -106,10 +110,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
+			if s.closing.Load() {
 				return ErrServerClosed
 			}
 			return err
@@ -156,7 +157,7 @@ func (s *Server) ServeConnAhead(c net.Conn, ahead []byte) {
 func (s *Server) track(cc *conn, st http.ConnState) bool {
 	s.mu.Lock()
 	switch {
-	case st == http.StateNew && s.closing:
+	case st == http.StateNew && s.closing.Load():
 		s.mu.Unlock()
 		return false
 	case st == http.StateClosed || st == http.StateHijacked || st == stateHandedOff:
@@ -164,9 +165,10 @@ func (s *Server) track(cc *conn, st http.ConnState) bool {
 		s.closeEmptyLocked()
 	default:
 		if s.conns == nil {
-			s.conns = map[*conn]http.ConnState{}
+			s.conns = map[*conn]struct{}{}
 		}
-		s.conns[cc] = st
+		s.conns[cc] = struct{}{}
+		cc.state.Store(int32(st))
 	}
 	s.mu.Unlock()
 	if s.ConnState != nil && st != stateHandedOff {
@@ -184,16 +186,14 @@ const stateHandedOff http.ConnState = -1
 // instead: Shutdown closes only the connections it sees idle, and may have
 // seen this one active.
 func (s *Server) moveTo(cc *conn, st http.ConnState) bool {
-	s.mu.Lock()
-	closing := s.closing
-	if !closing {
-		s.conns[cc] = st
+	cc.state.Store(int32(st))
+	if s.closing.Load() {
+		return false
 	}
-	s.mu.Unlock()
-	if !closing && s.ConnState != nil {
+	if s.ConnState != nil {
 		s.ConnState(cc.c, st)
 	}
-	return !closing
+	return true
 }
 
 // Shutdown stops accepting, closes idle connections and lets active ones
@@ -213,10 +213,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // The channel is closed once no connection is left.
 func (s *Server) closeIdle() <-chan struct{} {
 	s.mu.Lock()
-	s.closing = true
+	s.closing.Store(true)
 	var idle []net.Conn
-	for cc, st := range s.conns {
-		if st != http.StateActive {
+	for cc := range s.conns {
+		if http.ConnState(cc.state.Load()) != http.StateActive {
 			idle = append(idle, cc.c)
 		}
 	}
@@ -243,7 +243,7 @@ func (s *Server) closeIdle() <-chan struct{} {
 // closeEmptyLocked closes empty once the server is closing and no
 // connection is left.
 func (s *Server) closeEmptyLocked() {
-	if s.closing && len(s.conns) == 0 && !s.emptied {
+	if s.closing.Load() && len(s.conns) == 0 && !s.emptied {
 		close(s.empty)
 		s.emptied = true
 	}
@@ -266,8 +266,4 @@ func (s *Server) Close() error {
 
 // shuttingDown reports whether Shutdown or Close ran: responses then
 // close their connection.
-func (s *Server) shuttingDown() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
+func (s *Server) shuttingDown() bool { return s.closing.Load() }

@@ -144,16 +144,13 @@ func TestServerTimeouts(t *testing.T) {
 // given its read buffer back.
 func TestServerIdleConnHoldsNoBuffer(t *testing.T) {
 	s := &Server{}
-	addr := startServer(t, s, echo)
-	c, br := dial(t, addr)
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-	readResponse(t, br, "GET")
+	servedConn(t, s)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s.mu.Lock()
 		var held, idle int
-		for cc, st := range s.conns {
-			if st == http.StateIdle {
+		for cc := range s.conns {
+			if http.ConnState(cc.state.Load()) == http.StateIdle {
 				idle++
 				if cc.buf != nil {
 					held++

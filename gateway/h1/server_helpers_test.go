@@ -38,6 +38,16 @@ func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	return gatewaytest.Dial(t, addr)
 }
 
+// servedConn serves echo with s and returns a client connection that
+// has had one keep-alive GET answered.
+func servedConn(t *testing.T, s *Server) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, br := dial(t, startServer(t, s, echo))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResponse(t, br, "GET")
+	return c, br
+}
+
 // readResponse reads one response to a request with method.
 func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
 	t.Helper()
