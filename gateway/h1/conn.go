@@ -449,7 +449,15 @@ func (cc *conn) readHead() error {
 		}
 		cc.armHead()
 		if _, err := cc.fill(max); err != nil {
-			return err
+			if timed || cc.idleBy.IsZero() || !errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
+			}
+			// The idle deadline left on the socket (idleBy) passed
+			// just as the watcher saw this request's bytes come: they
+			// are read under the head's clock instead.
+			cc.c.SetReadDeadline(time.Now().Add(cc.s.readHeaderTimeout()))
+			cc.idleBy = time.Time{}
+			timed = true
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -79,5 +80,43 @@ func TestServerRequestOutlastsIdleDeadline(t *testing.T) {
 				t.Errorf("/wait: %v", err)
 			}
 		})
+	}
+}
+
+// TestReadHeadPastIdleDeadline: the idle deadline left on the socket
+// through a request without a body (conn.idleBy) may pass just after the
+// watcher saw the next request's bytes come and before the worker reads
+// them; they are read all the same, under the head's clock, not taken
+// for an idle connection timing out (which closed it with the request
+// unread).
+func TestReadHeadPastIdleDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	if _, err := io.WriteString(client, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	cc := newConn(&Server{}, server)
+	cc.first = false
+	cc.idleBy = time.Now().Add(-time.Millisecond)
+	server.SetReadDeadline(cc.idleBy)
+	defer cc.releaseBuf()
+	if err := cc.readHead(); err != nil {
+		t.Fatalf("readHead: %v", err)
+	}
+	if string(cc.req.Target) != "/next" || !cc.idleBy.IsZero() {
+		t.Errorf("target %q, idleBy %v", cc.req.Target, cc.idleBy)
 	}
 }
