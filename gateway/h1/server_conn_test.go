@@ -152,9 +152,14 @@ func TestServerIdleConnHoldsNoBuffer(t *testing.T) {
 		for cc := range s.conns {
 			if http.ConnState(cc.state.Load()) == http.StateIdle {
 				idle++
+				// watchMu orders this read before a worker's
+				// next use of the buffer: the watcher takes it
+				// before it hands the connection over.
+				cc.watchMu.Lock()
 				if cc.buf != nil {
 					held++
 				}
+				cc.watchMu.Unlock()
 			}
 		}
 		s.mu.Unlock()
