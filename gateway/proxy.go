@@ -216,6 +216,19 @@ func upgradeType(h http.Header) string {
 // serve proxies r. It panics with http.ErrAbortHandler when the response
 // body fails midway, as ReverseProxy does, so the client sees a truncated
 // response rather than a complete-looking one.
+//
+// Stack: an HTTP/2 or HTTP/3 request runs on a goroutine of its own,
+// started with the runtime's adaptive starting stack, and the handler's
+// frames down to the upstream h2c stream and to Go's HTTP/2 response
+// writer are all on it at once. Any frame too many (a rarely taken branch
+// or a big struct inlined into a function of that path) makes every
+// request copy its stack, which a CPU profile shows as runtime.newstack.
+// So the functions that stay on the stack during the round trip
+// (Gateway.ServeHTTP, serve, upstream's RoundTripInfo and send, the h2c
+// client's roundTrip) keep only what the round trip needs, and what they
+// do before or after it is in helpers of their own, marked noinline as
+// profile-guided inlining would merge them back. TestH2RequestStack
+// holds the path to its budget.
 func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
 	if up := upgradeType(r.Header); up != "" && r.ProtoMajor == 1 && upstream.IsUpgrade(r.Header) {
 		// Protocol switch (WebSocket): the client connection is hijacked
@@ -235,9 +248,7 @@ func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
 		return
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
-		// Never asked for (upgrades take the path above).
-		res.Body.Close()
-		p.fail(w, out, errors.New("gateway: unexpected 101 Switching Protocols"))
+		p.unexpectedSwitch(w, out, res)
 		return
 	}
 	p.copyResponse(w, r, res)
@@ -248,7 +259,18 @@ func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
 	ex.reusable = ex.info.Protocol == upstream.H2C || ex.info.Protocol == upstream.H1
 }
 
+// unexpectedSwitch fails a request answered 101 Switching Protocols,
+// which it never asked for (upgrades take their own path in serve).
+//
+//go:noinline
+func (p *proxy) unexpectedSwitch(w *statusWriter, out *http.Request, res *http.Response) {
+	res.Body.Close()
+	p.fail(w, out, errors.New("gateway: unexpected 101 Switching Protocols"))
+}
+
 // outRequest builds the outbound request in ex.
+//
+//go:noinline
 func (p *proxy) outRequest(r *http.Request, ex *exchange) *http.Request {
 	out := &ex.out
 	*out = *r // shallow: the context, method, trailers and body travel as they are
@@ -283,7 +305,7 @@ func (p *proxy) outRequest(r *http.Request, ex *exchange) *http.Request {
 // through RequestInfo.Got1xx to an upstream.Backend, which sets the hook
 // on each attempt's own trace (no context per request here), and
 // through out's httptrace hooks, which every RoundTripper calls, to any
-// other RoundTripper and for protocol switches.
+// other RoundTripper and for protocol switches (roundTripTraced).
 func (p *proxy) roundTrip(w *statusWriter, out *http.Request, ex *exchange) (*http.Response, error) {
 	ex.w = w
 	if ex.trace.Got1xxResponse == nil {
@@ -295,17 +317,23 @@ func (p *proxy) roundTrip(w *statusWriter, out *http.Request, ex *exchange) (*ht
 		ex.info.Got1xx = ex.trace.Got1xxResponse
 		res, err = p.info.RoundTripInfo(out, &ex.info)
 	} else {
-		*out = *out.WithContext(httptrace.WithClientTrace(out.Context(), &ex.trace))
-		if p.info != nil {
-			res, err = p.info.RoundTripInfo(out, &ex.info)
-		} else {
-			res, err = p.rt.RoundTrip(out)
-		}
+		res, err = p.roundTripTraced(out, ex)
 	}
 	ex.mu.Lock()
 	ex.done = true
 	ex.mu.Unlock()
 	return res, err
+}
+
+// roundTripTraced is roundTrip with ex's hooks in out's context.
+//
+//go:noinline
+func (p *proxy) roundTripTraced(out *http.Request, ex *exchange) (*http.Response, error) {
+	*out = *out.WithContext(httptrace.WithClientTrace(out.Context(), &ex.trace))
+	if p.info != nil {
+		return p.info.RoundTripInfo(out, &ex.info)
+	}
+	return p.rt.RoundTrip(out)
 }
 
 // outHeader builds the outbound header in ex.hdr: the client's minus
