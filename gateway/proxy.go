@@ -378,9 +378,41 @@ func (p *proxy) outHeader(r *http.Request, ex *exchange) {
 
 // copyResponse sends res to the client: headers without hop-by-hop ones,
 // the body (flushed as it arrives when its length is unknown), then
-// trailers.
+// trailers. The header and trailer copies are helpers of their own, off
+// the stack while the body is written (see serve).
 func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Response) {
 	h := w.Header()
+	announced := copyHeader(h, r, res)
+	w.WriteHeader(res.StatusCode)
+	flush := flushImmediately(res)
+	if flush {
+		// Streaming: the client gets the headers now, even if the first
+		// body bytes are slow to come (Server-Sent Events).
+		w.Flush()
+	}
+	if readErr, err := copyBody(w, res.Body, flush); err != nil {
+		p.bodyFailed(r, res, readErr, err)
+		if r.Context().Value(http.ServerContextKey) == nil {
+			// Not under an http.Server (a test calling ServeHTTP), which
+			// would not recover the panic.
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}
+	res.Body.Close() // now, to populate res.Trailer
+	if len(res.Trailer) > 0 {
+		// Force chunking, so that net/http does not add a Content-Length
+		// to a short body and drop the trailers.
+		w.Flush()
+		copyTrailers(h, res.Trailer, announced)
+	}
+}
+
+// copyHeader copies res's header to h, but hop-by-hop fields, and
+// announces res's trailers. It returns how many were announced.
+//
+//go:noinline
+func copyHeader(h http.Header, r *http.Request, res *http.Response) (announced int) {
 	conn := res.Header["Connection"]
 	for k, vv := range res.Header {
 		if hopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) {
@@ -388,7 +420,7 @@ func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Respons
 		}
 		addValues(h, k, vv)
 	}
-	announced := len(res.Trailer)
+	announced = len(res.Trailer)
 	if mayHaveTrailers(r, res) {
 		// An HTTP/1.1 client gets trailers only with a chunked body, and
 		// an h2 upstream sends them unannounced: answer chunked.
@@ -403,38 +435,32 @@ func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Respons
 		}
 		h.Add("Trailer", strings.Join(keys, ", "))
 	}
-	w.WriteHeader(res.StatusCode)
-	flush := flushImmediately(res)
-	if flush {
-		// Streaming: the client gets the headers now, even if the first
-		// body bytes are slow to come (Server-Sent Events).
-		w.Flush()
+	return announced
+}
+
+// bodyFailed logs a body copy that failed midway with err (a read error
+// when readErr is set) and closes res's body.
+//
+//go:noinline
+func (p *proxy) bodyFailed(r *http.Request, res *http.Response, readErr bool, err error) {
+	if readErr && !errors.Is(err, context.Canceled) {
+		p.log.Warn("upstream body failed midway", "backend", p.name, "path", r.URL.Path, "err", err)
 	}
-	if readErr, err := copyBody(w, res.Body, flush); err != nil {
-		if readErr && !errors.Is(err, context.Canceled) {
-			p.log.Warn("upstream body failed midway", "backend", p.name, "path", r.URL.Path, "err", err)
-		}
-		res.Body.Close()
-		if r.Context().Value(http.ServerContextKey) == nil {
-			// Not under an http.Server (a test calling ServeHTTP), which
-			// would not recover the panic.
-			return
-		}
-		panic(http.ErrAbortHandler)
-	}
-	res.Body.Close() // now, to populate res.Trailer
-	if len(res.Trailer) > 0 {
-		// Force chunking, so that net/http does not add a Content-Length
-		// to a short body and drop the trailers.
-		w.Flush()
-	}
-	if len(res.Trailer) == announced {
-		for k, vv := range res.Trailer {
+	res.Body.Close()
+}
+
+// copyTrailers adds trailer to h: as they are when all of them were
+// announced (count announced), else with http.TrailerPrefix.
+//
+//go:noinline
+func copyTrailers(h http.Header, trailer http.Header, announced int) {
+	if len(trailer) == announced {
+		for k, vv := range trailer {
 			addValues(h, k, vv)
 		}
 		return
 	}
-	for k, vv := range res.Trailer {
+	for k, vv := range trailer {
 		k = http.TrailerPrefix + k
 		for _, v := range vv {
 			h.Add(k, v)

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -39,7 +40,14 @@ func TestH2RequestStack(t *testing.T) {
 		t.Skip("coverage counters enlarge the frames")
 	}
 	start := raiseStartingStack(t, 2*h2StackBudget)
-	g := benchGateway(t)
+	big := strings.Repeat("b", 64<<10)
+	g := benchGatewayAt(t, newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			io.WriteString(w, big)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
 	avail := make(chan int, 1) // stack given to the next request's path
 	grew := make(chan bool, 1)
 	front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -55,37 +63,39 @@ func TestH2RequestStack(t *testing.T) {
 	t.Cleanup(front.Close)
 	tr := &http.Transport{Protocols: &p}
 	t.Cleanup(tr.CloseIdleConnections)
-	get := func(n int) bool {
-		avail <- n
-		res, err := tr.RoundTrip(httptest.NewRequest("GET", front.URL+"/", nil))
-		if err != nil {
-			t.Fatal(err)
+	for _, tc := range []struct{ path, body string }{{"/", "ok"}, {"/big", big}} {
+		get := func(n int) bool {
+			avail <- n
+			res, err := tr.RoundTrip(httptest.NewRequest("GET", front.URL+tc.path, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil || res.StatusCode != 200 || string(body) != tc.body {
+				t.Fatalf("GET %s: status %d, %d bytes, err %v", tc.path, res.StatusCode, len(body), err)
+			}
+			return <-grew
 		}
-		body, err := io.ReadAll(res.Body)
-		res.Body.Close()
-		if err != nil || res.StatusCode != 200 || string(body) != "ok" {
-			t.Fatalf("status %d, body %q, err %v", res.StatusCode, body, err)
+		// Warm up: pools filled, upstream connection open.
+		for range 3 {
+			get(start - 256)
 		}
-		return <-grew
-	}
-	// Warm up: pools filled, upstream connection open.
-	for range 3 {
-		get(start - 256)
-	}
-	// The path's need, to 64 bytes, for the log.
-	lo, hi := 1024, start-256
-	for hi-lo > 64 {
-		mid := (lo + hi) / 2
-		if get(mid) {
-			lo = mid
-		} else {
-			hi = mid
+		// The path's need, to 64 bytes, for the log.
+		lo, hi := 1024, start-256
+		for hi-lo > 64 {
+			mid := (lo + hi) / 2
+			if get(mid) {
+				lo = mid
+			} else {
+				hi = mid
+			}
 		}
-	}
-	t.Logf("the HTTP/2 request path runs on %d bytes of stack without growing it (budget %d)", hi+h2HandlerFrames, h2StackBudget)
-	for range 3 {
-		if get(h2StackBudget - h2HandlerFrames) {
-			t.Fatalf("the HTTP/2 request path grew a %d-byte stack: keep its frames small (see proxy.serve)", h2StackBudget)
+		t.Logf("GET %s (%d bytes): the HTTP/2 request path runs on %d bytes of stack without growing it (budget %d)", tc.path, len(tc.body), hi+h2HandlerFrames, h2StackBudget)
+		for range 3 {
+			if get(h2StackBudget - h2HandlerFrames) {
+				t.Fatalf("GET %s: the HTTP/2 request path grew a %d-byte stack: keep its frames small (see proxy.serve)", tc.path, h2StackBudget)
+			}
 		}
 	}
 }

@@ -60,7 +60,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 	if st.cfg.Retries > 0 {
 		var err error
 		if rp, reqBody, replayable, err = prepareReplay(req, st.cfg.RetryBodyLimit); err != nil {
-			return nil, fmt.Errorf("%w: reading request body: %w", ErrClientGone, err)
+			return nil, clientGone(fmt.Errorf("reading request body: %w", err))
 		}
 	}
 	var avoid *Server
@@ -80,7 +80,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 			// not send Tomcat work nobody will read (a rapid-reset
 			// flood is exactly this).
 			c.release()
-			return nil, fmt.Errorf("%w: %w", ErrClientGone, context.Cause(clientCtx))
+			return nil, clientGone(context.Cause(clientCtx))
 		}
 		s := c.server()
 		seq := c.reqs.Add(1)
@@ -116,6 +116,15 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 		}
 		avoid = s
 	}
+}
+
+// clientGone is ErrClientGone, because of err. (A helper of its own, so
+// that the error's construction is not in RoundTripInfo's frame: see
+// send.)
+//
+//go:noinline
+func clientGone(err error) error {
+	return fmt.Errorf("%w: %w", ErrClientGone, err)
 }
 
 // fieldsConn is a connection that takes a request's header as a list:
@@ -190,7 +199,7 @@ func attemptFailed(t *tracker, clientCtx context.Context, c *pconn, err error) e
 	t.finish()
 	switch {
 	case clientCtx.Err() != nil:
-		return fmt.Errorf("%w: %w", ErrClientGone, err)
+		return clientGone(err)
 	case cause == ErrResponseHeaderTimeout:
 		err = cause
 	case cause == ErrTotalTimeout:
