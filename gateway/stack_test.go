@@ -1,5 +1,3 @@
-//go:build !race
-
 package gateway
 
 import (
@@ -23,6 +21,11 @@ import (
 // copies every handler's stack once or more per request.
 const h2StackBudget = 4096
 
+// h2StackBudgetRace is h2StackBudget under the race detector, whose
+// instrumentation enlarges the frames: the path's need there, with room
+// to spare, and less than it needed before its frames were kept small.
+const h2StackBudgetRace = 6144
+
 // h2HandlerFrames is the stack net/http's HTTP/2 handler goroutine uses
 // above Gateway.ServeHTTP (goexit's return address, runHandler and
 // unencryptedHTTP2Request.ServeHTTP), which the test's own goroutine does
@@ -33,13 +36,17 @@ const h2HandlerFrames = 192
 // goroutines with h2StackBudget bytes of stack and fails when the stack
 // had to grow: a frame added to the path (a big struct on the stack, a
 // rarely taken branch inlined into a hot function) shows here before it
-// shows as runtime.newstack in a profile. The budget is exact only for
-// this build's frames (no race detector, no coverage).
+// shows as runtime.newstack in a profile. The budget is that of a build
+// without instrumentation; the race detector has its own.
 func TestH2RequestStack(t *testing.T) {
 	if testing.CoverMode() != "" {
 		t.Skip("coverage counters enlarge the frames")
 	}
-	start := raiseStartingStack(t, 2*h2StackBudget)
+	budget := h2StackBudget
+	if raceEnabled {
+		budget = h2StackBudgetRace
+	}
+	start := raiseStartingStack(t, 2*budget)
 	big := strings.Repeat("b", 64<<10)
 	g := benchGatewayAt(t, newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/big" {
@@ -91,11 +98,17 @@ func TestH2RequestStack(t *testing.T) {
 				hi = mid
 			}
 		}
-		t.Logf("GET %s (%d bytes): the HTTP/2 request path runs on %d bytes of stack without growing it (budget %d)", tc.path, len(tc.body), hi+h2HandlerFrames, h2StackBudget)
+		t.Logf("GET %s (%d bytes): the HTTP/2 request path runs on %d bytes of stack without growing it (budget %d)", tc.path, len(tc.body), hi+h2HandlerFrames, budget)
+		// A path over budget grows the stack every time; the runtime's
+		// rarer deep paths (a span refill in malloc) may grow it once.
+		grown := 0
 		for range 3 {
-			if get(h2StackBudget - h2HandlerFrames) {
-				t.Fatalf("GET %s: the HTTP/2 request path grew a %d-byte stack: keep its frames small (see proxy.serve)", tc.path, h2StackBudget)
+			if get(budget - h2HandlerFrames) {
+				grown++
 			}
+		}
+		if grown == 3 {
+			t.Errorf("GET %s: the HTTP/2 request path grew a %d-byte stack: keep its frames small (see proxy.serve)", tc.path, budget)
 		}
 	}
 }
