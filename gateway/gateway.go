@@ -243,12 +243,30 @@ func (g *Gateway) checkLimits(r *http.Request) (code int, reason, msg string) {
 // ServeHTTP routes and proxies one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	p := g.route(w, r, start)
+	if p == nil {
+		return
+	}
+	sw := getStatusWriter(w)
+	ex := getExchange()
+	// Runs also when the proxy aborts with http.ErrAbortHandler after a
+	// failed body copy.
+	defer g.finish(p, r, sw, ex, start)
+	p.serve(sw, r, ex)
+}
+
+// route checks r against the gateway's limits and picks its backend's
+// proxy. It answers the requests that go no further (over a limit, no
+// route, the client already gone) and returns nil for them.
+//
+//go:noinline
+func (g *Gateway) route(w http.ResponseWriter, r *http.Request, start time.Time) *proxy {
 	g.conns.classify(r)
 	if code, reason, msg := g.checkLimits(r); code != 0 {
 		g.conns.reject(reason)
 		writeError(w, nil, code, msg)
 		g.noRoute.observe(code, time.Since(start))
-		return
+		return nil
 	}
 	if g.cfg.AltSvc != "" && r.ProtoMajor < 3 {
 		w.Header().Set("Alt-Svc", g.cfg.AltSvc)
@@ -258,7 +276,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		writeError(w, t.pages, http.StatusNotFound, "no route for this host and path\n")
 		g.noRoute.observe(http.StatusNotFound, time.Since(start))
-		return
+		return nil
 	}
 	if r.ProtoMajor == 1 && r.ContentLength != 0 {
 		// Tomcat may answer before it has read the whole upload (an echo, an
@@ -275,24 +293,25 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// on would only make Tomcat do the work for nobody. (The flood
 		// itself is cut where its frames are read: reset.go.)
 		p.m.observe(StatusClientClosed, time.Since(start))
-		return
+		return nil
 	}
-	sw := getStatusWriter(w)
-	ex := getExchange()
-	defer func() {
-		// Runs also when the proxy aborts with http.ErrAbortHandler after
-		// a failed body copy.
-		d := time.Since(start)
-		code := sw.status()
-		p.m.observe(code, d)
-		p.m.bytesOut.Add(float64(sw.n))
-		if g.cfg.AccessLog != nil {
-			g.cfg.AccessLog.record(r, code, sw.n, p.name, &ex.info, d)
-		}
-		putStatusWriter(sw)
-		ex.release()
-	}()
-	p.serve(sw, r, ex)
+	return p
+}
+
+// finish records a proxied request (metrics, access log) and gives its
+// status writer and exchange back.
+//
+//go:noinline
+func (g *Gateway) finish(p *proxy, r *http.Request, sw *statusWriter, ex *exchange, start time.Time) {
+	d := time.Since(start)
+	code := sw.status()
+	p.m.observe(code, d)
+	p.m.bytesOut.Add(float64(sw.n))
+	if g.cfg.AccessLog != nil {
+		g.cfg.AccessLog.record(r, code, sw.n, p.name, &ex.info, d)
+	}
+	putStatusWriter(sw)
+	ex.release()
 }
 
 // statusWriter records the final status for metrics. Unwrap keeps

@@ -216,6 +216,19 @@ func upgradeType(h http.Header) string {
 // serve proxies r. It panics with http.ErrAbortHandler when the response
 // body fails midway, as ReverseProxy does, so the client sees a truncated
 // response rather than a complete-looking one.
+//
+// Stack: an HTTP/2 or HTTP/3 request runs on a goroutine of its own,
+// started with the runtime's adaptive starting stack, and the handler's
+// frames down to the upstream h2c stream and to Go's HTTP/2 response
+// writer are all on it at once. Any frame too many (a rarely taken branch
+// or a big struct inlined into a function of that path) makes every
+// request copy its stack, which a CPU profile shows as runtime.newstack.
+// So the functions that stay on the stack during the round trip
+// (Gateway.ServeHTTP, serve, upstream's RoundTripInfo and send, the h2c
+// client's roundTrip) keep only what the round trip needs, and what they
+// do before or after it is in helpers of their own, marked noinline as
+// profile-guided inlining would merge them back. TestH2RequestStack
+// holds the path to its budget.
 func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
 	if up := upgradeType(r.Header); up != "" && r.ProtoMajor == 1 && upstream.IsUpgrade(r.Header) {
 		// Protocol switch (WebSocket): the client connection is hijacked
@@ -235,9 +248,7 @@ func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
 		return
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
-		// Never asked for (upgrades take the path above).
-		res.Body.Close()
-		p.fail(w, out, errors.New("gateway: unexpected 101 Switching Protocols"))
+		p.unexpectedSwitch(w, out, res)
 		return
 	}
 	p.copyResponse(w, r, res)
@@ -248,7 +259,18 @@ func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
 	ex.reusable = ex.info.Protocol == upstream.H2C || ex.info.Protocol == upstream.H1
 }
 
+// unexpectedSwitch fails a request answered 101 Switching Protocols,
+// which it never asked for (upgrades take their own path in serve).
+//
+//go:noinline
+func (p *proxy) unexpectedSwitch(w *statusWriter, out *http.Request, res *http.Response) {
+	res.Body.Close()
+	p.fail(w, out, errors.New("gateway: unexpected 101 Switching Protocols"))
+}
+
 // outRequest builds the outbound request in ex.
+//
+//go:noinline
 func (p *proxy) outRequest(r *http.Request, ex *exchange) *http.Request {
 	out := &ex.out
 	*out = *r // shallow: the context, method, trailers and body travel as they are
@@ -283,7 +305,7 @@ func (p *proxy) outRequest(r *http.Request, ex *exchange) *http.Request {
 // through RequestInfo.Got1xx to an upstream.Backend, which sets the hook
 // on each attempt's own trace (no context per request here), and
 // through out's httptrace hooks, which every RoundTripper calls, to any
-// other RoundTripper and for protocol switches.
+// other RoundTripper and for protocol switches (roundTripTraced).
 func (p *proxy) roundTrip(w *statusWriter, out *http.Request, ex *exchange) (*http.Response, error) {
 	ex.w = w
 	if ex.trace.Got1xxResponse == nil {
@@ -295,17 +317,23 @@ func (p *proxy) roundTrip(w *statusWriter, out *http.Request, ex *exchange) (*ht
 		ex.info.Got1xx = ex.trace.Got1xxResponse
 		res, err = p.info.RoundTripInfo(out, &ex.info)
 	} else {
-		*out = *out.WithContext(httptrace.WithClientTrace(out.Context(), &ex.trace))
-		if p.info != nil {
-			res, err = p.info.RoundTripInfo(out, &ex.info)
-		} else {
-			res, err = p.rt.RoundTrip(out)
-		}
+		res, err = p.roundTripTraced(out, ex)
 	}
 	ex.mu.Lock()
 	ex.done = true
 	ex.mu.Unlock()
 	return res, err
+}
+
+// roundTripTraced is roundTrip with ex's hooks in out's context.
+//
+//go:noinline
+func (p *proxy) roundTripTraced(out *http.Request, ex *exchange) (*http.Response, error) {
+	*out = *out.WithContext(httptrace.WithClientTrace(out.Context(), &ex.trace))
+	if p.info != nil {
+		return p.info.RoundTripInfo(out, &ex.info)
+	}
+	return p.rt.RoundTrip(out)
 }
 
 // outHeader builds the outbound header in ex.hdr: the client's minus
@@ -350,9 +378,41 @@ func (p *proxy) outHeader(r *http.Request, ex *exchange) {
 
 // copyResponse sends res to the client: headers without hop-by-hop ones,
 // the body (flushed as it arrives when its length is unknown), then
-// trailers.
+// trailers. The header and trailer copies are helpers of their own, off
+// the stack while the body is written (see serve).
 func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Response) {
 	h := w.Header()
+	announced := copyHeader(h, r, res)
+	w.WriteHeader(res.StatusCode)
+	flush := flushImmediately(res)
+	if flush {
+		// Streaming: the client gets the headers now, even if the first
+		// body bytes are slow to come (Server-Sent Events).
+		w.Flush()
+	}
+	if readErr, err := copyBody(w, res.Body, flush); err != nil {
+		p.bodyFailed(r, res, readErr, err)
+		if r.Context().Value(http.ServerContextKey) == nil {
+			// Not under an http.Server (a test calling ServeHTTP), which
+			// would not recover the panic.
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}
+	res.Body.Close() // now, to populate res.Trailer
+	if len(res.Trailer) > 0 {
+		// Force chunking, so that net/http does not add a Content-Length
+		// to a short body and drop the trailers.
+		w.Flush()
+		copyTrailers(h, res.Trailer, announced)
+	}
+}
+
+// copyHeader copies res's header to h, but hop-by-hop fields, and
+// announces res's trailers. It returns how many were announced.
+//
+//go:noinline
+func copyHeader(h http.Header, r *http.Request, res *http.Response) (announced int) {
 	conn := res.Header["Connection"]
 	for k, vv := range res.Header {
 		if hopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) {
@@ -360,7 +420,7 @@ func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Respons
 		}
 		addValues(h, k, vv)
 	}
-	announced := len(res.Trailer)
+	announced = len(res.Trailer)
 	if mayHaveTrailers(r, res) {
 		// An HTTP/1.1 client gets trailers only with a chunked body, and
 		// an h2 upstream sends them unannounced: answer chunked.
@@ -375,38 +435,32 @@ func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Respons
 		}
 		h.Add("Trailer", strings.Join(keys, ", "))
 	}
-	w.WriteHeader(res.StatusCode)
-	flush := flushImmediately(res)
-	if flush {
-		// Streaming: the client gets the headers now, even if the first
-		// body bytes are slow to come (Server-Sent Events).
-		w.Flush()
+	return announced
+}
+
+// bodyFailed logs a body copy that failed midway with err (a read error
+// when readErr is set) and closes res's body.
+//
+//go:noinline
+func (p *proxy) bodyFailed(r *http.Request, res *http.Response, readErr bool, err error) {
+	if readErr && !errors.Is(err, context.Canceled) {
+		p.log.Warn("upstream body failed midway", "backend", p.name, "path", r.URL.Path, "err", err)
 	}
-	if readErr, err := copyBody(w, res.Body, flush); err != nil {
-		if readErr && !errors.Is(err, context.Canceled) {
-			p.log.Warn("upstream body failed midway", "backend", p.name, "path", r.URL.Path, "err", err)
-		}
-		res.Body.Close()
-		if r.Context().Value(http.ServerContextKey) == nil {
-			// Not under an http.Server (a test calling ServeHTTP), which
-			// would not recover the panic.
-			return
-		}
-		panic(http.ErrAbortHandler)
-	}
-	res.Body.Close() // now, to populate res.Trailer
-	if len(res.Trailer) > 0 {
-		// Force chunking, so that net/http does not add a Content-Length
-		// to a short body and drop the trailers.
-		w.Flush()
-	}
-	if len(res.Trailer) == announced {
-		for k, vv := range res.Trailer {
+	res.Body.Close()
+}
+
+// copyTrailers adds trailer to h: as they are when all of them were
+// announced (count announced), else with http.TrailerPrefix.
+//
+//go:noinline
+func copyTrailers(h http.Header, trailer http.Header, announced int) {
+	if len(trailer) == announced {
+		for k, vv := range trailer {
 			addValues(h, k, vv)
 		}
 		return
 	}
-	for k, vv := range res.Trailer {
+	for k, vv := range trailer {
 		k = http.TrailerPrefix + k
 		for _, v := range vv {
 			h.Add(k, v)

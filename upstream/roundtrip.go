@@ -60,7 +60,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 	if st.cfg.Retries > 0 {
 		var err error
 		if rp, reqBody, replayable, err = prepareReplay(req, st.cfg.RetryBodyLimit); err != nil {
-			return nil, fmt.Errorf("%w: reading request body: %w", ErrClientGone, err)
+			return nil, clientGone(fmt.Errorf("reading request body: %w", err))
 		}
 	}
 	var avoid *Server
@@ -80,7 +80,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 			// not send Tomcat work nobody will read (a rapid-reset
 			// flood is exactly this).
 			c.release()
-			return nil, fmt.Errorf("%w: %w", ErrClientGone, context.Cause(clientCtx))
+			return nil, clientGone(context.Cause(clientCtx))
 		}
 		s := c.server()
 		seq := c.reqs.Add(1)
@@ -118,6 +118,15 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 	}
 }
 
+// clientGone is ErrClientGone, because of err. (A helper of its own, so
+// that the error's construction is not in RoundTripInfo's frame: see
+// send.)
+//
+//go:noinline
+func clientGone(err error) error {
+	return fmt.Errorf("%w: %w", ErrClientGone, err)
+}
+
 // fieldsConn is a connection that takes a request's header as a list:
 // the h2c client's.
 type fieldsConn interface {
@@ -140,13 +149,31 @@ func roundTripConn(cc clientConn, out *http.Request, info *RequestInfo) (*http.R
 // send makes one attempt on a reserved slot of c, sending reqBody as the
 // body of a copy of req. wrote reports whether the request headers were
 // written, after which the server may have seen it.
+//
+// send is on the stack of every request while its stream is open: what it
+// does before and after the round trip is in helpers of their own
+// (startAttempt, attemptFailed, attemptAnswered), so that its frame stays
+// small (see gateway's proxy.serve).
 func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendState, c *pconn, deadline time.Time, info *RequestInfo) (*http.Response, bool, error) {
-	clientCtx := req.Context()
+	t := b.startAttempt(req, reqBody, st, c, deadline, info)
+	resp, err := roundTripConn(c.cc, &t.out, info)
+	if err != nil {
+		err = attemptFailed(t, req.Context(), c, err)
+		return nil, t.wrote.Load(), err
+	}
+	return attemptAnswered(t, st, c, resp), true, nil
+}
+
+// startAttempt counts the attempt on c's server and builds its tracker,
+// whose request (a copy of req, with reqBody as its body) is the one sent.
+//
+//go:noinline
+func (b *Backend) startAttempt(req *http.Request, reqBody io.ReadCloser, st *backendState, c *pconn, deadline time.Time, info *RequestInfo) *tracker {
 	s := c.server()
 	s.active.Add(1)
 	s.requests.Add(1)
 
-	t := newTracker(&b.att, clientCtx, c, st.cfg.ResponseHeaderTimeout, st.cfg.IdleTimeout, deadline)
+	t := newTracker(&b.att, req.Context(), c, st.cfg.ResponseHeaderTimeout, st.cfg.IdleTimeout, deadline)
 	// The tracker holds the attempt's request and URL, so the copies cost
 	// no allocation. Its context carries the caller's trace hooks
 	// (Got1xxResponse) composed with its own (WroteHeaders).
@@ -160,26 +187,38 @@ func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendStat
 		// the attempt's trace, which out's context holds.
 		t.trace.Got1xxResponse = info.Got1xx
 	}
-	resp, err := roundTripConn(c.cc, out, info)
-	if err != nil {
-		cause := t.cause()
-		t.finish()
-		switch {
-		case clientCtx.Err() != nil:
-			return nil, t.wrote.Load(), fmt.Errorf("%w: %w", ErrClientGone, err)
-		case cause == ErrResponseHeaderTimeout:
-			err = cause
-		case cause == ErrTotalTimeout:
-			err = ErrTotalTimeout
-		}
-		return nil, t.wrote.Load(), &RoundTripError{Addr: s.addr, Protocol: c.pool.cfg.protocol, Err: err}
+	return t
+}
+
+// attemptFailed ends t, whose round trip on c failed with err, and
+// returns the error send reports.
+//
+//go:noinline
+func attemptFailed(t *tracker, clientCtx context.Context, c *pconn, err error) error {
+	cause := t.cause()
+	t.finish()
+	switch {
+	case clientCtx.Err() != nil:
+		return clientGone(err)
+	case cause == ErrResponseHeaderTimeout:
+		err = cause
+	case cause == ErrTotalTimeout:
+		err = ErrTotalTimeout
 	}
+	return &RoundTripError{Addr: c.server().addr, Protocol: c.pool.cfg.protocol, Err: err}
+}
+
+// attemptAnswered moves t, answered with resp on c, to its body phase
+// and gives resp the body that ends t.
+//
+//go:noinline
+func attemptAnswered(t *tracker, st *backendState, c *pconn, resp *http.Response) *http.Response {
 	t.bodyPhase()
 	switch resp.StatusCode {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		s.failedAnswer(st)
+		c.server().failedAnswer(st)
 	default:
-		s.succeeded()
+		c.server().succeeded()
 	}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		// Upgraded connections (WebSocket over HTTP/1.1) need the writable
@@ -187,9 +226,9 @@ func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendStat
 		// timeout of a request.
 		t.noTimeouts()
 		resp.Body = &upgradedBody{ReadWriteCloser: rwc, t: t}
-		return resp, true, nil
+		return resp
 	}
 	t.body = body{rc: resp.Body, t: t}
 	resp.Body = &t.body
-	return resp, true, nil
+	return resp
 }

@@ -44,11 +44,8 @@ type Field struct {
 // connection is touched, so it runs before a stream is opened and
 // without wmu.
 func encodeRequest(dst []byte, req *http.Request, fields []Field, list bool) (block []byte, size uint64, err error) {
-	if req.URL == nil {
-		return dst, 0, fmt.Errorf("h2c client: request has no URL")
-	}
-	if req.Method != "" && !httpguts.ValidHostHeader(req.Host) && req.Host != "" {
-		return dst, 0, fmt.Errorf("h2c client: invalid Host %q", req.Host)
+	if err := checkRequestTarget(req); err != nil {
+		return dst, 0, err
 	}
 	method := req.Method
 	if method == "" {
@@ -63,15 +60,6 @@ func encodeRequest(dst []byte, req *http.Request, fields []Field, list bool) (bl
 	if scheme == "" {
 		scheme = "http"
 	}
-	// Content-Length goes out when known, and as 0 for the methods
-	// that normally have a body, as net/http does.
-	var cl string
-	switch n := outgoingLength(req); {
-	case n > 0:
-		cl = strconv.FormatInt(n, 10)
-	case n == 0 && (method == "POST" || method == "PUT" || method == "PATCH"):
-		cl = "0"
-	}
 	size = uint64(len(method)+len(host)+len(path)+len(scheme)) + 4*32 + 7 + 10 + 5 + 6
 	b := append(dst[:0], 0)
 	b = appendPseudo(b, nameMethod, method)
@@ -84,24 +72,68 @@ func encodeRequest(dst []byte, req *http.Request, fields []Field, list bool) (bl
 				return b, 0, err
 			}
 		}
-	} else {
-		for k, vv := range req.Header {
-			if b, err = appendHeaderField(b, &size, k, vv); err != nil {
-				return b, 0, err
-			}
-		}
+	} else if b, err = appendHeaderMap(b, &size, req.Header); err != nil {
+		return b, 0, err
 	}
 	if len(req.Trailer) > 0 {
-		names := make([]string, 0, len(req.Trailer))
-		for k := range req.Trailer {
-			names = append(names, lowerHeader(k))
-		}
-		b = appendField(b, "trailer", strings.Join(names, ","))
+		b = appendTrailerNames(b, req.Trailer)
 	}
-	if cl != "" {
-		b = appendIndexedName(b, reqNames["Content-Length"], cl)
+	// Content-Length goes out when known, and as 0 for the methods
+	// that normally have a body, as net/http does.
+	switch n := outgoingLength(req); {
+	case n > 0:
+		b = appendContentLength(b, n)
+	case n == 0 && (method == "POST" || method == "PUT" || method == "PATCH"):
+		b = appendIndexedName(b, reqNames["Content-Length"], "0")
 	}
 	return b, size, nil
+}
+
+// checkRequestTarget fails a request that has no URL or an invalid Host.
+// encodeRequest's checks that build errors are helpers of its own, which
+// keeps its frame small (it runs on the stack of every request).
+//
+//go:noinline
+func checkRequestTarget(req *http.Request) error {
+	if req.URL == nil {
+		return fmt.Errorf("h2c client: request has no URL")
+	}
+	if req.Method != "" && !httpguts.ValidHostHeader(req.Host) && req.Host != "" {
+		return fmt.Errorf("h2c client: invalid Host %q", req.Host)
+	}
+	return nil
+}
+
+// appendHeaderMap is encodeRequest's loop over a header map.
+//
+//go:noinline
+func appendHeaderMap(b []byte, size *uint64, h http.Header) ([]byte, error) {
+	for k, vv := range h {
+		var err error
+		if b, err = appendHeaderField(b, size, k, vv); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+// appendTrailerNames appends the trailer field announcing trailer's
+// names.
+//
+//go:noinline
+func appendTrailerNames(b []byte, trailer http.Header) []byte {
+	names := make([]string, 0, len(trailer))
+	for k := range trailer {
+		names = append(names, lowerHeader(k))
+	}
+	return appendField(b, "trailer", strings.Join(names, ","))
+}
+
+// appendContentLength appends a content-length field of n.
+//
+//go:noinline
+func appendContentLength(b []byte, n int64) []byte {
+	return appendIndexedName(b, reqNames["Content-Length"], strconv.FormatInt(n, 10))
 }
 
 // The pseudo-header fields' names, as appendIndexedName takes them.
@@ -127,13 +159,13 @@ func appendHeaderField(b []byte, size *uint64, k string, vv []string) ([]byte, e
 	n, ok := reqNames[k]
 	if !ok {
 		if n, ok = unknownName(k); !ok {
-			return b, fmt.Errorf("h2c client: invalid header name %q", k)
+			return b, invalidField("h2c client: invalid header name %q", k)
 		}
 	}
 	te := false
 	for i, v := range vv {
 		if !validValue(v) {
-			return b, fmt.Errorf("h2c client: invalid value for header %q", k)
+			return b, invalidField("h2c client: invalid value for header %q", k)
 		}
 		*size += uint64(len(k) + len(v) + 32)
 		switch n.send {
@@ -152,6 +184,13 @@ func appendHeaderField(b []byte, size *uint64, k string, vv []string) ([]byte, e
 		b = appendIndexedName(b, n, "trailers")
 	}
 	return b, nil
+}
+
+// invalidField is appendHeaderField's error, format naming header k.
+//
+//go:noinline
+func invalidField(format, k string) error {
+	return fmt.Errorf(format, k)
 }
 
 // expects100 reports whether the header (fields when list is set, else

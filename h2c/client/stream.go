@@ -254,7 +254,24 @@ func (c *Conn) RoundTripFields(req *http.Request, fields []Field) (*http.Respons
 }
 
 // roundTrip is RoundTrip with the header in fields when list is set.
+//
+// roundTrip and awaitResponse stay on the caller's stack while the stream
+// is open, below the gateway's frames: opening the stream is a helper of
+// its own (openRequest), so that its locals are not in roundTrip's frame
+// (see gateway's proxy.serve).
 func (c *Conn) roundTrip(req *http.Request, fields []Field, list bool) (*http.Response, error) {
+	s, err := c.openRequest(req, fields, list)
+	if err != nil {
+		return nil, err
+	}
+	return s.awaitResponse()
+}
+
+// openRequest encodes req's header, takes a slot, opens the stream and
+// writes its HEADERS, and starts the body's writer when there is a body.
+//
+//go:noinline
+func (c *Conn) openRequest(req *http.Request, fields []Field, list bool) (*stream, error) {
 	ctx := req.Context()
 	cl := outgoingLength(req)
 	closeBody := func() {
@@ -311,7 +328,7 @@ func (c *Conn) roundTrip(req *http.Request, fields []Field, list bool) (*http.Re
 			s.abort(c.Err())
 		}
 	}
-	return s.awaitResponse()
+	return s, nil
 }
 
 // takeSlot consumes a reservation, or waits for a free slot.
