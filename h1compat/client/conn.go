@@ -277,9 +277,16 @@ func (c *Conn) begin() (early bool, err error) {
 	return false, nil
 }
 
+// maxPresend bounds a head Presend writes: less than any socket's send
+// buffer, so that the write to an idle connection, whose buffer is empty,
+// never waits for the server to read; the goroutine that writes it is
+// another request's, and no context bounds it.
+const maxPresend = 4 << 10
+
 // Presend writes the head of req, a request without a body, on the
 // reserved connection, ahead of the RoundTrip of the same request, which
-// then only reads the answer. It lets the goroutine that hands a
+// then only reads the answer. A head over maxPresend bytes is left to
+// RoundTrip. It lets the goroutine that hands a
 // connection to a queued request write that request at once. A head
 // that cannot be built leaves the connection as it was (RoundTrip then
 // fails the same way); a failed write closes it.
@@ -303,6 +310,10 @@ func (c *Conn) Presend(req *http.Request) error {
 		b = append(b, "Content-Length: 0\r\n"...)
 	}
 	b = append(b, "\r\n"...)
+	if len(b) > maxPresend {
+		putBuf(wb)
+		return errPresendSize
+	}
 	_, err = c.nc.Write(b)
 	*wb = b
 	putBuf(wb)

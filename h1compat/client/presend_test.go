@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -67,8 +68,8 @@ func TestPresend(t *testing.T) {
 	}
 }
 
-// TestPresendRefused: Presend writes only on a reservation and only a
-// request without a body; a refusal leaves the connection as it was.
+// TestPresendRefused: Presend writes only on a reservation, only a
+// request without a body, and only a head up to maxPresend; a refusal leaves the connection as it was.
 func TestPresendRefused(t *testing.T) {
 	var got atomic.Int64
 	fs := newFakeServer(t, serveEach(func(req *http.Request, body []byte) string {
@@ -90,6 +91,11 @@ func TestPresendRefused(t *testing.T) {
 	bad.Header.Set("X-Bad", "a\nb")
 	if err := c.Presend(bad); err == nil {
 		t.Fatal("Presend of an invalid request succeeded")
+	}
+	long := newRequest(t, "GET", "http://x/", nil)
+	long.Header.Set("X-Long", strings.Repeat("a", maxPresend))
+	if err := c.Presend(long); err == nil {
+		t.Fatal("Presend of a head over maxPresend succeeded")
 	}
 	if _, body := roundTrip(t, c, req); body != "body" {
 		t.Fatalf("answer %q, want the body echoed", body)
