@@ -8,13 +8,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 )
 
 // acquire reserves a connection slot, waiting in the queue if need be. The
 // slot's connection knows its pool and server; the request gives the slot
 // back through them (see tracker.finish) or with pconn.release.
-func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo) (*pconn, error) {
+//
+// early, when not nil, is the request to send, without a body: if the
+// request waits for an HTTP/1.1 connection, the goroutine that frees one
+// writes early's head on it at once (presend), and the connection's
+// RoundTrip of the same request only reads the answer.
+func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo, early *http.Request) (*pconn, error) {
 	if err := b.awaitDetection(ctx, st); err != nil {
 		return nil, err
 	}
@@ -23,7 +29,7 @@ func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, 
 			return c, err
 		}
 	}
-	return b.wait(ctx, st, avoid, deadline, info)
+	return b.wait(ctx, st, avoid, deadline, info, early)
 }
 
 // try takes a free slot on any server in rotation, opening a connection
@@ -121,6 +127,28 @@ func (b *Backend) takeFor(st *backendState, avoid *Server) (*pconn, bool) {
 	return nil, false
 }
 
+// presend is the queue's send function: it writes req's head on c, a
+// connection just handed to req's waiter, when c is an HTTP/1.1 one and
+// req's client is still there. A failed write closes c, and the
+// request's RoundTrip on it reports the error (nothing of it was read by
+// the server, so it may be retried).
+func (b *Backend) presend(c *pconn, req *http.Request, info *RequestInfo) {
+	h, ok := c.cc.(*h1Conn)
+	if !ok || req.Context().Err() != nil {
+		return
+	}
+	// What send would build: the server's address in the URL, and the
+	// header list as a map (built once, kept in info for send).
+	out := *req
+	u := *req.URL
+	u.Scheme, u.Host = "http", c.server().addr
+	out.URL = &u
+	if info != nil && info.Header != nil {
+		out.Header = info.Header.Map()
+	}
+	h.Presend(&out)
+}
+
 func anyOpen(servers []*Server) bool {
 	for _, s := range servers {
 		if p := s.cur.Load(); p != nil && p.stats().conns > 0 {
@@ -133,10 +161,11 @@ func anyOpen(servers []*Server) bool {
 // wait parks the request in the FIFO queue until a slot is handed to it,
 // the queue timeout passes or the client leaves. The waiter is pooled and
 // the queue's deadlines share one timer, so waiting allocates nothing.
-func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo) (*pconn, error) {
+func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo, early *http.Request) (*pconn, error) {
 	start := time.Now()
 	w := b.q.get()
 	w.st, w.avoid = st, avoid
+	w.early, w.info = early, info
 	w.deadline, w.timeoutErr = start.Add(st.cfg.Queue.Timeout), ErrQueueTimeout
 	if !deadline.IsZero() && deadline.Before(w.deadline) {
 		w.deadline, w.timeoutErr = deadline, ErrTotalTimeout

@@ -40,7 +40,7 @@ func TestAcquireAllocs(t *testing.T) {
 		held.release()
 		st := b.cur()
 		allocs := testing.AllocsPerRun(100, func() {
-			c, err := b.acquire(ctx, st, nil, time.Time{}, nil)
+			c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +58,7 @@ func TestAcquireAllocs(t *testing.T) {
 		defer close(start)
 		go func() {
 			for range start {
-				c, err := b.acquire(ctx, st, nil, time.Time{}, nil)
+				c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil)
 				if err != nil {
 					t.Error(err)
 				}
@@ -91,7 +91,7 @@ func TestQueueHandsSlotToHead(t *testing.T) {
 		st := b.cur()
 		first := make(chan *pconn, 1)
 		go func() {
-			c, err := b.acquire(context.Background(), st, nil, time.Time{}, nil)
+			c, err := b.acquire(context.Background(), st, nil, time.Time{}, nil, nil)
 			if err != nil {
 				t.Errorf("first in line: %v", err)
 			}
@@ -106,7 +106,7 @@ func TestQueueHandsSlotToHead(t *testing.T) {
 		// after a second.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		if c, err := b.acquire(ctx, st, nil, time.Time{}, nil); err == nil {
+		if c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil); err == nil {
 			c.release()
 			t.Fatal("the newcomer took the slot given back; the head of the queue should have")
 		} else if !errors.Is(err, ErrClientGone) {
@@ -137,7 +137,7 @@ func TestQueueDeadlinesOutOfOrder(t *testing.T) {
 		}
 		done := make(chan result, 2)
 		run := func(name string, deadline time.Time) {
-			_, err := b.acquire(context.Background(), st, nil, deadline, nil)
+			_, err := b.acquire(context.Background(), st, nil, deadline, nil, nil)
 			done <- result{name, time.Since(start), err}
 		}
 		go run("first", time.Time{})
@@ -180,7 +180,7 @@ func TestQueueChurn(t *testing.T) {
 					// Leaves while it may be waiting.
 					go cancel()
 				}
-				c, err := b.acquire(ctx, st, nil, time.Time{}, nil)
+				c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil)
 				cancel()
 				if err != nil {
 					if !errors.Is(err, ErrClientGone) {

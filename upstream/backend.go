@@ -83,6 +83,7 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 		lookupFor: dnsLookup,
 	}
 	b.q.take = b.takeFor
+	b.q.send = b.presend
 	st, _, _ := b.buildState(cfg, nil)
 	b.q.max.Store(int64(cfg.Queue.MaxPending))
 	b.st.Store(st)

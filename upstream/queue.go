@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,11 @@ type waiter struct {
 	// What the slot is for, read by the queue's take function.
 	st    *backendState
 	avoid *Server
+	// early, when not nil, is the request the slot is for, which the
+	// queue's send function may write on the slot's connection before the
+	// waiter wakes (a request without a body; info is its RequestInfo).
+	early *http.Request
+	info  *RequestInfo
 
 	// deadline is when the waiter gives up with timeoutErr
 	// (ErrQueueTimeout or ErrTotalTimeout).
@@ -51,7 +57,7 @@ func (q *queue) get() *waiter {
 // reads them, under mu, to see that it left (queued is false already,
 // and only linkLocked and unlinkLocked, under mu, write them).
 func (q *queue) put(w *waiter) {
-	w.st, w.avoid = nil, nil
+	w.st, w.avoid, w.early, w.info = nil, nil, nil, nil
 	w.deadline, w.timeoutErr = time.Time{}, nil
 	w.prev, w.next, w.c, w.err = nil, nil, nil, nil
 	q.waiters.Put(w)
@@ -64,7 +70,11 @@ type takeFunc func(st *backendState, avoid *Server) (c *pconn, look bool)
 
 // queue is a bounded FIFO of requests waiting for any connection slot of a
 // backend. A freed slot is handed straight to the head waiter (wake): the
-// waiter wakes up with its slot, and nobody else wakes. Queue deadlines are
+// waiter wakes up with its slot, and nobody else wakes. A waiter with an
+// early request (a request without a body, see send) has it written on
+// the slot's connection by the goroutine that hands the slot over, before
+// the waiter runs: a server that has just answered on that connection
+// finds the next request as it looks for one. Queue deadlines are
 // enforced by one timer for the whole queue, armed for the earliest.
 type queue struct {
 	max atomic.Int64 // changes on reload
@@ -72,6 +82,9 @@ type queue struct {
 	// take is the backend's reservation for a waiter (Backend.takeFor),
 	// set once before use. It is called without mu held.
 	take takeFunc
+	// send, when set, writes a waiter's early request on the slot handed
+	// to it (Backend.presend), without mu held, before the waiter wakes.
+	send func(c *pconn, req *http.Request, info *RequestInfo)
 
 	mu         sync.Mutex // guards the fields below and the waiters' queue fields
 	head, tail *waiter
@@ -221,6 +234,19 @@ func (q *queue) wake() {
 			if q.again {
 				continue
 			}
+		case here && w.early != nil && q.send != nil:
+			// The waiter's request goes out now, from the goroutine
+			// that freed the slot, rather than once the waiter runs.
+			// Out of the queue, w can no longer time out or be removed;
+			// its token follows the write.
+			q.unlinkLocked(w)
+			w.c = c
+			req, info := w.early, w.info
+			q.mu.Unlock()
+			q.send(c, req, info)
+			w.ch <- struct{}{}
+			q.mu.Lock()
+			continue
 		case here:
 			q.signalLocked(w, c, nil)
 			continue

@@ -66,7 +66,11 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 	var avoid *Server
 	drainRetried := false
 	for attempt := 0; ; attempt++ {
-		c, err := b.acquire(clientCtx, st, avoid, deadline, info)
+		var early *http.Request
+		if reqBody == nil || reqBody == http.NoBody {
+			early = req
+		}
+		c, err := b.acquire(clientCtx, st, avoid, deadline, info, early)
 		if err != nil {
 			var de *DialError
 			if !errors.As(err, &de) || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {

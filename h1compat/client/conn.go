@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -55,6 +56,9 @@ type Conn struct {
 	state connState
 	err   error // set once, with stateClosed
 	hook  func(*Conn)
+	// early: the reserved connection's request head was written by
+	// Presend; its RoundTrip reads the answer without writing.
+	early bool
 
 	// The read side, owned by the exchange that holds it (see the
 	// package doc): the pooled buffer (nil while idle), its unread bytes
@@ -183,6 +187,15 @@ func (c *Conn) Release() {
 		c.mu.Unlock()
 		return
 	}
+	if c.early {
+		// A request went out that nobody will read the answer of.
+		c.early = false
+		c.closeLocked(ErrClosed)
+		c.mu.Unlock()
+		c.nc.Close()
+		c.runHook()
+		return
+	}
 	c.state = stateIdle
 	c.mu.Unlock()
 	c.runHook()
@@ -239,25 +252,87 @@ func (c *Conn) closeLocked(err error) {
 }
 
 // begin takes the connection for a RoundTrip: the reservation, or an idle
-// connection (checked as Reserve does).
-func (c *Conn) begin() error {
+// connection (checked as Reserve does). early reports that Presend wrote
+// the request head already.
+func (c *Conn) begin() (early bool, err error) {
 	c.mu.Lock()
 	if c.state == stateReserved {
 		c.state = stateBusy
+		early, c.early = c.early, false
 		c.mu.Unlock()
-		return nil
+		return early, nil
 	}
 	c.mu.Unlock()
 	if err := c.Reserve(); err != nil {
-		return err
+		return false, err
 	}
 	c.mu.Lock()
 	if c.state != stateReserved {
 		err := c.err
 		c.mu.Unlock()
-		return err
+		return false, err
 	}
 	c.state = stateBusy
+	c.mu.Unlock()
+	return false, nil
+}
+
+// maxPresend bounds a head Presend writes: less than any socket's send
+// buffer, so that the write to an idle connection, whose buffer is empty,
+// never waits for the server to read; the goroutine that writes it is
+// another request's, and no context bounds it.
+const maxPresend = 4 << 10
+
+// Presend writes the head of req, a request without a body, on the
+// reserved connection, ahead of the RoundTrip of the same request, which
+// then only reads the answer. A head over maxPresend bytes is left to
+// RoundTrip. It lets the goroutine that hands a
+// connection to a queued request write that request at once. A head
+// that cannot be built leaves the connection as it was (RoundTrip then
+// fails the same way); a failed write closes it.
+func (c *Conn) Presend(req *http.Request) error {
+	if req.Body != nil && req.Body != http.NoBody {
+		return errPresendBody
+	}
+	c.mu.Lock()
+	if c.state != stateReserved || c.early {
+		c.mu.Unlock()
+		return ErrBusy
+	}
+	c.mu.Unlock()
+	wb := getBuf()
+	b, err := appendHead((*wb)[:0], req, false)
+	if err != nil {
+		putBuf(wb)
+		return err
+	}
+	if sendsEmptyLength(req.Method) {
+		b = append(b, "Content-Length: 0\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	if len(b) > maxPresend {
+		putBuf(wb)
+		return errPresendSize
+	}
+	_, err = c.nc.Write(b)
+	*wb = b
+	putBuf(wb)
+	c.mu.Lock()
+	if c.state != stateReserved {
+		// Closed while the head was written.
+		err = c.err
+		c.mu.Unlock()
+		return err
+	}
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrServerClosed, err)
+		c.closeLocked(err)
+		c.mu.Unlock()
+		c.nc.Close()
+		c.runHook()
+		return err
+	}
+	c.early = true
 	c.mu.Unlock()
 	return nil
 }

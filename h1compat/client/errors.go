@@ -28,6 +28,10 @@ var (
 	// ErrBodyUnfinished: the response body was closed before its end, so
 	// the connection could not be reused.
 	ErrBodyUnfinished = errors.New("h1 client: response body closed before its end")
+	// errPresendBody: Presend takes requests without a body only.
+	errPresendBody = errors.New("h1 client: Presend of a request with a body")
+	// errPresendSize: Presend leaves a long head to RoundTrip.
+	errPresendSize = errors.New("h1 client: head too long for Presend")
 	// ErrTooMany1xx: more interim answers than a client takes.
 	ErrTooMany1xx = errors.New("h1 client: too many 1xx informational responses")
 )

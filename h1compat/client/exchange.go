@@ -67,13 +67,21 @@ type exchange struct {
 // *RequestError and leaves the connection usable; any other failure
 // closes it.
 func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := c.begin(); err != nil {
+	early, err := c.begin()
+	if err != nil {
 		return nil, err
 	}
 	ex := &exchange{c: c, req: req, ctx: req.Context(), head: req.Method == http.MethodHead}
 	ex.trace = httptrace.ContextClientTrace(ex.ctx)
 	ex.watch()
-	err := ex.write()
+	if early {
+		ex.wrote = true
+		if ex.trace != nil && ex.trace.WroteHeaders != nil {
+			ex.trace.WroteHeaders()
+		}
+	} else {
+		err = ex.write()
+	}
 	if err != nil && !ex.wrote {
 		// Nothing left: unless the socket itself failed, the connection
 		// is as good as before (an invalid request, a request body that

@@ -1,0 +1,116 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
+)
+
+// TestQueueSendsEarlyRequest: a slot handed to a waiter with an early
+// request has that request sent by the goroutine running wake, before the
+// waiter's token, while the waiter is already out of the queue (it can
+// no longer time out or be removed); a waiter without one is only
+// signalled.
+func TestQueueSendsEarlyRequest(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		early bool
+	}{
+		{name: "early request", early: true},
+		{name: "no early request", early: false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var q queue
+			slot := &pconn{}
+			q.take = func(*backendState, *Server) (*pconn, bool) { return slot, false }
+			q.max.Store(10)
+			w := &waiter{ch: make(chan struct{}, 1), deadline: time.Now().Add(time.Hour)}
+			req, _ := http.NewRequest("GET", "http://x/", nil)
+			info := &RequestInfo{}
+			if tt.early {
+				w.early, w.info = req, info
+			}
+			sent := 0
+			q.send = func(c *pconn, r *http.Request, i *RequestInfo) {
+				sent++
+				if c != slot || r != req || i != info {
+					t.Errorf("send(%p, %p, %p), want the slot, the waiter's request and info", c, r, i)
+				}
+				if len(w.ch) != 0 || w.queued || q.len() != 0 {
+					t.Errorf("at send: token %d, queued %v, queue length %d; want 0, false, 0", len(w.ch), w.queued, q.len())
+				}
+				if q.remove(w) {
+					t.Error("the waiter could be removed while its request was sent")
+				}
+			}
+			if _, err := q.enqueue(w); err != nil {
+				t.Fatal(err)
+			}
+			q.wake()
+			want := 0
+			if tt.early {
+				want = 1
+			}
+			if sent != want {
+				t.Errorf("send called %d times, want %d", sent, want)
+			}
+			if len(w.ch) != 1 || w.c != slot || w.err != nil || w.queued {
+				t.Errorf("after wake: token %d, slot %v, err %v, queued %v", len(w.ch), w.c == slot, w.err, w.queued)
+			}
+			q.timer.Stop()
+		})
+	}
+}
+
+// TestH1QueuedRequestsSentEarly: requests queued for a busy HTTP/1.1
+// connection are each sent by the goroutine that frees it, in queue
+// order, on the one connection, and each gets its own answer.
+func TestH1QueuedRequestsSentEarly(t *testing.T) {
+	checkNoLeak(t)
+	fs := newFakeServer(t, false, 0)
+	fs.release = make(chan struct{})
+	fs.arrivals = make(chan string, 16)
+	b := newTestBackend(t, Config{
+		Protocol: H1,
+		Servers:  []ServerConfig{{Address: fs.addr()}},
+		H1:       H1Config{ConnsPerServer: 1},
+		Queue:    QueueConfig{MaxPending: 10},
+	})
+	const queued = 5
+	errs := make(chan error, queued+1)
+	send := func(seq int, path string) {
+		hdr := http.Header{"X-Seq": {strconv.Itoa(seq)}}
+		resp, body, err := get(context.Background(), b, path, hdr)
+		if err == nil && (resp.StatusCode != 200 || body != "ok") {
+			err = fmt.Errorf("request %d: %d %q, want 200 ok", seq, resp.StatusCode, body)
+		}
+		errs <- err
+	}
+	go send(0, "/block")
+	if got := <-fs.arrivals; got != "0" {
+		t.Fatalf("first arrival %q, want 0", got)
+	}
+	for i := 1; i <= queued; i++ {
+		go send(i, "/")
+		gatewaytest.WaitFor(t, 5*time.Second, "request queued", func() bool { return b.q.len() == i })
+	}
+	close(fs.release)
+	for i := 1; i <= queued; i++ {
+		if got := <-fs.arrivals; got != strconv.Itoa(i) {
+			t.Fatalf("arrival %d: %q, want queue order", i, got)
+		}
+	}
+	for range queued + 1 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fs.conns.Load(); n != 1 {
+		t.Errorf("server saw %d connections, want 1", n)
+	}
+}
