@@ -17,16 +17,18 @@ import (
 // more often than the idle timeout, for longer than it, are all served,
 // and the connection closes an idle timeout after the last.
 func TestServerIdleTimeoutFromLastRequest(t *testing.T) {
-	const idle = 600 * time.Millisecond
+	// Requests come every idle/4, so a client delayed by the scheduler
+	// for up to three quarters of the timeout is still served.
+	const idle = 1 * time.Second
 	const slack = 50 * time.Millisecond
 	for _, fl := range watchFlavours {
 		t.Run(fl.name, func(t *testing.T) {
 			addr := serveWrapped(t, &Server{IdleTimeout: idle}, echo, fl.wrap)
 			c, br := dial(t, addr)
 			var last time.Time
-			for i := range 5 {
+			for i := range 6 {
 				if i > 0 {
-					time.Sleep(idle / 2) // idle, for less than the timeout
+					time.Sleep(idle / 4) // idle, for less than the timeout
 				}
 				fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: h\r\n\r\n", i)
 				readResponse(t, br, "GET")
