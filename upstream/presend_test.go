@@ -114,3 +114,71 @@ func TestH1QueuedRequestsSentEarly(t *testing.T) {
 		t.Errorf("server saw %d connections, want 1", n)
 	}
 }
+
+// TestQueueSendsOutsideHandOut: a goroutine writing a waiter's early
+// request does not hold the queue's hand-out loop, so a slot freed
+// meanwhile is handed out, and its waiter's request written, by the
+// goroutine that freed it, not queued behind the first write.
+func TestQueueSendsOutsideHandOut(t *testing.T) {
+	var q queue
+	q.max.Store(10)
+	slots := make(chan *pconn, 2)
+	q.take = func(*backendState, *Server) (*pconn, bool) {
+		select {
+		case c := <-slots:
+			return c, false
+		default:
+			return nil, false
+		}
+	}
+	first, second := &pconn{}, &pconn{}
+	started := make(chan *pconn, 2)
+	unblock := make(chan struct{})
+	q.send = func(c *pconn, _ *http.Request, _ *RequestInfo) {
+		started <- c
+		if c == first {
+			<-unblock
+		}
+	}
+	req, _ := http.NewRequest("GET", "http://x/", nil)
+	var ws [2]*waiter
+	for i := range ws {
+		ws[i] = &waiter{ch: make(chan struct{}, 1), deadline: time.Now().Add(time.Hour), early: req}
+		if _, err := q.enqueue(ws[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer q.timer.Stop()
+
+	slots <- first
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.wake()
+	}()
+	if c := <-started; c != first {
+		t.Fatal("the first write is not for the first slot")
+	}
+	// The first write is in progress: a second slot frees.
+	slots <- second
+	q.wake()
+	select {
+	case c := <-started:
+		if c != second {
+			t.Fatal("the second write is not for the second slot")
+		}
+	default:
+		t.Fatal("the second slot's request was not written by the goroutine that freed it while the first write was in progress")
+	}
+	if len(ws[1].ch) != 1 || ws[1].c != second {
+		t.Errorf("second waiter: token %d, got the second slot %v", len(ws[1].ch), ws[1].c == second)
+	}
+	close(unblock)
+	<-done
+	if len(ws[0].ch) != 1 || ws[0].c != first {
+		t.Errorf("first waiter: token %d, got the first slot %v", len(ws[0].ch), ws[0].c == first)
+	}
+	if q.len() != 0 {
+		t.Errorf("%d waiters left in the queue, want 0", q.len())
+	}
+}
