@@ -250,7 +250,7 @@ func (b *Backend) leave(ctx context.Context, w *waiter) error {
 		<-w.ch
 		if w.c != nil {
 			// Giving the slot back wakes the next waiter.
-			w.c.release()
+			b.giveBack(w.c, w.early, w.st)
 		} else if w.err == nil {
 			// It was to try for itself: let the next one.
 			b.q.wake()

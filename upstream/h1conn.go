@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/sluice-gw/sluice/h1compat"
 	h1client "github.com/sluice-gw/sluice/h1compat/client"
@@ -21,4 +22,22 @@ func (h *h1Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		h.c.keepAliveSpent()
 	}
 	return resp, err
+}
+
+// giveBack returns a slot handed to a request of st whose client has left
+// (req: the request, nil if it has a body). A slot whose connection carries
+// req already (presend) is not released, which would close the
+// connection and cost the server a new one: its answer is read and
+// dropped, as that of any request whose client leaves while it runs
+// (within abortGrace and drainLimit), and the connection stays in the pool.
+func (b *Backend) giveBack(c *pconn, req *http.Request, st *backendState) {
+	h, ok := c.cc.(*h1Conn)
+	if !ok || req == nil || !h.Presended() {
+		c.release()
+		return
+	}
+	c.reqs.Add(1)
+	if resp, _, err := b.send(req, nil, st, c, time.Time{}, nil); err == nil {
+		resp.Body.Close()
+	}
 }

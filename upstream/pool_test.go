@@ -68,16 +68,7 @@ func TestConnectionAndStreamCaps(t *testing.T) {
 }
 
 func TestQueueIsFIFO(t *testing.T) {
-	checkNoLeak(t)
-	fs := newFakeServer(t, true, 0)
-	fs.release = make(chan struct{})
-	fs.arrivals = make(chan string, 10)
-	b := newTestBackend(t, Config{
-		Protocol: H2C,
-		Servers:  []ServerConfig{{Address: fs.addr()}},
-		H2C:      H2CConfig{ConnsPerServer: 1, MaxStreamsPerConn: 1},
-		Queue:    QueueConfig{MaxPending: 10, Timeout: 10 * time.Second},
-	})
+	fs, b := newOneConn(t, H2C)
 	var wg sync.WaitGroup
 	send := func(seq string) {
 		wg.Go(func() {

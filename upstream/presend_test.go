@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -71,16 +72,7 @@ func TestQueueSendsEarlyRequest(t *testing.T) {
 // connection are each sent by the goroutine that frees it, in queue
 // order, on the one connection, and each gets its own answer.
 func TestH1QueuedRequestsSentEarly(t *testing.T) {
-	checkNoLeak(t)
-	fs := newFakeServer(t, false, 0)
-	fs.release = make(chan struct{})
-	fs.arrivals = make(chan string, 16)
-	b := newTestBackend(t, Config{
-		Protocol: H1,
-		Servers:  []ServerConfig{{Address: fs.addr()}},
-		H1:       H1Config{ConnsPerServer: 1},
-		Queue:    QueueConfig{MaxPending: 10},
-	})
+	fs, b := newOneConn(t, H1)
 	const queued = 5
 	errs := make(chan error, queued+1)
 	send := func(seq int, path string) {
@@ -181,4 +173,71 @@ func TestQueueSendsOutsideHandOut(t *testing.T) {
 	if q.len() != 0 {
 		t.Errorf("%d waiters left in the queue, want 0", q.len())
 	}
+}
+
+// TestH1PresendClientGoneKeepsConn: a queued request whose head was
+// written early (presend) and whose client then leaves has its answer
+// read and dropped; the connection is not closed, and the next request
+// uses it.
+func TestH1PresendClientGoneKeepsConn(t *testing.T) {
+	fs, b := newOneConn(t, H1)
+	errs := make(chan error, 2)
+	go func() {
+		_, _, err := get(context.Background(), b, "/block", http.Header{"X-Seq": {"0"}})
+		errs <- err
+	}()
+	if got := <-fs.arrivals; got != "0" {
+		t.Fatalf("first arrival %q, want 0", got)
+	}
+	// The client of the queued request leaves right after its head is
+	// written, before its goroutine runs.
+	ctx, leave := context.WithCancel(context.Background())
+	defer leave()
+	presend := b.q.send
+	b.q.send = func(c *pconn, r *http.Request, i *RequestInfo) {
+		presend(c, r, i)
+		leave()
+	}
+	go func() {
+		_, _, err := get(ctx, b, "/", http.Header{"X-Seq": {"1"}})
+		errs <- err
+	}()
+	gatewaytest.WaitFor(t, 5*time.Second, "request queued", func() bool { return b.q.len() == 1 })
+	close(fs.release)
+	if got := <-fs.arrivals; got != "1" {
+		t.Fatalf("second arrival %q, want 1 (written early)", got)
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; !errors.Is(err, ErrClientGone) {
+		t.Fatalf("the request whose client left: %v, want ErrClientGone", err)
+	}
+	b.q.send = presend
+	_, body, err := get(context.Background(), b, "/", http.Header{"X-Seq": {"2"}})
+	if err != nil || body != "ok" {
+		t.Fatalf("next request: %q, %v", body, err)
+	}
+	<-fs.arrivals
+	if n := fs.conns.Load(); n != 1 {
+		t.Errorf("server saw %d connections, want 1: the connection of the dropped answer was closed", n)
+	}
+}
+
+// newOneConn is a backend of one connection (HTTP/1.1, or h2c carrying
+// one stream) to a fake server whose /block waits for fs.release and
+// which reports arrivals.
+func newOneConn(t *testing.T, proto string) (*fakeServer, *Backend) {
+	checkNoLeak(t)
+	fs := newFakeServer(t, proto == H2C, 0)
+	fs.release = make(chan struct{})
+	fs.arrivals = make(chan string, 16)
+	b := newTestBackend(t, Config{
+		Protocol: proto,
+		Servers:  []ServerConfig{{Address: fs.addr()}},
+		H1:       H1Config{ConnsPerServer: 1},
+		H2C:      H2CConfig{ConnsPerServer: 1, MaxStreamsPerConn: 1},
+		Queue:    QueueConfig{MaxPending: 10, Timeout: 10 * time.Second},
+	})
+	return fs, b
 }

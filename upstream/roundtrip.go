@@ -82,8 +82,9 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 		if clientCtx.Err() != nil {
 			// The client left while the request waited for a slot: do
 			// not send Tomcat work nobody will read (a rapid-reset
-			// flood is exactly this).
-			c.release()
+			// flood is exactly this); one already written is answered
+			// and the answer dropped (giveBack).
+			b.giveBack(c, early, st)
 			return nil, clientGone(context.Cause(clientCtx))
 		}
 		s := c.server()

@@ -337,6 +337,15 @@ func (c *Conn) Presend(req *http.Request) error {
 	return nil
 }
 
+// Presended reports whether the reservation carries a request that
+// Presend wrote: Release would close the connection, while a RoundTrip
+// (of any request; nothing more is written) reads that request's answer.
+func (c *Conn) Presended() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state == stateReserved && c.early
+}
+
 // end finishes an exchange: the connection is idle again, or closed with
 // why (ErrKeepAliveEnded, a read error...). It runs the hook.
 func (c *Conn) end(why error) {
