@@ -201,44 +201,17 @@ func (q *queue) remove(w *waiter) bool {
 // a connection opened, a server back in rotation); it is cheap when
 // nobody waits. A call while another goroutine runs the loop makes that
 // one go round again instead.
-//
-// A waiter with an early request ends the loop's turn: its request is
-// written (send) after this goroutine has left the loop, so that slots
-// freed by others meanwhile are handed out by their own goroutines, each
-// writing for the waiter it served, rather than folded into this loop and
-// written one after another by the goroutine that got there first, before
-// it answers its own client. This goroutine then goes round again for
-// what is left.
 func (q *queue) wake() {
-	for {
-		w, c := q.handOut()
-		if w == nil {
-			return
-		}
-		// Out of the queue, w can no longer time out or be removed; its
-		// token follows the write. w.early and w.info stay w's until the
-		// token is sent.
-		q.send(c, w.early, w.info)
-		w.ch <- struct{}{}
-	}
-}
-
-// handOut is one turn of wake's loop. It returns a waiter with an early
-// request and the slot handed to it, out of the queue, whose request the
-// caller writes and whose token it then sends; or nil when the turn ended
-// without one (nobody left, no slot, or another goroutine is at the loop).
-func (q *queue) handOut() (*waiter, *pconn) {
 	if q.n.Load() == 0 {
-		return nil, nil
+		return
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.waking {
 		q.again = true
-		return nil, nil
+		q.mu.Unlock()
+		return
 	}
 	q.waking = true
-	defer func() { q.waking = false }()
 	for q.head != nil {
 		q.again = false
 		// What w wants is read under mu: once mu is released w may
@@ -263,11 +236,17 @@ func (q *queue) handOut() (*waiter, *pconn) {
 			}
 		case here && w.early != nil && q.send != nil:
 			// The waiter's request goes out now, from the goroutine
-			// that freed the slot, rather than once the waiter runs;
-			// but outside the loop (see wake).
+			// that freed the slot, rather than once the waiter runs.
+			// Out of the queue, w can no longer time out or be removed;
+			// its token follows the write.
 			q.unlinkLocked(w)
 			w.c = c
-			return w, c
+			req, info := w.early, w.info
+			q.mu.Unlock()
+			q.send(c, req, info)
+			w.ch <- struct{}{}
+			q.mu.Lock()
+			continue
 		case here:
 			q.signalLocked(w, c, nil)
 			continue
@@ -283,7 +262,8 @@ func (q *queue) handOut() (*waiter, *pconn) {
 		}
 		break
 	}
-	return nil, nil
+	q.waking = false
+	q.mu.Unlock()
 }
 
 // armLocked sets the timer to fire at t.
