@@ -15,6 +15,7 @@ import (
 // TestPresend: a head written by Presend is the request's only copy on
 // the wire, the RoundTrip that follows reads its answer (reporting
 // WroteHeaders as a write would), and the connection goes on as before.
+// Presended reports the reservation's presend until that RoundTrip.
 func TestPresend(t *testing.T) {
 	var n atomic.Int64
 	fs := newFakeServer(t, serveEach(func(req *http.Request, _ []byte) string {
@@ -46,6 +47,9 @@ func TestPresend(t *testing.T) {
 			if err := c.Reserve(); err != nil {
 				t.Fatal(err)
 			}
+			if c.Presended() {
+				t.Fatal("Presended before Presend")
+			}
 			if tt.presend {
 				if err := c.Presend(req); err != nil {
 					t.Fatal(err)
@@ -53,8 +57,14 @@ func TestPresend(t *testing.T) {
 				if wrote != 0 {
 					t.Fatal("Presend reported WroteHeaders")
 				}
+				if !c.Presended() {
+					t.Fatal("not Presended after Presend")
+				}
 			}
 			resp, body := roundTrip(t, c, req)
+			if c.Presended() {
+				t.Fatal("Presended after the RoundTrip")
+			}
 			if body != tt.want || resp.StatusCode != 200 {
 				t.Fatalf("%d %q, want 200 %q", resp.StatusCode, body, tt.want)
 			}
