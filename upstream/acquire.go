@@ -231,8 +231,14 @@ func (b *Backend) await(ctx context.Context, w *waiter) (*pconn, error) {
 		if !b.q.remove(w) {
 			<-w.ch
 			if w.c != nil {
-				// Handed a second slot meanwhile.
-				w.c.release()
+				// Handed a second slot meanwhile (never with the request
+				// written on it: the queue does not send for a waiter
+				// that is trying for itself).
+				if c == nil {
+					c, err = w.c, nil
+				} else {
+					w.c.release()
+				}
 			}
 		}
 		// Capacity often comes in bulk (a new connection): the queue

@@ -173,3 +173,40 @@ func newOneConn(t *testing.T, proto string) (*fakeServer, *Backend) {
 	})
 	return fs, b
 }
+
+// TestQueueNoEarlyRequestForTryingWaiter: a waiter told to try for itself
+// is back at the queue's head while it tries, and may get a slot from the
+// try and one from the queue. The queue must hand it the slot without
+// writing its request, which the waiter would otherwise send a second
+// time on the slot its try got.
+func TestQueueNoEarlyRequestForTryingWaiter(t *testing.T) {
+	var q queue
+	slot := &pconn{}
+	var give *pconn
+	q.take = func(*backendState, *Server) (*pconn, bool) { return give, give == nil }
+	q.max.Store(10)
+	sent := 0
+	q.send = func(*pconn, *http.Request, *RequestInfo) { sent++ }
+	w := &waiter{ch: make(chan struct{}, 1), deadline: time.Now().Add(time.Hour)}
+	w.early, _ = http.NewRequest("POST", "http://x/", nil)
+	if _, err := q.enqueue(w); err != nil {
+		t.Fatal(err)
+	}
+	q.wake() // no slot to take: w is told to try for itself
+	<-w.ch
+	if w.c != nil || w.err != nil || w.queued {
+		t.Fatalf("told to try: slot %v, err %v, queued %v; want none, nil, false", w.c != nil, w.err, w.queued)
+	}
+	if !q.requeue(w) {
+		t.Fatal("requeue failed")
+	}
+	give = slot
+	q.wake() // a slot frees while w tries
+	if sent != 0 {
+		t.Errorf("the queue wrote the request of a waiter trying for itself (%d sends)", sent)
+	}
+	if len(w.ch) != 1 || w.c != slot {
+		t.Errorf("after wake: token %d, slot handed %v; want 1, true", len(w.ch), w.c == slot)
+	}
+	q.timer.Stop()
+}

@@ -34,9 +34,13 @@ type waiter struct {
 	// handed over; err ends the wait; neither means "capacity may be
 	// there but the queue could not take it for you: try yourself"
 	// (a connection may be opened, or no server is in rotation).
-	// gen counts the waiter's times in the queue.
+	// gen counts the waiter's times in the queue. trying: it is back at
+	// the head while it tries for itself (requeue), so it may get a slot
+	// from the try as well as from the queue; the queue then must not
+	// write its request (send), or the request would go out twice.
 	prev, next *waiter
 	queued     bool
+	trying     bool
 	gen        uint64
 	c          *pconn
 	err        error
@@ -144,7 +148,7 @@ func (q *queue) requeue(w *waiter) bool {
 
 // linkLocked puts w at the head (front) or the tail of the queue.
 func (q *queue) linkLocked(w *waiter, front bool) {
-	w.queued = true
+	w.queued, w.trying = true, front
 	w.gen++
 	w.c, w.err = nil, nil
 	w.prev, w.next = nil, nil
@@ -234,7 +238,7 @@ func (q *queue) wake() {
 			if q.again {
 				continue
 			}
-		case here && w.early != nil && q.send != nil:
+		case here && w.early != nil && q.send != nil && !w.trying:
 			// The waiter's request goes out now, from the goroutine
 			// that freed the slot, rather than once the waiter runs.
 			// Out of the queue, w can no longer time out or be removed;
