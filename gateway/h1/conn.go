@@ -60,7 +60,10 @@ type conn struct {
 	r, w      int
 	req       Request
 	reqFields *[]Field // the box req.Fields' storage came in (putFields)
-	dec       ChunkDecoder
+	// parsed is the length of the head at buf[r:] that the watcher parsed
+	// into req already (takeRequest), or 0.
+	parsed int
+	dec    ChunkDecoder
 
 	// Scratch state of checkAhead.
 	aheadReq    Request
@@ -222,7 +225,7 @@ func (cc *conn) begin() bool {
 	}
 	cc.headBy = time.Now().Add(cc.s.readHeaderTimeout())
 	cc.takeBuf()
-	n, err := readNow(cc.raw, (*cc.buf)[cc.w:], &cc.waiter)
+	n, err := cc.readNow(cc.raw, (*cc.buf)[cc.w:])
 	if n > 0 {
 		cc.w += n
 		return true
@@ -423,7 +426,11 @@ func (cc *conn) readHead() error {
 			}
 		}
 		if cc.r < cc.w {
-			n, err := ParseHead((*cc.buf)[cc.r:cc.w], cc.s.Limits, &cc.req)
+			n, err := cc.parsed, error(nil)
+			if n == 0 {
+				n, err = ParseHead((*cc.buf)[cc.r:cc.w], cc.s.Limits, &cc.req)
+			}
+			cc.parsed = 0
 			if err == nil {
 				cc.r += n
 				// Off: the watcher and the body are not bounded by the
@@ -431,9 +438,15 @@ func (cc *conn) readHead() error {
 				// but a request without a body reads nothing, and its
 				// watcher lets the idle deadline pass (rearmLocked),
 				// so that one stays for the next idle wait.
-				if cc.headBy.IsZero() && (cc.idleBy.IsZero() || cc.req.Framing != NoBody) {
-					cc.c.SetReadDeadline(time.Time{})
-					cc.idleBy = time.Time{}
+				// Under watchMu: the watcher may wait already
+				// (takeRequest).
+				if cc.headBy.IsZero() {
+					cc.watchMu.Lock()
+					if cc.idleBy.IsZero() || cc.req.Framing != NoBody {
+						cc.c.SetReadDeadline(time.Time{})
+						cc.idleBy = time.Time{}
+					}
+					cc.watchMu.Unlock()
 				}
 				cc.headBy = time.Time{}
 				return nil
@@ -685,7 +698,6 @@ func (cc *conn) watch() {
 	if cc.watchOff || cc.watching != watchNone && cc.watching != watchParked || cc.r < cc.w || cc.nPeeked > 0 || cc.broken.Load() {
 		return
 	}
-	cc.waiter.classify.Store(true)
 	if cc.watching == watchParked {
 		cc.unparkLocked(watchRequest)
 		return
@@ -698,6 +710,7 @@ func (cc *conn) watch() {
 // watchOwns, or watchNone to end. Called with watchMu held.
 func (cc *conn) unparkLocked(st watchState) {
 	cc.watching = st
+	cc.s.kicks.Add(1)
 	cc.kick <- struct{}{} // room for it: one token per park
 }
 
@@ -708,7 +721,6 @@ func (cc *conn) unparkLocked(st watchState) {
 func (cc *conn) idle() bool {
 	now := time.Now()
 	end := now.Add(cc.s.idleTimeout())
-	cc.waiter.classify.Store(false)
 	cc.watchMu.Lock()
 	cc.idleEnd = end
 	if !now.Before(cc.idleBy) || cc.idleBy.After(end) {
@@ -752,7 +764,7 @@ func (cc *conn) await(rc syscall.RawConn) {
 		gone := false
 		for {
 			if rc != nil {
-				err = waitReadable(rc, &cc.waiter)
+				err = cc.waitReadable(rc)
 				gone = cc.waiter.gone
 			} else {
 				gone, err = cc.readOne()
