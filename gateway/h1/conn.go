@@ -60,10 +60,11 @@ type conn struct {
 	r, w      int
 	req       Request
 	reqFields *[]Field // the box req.Fields' storage came in (putFields)
-	// parsed is the length of the head at buf[r:] that the watcher parsed
-	// into req already (takeRequest), or 0.
-	parsed int
-	dec    ChunkDecoder
+	// taken: the watcher read this request (takeRequest) and waits on
+	// the socket, watching it, since; set by the watcher, cleared by the
+	// worker (readHead).
+	taken bool
+	dec   ChunkDecoder
 
 	// Scratch state of checkAhead.
 	aheadReq    Request
@@ -426,11 +427,13 @@ func (cc *conn) readHead() error {
 			}
 		}
 		if cc.r < cc.w {
-			n, err := cc.parsed, error(nil)
-			if n == 0 {
-				n, err = ParseHead((*cc.buf)[cc.r:cc.w], cc.s.Limits, &cc.req)
+			n, err := ParseHead((*cc.buf)[cc.r:cc.w], cc.s.Limits, &cc.req)
+			if cc.taken && (err == nil && !cc.selfContained(n) || err == ErrIncomplete) {
+				// The watcher's quick look (wholeRequest) and the
+				// parser disagree: the socket is to be read after all.
+				cc.untake()
 			}
-			cc.parsed = 0
+			cc.taken = false
 			if err == nil {
 				cc.r += n
 				// Off: the watcher and the body are not bounded by the

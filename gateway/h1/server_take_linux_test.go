@@ -5,16 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // waitOwned waits until s's one connection is idle with its watcher
 // waiting for the next request (watchOwns), so that the next request is
 // the watcher's to take (takeRequest).
 func waitOwned(t *testing.T, s *Server) {
+	t.Helper()
+	waitOwnedN(t, s, 1)
+}
+
+// waitOwnedN is waitOwned for n connections.
+func waitOwnedN(t *testing.T, s *Server, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -28,7 +37,7 @@ func waitOwned(t *testing.T, s *Server) {
 			cc.watchMu.Unlock()
 		}
 		s.mu.Unlock()
-		if owned == 1 {
+		if owned == n {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -215,4 +224,55 @@ func TestServerTakenRequestHijack(t *testing.T) {
 	if _, err := io.ReadFull(br, b); err != nil || string(b) != "ping" {
 		t.Fatalf("%q %v", b, err)
 	}
+}
+
+// TestServerTakingKeepsWatcherStackSmall: a watcher that takes requests
+// (takeRequest, deep in the poller's wait) does it within the 2 KiB of
+// stack a goroutine starts with, so that an idle connection's stays that
+// small: the parser, whose frames would grow it to 4 KiB for good (the
+// runtime does not shrink a stack a quarter used), runs on the worker.
+// The watcher runs here on a goroutine left watcherStack bytes of stack,
+// and the test fails if that had to grow.
+func TestServerTakingKeepsWatcherStackSmall(t *testing.T) {
+	if raceEnabled || testing.CoverMode() != "" {
+		t.Skip("instrumentation enlarges the frames")
+	}
+	const watcherStack = 2<<10 - 64 // less the goroutine's first frames
+	s := &Server{Handler: http.HandlerFunc(echo)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, br := dial(t, ln.Addr().String())
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := newConn(s, sc)
+	if !cc.start() {
+		t.Fatal("not started")
+	}
+	cc.first = false
+	cc.watching = watchOwns
+	grew := make(chan bool)
+	go func() {
+		start := gatewaytest.StartingStack()
+		grew <- gatewaytest.GrowsStack(start, watcherStack, func() { cc.await(cc.rawConn()) })
+	}()
+	for i := range 5 {
+		if i > 0 {
+			waitOwned(t, s)
+		}
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		readResponse(t, br, "GET")
+	}
+	if n := s.kicks.Load(); n != 0 {
+		t.Errorf("%d kicks: the requests were not taken", n)
+	}
+	c.Close() // the watcher closes the connection and returns
+	if <-grew {
+		t.Errorf("the watcher outgrew %d bytes of stack", watcherStack)
+	}
+	s.Close()
 }

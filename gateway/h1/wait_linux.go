@@ -100,12 +100,14 @@ func (cc *conn) onReadable(fd uintptr) bool {
 // takeRequest reads what the idle connection's socket has into its
 // buffer, taken for it (none while nothing came). When that is, whole,
 // a request that needs nothing more from the socket (a head without a
-// body, or with all of it) and the read left the socket drained, the
-// watcher watches that request from here on and has a worker serve it,
-// without ending the wait (false): no peek to start a new wait, no kick
-// from the worker to start it (watch), and the worker reads nothing.
-// Else the wait ends (true), and the watcher hands the connection over as
-// it is (await), to a worker that reads on.
+// body, or with all of it: wholeRequest) and the read left the socket
+// drained, the watcher watches that request from here on and has a worker
+// serve it, without ending the wait (false): no peek to start a new wait,
+// no kick from the worker to start it (watch), and the worker reads
+// nothing. Else the wait ends (true), and the watcher hands the
+// connection over as it is (await), to a worker that reads on.
+// The worker parses the head: this runs deep in rc.Read, and the
+// parser's frames would grow the idle watcher's small stack for good.
 func (cc *conn) takeRequest(fd uintptr) bool {
 	w := &cc.waiter
 	cc.takeBuf()
@@ -125,28 +127,12 @@ func (cc *conn) takeRequest(fd uintptr) bool {
 		return true
 	}
 	cc.w += n
-	if n == room || cc.first && cc.s.H2 != nil {
-		// Not drained, or maybe HTTP/2: the worker reads on.
+	if n == room || cc.first && cc.s.H2 != nil || !wholeRequest(b[cc.r:cc.w]) {
+		// Not drained, maybe HTTP/2, or more to read: the worker reads
+		// on.
 		return true
 	}
-	got := b[cc.r:cc.w]
-	hn, err := ParseHead(got, cc.s.Limits, &cc.req)
-	if err != nil {
-		return true // the worker reads on, or refuses it
-	}
-	switch left := int64(len(got) - hn); cc.req.Framing {
-	case NoBody:
-		if left != 0 {
-			return true
-		}
-	case Length:
-		if left != cc.req.ContentLength {
-			return true
-		}
-	default:
-		return true
-	}
-	cc.parsed = hn
+	cc.taken = true
 	cc.watchMu.Lock()
 	cc.watching = watchRequest
 	cc.watchMu.Unlock()
