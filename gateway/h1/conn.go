@@ -690,7 +690,10 @@ const (
 // worker has it watch that request (watch) or the idle connection again
 // (idle). So a connection keeps one watcher from one request to the next:
 // a request starts and ends no goroutine, and sets no read deadline of
-// the watcher's own.
+// the watcher's own. Where it can, the watcher does not even park: it
+// reads a whole request itself and watches it within the same wait
+// (takeRequest), which spares the kick, and the peek a new wait starts
+// with.
 
 // watch has the watcher watch the request, if the request's body is
 // done, nothing was read ahead and it does not already: the parked one,
