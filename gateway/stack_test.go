@@ -6,10 +6,10 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"strings"
 	"testing"
-	"unsafe"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // h2StackBudget is the stack, in bytes, that an HTTP/2 request's whole
@@ -60,7 +60,7 @@ func TestH2RequestStack(t *testing.T) {
 	front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := <-avail
 		done := make(chan bool)
-		go func() { done <- growsStack(start, n, func() { g.ServeHTTP(w, r) }) }()
+		go func() { done <- gatewaytest.GrowsStack(start, n, func() { g.ServeHTTP(w, r) }) }()
 		grew <- <-done
 	}))
 	var p http.Protocols
@@ -128,7 +128,7 @@ func raiseStartingStack(t *testing.T, min int) int {
 	for range n {
 		go func() {
 			var top byte
-			padTo(&top, min, func() {
+			gatewaytest.PadTo(&top, min, func() {
 				parked <- struct{}{}
 				<-release
 			})
@@ -139,35 +139,9 @@ func raiseStartingStack(t *testing.T, min int) int {
 	}
 	runtime.GC()
 	close(release)
-	s := []metrics.Sample{{Name: "/gc/stack/starting-size:bytes"}}
-	metrics.Read(s)
-	got := int(s[0].Value.Uint64())
+	got := gatewaytest.StartingStack()
 	if got < min {
 		t.Fatalf("starting stack %d bytes after parking %d goroutines %d bytes deep, want at least %d", got, n, min, min)
 	}
 	return got
-}
-
-// growsStack calls f on the current goroutine, which has just started
-// with a stack of start bytes, leaving it avail bytes of them (counted
-// from the goroutine's top), and reports whether the stack had to grow.
-func growsStack(start, avail int, f func()) bool {
-	var top byte
-	before := uintptr(unsafe.Pointer(&top))
-	padTo(&top, start-avail, f)
-	// A grown stack is a copy: top has moved.
-	return uintptr(unsafe.Pointer(&top)) != before
-}
-
-// padTo calls f once the stack is at least n bytes deeper than top, a
-// variable of a caller (a pointer, so that it moves with the stack).
-//
-//go:noinline
-func padTo(top *byte, n int, f func()) {
-	var pad [32]byte
-	if uintptr(unsafe.Pointer(top))-uintptr(unsafe.Pointer(&pad[0])) < uintptr(n) {
-		padTo(top, n, f)
-		return
-	}
-	f()
 }

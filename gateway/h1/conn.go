@@ -60,7 +60,11 @@ type conn struct {
 	r, w      int
 	req       Request
 	reqFields *[]Field // the box req.Fields' storage came in (putFields)
-	dec       ChunkDecoder
+	// taken: the watcher read this request (takeRequest) and waits on
+	// the socket, watching it, since; set by the watcher, cleared by the
+	// worker (readHead).
+	taken bool
+	dec   ChunkDecoder
 
 	// Scratch state of checkAhead.
 	aheadReq    Request
@@ -222,7 +226,7 @@ func (cc *conn) begin() bool {
 	}
 	cc.headBy = time.Now().Add(cc.s.readHeaderTimeout())
 	cc.takeBuf()
-	n, err := readNow(cc.raw, (*cc.buf)[cc.w:], &cc.waiter)
+	n, err := cc.readNow(cc.raw, (*cc.buf)[cc.w:])
 	if n > 0 {
 		cc.w += n
 		return true
@@ -424,6 +428,12 @@ func (cc *conn) readHead() error {
 		}
 		if cc.r < cc.w {
 			n, err := ParseHead((*cc.buf)[cc.r:cc.w], cc.s.Limits, &cc.req)
+			if cc.taken && (err == nil && !cc.selfContained(n) || err == ErrIncomplete) {
+				// The watcher's quick look (wholeRequest) and the
+				// parser disagree: the socket is to be read after all.
+				cc.untake()
+			}
+			cc.taken = false
 			if err == nil {
 				cc.r += n
 				// Off: the watcher and the body are not bounded by the
@@ -431,9 +441,15 @@ func (cc *conn) readHead() error {
 				// but a request without a body reads nothing, and its
 				// watcher lets the idle deadline pass (rearmLocked),
 				// so that one stays for the next idle wait.
-				if cc.headBy.IsZero() && (cc.idleBy.IsZero() || cc.req.Framing != NoBody) {
-					cc.c.SetReadDeadline(time.Time{})
-					cc.idleBy = time.Time{}
+				// Under watchMu: the watcher may wait already
+				// (takeRequest).
+				if cc.headBy.IsZero() {
+					cc.watchMu.Lock()
+					if cc.idleBy.IsZero() || cc.req.Framing != NoBody {
+						cc.c.SetReadDeadline(time.Time{})
+						cc.idleBy = time.Time{}
+					}
+					cc.watchMu.Unlock()
 				}
 				cc.headBy = time.Time{}
 				return nil
@@ -674,7 +690,10 @@ const (
 // worker has it watch that request (watch) or the idle connection again
 // (idle). So a connection keeps one watcher from one request to the next:
 // a request starts and ends no goroutine, and sets no read deadline of
-// the watcher's own.
+// the watcher's own. Where it can, the watcher does not even park: it
+// reads a whole request itself and watches it within the same wait
+// (takeRequest), which spares the kick, and the peek a new wait starts
+// with.
 
 // watch has the watcher watch the request, if the request's body is
 // done, nothing was read ahead and it does not already: the parked one,
@@ -685,7 +704,6 @@ func (cc *conn) watch() {
 	if cc.watchOff || cc.watching != watchNone && cc.watching != watchParked || cc.r < cc.w || cc.nPeeked > 0 || cc.broken.Load() {
 		return
 	}
-	cc.waiter.classify.Store(true)
 	if cc.watching == watchParked {
 		cc.unparkLocked(watchRequest)
 		return
@@ -698,6 +716,7 @@ func (cc *conn) watch() {
 // watchOwns, or watchNone to end. Called with watchMu held.
 func (cc *conn) unparkLocked(st watchState) {
 	cc.watching = st
+	cc.s.kicks.Add(1)
 	cc.kick <- struct{}{} // room for it: one token per park
 }
 
@@ -708,7 +727,6 @@ func (cc *conn) unparkLocked(st watchState) {
 func (cc *conn) idle() bool {
 	now := time.Now()
 	end := now.Add(cc.s.idleTimeout())
-	cc.waiter.classify.Store(false)
 	cc.watchMu.Lock()
 	cc.idleEnd = end
 	if !now.Before(cc.idleBy) || cc.idleBy.After(end) {
@@ -752,7 +770,7 @@ func (cc *conn) await(rc syscall.RawConn) {
 		gone := false
 		for {
 			if rc != nil {
-				err = waitReadable(rc, &cc.waiter)
+				err = cc.waitReadable(rc)
 				gone = cc.waiter.gone
 			} else {
 				gone, err = cc.readOne()

@@ -15,8 +15,12 @@
 //     connection handed to its watcher to wait.
 //   - The read side belongs, while the connection is idle, to its watcher
 //     goroutine (conn.await), which waits for readability without a
-//     buffer and then hands the connection to a worker. The
-//     worker reads and parses each head, and lends the read side to the
+//     buffer and then hands the connection to a worker. When what came
+//     is a whole request that needs nothing more from the socket, the
+//     watcher reads and parses it itself (takeRequest, Linux) and goes
+//     on waiting, watching that request, within the same wait: the
+//     worker then reads nothing for it. Else the worker reads and
+//     parses each head, and lends the read side to the
 //     request's body (body.Read, on whatever goroutine the handler reads
 //     it from) until the body ends. Only then does the watcher start
 //     waiting on the socket, to notice a client that goes away

@@ -145,3 +145,56 @@ func FuzzChunkDecoderSplit(f *testing.F) {
 		}
 	})
 }
+
+// FuzzWholeRequest holds the watcher's quick look (wholeRequest) to the
+// parser: what it takes as a whole request that needs nothing more from
+// the socket, the parser refuses or parses to end exactly there, body
+// included, so the request's goroutine never has to read the socket the
+// watcher waits on (untake is for a bug here).
+func FuzzWholeRequest(f *testing.F) {
+	for _, in := range clientCorpus {
+		f.Add([]byte(in))
+	}
+	f.Add([]byte("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\ncontent-length:  4\r\n\r\nbody"))
+	f.Add([]byte("POST / HTTP/1.1\r\nHost: x\r\nContent-Length : 4\r\n\r\nbody"))
+	f.Add([]byte("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
+	f.Add([]byte("\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n\tContent-Length: 4\r\n\r\nbody"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if !wholeRequest(in) {
+			return
+		}
+		var req Request
+		n, err := ParseHead(in, Limits{}, &req)
+		if err == ErrIncomplete {
+			t.Fatalf("taken whole, parser wants more: %q", in)
+		}
+		if err != nil {
+			return
+		}
+		cc := &conn{req: req, w: len(in)}
+		if !cc.selfContained(n) {
+			t.Fatalf("taken whole, parser disagrees (head %d bytes, framing %d, length %d): %q", n, req.Framing, req.ContentLength, in)
+		}
+	})
+}
+
+// TestWholeRequest: the quick look takes the corpus's requests that are
+// whole without a chunked body, and not one cut short or with more after.
+func TestWholeRequest(t *testing.T) {
+	for name, in := range clientCorpus {
+		var req Request
+		if _, err := ParseHead([]byte(in), Limits{}, &req); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, want := wholeRequest([]byte(in)), req.Framing != Chunked; got != want {
+			t.Errorf("%s: wholeRequest %v, want %v", name, got, want)
+		}
+		if wholeRequest([]byte(in[:len(in)-1])) {
+			t.Errorf("%s, its last byte cut: taken whole", name)
+		}
+		if wholeRequest([]byte(in + "G")) {
+			t.Errorf("%s, a byte more: taken whole", name)
+		}
+	}
+}

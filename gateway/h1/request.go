@@ -36,7 +36,9 @@ func (cc *conn) newRequest(ctx context.Context) (*http.Request, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	cc.watchMu.Lock() // the watcher may watch the request already (takeRequest)
 	cc.cancelReq = cancel
+	cc.watchMu.Unlock()
 	b := &body{cc: cc, rw: w, framing: req.Framing, left: req.ContentLength, expect100: req.Expect100}
 	if req.Framing == Chunked {
 		cc.dec.Reset()

@@ -62,6 +62,13 @@ type Server struct {
 	// firstWaits counts the connections whose first bytes were waited
 	// for on a goroutine of their own (for tests).
 	firstWaits atomic.Int64
+	// looks counts the watchers' system calls that read no request: the
+	// peeks that tell the next request's bytes from a client that left
+	// while a request is served, and the reads of an idle connection that
+	// found nothing (for tests).
+	looks atomic.Int64
+	// kicks counts the parked watchers moved on by a worker (for tests).
+	kicks atomic.Int64
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.

@@ -5,33 +5,42 @@ package h1
 import (
 	"io"
 	"os"
-	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
 
 // waitReadable blocks until rc's socket has bytes to read, or its end of
 // stream or an error, or its read deadline passes or it is closed;
-// whatever it has is left for the next Read. It first peeks at one byte
-// with MSG_PEEK, so that bytes that came before the wait, whose readiness
-// an earlier read may have consumed (Go's poller is edge-triggered), are
-// not waited for; after a wait, the poller's word is taken without another
-// peek, unless w.classify is set. w carries that state; its callback is
-// made once per connection. w.gone reports whether a peek saw the end of
-// stream or an error: the client left.
-func waitReadable(rc syscall.RawConn, w *waiter) error {
+// whatever it has is left for the next Read, but for the idle
+// connection's next request, which may be taken on the way (takeRequest).
+//
+// Go's poller is edge-triggered, and rc.Read forgets, as it starts, a
+// readiness the poller recorded before: bytes that came since the
+// socket was last read would never wake the wait. So the first look
+// after it starts, and any look while a request is served (the next
+// request's bytes are not to be taken then, only told from the client
+// leaving), is a read of the socket: a peek (MSG_PEEK), or on an idle
+// connection a read into its buffer. Once a read found the socket
+// drained inside this wait, a later arrival raises an edge that wakes
+// it: so a watcher that took the next request stays in this wait, and
+// watches that request with no look of its own (takeRequest).
+// cc.waiter.gone reports whether a look saw the end of stream or an
+// error: the client left.
+func (cc *conn) waitReadable(rc syscall.RawConn) error {
+	w := &cc.waiter
 	if w.fn == nil {
-		w.fn = w.ready
+		w.fn = cc.onReadable
 	}
-	w.waited, w.gone = false, false
+	w.gone = false
 	return rc.Read(w.fn)
 }
 
 // readNow reads into b what rc's socket has, without waiting: n > 0, or
 // errWouldBlock while nothing came, or io.EOF at the end of stream.
-func readNow(rc syscall.RawConn, b []byte, w *waiter) (int, error) {
+func (cc *conn) readNow(rc syscall.RawConn, b []byte) (int, error) {
+	w := &cc.waiter
 	if w.fn == nil {
-		w.fn = w.ready
+		w.fn = cc.onReadable
 	}
 	w.read = b
 	err := rc.Read(w.fn)
@@ -50,42 +59,98 @@ func readNow(rc syscall.RawConn, b []byte, w *waiter) (int, error) {
 	return n, nil
 }
 
-// waiter is waitReadable's state for one connection.
+// waiter is waitReadable's and readNow's state for one connection, used
+// by the goroutine in rc.Read.
 type waiter struct {
-	// read, when not nil, has ready read into it once and return, with
+	// read, when not nil, has onReadable read into it once and return, with
 	// what it got in n and errno (readNow).
-	read   []byte
-	n      int
-	errno  syscall.Errno
-	waited bool
-	gone   bool // the last peek saw the end of stream or an error
-	// classify: a request is being served, so a wake-up must tell the
-	// client leaving from the next request's bytes, by a peek. Set and
-	// cleared by the request's goroutine while the watcher waits.
-	classify atomic.Bool
-	fn       func(uintptr) bool // w.ready, bound once
+	read  []byte
+	n     int
+	errno syscall.Errno
+	gone  bool               // the last look saw the end of stream or an error
+	fn    func(uintptr) bool // cc.onReadable, bound once
 }
 
-func (w *waiter) ready(fd uintptr) bool {
+// onReadable is rc.Read's callback: true ends the wait. Called first as the
+// wait starts, then after each wake-up of the poller.
+func (cc *conn) onReadable(fd uintptr) bool {
+	w := &cc.waiter
 	if w.read != nil {
-		for {
-			n, _, errno := syscall.Syscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&w.read[0])), uintptr(len(w.read)))
-			if errno != syscall.EINTR {
-				w.n, w.errno = int(n), errno
-				return true
-			}
-		}
-	}
-	if w.waited && !w.classify.Load() {
+		w.n, w.errno = sysRead(fd, w.read)
 		return true
 	}
-	w.waited = true
-	n, errno := peek(fd)
-	if errno == syscall.EAGAIN {
-		return false
+	cc.watchMu.Lock()
+	st := cc.watching
+	cc.watchMu.Unlock()
+	switch st {
+	case watchOwns:
+		return cc.takeRequest(fd)
+	case watchRequest:
+		cc.s.looks.Add(1)
+		n, errno := peek(fd)
+		if errno == syscall.EAGAIN {
+			return false
+		}
+		w.gone = errno != 0 || n == 0
 	}
-	w.gone = errno != 0 || n == 0
+	// Stopping or closing: the wait is to end anyway.
 	return true
+}
+
+// takeRequest reads what the idle connection's socket has into its
+// buffer, taken for it (none while nothing came). When that is, whole,
+// a request that needs nothing more from the socket (a head without a
+// body, or with all of it: wholeRequest) and the read left the socket
+// drained, the watcher watches that request from here on and has a worker
+// serve it, without ending the wait (false): no peek to start a new wait,
+// no kick from the worker to start it (watch), and the worker reads
+// nothing. Else the wait ends (true), and the watcher hands the
+// connection over as it is (await), to a worker that reads on.
+// The worker parses the head: this runs deep in rc.Read, and the
+// parser's frames would grow the idle watcher's small stack for good.
+func (cc *conn) takeRequest(fd uintptr) bool {
+	w := &cc.waiter
+	cc.takeBuf()
+	b := *cc.buf
+	room := len(b) - cc.w
+	if room == 0 {
+		return true
+	}
+	n, errno := sysRead(fd, b[cc.w:])
+	switch {
+	case errno == syscall.EAGAIN:
+		cc.s.looks.Add(1)
+		cc.releaseBuf() // an idle connection holds none
+		return false
+	case errno != 0 || n == 0:
+		w.gone = true
+		return true
+	}
+	cc.w += n
+	if n == room || cc.first && cc.s.H2 != nil || !wholeRequest(b[cc.r:cc.w]) {
+		// Not drained, maybe HTTP/2, or more to read: the worker reads
+		// on.
+		return true
+	}
+	cc.taken = true
+	cc.watchMu.Lock()
+	cc.watching = watchRequest
+	cc.watchMu.Unlock()
+	cc.s.workers.run(cc)
+	return false
+}
+
+// sysRead is read(2) of fd into b, retried on EINTR.
+func sysRead(fd uintptr, b []byte) (int, syscall.Errno) {
+	for {
+		n, _, errno := syscall.Syscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		if errno != syscall.EINTR {
+			if errno != 0 {
+				n = 0
+			}
+			return int(n), errno
+		}
+	}
 }
 
 // peekSink is where peeks land: the byte is never looked at, so one for

@@ -2,21 +2,17 @@
 
 package h1
 
-import (
-	"sync/atomic"
-	"syscall"
-)
+import "syscall"
 
 // waitReadable is not wired where no non-blocking peek is: canWait is
 // false, and the watcher reads one byte instead (conn.readOne).
-func waitReadable(syscall.RawConn, *waiter) error { return nil }
+func (cc *conn) waitReadable(syscall.RawConn) error { return nil }
 
 // readNow is not wired either: no connection has a raw socket here.
-func readNow(syscall.RawConn, []byte, *waiter) (int, error) { return 0, errWouldBlock }
+func (cc *conn) readNow(syscall.RawConn, []byte) (int, error) { return 0, errWouldBlock }
 
 type waiter struct {
-	gone     bool
-	classify atomic.Bool
+	gone bool
 }
 
 // canWait: waitReadable cannot wait here.
