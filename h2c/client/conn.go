@@ -166,6 +166,12 @@ type Conn struct {
 	hdec     *hpack.Decoder
 	hb       headerBlock
 	lastRead atomic.Int64
+	// later are the streams to wake once the frames already read are
+	// handled (signalLater); each at most once, so at most len(streams).
+	later []*stream
+	// readerSignals counts the wake-ups the reader sent to streams'
+	// callers for HEADERS and DATA (the tests count them).
+	readerSignals atomic.Uint64
 
 	settings chan struct{} // closed when the server's first SETTINGS are applied
 	done     chan struct{} // closed when running drops to 0

@@ -77,7 +77,7 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 		s.endRecv = true
 		s.closeIfDoneLocked()
 		c.mu.Unlock()
-		s.signal()
+		c.signalLater(s)
 		return nil
 	}
 	status, err := strconv.Atoi(f.status)
@@ -100,7 +100,7 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 			s.continueLocked()
 		}
 		c.mu.Unlock()
-		s.signal()
+		c.signalLater(s)
 		return nil
 	}
 	// The response and its values live in the stream's memory, which
@@ -128,7 +128,7 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 		resp.ContentLength = 0
 	}
 	c.mu.Unlock()
-	s.signal()
+	c.signalLater(s)
 	return nil
 }
 
@@ -186,7 +186,7 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		inc = 0
 	}
 	c.mu.Unlock()
-	s.signal()
+	c.signalLater(s)
 	if inc > 0 {
 		return c.writeFrame(func() error { return c.fr.WriteWindowUpdate(id, uint32(inc)) })
 	}

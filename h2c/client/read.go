@@ -14,6 +14,7 @@ import (
 func (c *Conn) readLoop() {
 	defer c.exit()
 	err := c.readFrames()
+	c.flushSignals()
 	var ce http2.ConnectionError
 	switch {
 	case errors.As(err, &ce):
@@ -50,6 +51,12 @@ func (e connErr) Error() string { return e.detail }
 func (c *Conn) readFrames() error {
 	first := true
 	for {
+		if len(c.later) > 0 && !c.frameBuffered() {
+			// The next frame needs a read from the socket: the
+			// streams that frames of the last read concern are told
+			// now, once each (signalLater).
+			c.flushSignals()
+		}
 		fh, err := c.fr.ReadFrameHeader()
 		if err != nil {
 			return err
@@ -167,4 +174,46 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 		c.stateChanged(true)
 	}
 	return nil
+}
+
+// signalLater wakes s's caller once the frames already read from the
+// socket have been handled, rather than at once: a response's HEADERS
+// and its DATA read together (a small answer, END_STREAM included) then
+// cost its goroutine one wake-up, not one per frame, and the caller finds
+// the whole response. Only the reader calls it; c.later holds each
+// stream once (s.later), so it is bounded by the streams in the table.
+func (c *Conn) signalLater(s *stream) {
+	if !s.later {
+		s.later = true
+		c.later = append(c.later, s)
+	}
+}
+
+// flushSignals wakes the streams signalLater collected. Reader only.
+func (c *Conn) flushSignals() {
+	for i, s := range c.later {
+		s.later = false
+		c.readerSignals.Add(1)
+		s.signal()
+		c.later[i] = nil
+	}
+	c.later = c.later[:0]
+}
+
+// frameHeaderLen is the length of an HTTP/2 frame header.
+const frameHeaderLen = 9
+
+// frameBuffered reports whether the whole next frame is in the read
+// buffer already, so that reading it will not block.
+func (c *Conn) frameBuffered() bool {
+	n := c.br.Buffered()
+	if n < frameHeaderLen {
+		return false
+	}
+	h, err := c.br.Peek(frameHeaderLen)
+	if err != nil {
+		return false
+	}
+	length := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
+	return n >= frameHeaderLen+length
 }

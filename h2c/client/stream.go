@@ -57,6 +57,7 @@ type stream struct {
 	abandon *time.Timer
 	writing bool        // a goroutine writes the request body
 	trailer http.Header // received trailers, complete once endRecv
+	later   bool        // in c.later, to be woken (signalLater); reader only, not guarded by c.mu
 	recvd   int64       // DATA bytes received, padding aside
 
 	// respMem is the final response resp points to, and vals the backing
@@ -454,11 +455,22 @@ func (s *stream) awaitResponse() (*http.Response, error) {
 			s.abort(context.Cause(s.ctx))
 			continue
 		}
-		select {
-		case <-s.wake:
-		case <-s.ctxDone:
-			s.abort(context.Cause(s.ctx))
-		}
+		s.await()
+	}
+}
+
+// await parks the caller's goroutine until the stream's state may have
+// changed: a plain receive when the context tells of its end by ctxEnded
+// (upstream's attempts), cheaper than a select.
+func (s *stream) await() {
+	if s.ctxDone == nil {
+		<-s.wake
+		return
+	}
+	select {
+	case <-s.wake:
+	case <-s.ctxDone:
+		s.abort(context.Cause(s.ctx))
 	}
 }
 
@@ -601,11 +613,7 @@ func (b *Body) Read(p []byte) (int, error) {
 			s.abort(context.Cause(s.ctx))
 			continue
 		}
-		select {
-		case <-s.wake:
-		case <-s.ctxDone:
-			s.abort(context.Cause(s.ctx))
-		}
+		s.await()
 	}
 }
 
