@@ -114,9 +114,19 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 		ContentLength: -1,
 		Request:       s.req,
 	}
-	resp.Header = decodeHeader(f.fields, &resp.Trailer, s.vals[:])
-	if cl := resp.Header["Content-Length"]; len(cl) == 1 {
-		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
+	var cl string
+	one := false
+	if s.dst != nil {
+		s.fields = decodeList(f.fields, &resp.Trailer, s.fieldMem[:])
+		cl, one = listContentLength(s.fields)
+	} else {
+		resp.Header = decodeHeader(f.fields, &resp.Trailer, s.vals[:])
+		if v := resp.Header["Content-Length"]; len(v) == 1 {
+			cl, one = v[0], true
+		}
+	}
+	if one {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
 			resp.ContentLength = n
 		}
 	}

@@ -66,6 +66,14 @@ type stream struct {
 	// the response as long as it likes (it keeps the stream reachable).
 	respMem http.Response
 	vals    [respVals]string
+
+	// dst, set by RoundTripList, is where the caller takes the final
+	// response's header as a list: resp.Header stays nil and the fields
+	// are in fields (canonical names, in the order received), backed by
+	// fieldMem when they fit, for the same reason as vals.
+	dst      *[][2]string
+	fields   [][2]string
+	fieldMem [respVals][2]string
 }
 
 // respVals is the number of response header fields whose values fit in
@@ -254,6 +262,21 @@ func (c *Conn) RoundTripFields(req *http.Request, fields []Field) (*http.Respons
 	return c.roundTrip(req, fields, true)
 }
 
+// RoundTripList is RoundTripFields giving the response's header as a
+// list rather than a map: the returned response's Header is nil, and
+// *respFields is set to its fields, name (canonical, as an http.Header
+// key) and value, in the order the server sent them, before it returns.
+// Trailers and informational responses come as they do from RoundTrip.
+// A caller that writes the header out as it is (an HTTP/1.1 response
+// head) spares itself building a map and copying it.
+func (c *Conn) RoundTripList(req *http.Request, fields []Field, respFields *[][2]string) (*http.Response, error) {
+	s, err := c.openRequest(req, fields, true, respFields)
+	if err != nil {
+		return nil, err
+	}
+	return s.awaitResponse()
+}
+
 // roundTrip is RoundTrip with the header in fields when list is set.
 //
 // roundTrip and awaitResponse stay on the caller's stack while the stream
@@ -261,7 +284,7 @@ func (c *Conn) RoundTripFields(req *http.Request, fields []Field) (*http.Respons
 // its own (openRequest), so that its locals are not in roundTrip's frame
 // (see gateway's proxy.serve).
 func (c *Conn) roundTrip(req *http.Request, fields []Field, list bool) (*http.Response, error) {
-	s, err := c.openRequest(req, fields, list)
+	s, err := c.openRequest(req, fields, list, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +295,7 @@ func (c *Conn) roundTrip(req *http.Request, fields []Field, list bool) (*http.Re
 // writes its HEADERS, and starts the body's writer when there is a body.
 //
 //go:noinline
-func (c *Conn) openRequest(req *http.Request, fields []Field, list bool) (*stream, error) {
+func (c *Conn) openRequest(req *http.Request, fields []Field, list bool, respFields *[][2]string) (*stream, error) {
 	ctx := req.Context()
 	cl := outgoingLength(req)
 	closeBody := func() {
@@ -294,7 +317,7 @@ func (c *Conn) openRequest(req *http.Request, fields []Field, list bool) (*strea
 		closeBody()
 		return nil, err
 	}
-	s := &stream{c: c, req: req, ctx: ctx, trace: httptrace.ContextClientTrace(ctx), recv: newInflow(c.cfg.StreamWindow)}
+	s := &stream{c: c, req: req, ctx: ctx, trace: httptrace.ContextClientTrace(ctx), recv: newInflow(c.cfg.StreamWindow), dst: respFields}
 	expect := cl != 0 && expects100(req, fields, list)
 	if expect {
 		s.cont = make(chan struct{})
@@ -435,6 +458,10 @@ func (s *stream) awaitResponse() (*http.Response, error) {
 		if resp := s.resp; resp != nil {
 			done := s.endRecv && s.off == len(s.buf) && s.err == nil
 			c.mu.Unlock()
+			if s.dst != nil {
+				// Written by the reader with resp, before it; never after.
+				*s.dst = s.fields
+			}
 			if done {
 				resp.Body = http.NoBody
 				s.copyTrailers()
