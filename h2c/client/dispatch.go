@@ -117,7 +117,7 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 	var cl string
 	one := false
 	if s.dst != nil {
-		s.fields = decodeList(f.fields, &resp.Trailer, s.fieldMem[:])
+		s.fields = decodeList(f.fields, &resp.Trailer, s.fieldMem())
 		cl, one = listContentLength(s.fields)
 	} else {
 		resp.Header = decodeHeader(f.fields, &resp.Trailer, s.vals[:])

@@ -10,6 +10,7 @@ import (
 	"net/textproto"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/http2"
 )
@@ -50,6 +51,7 @@ type stream struct {
 	err        error         // why the stream failed
 	callerDone bool          // the caller is finished; its slot is free
 	ctxEnded   bool          // cn ended: the caller's goroutine aborts the stream
+	later      bool          // in c.later, to be woken (signalLater); reader only, not guarded by c.mu
 	cont       chan struct{} // closed when an Expect: 100-continue wait ends; nil without one
 	// abandon, set by Body.Abandon, finishes the stream when the grace
 	// ends or, reset to 0, as soon as the stream ends. Incoming DATA is
@@ -57,7 +59,6 @@ type stream struct {
 	abandon *time.Timer
 	writing bool        // a goroutine writes the request body
 	trailer http.Header // received trailers, complete once endRecv
-	later   bool        // in c.later, to be woken (signalLater); reader only, not guarded by c.mu
 	recvd   int64       // DATA bytes received, padding aside
 
 	// respMem is the final response resp points to, and vals the backing
@@ -70,10 +71,16 @@ type stream struct {
 	// dst, set by RoundTripList, is where the caller takes the final
 	// response's header as a list: resp.Header stays nil and the fields
 	// are in fields (canonical names, in the order received), backed by
-	// fieldMem when they fit, for the same reason as vals.
-	dst      *[][2]string
-	fields   [][2]string
-	fieldMem [respVals][2]string
+	// vals when they fit (fieldMem), for the same reason.
+	dst    *[][2]string
+	fields [][2]string
+}
+
+// fieldMem is vals seen as name-value pairs, for a list response
+// (RoundTripList), which has no use for vals otherwise: a stream stays
+// in its allocation size class.
+func (s *stream) fieldMem() [][2]string {
+	return (*[respVals / 2][2]string)(unsafe.Pointer(&s.vals))[:]
 }
 
 // respVals is the number of response header fields whose values fit in
