@@ -166,9 +166,9 @@ type Conn struct {
 	hdec     *hpack.Decoder
 	hb       headerBlock
 	lastRead atomic.Int64
-	// later are the streams to wake once the frames already read are
-	// handled (signalLater); each at most once, so at most len(streams).
-	later []*stream
+	// later is a stream whose wake-up waits for its next frame, already
+	// read (signalLater).
+	later *stream
 	// readerSignals counts the wake-ups the reader sent to streams'
 	// callers for HEADERS and DATA (the tests count them).
 	readerSignals atomic.Uint64

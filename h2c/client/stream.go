@@ -51,7 +51,6 @@ type stream struct {
 	err        error         // why the stream failed
 	callerDone bool          // the caller is finished; its slot is free
 	ctxEnded   bool          // cn ended: the caller's goroutine aborts the stream
-	later      bool          // in c.later, to be woken (signalLater); reader only, not guarded by c.mu
 	cont       chan struct{} // closed when an Expect: 100-continue wait ends; nil without one
 	// abandon, set by Body.Abandon, finishes the stream when the grace
 	// ends or, reset to 0, as soon as the stream ends. Incoming DATA is
