@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/h1"
 )
 
 // Config is the client-facing side. Zero values pick the defaults.
@@ -340,6 +342,15 @@ func (w *statusWriter) WriteHeader(code int) {
 		w.code = code
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// writeHeaderFields is WriteHeader through the wrapped writer's
+// h1.FieldsWriter (copyFields).
+func (w *statusWriter) writeHeaderFields(code int, fields [][2]string) {
+	if w.code == 0 && code >= 200 {
+		w.code = code
+	}
+	w.ResponseWriter.(h1.FieldsWriter).WriteHeaderFields(code, fields)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/sluice-gw/sluice/gateway/h1"
 	"github.com/sluice-gw/sluice/upstream"
 )
 
@@ -83,6 +84,7 @@ type exchange struct {
 	exchangeReq                       // zeroed for reuse
 	hdr         upstream.HeaderList   // the outbound header; cleared for reuse
 	trace       httptrace.ClientTrace // passes 1xx responses on (got1xx), bound once
+	resFields   [][2]string           // the response header passed on as a list (copyFields); cleared for reuse
 }
 
 // exchangeReq is the part of an exchange that release zeroes.
@@ -115,6 +117,8 @@ func (ex *exchange) release() {
 		return
 	}
 	ex.hdr.Reset()
+	clear(ex.resFields)
+	ex.resFields = ex.resFields[:0]
 	ex.exchangeReq = exchangeReq{}
 	exchanges.Put(ex)
 }
@@ -251,7 +255,7 @@ func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
 		p.unexpectedSwitch(w, out, res)
 		return
 	}
-	p.copyResponse(w, r, res)
+	p.copyResponse(w, r, res, ex)
 	// Both of Sluice's clients write the request head before RoundTrip
 	// returns and read nothing of the request after but its body (apart,
 	// see exchange) and, on HTTP/1.1, its Trailer map (the client's).
@@ -315,6 +319,10 @@ func (p *proxy) roundTrip(w *statusWriter, out *http.Request, ex *exchange) (*ht
 	var err error
 	if p.info != nil && !upstream.IsUpgrade(out.Header) {
 		ex.info.Got1xx = ex.trace.Got1xxResponse
+		// An HTTP/1.1 client's writer takes the response header as the
+		// list the h2c client decodes: no map on either side.
+		_, ex.info.ListResponse = w.ResponseWriter.(h1.FieldsWriter)
+		ex.info.ListResponse = ex.info.ListResponse && listResponses.Load()
 		res, err = p.info.RoundTripInfo(out, &ex.info)
 	} else {
 		res, err = p.roundTripTraced(out, ex)
@@ -380,11 +388,20 @@ func (p *proxy) outHeader(r *http.Request, ex *exchange) {
 // the body (flushed as it arrives when its length is unknown), then
 // trailers. The header and trailer copies are helpers of their own, off
 // the stack while the body is written (see serve).
-func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Response) {
+func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Response, ex *exchange) {
 	h := w.Header()
-	announced := copyHeader(h, r, res)
-	w.WriteHeader(res.StatusCode)
-	flush := flushImmediately(res)
+	var announced int
+	ct := ""
+	if fields := ex.info.ResponseFields; fields != nil && res.Header == nil {
+		announced, ct = copyFields(w, r, res, fields, ex)
+	} else {
+		announced = copyHeader(h, r, res)
+		if v := res.Header["Content-Type"]; len(v) > 0 {
+			ct = v[0]
+		}
+		w.WriteHeader(res.StatusCode)
+	}
+	flush := flushImmediately(res.ContentLength, ct)
 	if flush {
 		// Streaming: the client gets the headers now, even if the first
 		// body bytes are slow to come (Server-Sent Events).
@@ -429,13 +446,60 @@ func copyHeader(h http.Header, r *http.Request, res *http.Response) (announced i
 	if announced > 0 {
 		// The transport takes the Trailer header out of res.Header and
 		// into res.Trailer's keys: announce them again.
-		keys := make([]string, 0, announced)
-		for k := range res.Trailer {
-			keys = append(keys, k)
-		}
-		h.Add("Trailer", strings.Join(keys, ", "))
+		h.Add("Trailer", trailerNames(res.Trailer))
 	}
 	return announced
+}
+
+// listResponses lets the proxy take an h2c server's response header as a
+// list into an HTTP/1.1 client's head (copyFields); tests turn it off to
+// compare with the map path.
+var listResponses = func() *atomic.Bool { var b atomic.Bool; b.Store(true); return &b }()
+
+// copyFields is copyHeader and WriteHeader for a response whose header
+// came as a list (RequestInfo.ResponseFields) to a writer that takes one
+// (h1.FieldsWriter, which w wraps): the same fields leave out, in the
+// server's order, without a map. It returns how many trailers were
+// announced and the Content-Type.
+//
+//go:noinline
+func copyFields(w *statusWriter, r *http.Request, res *http.Response, fields [][2]string, ex *exchange) (announced int, ct string) {
+	var connStack [2]string
+	conn := connStack[:0]
+	for i := range fields {
+		if fields[i][0] == "Connection" {
+			conn = append(conn, fields[i][1])
+		}
+	}
+	dropCL := mayHaveTrailers(r, res)
+	out := ex.resFields[:0]
+	for _, f := range fields {
+		k := f[0]
+		if hopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) ||
+			dropCL && k == "Content-Length" {
+			continue
+		}
+		if k == "Content-Type" && ct == "" {
+			ct = f[1]
+		}
+		out = append(out, f)
+	}
+	announced = len(res.Trailer)
+	if announced > 0 {
+		out = append(out, [2]string{"Trailer", trailerNames(res.Trailer)})
+	}
+	ex.resFields = out
+	w.writeHeaderFields(res.StatusCode, out)
+	return announced, ct
+}
+
+// trailerNames is the Trailer field announcing trailer's keys.
+func trailerNames(trailer http.Header) string {
+	keys := make([]string, 0, len(trailer))
+	for k := range trailer {
+		keys = append(keys, k)
+	}
+	return strings.Join(keys, ", ")
 }
 
 // bodyFailed logs a body copy that failed midway with err (a read error
@@ -494,15 +558,15 @@ func addValues(h http.Header, k string, vv []string) {
 // flushImmediately reports whether each chunk of the body must reach the
 // client at once: Server-Sent Events, or any body of unknown length
 // (streaming). Known-length bodies are copied in 32 KiB chunks.
-func flushImmediately(res *http.Response) bool {
-	if res.ContentLength == -1 {
+// contentLength and ct are the response's length and Content-Type.
+func flushImmediately(contentLength int64, ct string) bool {
+	if contentLength == -1 {
 		return true
 	}
-	ct := res.Header["Content-Type"]
-	if len(ct) == 0 {
+	if ct == "" {
 		return false
 	}
-	base, _, _ := strings.Cut(ct[0], ";")
+	base, _, _ := strings.Cut(ct, ";")
 	return strings.EqualFold(strings.TrimSpace(base), "text/event-stream")
 }
 

@@ -42,7 +42,7 @@ func (p *proxy) upgrade(w *statusWriter, r *http.Request, ex *exchange, up strin
 	}
 	if res.StatusCode != http.StatusSwitchingProtocols {
 		// Refused (a 403 for a foreign Origin, a 404): an ordinary answer.
-		p.copyResponse(w, r, res)
+		p.copyResponse(w, r, res, ex)
 		return
 	}
 	backConn, err := switched(up, res)

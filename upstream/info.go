@@ -33,6 +33,15 @@ type RequestInfo struct {
 	// place of the request's Header (which is not read): to an h2c server
 	// as the list it is, with no map; to an HTTP/1.1 one as its Map.
 	Header *HeaderList
+
+	// ListResponse, if the caller sets it with Header, asks for the
+	// response's header as a list when an h2c server answers: the
+	// response's Header is nil then, and ResponseFields holds the fields
+	// (canonical names, in the order received; see the h2c client's
+	// RoundTripList). An HTTP/1.1 server's answer comes with its Header
+	// map, and ResponseFields nil.
+	ListResponse   bool
+	ResponseFields [][2]string
 }
 
 // Field is one request header name, canonical as an http.Header key,

@@ -136,6 +136,7 @@ func clientGone(err error) error {
 // the h2c client's.
 type fieldsConn interface {
 	RoundTripFields(*http.Request, []Field) (*http.Response, error)
+	RoundTripList(*http.Request, []Field, *[][2]string) (*http.Response, error)
 }
 
 // roundTripConn sends out on cc, with info.Header as its header when the
@@ -145,6 +146,9 @@ func roundTripConn(cc clientConn, out *http.Request, info *RequestInfo) (*http.R
 		return cc.RoundTrip(out)
 	}
 	if fc, ok := cc.(fieldsConn); ok {
+		if info.ListResponse {
+			return fc.RoundTripList(out, info.Header.Fields, &info.ResponseFields)
+		}
 		return fc.RoundTripFields(out, info.Header.Fields)
 	}
 	out.Header = info.Header.Map()
@@ -187,6 +191,10 @@ func (b *Backend) startAttempt(req *http.Request, reqBody io.ReadCloser, st *bac
 	out := &t.out
 	*out = *req.WithContext(&t.ctx)
 	out.URL, out.Body = &t.url, reqBody
+	if info != nil {
+		// An earlier attempt's answer (see suspectAnswer) is not this one's.
+		info.ResponseFields = nil
+	}
 	if info != nil && info.Got1xx != nil {
 		// The caller's 1xx hook, given without a context of its own, on
 		// the attempt's trace, which out's context holds.

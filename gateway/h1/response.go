@@ -24,6 +24,9 @@ type response struct {
 	rq  reqState // the request's storage (newRequest); kept across uses
 
 	header http.Header
+	// fields is more of the header, after header's: the list
+	// WriteHeaderFields copied in. Its storage is kept across uses.
+	fields [][2]string
 	status int  // the final status, once WriteHeader ran
 	head   bool // a HEAD request: no body is sent
 
@@ -65,17 +68,89 @@ func (w *response) release() {
 	if w.out != nil {
 		putBuf(w.out)
 	}
-	rq, h, hijacked := w.rq, w.header, w.hijacked
+	rq, h, hijacked, fields := w.rq, w.header, w.hijacked, w.fields
 	*w = response{}
 	if rq.hdr != nil && !hijacked {
 		rq.reset()
 		clear(h)
 		w.rq, w.header = rq, h
+		if cap(fields) <= maxKeptFields {
+			clear(fields)
+			w.fields = fields[:0]
+		}
 	}
 	responsePool.Put(w)
 }
 
+// maxKeptFields bounds the field list a response keeps for its next use.
+const maxKeptFields = 64
+
 func (w *response) Header() http.Header { return w.header }
+
+// FieldsWriter is the server's http.ResponseWriter as a proxy sees it: a
+// final response whose header is a list (an h2c server's, as decoded)
+// goes into the head without a map.
+type FieldsWriter interface {
+	// WriteHeaderFields is WriteHeader(code), for a final status, with
+	// fields (name, value; names canonical as http.Header keys) added
+	// to the header after what Header() holds, as Header().Add would
+	// add them, but in their order. It keeps no reference to fields.
+	WriteHeaderFields(code int, fields [][2]string)
+}
+
+// WriteHeaderFields implements FieldsWriter.
+func (w *response) WriteHeaderFields(code int, fields [][2]string) {
+	if w.hijacked || w.status != 0 || code < 200 {
+		// Not a final head of its own: as the map would take it.
+		for _, f := range fields {
+			w.header[f[0]] = append(w.header[f[0]], f[1])
+		}
+		w.WriteHeader(code)
+		return
+	}
+	w.fields = append(w.fields[:0], fields...)
+	w.WriteHeader(code)
+}
+
+// get is Header().Get(k) over the map and the list, for a canonical k.
+func (w *response) get(k string) string {
+	if vv := w.header[k]; len(vv) > 0 {
+		return vv[0]
+	}
+	for i := range w.fields {
+		if w.fields[i][0] == k {
+			return w.fields[i][1]
+		}
+	}
+	return ""
+}
+
+// has reports whether the header, map or list, has a field named k
+// (canonical).
+func (w *response) has(k string) bool {
+	if _, ok := w.header[k]; ok {
+		return true
+	}
+	for i := range w.fields {
+		if w.fields[i][0] == k {
+			return true
+		}
+	}
+	return false
+}
+
+// del removes the fields named k (canonical) from the map and the list.
+func (w *response) del(k string) {
+	delete(w.header, k)
+	l := w.fields[:0]
+	for _, f := range w.fields {
+		if f[0] != k {
+			l = append(l, f)
+		}
+	}
+	clear(w.fields[len(l):])
+	w.fields = l
+}
 
 // WriteHeader sends a 1xx at once (101 excepted: a switch is written by
 // whoever hijacks), and records a final status for the head.
@@ -99,11 +174,11 @@ func (w *response) WriteHeader(code int) {
 		return
 	}
 	w.status = code
-	if v := w.header.Get("Content-Length"); v != "" {
+	if v := w.get("Content-Length"); v != "" {
 		if n, ok := ParseContentLength([]byte(v)); ok {
 			w.contentLen = n
 		} else {
-			w.header.Del("Content-Length")
+			w.del("Content-Length")
 		}
 	}
 }
@@ -280,9 +355,15 @@ var crlfToSpace = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ")
 func (w *response) buildHead(b []byte, final bool) []byte {
 	h := w.header
 	bodyOK := w.bodyAllowed()
-	if tk := h["Trailer"]; len(tk) > 0 {
-		for _, v := range tk {
-			eachToken([]byte(v), func(t []byte) { w.trailerKeys = append(w.trailerKeys, http.CanonicalHeaderKey(string(t))) })
+	addTrailerKeys := func(v string) {
+		eachToken([]byte(v), func(t []byte) { w.trailerKeys = append(w.trailerKeys, http.CanonicalHeaderKey(string(t))) })
+	}
+	for _, v := range h["Trailer"] {
+		addTrailerKeys(v)
+	}
+	for i := range w.fields {
+		if w.fields[i][0] == "Trailer" {
+			addTrailerKeys(w.fields[i][1])
 		}
 	}
 	hasPrefixed := false
@@ -298,27 +379,28 @@ func (w *response) buildHead(b []byte, final bool) []byte {
 		// A 304 may tell the length of what it stands for; a 204 has
 		// none (RFC 9110 8.6).
 		if w.status == http.StatusNoContent {
-			h.Del("Content-Length")
+			w.del("Content-Length")
 		}
 	case w.contentLen >= 0 && !(wantTrailers && w.req.ProtoMinor == 1):
 		// The handler's own length.
 	case final && !wantTrailers && !w.head:
+		w.del("Content-Length")
 		h["Content-Length"] = []string{strconv.FormatInt(w.written, 10)}
 	case w.head:
 	case w.req.ProtoMinor == 1:
-		h.Del("Content-Length")
+		w.del("Content-Length")
 		w.chunked = true
 	default:
 		w.closeAfter = true // HTTP/1.0: the body ends with the connection
 	}
-	h.Del("Transfer-Encoding")
+	w.del("Transfer-Encoding")
 	if w.chunked {
 		h["Transfer-Encoding"] = []string{"chunked"}
 	}
-	if _, ok := h["Content-Type"]; !ok && bodyOK && !w.head && len(*w.out) > 0 && h.Get("Content-Encoding") == "" {
+	if !w.has("Content-Type") && bodyOK && !w.head && len(*w.out) > 0 && w.get("Content-Encoding") == "" {
 		h["Content-Type"] = []string{http.DetectContentType(*w.out)}
 	}
-	if _, ok := h["Date"]; !ok {
+	if !w.has("Date") {
 		h["Date"] = dateValue()
 	}
 	if w.cc.s.shuttingDown() {
@@ -326,13 +408,16 @@ func (w *response) buildHead(b []byte, final bool) []byte {
 	}
 	switch {
 	case w.closeAfter || w.req.Close && w.req.ProtoMinor == 1:
+		w.del("Connection")
 		h["Connection"] = []string{"close"}
 		w.closeAfter = true
 	case w.req.ProtoMinor == 0 && !w.req.Close:
+		w.del("Connection")
 		h["Connection"] = []string{"keep-alive"}
 	}
 	b = appendStatusLine(b, w.req.ProtoMinor, w.status)
 	b = appendHeader(b, h, func(k string) bool { return strings.HasPrefix(k, http.TrailerPrefix) })
+	b = appendFields(b, w.fields)
 	return append(b, "\r\n"...)
 }
 
@@ -380,16 +465,30 @@ func appendHeader(b []byte, h http.Header, skip func(string) bool) []byte {
 	slices.Sort(keys)
 	for _, k := range keys {
 		for _, v := range h[k] {
-			if strings.ContainsAny(v, "\r\n") {
-				v = crlfToSpace.Replace(v)
-			}
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, strings.TrimSpace(v)...)
-			b = append(b, "\r\n"...)
+			b = appendField(b, k, v)
 		}
 	}
 	return b
+}
+
+// appendFields writes the fields of a list, in its order, as
+// appendHeader writes a map's.
+func appendFields(b []byte, fields [][2]string) []byte {
+	for _, f := range fields {
+		b = appendField(b, f[0], f[1])
+	}
+	return b
+}
+
+// appendField writes one field line.
+func appendField(b []byte, k, v string) []byte {
+	if strings.ContainsAny(v, "\r\n") {
+		v = crlfToSpace.Replace(v)
+	}
+	b = append(b, k...)
+	b = append(b, ": "...)
+	b = append(b, strings.TrimSpace(v)...)
+	return append(b, "\r\n"...)
 }
 
 // Hijack hands the connection over: the watcher stopped, what was read
@@ -434,4 +533,5 @@ var (
 	_ http.ResponseWriter = (*response)(nil)
 	_ http.Flusher        = (*response)(nil)
 	_ http.Hijacker       = (*response)(nil)
+	_ FieldsWriter        = (*response)(nil)
 )

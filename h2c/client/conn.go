@@ -166,6 +166,12 @@ type Conn struct {
 	hdec     *hpack.Decoder
 	hb       headerBlock
 	lastRead atomic.Int64
+	// later is a stream whose wake-up waits for its next frame, already
+	// read (signalLater).
+	later *stream
+	// readerSignals counts the wake-ups the reader sent to streams'
+	// callers for HEADERS and DATA (the tests count them).
+	readerSignals atomic.Uint64
 
 	settings chan struct{} // closed when the server's first SETTINGS are applied
 	done     chan struct{} // closed when running drops to 0

@@ -77,7 +77,7 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 		s.endRecv = true
 		s.closeIfDoneLocked()
 		c.mu.Unlock()
-		s.signal()
+		c.signalLater(s)
 		return nil
 	}
 	status, err := strconv.Atoi(f.status)
@@ -100,7 +100,7 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 			s.continueLocked()
 		}
 		c.mu.Unlock()
-		s.signal()
+		c.signalLater(s)
 		return nil
 	}
 	// The response and its values live in the stream's memory, which
@@ -114,9 +114,19 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 		ContentLength: -1,
 		Request:       s.req,
 	}
-	resp.Header = decodeHeader(f.fields, &resp.Trailer, s.vals[:])
-	if cl := resp.Header["Content-Length"]; len(cl) == 1 {
-		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
+	var cl string
+	one := false
+	if s.dst != nil {
+		s.fields = decodeList(f.fields, &resp.Trailer, s.fieldMem())
+		cl, one = listContentLength(s.fields)
+	} else {
+		resp.Header = decodeHeader(f.fields, &resp.Trailer, s.vals[:])
+		if v := resp.Header["Content-Length"]; len(v) == 1 {
+			cl, one = v[0], true
+		}
+	}
+	if one {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
 			resp.ContentLength = n
 		}
 	}
@@ -128,7 +138,7 @@ func (c *Conn) onHeaders(f *headerBlock) error {
 		resp.ContentLength = 0
 	}
 	c.mu.Unlock()
-	s.signal()
+	c.signalLater(s)
 	return nil
 }
 
@@ -186,7 +196,7 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		inc = 0
 	}
 	c.mu.Unlock()
-	s.signal()
+	c.signalLater(s)
 	if inc > 0 {
 		return c.writeFrame(func() error { return c.fr.WriteWindowUpdate(id, uint32(inc)) })
 	}

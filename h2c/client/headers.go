@@ -354,17 +354,59 @@ func decodeHeader(fields []hpack.Field, trailer *http.Header, vals []string) htt
 			h[k] = vals[i : i+1 : i+1]
 		}
 		if trailer != nil && k == "Trailer" {
-			for _, t := range strings.Split(f.Value, ",") {
-				if t = textproto.TrimString(t); t != "" {
-					if *trailer == nil {
-						*trailer = make(http.Header)
-					}
-					(*trailer)[canonicalHeader(strings.ToLower(t))] = nil
-				}
-			}
+			declareTrailers(trailer, f.Value)
 		}
 	}
 	return h
+}
+
+// decodeList is decodeHeader for a caller that takes the header as a
+// list (RoundTripList): canonical names and values in the order
+// received, in mem when it is long enough (the stream's own, never
+// reused), else in a new array.
+func decodeList(fields []hpack.Field, trailer *http.Header, mem [][2]string) [][2]string {
+	var l [][2]string
+	if len(fields) <= len(mem) {
+		l = mem[:0:len(fields)]
+	} else {
+		l = make([][2]string, 0, len(fields))
+	}
+	for _, f := range fields {
+		k := canonicalHeader(f.Name)
+		l = append(l, [2]string{k, f.Value})
+		if k == "Trailer" {
+			declareTrailers(trailer, f.Value)
+		}
+	}
+	return l
+}
+
+// declareTrailers adds the names a Trailer field's value v announces to
+// *trailer, made when needed.
+func declareTrailers(trailer *http.Header, v string) {
+	for _, t := range strings.Split(v, ",") {
+		if t = textproto.TrimString(t); t != "" {
+			if *trailer == nil {
+				*trailer = make(http.Header)
+			}
+			(*trailer)[canonicalHeader(strings.ToLower(t))] = nil
+		}
+	}
+}
+
+// listContentLength returns the value of l's Content-Length fields as
+// a header map would hold them, without a slice: the one value, or "",
+// false when there is none or more than one.
+func listContentLength(l [][2]string) (v string, one bool) {
+	for i := range l {
+		if l[i][0] == "Content-Length" {
+			if one {
+				return "", false
+			}
+			v, one = l[i][1], true
+		}
+	}
+	return v, one
 }
 
 // common maps frequent lower-case names to canonical ones, both ways,

@@ -14,6 +14,7 @@ import (
 func (c *Conn) readLoop() {
 	defer c.exit()
 	err := c.readFrames()
+	c.flushSignals()
 	var ce http2.ConnectionError
 	switch {
 	case errors.As(err, &ce):
@@ -50,6 +51,10 @@ func (e connErr) Error() string { return e.detail }
 func (c *Conn) readFrames() error {
 	first := true
 	for {
+		if c.later != nil && !c.nextFrameOf(c.later.id) {
+			// The held wake-up (signalLater) waits no longer.
+			c.flushSignals()
+		}
 		fh, err := c.fr.ReadFrameHeader()
 		if err != nil {
 			return err
@@ -168,3 +173,52 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 	}
 	return nil
 }
+
+// signalLater wakes s's caller, but not before the next frame when that
+// frame, already read from the socket, is s's too: a response's HEADERS
+// and its DATA read together (a small answer, END_STREAM included) then
+// cost its goroutine one wake-up, not two, and the caller finds the whole
+// response. Other streams' wake-ups are not held back (holding every
+// wake-up of a read until its last frame cost h2c clients on Tomcat 11%
+// of their requests/s). Only the reader calls it; c.later is the one
+// stream held.
+func (c *Conn) signalLater(s *stream) {
+	if c.later != nil && c.later != s {
+		c.flushSignals()
+	}
+	if c.nextFrameOf(s.id) {
+		c.later = s
+		return
+	}
+	c.later = nil
+	c.readerSignals.Add(1)
+	s.signal()
+}
+
+// flushSignals wakes the stream signalLater held, if any. Reader only.
+func (c *Conn) flushSignals() {
+	if s := c.later; s != nil {
+		c.later = nil
+		c.readerSignals.Add(1)
+		s.signal()
+	}
+}
+
+// nextFrameOf reports whether the next frame is in the read buffer
+// whole, so that reading it will not block, and is on stream id.
+func (c *Conn) nextFrameOf(id uint32) bool {
+	n := c.br.Buffered()
+	if n < frameHeaderLen {
+		return false
+	}
+	h, err := c.br.Peek(frameHeaderLen)
+	if err != nil {
+		return false
+	}
+	length := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
+	sid := (uint32(h[5])<<24 | uint32(h[6])<<16 | uint32(h[7])<<8 | uint32(h[8])) & (1<<31 - 1)
+	return n >= frameHeaderLen+length && sid == id
+}
+
+// frameHeaderLen is the length of an HTTP/2 frame header.
+const frameHeaderLen = 9

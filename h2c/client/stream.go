@@ -10,6 +10,7 @@ import (
 	"net/textproto"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/http2"
 )
@@ -65,6 +66,20 @@ type stream struct {
 	// the response as long as it likes (it keeps the stream reachable).
 	respMem http.Response
 	vals    [respVals]string
+
+	// dst, set by RoundTripList, is where the caller takes the final
+	// response's header as a list: resp.Header stays nil and the fields
+	// are in fields (canonical names, in the order received), backed by
+	// vals when they fit (fieldMem), for the same reason.
+	dst    *[][2]string
+	fields [][2]string
+}
+
+// fieldMem is vals seen as name-value pairs, for a list response
+// (RoundTripList), which has no use for vals otherwise: a stream stays
+// in its allocation size class.
+func (s *stream) fieldMem() [][2]string {
+	return (*[respVals / 2][2]string)(unsafe.Pointer(&s.vals))[:]
 }
 
 // respVals is the number of response header fields whose values fit in
@@ -253,6 +268,21 @@ func (c *Conn) RoundTripFields(req *http.Request, fields []Field) (*http.Respons
 	return c.roundTrip(req, fields, true)
 }
 
+// RoundTripList is RoundTripFields giving the response's header as a
+// list rather than a map: the returned response's Header is nil, and
+// *respFields is set to its fields, name (canonical, as an http.Header
+// key) and value, in the order the server sent them, before it returns.
+// Trailers and informational responses come as they do from RoundTrip.
+// A caller that writes the header out as it is (an HTTP/1.1 response
+// head) spares itself building a map and copying it.
+func (c *Conn) RoundTripList(req *http.Request, fields []Field, respFields *[][2]string) (*http.Response, error) {
+	s, err := c.openRequest(req, fields, true, respFields)
+	if err != nil {
+		return nil, err
+	}
+	return s.awaitResponse()
+}
+
 // roundTrip is RoundTrip with the header in fields when list is set.
 //
 // roundTrip and awaitResponse stay on the caller's stack while the stream
@@ -260,7 +290,7 @@ func (c *Conn) RoundTripFields(req *http.Request, fields []Field) (*http.Respons
 // its own (openRequest), so that its locals are not in roundTrip's frame
 // (see gateway's proxy.serve).
 func (c *Conn) roundTrip(req *http.Request, fields []Field, list bool) (*http.Response, error) {
-	s, err := c.openRequest(req, fields, list)
+	s, err := c.openRequest(req, fields, list, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +301,7 @@ func (c *Conn) roundTrip(req *http.Request, fields []Field, list bool) (*http.Re
 // writes its HEADERS, and starts the body's writer when there is a body.
 //
 //go:noinline
-func (c *Conn) openRequest(req *http.Request, fields []Field, list bool) (*stream, error) {
+func (c *Conn) openRequest(req *http.Request, fields []Field, list bool, respFields *[][2]string) (*stream, error) {
 	ctx := req.Context()
 	cl := outgoingLength(req)
 	closeBody := func() {
@@ -293,7 +323,7 @@ func (c *Conn) openRequest(req *http.Request, fields []Field, list bool) (*strea
 		closeBody()
 		return nil, err
 	}
-	s := &stream{c: c, req: req, ctx: ctx, trace: httptrace.ContextClientTrace(ctx), recv: newInflow(c.cfg.StreamWindow)}
+	s := &stream{c: c, req: req, ctx: ctx, trace: httptrace.ContextClientTrace(ctx), recv: newInflow(c.cfg.StreamWindow), dst: respFields}
 	expect := cl != 0 && expects100(req, fields, list)
 	if expect {
 		s.cont = make(chan struct{})
@@ -434,6 +464,10 @@ func (s *stream) awaitResponse() (*http.Response, error) {
 		if resp := s.resp; resp != nil {
 			done := s.endRecv && s.off == len(s.buf) && s.err == nil
 			c.mu.Unlock()
+			if s.dst != nil {
+				// Written by the reader with resp, before it; never after.
+				*s.dst = s.fields
+			}
 			if done {
 				resp.Body = http.NoBody
 				s.copyTrailers()
@@ -454,11 +488,22 @@ func (s *stream) awaitResponse() (*http.Response, error) {
 			s.abort(context.Cause(s.ctx))
 			continue
 		}
-		select {
-		case <-s.wake:
-		case <-s.ctxDone:
-			s.abort(context.Cause(s.ctx))
-		}
+		s.await()
+	}
+}
+
+// await parks the caller's goroutine until the stream's state may have
+// changed: a plain receive when the context tells of its end by ctxEnded
+// (upstream's attempts), cheaper than a select.
+func (s *stream) await() {
+	if s.ctxDone == nil {
+		<-s.wake
+		return
+	}
+	select {
+	case <-s.wake:
+	case <-s.ctxDone:
+		s.abort(context.Cause(s.ctx))
 	}
 }
 
@@ -601,11 +646,7 @@ func (b *Body) Read(p []byte) (int, error) {
 			s.abort(context.Cause(s.ctx))
 			continue
 		}
-		select {
-		case <-s.wake:
-		case <-s.ctxDone:
-			s.abort(context.Cause(s.ctx))
-		}
+		s.await()
 	}
 }
 
