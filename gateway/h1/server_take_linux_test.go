@@ -237,6 +237,26 @@ func TestServerTakingKeepsWatcherStackSmall(t *testing.T) {
 	if raceEnabled || testing.CoverMode() != "" {
 		t.Skip("instrumentation enlarges the frames")
 	}
+	// A rare runtime path under the take (a sync.Pool that must steal or
+	// grow its ring) can outgrow the margin now and then (about 1 run in
+	// 100); parsing in the watcher outgrows it every time. So the stack
+	// may grow in a minority of tries.
+	const tries = 5
+	grew := 0
+	for range tries {
+		if takingGrowsStack(t) {
+			grew++
+		}
+	}
+	if grew > tries/2 {
+		t.Errorf("the watcher outgrew its stack in %d of %d tries", grew, tries)
+	}
+}
+
+// takingGrowsStack serves five keep-alive requests through a watcher that
+// takes them, and reports whether its stack had to grow.
+func takingGrowsStack(t *testing.T) bool {
+	t.Helper()
 	const watcherStack = 2<<10 - 64 // less the goroutine's first frames
 	s := &Server{Handler: http.HandlerFunc(echo)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -271,8 +291,7 @@ func TestServerTakingKeepsWatcherStackSmall(t *testing.T) {
 		t.Errorf("%d kicks: the requests were not taken", n)
 	}
 	c.Close() // the watcher closes the connection and returns
-	if <-grew {
-		t.Errorf("the watcher outgrew %d bytes of stack", watcherStack)
-	}
+	g := <-grew
 	s.Close()
+	return g
 }
