@@ -56,7 +56,10 @@ type conn struct {
 	// socket: a head read whole at once needs none (readHead).
 	headBy time.Time
 
-	buf       *[]byte // nil while idle; buf[r:w] is read and not yet parsed
+	buf *[]byte // nil while idle; buf[r:w] is read and not yet parsed
+	// holding mirrors buf != nil for tests, which read it while the
+	// watcher may take and give back a buffer in its callback.
+	holding   atomic.Bool
 	r, w      int
 	req       Request
 	reqFields *[]Field // the box req.Fields' storage came in (putFields)
@@ -307,6 +310,7 @@ func (cc *conn) releaseBuf() {
 	if cc.buf != nil && cc.r == cc.w {
 		putBuf(cc.buf)
 		cc.buf, cc.r, cc.w = nil, 0, 0
+		cc.holding.Store(false)
 		cc.dropHeads()
 	}
 }
@@ -352,6 +356,7 @@ func getFields() *[]Field {
 func (cc *conn) takeBuf() {
 	if cc.buf == nil {
 		cc.buf, cc.r, cc.w = getBuf(), 0, 0
+		cc.holding.Store(true)
 		if cc.reqFields == nil {
 			cc.reqFields = getFields()
 			cc.req.Fields = *cc.reqFields
