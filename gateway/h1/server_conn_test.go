@@ -145,32 +145,48 @@ func TestServerTimeouts(t *testing.T) {
 func TestServerIdleConnHoldsNoBuffer(t *testing.T) {
 	s := &Server{}
 	servedConn(t, s)
+	idle := waitConns(t, s, "connection never idle", func(conns []*conn) bool {
+		return len(idleConns(conns)) == 1
+	})
+	cc := idleConns(idle)[0]
+	// A wake-up of the watcher takes a buffer for the moment of its
+	// read: an idle connection must come to hold none.
+	waitConns(t, s, "an idle connection holds its read buffer", func([]*conn) bool {
+		return !cc.holding.Load()
+	})
+}
+
+// waitConns polls s's connections until ok holds for them, and returns
+// them; it fails the test with msg after 5 s.
+func waitConns(t *testing.T, s *Server, msg string, ok func(conns []*conn) bool) []*conn {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s.mu.Lock()
-		var held, idle int
+		conns := make([]*conn, 0, len(s.conns))
 		for cc := range s.conns {
-			if http.ConnState(cc.state.Load()) == http.StateIdle {
-				idle++
-				if cc.holding.Load() {
-					held++
-				}
-			}
+			conns = append(conns, cc)
 		}
 		s.mu.Unlock()
-		// A wake-up of the watcher takes a buffer for the moment of
-		// its read: an idle connection must come to hold none.
-		if idle == 1 && held == 0 {
-			break
+		if ok(conns) {
+			return conns
 		}
 		if time.Now().After(deadline) {
-			if idle == 1 {
-				t.Fatal("an idle connection holds its read buffer")
-			}
-			t.Fatal("connection never idle")
+			t.Fatal(msg)
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// idleConns is those of conns in the idle state.
+func idleConns(conns []*conn) []*conn {
+	var idle []*conn
+	for _, cc := range conns {
+		if http.ConnState(cc.state.Load()) == http.StateIdle {
+			idle = append(idle, cc)
+		}
+	}
+	return idle
 }
 
 // TestServerRefusesWhatWasReadAhead: a request is not served when bytes

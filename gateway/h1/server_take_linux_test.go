@@ -25,26 +25,17 @@ func waitOwned(t *testing.T, s *Server) {
 // waitOwnedN is waitOwned for n connections.
 func waitOwnedN(t *testing.T, s *Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	waitConns(t, s, "the connection's watcher never took it over", func(conns []*conn) bool {
 		owned := 0
-		s.mu.Lock()
-		for cc := range s.conns {
+		for _, cc := range conns {
 			cc.watchMu.Lock()
 			if cc.watching == watchOwns {
 				owned++
 			}
 			cc.watchMu.Unlock()
 		}
-		s.mu.Unlock()
-		if owned == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the connection's watcher never took it over")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return owned == n
+	})
 }
 
 // TestServerKeepAliveNoPeekNoKick: a keep-alive request that comes whole,

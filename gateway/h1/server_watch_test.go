@@ -269,30 +269,15 @@ func TestServerRequestsReuseWorkers(t *testing.T) {
 func TestServerIdleConnDropsRequest(t *testing.T) {
 	s := &Server{}
 	servedConn(t, s)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var idle []*conn
-		s.mu.Lock()
-		for cc := range s.conns {
-			if http.ConnState(cc.state.Load()) == http.StateIdle {
-				idle = append(idle, cc)
-			}
-		}
-		s.mu.Unlock()
-		if len(idle) == 1 {
-			cc := idle[0]
-			cc.watchMu.Lock()
-			kept := cc.cancelReq != nil
-			cc.watchMu.Unlock()
-			if kept {
-				t.Fatal("an idle connection keeps its last request's cancel function")
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("connection never idle")
-		}
-		time.Sleep(time.Millisecond)
+	conns := waitConns(t, s, "connection never idle", func(conns []*conn) bool {
+		return len(idleConns(conns)) == 1
+	})
+	cc := idleConns(conns)[0]
+	cc.watchMu.Lock()
+	kept := cc.cancelReq != nil
+	cc.watchMu.Unlock()
+	if kept {
+		t.Fatal("an idle connection keeps its last request's cancel function")
 	}
 }
 
