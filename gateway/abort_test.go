@@ -86,22 +86,7 @@ func TestQueuedClientLeavingEndsWait(t *testing.T) {
 			<-release
 		}
 	})
-	b := newBackend(t, upstream.Config{
-		Protocol: upstream.H2C,
-		Servers:  []upstream.ServerConfig{{Address: up}},
-		H2C:      upstream.H2CConfig{ConnsPerServer: 1, MaxStreamsPerConn: 1},
-		Queue:    upstream.QueueConfig{MaxPending: 10, Timeout: time.Minute},
-	})
-	g, err := New(Config{Routes: []Route{{Host: "*", PathPrefix: "/", Backend: "b"}}},
-		map[string]http.RoundTripper{"b": b}, NewMetrics(nil), quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := serveOn(t, g, ln, false)
+	gw, b := newGatewayBackend(t, up, upstream.H2C, upstream.QueueConfig{MaxPending: 10, Timeout: time.Minute})
 	held := make(chan error, 1)
 	go func() {
 		resp, err := http.Get("http://" + gw + "/hold")
