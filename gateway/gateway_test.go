@@ -40,6 +40,14 @@ func newGateway(t *testing.T, addr string, q upstream.QueueConfig) string {
 
 func newGatewayProto(t *testing.T, addr, protocol string, q upstream.QueueConfig) string {
 	t.Helper()
+	gw, _ := newGatewayBackend(t, addr, protocol, q)
+	return gw
+}
+
+// newGatewayBackend is newGatewayProto, also returning the backend, of
+// one connection of one stream.
+func newGatewayBackend(t *testing.T, addr, protocol string, q upstream.QueueConfig) (string, *upstream.Backend) {
+	t.Helper()
 	b := newBackend(t, upstream.Config{
 		Protocol: protocol,
 		Servers:  []upstream.ServerConfig{{Address: addr}},
@@ -55,7 +63,7 @@ func newGatewayProto(t *testing.T, addr, protocol string, q upstream.QueueConfig
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serveOn(t, g, ln, false)
+	return serveOn(t, g, ln, false), b
 }
 
 // serveOn serves g on ln (NewServer with withTLS) until the test ends,

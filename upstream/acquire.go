@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	h1client "github.com/sluice-gw/sluice/h1compat/client"
 )
 
 // acquire reserves a connection slot, waiting in the queue if need be. The
@@ -183,8 +185,10 @@ func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, dea
 		// was queued to take it.
 		b.q.wake()
 	}
-	c, err := b.await(ctx, w)
-	b.q.put(w)
+	c, err, keep := b.await(ctx, w)
+	if keep {
+		b.q.put(w)
+	}
 	d := time.Since(start)
 	if info != nil {
 		info.QueueWait += d
@@ -195,34 +199,54 @@ func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, dea
 
 // await waits for w's turn: a slot handed over, the deadline, the backend
 // closing, the client leaving, or the queue asking w to try for itself.
-func (b *Backend) await(ctx context.Context, w *waiter) (*pconn, error) {
+// keep reports whether w may be recycled: not when the client context's
+// watcher (waitWatch) may still be running and touch it.
+func (b *Backend) await(ctx context.Context, w *waiter) (c *pconn, err error, keep bool) {
+	// A context that tells of its end by a callback has it end the wait
+	// (waitWatch), so that the wait is a plain receive: a select would lock
+	// two channels, and ask ctx for a Done channel it may have to make.
+	cn, _ := ctx.(h1client.CancelNotifier)
+	keep = true
 	for {
 		// A token already there (wake, run by wait as the queue's head,
-		// handed w a slot at once) is taken without the select, which
-		// would lock both channels, and without asking ctx for its Done
-		// channel, which a cancelCtx makes on first asking.
+		// handed w a slot at once) is taken without waiting.
 		select {
 		case <-w.ch:
 		default:
-			select {
-			case <-w.ch:
-			case <-ctx.Done():
-				return nil, b.leave(ctx, w)
+			switch {
+			case cn == nil:
+				select {
+				case <-w.ch:
+				case <-ctx.Done():
+					return nil, b.leave(ctx, w), keep
+				}
+			case !cn.OnCancel((*waitWatch)(w)):
+				return nil, b.leave(ctx, w), keep
+			default:
+				<-w.ch
+				// false: the watcher ran or runs now (it found w out of
+				// the queue, or ended the wait), and may touch w still.
+				keep = cn.StopOnCancel() && keep
 			}
 		}
 		switch {
 		case w.c != nil:
-			return w.c, nil
+			return w.c, nil, keep
+		case w.err == errWaitGone:
+			// The watcher took w out of the queue: nothing was handed.
+			b.obs.rejected(reasonClientGone)
+			return nil, fmt.Errorf("%w: %w", ErrClientGone, context.Cause(ctx)), keep
 		case w.err == ErrClosed:
-			return nil, w.err
+			return nil, w.err, keep
 		case w.err != nil:
 			b.obs.rejected(reasonTimeout)
-			return nil, w.err
+			return nil, w.err, keep
 		}
 		// Try for itself, back at the head of the queue meanwhile so that
-		// a slot freed during the try is not missed.
+		// a slot freed during the try is not missed. No watcher is set
+		// meanwhile: the client leaving is seen at the next wait.
 		if !b.q.requeue(w) {
-			return nil, ErrClosed
+			return nil, ErrClosed, keep
 		}
 		c, err := b.try(w.st, w.avoid)
 		if c == nil && err == nil {
@@ -244,7 +268,7 @@ func (b *Backend) await(ctx context.Context, w *waiter) (*pconn, error) {
 		// Capacity often comes in bulk (a new connection): the queue
 		// hands out the rest.
 		b.q.wake()
-		return c, err
+		return c, err, keep
 	}
 }
 

@@ -164,6 +164,21 @@ func TestQueueDeadlinesOutOfOrder(t *testing.T) {
 // (a slot taken for a waiter that left, or a waiter recycled while the
 // queue took a slot for it, would leak or be handed twice).
 func TestQueueChurn(t *testing.T) {
+	t.Run("cancelCtx", func(t *testing.T) {
+		testQueueChurn(t, func() (context.Context, func()) { return context.WithCancel(context.Background()) })
+	})
+	// A context that tells of its end by a callback ends the wait
+	// from the cancelling goroutine (waitWatch), racing the queue.
+	t.Run("notifier", func(t *testing.T) {
+		testQueueChurn(t, func() (context.Context, func()) {
+			a := new(attemptCtx)
+			a.start(context.Background(), nil, time.Time{})
+			return a, func() { a.cancel(context.Canceled, nil) }
+		})
+	})
+}
+
+func testQueueChurn(t *testing.T, newCtx func() (context.Context, func())) {
 	b := newTestBackend(t, Config{
 		Protocol: H2C, Servers: []ServerConfig{{Address: "a:1"}},
 		Queue: QueueConfig{MaxPending: 1000, Timeout: time.Minute},
@@ -175,7 +190,7 @@ func TestQueueChurn(t *testing.T) {
 	for i := range workers {
 		go func() {
 			for j := range rounds {
-				ctx, cancel := context.WithCancel(context.Background())
+				ctx, cancel := newCtx()
 				if (i+j)%5 == 0 {
 					// Leaves while it may be waiting.
 					go cancel()
@@ -206,4 +221,61 @@ func TestQueueChurn(t *testing.T) {
 	if n := b.q.len(); n != 0 {
 		t.Errorf("%d left queued", n)
 	}
+}
+
+// TestQueueLeaveByCallback: a request whose client context tells of its
+// end by a callback (a CancelNotifier) waits in the queue without asking
+// the context for a Done channel (a plain receive, not a select), and its
+// client leaving ends the wait at once, with ErrClientGone, leaving
+// nothing queued and no slot taken.
+func TestQueueLeaveByCallback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, held := newQueueBackend(t, time.Minute)
+		st := b.cur()
+		ctx := new(attemptCtx)
+		ctx.start(context.Background(), nil, time.Time{})
+		done := make(chan error, 1)
+		go func() {
+			c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil)
+			if c != nil {
+				c.release()
+			}
+			done <- err
+		}()
+		synctest.Wait()
+		if n := b.q.len(); n != 1 {
+			t.Fatalf("%d queued, want 1", n)
+		}
+		ctx.mu.Lock()
+		asked := ctx.done != nil
+		ctx.mu.Unlock()
+		if asked {
+			t.Error("the queued request asked its context for a Done channel: it waits in a select")
+		}
+		start := time.Now()
+		ctx.cancel(context.Canceled, nil)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrClientGone) {
+				t.Errorf("acquire: %v, want %v", err, ErrClientGone)
+			}
+		default:
+			t.Fatal("the wait did not end when the client left")
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("the wait ended %v after the client left, want at once", d)
+		}
+		if n := b.q.len(); n != 0 {
+			t.Errorf("%d left queued", n)
+		}
+		// The slot given back now is free for the next request, not
+		// handed to the request that left.
+		held.release()
+		c, err := b.acquire(context.Background(), st, nil, time.Time{}, nil, nil)
+		if err != nil || c == nil {
+			t.Fatalf("after the client left: %v, %v", c, err)
+		}
+		c.release()
+	})
 }

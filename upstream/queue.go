@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,8 @@ type waiter struct {
 	// hand (wake, expire or closeAll), with its outcome in c and err. It
 	// has room for that token, so sending never blocks.
 	ch chan struct{}
+	// q is the waiter's queue, for its context watcher (waitWatch).
+	q *queue
 
 	// What the slot is for, read by the queue's take function.
 	st    *backendState
@@ -53,7 +56,29 @@ func (q *queue) get() *waiter {
 	if w, ok := q.waiters.Get().(*waiter); ok {
 		return w
 	}
-	return &waiter{ch: make(chan struct{}, 1)}
+	return &waiter{ch: make(chan struct{}, 1), q: q}
+}
+
+// errWaitGone is the outcome waitWatch gives a waiter whose client left.
+var errWaitGone = errors.New("upstream: client left the queue")
+
+// waitWatch is a waiter as the watcher of its client's context, when
+// that context tells of its end by a callback (Backend.await).
+type waitWatch waiter
+
+// ContextEnded ends the wait of a waiter still queued with errWaitGone,
+// under the queue's lock, so the token is sent once: a waiter already out
+// of the queue has its token (a slot, present or presended, a timeout),
+// which await handles as before; the client's absence is then seen by
+// the caller.
+func (ww *waitWatch) ContextEnded() {
+	w := (*waiter)(ww)
+	q := w.q
+	q.mu.Lock()
+	if w.queued {
+		q.signalLocked(w, nil, errWaitGone)
+	}
+	q.mu.Unlock()
 }
 
 // put recycles w; its token, if any, has been received. queued and gen

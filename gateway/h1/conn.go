@@ -92,7 +92,7 @@ type conn struct {
 	// kick moves a parked watcher (watchParked) on to what watching
 	// then says; made when it first parks, with room for the one token.
 	kick      chan struct{}
-	cancelReq func() // cancels the current request's context; nil between requests
+	cancelReq *reqCtx // the current request's context, cancelled by its end or the client leaving; nil between requests
 	// idleBy is the idle timeout's read deadline while it is the one set
 	// on the socket (zero: another, or none), and idleEnd when the
 	// current idle wait is due to end. A deadline set is left in place
@@ -578,7 +578,7 @@ func (cc *conn) endRequest() {
 	cc.cancelReq = nil
 	cc.watchMu.Unlock()
 	if cancel != nil {
-		cancel()
+		cancel.cancel()
 	}
 }
 
@@ -812,7 +812,7 @@ func (cc *conn) await(rc syscall.RawConn) {
 			if gone {
 				cc.broken.Store(true)
 				if cc.cancelReq != nil {
-					cc.cancelReq()
+					cc.cancelReq.cancel()
 				}
 			}
 		case watchStopping:

@@ -35,11 +35,20 @@ func (cc *conn) newRequest(ctx context.Context) (*http.Request, error) {
 		w.release()
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	cc.watchMu.Lock() // the watcher may watch the request already (takeRequest)
-	cc.cancelReq = cancel
-	cc.watchMu.Unlock()
 	b := &body{cc: cc, rw: w, framing: req.Framing, left: req.ContentLength, expect100: req.Expect100}
+	// The request's context lives in its body, allocated per request
+	// anyway: it may outlive the handler, so it is never reused.
+	rc := &b.ctx
+	rc.Context, rc.end = context.WithCancel(ctx)
+	if ctx.Done() == nil {
+		// Only cancelReq ends it: it can tell a watcher (reqCtx).
+		ctx = rc
+	} else {
+		ctx = rc.Context
+	}
+	cc.watchMu.Lock() // the watcher may watch the request already (takeRequest)
+	cc.cancelReq = rc
+	cc.watchMu.Unlock()
 	if req.Framing == Chunked {
 		cc.dec.Reset()
 	}
@@ -261,8 +270,9 @@ func (cc *conn) remoteAddr() string {
 // body is a request's body; it reads through the connection's buffer, and
 // sends 100 Continue on its first read when the client waits for it.
 type body struct {
-	cc *conn
-	rw *response // for 100 Continue
+	cc  *conn
+	rw  *response // for 100 Continue
+	ctx reqCtx    // the request's context (newRequest)
 
 	mu        sync.Mutex // guards what follows; held across reads, as net/http's body does
 	framing   Framing
@@ -271,6 +281,57 @@ type body struct {
 	eof       bool
 	closed    bool  // the handler returned or closed it
 	err       error // a failure, returned to every later read
+}
+
+// reqCtx is a request's context: a context.WithCancel of the
+// connection's that also tells one watcher of its end by a callback
+// (h1compat/client.CancelNotifier), so that upstream's queue waits for a
+// slot with a plain receive rather than a select on a Done channel.
+// Value and Done are the inner cancelCtx's, so contexts derived from it
+// attach to that one as before. It is the request's context only when
+// the connection's cannot end, so that cancel is its only end.
+type reqCtx struct {
+	context.Context
+	end context.CancelFunc
+
+	mu     sync.Mutex // guards notify and ended
+	notify interface{ ContextEnded() }
+	ended  bool
+}
+
+// cancel ends the context, then calls the watcher, from the caller's
+// goroutine.
+func (c *reqCtx) cancel() {
+	c.end()
+	c.mu.Lock()
+	n := c.notify
+	c.notify, c.ended = nil, true
+	c.mu.Unlock()
+	if n != nil {
+		n.ContextEnded()
+	}
+}
+
+// OnCancel sets w, in place of an earlier one, to be called when the
+// context ends; false, and w is not kept, if it has ended.
+func (c *reqCtx) OnCancel(w interface{ ContextEnded() }) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return false
+	}
+	c.notify = w
+	return true
+}
+
+// StopOnCancel forgets OnCancel's watcher; false if it was called (or is
+// being called) or none was set.
+func (c *reqCtx) StopOnCancel() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	had := c.notify != nil
+	c.notify = nil
+	return had
 }
 
 // ErrBodyAfterClose is returned by a request body's Read after the
