@@ -234,11 +234,36 @@ func TestServerTakenRequestHijack(t *testing.T) {
 // The watcher runs here on a goroutine left watcherStack bytes of stack,
 // and the test fails if that had to grow.
 func TestServerTakingKeepsWatcherStackSmall(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(echo)}
+	checkWatcherStack(t, s, false, func(sc net.Conn) func() {
+		cc := newConn(s, sc)
+		if !cc.start() {
+			t.Fatal("not started")
+		}
+		cc.first = false
+		cc.watching = watchOwns
+		return func() { cc.await(cc.rawConn()) }
+	})
+}
+
+// TestServerFirstTakeKeepsWatcherStackSmall: a fresh connection's own
+// goroutine, which starts it, takes its first request and goes on as its
+// watcher (begin), does so within the same stack, with HTTP/2 with prior
+// knowledge served too (H2).
+func TestServerFirstTakeKeepsWatcherStackSmall(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(echo), H2: func(c net.Conn, _ []byte) { c.Close() }}
+	checkWatcherStack(t, s, true, func(sc net.Conn) func() { return newConn(s, sc).begin })
+}
+
+// checkWatcherStack runs what watcher returns, s's watcher of a
+// connection accepted from a client, on a goroutine left watcherStack bytes of stack, has the
+// client send requests it takes, the first one before it starts if
+// firstAhead (as with deferred accept), and fails if the stack grew.
+func checkWatcherStack(t *testing.T, s *Server, firstAhead bool, watcher func(sc net.Conn) func()) {
 	if raceEnabled || testing.CoverMode() != "" {
 		t.Skip("instrumentation enlarges the frames")
 	}
 	const watcherStack = 2<<10 - 64 // less the goroutine's first frames
-	s := &Server{Handler: http.HandlerFunc(echo)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -249,22 +274,24 @@ func TestServerTakingKeepsWatcherStackSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc := newConn(s, sc)
-	if !cc.start() {
-		t.Fatal("not started")
+	const req = "GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+	if firstAhead {
+		io.WriteString(c, req)
+		time.Sleep(10 * time.Millisecond) // there before the first read
 	}
-	cc.first = false
-	cc.watching = watchOwns
+	w := watcher(sc)
 	grew := make(chan bool)
 	go func() {
 		start := gatewaytest.StartingStack()
-		grew <- gatewaytest.GrowsStack(start, watcherStack, func() { cc.await(cc.rawConn()) })
+		grew <- gatewaytest.GrowsStack(start, watcherStack, w)
 	}()
 	for i := range 5 {
-		if i > 0 {
-			waitOwned(t, s)
+		if i > 0 || !firstAhead {
+			if i > 0 {
+				waitOwned(t, s)
+			}
+			io.WriteString(c, req)
 		}
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
 		readResponse(t, br, "GET")
 	}
 	if n := s.kicks.Load(); n != 0 {
@@ -272,7 +299,7 @@ func TestServerTakingKeepsWatcherStackSmall(t *testing.T) {
 	}
 	c.Close() // the watcher closes the connection and returns
 	if <-grew {
-		t.Errorf("the watcher outgrew %d bytes of stack", watcherStack)
+		t.Errorf("the watcher outgrew %d bytes of stack (first waits %d, looks %d)", watcherStack, s.firstWaits.Load(), s.looks.Load())
 	}
 	s.Close()
 }

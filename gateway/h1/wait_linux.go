@@ -68,6 +68,7 @@ type waiter struct {
 	n     int
 	errno syscall.Errno
 	gone  bool               // the last look saw the end of stream or an error
+	arm   bool               // takeRequest found a fresh connection's first bytes not there yet
 	fn    func(uintptr) bool // cc.onReadable, bound once
 }
 
@@ -119,17 +120,24 @@ func (cc *conn) takeRequest(fd uintptr) bool {
 	n, errno := sysRead(fd, b[cc.w:])
 	switch {
 	case errno == syscall.EAGAIN:
-		cc.s.looks.Add(1)
 		cc.releaseBuf() // an idle connection holds none
+		if !cc.headBy.IsZero() {
+			// A fresh connection's first bytes are not there: its
+			// head's clock is to be set on the socket before the
+			// wait, outside this callback (await).
+			w.arm = true
+			return true
+		}
+		cc.s.looks.Add(1)
 		return false
 	case errno != 0 || n == 0:
 		w.gone = true
 		return true
 	}
 	cc.w += n
-	if n == room || cc.first && cc.s.H2 != nil || !wholeRequest(b[cc.r:cc.w]) {
-		// Not drained, maybe HTTP/2, or more to read: the worker reads
-		// on.
+	if n == room || cc.first && cc.s.H2 != nil && mayBeH2(b[cc.r:cc.w]) || !wholeRequest(b[cc.r:cc.w]) {
+		// Not drained, maybe HTTP/2 with prior knowledge (for the
+		// worker to hand over), or more to read: the worker reads on.
 		return true
 	}
 	cc.taken = true

@@ -13,6 +13,7 @@ func (cc *conn) readNow(syscall.RawConn, []byte) (int, error) { return 0, errWou
 
 type waiter struct {
 	gone bool
+	arm  bool // never set: there is no takeRequest here
 }
 
 // canWait: waitReadable cannot wait here.
