@@ -29,9 +29,6 @@ func putBuf(b *[]byte) {
 	}
 }
 
-// errWouldBlock is readNow's answer while the socket has nothing to read.
-var errWouldBlock = errors.New("h1: nothing to read yet")
-
 // aLongTimeAgo is a deadline in the past, to interrupt a pending read.
 var aLongTimeAgo = time.Unix(1, 0)
 

@@ -3,7 +3,6 @@
 package h1
 
 import (
-	"io"
 	"os"
 	"syscall"
 	"unsafe"
@@ -35,51 +34,18 @@ func (cc *conn) waitReadable(rc syscall.RawConn) error {
 	return rc.Read(w.fn)
 }
 
-// readNow reads into b what rc's socket has, without waiting: n > 0, or
-// errWouldBlock while nothing came, or io.EOF at the end of stream.
-func (cc *conn) readNow(rc syscall.RawConn, b []byte) (int, error) {
-	w := &cc.waiter
-	if w.fn == nil {
-		w.fn = cc.onReadable
-	}
-	w.read = b
-	err := rc.Read(w.fn)
-	w.read = nil
-	n, errno := w.n, w.errno
-	switch {
-	case err != nil:
-		return 0, err
-	case errno == syscall.EAGAIN:
-		return 0, errWouldBlock
-	case errno != 0:
-		return 0, os.NewSyscallError("read", errno)
-	case n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
-// waiter is waitReadable's and readNow's state for one connection, used
-// by the goroutine in rc.Read.
+// waiter is waitReadable's state for one connection, used by the
+// goroutine in rc.Read.
 type waiter struct {
-	// read, when not nil, has onReadable read into it once and return, with
-	// what it got in n and errno (readNow).
-	read  []byte
-	n     int
-	errno syscall.Errno
-	gone  bool               // the last look saw the end of stream or an error
-	arm   bool               // takeRequest found a fresh connection's first bytes not there yet
-	fn    func(uintptr) bool // cc.onReadable, bound once
+	gone bool               // the last look saw the end of stream or an error
+	arm  bool               // takeRequest found a fresh connection's first bytes not there yet
+	fn   func(uintptr) bool // cc.onReadable, bound once
 }
 
 // onReadable is rc.Read's callback: true ends the wait. Called first as the
 // wait starts, then after each wake-up of the poller.
 func (cc *conn) onReadable(fd uintptr) bool {
 	w := &cc.waiter
-	if w.read != nil {
-		w.n, w.errno = sysRead(fd, w.read)
-		return true
-	}
 	cc.watchMu.Lock()
 	st := cc.watching
 	cc.watchMu.Unlock()
