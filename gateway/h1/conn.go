@@ -215,12 +215,14 @@ func (cc *conn) begin() {
 		cc.serve()
 		return
 	}
-	// Before start: no other goroutine sees cc yet.
-	cc.headBy = time.Now().Add(cc.s.readHeaderTimeout())
-	cc.watching = watchOwns
+	cc.watching = watchOwns // before start: no other goroutine sees cc yet
 	if !cc.start() {
 		return
 	}
+	// After start, as in serve: ConnContext may note when the connection
+	// began, and a connection cut by the head's clock is to be seen to
+	// have lasted it (gateway counts it as a header timeout then).
+	cc.headBy = time.Now().Add(cc.s.readHeaderTimeout())
 	cc.await(cc.raw)
 }
 
