@@ -29,9 +29,6 @@ func putBuf(b *[]byte) {
 	}
 }
 
-// errWouldBlock is readNow's answer while the socket has nothing to read.
-var errWouldBlock = errors.New("h1: nothing to read yet")
-
 // aLongTimeAgo is a deadline in the past, to interrupt a pending read.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -49,9 +46,6 @@ type conn struct {
 	waiter
 	peer  string // c.RemoteAddr(), formatted once
 	first bool   // no request served yet: HTTP/2 prior knowledge still possible
-	// fresh: accepted by Server.Serve and given to a worker as it is;
-	// the worker begins it (begin).
-	fresh bool
 	// headBy is the first head's deadline while it is not set on the
 	// socket: a head read whole at once needs none (readHead).
 	headBy time.Time
@@ -212,38 +206,27 @@ func (cc *conn) start() bool {
 	return true
 }
 
-// begin starts a fresh connection on its first worker (Server.serveNew):
-// it reads what the client sent without waiting. True means there are
-// bytes to serve. Else the connection was handed to a watcher to wait for
-// them under the read-header timeout, or closed; one without a socket to
-// read (TLS) goes to a goroutine of its own, as in ServeConn.
+// begin starts a fresh connection on its own goroutine (Server.serveNew),
+// which goes on as its watcher (await): it reads what the client sent,
+// and takes a whole first request as it would a keep-alive one
+// (takeRequest), or hands what came to a worker. A connection without a
+// socket to read (TLS) is served as in ServeConn.
 // The first request's clock starts now, but is set on the socket only
 // when a read must wait: most heads come whole in the first read.
-func (cc *conn) begin() bool {
+func (cc *conn) begin() {
 	if cc.rawConn() == nil {
-		go cc.serve()
-		return false
+		cc.serve()
+		return
 	}
+	cc.watching = watchOwns // before start: no other goroutine sees cc yet
 	if !cc.start() {
-		return false
+		return
 	}
+	// After start, as in serve: ConnContext may note when the connection
+	// began, and a connection cut by the head's clock is to be seen to
+	// have lasted it (gateway counts it as a header timeout then).
 	cc.headBy = time.Now().Add(cc.s.readHeaderTimeout())
-	cc.takeBuf()
-	n, err := cc.readNow(cc.raw, (*cc.buf)[cc.w:])
-	if n > 0 {
-		cc.w += n
-		return true
-	}
-	cc.releaseBuf()
-	if err != errWouldBlock {
-		cc.close(http.StateClosed)
-		return false
-	}
-	cc.armHead()
-	cc.s.firstWaits.Add(1)
-	cc.watching = watchOwns
-	go cc.await(cc.raw)
-	return false
+	cc.await(cc.raw)
 }
 
 // armHead sets the first head's deadline on the socket, if it is not set
@@ -261,12 +244,6 @@ func (cc *conn) armHead() {
 // connection. So requests run on a stack already grown by earlier ones,
 // and an idle connection waits on a small one.
 func (cc *conn) run() {
-	if cc.fresh {
-		cc.fresh = false
-		if !cc.begin() {
-			return
-		}
-	}
 	for {
 		if !cc.s.moveTo(cc, http.StateActive) {
 			cc.close(http.StateClosed)
@@ -402,6 +379,13 @@ func (cc *conn) fill(max int) (int, error) {
 // h2PrefaceLine opens an HTTP/2 connection with prior knowledge.
 var h2PrefaceLine = []byte("PRI * HTTP/2.0\r\n")
 
+// mayBeH2 reports whether got, a connection's first bytes, starts with
+// h2PrefaceLine or is a prefix of it: HTTP/2 with prior knowledge.
+func mayBeH2(got []byte) bool {
+	n := min(len(got), len(h2PrefaceLine))
+	return bytes.Equal(got[:n], h2PrefaceLine[:n])
+}
+
 // errH2 ends readHead on a connection that opened with h2PrefaceLine.
 var errH2 = errors.New("h1: HTTP/2 preface")
 
@@ -417,10 +401,8 @@ func (cc *conn) readHead() error {
 	max := cc.s.Limits.maxHead() + 1
 	for {
 		if cc.first && cc.s.H2 != nil && cc.r < cc.w {
-			got := (*cc.buf)[cc.r:cc.w]
-			n := min(len(got), len(h2PrefaceLine))
-			if bytes.Equal(got[:n], h2PrefaceLine[:n]) {
-				if n == len(h2PrefaceLine) {
+			if got := (*cc.buf)[cc.r:cc.w]; mayBeH2(got) {
+				if len(got) >= len(h2PrefaceLine) {
 					cc.armHead() // for the HTTP/2 server, as on any connection
 					return errH2
 				}
@@ -777,6 +759,14 @@ func (cc *conn) await(rc syscall.RawConn) {
 			if rc != nil {
 				err = cc.waitReadable(rc)
 				gone = cc.waiter.gone
+				if err == nil && cc.waiter.arm {
+					// A fresh connection's first bytes are not
+					// there yet: the wait is under the head's clock.
+					cc.waiter.arm = false
+					cc.armHead()
+					cc.s.firstWaits.Add(1)
+					continue
+				}
 			} else {
 				gone, err = cc.readOne()
 			}

@@ -9,10 +9,12 @@
 // reads, and the Server here calls it on its own.
 //
 // Who owns a served connection's two sides:
-//   - A connection Server.Serve accepts goes to a worker (workers.go)
-//     at once: when it has a socket to read, the worker reads what came
-//     without waiting (conn.begin), and only if nothing did is the
-//     connection handed to its watcher to wait.
+//   - A connection Server.Serve accepts gets its goroutine at once
+//     (conn.begin), which goes on as its watcher: when it has a socket
+//     to read, it reads what came, takes a whole first request that
+//     cannot be HTTP/2 as it takes later ones (below), and hands
+//     anything else to a worker (workers.go); only if nothing came
+//     does it wait, under the head's clock.
 //   - The read side belongs, while the connection is idle, to its watcher
 //     goroutine (conn.await), which waits for readability without a
 //     buffer and then hands the connection to a worker. When what came

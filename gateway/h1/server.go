@@ -59,8 +59,8 @@ type Server struct {
 	closing atomic.Bool
 
 	workers workers // the goroutines that serve requests (conn.run)
-	// firstWaits counts the connections whose first bytes were waited
-	// for on a goroutine of their own (for tests).
+	// firstWaits counts the connections whose first bytes were not
+	// there when they were accepted, and were waited for (for tests).
 	firstWaits atomic.Int64
 	// looks counts the watchers' system calls that read no request: the
 	// peeks that tell the next request's bytes from a client that left
@@ -126,17 +126,16 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// serveNew starts serving c, just accepted, on a worker (conn.begin):
-// one with a socket to read reads its first bytes there without waiting,
+// serveNew starts serving c, just accepted, on a goroutine of its own
+// (conn.begin), which goes on as its watcher: it reads the first bytes,
 // and since a listener with deferred accept (gateway's) hands over
-// connections whose first bytes are there, neither a goroutine of the
-// connection's own nor a wait on the poller is needed for them. Nothing
-// about c is looked at here, on the accept loop: finding its socket may
-// read (a PROXY protocol header).
+// connections whose first bytes are there, a whole first request is
+// taken there and then, within the wait that watches it (takeRequest):
+// the connection's wait starts with no look of its own, as a keep-alive
+// one's does. Nothing about c is looked at here, on the accept loop:
+// finding its socket may read (a PROXY protocol header).
 func (s *Server) serveNew(c net.Conn) {
-	cc := newConn(s, c)
-	cc.fresh = true
-	s.workers.run(cc)
+	go newConn(s, c).begin()
 }
 
 // ServeConn serves c until it closes, fails, is hijacked or the server

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -214,24 +215,44 @@ func TestServerRefusesWhatWasReadAhead(t *testing.T) {
 }
 
 // TestServerHandsHTTP2ToH2: a connection opening with the HTTP/2 preface
-// goes to H2 with every byte read, however the preface is split.
+// goes to H2 with every byte read, however the preface is split: also
+// when its first piece, its first line and an empty line, looks like a
+// whole HTTP/1.1 request that a watcher could take (split 18), and on a
+// listener that defers accept, where the first piece is read as the
+// connection is accepted.
 func TestServerHandsHTTP2ToH2(t *testing.T) {
 	const preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 	got := make(chan string, 1)
-	s := &Server{H2: func(c net.Conn, ahead []byte) {
+	h2 := func(c net.Conn, ahead []byte) {
 		defer c.Close()
 		rest := make([]byte, len(preface)-len(ahead))
 		io.ReadFull(c, rest)
 		got <- string(ahead) + string(rest)
-	}}
-	addr := startServer(t, s, echo)
-	for _, split := range []int{3, 16, len(preface)} {
-		c, _ := dial(t, addr)
-		io.WriteString(c, preface[:split])
-		time.Sleep(10 * time.Millisecond) // let the server read the first part alone
-		io.WriteString(c, preface[split:])
-		if g := <-got; g != preface {
-			t.Errorf("split %d: H2 read %q", split, g)
+	}
+	addrs := []string{startServer(t, &Server{H2: h2}, echo)}
+	if deferAccept != nil {
+		addrs = append(addrs, deferAccept(t, &Server{Handler: http.HandlerFunc(echo), H2: h2}))
+	}
+	for _, addr := range addrs {
+		for _, split := range []int{1, 3, 16, 17, 18, len(preface)} {
+			c, _ := dial(t, addr)
+			io.WriteString(c, preface[:split])
+			time.Sleep(10 * time.Millisecond) // let the server read the first part alone
+			io.WriteString(c, preface[split:])
+			if g := <-got; g != preface {
+				t.Errorf("%s, split %d: H2 read %q", addr, split, g)
+			}
+		}
+	}
+	// A watcher left on a connection H2 took would wait for good.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		b := make([]byte, 1<<20)
+		b = b[:runtime.Stack(b, true)]
+		if !bytes.Contains(b, []byte("h1.(*conn).await")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a watcher is left on a connection handed to H2:\n%s", b)
 		}
 	}
 }

@@ -225,6 +225,34 @@ func TestServerTakenRequestHijack(t *testing.T) {
 // The watcher runs here on a goroutine left watcherStack bytes of stack,
 // and the test fails if that had to grow.
 func TestServerTakingKeepsWatcherStackSmall(t *testing.T) {
+	checkWatcherStack(t, func() *Server { return &Server{Handler: http.HandlerFunc(echo)} }, false,
+		func(s *Server, sc net.Conn) func() {
+			cc := newConn(s, sc)
+			if !cc.start() {
+				t.Fatal("not started")
+			}
+			cc.first = false
+			cc.watching = watchOwns
+			return func() { cc.await(cc.rawConn()) }
+		})
+}
+
+// TestServerFirstTakeKeepsWatcherStackSmall: a fresh connection's own
+// goroutine, which starts it, takes its first request and goes on as its
+// watcher (begin), does so within the same stack, with HTTP/2 with prior
+// knowledge served too (H2).
+func TestServerFirstTakeKeepsWatcherStackSmall(t *testing.T) {
+	checkWatcherStack(t, func() *Server {
+		return &Server{Handler: http.HandlerFunc(echo), H2: func(c net.Conn, _ []byte) { c.Close() }}
+	}, true, func(s *Server, sc net.Conn) func() { return newConn(s, sc).begin })
+}
+
+// checkWatcherStack runs what watcher returns, the watcher of a connection
+// accepted by a server from newServer, on a goroutine left watcherStack
+// bytes of stack, has the client send requests it takes, the first one
+// before it starts if firstAhead (as with deferred accept), and fails if
+// the stack grew in a majority of tries.
+func checkWatcherStack(t *testing.T, newServer func() *Server, firstAhead bool, watcher func(s *Server, sc net.Conn) func()) {
 	if raceEnabled || testing.CoverMode() != "" {
 		t.Skip("instrumentation enlarges the frames")
 	}
@@ -235,7 +263,7 @@ func TestServerTakingKeepsWatcherStackSmall(t *testing.T) {
 	const tries = 5
 	grew := 0
 	for range tries {
-		if takingGrowsStack(t) {
+		if takingGrowsStack(t, newServer(), firstAhead, watcher) {
 			grew++
 		}
 	}
@@ -244,12 +272,12 @@ func TestServerTakingKeepsWatcherStackSmall(t *testing.T) {
 	}
 }
 
-// takingGrowsStack serves five keep-alive requests through a watcher that
-// takes them, and reports whether its stack had to grow.
-func takingGrowsStack(t *testing.T) bool {
+// takingGrowsStack serves five keep-alive requests through a watcher of s
+// that takes them, and reports whether its stack had to grow.
+func takingGrowsStack(t *testing.T, s *Server, firstAhead bool, watcher func(s *Server, sc net.Conn) func()) bool {
 	t.Helper()
+	defer s.Close()
 	const watcherStack = 2<<10 - 64 // less the goroutine's first frames
-	s := &Server{Handler: http.HandlerFunc(echo)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -260,22 +288,24 @@ func takingGrowsStack(t *testing.T) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc := newConn(s, sc)
-	if !cc.start() {
-		t.Fatal("not started")
+	const req = "GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+	if firstAhead {
+		io.WriteString(c, req)
+		time.Sleep(10 * time.Millisecond) // there before the first read
 	}
-	cc.first = false
-	cc.watching = watchOwns
+	w := watcher(s, sc)
 	grew := make(chan bool)
 	go func() {
 		start := gatewaytest.StartingStack()
-		grew <- gatewaytest.GrowsStack(start, watcherStack, func() { cc.await(cc.rawConn()) })
+		grew <- gatewaytest.GrowsStack(start, watcherStack, w)
 	}()
 	for i := range 5 {
-		if i > 0 {
-			waitOwned(t, s)
+		if i > 0 || !firstAhead {
+			if i > 0 {
+				waitOwned(t, s)
+			}
+			io.WriteString(c, req)
 		}
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
 		readResponse(t, br, "GET")
 	}
 	if n := s.kicks.Load(); n != 0 {
@@ -283,6 +313,8 @@ func takingGrowsStack(t *testing.T) bool {
 	}
 	c.Close() // the watcher closes the connection and returns
 	g := <-grew
-	s.Close()
+	if g {
+		t.Logf("the watcher outgrew %d bytes of stack (first waits %d, looks %d)", watcherStack, s.firstWaits.Load(), s.looks.Load())
+	}
 	return g
 }

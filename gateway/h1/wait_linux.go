@@ -3,7 +3,6 @@
 package h1
 
 import (
-	"io"
 	"os"
 	"syscall"
 	"unsafe"
@@ -35,50 +34,18 @@ func (cc *conn) waitReadable(rc syscall.RawConn) error {
 	return rc.Read(w.fn)
 }
 
-// readNow reads into b what rc's socket has, without waiting: n > 0, or
-// errWouldBlock while nothing came, or io.EOF at the end of stream.
-func (cc *conn) readNow(rc syscall.RawConn, b []byte) (int, error) {
-	w := &cc.waiter
-	if w.fn == nil {
-		w.fn = cc.onReadable
-	}
-	w.read = b
-	err := rc.Read(w.fn)
-	w.read = nil
-	n, errno := w.n, w.errno
-	switch {
-	case err != nil:
-		return 0, err
-	case errno == syscall.EAGAIN:
-		return 0, errWouldBlock
-	case errno != 0:
-		return 0, os.NewSyscallError("read", errno)
-	case n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
-// waiter is waitReadable's and readNow's state for one connection, used
-// by the goroutine in rc.Read.
+// waiter is waitReadable's state for one connection, used by the
+// goroutine in rc.Read.
 type waiter struct {
-	// read, when not nil, has onReadable read into it once and return, with
-	// what it got in n and errno (readNow).
-	read  []byte
-	n     int
-	errno syscall.Errno
-	gone  bool               // the last look saw the end of stream or an error
-	fn    func(uintptr) bool // cc.onReadable, bound once
+	gone bool               // the last look saw the end of stream or an error
+	arm  bool               // takeRequest found a fresh connection's first bytes not there yet
+	fn   func(uintptr) bool // cc.onReadable, bound once
 }
 
 // onReadable is rc.Read's callback: true ends the wait. Called first as the
 // wait starts, then after each wake-up of the poller.
 func (cc *conn) onReadable(fd uintptr) bool {
 	w := &cc.waiter
-	if w.read != nil {
-		w.n, w.errno = sysRead(fd, w.read)
-		return true
-	}
 	cc.watchMu.Lock()
 	st := cc.watching
 	cc.watchMu.Unlock()
@@ -119,17 +86,24 @@ func (cc *conn) takeRequest(fd uintptr) bool {
 	n, errno := sysRead(fd, b[cc.w:])
 	switch {
 	case errno == syscall.EAGAIN:
-		cc.s.looks.Add(1)
 		cc.releaseBuf() // an idle connection holds none
+		if !cc.headBy.IsZero() {
+			// A fresh connection's first bytes are not there: its
+			// head's clock is to be set on the socket before the
+			// wait, outside this callback (await).
+			w.arm = true
+			return true
+		}
+		cc.s.looks.Add(1)
 		return false
 	case errno != 0 || n == 0:
 		w.gone = true
 		return true
 	}
 	cc.w += n
-	if n == room || cc.first && cc.s.H2 != nil || !wholeRequest(b[cc.r:cc.w]) {
-		// Not drained, maybe HTTP/2, or more to read: the worker reads
-		// on.
+	if n == room || cc.first && cc.s.H2 != nil && mayBeH2(b[cc.r:cc.w]) || !wholeRequest(b[cc.r:cc.w]) {
+		// Not drained, maybe HTTP/2 with prior knowledge (for the
+		// worker to hand over), or more to read: the worker reads on.
 		return true
 	}
 	cc.taken = true

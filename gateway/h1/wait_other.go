@@ -8,11 +8,9 @@ import "syscall"
 // false, and the watcher reads one byte instead (conn.readOne).
 func (cc *conn) waitReadable(syscall.RawConn) error { return nil }
 
-// readNow is not wired either: no connection has a raw socket here.
-func (cc *conn) readNow(syscall.RawConn, []byte) (int, error) { return 0, errWouldBlock }
-
 type waiter struct {
 	gone bool
+	arm  bool // never set: there is no takeRequest here
 }
 
 // canWait: waitReadable cannot wait here.

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package h1
+
+import "testing"
+
+// deferAccept is nil where listeners cannot defer accept.
+var deferAccept func(*testing.T, *Server) string
