@@ -32,7 +32,7 @@ func (s *Server) fail(st *backendState, answered bool) {
 		return
 	}
 	s.ejectMu.Lock()
-	if s.ejectedUntil.Load() > now.UnixNano() || !canEject(st, now.UnixNano()) {
+	if s.ejectedUntil.Load() > now.UnixNano() || !canEject(st, s, now.UnixNano()) {
 		s.ejectMu.Unlock()
 		return
 	}
@@ -101,13 +101,18 @@ func (s *Server) healthy(now int64) bool {
 	return !s.ejected(now) && !s.down.Load() && !s.unhealthy.Load() && s.cur.Load() != nil
 }
 
-// canEject reports whether one more server may be ejected.
-func canEject(st *backendState, now int64) bool {
-	ejected := 0
-	for _, s := range st.servers {
-		if s.ejected(now) {
-			ejected++
+// canEject reports whether s may be ejected: with it, at most
+// MaxEjectedPercent of the backend's servers out of rotation. The others
+// count if they are ejected, drained, down or failing active checks, so
+// that ejection never empties a backend an operator has drained a server
+// of, or a dead server has left: its failures would become every
+// request's 503 then.
+func canEject(st *backendState, s *Server, now int64) bool {
+	out := 0
+	for _, o := range st.servers {
+		if o != s && (o.ejected(now) || o.admin.drained.Load() || o.down.Load() || o.unhealthy.Load()) {
+			out++
 		}
 	}
-	return (ejected+1)*100 <= st.cfg.Passive.MaxEjectedPercent*len(st.servers)
+	return (out+1)*100 <= st.cfg.Passive.MaxEjectedPercent*len(st.servers)
 }
