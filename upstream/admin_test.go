@@ -210,3 +210,71 @@ func TestAdminStateSurvivesUpdate(t *testing.T) {
 	}
 	check("after a reload changing the weight", 2)
 }
+
+// Passive health ejects a failing server only while the others in
+// rotation keep the backend within max_ejected_percent out: a drain
+// counts as out, so the last server in rotation is not ejected for
+// failures that would then become every request's 503.
+func TestEjectionCountsDrainedServers(t *testing.T) {
+	tests := []struct {
+		name       string
+		drainOther bool
+		pct        int
+		ejected    bool
+	}{
+		{"other in rotation", false, 50, true},
+		{"other drained", true, 50, false},
+		{"other drained, cap 100%", true, 100, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkNoLeak(t)
+			bad, other := newFakePeer(t), newFakePeer(t)
+			bad.onHeaders = func(pc *peerConn, id uint32, method string) { pc.respond(id, 503, "busy") }
+			b, m := newPeerBackend(t, bad, func(c *Config) {
+				c.Servers = []ServerConfig{{Address: bad.addr()}, {Address: other.addr()}}
+				c.Retries = 0
+				c.Passive = PassiveConfig{ConsecutiveFailures: 2, EjectFor: time.Hour, MaxEjectedPercent: tt.pct, ProbeInterval: time.Hour}
+			})
+			if tt.drainOther {
+				if _, err := b.SetDrain(other.addr(), true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Round robin: at least two answers in a row from bad.
+			for range 4 {
+				if _, _, err := get(context.Background(), b, "/", nil); err != nil {
+					break // ErrNoHealthyServer once bad is ejected with other drained
+				}
+			}
+			ejected := statsOf(t, b, bad.addr()).State == "ejected"
+			if ejected != tt.ejected {
+				t.Errorf("bad server ejected: %v, want %v (ejections %v)", ejected, tt.ejected,
+					testutil.ToFloat64(m.ejected.WithLabelValues("b", bad.addr())))
+			}
+		})
+	}
+}
+
+// Clients leaving while their requests are in flight are no failures of
+// the server: they do not eject it.
+func TestClientAbortsDoNotEject(t *testing.T) {
+	checkNoLeak(t)
+	fp := newFakePeer(t)
+	fp.onHeaders = func(pc *peerConn, id uint32, method string) {} // no answer
+	b, m := newPeerBackend(t, fp, func(c *Config) {
+		c.Retries = 0
+		c.Passive = PassiveConfig{ConsecutiveFailures: 2, EjectFor: time.Hour, MaxEjectedPercent: 100, ProbeInterval: time.Hour}
+	})
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, _, err := get(ctx, b, "/", nil)
+		cancel()
+		if !errors.Is(err, ErrClientGone) {
+			t.Fatalf("got %v, want ErrClientGone", err)
+		}
+	}
+	if st := statsOf(t, b, fp.addr()).State; st == "ejected" {
+		t.Errorf("server ejected for clients leaving (ejections %v)", testutil.ToFloat64(m.ejected.WithLabelValues("b", fp.addr())))
+	}
+}

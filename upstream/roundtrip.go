@@ -110,7 +110,10 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 			avoid = s
 			continue
 		}
-		s.failed(st)
+		if !errors.Is(err, ErrClientGone) {
+			// A client that left says nothing of the server.
+			s.failed(st)
+		}
 		reason := retryReason(err, wrote, st.idempotent[req.Method], replayable)
 		if reason == "" || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
 			return nil, err

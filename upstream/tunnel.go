@@ -99,7 +99,9 @@ func (b *Backend) tunnel(req *http.Request, st *backendState, info *RequestInfo)
 		if err == nil {
 			return res, nil
 		}
-		s.failed(st)
+		if !errors.Is(err, ErrClientGone) {
+			s.failed(st)
+		}
 		var de *DialError
 		if !errors.As(err, &de) || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
 			return nil, err
