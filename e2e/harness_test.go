@@ -727,9 +727,12 @@ func get(t testing.TB, c *http.Client, url string) reply {
 
 // ---------------------------------------------------------------- misc
 
-// tailBuffer keeps the last max bytes written to it; safe for concurrent use.
+// tailBuffer keeps the first max/4 and the last max bytes written to it,
+// so that a long log still shows how trouble started; safe for concurrent
+// use.
 type tailBuffer struct {
 	mu      sync.Mutex
+	head    []byte
 	buf     bytes.Buffer
 	max     int
 	dropped int
@@ -738,21 +741,27 @@ type tailBuffer struct {
 func (b *tailBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	n := len(p)
+	if room := b.max/4 - len(b.head); room > 0 {
+		k := min(room, len(p))
+		b.head = append(b.head, p[:k]...)
+		p = p[k:]
+	}
 	b.buf.Write(p)
 	if over := b.buf.Len() - b.max; over > b.max/4 {
 		b.buf.Next(over)
 		b.dropped += over
 	}
-	return len(p), nil
+	return n, nil
 }
 
 func (b *tailBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.dropped > 0 {
-		return fmt.Sprintf("[... %d bytes dropped ...]\n%s", b.dropped, b.buf.String())
+		return fmt.Sprintf("%s\n[... %d bytes dropped ...]\n%s", b.head, b.dropped, b.buf.String())
 	}
-	return b.buf.String()
+	return string(b.head) + b.buf.String()
 }
 
 func tail(s string, n int) string {
