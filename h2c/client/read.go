@@ -150,6 +150,9 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 			c.peerFrame = s.Val // validated by the framer
 		case http2.SettingMaxHeaderListSize:
 			c.peerHdrMax = s.Val
+		case http2.SettingHeaderTableSize:
+			// The encoder lowers its table to it in its next block.
+			c.peerTable.Store(min(s.Val, defaultTableSize) + 1)
 		}
 		return nil
 	})
@@ -158,8 +161,6 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 	if err != nil {
 		return err
 	}
-	// SETTINGS_HEADER_TABLE_SIZE needs nothing: the encoder keeps no
-	// table (hpackenc.go).
 	if err := c.writeFrame(c.fr.WriteSettingsAck); err != nil {
 		return err
 	}
