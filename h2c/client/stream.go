@@ -394,6 +394,7 @@ func (c *Conn) takeSlot(ctx context.Context) error {
 
 // putBlock gives hb back to reqBlocks, unless it grew too large to keep.
 func putBlock(hb *headerBuf) {
+	hb.dyn = dynFields{} // holds none of the request's strings while pooled
 	if cap(hb.b) <= maxKeptBlock {
 		reqBlocks.Put(hb)
 	}
