@@ -128,8 +128,9 @@ type Conn struct {
 	wmu  sync.Mutex
 	hbuf headerBuf
 	henc dynTable // the request encoder's mirror of the server's HPACK table
-	// peerTable is the server's SETTINGS_HEADER_TABLE_SIZE + 1, 0 before
-	// it sets one; the reader stores it, the encoder reads it.
+	// peerTable is the smallest SETTINGS_HEADER_TABLE_SIZE the server
+	// has set, + 1; 0 before it sets one. The reader stores it, the
+	// encoder reads it.
 	peerTable atomic.Uint32
 
 	// mu guards the fields below and the state of every stream (see

@@ -231,7 +231,8 @@ func (c *Conn) headerBlock(lit []byte, dyn *dynFields) []byte {
 	return c.hbuf.b
 }
 
-// peerTableSize is the server's SETTINGS_HEADER_TABLE_SIZE.
+// peerTableSize is the smallest SETTINGS_HEADER_TABLE_SIZE the server
+// has set.
 func (c *Conn) peerTableSize() uint32 {
 	if v := c.peerTable.Load(); v != 0 {
 		return v - 1

@@ -65,12 +65,7 @@ func benchRequest(xff string) *http.Request {
 // encodeBlock encodes req as openRequest and openStream do.
 func encodeBlock(t testing.TB, c *Conn, req *http.Request) []byte {
 	t.Helper()
-	var d dynFields
-	lit, _, err := encodeRequest(nil, req, nil, false, &d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bytes.Clone(c.headerBlock(lit, &d))
+	return bytes.Clone(c.headerBlock(encodeRequestLit(t, req)))
 }
 
 // wantFields are benchRequest's fields as the server decodes them.
@@ -460,4 +455,44 @@ func TestIndexedFieldsOnTheWire(t *testing.T) {
 	if want := workers*each - 2*each - 10; small < want {
 		t.Fatalf("%d blocks of at most 20 bytes, want at least %d", small, want)
 	}
+}
+
+// TestTableSizeSmallestSetting: a server that lowers its
+// SETTINGS_HEADER_TABLE_SIZE to 0 and raises it again before the next
+// request gets a size update to 0 in that request's block (RFC 7541
+// 4.2: the smallest size in the interval), and no indexing after.
+func TestTableSizeSmallestSetting(t *testing.T) {
+	c, f := start(t, Config{})
+	// A block before: the update comes mid-connection. (Not written:
+	// the fake server's decoder is not consulted here.)
+	c.wmu.Lock()
+	c.headerBlock(encodeRequestLit(t, benchRequest("10.0.0.1")))
+	c.wmu.Unlock()
+	for _, v := range []uint32{0, 4096} {
+		if err := f.fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: v}); err != nil {
+			t.Fatal(err)
+		}
+		f.next(func(r rframe) bool { return r.typ == http2.FrameSettings && r.ack })
+	}
+	if got := c.peerTableSize(); got != 0 {
+		t.Fatalf("peerTableSize %d after SETTINGS_HEADER_TABLE_SIZE 0 then 4096, want 0", got)
+	}
+	c.wmu.Lock()
+	b := bytes.Clone(c.headerBlock(encodeRequestLit(t, benchRequest("10.0.0.1"))))
+	c.wmu.Unlock()
+	if b[0] != 0x20 {
+		t.Fatalf("block % x: want a size update to 0 first", b)
+	}
+}
+
+// encodeRequestLit is encodeRequest's literal part and its fields left to
+// the connection's encoder.
+func encodeRequestLit(t testing.TB, req *http.Request) ([]byte, *dynFields) {
+	t.Helper()
+	d := new(dynFields)
+	lit, _, err := encodeRequest(nil, req, nil, false, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lit, d
 }

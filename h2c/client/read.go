@@ -151,8 +151,13 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 		case http2.SettingMaxHeaderListSize:
 			c.peerHdrMax = s.Val
 		case http2.SettingHeaderTableSize:
-			// The encoder lowers its table to it in its next block.
-			c.peerTable.Store(min(s.Val, defaultTableSize) + 1)
+			// The encoder lowers its table to the smallest size set
+			// (RFC 7541 4.2: a size that fell and rose again between
+			// two blocks still needs its update) in its next block.
+			// Only the reader stores it.
+			if v, old := min(s.Val, defaultTableSize)+1, c.peerTable.Load(); old == 0 || v < old {
+				c.peerTable.Store(v)
+			}
 		}
 		return nil
 	})
