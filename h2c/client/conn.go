@@ -123,15 +123,11 @@ type Conn struct {
 	fr  *http2.Framer
 
 	// wmu serialises frame writes: it guards the framer's write side,
-	// hbuf and henc. Lock order: wmu before mu; never take wmu while
-	// holding mu.
-	wmu  sync.Mutex
-	hbuf headerBuf
-	henc dynTable // the request encoder's mirror of the server's HPACK table
-	// peerTable is the smallest SETTINGS_HEADER_TABLE_SIZE the server
-	// has set, + 1; 0 before it sets one. The reader stores it, the
-	// encoder reads it.
-	peerTable atomic.Uint32
+	// hbuf and tableZeroed. Lock order: wmu before mu; never take wmu
+	// while holding mu.
+	wmu         sync.Mutex
+	hbuf        headerBuf
+	tableZeroed bool // a header block has set the server's HPACK table size to 0
 
 	// mu guards the fields below and the state of every stream (see
 	// stream). It is never held across I/O or a callback.

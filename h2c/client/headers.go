@@ -17,12 +17,8 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// headerBuf collects the encoder's output for one header block, and the
-// fields it leaves to the connection's encoder (see dynTable).
-type headerBuf struct {
-	b   []byte
-	dyn dynFields
-}
+// headerBuf collects the encoder's output for one header block.
+type headerBuf struct{ b []byte }
 
 func (h *headerBuf) Write(p []byte) (int, error) {
 	h.b = append(h.b, p...)
@@ -36,9 +32,9 @@ type Field struct {
 	Values []string
 }
 
-// encodeRequest HPACK-encodes req's header block into dst, but for the
-// fields it leaves to the connection's encoder in *dyn (dynNames, placed
-// by requestBlock), and checks it as it goes, in one walk over the header: names and values that
+// encodeRequest HPACK-encodes req's header block into dst from index 1
+// (dst[0] is left for a table size update: see headerBlock) and checks
+// it as it goes, in one walk over the header: names and values that
 // cannot be sent (RFC 9110 5.1 and 5.5, as httpguts checks them) fail
 // the request, whatever made them; connection-specific fields (RFC 9113
 // 8.2.2) are dropped, Host travels as :authority. The header is fields
@@ -47,8 +43,7 @@ type Field struct {
 // not), for the caller to check against the server's. Nothing of the
 // connection is touched, so it runs before a stream is opened and
 // without wmu.
-func encodeRequest(dst []byte, req *http.Request, fields []Field, list bool, dyn *dynFields) (block []byte, size uint64, err error) {
-	*dyn = dynFields{}
+func encodeRequest(dst []byte, req *http.Request, fields []Field, list bool) (block []byte, size uint64, err error) {
 	if err := checkRequestTarget(req); err != nil {
 		return dst, 0, err
 	}
@@ -66,21 +61,18 @@ func encodeRequest(dst []byte, req *http.Request, fields []Field, list bool, dyn
 		scheme = "http"
 	}
 	size = uint64(len(method)+len(host)+len(path)+len(scheme)) + 4*32 + 7 + 10 + 5 + 6
-	b := dst[:0]
+	b := append(dst[:0], 0)
 	b = appendPseudo(b, nameMethod, method)
 	b = appendPseudo(b, nameScheme, scheme)
-	if !dyn.add(dynAuthority, host) {
-		b = appendPseudo(b, nameAuthority, host)
-	}
+	b = appendPseudo(b, nameAuthority, host)
 	b = appendPseudo(b, namePath, path)
-	dyn.pseudoEnd = len(b)
 	if list {
 		for _, f := range fields {
-			if b, err = appendHeaderField(b, &size, f.Name, f.Values, dyn); err != nil {
+			if b, err = appendHeaderField(b, &size, f.Name, f.Values); err != nil {
 				return b, 0, err
 			}
 		}
-	} else if b, err = appendHeaderMap(b, &size, req.Header, dyn); err != nil {
+	} else if b, err = appendHeaderMap(b, &size, req.Header); err != nil {
 		return b, 0, err
 	}
 	if len(req.Trailer) > 0 {
@@ -115,10 +107,10 @@ func checkRequestTarget(req *http.Request) error {
 // appendHeaderMap is encodeRequest's loop over a header map.
 //
 //go:noinline
-func appendHeaderMap(b []byte, size *uint64, h http.Header, dyn *dynFields) ([]byte, error) {
+func appendHeaderMap(b []byte, size *uint64, h http.Header) ([]byte, error) {
 	for k, vv := range h {
 		var err error
-		if b, err = appendHeaderField(b, size, k, vv, dyn); err != nil {
+		if b, err = appendHeaderField(b, size, k, vv); err != nil {
 			return b, err
 		}
 	}
@@ -162,9 +154,8 @@ func appendPseudo(b []byte, n reqName, value string) []byte {
 }
 
 // appendHeaderField checks and appends the header field k with values
-// vv, adding their size to *size; a field of one value that the
-// connection's encoder may index goes to *dyn instead.
-func appendHeaderField(b []byte, size *uint64, k string, vv []string, dyn *dynFields) ([]byte, error) {
+// vv, adding their size to *size.
+func appendHeaderField(b []byte, size *uint64, k string, vv []string) ([]byte, error) {
 	n, ok := reqNames[k]
 	if !ok {
 		if n, ok = unknownName(k); !ok {
@@ -179,9 +170,6 @@ func appendHeaderField(b []byte, size *uint64, k string, vv []string, dyn *dynFi
 		*size += uint64(len(k) + len(v) + 32)
 		switch n.send {
 		case sendField:
-			if n.dyn != 0 && len(vv) == 1 && dyn.add(n.dyn, v) {
-				continue
-			}
 			b = appendIndexedName(b, n, v)
 		case sendTE:
 			// Only "trailers" is allowed (RFC 9113 8.2.2).
@@ -222,22 +210,16 @@ func expects100(req *http.Request, fields []Field, list bool) bool {
 	return strings.EqualFold(v, "100-continue")
 }
 
-// headerBlock is the request's whole header block: lit, the literal
-// part encodeRequest wrote, with the fields it left in dyn, encoded
-// against the connection's dynamic table. The caller holds wmu, and
-// writes the block before it releases wmu.
-func (c *Conn) headerBlock(lit []byte, dyn *dynFields) []byte {
-	c.hbuf.b = c.henc.requestBlock(c.hbuf.b, lit, dyn, c.peerTableSize())
-	return c.hbuf.b
-}
-
-// peerTableSize is the smallest SETTINGS_HEADER_TABLE_SIZE the server
-// has set.
-func (c *Conn) peerTableSize() uint32 {
-	if v := c.peerTable.Load(); v != 0 {
-		return v - 1
+// headerBlock is the block encodeRequest wrote into b, opened with the
+// connection's table size update if it is the first (beginBlock); the
+// caller holds wmu.
+func (c *Conn) headerBlock(b []byte) []byte {
+	if c.tableZeroed {
+		return b[1:]
 	}
-	return defaultTableSize
+	c.tableZeroed = true
+	b[0] = 0x20 // size update, 5-bit prefix, 0
+	return b
 }
 
 // validValue is httpguts.ValidHeaderFieldValue: no control byte but
@@ -299,9 +281,9 @@ func (c *Conn) field(name, value string) {
 	c.hbuf.b = appendField(c.hbuf.b, name, value)
 }
 
-// encodeTrailers HPACK-encodes request trailers; the caller holds wmu,
-// and writes the block before it releases wmu unless this fails.
+// encodeTrailers HPACK-encodes request trailers; the caller holds wmu.
 func (c *Conn) encodeTrailers(tr http.Header, hdrMax uint32) ([]byte, error) {
+	c.hbuf.b = c.beginBlock(c.hbuf.b[:0])
 	var size uint64
 	for k, vv := range tr {
 		if !httpguts.ValidHeaderFieldName(k) {
@@ -317,8 +299,6 @@ func (c *Conn) encodeTrailers(tr http.Header, hdrMax uint32) ([]byte, error) {
 	if hdrMax > 0 && size > uint64(hdrMax) {
 		return nil, fmt.Errorf("h2c client: request trailers exceed the server's MAX_HEADER_LIST_SIZE %d", hdrMax)
 	}
-	// Only a block that is sent may carry a size update.
-	c.hbuf.b = c.henc.begin(c.hbuf.b[:0], c.peerTableSize())
 	for k, vv := range tr {
 		name := lowerHeader(k)
 		for _, v := range vv {

@@ -150,14 +150,6 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 			c.peerFrame = s.Val // validated by the framer
 		case http2.SettingMaxHeaderListSize:
 			c.peerHdrMax = s.Val
-		case http2.SettingHeaderTableSize:
-			// The encoder lowers its table to the smallest size set
-			// (RFC 7541 4.2: a size that fell and rose again between
-			// two blocks still needs its update) in its next block.
-			// Only the reader stores it.
-			if v, old := min(s.Val, defaultTableSize)+1, c.peerTable.Load(); old == 0 || v < old {
-				c.peerTable.Store(v)
-			}
 		}
 		return nil
 	})
@@ -166,6 +158,8 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 	if err != nil {
 		return err
 	}
+	// SETTINGS_HEADER_TABLE_SIZE needs nothing: the encoder keeps no
+	// table (hpackenc.go).
 	if err := c.writeFrame(c.fr.WriteSettingsAck); err != nil {
 		return err
 	}

@@ -312,7 +312,7 @@ func (c *Conn) openRequest(req *http.Request, fields []Field, list bool, respFie
 	hb := reqBlocks.Get().(*headerBuf)
 	var size uint64
 	var err error
-	if hb.b, size, err = encodeRequest(hb.b, req, fields, list, &hb.dyn); err != nil {
+	if hb.b, size, err = encodeRequest(hb.b, req, fields, list); err != nil {
 		putBlock(hb)
 		closeBody()
 		c.Release()
@@ -328,7 +328,7 @@ func (c *Conn) openRequest(req *http.Request, fields []Field, list bool, respFie
 	if expect {
 		s.cont = make(chan struct{})
 	}
-	err = c.openStream(s, hb.b, &hb.dyn, size, cl == 0)
+	err = c.openStream(s, hb.b, size, cl == 0)
 	putBlock(hb)
 	if err != nil {
 		closeBody()
@@ -394,17 +394,15 @@ func (c *Conn) takeSlot(ctx context.Context) error {
 
 // putBlock gives hb back to reqBlocks, unless it grew too large to keep.
 func putBlock(hb *headerBuf) {
-	hb.dyn = dynFields{} // holds none of the request's strings while pooled
 	if cap(hb.b) <= maxKeptBlock {
 		reqBlocks.Put(hb)
 	}
 }
 
-// openStream gives s an id and writes its HEADERS: block and dyn, from
+// openStream gives s an id and writes its HEADERS: block, from
 // encodeRequest, whose header list is size bytes. Ids must go out in
-// order, and blocks in the order they were encoded against the dynamic
-// table, so both are done under wmu.
-func (c *Conn) openStream(s *stream, block []byte, dyn *dynFields, size uint64, endStream bool) error {
+// order, so the id is taken under wmu.
+func (c *Conn) openStream(s *stream, block []byte, size uint64, endStream bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
@@ -435,7 +433,7 @@ func (c *Conn) openStream(s *stream, block []byte, dyn *dynFields, size uint64, 
 	frame := c.peerFrame
 	c.mu.Unlock()
 
-	if err = c.writeHeaderBlock(s.id, c.headerBlock(block, dyn), endStream, frame); err != nil {
+	if err = c.writeHeaderBlock(s.id, c.headerBlock(block), endStream, frame); err != nil {
 		err = &ConnError{Reason: "write", Err: err}
 		c.closeWith(err)
 		c.mu.Lock()
