@@ -857,6 +857,9 @@ func (c *converter) acl(d Directive, acls map[string]*acl) {
 // routes can express: the Host header (exact, or a domain suffix with a
 // leading dot) and a path prefix.
 func aclValues(w []string) (hosts, paths []string, err error) {
+	if len(w) == 0 {
+		return nil, nil, errors.New("a condition without a criterion")
+	}
 	crit := strings.ToLower(w[0])
 	var vals []string
 	match := ""
