@@ -6,7 +6,8 @@
 // deadline; gateway/h1's request context and upstream's attempt context
 // are built so, and allocate nothing until someone asks for Done.
 //
-// It owns no goroutine: End runs the callbacks on its caller's.
+// End runs the callbacks on its caller's goroutine. The one goroutine it
+// starts runs an AfterFunc registered after the end, which ends at once.
 package ctxend
 
 import (
