@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -232,7 +233,7 @@ func TestQueueLeaveByCallback(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, held := newQueueBackend(t, time.Minute)
 		st := b.cur()
-		ctx := new(attemptCtx)
+		ctx := &doneSpy{attemptCtx: new(attemptCtx)}
 		ctx.start(context.Background(), nil, time.Time{})
 		done := make(chan error, 1)
 		go func() {
@@ -246,10 +247,7 @@ func TestQueueLeaveByCallback(t *testing.T) {
 		if n := b.q.len(); n != 1 {
 			t.Fatalf("%d queued, want 1", n)
 		}
-		ctx.mu.Lock()
-		asked := ctx.done != nil
-		ctx.mu.Unlock()
-		if asked {
+		if ctx.asked.Load() {
 			t.Error("the queued request asked its context for a Done channel: it waits in a select")
 		}
 		start := time.Now()
@@ -278,4 +276,15 @@ func TestQueueLeaveByCallback(t *testing.T) {
 		}
 		c.release()
 	})
+}
+
+// doneSpy is an attempt's context that records being asked for Done.
+type doneSpy struct {
+	*attemptCtx
+	asked atomic.Bool
+}
+
+func (d *doneSpy) Done() <-chan struct{} {
+	d.asked.Store(true)
+	return d.attemptCtx.Done()
 }

@@ -161,31 +161,6 @@ func (t *tracker) finish() {
 	t.c.done()
 }
 
-// traceKey is the context key under which net/http/httptrace keeps a
-// request's ClientTrace, learnt once by asking ContextClientTrace of a
-// context that records the key it is asked for. An attempt's context
-// answers it with the tracker's trace (attemptCtx.Value), so that an attempt
-// needs neither httptrace.WithClientTrace's context nor its reflective
-// composition of two traces.
-var traceKey = func() any {
-	var k keySpy
-	httptrace.ContextClientTrace(&k)
-	return k.key
-}()
-
-type keySpy struct {
-	context.Context
-	key any
-}
-
-func (k *keySpy) Value(key any) any {
-	k.key = key
-	return nil
-}
-
-// Err is not nil, so that context.Cause goes on to ask for its key.
-func (*keySpy) Err() error { return context.Canceled }
-
 // attempts is the set of a backend's attempts in flight. While it is not
 // empty a timer sweeps it every sweepEvery, cancelling the attempts whose
 // timeout passed or whose client left abortGrace ago. Adding and removing

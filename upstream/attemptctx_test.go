@@ -14,8 +14,8 @@ import (
 // the cancel, once, unless stopped; the deadline ends it with
 // ErrTotalTimeout.
 func TestAttemptCtx(t *testing.T) {
-	if causeKey == nil || traceKey == nil {
-		t.Fatalf("keys not learnt: context.Cause's %v, httptrace's %v", causeKey, traceKey)
+	if traceKey == nil {
+		t.Fatal("httptrace's key not learnt")
 	}
 	type key struct{}
 	client, leave := context.WithCancelCause(context.WithValue(context.Background(), key{}, "v"))
@@ -103,3 +103,75 @@ func TestAttemptCtx(t *testing.T) {
 type watcher struct{ calls int }
 
 func (w *watcher) ContextEnded() { w.calls++ }
+
+// TestAttemptCtxEnds: however the attempt's context ends (cancel with or
+// without a cause, a deadline already past at start, the deadline's
+// timer), its Done channel, asked for before or after, closes; Err,
+// Cause and why are the end's, never the client's; contexts derived from
+// it have ended when the end returns, with its Cause; the client's values
+// stay.
+func TestAttemptCtxEnds(t *testing.T) {
+	type key struct{}
+	errClient := errors.New("client's cause")
+	for _, tt := range []struct {
+		name       string
+		deadline   time.Duration // from start; 0: none
+		end        func(a *attemptCtx)
+		doneBefore bool
+		err, cause error
+	}{
+		{"cancel", 0, func(a *attemptCtx) { a.cancel(context.Canceled, nil) }, false, context.Canceled, context.Canceled},
+		{"cancel, Done before", 0, func(a *attemptCtx) { a.cancel(context.Canceled, nil) }, true, context.Canceled, context.Canceled},
+		{"cancel with a cause", 0, func(a *attemptCtx) { a.cancel(context.Canceled, ErrIdleTimeout) }, false, context.Canceled, ErrIdleTimeout},
+		{"cancel with a cause, Done before", 0, func(a *attemptCtx) { a.cancel(context.Canceled, ErrIdleTimeout) }, true, context.Canceled, ErrIdleTimeout},
+		{"deadline passed at start", -time.Second, nil, false, context.DeadlineExceeded, ErrTotalTimeout},
+		{"deadline's timer", time.Second, func(*attemptCtx) { time.Sleep(time.Second); synctest.Wait() }, true, context.DeadlineExceeded, ErrTotalTimeout},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				client, leave := context.WithCancelCause(context.WithValue(context.Background(), key{}, "v"))
+				leave(errClient)
+				var deadline time.Time
+				if tt.deadline != 0 {
+					deadline = time.Now().Add(tt.deadline)
+				}
+				a := new(attemptCtx)
+				a.start(client, nil, deadline)
+				defer a.stop()
+				var done <-chan struct{}
+				var child context.Context
+				if tt.end != nil {
+					if a.Err() != nil || context.Cause(a) != nil || a.why() != nil {
+						t.Fatalf("live: Err %v, Cause %v, why %v", a.Err(), context.Cause(a), a.why())
+					}
+					if tt.doneBefore {
+						done = a.Done()
+					}
+					var stopChild context.CancelFunc
+					child, stopChild = context.WithCancel(a)
+					defer stopChild()
+					tt.end(a)
+				} else {
+					child = a
+				}
+				if done == nil {
+					done = a.Done()
+				}
+				select {
+				case <-done:
+				default:
+					t.Fatal("Done open after the end")
+				}
+				if a.Err() != tt.err || context.Cause(a) != tt.cause || a.why() != tt.cause {
+					t.Errorf("Err %v, Cause %v, why %v; want %v, %v", a.Err(), context.Cause(a), a.why(), tt.err, tt.cause)
+				}
+				if child.Err() != tt.err || context.Cause(child) != tt.cause {
+					t.Errorf("derived: Err %v, Cause %v; want %v, %v", child.Err(), context.Cause(child), tt.err, tt.cause)
+				}
+				if a.Value(key{}) != "v" {
+					t.Error("the client's value lost")
+				}
+			})
+		})
+	}
+}

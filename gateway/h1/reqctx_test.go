@@ -90,3 +90,77 @@ func TestRequestContextOfEndingConn(t *testing.T) {
 		t.Error("a request's context over an ending connection context is a cancelNotifier")
 	}
 }
+
+// TestReqCtx: a request's context over a connection's that cannot end
+// has the connection's values and no deadline; its Done channel, asked
+// for before or after, closes at cancel and not before; Err and
+// context.Cause are nil until then, context.Canceled after; contexts
+// derived from it, before or after, have ended when cancel returns; its
+// watcher is called by cancel unless stopped.
+func TestReqCtx(t *testing.T) {
+	type key struct{}
+	for _, tt := range []struct {
+		name       string
+		doneBefore bool
+		stopWatch  bool
+	}{
+		{"Done after", false, false},
+		{"Done before", true, false},
+		{"watcher stopped", true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := &reqCtx{conn: context.WithValue(context.Background(), key{}, "v")}
+			var ctx context.Context = rc
+			if ctx.Value(key{}) != "v" || ctx.Err() != nil || context.Cause(ctx) != nil {
+				t.Fatalf("live: value %v, Err %v, Cause %v", ctx.Value(key{}), ctx.Err(), context.Cause(ctx))
+			}
+			if _, ok := ctx.Deadline(); ok {
+				t.Error("a deadline")
+			}
+			var done <-chan struct{}
+			if tt.doneBefore {
+				done = ctx.Done()
+				select {
+				case <-done:
+					t.Fatal("Done closed before cancel")
+				default:
+				}
+			}
+			child, cancelChild := context.WithCancel(ctx)
+			defer cancelChild()
+			timed, cancelTimed := context.WithTimeout(ctx, time.Hour)
+			defer cancelTimed()
+			called := 0
+			rc.OnCancel(endedFunc(func() { called++ }))
+			if tt.stopWatch && !rc.StopOnCancel() {
+				t.Error("StopOnCancel: false with a watcher set")
+			}
+
+			rc.cancel()
+			if !tt.doneBefore {
+				done = ctx.Done()
+			}
+			select {
+			case <-done:
+			default:
+				t.Error("Done open after cancel")
+			}
+			if ctx.Err() != context.Canceled || context.Cause(ctx) != context.Canceled {
+				t.Errorf("ended: Err %v, Cause %v", ctx.Err(), context.Cause(ctx))
+			}
+			late, cancelLate := context.WithCancel(ctx)
+			defer cancelLate()
+			for _, d := range []context.Context{child, timed, late} {
+				if d.Err() != context.Canceled {
+					t.Errorf("derived context when cancel returned: %v", d.Err())
+				}
+			}
+			if want := map[bool]int{false: 1, true: 0}[tt.stopWatch]; called != want {
+				t.Errorf("watcher called %d times, want %d", called, want)
+			}
+			if ctx.Value(key{}) != "v" {
+				t.Error("the connection's value lost at the end")
+			}
+		})
+	}
+}

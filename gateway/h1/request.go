@@ -8,6 +8,9 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/sluice-gw/sluice/gateway/h1/ctxend"
 )
 
 // newRequest builds the handler's *http.Request from cc.req, as net/http
@@ -39,12 +42,12 @@ func (cc *conn) newRequest(ctx context.Context) (*http.Request, error) {
 	// The request's context lives in its body, allocated per request
 	// anyway: it may outlive the handler, so it is never reused.
 	rc := &b.ctx
-	rc.Context, rc.end = context.WithCancel(ctx)
 	if ctx.Done() == nil {
 		// Only cancelReq ends it: it can tell a watcher (reqCtx).
+		rc.conn = ctx
 		ctx = rc
 	} else {
-		ctx = rc.Context
+		ctx, rc.stop = context.WithCancel(ctx)
 	}
 	cc.watchMu.Lock() // the watcher may watch the request already (takeRequest)
 	cc.cancelReq = rc
@@ -283,55 +286,42 @@ type body struct {
 	err       error // a failure, returned to every later read
 }
 
-// reqCtx is a request's context: a context.WithCancel of the
-// connection's that also tells one watcher of its end by a callback
-// (h1compat/client.CancelNotifier), so that upstream's queue waits for a
-// slot with a plain receive rather than a select on a Done channel.
-// Value and Done are the inner cancelCtx's, so contexts derived from it
-// attach to that one as before. It is the request's context only when
-// the connection's cannot end, so that cancel is its only end.
+// reqCtx is a request's context over a connection's that cannot end:
+// the connection's values, and an end of its own (ctxend.Notifier), which
+// tells one watcher of it by a callback (h1compat/client.CancelNotifier),
+// so that upstream's queue waits for a slot with a plain receive rather
+// than a select on a Done channel, and costs no allocation until someone
+// asks for Done. cancel is its only end. Over a connection's context that
+// can end, the request's context is context.WithCancel's, and reqCtx only
+// holds its cancel func (stop).
 type reqCtx struct {
-	context.Context
-	end context.CancelFunc
-
-	mu     sync.Mutex // guards notify and ended
-	notify interface{ ContextEnded() }
-	ended  bool
+	ctxend.Notifier
+	conn context.Context    // the connection's, when the request's context is this one
+	stop context.CancelFunc // the request's context.WithCancel's, when it is that one
 }
 
-// cancel ends the context, then calls the watcher, from the caller's
-// goroutine.
+var _ context.Context = (*reqCtx)(nil)
+
+// Deadline is the connection's: none, since it cannot end.
+func (c *reqCtx) Deadline() (time.Time, bool) { return c.conn.Deadline() }
+
+// Value answers context.Cause's key with the request's end, and the rest
+// from the connection's context.
+func (c *reqCtx) Value(key any) any {
+	if v, ok := c.OwnValue(key); ok {
+		return v
+	}
+	return c.conn.Value(key)
+}
+
+// cancel ends the context, then calls the watcher and ends the contexts
+// derived from it, from the caller's goroutine.
 func (c *reqCtx) cancel() {
-	c.end()
-	c.mu.Lock()
-	n := c.notify
-	c.notify, c.ended = nil, true
-	c.mu.Unlock()
-	if n != nil {
-		n.ContextEnded()
+	if c.stop != nil {
+		c.stop()
+		return
 	}
-}
-
-// OnCancel sets w, in place of an earlier one, to be called when the
-// context ends; false, and w is not kept, if it has ended.
-func (c *reqCtx) OnCancel(w interface{ ContextEnded() }) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ended {
-		return false
-	}
-	c.notify = w
-	return true
-}
-
-// StopOnCancel forgets OnCancel's watcher; false if it was called (or is
-// being called) or none was set.
-func (c *reqCtx) StopOnCancel() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	had := c.notify != nil
-	c.notify = nil
-	return had
+	c.End(context.Canceled, nil)
 }
 
 // ErrBodyAfterClose is returned by a request body's Read after the
