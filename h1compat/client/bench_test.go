@@ -125,7 +125,7 @@ func BenchmarkWriteHead(b *testing.B) {
 	buf.Grow(bufSize)
 	b.ReportAllocs()
 	for b.Loop() {
-		h, err := appendHead(buf.Bytes()[:0], req, false)
+		h, err := appendHead(buf.Bytes()[:0], req, nil, false)
 		if err != nil || len(h) == 0 {
 			b.Fatal(err)
 		}
