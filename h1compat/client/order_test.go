@@ -1,40 +1,14 @@
 package client
 
 import (
-	"bufio"
-	"fmt"
+	"context"
 	"io"
-	"net"
 	"net/http"
-	"strings"
 	"testing"
-)
+	"time"
 
-// serveNames answers each request of a connection with the names of its
-// head's fields, in the order they came, joined by ",".
-func serveNames(nc net.Conn, br *bufio.Reader) {
-	defer nc.Close()
-	for {
-		var names []string
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			line = strings.TrimRight(line, "\r\n")
-			if line == "" {
-				break
-			}
-			if name, _, ok := strings.Cut(line, ":"); ok {
-				names = append(names, name)
-			}
-		}
-		b := strings.Join(names, ",")
-		if _, err := fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b); err != nil {
-			return
-		}
-	}
-}
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
+)
 
 // TestFieldOrder: a head's fields go out in sorted key order when the
 // request has a map only (User-Agent first, as net/http writes it), not
@@ -42,7 +16,13 @@ func serveNames(nc net.Conn, br *bufio.Reader) {
 // given order, with what it lacks after it sorted, through RoundTripOrder
 // and PresendOrder.
 func TestFieldOrder(t *testing.T) {
-	c := newFakeServer(t, serveNames).dial(t, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, gatewaytest.FieldNamesOrigin(t), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
 	header := func() http.Header {
 		h := http.Header{}
 		for _, k := range []string{"Zeta", "Accept", "Cookie", "X-B", "X-A", "Mid", "Beta", "Omega", "User-Agent", "Accept-Language"} {
