@@ -131,3 +131,19 @@ func BenchmarkWriteHead(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWriteHeadOrdered is BenchmarkWriteHead with the fields' order
+// given, as the gateway gives it (RoundTripOrder): no sort.
+func BenchmarkWriteHeadOrdered(b *testing.B) {
+	req := benchRequest(b)
+	order := []string{"User-Agent", "Accept", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+	var buf bytes.Buffer
+	buf.Grow(bufSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		h, err := appendHead(buf.Bytes()[:0], req, order, false)
+		if err != nil || len(h) == 0 {
+			b.Fatal(err)
+		}
+	}
+}
