@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -242,7 +243,7 @@ func (p *proxy) serve(w *statusWriter, r *http.Request, ex *exchange) {
 		p.upgrade(w, r, ex, up)
 		return
 	}
-	out := p.outRequest(r, ex)
+	out := p.outRequest(w, r, ex)
 	if out.Body != nil {
 		defer ex.body.Close()
 	}
@@ -272,10 +273,10 @@ func (p *proxy) unexpectedSwitch(w *statusWriter, out *http.Request, res *http.R
 	p.fail(w, out, errors.New("gateway: unexpected 101 Switching Protocols"))
 }
 
-// outRequest builds the outbound request in ex.
+// outRequest builds the outbound request in ex; w is r's writer.
 //
 //go:noinline
-func (p *proxy) outRequest(r *http.Request, ex *exchange) *http.Request {
+func (p *proxy) outRequest(w *statusWriter, r *http.Request, ex *exchange) *http.Request {
 	out := &ex.out
 	*out = *r // shallow: the context, method, trailers and body travel as they are
 	ex.url = *r.URL
@@ -292,7 +293,11 @@ func (p *proxy) outRequest(r *http.Request, ex *exchange) *http.Request {
 		ex.body = &reqBody{rc: r.Body, n: p.m.bytesIn}
 		out.Body = ex.body
 	}
-	p.outHeader(r, ex)
+	var order []string
+	if o, ok := w.ResponseWriter.(h1.HeaderOrderer); ok {
+		order = o.HeaderOrder()
+	}
+	p.outHeader(r, order, ex)
 	if p.info != nil {
 		// upstream.Backend takes the header as a list, which the h2c
 		// client encodes with no map (a map is built only for an
@@ -344,20 +349,29 @@ func (p *proxy) roundTripTraced(out *http.Request, ex *exchange) (*http.Response
 	return p.rt.RoundTrip(out)
 }
 
-// outHeader builds the outbound header in ex.hdr: the client's minus
-// hop-by-hop and forwarding headers, plus what the gateway sets. Values
-// are shared with the inbound header, never modified in place.
-func (p *proxy) outHeader(r *http.Request, ex *exchange) {
+// outHeader builds the outbound header in ex.hdr: the client's fields
+// minus hop-by-hop and forwarding ones, in the order the client sent
+// them (order: r.Header's keys from an HTTP/1.1 client, h1.HeaderOrderer;
+// keys it lacks follow, sorted), else in sorted key order (Go's HTTP/2
+// and HTTP/3 servers give a map, whose order changes from request to
+// request); then what the gateway sets, in a fixed order. Values are
+// shared with the inbound header, never modified in place.
+func (p *proxy) outHeader(r *http.Request, order []string, ex *exchange) {
 	in := r.Header
-	conn := in["Connection"]
 	h := &ex.hdr
-	ua := false
-	for k, vv := range in {
-		if hopByHop(k) || forwarding(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) {
-			continue
+	n, ua := addClientFields(h, in, order)
+	if n < len(in) {
+		// No order, or keys the map gained after the server built it.
+		var stack [32]string
+		keys := stack[:0]
+		for k := range in {
+			if order == nil || !slices.Contains(order, k) {
+				keys = append(keys, k)
+			}
 		}
-		ua = ua || k == "User-Agent"
-		h.Add(k, vv)
+		slices.Sort(keys)
+		_, ua2 := addClientFields(h, in, keys)
+		ua = ua || ua2
 	}
 	if httpguts.HeaderValuesContainsToken(in["Te"], "trailers") {
 		// Tell the server trailers are supported, when the client said so.
@@ -382,6 +396,27 @@ func (p *proxy) outHeader(r *http.Request, ex *exchange) {
 	if !ua {
 		h.Add("User-Agent", valEmpty)
 	}
+}
+
+// addClientFields adds to h, in keys' order, the fields of in under those
+// keys that are passed on: not hop-by-hop or forwarding ones, nor those
+// the Connection field names. It returns how many of keys in holds (a key
+// it lacks is skipped), and whether User-Agent was added.
+func addClientFields(h *upstream.HeaderList, in http.Header, keys []string) (n int, ua bool) {
+	conn := in["Connection"]
+	for _, k := range keys {
+		vv, ok := in[k]
+		if !ok {
+			continue
+		}
+		n++
+		if hopByHop(k) || forwarding(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) {
+			continue
+		}
+		ua = ua || k == "User-Agent"
+		h.Add(k, vv)
+	}
+	return n, ua
 }
 
 // copyResponse sends res to the client: headers without hop-by-hop ones,

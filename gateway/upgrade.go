@@ -27,7 +27,7 @@ var valUpgrade = []string{"Upgrade"}
 
 // upgrade proxies r, which asks to switch to protocol up.
 func (p *proxy) upgrade(w *statusWriter, r *http.Request, ex *exchange, up string) {
-	out := p.outRequest(r, ex)
+	out := p.outRequest(w, r, ex)
 	if out.Body != nil {
 		defer ex.body.Close()
 	}

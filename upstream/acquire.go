@@ -145,10 +145,11 @@ func (b *Backend) presend(c *pconn, req *http.Request, info *RequestInfo) {
 	u := *req.URL
 	u.Scheme, u.Host = "http", c.server().addr
 	out.URL = &u
+	var order []string
 	if info != nil && info.Header != nil {
-		out.Header = info.Header.Map()
+		out.Header, order = info.Header.Map(), info.Header.Order()
 	}
-	h.Presend(&out)
+	h.PresendOrder(&out, order)
 }
 
 func anyOpen(servers []*Server) bool {

@@ -17,7 +17,13 @@ type h1Conn struct {
 }
 
 func (h *h1Conn) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := h.Conn.RoundTrip(req)
+	return h.RoundTripOrder(req, nil)
+}
+
+// RoundTripOrder is RoundTrip writing req's fields in order (see
+// h1client.Conn.RoundTripOrder).
+func (h *h1Conn) RoundTripOrder(req *http.Request, order []string) (*http.Response, error) {
+	resp, err := h.Conn.RoundTripOrder(req, order)
 	if err == nil && h1compat.KeepAliveSpent(resp) {
 		h.c.keepAliveSpent()
 	}

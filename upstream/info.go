@@ -31,7 +31,8 @@ type RequestInfo struct {
 
 	// Header, if the caller sets it, is the request's header, sent in
 	// place of the request's Header (which is not read): to an h2c server
-	// as the list it is, with no map; to an HTTP/1.1 one as its Map.
+	// as the list it is, with no map; to an HTTP/1.1 one as its Map,
+	// written in the list's order.
 	Header *HeaderList
 
 	// ListResponse, if the caller sets it with Header, asks for the
@@ -56,6 +57,7 @@ var _ fieldsConn = (*client.Conn)(nil)
 type HeaderList struct {
 	Fields []Field
 	m      http.Header // Fields as a map, once Map built it; cleared by Reset
+	names  []string    // m's keys in Fields' order, built with m; kept for reuse
 	built  bool
 }
 
@@ -78,10 +80,19 @@ func (l *HeaderList) Map() http.Header {
 			l.m[f.Name] = append(prev[:len(prev):len(prev)], f.Values...)
 		} else {
 			l.m[f.Name] = f.Values
+			l.names = append(l.names, f.Name)
 		}
 	}
 	l.built = true
 	return l.m
+}
+
+// Order returns Map's keys, each once, in the order of their first field
+// in Fields: the order an HTTP/1.1 server gets them in. It builds the map
+// if Map has not.
+func (l *HeaderList) Order() []string {
+	l.Map()
+	return l.names
 }
 
 // Reset empties l for reuse: nothing of the last request stays reachable.
@@ -90,6 +101,8 @@ func (l *HeaderList) Reset() {
 	l.Fields = l.Fields[:0]
 	if l.built {
 		clear(l.m)
+		clear(l.names)
+		l.names = l.names[:0]
 		l.built = false
 	}
 }

@@ -8,7 +8,8 @@ import (
 
 // TestHeaderListMap: the map form holds every field, repeated names
 // merged without writing into the first one's slice (it belongs to the
-// caller); Reset empties both forms, and the next Map is built afresh.
+// caller); Order is the map's keys in the fields' order; Reset empties
+// all forms, and the next Map is built afresh.
 func TestHeaderListMap(t *testing.T) {
 	var l HeaderList
 	a := make([]string, 1, 4) // room to append to: Map must not
@@ -19,6 +20,9 @@ func TestHeaderListMap(t *testing.T) {
 	m := l.Map()
 	if want := (http.Header{"X-A": {"1", "2"}, "X-B": {"b"}}); !reflect.DeepEqual(m, want) {
 		t.Fatalf("Map %v, want %v", m, want)
+	}
+	if o := l.Order(); !reflect.DeepEqual(o, []string{"X-A", "X-B"}) {
+		t.Fatalf("Order %q, want [X-A X-B]", o)
 	}
 	if a[:2][1] != "" {
 		t.Fatalf("Map wrote into the caller's slice: %q", a[:2])
@@ -37,6 +41,9 @@ func TestHeaderListMap(t *testing.T) {
 		}
 	}
 	l.Add("X-C", []string{"c"})
+	if o := l.Order(); !reflect.DeepEqual(o, []string{"X-C"}) {
+		t.Fatalf("Order after Reset %q, want [X-C]", o)
+	}
 	if want := (http.Header{"X-C": {"c"}}); !reflect.DeepEqual(l.Map(), want) {
 		t.Fatalf("Map after Reset %v, want %v", l.Map(), want)
 	}

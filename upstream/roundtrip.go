@@ -142,8 +142,8 @@ type fieldsConn interface {
 	RoundTripList(*http.Request, []Field, *[][2]string) (*http.Response, error)
 }
 
-// roundTripConn sends out on cc, with info.Header as its header when the
-// caller gave one.
+// roundTripConn sends out on cc, with info.Header as its header, in its
+// order, when the caller gave one.
 func roundTripConn(cc clientConn, out *http.Request, info *RequestInfo) (*http.Response, error) {
 	if info == nil || info.Header == nil {
 		return cc.RoundTrip(out)
@@ -155,8 +155,19 @@ func roundTripConn(cc clientConn, out *http.Request, info *RequestInfo) (*http.R
 		return fc.RoundTripFields(out, info.Header.Fields)
 	}
 	out.Header = info.Header.Map()
+	if oc, ok := cc.(orderConn); ok {
+		return oc.RoundTripOrder(out, info.Header.Order())
+	}
 	return cc.RoundTrip(out)
 }
+
+// orderConn is a connection that writes a request's header fields in a
+// given order: the HTTP/1.1 client's.
+type orderConn interface {
+	RoundTripOrder(*http.Request, []string) (*http.Response, error)
+}
+
+var _ orderConn = (*h1Conn)(nil)
 
 // send makes one attempt on a reserved slot of c, sending reqBody as the
 // body of a copy of req. wrote reports whether the request headers were

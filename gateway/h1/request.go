@@ -71,8 +71,11 @@ type reqState struct {
 	url  url.URL
 	hdr  http.Header // cleared, not dropped: its buckets are reused
 	vals []string    // the header's values, one backing array
-	te   [1]string   // TransferEncoding's storage: "chunked", once set
-	buf  []byte      // scratch for the head's strings
+	// names are hdr's keys in the order their first field arrived,
+	// which the map loses (HeaderOrder); storage kept across uses.
+	names []string
+	te    [1]string // TransferEncoding's storage: "chunked", once set
+	buf   []byte    // scratch for the head's strings
 }
 
 // build fills st from the parsed head in, as net/http's ReadRequest
@@ -107,7 +110,10 @@ func (st *reqState) build(in *Request, remote string) (*http.Request, error) {
 	if cap(st.vals) < n {
 		st.vals = make([]string, 0, n)
 	}
-	h, vals := st.hdr, st.vals[:0]
+	if cap(st.names) < n {
+		st.names = make([]string, 0, n)
+	}
+	h, vals, names := st.hdr, st.vals[:0], st.names[:0]
 	st.eachField(in, func(name, value []byte) {
 		k := cut(len(name))
 		vals = append(vals, cut(len(value)))
@@ -115,9 +121,10 @@ func (st *reqState) build(in *Request, remote string) (*http.Request, error) {
 			h[k] = append(old, vals[len(vals)-1])
 		} else {
 			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+			names = append(names, k)
 		}
 	})
-	st.vals = vals
+	st.vals, st.names = vals, names
 	if u.Host != "" {
 		host = u.Host
 	}
@@ -254,6 +261,8 @@ func (st *reqState) reset() {
 	clear(st.hdr)
 	clear(st.vals[:cap(st.vals)])
 	st.vals = st.vals[:0]
+	clear(st.names[:cap(st.names)])
+	st.names = st.names[:0]
 	if cap(st.buf) > maxKeptHead {
 		st.buf = nil
 	}

@@ -112,6 +112,22 @@ func (w *response) WriteHeaderFields(code int, fields [][2]string) {
 	w.WriteHeader(code)
 }
 
+// HeaderOrderer is the server's http.ResponseWriter as a proxy sees it:
+// it tells the order of the request's header fields, which the request's
+// header map lost, so that they can be passed on in that order.
+type HeaderOrderer interface {
+	// HeaderOrder returns the request header's keys (canonical, as in
+	// its map), each once, in the order their first field arrived; Host
+	// and Transfer-Encoding are not among them, as they are not in the
+	// map. It is valid until the handler returns, and not to be
+	// modified. It tells what the client sent: a key the handler added
+	// to the map is not in it, one it deleted still is.
+	HeaderOrder() []string
+}
+
+// HeaderOrder implements HeaderOrderer.
+func (w *response) HeaderOrder() []string { return w.rq.names }
+
 // get is Header().Get(k) over the map and the list, for a canonical k.
 func (w *response) get(k string) string {
 	if vv := w.header[k]; len(vv) > 0 {
@@ -534,4 +550,5 @@ var (
 	_ http.Flusher        = (*response)(nil)
 	_ http.Hijacker       = (*response)(nil)
 	_ FieldsWriter        = (*response)(nil)
+	_ HeaderOrderer       = (*response)(nil)
 )

@@ -212,3 +212,41 @@ func TestServerInterimResponses(t *testing.T) {
 		t.Errorf("final: %d %q %v", res.StatusCode, body, res.Header)
 	}
 }
+
+// TestHeaderOrder: the handler's writer tells the request's header keys
+// in the order the client sent them (canonical, each once, without Host
+// and Transfer-Encoding), for each request of a keep-alive connection,
+// whose storage the next one reuses.
+func TestHeaderOrder(t *testing.T) {
+	addr := startServer(t, &Server{}, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		o, ok := w.(HeaderOrderer)
+		if !ok {
+			io.WriteString(w, "no HeaderOrderer")
+			return
+		}
+		io.WriteString(w, strings.Join(o.HeaderOrder(), ","))
+	})
+	c, br := dial(t, addr)
+	tests := []struct {
+		name, fields, want string
+	}{
+		{"none", "", ""},
+		{"reversed alphabet", "Zeta: 1\r\nYak: 2\r\nx-lower: 3\r\nAccept: 4\r\n", "Zeta,Yak,X-Lower,Accept"},
+		{"repeated name", "B: 1\r\nA: 2\r\nb: 3\r\nC: 4\r\n", "B,A,C"},
+		{"framing left out", "Transfer-Encoding: chunked\r\nUser-Agent: u\r\nCookie: c\r\n", "User-Agent,Cookie"},
+		{"fewer than before", "Cookie: c\r\n", "Cookie"},
+		{"browser", "Connection: keep-alive\r\nCache-Control: max-age=0\r\nUpgrade-Insecure-Requests: 1\r\nUser-Agent: u\r\nAccept: */*\r\nAccept-Encoding: gzip\r\nAccept-Language: en\r\n",
+			"Connection,Cache-Control,Upgrade-Insecure-Requests,User-Agent,Accept,Accept-Encoding,Accept-Language"},
+	}
+	for _, tt := range tests {
+		method, body := "GET", ""
+		if strings.Contains(tt.fields, "chunked") {
+			method, body = "POST", "0\r\n\r\n"
+		}
+		fmt.Fprintf(c, "%s / HTTP/1.1\r\nHost: h\r\n%s\r\n%s", method, tt.fields, body)
+		if res, got := readResponse(t, br, method); res.StatusCode != 200 || got != tt.want {
+			t.Errorf("%s: %d %q, want %q", tt.name, res.StatusCode, got, tt.want)
+		}
+	}
+}

@@ -290,7 +290,11 @@ const maxPresend = 4 << 10
 // connection to a queued request write that request at once. A head
 // that cannot be built leaves the connection as it was (RoundTrip then
 // fails the same way); a failed write closes it.
-func (c *Conn) Presend(req *http.Request) error {
+func (c *Conn) Presend(req *http.Request) error { return c.PresendOrder(req, nil) }
+
+// PresendOrder is Presend writing req's fields in order, as
+// RoundTripOrder does.
+func (c *Conn) PresendOrder(req *http.Request, order []string) error {
 	if req.Body != nil && req.Body != http.NoBody {
 		return errPresendBody
 	}
@@ -301,7 +305,7 @@ func (c *Conn) Presend(req *http.Request) error {
 	}
 	c.mu.Unlock()
 	wb := getBuf()
-	b, err := appendHead((*wb)[:0], req, false)
+	b, err := appendHead((*wb)[:0], req, order, false)
 	if err != nil {
 		putBuf(wb)
 		return err

@@ -28,6 +28,7 @@ const max1xx = 5
 type exchange struct {
 	c     *Conn
 	req   *http.Request
+	order []string // the order of req's fields (RoundTripOrder), or nil
 	ctx   context.Context
 	trace *httptrace.ClientTrace
 	// stop unregisters the context's interruption (context.AfterFunc);
@@ -67,11 +68,21 @@ type exchange struct {
 // *RequestError and leaves the connection usable; any other failure
 // closes it.
 func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
+	return c.RoundTripOrder(req, nil)
+}
+
+// RoundTripOrder is RoundTrip writing req's header fields in order:
+// order holds keys of req.Header, each once, and the keys it lacks
+// follow in sorted order. RoundTrip, with a map only, writes them all in
+// sorted order: a map's own order changes from request to request. The
+// request line and Host come first, framing fields last, whatever order
+// says.
+func (c *Conn) RoundTripOrder(req *http.Request, order []string) (*http.Response, error) {
 	early, err := c.begin()
 	if err != nil {
 		return nil, err
 	}
-	ex := &exchange{c: c, req: req, ctx: req.Context(), head: req.Method == http.MethodHead}
+	ex := &exchange{c: c, req: req, order: order, ctx: req.Context(), head: req.Method == http.MethodHead}
 	ex.trace = httptrace.ContextClientTrace(ex.ctx)
 	ex.watch()
 	if early {

@@ -49,8 +49,11 @@ const defaultUserAgent = "Go-http-client/1.1"
 
 // appendHead appends req's request line and fields, without the framing
 // fields and the final CRLF. hasBody says a body follows (so a Trailer
-// field announces req.Trailer).
-func appendHead(b []byte, req *http.Request, hasBody bool) ([]byte, error) {
+// field announces req.Trailer). The fields go out in order's order (keys
+// of req.Header, each once; a key order lacks follows in sorted order),
+// or, without order, in sorted key order after User-Agent, as a map's
+// own order changes from request to request.
+func appendHead(b []byte, req *http.Request, order []string, hasBody bool) ([]byte, error) {
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet
@@ -74,27 +77,38 @@ func appendHead(b []byte, req *http.Request, hasBody bool) ([]byte, error) {
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
-	if ua, ok := req.Header["User-Agent"]; !ok {
+	ua, ok := req.Header["User-Agent"]
+	if !ok {
 		b = append(b, "User-Agent: "+defaultUserAgent+"\r\n"...)
-	} else if len(ua) > 0 && ua[0] != "" {
-		if !httpguts.ValidHeaderFieldValue(ua[0]) {
-			return b, &RequestError{"User-Agent value"}
+	} else if order == nil {
+		var err error
+		if b, err = appendValues(b, "User-Agent", ua); err != nil {
+			return b, err
 		}
-		b = appendField(b, "User-Agent", ua[0])
 	}
-	for k, vv := range req.Header {
-		switch k {
-		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
-			continue
-		}
-		if !httpguts.ValidHeaderFieldName(k) {
-			return b, &RequestError{fmt.Sprintf("field name %q", k)}
-		}
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return b, &RequestError{fmt.Sprintf("value of field %q", k)}
+	var err error
+	n := 0
+	for _, k := range order {
+		if vv, ok := req.Header[k]; ok {
+			n++
+			if b, err = appendValues(b, k, vv); err != nil {
+				return b, err
 			}
-			b = appendField(b, k, strings.Trim(v, " \t"))
+		}
+	}
+	if n < len(req.Header) {
+		var stack [32]string
+		keys := stack[:0]
+		for k := range req.Header {
+			if order == nil && k != "User-Agent" || order != nil && !slices.Contains(order, k) {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if b, err = appendValues(b, k, req.Header[k]); err != nil {
+				return b, err
+			}
 		}
 	}
 	if req.Close && !httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close") {
@@ -115,6 +129,35 @@ func appendHead(b []byte, req *http.Request, hasBody bool) ([]byte, error) {
 		}
 		slices.Sort(keys)
 		b = appendField(b, "Trailer", strings.Join(keys, ","))
+	}
+	return b, nil
+}
+
+// appendValues appends the field k with values vv, but the fields
+// appendHead writes itself (Host, framing), and only the first
+// User-Agent, if it is not empty.
+func appendValues(b []byte, k string, vv []string) ([]byte, error) {
+	switch k {
+	case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+		return b, nil
+	case "User-Agent":
+		// As net/http writes it: the first value, untrimmed.
+		if len(vv) == 0 || vv[0] == "" {
+			return b, nil
+		}
+		if !httpguts.ValidHeaderFieldValue(vv[0]) {
+			return b, &RequestError{"User-Agent value"}
+		}
+		return appendField(b, k, vv[0]), nil
+	}
+	if !httpguts.ValidHeaderFieldName(k) {
+		return b, &RequestError{fmt.Sprintf("field name %q", k)}
+	}
+	for _, v := range vv {
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return b, &RequestError{fmt.Sprintf("value of field %q", k)}
+		}
+		b = appendField(b, k, strings.Trim(v, " \t"))
 	}
 	return b, nil
 }
@@ -172,7 +215,7 @@ func (ex *exchange) write() error {
 		body = nil
 	}
 	wb := getBuf()
-	b, err := appendHead((*wb)[:0], req, body != nil)
+	b, err := appendHead((*wb)[:0], req, ex.order, body != nil)
 	if err != nil {
 		putBuf(wb)
 		ex.closeBody()
