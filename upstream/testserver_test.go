@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // fakeServer is an in-process upstream that counts connections and the
@@ -140,5 +142,20 @@ func checkNoLeak(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond) // poll: WaitFor cannot dump the leaked goroutines' stacks
 		}
+	})
+}
+
+// waitWarm waits until every server of b has an open connection that
+// takes requests (the server's SETTINGS arrived): warm-ups run in the
+// background.
+func waitWarm(t *testing.T, b *Backend) {
+	t.Helper()
+	gatewaytest.WaitFor(t, 5*time.Second, "all servers warm", func() bool {
+		for _, ss := range b.Stats().Servers {
+			if len(ss.MaxStreams) == 0 || ss.MaxStreams[0] == 0 {
+				return false
+			}
+		}
+		return true
 	})
 }
