@@ -98,10 +98,16 @@ func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func newTestBackend(t *testing.T, cfg Config) *Backend {
 	t.Helper()
+	return newBackendWith(t, cfg, NewMetrics(nil), quietLog())
+}
+
+// newBackendWith is newTestBackend reporting to m and log.
+func newBackendWith(t *testing.T, cfg Config, m *Metrics, log *slog.Logger) *Backend {
+	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "test"
 	}
-	b, err := New(cfg, NewMetrics(nil), quietLog())
+	b, err := New(cfg, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
