@@ -16,27 +16,22 @@ import (
 	"github.com/sluice-gw/sluice/h2c/client"
 )
 
-// goAwayCodeUnknown labels error codes RFC 9113 does not define, so that
-// a server sending arbitrary codes cannot grow the label set.
-const goAwayCodeUnknown = "unknown"
-
-// goAwayCodes are the code label values of the codes RFC 9113 defines,
-// indexed by code: no_error, protocol_error, ... http_1_1_required.
-var goAwayCodes = func() []string {
+// goAwayLabels are the values of sluice_upstream_goaway_total's code
+// label: the lower-case names of the codes RFC 9113 defines, indexed by
+// code (no_error, protocol_error, ... http_1_1_required), then "unknown"
+// for any other code, so that a server sending arbitrary codes cannot grow
+// the label set.
+var goAwayLabels = func() []string {
 	var names []string
 	for code := http2.ErrCodeNo; code <= http2.ErrCodeHTTP11Required; code++ {
 		names = append(names, strings.ToLower(code.String()))
 	}
-	return names
+	return append(names, "unknown")
 }()
 
-// goAwayCode is the code label for code: its lower-case name, or
-// "unknown".
-func goAwayCode(code http2.ErrCode) string {
-	if int64(code) < int64(len(goAwayCodes)) {
-		return goAwayCodes[code]
-	}
-	return goAwayCodeUnknown
+// goAwayIndex is code's index in goAwayLabels.
+func goAwayIndex(code http2.ErrCode) int {
+	return int(min(int64(code), int64(len(goAwayLabels)-1)))
 }
 
 // maxGoAwayDebug bounds the debug data a GOAWAY log line shows.

@@ -18,7 +18,7 @@ import (
 	"github.com/sluice-gw/sluice/h2c/client"
 )
 
-func TestGoAwayCode(t *testing.T) {
+func TestGoAwayLabels(t *testing.T) {
 	tests := []struct {
 		code http2.ErrCode
 		want string
@@ -42,12 +42,12 @@ func TestGoAwayCode(t *testing.T) {
 		{1<<32 - 1, "unknown"},
 	}
 	for _, tt := range tests {
-		if got := goAwayCode(tt.code); got != tt.want {
-			t.Errorf("goAwayCode(%#x) = %q, want %q", uint32(tt.code), got, tt.want)
+		if got := goAwayLabels[goAwayIndex(tt.code)]; got != tt.want {
+			t.Errorf("code %#x labelled %q, want %q", uint32(tt.code), got, tt.want)
 		}
 	}
-	if len(goAwayCodes) != 14 {
-		t.Errorf("%d code label values, want RFC 9113's 14", len(goAwayCodes))
+	if len(goAwayLabels) != 15 {
+		t.Errorf("%d code label values, want RFC 9113's 14 and unknown", len(goAwayLabels))
 	}
 }
 
@@ -192,11 +192,19 @@ func TestGoAwayLoggedOnce(t *testing.T) {
 			if age, _ := r["age"].(float64); age <= 0 || time.Duration(age) > time.Since(start) {
 				t.Errorf("age = %v, want within the test's %v", r["age"], time.Since(start))
 			}
-			if got := testutil.ToFloat64(m.goaways.WithLabelValues("b", fp.addr(), tt.label)); got != 1 {
-				t.Errorf("sluice_upstream_goaway_total{code=%q} = %v, want 1", tt.label, got)
+			// Every code's series exists from the start; only this
+			// one counted, once.
+			if got := testutil.CollectAndCount(m.goaways); got != len(goAwayLabels) {
+				t.Errorf("%d GOAWAY series, want one per code label value, %d", got, len(goAwayLabels))
 			}
-			if got := testutil.CollectAndCount(m.goaways); got != 1 {
-				t.Errorf("%d GOAWAY series, want 1", got)
+			for _, label := range goAwayLabels {
+				want := 0.0
+				if label == tt.label {
+					want = 1
+				}
+				if got := testutil.ToFloat64(m.goaways.WithLabelValues("b", fp.addr(), label)); got != want {
+					t.Errorf("sluice_upstream_goaway_total{code=%q} = %v, want %v", label, got, want)
+				}
 			}
 		})
 	}

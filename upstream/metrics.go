@@ -229,13 +229,17 @@ func (bm *backendMetrics) unregister(b *Backend) {
 
 // serverObserver counts one server's connections, per protocol.
 type serverObserver struct {
-	m                    *Metrics
-	key                  [2]string   // backend, address
-	released             atomic.Bool // release has run
-	h2cConns, h1Conns    prometheus.Gauge
-	tunnels              prometheus.Gauge
-	h2cOpened, h1Opened  prometheus.Counter
-	ejections            prometheus.Counter
+	m                   *Metrics
+	key                 [2]string   // backend, address
+	released            atomic.Bool // release has run
+	h2cConns, h1Conns   prometheus.Gauge
+	tunnels             prometheus.Gauge
+	h2cOpened, h1Opened prometheus.Counter
+	ejections           prometheus.Counter
+	// goAways has one counter per code label value, in goAwayLabels'
+	// order: all exist from the start, at 0, so that increase() sees a
+	// code's first GOAWAY.
+	goAways              []prometheus.Counter
 	keepAliveCloses      prometheus.Counter
 	up                   prometheus.Gauge
 	pass, fail           prometheus.Counter
@@ -254,8 +258,13 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 	m.mu.Lock()
 	m.servers[key]++
 	m.mu.Unlock()
+	goAways := make([]prometheus.Counter, 0, len(goAwayLabels))
+	for _, code := range goAwayLabels {
+		goAways = append(goAways, m.goaways.WithLabelValues(backend, addr, code))
+	}
 	return &serverObserver{
 		m:         m,
+		goAways:   goAways,
 		key:       key,
 		h2cConns:  m.conns.WithLabelValues(backend, addr, H2C),
 		h1Conns:   m.conns.WithLabelValues(backend, addr, H1),
@@ -322,18 +331,12 @@ func (o *serverObserver) connClosed(protocol string, requests uint64, lifetime t
 	o.h1Conns.Dec()
 }
 
-// goAway counts a GOAWAY under its code. The series is resolved here, not
-// up front (one per code would be mostly zeros), so it must not re-create
-// series that release deleted: a connection of a removed server can still
-// receive GOAWAY while or after the server shuts down.
+// goAway counts a GOAWAY under its code. The counters were resolved with
+// the observer: resolving one here would re-create a series release
+// deleted, since a removed server's connection can still receive GOAWAY
+// while or after the server shuts down.
 func (o *serverObserver) goAway(code http2.ErrCode) {
-	m := o.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.servers[o.key] == 0 {
-		return
-	}
-	m.goaways.WithLabelValues(o.key[0], o.key[1], goAwayCode(code)).Inc()
+	o.goAways[goAwayIndex(code)].Inc()
 }
 
 func (o *serverObserver) keepAliveClosed() { o.keepAliveCloses.Inc() }
