@@ -233,11 +233,7 @@ func TestLateGoAwayKeepsRemovedSeriesGone(t *testing.T) {
 	if err := b.Update(cfg); err != nil {
 		t.Fatal(err)
 	}
-	gatewaytest.WaitFor(t, 5*time.Second, "removed server shut down", func() bool {
-		b.updateMu.Lock()
-		defer b.updateMu.Unlock()
-		return len(b.retired) == 0
-	})
+	waitRetired(t, b)
 	if n := serverSeries(t, reg, a.addr()); n != 0 {
 		t.Fatalf("%d series of the removed server after its shutdown", n)
 	}

@@ -165,3 +165,14 @@ func waitWarm(t *testing.T, b *Backend) {
 		return true
 	})
 }
+
+// waitRetired waits until every server a reload removed from b has shut
+// down and left b.retired, the last step of its retire goroutine.
+func waitRetired(t *testing.T, b *Backend) {
+	t.Helper()
+	gatewaytest.WaitFor(t, 5*time.Second, "removed servers shut down and forgotten", func() bool {
+		b.updateMu.Lock()
+		defer b.updateMu.Unlock()
+		return len(b.retired) == 0
+	})
+}
