@@ -264,13 +264,13 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 	}
 	return &serverObserver{
 		m:         m,
-		goAways:   goAways,
 		key:       key,
 		h2cConns:  m.conns.WithLabelValues(backend, addr, H2C),
 		h1Conns:   m.conns.WithLabelValues(backend, addr, H1),
 		tunnels:   m.tunnels.WithLabelValues(backend, addr),
 		h2cOpened: m.opened.WithLabelValues(backend, addr, H2C),
 		h1Opened:  m.opened.WithLabelValues(backend, addr, H1),
+		goAways:   goAways,
 		ejections: m.ejected.WithLabelValues(backend, addr),
 		up:        m.up.WithLabelValues(backend, addr),
 		pass:      m.checks.WithLabelValues(backend, addr, "pass"),
