@@ -35,14 +35,7 @@ func twoServerBackend(t *testing.T) (*Backend, *fakeServer, *fakeServer, Config)
 	}
 	b := newTestBackend(t, cfg)
 	b.Start()
-	gatewaytest.WaitFor(t, 5*time.Second, "both servers warm", func() bool {
-		for _, ss := range b.Stats().Servers {
-			if len(ss.MaxStreams) == 0 || ss.MaxStreams[0] == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	waitWarm(t, b)
 	return b, a, c, cfg
 }
 

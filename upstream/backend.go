@@ -39,7 +39,8 @@ type Backend struct {
 
 	updateMu sync.Mutex // serialises Update; guards retired
 	// retired were removed by Update and are draining; each leaves the
-	// list when its retire goroutine closes it.
+	// list once its retire goroutine has shut it down (connections closed,
+	// metric series released).
 	retired []*Server
 	// base is the configuration given to New or Update, without the
 	// discovered servers; disc is the running DNS discovery, nil without

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http2"
 )
 
 // Queue rejection reasons, the fixed label set of sluice_queue_rejected_total.
@@ -76,7 +77,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		opened:   counterVec("sluice_upstream_connections_opened_total", "Upstream connections opened (successful dials).", "backend", "server", "protocol"),
 		rejected: counterVec("sluice_queue_rejected_total", "Requests that left the backend queue without a connection slot, by reason (full, timeout, client_gone).", "backend", "reason"),
 		wait:     histogramVec("sluice_queue_wait_seconds", "Time requests spent in the backend queue waiting for a connection slot.", []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 10}, "backend"),
-		goaways:  counterVec("sluice_upstream_goaway_total", "GOAWAY frames received from upstream servers.", "backend", "server"),
+		goaways:  counterVec("sluice_upstream_goaway_total", "Upstream h2c connections the server retired with GOAWAY (the first GOAWAY of each), by HTTP/2 error code (no_error, protocol_error, ..., unknown).", "backend", "server", "code"),
 		kaCloses: counterVec("sluice_upstream_keepalive_closes_total", "Upstream HTTP/1.1 connections the server ended by its keep-alive limit (Connection: close, or Keep-Alive max <= 1), each replaced by a dial started at once.", "backend", "server"),
 		retries:  counterVec("sluice_retries_total", "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial, draining).", "backend", "reason"),
 		ejected:  counterVec("sluice_ejections_total", "Times a server was ejected for consecutive failures (passive health).", "backend", "server"),
@@ -228,13 +229,17 @@ func (bm *backendMetrics) unregister(b *Backend) {
 
 // serverObserver counts one server's connections, per protocol.
 type serverObserver struct {
-	m                    *Metrics
-	key                  [2]string   // backend, address
-	released             atomic.Bool // release has run
-	h2cConns, h1Conns    prometheus.Gauge
-	tunnels              prometheus.Gauge
-	h2cOpened, h1Opened  prometheus.Counter
-	goAways, ejections   prometheus.Counter
+	m                   *Metrics
+	key                 [2]string   // backend, address
+	released            atomic.Bool // release has run
+	h2cConns, h1Conns   prometheus.Gauge
+	tunnels             prometheus.Gauge
+	h2cOpened, h1Opened prometheus.Counter
+	ejections           prometheus.Counter
+	// goAways has one counter per code label value, in goAwayLabels'
+	// order: all exist from the start, at 0, so that increase() sees a
+	// code's first GOAWAY.
+	goAways              []prometheus.Counter
 	keepAliveCloses      prometheus.Counter
 	up                   prometheus.Gauge
 	pass, fail           prometheus.Counter
@@ -253,6 +258,10 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 	m.mu.Lock()
 	m.servers[key]++
 	m.mu.Unlock()
+	goAways := make([]prometheus.Counter, 0, len(goAwayLabels))
+	for _, code := range goAwayLabels {
+		goAways = append(goAways, m.goaways.WithLabelValues(backend, addr, code))
+	}
 	return &serverObserver{
 		m:         m,
 		key:       key,
@@ -261,7 +270,7 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 		tunnels:   m.tunnels.WithLabelValues(backend, addr),
 		h2cOpened: m.opened.WithLabelValues(backend, addr, H2C),
 		h1Opened:  m.opened.WithLabelValues(backend, addr, H1),
-		goAways:   m.goaways.WithLabelValues(backend, addr),
+		goAways:   goAways,
 		ejections: m.ejected.WithLabelValues(backend, addr),
 		up:        m.up.WithLabelValues(backend, addr),
 		pass:      m.checks.WithLabelValues(backend, addr, "pass"),
@@ -322,7 +331,13 @@ func (o *serverObserver) connClosed(protocol string, requests uint64, lifetime t
 	o.h1Conns.Dec()
 }
 
-func (o *serverObserver) goAway() { o.goAways.Inc() }
+// goAway counts a GOAWAY under its code. The counters were resolved with
+// the observer: resolving one here would re-create a series release
+// deleted, since a removed server's connection can still receive GOAWAY
+// while or after the server shuts down.
+func (o *serverObserver) goAway(code http2.ErrCode) {
+	o.goAways[goAwayIndex(code)].Inc()
+}
 
 func (o *serverObserver) keepAliveClosed() { o.keepAliveCloses.Inc() }
 

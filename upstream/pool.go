@@ -3,10 +3,15 @@ package upstream
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/sluice-gw/sluice/h2c/client"
 )
 
 // clientConn is one upstream connection as the pool uses it: Sluice's h2c
@@ -48,6 +53,9 @@ type poolConfig struct {
 	// went away. It must not block and is called without p.mu held.
 	onChange func()
 	obs      poolObserver
+	// log receives the servers' GOAWAYs (goaway.go); nil in tests of
+	// the pool alone.
+	log *slog.Logger
 }
 
 // poolLimits are the pool's tunables.
@@ -71,7 +79,8 @@ type poolObserver interface {
 	// connClosed reports a connection's end with the requests it was given
 	// and how long it lived.
 	connClosed(protocol string, requests uint64, lifetime time.Duration)
-	goAway()
+	// goAway reports a connection's first GOAWAY, with its error code.
+	goAway(code http2.ErrCode)
 	// keepAliveClosed reports an HTTP/1.1 connection the server ended by
 	// its keep-alive limit (Connection: close, or Keep-Alive max <= 1).
 	keepAliveClosed()
@@ -93,13 +102,18 @@ type pconn struct {
 	pool      *pool
 	// id names the connection in access logs, unique in the process.
 	id uint64
+	// dialStart is when the dial began. Unlike opened it is written
+	// before the connection's reader goroutine starts, which reads it
+	// when GOAWAY arrives (even during the dial).
+	dialStart time.Time
 	// opened is when the dial completed; reqs counts the client requests
 	// sent on it (health checks not included). Both feed the reuse
 	// histograms when it ends.
 	opened time.Time
 	reqs   atomic.Uint64
-	// goAwayAt is when the server's GOAWAY arrived (UnixNano, 0: none),
-	// for the stats page (stats.go).
+	// goAwayAt is when the server's first GOAWAY arrived (UnixNano, 0:
+	// none), for the stats page (stats.go); set once, it also makes the
+	// GOAWAY counted and logged once per connection.
 	goAwayAt atomic.Int64
 
 	// HTTP/1.1 pools only (idle.go), guarded by pool.mu: where the
@@ -141,11 +155,16 @@ func (c *pconn) markGone() {
 
 var connIDs atomic.Uint64
 
-// goneAway runs on the connection's reader goroutine when GOAWAY arrives.
-func (c *pconn) goneAway() {
-	c.goAwayAt.Store(time.Now().UnixNano())
-	if c.retire() {
-		c.pool.cfg.obs.goAway()
+// goneAway runs on the connection's reader goroutine for each GOAWAY the
+// server sends. Only the first is counted and logged: a graceful shutdown
+// sends two, and one retirement is one event for operators.
+func (c *pconn) goneAway(g client.GoAway) {
+	now := time.Now()
+	first := c.goAwayAt.CompareAndSwap(0, now.UnixNano())
+	c.retire()
+	if first {
+		c.pool.cfg.obs.goAway(g.ErrCode)
+		c.logGoAway(c.pool.cfg.log, g, now)
 	}
 }
 
@@ -368,7 +387,7 @@ func (p *pool) grow() error {
 // dial opens the connection whose place in p.dialing the caller took, and
 // adds it to the pool.
 func (p *pool) dial() error {
-	c := &pconn{pool: p, id: connIDs.Add(1)}
+	c := &pconn{pool: p, id: connIDs.Add(1), dialStart: time.Now()}
 	ctx, cancel := context.WithTimeout(p.ctx, p.limits().connectTimeout)
 	cc, watch, err := p.cfg.dial(ctx, c)
 	cancel()

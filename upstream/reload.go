@@ -92,6 +92,9 @@ wait:
 			return
 		}
 	}
+	// Shut down before leaving b.retired, so that a server no longer
+	// listed there has closed and released its metric series.
+	s.shutDown()
 	b.updateMu.Lock()
 	for i, r := range b.retired {
 		if r == s {
@@ -100,7 +103,6 @@ wait:
 		}
 	}
 	b.updateMu.Unlock()
-	s.shutDown()
 }
 
 // changed is every pool's onChange: capacity may have appeared or a

@@ -28,6 +28,11 @@ func TestUpdateKeepsWarmConnections(t *testing.T) {
 	if err := b.Update(cfg); err != nil {
 		t.Fatal(err)
 	}
+	// The added server is warmed in the background, and until its
+	// connection is up requests go to the warm one (a server with no free
+	// slot never blocks a request another can take): wait for the warm-up
+	// rather than assume it beats the requests below.
+	waitWarm(t, b)
 	for range 20 {
 		if _, _, err := get(context.Background(), b, "/", nil); err != nil {
 			t.Fatal(err)

@@ -113,7 +113,7 @@ func TestGoAwayMidFlight(t *testing.T) {
 	if got := retries(m, retryGoAway); got != 2 {
 		t.Errorf("goaway retries = %v, want 2 (the streams above last-stream-id)", got)
 	}
-	if got := testutil.ToFloat64(m.goaways.WithLabelValues("b", fp.addr())); got != 1 {
+	if got := testutil.ToFloat64(m.goaways.WithLabelValues("b", fp.addr(), "no_error")); got != 1 {
 		t.Errorf("sluice_upstream_goaway_total = %v", got)
 	}
 }

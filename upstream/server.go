@@ -127,6 +127,7 @@ func (s *Server) newPool(proto string, cfg *Config) *pool {
 		limits:   cfg.limits(proto),
 		onChange: s.changed,
 		obs:      s.obs,
+		log:      s.b.log.With("backend", s.b.name),
 	}
 	addr := s.addr
 	switch proto {
@@ -140,7 +141,7 @@ func (s *Server) newPool(proto string, cfg *Config) *pool {
 			// replacement dials while the old one drains), and of the
 			// server's stream limit through the state hook (Available).
 			cfg := ccfg
-			cfg.OnGoAway = func(client.GoAway) { c.goneAway() }
+			cfg.OnGoAway = c.goneAway
 			cc, err := client.Dial(ctx, addr, cfg)
 			if err != nil {
 				return nil, nil, err

@@ -20,7 +20,7 @@ type ConnStats struct {
 	// the server's SETTINGS and the config (1 for HTTP/1.1).
 	Limit    int    `json:"streams_limit"`
 	Requests uint64 `json:"requests"` // client requests sent on it
-	// GoAway is when the server's GOAWAY arrived; zero if it has not.
+	// GoAway is when the server's first GOAWAY arrived; zero if none has.
 	GoAway time.Time `json:"last_goaway,omitzero"`
 	// PingRTT is the round trip of the last PING acknowledged, zero
 	// before any (h2c only; the client pings idle connections).

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // fakeServer is an in-process upstream that counts connections and the
@@ -96,10 +98,16 @@ func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func newTestBackend(t *testing.T, cfg Config) *Backend {
 	t.Helper()
+	return newBackendWith(t, cfg, NewMetrics(nil), quietLog())
+}
+
+// newBackendWith is newTestBackend reporting to m and log.
+func newBackendWith(t *testing.T, cfg Config, m *Metrics, log *slog.Logger) *Backend {
+	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "test"
 	}
-	b, err := New(cfg, NewMetrics(nil), quietLog())
+	b, err := New(cfg, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,5 +148,31 @@ func checkNoLeak(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond) // poll: WaitFor cannot dump the leaked goroutines' stacks
 		}
+	})
+}
+
+// waitWarm waits until every server of b has an open connection that
+// takes requests (the server's SETTINGS arrived): warm-ups run in the
+// background.
+func waitWarm(t *testing.T, b *Backend) {
+	t.Helper()
+	gatewaytest.WaitFor(t, 5*time.Second, "all servers warm", func() bool {
+		for _, ss := range b.Stats().Servers {
+			if len(ss.MaxStreams) == 0 || ss.MaxStreams[0] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitRetired waits until every server a reload removed from b has shut
+// down and left b.retired, the last step of its retire goroutine.
+func waitRetired(t *testing.T, b *Backend) {
+	t.Helper()
+	gatewaytest.WaitFor(t, 5*time.Second, "removed servers shut down and forgotten", func() bool {
+		b.updateMu.Lock()
+		defer b.updateMu.Unlock()
+		return len(b.retired) == 0
 	})
 }

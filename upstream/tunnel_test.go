@@ -211,10 +211,6 @@ func TestRemovedServerKeepsItsTunnels(t *testing.T) {
 		t.Fatalf("%d retired servers while the tunnel is open, want 1", retired)
 	}
 	rwc.Close()
-	gatewaytest.WaitFor(t, 5*time.Second, "the removed server to close", func() bool {
-		b.updateMu.Lock()
-		defer b.updateMu.Unlock()
-		return len(b.retired) == 0
-	})
+	waitRetired(t, b)
 	gatewaytest.WaitFor(t, 5*time.Second, "the server to see the tunnel close", func() bool { return open.Load() == 0 })
 }

@@ -253,6 +253,10 @@ func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 
 func (c *Conn) onGoAway(f *http2.GoAwayFrame) {
 	g := GoAway{LastStreamID: f.LastStreamID, ErrCode: f.ErrCode}
+	if d := f.DebugData(); len(d) > 0 {
+		// The framer reuses its buffer for the next frame.
+		g.DebugData = append([]byte(nil), d...)
+	}
 	if c.cfg.OnGoAway != nil {
 		c.cfg.OnGoAway(g)
 	}

@@ -43,6 +43,9 @@ type GoAway struct {
 	// ErrCode is the HTTP/2 error code; 0 (NO_ERROR) is a graceful
 	// shutdown, 11 (ENHANCE_YOUR_CALM) Tomcat's overhead protection.
 	ErrCode http2.ErrCode
+	// DebugData is the frame's opaque debug data (Tomcat puts a reason
+	// there), a copy bounded by the client's MAX_FRAME_SIZE; nil if none.
+	DebugData []byte
 }
 
 // GoAwayError fails a request that the server's GOAWAY left out: its

@@ -25,13 +25,13 @@ func TestGoAwayMidFlight(t *testing.T) {
 	}
 	// Streams 1 and 3 were processed; 5 was not.
 	f.writeHeaders(ids[0], false, ":status", "200")
-	f.fr.WriteGoAway(ids[1], http2.ErrCodeNo, nil)
+	f.fr.WriteGoAway(ids[1], http2.ErrCodeNo, []byte("shutting down"))
 	res := wait(t, rts[2])
 	var ge *GoAwayError
 	if !errors.Is(res.err, ErrNotProcessed) || !errors.As(res.err, &ge) || ge.StreamID != ids[2] {
 		t.Fatalf("stream above last-stream-id: %v", res.err)
 	}
-	if g := heard.Load(); g == nil || g.LastStreamID != ids[1] {
+	if g := heard.Load(); g == nil || g.LastStreamID != ids[1] || string(g.DebugData) != "shutting down" {
 		t.Fatalf("OnGoAway got %+v", g)
 	}
 	if c.Err() == nil || c.Available() != 0 || c.Reserve() == nil {
