@@ -117,10 +117,10 @@ func (cc *conn) takeRequest(fd uintptr) bool {
 // The socket calls below never wait (a non-blocking socket, MSG_DONTWAIT,
 // shutdown), so they are raw: the goroutine keeps its P through them, as
 // h1compat/client's liveness peek does. Through syscall.Syscall the P
-// goes into the syscall state, and one there for a sysmon tick (the
-// loopback send under shutdown can take that long) is retaken and handed
-// off, which keeps sysmon waking every 20 µs under load (BENCHMARKS.md,
-// seventh session, Connection: close).
+// goes into the syscall state, and one still there at sysmon's next look
+// (the loopback send under shutdown can take that long) may be retaken
+// and handed off; each retake puts sysmon back on its 20 µs sleep
+// (BENCHMARKS.md, seventh session, Connection: close clients).
 
 // sysRead is read(2) of fd into b, retried on EINTR.
 func sysRead(fd uintptr, b []byte) (int, syscall.Errno) {
