@@ -114,10 +114,18 @@ func (cc *conn) takeRequest(fd uintptr) bool {
 	return false
 }
 
+// The socket calls below never wait (a non-blocking socket, MSG_DONTWAIT,
+// shutdown), so they are raw: the goroutine keeps its P through them, as
+// h1compat/client's liveness peek does. Through syscall.Syscall the P
+// goes into the syscall state, and one still there at sysmon's next look
+// (the loopback send under shutdown can take that long) may be retaken
+// and handed off; each retake puts sysmon back on its 20 µs sleep
+// (BENCHMARKS.md, seventh session, Connection: close clients).
+
 // sysRead is read(2) of fd into b, retried on EINTR.
 func sysRead(fd uintptr, b []byte) (int, syscall.Errno) {
 	for {
-		n, _, errno := syscall.Syscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 		if errno != syscall.EINTR {
 			if errno != 0 {
 				n = 0
@@ -134,7 +142,7 @@ var peekSink [1]byte
 // peek peeks at one byte of fd without waiting: n is 1 with bytes to
 // read, 0 at the end of stream; errno is EAGAIN while there is nothing.
 func peek(fd uintptr) (int, syscall.Errno) {
-	n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&peekSink[0])), 1,
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&peekSink[0])), 1,
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	return int(n), errno
 }
@@ -181,7 +189,7 @@ func sendLast(rc syscall.RawConn, b []byte, l *lastWrite) (int, error) {
 
 func (l *lastWrite) send(fd uintptr) bool {
 	for {
-		n, _, errno := syscall.Syscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&l.b[0])), uintptr(len(l.b)),
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&l.b[0])), uintptr(len(l.b)),
 			syscall.MSG_MORE|syscall.MSG_NOSIGNAL|syscall.MSG_DONTWAIT, 0, 0)
 		if errno == syscall.EINTR {
 			continue
@@ -191,7 +199,7 @@ func (l *lastWrite) send(fd uintptr) bool {
 			l.n = 0
 		}
 		if l.n == len(l.b) {
-			syscall.Shutdown(int(fd), syscall.SHUT_WR)
+			syscall.RawSyscall(syscall.SYS_SHUTDOWN, fd, syscall.SHUT_WR, 0)
 		}
 		return true
 	}
