@@ -10,7 +10,6 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -363,14 +362,7 @@ func (p *proxy) outHeader(r *http.Request, order []string, ex *exchange) {
 	if n < len(in) {
 		// No order, or keys the map gained after the server built it.
 		var stack [32]string
-		keys := stack[:0]
-		for k := range in {
-			if order == nil || !slices.Contains(order, k) {
-				keys = append(keys, k)
-			}
-		}
-		slices.Sort(keys)
-		_, ua2 := addClientFields(h, in, keys)
+		_, ua2 := addClientFields(h, in, h1.AppendUnordered(stack[:0], in, order))
 		ua = ua || ua2
 	}
 	if httpguts.HeaderValuesContainsToken(in["Te"], "trailers") {

@@ -125,6 +125,21 @@ type HeaderOrderer interface {
 	HeaderOrder() []string
 }
 
+// AppendUnordered appends to dst the keys of h that order lacks, sorted:
+// the fields that go after those in order when h is written in order (a
+// nil order lacks every key). For a stack-backed dst it allocates nothing
+// while the keys fit.
+func AppendUnordered(dst []string, h http.Header, order []string) []string {
+	n := len(dst)
+	for k := range h {
+		if !slices.Contains(order, k) {
+			dst = append(dst, k)
+		}
+	}
+	slices.Sort(dst[n:])
+	return dst
+}
+
 // HeaderOrder implements HeaderOrderer.
 func (w *response) HeaderOrder() []string { return w.rq.names }
 

@@ -16,6 +16,8 @@ import (
 	"sync"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/sluice-gw/sluice/gateway/h1"
 )
 
 // bufSize is the size of the pooled read and write buffers: a request
@@ -97,15 +99,12 @@ func appendHead(b []byte, req *http.Request, order []string, hasBody bool) ([]by
 		}
 	}
 	if n < len(req.Header) {
-		var stack [32]string
-		keys := stack[:0]
-		for k := range req.Header {
-			if order == nil && k != "User-Agent" || order != nil && !slices.Contains(order, k) {
-				keys = append(keys, k)
-			}
+		written := order
+		if order == nil {
+			written = userAgentOnly // written first, above
 		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		var stack [32]string
+		for _, k := range h1.AppendUnordered(stack[:0], req.Header, written) {
 			if b, err = appendValues(b, k, req.Header[k]); err != nil {
 				return b, err
 			}
@@ -136,6 +135,9 @@ func appendHead(b []byte, req *http.Request, order []string, hasBody bool) ([]by
 // appendValues appends the field k with values vv, but the fields
 // appendHead writes itself (Host, framing), and only the first
 // User-Agent, if it is not empty.
+// userAgentOnly is the order of what appendHead writes first without one.
+var userAgentOnly = []string{"User-Agent"}
+
 func appendValues(b []byte, k string, vv []string) ([]byte, error) {
 	switch k {
 	case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
