@@ -199,7 +199,14 @@ func appendCanonical(b, name []byte) []byte {
 func (st *reqState) parseTarget(method, target string) (*url.URL, error) {
 	u := &st.url
 	if method == http.MethodConnect && target[0] != '/' {
-		*u = url.URL{Host: target}
+		// As net/http: the authority parsed as a URL's, so a bad
+		// escape or a path in it is refused, not passed on.
+		p, err := url.ParseRequestURI("http://" + target)
+		if err != nil {
+			return nil, err
+		}
+		p.Scheme = ""
+		*u = *p
 		return u, nil
 	}
 	path, query, hasQuery := strings.Cut(target, "?")
