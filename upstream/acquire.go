@@ -22,16 +22,20 @@ import (
 // request waits for an HTTP/1.1 connection, the goroutine that frees one
 // writes early's head on it at once (presend), and the connection's
 // RoundTrip of the same request only reads the answer.
-func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo, early *http.Request) (*pconn, error) {
+//
+// unchecked lets an HTTP/1.1 slot skip its connection's liveness peek
+// (h1compat/client's ReserveUnchecked), for a request the caller sends
+// again if the connection turns out closed (see RoundTripInfo).
+func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo, early *http.Request, unchecked bool) (*pconn, error) {
 	if err := b.awaitDetection(ctx, st); err != nil {
 		return nil, err
 	}
 	if b.q.len() == 0 {
-		if c, err := b.try(st, avoid); c != nil || err != nil {
+		if c, err := b.try(st, avoid, unchecked); c != nil || err != nil {
 			return c, err
 		}
 	}
-	return b.wait(ctx, st, avoid, deadline, info, early)
+	return b.wait(ctx, st, avoid, deadline, info, early, unchecked)
 }
 
 // try takes a free slot on any server in rotation, opening a connection
@@ -39,8 +43,8 @@ func (b *Backend) acquire(ctx context.Context, st *backendState, avoid *Server, 
 // or that are down are out of rotation until their prober brings them
 // back. It returns nil, nil when the caller should wait, and an error only
 // when no server could be reached and none has an open connection.
-func (b *Backend) try(st *backendState, avoid *Server) (*pconn, error) {
-	c, sc, err := b.takeFree(st, avoid)
+func (b *Backend) try(st *backendState, avoid *Server, unchecked bool) (*pconn, error) {
+	c, sc, err := b.takeFree(st, avoid, unchecked)
 	if c != nil || err != nil {
 		return c, err
 	}
@@ -66,7 +70,7 @@ func (b *Backend) try(st *backendState, avoid *Server) (*pconn, error) {
 			lastErr = err
 			continue
 		}
-		return p.tryAcquire(), nil
+		return p.tryAcquire(unchecked), nil
 	}
 	if lastErr != nil && !anyOpen(servers) {
 		return nil, lastErr
@@ -85,7 +89,7 @@ type scan struct {
 // rotation, in the balancer's order, without dialling. It returns nil and
 // where it looked when there is none, and an error when no server is in
 // rotation.
-func (b *Backend) takeFree(st *backendState, avoid *Server) (*pconn, scan, error) {
+func (b *Backend) takeFree(st *backendState, avoid *Server, unchecked bool) (*pconn, scan, error) {
 	servers := st.servers
 	n := len(servers)
 	if n == 0 {
@@ -105,7 +109,7 @@ func (b *Backend) takeFree(st *backendState, avoid *Server) (*pconn, scan, error
 			continue
 		}
 		if p := s.cur.Load(); p != nil {
-			if c := p.tryAcquire(); c != nil {
+			if c := p.tryAcquire(unchecked); c != nil {
 				return c, scan{}, nil
 			}
 		}
@@ -116,8 +120,8 @@ func (b *Backend) takeFree(st *backendState, avoid *Server) (*pconn, scan, error
 // takeFor is the queue's take function (queue.wake): a free slot for a
 // waiter, or whether it should run try itself because a connection may
 // be opened or no server is in rotation (try then says which).
-func (b *Backend) takeFor(st *backendState, avoid *Server) (*pconn, bool) {
-	c, sc, err := b.takeFree(st, avoid)
+func (b *Backend) takeFor(st *backendState, avoid *Server, unchecked bool) (*pconn, bool) {
+	c, sc, err := b.takeFree(st, avoid, unchecked)
 	if c != nil || err != nil {
 		return c, err != nil
 	}
@@ -164,10 +168,10 @@ func anyOpen(servers []*Server) bool {
 // wait parks the request in the FIFO queue until a slot is handed to it,
 // the queue timeout passes or the client leaves. The waiter is pooled and
 // the queue's deadlines share one timer, so waiting allocates nothing.
-func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo, early *http.Request) (*pconn, error) {
+func (b *Backend) wait(ctx context.Context, st *backendState, avoid *Server, deadline time.Time, info *RequestInfo, early *http.Request, unchecked bool) (*pconn, error) {
 	start := time.Now()
 	w := b.q.get()
-	w.st, w.avoid = st, avoid
+	w.st, w.avoid, w.unchecked = st, avoid, unchecked
 	w.early, w.info = early, info
 	w.deadline, w.timeoutErr = start.Add(st.cfg.Queue.Timeout), ErrQueueTimeout
 	if !deadline.IsZero() && deadline.Before(w.deadline) {
@@ -249,7 +253,7 @@ func (b *Backend) await(ctx context.Context, w *waiter) (c *pconn, err error, ke
 		if !b.q.requeue(w) {
 			return nil, ErrClosed, keep
 		}
-		c, err := b.try(w.st, w.avoid)
+		c, err := b.try(w.st, w.avoid, w.unchecked)
 		if c == nil && err == nil {
 			continue
 		}

@@ -20,7 +20,7 @@ func newQueueBackend(t *testing.T, queueTimeout time.Duration) (*Backend, *pconn
 		Queue: QueueConfig{MaxPending: 10, Timeout: queueTimeout},
 	})
 	installFake(t, b.Servers()[0], http.StatusOK, 1)
-	held, err := b.try(b.cur(), nil)
+	held, err := b.try(b.cur(), nil, false)
 	if err != nil || held == nil {
 		t.Fatalf("taking the only slot: %v, %v", held, err)
 	}
@@ -41,7 +41,7 @@ func TestAcquireAllocs(t *testing.T) {
 		held.release()
 		st := b.cur()
 		allocs := testing.AllocsPerRun(100, func() {
-			c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil)
+			c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +59,7 @@ func TestAcquireAllocs(t *testing.T) {
 		defer close(start)
 		go func() {
 			for range start {
-				c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil)
+				c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil, false)
 				if err != nil {
 					t.Error(err)
 				}
@@ -92,7 +92,7 @@ func TestQueueHandsSlotToHead(t *testing.T) {
 		st := b.cur()
 		first := make(chan *pconn, 1)
 		go func() {
-			c, err := b.acquire(context.Background(), st, nil, time.Time{}, nil, nil)
+			c, err := b.acquire(context.Background(), st, nil, time.Time{}, nil, nil, false)
 			if err != nil {
 				t.Errorf("first in line: %v", err)
 			}
@@ -107,7 +107,7 @@ func TestQueueHandsSlotToHead(t *testing.T) {
 		// after a second.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		if c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil); err == nil {
+		if c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil, false); err == nil {
 			c.release()
 			t.Fatal("the newcomer took the slot given back; the head of the queue should have")
 		} else if !errors.Is(err, ErrClientGone) {
@@ -138,7 +138,7 @@ func TestQueueDeadlinesOutOfOrder(t *testing.T) {
 		}
 		done := make(chan result, 2)
 		run := func(name string, deadline time.Time) {
-			_, err := b.acquire(context.Background(), st, nil, deadline, nil, nil)
+			_, err := b.acquire(context.Background(), st, nil, deadline, nil, nil, false)
 			done <- result{name, time.Since(start), err}
 		}
 		go run("first", time.Time{})
@@ -196,7 +196,7 @@ func testQueueChurn(t *testing.T, newCtx func() (context.Context, func())) {
 					// Leaves while it may be waiting.
 					go cancel()
 				}
-				c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil)
+				c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil, false)
 				cancel()
 				if err != nil {
 					if !errors.Is(err, ErrClientGone) {
@@ -237,7 +237,7 @@ func TestQueueLeaveByCallback(t *testing.T) {
 		ctx.start(context.Background(), nil, time.Time{})
 		done := make(chan error, 1)
 		go func() {
-			c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil)
+			c, err := b.acquire(ctx, st, nil, time.Time{}, nil, nil, false)
 			if c != nil {
 				c.release()
 			}
@@ -270,7 +270,7 @@ func TestQueueLeaveByCallback(t *testing.T) {
 		// The slot given back now is free for the next request, not
 		// handed to the request that left.
 		held.release()
-		c, err := b.acquire(context.Background(), st, nil, time.Time{}, nil, nil)
+		c, err := b.acquire(context.Background(), st, nil, time.Time{}, nil, nil, false)
 		if err != nil || c == nil {
 			t.Fatalf("after the client left: %v, %v", c, err)
 		}

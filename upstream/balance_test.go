@@ -186,7 +186,7 @@ func TestSlowStartFirstChoice(t *testing.T) {
 			// Server 0, the round robin's first choice, came back 3s ago:
 			// its ramp is at 30%.
 			st.servers[0].healthySince.Store(time.Now().Add(-3 * time.Second).UnixNano())
-			c, err := b.try(st, nil)
+			c, err := b.try(st, nil, false)
 			if err != nil || c == nil {
 				t.Fatalf("try: %v, %v", c, err)
 			}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -66,23 +67,32 @@ func post(b *Backend) (string, error) {
 	return string(body), err
 }
 
+// closesFirstIdle is a server whose first connection answers one request
+// and is closed once idle (closed then receives), with no Connection:
+// close: the client learns it from the socket. Later connections answer
+// every request.
+func closesFirstIdle(t *testing.T) (addr string, conns *atomic.Int64, closed <-chan struct{}) {
+	ch := make(chan struct{}, 1)
+	addr, conns = rawH1Server(t, func(n int64, nc net.Conn, br *bufio.Reader) {
+		if n == 1 {
+			answerOK(nc, br)
+			nc.Close()
+			ch <- struct{}{}
+			return
+		}
+		for answerOK(nc, br) {
+		}
+	})
+	return addr, conns, ch
+}
+
 // TestH1ServerClosedIdleConnection: a keep-alive connection the server
 // closed while it idled (Tomcat's keepAliveTimeout, a restart) is found
 // before a request is written to it, so even a POST, which may not be
 // retried, goes out on a new connection and succeeds.
 func TestH1ServerClosedIdleConnection(t *testing.T) {
 	checkNoLeak(t)
-	closed := make(chan struct{}, 1)
-	addr, conns := rawH1Server(t, func(n int64, nc net.Conn, br *bufio.Reader) {
-		if n == 1 {
-			answerOK(nc, br)
-			nc.Close() // no Connection: close: the client learns it from the socket
-			closed <- struct{}{}
-			return
-		}
-		for answerOK(nc, br) {
-		}
-	})
+	addr, conns, closed := closesFirstIdle(t)
 	b := newTestBackend(t, Config{
 		Protocol: H1, Servers: []ServerConfig{{Address: addr}},
 		H1: H1Config{ConnsPerServer: 1}, Queue: QueueConfig{MaxPending: 10},
@@ -156,5 +166,73 @@ func TestH1ClosedUnderRequestRetry(t *testing.T) {
 	}
 	if c := conns.Load(); c != 2 {
 		t.Errorf("server saw %d connections, want 2 (the POST not sent again)", c)
+	}
+}
+
+// TestH1IdleClosedWithoutPeek: a request that is sent again if its
+// connection turns out closed (no body, idempotent method, a retry left)
+// skips the connection's liveness peek; on a keep-alive connection the
+// server closed while it idled it is sent again at once on a new
+// connection, the client sees no error, and it counts as a retry for
+// idle_closed, not as a failure of the server (which one failure would
+// eject here). Any other request is still checked by the peek, and meets
+// no closed connection.
+func TestH1IdleClosedWithoutPeek(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		method     string
+		retries    int
+		wantRetrys float64 // sluice_retries_total{reason="idle_closed"}
+	}{
+		{"GET", "GET", 1, 1},
+		{"OPTIONS", "OPTIONS", 2, 1},
+		{"GET without retries", "GET", 0, 0},
+		{"POST", "POST", 2, 0},
+		{"PUT with a body", "PUT", 2, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			checkNoLeak(t)
+			addr, conns, closed := closesFirstIdle(t)
+			m := NewMetrics(nil)
+			b := newBackendWith(t, Config{
+				Name: "b", Protocol: H1, Servers: []ServerConfig{{Address: addr}},
+				H1: H1Config{ConnsPerServer: 1}, Queue: QueueConfig{MaxPending: 10}, Retries: tt.retries,
+				Passive: PassiveConfig{ConsecutiveFailures: 1, MaxEjectedPercent: 100},
+			}, m, quietLog())
+			send := func() (string, error) {
+				var body io.Reader
+				if tt.method == "PUT" {
+					body = strings.NewReader("a=1")
+				}
+				req, _ := http.NewRequest(tt.method, "http://backend/", body)
+				resp, err := b.RoundTrip(req)
+				if err != nil {
+					return "", err
+				}
+				defer resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return "", fmt.Errorf("status %d", resp.StatusCode)
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				return resp.Status, err
+			}
+			if _, err := send(); err != nil {
+				t.Fatalf("first %s: %v", tt.method, err)
+			}
+			<-closed
+			if _, err := send(); err != nil {
+				t.Fatalf("%s after the server closed the idle connection: %v", tt.method, err)
+			}
+			if c := conns.Load(); c != 2 {
+				t.Errorf("server saw %d connections, want 2", c)
+			}
+			if got := retries(m, retryReusedClosed); got != tt.wantRetrys {
+				t.Errorf("idle_closed retries = %v, want %v", got, tt.wantRetrys)
+			}
+			st := b.Stats().Servers[0]
+			if st.Errors != 0 || st.State != "up" {
+				t.Errorf("server errors %d, state %q: want 0, up (a closed idle connection is no failure of the server)", st.Errors, st.State)
+			}
+		})
 	}
 }

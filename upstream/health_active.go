@@ -52,7 +52,7 @@ func (b *Backend) check(ctx context.Context, st *backendState, s *Server) error 
 	if p == nil {
 		return errUndetected
 	}
-	c := p.tryAcquire()
+	c := p.tryAcquire(false)
 	if c == nil {
 		// Busy connections carry live traffic, which passive health
 		// watches; open one only if there is none at all.
@@ -62,7 +62,7 @@ func (b *Backend) check(ctx context.Context, st *backendState, s *Server) error 
 		if err := p.grow(); err != nil {
 			return err
 		}
-		if c = p.tryAcquire(); c == nil {
+		if c = p.tryAcquire(false); c == nil {
 			return nil
 		}
 	}

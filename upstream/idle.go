@@ -106,8 +106,9 @@ func (p *pool) canGrowH1Locked(maxConns int) bool {
 	return p.h1Active+p.dialing < maxConns && p.h1Active+p.h1Retired+p.dialing < 2*maxConns
 }
 
-// tryAcquireIdle takes the most recently used idle connection.
-func (p *pool) tryAcquireIdle() *pconn {
+// tryAcquireIdle takes the most recently used idle connection, reserved
+// without its liveness peek when unchecked.
+func (p *pool) tryAcquireIdle(unchecked bool) *pconn {
 	for {
 		p.mu.Lock()
 		c := p.idle.top
@@ -117,7 +118,7 @@ func (p *pool) tryAcquireIdle() *pconn {
 		}
 		p.setH1Locked(c, h1Held)
 		p.mu.Unlock()
-		if c.cc.Reserve() == nil {
+		if reserve(c.cc, unchecked) == nil {
 			p.inflight.Add(1)
 			return c
 		}
@@ -253,6 +254,19 @@ func (p *pool) takeIdleLocked(cutoff int64, all bool) []*pconn {
 		}
 	}
 	return out
+}
+
+// uncheckedReserver is an HTTP/1.1 connection that can be reserved
+// without its liveness peek (h1compat/client.Conn).
+type uncheckedReserver interface{ ReserveUnchecked() error }
+
+// reserve reserves cc, without the liveness peek when unchecked and cc
+// can.
+func reserve(cc clientConn, unchecked bool) error {
+	if u, ok := cc.(uncheckedReserver); ok && unchecked {
+		return u.ReserveUnchecked()
+	}
+	return cc.Reserve()
 }
 
 // idleChecker is an HTTP/1.1 connection that can tell, without blocking,

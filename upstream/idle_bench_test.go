@@ -27,7 +27,7 @@ func benchH1Pool(b *testing.B, free int) *pool {
 		}
 	}
 	for range conns - free {
-		if p.tryAcquire() == nil {
+		if p.tryAcquire(false) == nil {
 			b.Fatal("no free connection")
 		}
 	}
@@ -39,7 +39,7 @@ func benchH1Pool(b *testing.B, free int) *pool {
 func BenchmarkH1PoolFull(b *testing.B) {
 	p := benchH1Pool(b, 0)
 	for b.Loop() {
-		if p.tryAcquire() != nil || p.canGrow() {
+		if p.tryAcquire(false) != nil || p.canGrow() {
 			b.Fatal("capacity in a full pool")
 		}
 	}
@@ -50,7 +50,7 @@ func BenchmarkH1PoolFull(b *testing.B) {
 func BenchmarkH1PoolTakeRelease(b *testing.B) {
 	p := benchH1Pool(b, 1)
 	for b.Loop() {
-		c := p.tryAcquire()
+		c := p.tryAcquire(false)
 		if c == nil {
 			b.Fatal("no free connection")
 		}

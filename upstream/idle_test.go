@@ -166,7 +166,7 @@ func TestH1AcquireDoesNotScan(t *testing.T) {
 			t.Fatal(err)
 		}
 		all = append(all, <-dialled)
-		c := p.tryAcquire()
+		c := p.tryAcquire(false)
 		if c == nil {
 			t.Fatal("no free connection after a dial")
 		}
@@ -178,7 +178,7 @@ func TestH1AcquireDoesNotScan(t *testing.T) {
 	}
 	before := wakes.Load()
 	for range 100 {
-		if c := p.tryAcquire(); c != nil {
+		if c := p.tryAcquire(false); c != nil {
 			t.Fatal("acquired a slot on a full pool")
 		}
 		if p.canGrow() {
@@ -206,10 +206,10 @@ func TestH1AcquireDoesNotScan(t *testing.T) {
 		t.Errorf("%d wake-ups for 2 connections gone idle, want 2", w)
 	}
 	checkBooks(t, p)
-	if c := p.tryAcquire(); c != held[3] {
+	if c := p.tryAcquire(false); c != held[3] {
 		t.Errorf("acquired connection %v, want the most recently used %d", c, held[3].id)
 	}
-	if c := p.tryAcquire(); c != held[7] {
+	if c := p.tryAcquire(false); c != held[7] {
 		t.Errorf("acquired connection %v, want %d", c, held[7].id)
 	}
 }
@@ -222,7 +222,7 @@ func TestH1Books(t *testing.T) {
 		t.Fatal(err)
 	}
 	cc := <-dialled
-	c := p.tryAcquire()
+	c := p.tryAcquire(false)
 	steps := []struct {
 		name            string
 		do              func()
@@ -235,7 +235,7 @@ func TestH1Books(t *testing.T) {
 		{"done but not yet available", func() { c.done() }, h1Settling, 1, 0, 0, false, true},
 		{"available: the hook puts it back", func() { cc.finishRequest(); cc.hookNow() }, h1Idle, 1, 0, 1, true, true},
 		{"taken again", func() {
-			if p.tryAcquire() != c {
+			if p.tryAcquire(false) != c {
 				t.Fatal("not the idle connection")
 			}
 		}, h1Held, 1, 0, 0, false, true},
@@ -286,7 +286,7 @@ func TestH1IdleRace(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := 0; time.Now().Before(deadline); i++ {
-				c := p.tryAcquire()
+				c := p.tryAcquire(false)
 				if c == nil {
 					if err := p.grow(); err != nil && !errors.Is(err, ErrNoCapacity) {
 						t.Error(err)

@@ -153,7 +153,7 @@ func TestH1RetiredConnClosedWhenDone(t *testing.T) {
 	prev := <-dialled
 	for i := range 3 {
 		var c *pconn
-		gatewaytest.WaitFor(t, 5*time.Second, "a free connection", func() bool { c = p.tryAcquire(); return c != nil })
+		gatewaytest.WaitFor(t, 5*time.Second, "a free connection", func() bool { c = p.tryAcquire(false); return c != nil })
 		c.keepAliveSpent() // what h1Conn.RoundTrip does on Connection: close
 		c.done()           // what tracker.finish does once the body is read
 		if err := prev.Err(); err == nil {
@@ -198,7 +198,7 @@ func TestRetireTakesReplacementPlace(t *testing.T) {
 			if err := p.grow(); err != nil {
 				t.Fatal(err)
 			}
-			c := p.tryAcquire()
+			c := p.tryAcquire(false)
 			if c == nil {
 				t.Fatal("no connection")
 			}

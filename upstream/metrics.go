@@ -79,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		wait:     histogramVec("sluice_queue_wait_seconds", "Time requests spent in the backend queue waiting for a connection slot.", []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 10}, "backend"),
 		goaways:  counterVec("sluice_upstream_goaway_total", "Upstream h2c connections the server retired with GOAWAY (the first GOAWAY of each), by HTTP/2 error code (no_error, protocol_error, ..., unknown).", "backend", "server", "code"),
 		kaCloses: counterVec("sluice_upstream_keepalive_closes_total", "Upstream HTTP/1.1 connections the server ended by its keep-alive limit (Connection: close, or Keep-Alive max <= 1), each replaced by a dial started at once.", "backend", "server"),
-		retries:  counterVec("sluice_retries_total", "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial, draining).", "backend", "reason"),
+		retries:  counterVec("sluice_retries_total", "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial, draining, idle_closed).", "backend", "reason"),
 		ejected:  counterVec("sluice_ejections_total", "Times a server was ejected for consecutive failures (passive health).", "backend", "server"),
 		up:       gaugeVec("sluice_server_up", "1 while the server takes requests, or would but for a drain through the admin API (see sluice_server_drained); 0 while it is down (unreachable, failed `fall` health checks in a row, or its protocol not yet detected) or ejected.", "backend", "server"),
 		probes:   counterVec("sluice_upstream_probes_total", "Background probes of servers that are ejected, down or not yet detected, by result (pass, fail).", "backend", "server", "result"),

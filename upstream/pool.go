@@ -258,11 +258,12 @@ func newPool(cfg poolConfig) *pool {
 
 // tryAcquire reserves a slot on an open connection without blocking. It
 // returns nil when every connection is at its limit (or there are none).
-// An HTTP/1.1 pool pops its idle stack; an h2c pool picks the least
+// An HTTP/1.1 pool pops its idle stack, without the connection's liveness
+// peek when unchecked (see Backend.acquire); an h2c pool picks the least
 // loaded connection.
-func (p *pool) tryAcquire() *pconn {
+func (p *pool) tryAcquire(unchecked bool) *pconn {
 	if p.cfg.mru {
-		return p.tryAcquireIdle()
+		return p.tryAcquireIdle(unchecked)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

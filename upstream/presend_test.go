@@ -28,7 +28,7 @@ func TestQueueSendsEarlyRequest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var q queue
 			slot := &pconn{}
-			q.take = func(*backendState, *Server) (*pconn, bool) { return slot, false }
+			q.take = func(*backendState, *Server, bool) (*pconn, bool) { return slot, false }
 			q.max.Store(10)
 			w := &waiter{ch: make(chan struct{}, 1), deadline: time.Now().Add(time.Hour)}
 			req, _ := http.NewRequest("GET", "http://x/", nil)
@@ -183,7 +183,7 @@ func TestQueueNoEarlyRequestForTryingWaiter(t *testing.T) {
 	var q queue
 	slot := &pconn{}
 	var give *pconn
-	q.take = func(*backendState, *Server) (*pconn, bool) { return give, give == nil }
+	q.take = func(*backendState, *Server, bool) (*pconn, bool) { return give, give == nil }
 	q.max.Store(10)
 	sent := 0
 	q.send = func(*pconn, *http.Request, *RequestInfo) { sent++ }

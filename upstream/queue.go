@@ -21,6 +21,9 @@ type waiter struct {
 	// What the slot is for, read by the queue's take function.
 	st    *backendState
 	avoid *Server
+	// unchecked: an HTTP/1.1 slot may skip its connection's liveness
+	// peek (see Backend.acquire).
+	unchecked bool
 	// early, when not nil, is the request the slot is for, which the
 	// queue's send function may write on the slot's connection before the
 	// waiter wakes (a request without a body; info is its RequestInfo).
@@ -86,16 +89,17 @@ func (ww *waitWatch) ContextEnded() {
 // reads them, under mu, to see that it left (queued is false already,
 // and only linkLocked and unlinkLocked, under mu, write them).
 func (q *queue) put(w *waiter) {
-	w.st, w.avoid, w.early, w.info = nil, nil, nil, nil
+	w.st, w.avoid, w.unchecked, w.early, w.info = nil, nil, false, nil, nil
 	w.deadline, w.timeoutErr = time.Time{}, nil
 	w.prev, w.next, w.c, w.err = nil, nil, nil, nil
 	q.waiters.Put(w)
 }
 
-// takeFunc tries to reserve a slot for a waiter of st avoiding avoid,
-// without blocking and without dialling. It returns the slot, or nil with
-// look set when the waiter should try for itself (see waiter.err).
-type takeFunc func(st *backendState, avoid *Server) (c *pconn, look bool)
+// takeFunc tries to reserve a slot for a waiter of st avoiding avoid
+// (unchecked: see waiter.unchecked), without blocking and without
+// dialling. It returns the slot, or nil with look set when the waiter
+// should try for itself (see waiter.err).
+type takeFunc func(st *backendState, avoid *Server, unchecked bool) (c *pconn, look bool)
 
 // queue is a bounded FIFO of requests waiting for any connection slot of a
 // backend. A freed slot is handed straight to the head waiter (wake): the
@@ -246,9 +250,9 @@ func (q *queue) wake() {
 		// What w wants is read under mu: once mu is released w may
 		// leave, and its struct be recycled for another request (gen).
 		w := q.head
-		st, avoid, gen := w.st, w.avoid, w.gen
+		st, avoid, unchecked, gen := w.st, w.avoid, w.unchecked, w.gen
 		q.mu.Unlock()
-		c, look := q.take(st, avoid)
+		c, look := q.take(st, avoid, unchecked)
 		q.mu.Lock()
 		here := w.queued && w.gen == gen
 		switch {

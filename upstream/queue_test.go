@@ -51,7 +51,7 @@ func TestQueueWait(t *testing.T) {
 					Queue: QueueConfig{MaxPending: tt.maxPending, Timeout: queueTimeout}, TotalTimeout: tt.total,
 				})
 				installFake(t, b.Servers()[0], http.StatusOK, 1)
-				held, err := b.try(b.cur(), nil)
+				held, err := b.try(b.cur(), nil, false)
 				if err != nil || held == nil {
 					t.Fatalf("taking the only slot: %v, %v", held, err)
 				}
@@ -115,7 +115,7 @@ func TestQueueOrder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			free := 0
 			var q queue
-			q.take = func(*backendState, *Server) (*pconn, bool) {
+			q.take = func(*backendState, *Server, bool) (*pconn, bool) {
 				if free == 0 {
 					return nil, false
 				}

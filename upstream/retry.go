@@ -21,6 +21,9 @@ const (
 	retryIdempotent = "idempotent"
 	retryDial       = "dial"
 	retryDraining   = "draining"
+	// retryReusedClosed: an HTTP/1.1 connection reserved without its
+	// liveness peek was closed by the server while it idled.
+	retryReusedClosed = "idle_closed"
 )
 
 // suspectAnswer reports whether status, received over connection c, may be

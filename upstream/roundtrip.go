@@ -11,6 +11,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	h1client "github.com/sluice-gw/sluice/h1compat/client"
 )
 
 // Abort handling. Tomcat counts every RST_STREAM it receives towards closing
@@ -64,13 +66,20 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 		}
 	}
 	var avoid *Server
-	drainRetried := false
+	drainRetried, reusedClosed := false, false
 	for attempt := 0; ; attempt++ {
 		var early *http.Request
 		if reqBody == nil || reqBody == http.NoBody {
 			early = req
 		}
-		c, err := b.acquire(clientCtx, st, avoid, deadline, info, early)
+		// An HTTP/1.1 connection's liveness peek (a system call per
+		// request) buys nothing for a request that is sent again if the
+		// connection turns out closed: one without a body, of an
+		// idempotent method, with a retry left. It is skipped once: a
+		// retry peeks, so that a run of closed connections costs one
+		// attempt at most.
+		unchecked := early != nil && !reusedClosed && attempt < st.cfg.Retries && st.idempotent[req.Method]
+		c, err := b.acquire(clientCtx, st, avoid, deadline, info, early, unchecked)
 		if err != nil {
 			var de *DialError
 			if !errors.As(err, &de) || attempt >= st.cfg.Retries || !backoff(clientCtx, attempt) {
@@ -108,6 +117,15 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 				reqBody = rp.body()
 			}
 			avoid = s
+			continue
+		}
+		if unchecked && errors.Is(err, h1client.ErrReusedClosed) && !errors.Is(err, ErrClientGone) {
+			// The server closed the idle connection, as the skipped
+			// peek would have found: not the server's failure, and
+			// nothing to wait for. Sent again at once, on a connection
+			// the peek checks.
+			reusedClosed = true
+			b.obs.retried(retryReusedClosed)
 			continue
 		}
 		if !errors.Is(err, ErrClientGone) {

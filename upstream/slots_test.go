@@ -41,18 +41,18 @@ func TestAcquireReadsSlotsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		if p.tryAcquire() == nil {
+		if p.tryAcquire(false) == nil {
 			t.Fatalf("acquisition %d failed with a free slot", i)
 		}
 	}
-	if p.tryAcquire() != nil {
+	if p.tryAcquire(false) != nil {
 		t.Fatal("acquired a slot on a full connection")
 	}
 	if got, single := cc.slots.Load(), cc.single.Load(); got != 3 || single != 0 {
 		t.Errorf("Slots called %d times and Err/InFlight/Available %d, want 3 and 0", got, single)
 	}
 	cc.fakeConn.Close()
-	if p.tryAcquire() != nil {
+	if p.tryAcquire(false) != nil {
 		t.Fatal("acquired a slot on a closed connection")
 	}
 	p.mu.Lock()

@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -59,6 +61,10 @@ type Conn struct {
 	// early: the reserved connection's request head was written by
 	// Presend; its RoundTrip reads the answer without writing.
 	early bool
+	// unchecked: the reservation skipped the liveness peek
+	// (ReserveUnchecked). reused: an exchange ended on the connection
+	// and left it open, so the server may have closed it since.
+	unchecked, reused bool
 
 	// The read side, owned by the exchange that holds it (see the
 	// package doc): the pooled buffer (nil while idle), its unread bytes
@@ -123,7 +129,17 @@ func (c *Conn) runHook() {
 // idled: a peek without blocking at the socket, which has nothing to say
 // between answers, finds the end of the stream (or stray bytes). The
 // connection is then closed and Err reports ErrIdleClosed.
-func (c *Conn) Reserve() error {
+func (c *Conn) Reserve() error { return c.reserve(true) }
+
+// ReserveUnchecked is Reserve without the liveness peek, for a request
+// its caller sends again, on another connection, if this one turns out
+// closed: one system call less per request. If the server had closed the
+// connection after an earlier exchange, the RoundTrip (or Presend) of
+// the request meets the end of the stream or a reset before any byte of
+// answer and reports ErrReusedClosed (and ErrServerClosed).
+func (c *Conn) ReserveUnchecked() error { return c.reserve(false) }
+
+func (c *Conn) reserve(peek bool) error {
 	c.mu.Lock()
 	switch c.state {
 	case stateClosed:
@@ -134,10 +150,12 @@ func (c *Conn) Reserve() error {
 		c.mu.Unlock()
 		return ErrBusy
 	}
-	if err := c.checkIdleLocked(); err != nil {
-		return err
+	if peek {
+		if err := c.checkIdleLocked(); err != nil {
+			return err
+		}
 	}
-	c.state = stateReserved
+	c.state, c.unchecked = stateReserved, !peek
 	c.mu.Unlock()
 	return nil
 }
@@ -253,28 +271,41 @@ func (c *Conn) closeLocked(err error) {
 
 // begin takes the connection for a RoundTrip: the reservation, or an idle
 // connection (checked as Reserve does). early reports that Presend wrote
-// the request head already.
-func (c *Conn) begin() (early bool, err error) {
+// the request head already; unchecked, that the reservation skipped the
+// liveness peek on a reused connection (see ReserveUnchecked).
+func (c *Conn) begin() (early, unchecked bool, err error) {
 	c.mu.Lock()
 	if c.state == stateReserved {
 		c.state = stateBusy
 		early, c.early = c.early, false
+		unchecked = c.unchecked && c.reused
 		c.mu.Unlock()
-		return early, nil
+		return early, unchecked, nil
 	}
 	c.mu.Unlock()
 	if err := c.Reserve(); err != nil {
-		return false, err
+		return false, false, err
 	}
 	c.mu.Lock()
 	if c.state != stateReserved {
 		err := c.err
 		c.mu.Unlock()
-		return false, err
+		return false, false, err
 	}
 	c.state = stateBusy
 	c.mu.Unlock()
-	return false, nil
+	return false, false, nil
+}
+
+// reusedClosed marks err, a failure before any byte of answer on a reused
+// connection reserved without the peek, as ErrReusedClosed when the
+// socket met the end of the stream or a reset: what the peek would have
+// found.
+func reusedClosed(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return fmt.Errorf("%w: %w", ErrReusedClosed, err)
+	}
+	return err
 }
 
 // maxPresend bounds a head Presend writes: less than any socket's send
@@ -330,6 +361,9 @@ func (c *Conn) PresendOrder(req *http.Request, order []string) error {
 	}
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrServerClosed, err)
+		if c.unchecked && c.reused {
+			err = reusedClosed(err)
+		}
 		c.closeLocked(err)
 		c.mu.Unlock()
 		c.nc.Close()
@@ -361,7 +395,7 @@ func (c *Conn) end(why error) {
 		c.closeLocked(why)
 		closeIt = true
 	default:
-		c.state = stateIdle
+		c.state, c.reused = stateIdle, true
 	}
 	c.mu.Unlock()
 	if closeIt && why != ErrSwitched {

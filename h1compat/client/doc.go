@@ -12,7 +12,9 @@
 //     goroutine waits on it and it holds no buffer. Reserve, before a
 //     request, peeks at the socket without blocking (MSG_PEEK), so that a
 //     connection the server closed while it idled is dropped before a
-//     request is written to it.
+//     request is written to it. ReserveUnchecked skips the peek, for a
+//     request its caller sends again if the connection turns out closed
+//     (ErrReusedClosed).
 //   - The write side belongs to the goroutine in RoundTrip, which writes
 //     the head (and a body of at most a buffer's size) itself. A longer or
 //     streamed body is written by one goroutine per such request, started

@@ -15,6 +15,13 @@ var (
 	// ErrIdleClosed: Reserve found that the server had closed the idle
 	// connection (or sent bytes nobody asked for); no request was sent.
 	ErrIdleClosed = errors.New("h1 client: server closed the idle connection")
+	// ErrReusedClosed: a connection reserved without the liveness peek
+	// (ReserveUnchecked), which had carried an earlier exchange, met the
+	// end of the stream or a reset before any byte of the answer: most
+	// likely the server closed it while it idled, as the peek would have
+	// found, though it may have read the request. Always with
+	// ErrServerClosed.
+	ErrReusedClosed = errors.New("h1 client: server closed the reused connection before answering")
 	// ErrBusy: the connection carries or has reserved a request.
 	ErrBusy = errors.New("h1 client: connection busy")
 	// ErrClosed: Close was called.

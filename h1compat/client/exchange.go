@@ -78,7 +78,7 @@ func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 // request line and Host come first, framing fields last, whatever order
 // says.
 func (c *Conn) RoundTripOrder(req *http.Request, order []string) (*http.Response, error) {
-	early, err := c.begin()
+	early, unchecked, err := c.begin()
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +92,9 @@ func (c *Conn) RoundTripOrder(req *http.Request, order []string) (*http.Response
 		}
 	} else {
 		err = ex.write()
+	}
+	if err != nil && unchecked {
+		err = reusedClosed(err)
 	}
 	if err != nil && !ex.wrote {
 		// Nothing left: unless the socket itself failed, the connection
@@ -110,6 +113,9 @@ func (c *Conn) RoundTripOrder(req *http.Request, order []string) (*http.Response
 	if rerr != nil {
 		if err == nil {
 			err = ex.writerErr(rerr)
+		}
+		if unchecked && !ex.got && !errors.Is(err, ErrReusedClosed) {
+			err = reusedClosed(err)
 		}
 		ex.abandon(err)
 		return nil, ex.mapErr(err)
