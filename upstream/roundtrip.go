@@ -200,7 +200,7 @@ func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendStat
 	resp, err := roundTripConn(c.cc, &t.out, info)
 	if err != nil {
 		err = attemptFailed(t, req.Context(), c, err)
-		return nil, t.wrote.Load(), err
+		return nil, t.ctx.wrote.Load(), err
 	}
 	return attemptAnswered(t, st, c, resp), true, nil
 }
