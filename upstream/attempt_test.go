@@ -165,7 +165,7 @@ func TestTrackerTimers(t *testing.T) {
 					deadline = start.Add(tt.total)
 				}
 				var set attempts
-				tr := newTracker(&set, clientCtx, &pconn{pool: p}, header, tt.idle, deadline)
+				tr := newTracker(&set, clientCtx, httptrace.ContextClientTrace(clientCtx), &pconn{pool: p}, header, tt.idle, deadline)
 				tr.body = body{rc: io.NopCloser(strings.NewReader("abcdef")), t: tr}
 				if tt.act != nil {
 					tt.act(tr, leave)
@@ -223,7 +223,7 @@ func TestTrackerContext(t *testing.T) {
 	defer p.close()
 	p.inflight.Store(1)
 	s.active.Store(1)
-	tr := newTracker(&set, clientCtx, &pconn{pool: p}, time.Minute, time.Minute, time.Time{})
+	tr := newTracker(&set, clientCtx, httptrace.ContextClientTrace(clientCtx), &pconn{pool: p}, time.Minute, time.Minute, time.Time{})
 	if v := (&tr.ctx).Value(key{}); v != "v" {
 		t.Errorf("client's value: %v", v)
 	}
@@ -280,7 +280,7 @@ func TestTrackerAllocs(t *testing.T) {
 			allocs := testing.AllocsPerRun(100, func() {
 				p.inflight.Add(1)
 				s.active.Add(1)
-				tr := newTracker(&set, clientCtx, c, time.Minute, time.Minute, time.Time{})
+				tr := newTracker(&set, clientCtx, httptrace.ContextClientTrace(clientCtx), c, time.Minute, time.Minute, time.Time{})
 				if tt.done {
 					tr.ctx.Done()
 				} else {
