@@ -665,9 +665,11 @@ func (b *Body) Read(p []byte) (int, error) {
 func (b *Body) Close() error {
 	s := (*stream)(b)
 	s.c.mu.Lock()
-	abandoned := s.abandon != nil
+	// A body read to its end was finished by that Read (finishWaits):
+	// nothing to do, and no second lock round trip to find it out.
+	done := s.abandon != nil || s.callerDone
 	s.c.mu.Unlock()
-	if !abandoned {
+	if !done {
 		s.finish()
 	}
 	return nil
