@@ -22,13 +22,14 @@ import (
 // reading and the coalescer started its flusher without a closure, 16
 // after; 13 once the attempt's context was the tracker's own (no context
 // of WithCancelCause, and no Done channel: the h2c client learns of its
-// end through OnCancel). Of the 13: the recorder's 8 (httptest.NewRecorder
+// end through OnCancel); 12 once the clients told the attempt's context
+// of the written headers (HeadersWritten) rather than a WroteHeaders
+// closure per attempt. Of the 12: the recorder's 8 (httptest.NewRecorder
 // 3, its header snapshot at WriteHeader 3, its body buffer 1, its header
-// map growing for the copied fields 1), the upstream attempt's 2 (tracker
-// and its WroteHeaders hook), the h2c stream 1 and the response header
-// map 2. The counters are the process's own, so the figure is exact: no
-// slack.
-const maxAllocsPerRequest = 13
+// map growing for the copied fields 1), the upstream attempt's tracker 1,
+// the h2c stream 1 and the response header map 2. The counters are the
+// process's own, so the figure is exact: no slack.
+const maxAllocsPerRequest = 12
 
 // originChildEnv makes TestBenchOriginChild serve, in a child process
 // of the test binary, the origin of TestProxyRequestAllocs.

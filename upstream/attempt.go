@@ -44,15 +44,11 @@ type tracker struct {
 	client context.Context // the client's: the sweep checks whether it left
 	ctx    attemptCtx      // the attempt's
 
-	c     *pconn       // the connection whose slot the attempt holds
-	out   http.Request // the attempt's copy of the request
-	url   url.URL      // the attempt's copy of the request URL
-	trace httptrace.ClientTrace
-	// clientWrote is the caller's WroteHeaders hook, called by the
-	// tracker's; nil without one.
-	clientWrote func()
-	wrote       atomic.Bool // request headers written
-	body        body
+	c     *pconn                // the connection whose slot the attempt holds
+	out   http.Request          // the attempt's copy of the request
+	url   url.URL               // the attempt's copy of the request URL
+	trace httptrace.ClientTrace // the caller's hooks; the tracker's own WroteHeaders is ctx's
+	body  body
 
 	header, idle time.Duration
 	// phase and reads are the request side's news for the sweep: which
@@ -76,23 +72,19 @@ type tracker struct {
 	ended bool
 }
 
-// newTracker starts an attempt on c's slot for a request of clientCtx: its
-// context, watched by set for the response header timeout (headerTimeout),
-// then the idle timeout while the body streams, and for the client
-// leaving. deadline, when not zero, ends the attempt with ErrTotalTimeout.
-func newTracker(set *attempts, clientCtx context.Context, c *pconn, headerTimeout, idle time.Duration, deadline time.Time) *tracker {
+// newTracker starts an attempt on c's slot for a request of clientCtx,
+// with the caller's trace hooks (nil: none): its context, watched by set
+// for the response header timeout (headerTimeout), then the idle timeout
+// while the body streams, and for the client leaving. deadline, when not
+// zero, ends the attempt with ErrTotalTimeout.
+func newTracker(set *attempts, clientCtx context.Context, hooks *httptrace.ClientTrace, c *pconn, headerTimeout, idle time.Duration, deadline time.Time) *tracker {
 	t := &tracker{client: clientCtx, c: c, header: headerTimeout, idle: idle}
-	// The caller's trace hooks (Got1xxResponse) compose with the
-	// tracker's (WroteHeaders).
-	if ct := httptrace.ContextClientTrace(clientCtx); ct != nil {
-		t.trace = *ct
-	}
-	t.clientWrote = t.trace.WroteHeaders
-	t.trace.WroteHeaders = func() {
-		t.wrote.Store(true)
-		if t.clientWrote != nil {
-			t.clientWrote()
-		}
+	// The caller's hooks (Got1xxResponse, WroteHeaders) are passed on as
+	// they are; the clients tell the attempt's context of the written
+	// headers themselves (attemptCtx.HeadersWritten), so the tracker
+	// needs no hook, and no closure, of its own.
+	if hooks != nil {
+		t.trace = *hooks
 	}
 	t.ctx.start(clientCtx, &t.trace, deadline)
 	set.add(t)

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"net/http/httptrace"
 	"testing"
 	"time"
 )
@@ -22,7 +23,7 @@ func BenchmarkTracker(b *testing.B) {
 	for b.Loop() {
 		p.inflight.Add(1)
 		s.active.Add(1)
-		tr := newTracker(&set, clientCtx, c, time.Minute, time.Minute, time.Time{})
+		tr := newTracker(&set, clientCtx, httptrace.ContextClientTrace(clientCtx), c, time.Minute, time.Minute, time.Time{})
 		tr.ctx.OnCancel(&w)
 		tr.bodyPhase()
 		tr.ctx.StopOnCancel()

@@ -7,6 +7,7 @@ package upstream
 import (
 	"context"
 	"net/http/httptrace"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gw/sluice/gateway/h1/ctxend"
@@ -25,6 +26,7 @@ type attemptCtx struct {
 	trace    *httptrace.ClientTrace
 	deadline time.Time   // zero: none
 	timer    *time.Timer // ends the context at deadline; nil without one
+	wrote    atomic.Bool // the request's headers were written (HeadersWritten)
 }
 
 var _ context.Context = (*attemptCtx)(nil)
@@ -43,6 +45,13 @@ func (a *attemptCtx) start(clientCtx context.Context, trace *httptrace.ClientTra
 	}
 	a.timer = time.AfterFunc(d, func() { a.cancel(context.DeadlineExceeded, ErrTotalTimeout) })
 }
+
+// HeadersWritten is told by the HTTP clients (h2c/client,
+// h1compat/client) that the attempt's request headers were written, from
+// the goroutine writing them: after that the server may have seen the
+// request (send's wrote). A method of the context rather than a
+// WroteHeaders hook in the trace, which would be a closure per attempt.
+func (a *attemptCtx) HeadersWritten() { a.wrote.Store(true) }
 
 // stop releases the deadline's timer.
 func (a *attemptCtx) stop() {

@@ -25,8 +25,10 @@ type RequestInfo struct {
 	// Got1xx, if the caller sets it, gets the informational responses
 	// (100, 103) that come before the final one, as a Got1xxResponse hook
 	// in the request context's httptrace.ClientTrace would, without a
-	// context per request; it takes the place of such a hook. Not for
-	// protocol switches (upgrades): those take the context's hooks only.
+	// context per request; it takes the place of such a hook, and of
+	// every other: a caller that sets it has the request context's
+	// ClientTrace ignored. Not for protocol switches (upgrades): those
+	// take the context's hooks only.
 	Got1xx func(code int, header textproto.MIMEHeader) error
 
 	// Header, if the caller sets it, is the request's header, sent in

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"time"
 
 	h1client "github.com/sluice-gw/sluice/h1compat/client"
@@ -200,7 +201,7 @@ func (b *Backend) send(req *http.Request, reqBody io.ReadCloser, st *backendStat
 	resp, err := roundTripConn(c.cc, &t.out, info)
 	if err != nil {
 		err = attemptFailed(t, req.Context(), c, err)
-		return nil, t.wrote.Load(), err
+		return nil, t.ctx.wrote.Load(), err
 	}
 	return attemptAnswered(t, st, c, resp), true, nil
 }
@@ -214,10 +215,17 @@ func (b *Backend) startAttempt(req *http.Request, reqBody io.ReadCloser, st *bac
 	s.active.Add(1)
 	s.requests.Add(1)
 
-	t := newTracker(&b.att, req.Context(), c, st.cfg.ResponseHeaderTimeout, st.cfg.IdleTimeout, deadline)
+	// A caller giving its 1xx hook in info has no other (RequestInfo.Got1xx):
+	// the client's context is not searched for a trace, a walk up its
+	// chain of contexts, which an HTTP/1.1 connection's keeps cold.
+	var hooks *httptrace.ClientTrace
+	if info == nil || info.Got1xx == nil {
+		hooks = httptrace.ContextClientTrace(req.Context())
+	}
+	t := newTracker(&b.att, req.Context(), hooks, c, st.cfg.ResponseHeaderTimeout, st.cfg.IdleTimeout, deadline)
 	// The tracker holds the attempt's request and URL, so the copies cost
 	// no allocation. Its context carries the caller's trace hooks
-	// (Got1xxResponse) composed with its own (WroteHeaders).
+	// (Got1xxResponse, WroteHeaders).
 	t.url = *req.URL
 	t.url.Scheme, t.url.Host = "http", s.addr
 	out := &t.out

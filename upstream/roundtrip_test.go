@@ -107,3 +107,49 @@ func TestInformationalResponsesAndRequestInfo(t *testing.T) {
 		})
 	}
 }
+
+// TestGot1xxInfoReplacesTrace: a caller giving its 1xx hook in
+// RequestInfo.Got1xx gets the 103 there, and its request context's
+// ClientTrace is not looked up (none of its hooks is called), over either
+// protocol; without Got1xx the context's hooks are called.
+func TestGot1xxInfoReplacesTrace(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		io.WriteString(w, "ok")
+	})
+	for _, proto := range []string{H2C, H1} {
+		for _, tt := range []struct {
+			name                 string
+			infoHook             bool
+			wantCtx, wantInfo1xx int
+		}{
+			{name: "context's trace", wantCtx: 2},
+			{name: "info's Got1xx", infoHook: true, wantInfo1xx: 1},
+		} {
+			t.Run(proto+"/"+tt.name, func(t *testing.T) {
+				addr := gatewaytest.Origin(t, h)
+				b := newTestBackend(t, Config{Protocol: proto, Servers: []ServerConfig{{Address: addr}}})
+				var ctxHooks, info1xx int
+				ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+					Got1xxResponse: func(int, textproto.MIMEHeader) error { ctxHooks++; return nil },
+					WroteHeaders:   func() { ctxHooks++ },
+				})
+				req, _ := http.NewRequestWithContext(ctx, "GET", "http://backend/", nil)
+				var info RequestInfo
+				if tt.infoHook {
+					info.Got1xx = func(int, textproto.MIMEHeader) error { info1xx++; return nil }
+				}
+				resp, err := b.RoundTripInfo(req, &info)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if ctxHooks != tt.wantCtx || info1xx != tt.wantInfo1xx {
+					t.Errorf("context's hooks called %d times, info's Got1xx %d; want %d and %d", ctxHooks, info1xx, tt.wantCtx, tt.wantInfo1xx)
+				}
+			})
+		}
+	}
+}

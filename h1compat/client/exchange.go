@@ -64,7 +64,8 @@ type exchange struct {
 // RoundTrip sends req on the connection and reads the answer's head; the
 // body is read through the response. The request context's httptrace
 // hooks WroteHeaders and Got1xxResponse are called from the calling
-// goroutine. A request that cannot be written fails with a
+// goroutine, and so is the context's HeadersWritten when it is a
+// HeadersNotifier. A request that cannot be written fails with a
 // *RequestError and leaves the connection usable; any other failure
 // closes it.
 func (c *Conn) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -86,10 +87,7 @@ func (c *Conn) RoundTripOrder(req *http.Request, order []string) (*http.Response
 	ex.trace = httptrace.ContextClientTrace(ex.ctx)
 	ex.watch()
 	if early {
-		ex.wrote = true
-		if ex.trace != nil && ex.trace.WroteHeaders != nil {
-			ex.trace.WroteHeaders()
-		}
+		ex.headersWritten()
 	} else {
 		err = ex.write()
 	}
@@ -154,6 +152,24 @@ func (c *Conn) interrupt() { c.nc.SetDeadline(time.Unix(1, 0)) }
 type CancelNotifier interface {
 	OnCancel(w interface{ ContextEnded() }) bool
 	StopOnCancel() bool
+}
+
+// HeadersNotifier is a request context told, from the goroutine writing
+// the request, once its headers were written, as a trace's WroteHeaders
+// hook is (before it), but with no hook to allocate per request
+// (upstream's attempt context).
+type HeadersNotifier interface{ HeadersWritten() }
+
+// headersWritten records that the request's headers (some of their
+// bytes) left, and tells the context and the trace.
+func (ex *exchange) headersWritten() {
+	ex.wrote = true
+	if hn, ok := ex.ctx.(HeadersNotifier); ok {
+		hn.HeadersWritten()
+	}
+	if ex.trace != nil && ex.trace.WroteHeaders != nil {
+		ex.trace.WroteHeaders()
+	}
 }
 
 // interrupter is a Conn as the watcher of its exchange's CancelNotifier.

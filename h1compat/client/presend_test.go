@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -14,7 +15,8 @@ import (
 
 // TestPresend: a head written by Presend is the request's only copy on
 // the wire, the RoundTrip that follows reads its answer (reporting
-// WroteHeaders as a write would), and the connection goes on as before.
+// WroteHeaders, and telling a HeadersNotifier context first, as a write
+// would), and the connection goes on as before.
 // Presended reports the reservation's presend until that RoundTrip.
 func TestPresend(t *testing.T) {
 	var n atomic.Int64
@@ -43,7 +45,14 @@ func TestPresend(t *testing.T) {
 			req := newRequest(t, tt.method, "http://x/p?q=1", nil)
 			req.Header.Set("X-A", "v")
 			wrote := 0
-			req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{WroteHeaders: func() { wrote++ }}))
+			hc := &headersCtx{}
+			hc.Context = httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{WroteHeaders: func() {
+				if hc.wrote != wrote+1 {
+					t.Error("the trace told before the context")
+				}
+				wrote++
+			}})
+			req = req.WithContext(hc)
 			if err := c.Reserve(); err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +63,7 @@ func TestPresend(t *testing.T) {
 				if err := c.Presend(req); err != nil {
 					t.Fatal(err)
 				}
-				if wrote != 0 {
+				if wrote != 0 || hc.wrote != 0 {
 					t.Fatal("Presend reported WroteHeaders")
 				}
 				if !c.Presended() {
@@ -68,8 +77,8 @@ func TestPresend(t *testing.T) {
 			if body != tt.want || resp.StatusCode != 200 {
 				t.Fatalf("%d %q, want 200 %q", resp.StatusCode, body, tt.want)
 			}
-			if wrote != 1 {
-				t.Errorf("WroteHeaders called %d times, want 1", wrote)
+			if wrote != 1 || hc.wrote != 1 {
+				t.Errorf("WroteHeaders called %d times, the context's HeadersWritten %d, want 1", wrote, hc.wrote)
 			}
 			if c.InFlight() != 0 || c.Err() != nil {
 				t.Fatalf("after: in flight %d, err %v", c.InFlight(), c.Err())
@@ -151,3 +160,11 @@ func TestPresendReleased(t *testing.T) {
 		t.Fatalf("server saw %q next, want the end of the connection", got)
 	}
 }
+
+// headersCtx is a context told of written headers (HeadersNotifier).
+type headersCtx struct {
+	context.Context
+	wrote int
+}
+
+func (c *headersCtx) HeadersWritten() { c.wrote++ }

@@ -328,10 +328,7 @@ func appendLastChunk(b []byte, trailer http.Header) []byte {
 func (ex *exchange) writeHead(b []byte) error {
 	n, err := ex.c.nc.Write(b)
 	if n > 0 {
-		ex.wrote = true
-		if ex.trace != nil && ex.trace.WroteHeaders != nil {
-			ex.trace.WroteHeaders()
-		}
+		ex.headersWritten()
 	}
 	if err != nil && n == 0 {
 		return fmt.Errorf("%w: %w", ErrServerClosed, err)

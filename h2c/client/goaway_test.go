@@ -136,22 +136,46 @@ func TestClientResets(t *testing.T) {
 	}
 }
 
-// TestWroteHeaders: the trace learns that HEADERS went out, and a
-// request refused before that is never reported as written.
+// TestWroteHeaders: the trace, and a context that is a headersNotifier,
+// learn that HEADERS went out, and a request refused before that is never
+// reported as written.
 func TestWroteHeaders(t *testing.T) {
-	c, f := start(t, Config{})
-	var wrote atomic.Int32
-	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{WroteHeaders: func() { wrote.Add(1) }})
-	rt := goRoundTrip(c, get(ctx))
-	id := f.headers().streamID
-	f.writeHeaders(id, true, ":status", "200")
-	if res := wait(t, rt); res.err != nil || wrote.Load() != 1 {
-		t.Fatalf("err %v, WroteHeaders called %d times", res.err, wrote.Load())
-	}
-	f.fr.WriteGoAway(id, http2.ErrCodeNo, nil)
-	f.fr.WritePing(false, [8]byte{})
-	f.next(isType(http2.FramePing))
-	if _, err := c.RoundTrip(get(ctx)); !errors.Is(err, ErrNotProcessed) || wrote.Load() != 1 {
-		t.Fatalf("after GOAWAY: err %v, WroteHeaders called %d times", err, wrote.Load())
+	for _, tt := range []struct {
+		name  string
+		ctx   func(wrote *atomic.Int32) context.Context
+		trace bool
+	}{
+		{name: "trace hook", ctx: func(wrote *atomic.Int32) context.Context {
+			return httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{WroteHeaders: func() { wrote.Add(1) }})
+		}},
+		{name: "context's HeadersWritten", ctx: func(wrote *atomic.Int32) context.Context {
+			return &headersCtx{Context: context.Background(), wrote: wrote}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, f := start(t, Config{})
+			var wrote atomic.Int32
+			ctx := tt.ctx(&wrote)
+			rt := goRoundTrip(c, get(ctx))
+			id := f.headers().streamID
+			f.writeHeaders(id, true, ":status", "200")
+			if res := wait(t, rt); res.err != nil || wrote.Load() != 1 {
+				t.Fatalf("err %v, told of the headers %d times", res.err, wrote.Load())
+			}
+			f.fr.WriteGoAway(id, http2.ErrCodeNo, nil)
+			f.fr.WritePing(false, [8]byte{})
+			f.next(isType(http2.FramePing))
+			if _, err := c.RoundTrip(get(ctx)); !errors.Is(err, ErrNotProcessed) || wrote.Load() != 1 {
+				t.Fatalf("after GOAWAY: err %v, told of the headers %d times", err, wrote.Load())
+			}
+		})
 	}
 }
+
+// headersCtx is a context told of written headers (headersNotifier).
+type headersCtx struct {
+	context.Context
+	wrote *atomic.Int32
+}
+
+func (c *headersCtx) HeadersWritten() { c.wrote.Add(1) }

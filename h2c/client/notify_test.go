@@ -21,6 +21,7 @@ type notifyCtx struct {
 	mu    sync.Mutex
 	w     interface{ ContextEnded() }
 	ended bool
+	stops int // StopOnCancel calls
 }
 
 var errNotified = errors.New("the attempt's cause")
@@ -56,6 +57,7 @@ func (n *notifyCtx) StopOnCancel() bool {
 	defer n.mu.Unlock()
 	had := n.w != nil
 	n.w = nil
+	n.stops++
 	return had
 }
 
@@ -153,5 +155,31 @@ func TestCancelNotifier(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestCloseAfterEOFIsFree: closing a body read to its end does nothing
+// more (the Read that saw the end finished the stream): the watcher is
+// stopped once, by that Read, and the slot given back once.
+func TestCloseAfterEOFIsFree(t *testing.T) {
+	c, f := start(t, Config{})
+	n := &notifyCtx{Context: context.Background(), t: t}
+	rt := goRoundTrip(c, get(n))
+	id := f.headers().streamID
+	f.writeHeaders(id, false, ":status", "200")
+	f.fr.WriteData(id, true, []byte("ok"))
+	res := wait(t, rt)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if b, err := io.ReadAll(res.resp.Body); err != nil || string(b) != "ok" {
+		t.Fatalf("body %q, %v", b, err)
+	}
+	res.resp.Body.Close()
+	n.mu.Lock()
+	stops := n.stops
+	n.mu.Unlock()
+	if stops != 1 || c.InFlight() != 0 {
+		t.Errorf("StopOnCancel called %d times, in flight %d; want 1 and 0", stops, c.InFlight())
 	}
 }

@@ -108,6 +108,12 @@ type cancelNotifier interface {
 	StopOnCancel() bool
 }
 
+// headersNotifier is a request context told when the request's headers
+// were written, as a trace's WroteHeaders hook is but with no hook to
+// allocate (upstream's attempt context): see
+// h1compat/client.HeadersNotifier.
+type headersNotifier interface{ HeadersWritten() }
+
 // ctxWatch is a stream as the watcher of its request's cancelNotifier.
 type ctxWatch stream
 
@@ -252,7 +258,8 @@ func outgoingLength(req *http.Request) int64 {
 // headers arrive. It uses a slot taken by Reserve if there is one, and
 // otherwise waits for a free slot. The request context's httptrace hooks
 // WroteHeaders and Got1xxResponse are called (from the caller's
-// goroutine). Cancelling the context resets the stream. The response
+// goroutine), and its HeadersWritten, before WroteHeaders, when it has
+// one. Cancelling the context resets the stream. The response
 // body must be read to EOF or closed; closing it early resets the stream
 // with CANCEL (a caller that wants to spare the server a reset drains it
 // first). Errors: ErrNotProcessed matches those proving the server did
@@ -336,6 +343,9 @@ func (c *Conn) openRequest(req *http.Request, fields []Field, list bool, respFie
 		return nil, err
 	}
 	s.watch()
+	if hn, ok := ctx.(headersNotifier); ok {
+		hn.HeadersWritten()
+	}
 	if s.trace != nil && s.trace.WroteHeaders != nil {
 		s.trace.WroteHeaders()
 	}
@@ -655,9 +665,11 @@ func (b *Body) Read(p []byte) (int, error) {
 func (b *Body) Close() error {
 	s := (*stream)(b)
 	s.c.mu.Lock()
-	abandoned := s.abandon != nil
+	// A body read to its end was finished by that Read (finishWaits):
+	// nothing to do, and no second lock round trip to find it out.
+	done := s.abandon != nil || s.callerDone
 	s.c.mu.Unlock()
-	if !abandoned {
+	if !done {
 		s.finish()
 	}
 	return nil
