@@ -9,9 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"testing"
 
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/upstream"
 )
 
@@ -115,20 +115,10 @@ const maxInProcessAllocsPerRequest = 52
 // 50 fails).
 const maxAllocsPerH1Request = 49
 
-// allocsPerRequest is the median of a few testing.AllocsPerRun runs of
-// serve, after one to warm the upstream connection and pools: a GC cycle
-// or a connection event during one run should not fail a test.
+// allocsPerRequest is gatewaytest.MedianAllocs of one proxied request.
 func allocsPerRequest(t *testing.T, serve func()) float64 {
 	t.Helper()
-	serve()
-	var runs []float64
-	for range 5 {
-		runs = append(runs, testing.AllocsPerRun(200, serve))
-	}
-	slices.Sort(runs)
-	got := runs[len(runs)/2]
-	t.Logf("allocs per proxied request: %.1f (runs %v)", got, runs)
-	return got
+	return gatewaytest.MedianAllocs(t, "proxied request", serve)
 }
 
 // TestProxyRequestInProcessAllocs fails when a change makes proxied

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"testing"
+
+	"github.com/sluice-gw/sluice/gateway/gatewaytest"
 )
 
 // maxAllocsPerKeepAliveRequest pins the allocations of the server and its
@@ -43,14 +44,7 @@ func TestServeKeepAliveAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	serve()
-	var runs []float64
-	for range 5 {
-		runs = append(runs, testing.AllocsPerRun(200, serve))
-	}
-	slices.Sort(runs)
-	got := runs[len(runs)/2]
-	t.Logf("allocs per keep-alive request: %.1f (runs %v)", got, runs)
+	got := gatewaytest.MedianAllocs(t, "keep-alive request", serve)
 	if got > maxAllocsPerKeepAliveRequest {
 		t.Errorf("%.1f allocations per keep-alive request, pinned at %d", got, maxAllocsPerKeepAliveRequest)
 	}

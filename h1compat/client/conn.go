@@ -62,8 +62,9 @@ type Conn struct {
 	// Presend; its RoundTrip reads the answer without writing.
 	early bool
 	// unchecked: the reservation skipped the liveness peek
-	// (ReserveUnchecked). reused: an exchange ended on the connection
-	// and left it open, so the server may have closed it since.
+	// (ReserveUnchecked) on a reused connection, one that an exchange
+	// ended on and left open (reused), so the server may have closed it
+	// since.
 	unchecked, reused bool
 
 	// The read side, owned by the exchange that holds it (see the
@@ -155,7 +156,7 @@ func (c *Conn) reserve(peek bool) error {
 			return err
 		}
 	}
-	c.state, c.unchecked = stateReserved, !peek
+	c.state, c.unchecked = stateReserved, !peek && c.reused
 	c.mu.Unlock()
 	return nil
 }
@@ -278,7 +279,7 @@ func (c *Conn) begin() (early, unchecked bool, err error) {
 	if c.state == stateReserved {
 		c.state = stateBusy
 		early, c.early = c.early, false
-		unchecked = c.unchecked && c.reused
+		unchecked = c.unchecked
 		c.mu.Unlock()
 		return early, unchecked, nil
 	}
@@ -361,7 +362,7 @@ func (c *Conn) PresendOrder(req *http.Request, order []string) error {
 	}
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrServerClosed, err)
-		if c.unchecked && c.reused {
+		if c.unchecked {
 			err = reusedClosed(err)
 		}
 		c.closeLocked(err)
