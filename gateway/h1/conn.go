@@ -89,10 +89,11 @@ type conn struct {
 	kick      chan struct{}
 	cancelReq *reqCtx // the current request's context, cancelled by its end or the client leaving; nil between requests
 	// lateWatch: the request was handed to a worker unwatched, its
-	// socket not on the poller (takeRequest); watch arms late for it
-	// instead of starting the watcher, and late starts the watcher if
-	// the request is still served lateWatchDelay later.
-	lateWatch bool
+	// socket not on the poller (takeRequest, latePending); watch arms
+	// late for it instead of starting the watcher (lateArmed), and late
+	// starts the watcher if the request is still served lateWatchDelay
+	// later. Cleared as the request ends.
+	lateWatch lateState
 	late      *time.Timer
 	// idleBy is the idle timeout's read deadline while it is the one set
 	// on the socket (zero: another, or none), and idleEnd when the
@@ -580,7 +581,7 @@ func (cc *conn) endRequest() {
 	cc.watchMu.Lock()
 	cancel := cc.cancelReq
 	cc.cancelReq = nil
-	cc.lateWatch = false
+	cc.lateWatch = lateNone
 	if cc.late != nil {
 		// Fired already, watchLate sees no request.
 		cc.late.Stop()
@@ -718,13 +719,17 @@ func (cc *conn) watch() {
 	if cc.watchOff || cc.watching != watchNone && cc.watching != watchParked || cc.r < cc.w || cc.nPeeked > 0 || cc.broken.Load() {
 		return
 	}
-	if cc.lateWatch {
-		cc.lateWatch = false
+	switch cc.lateWatch {
+	case latePending:
+		cc.lateWatch = lateArmed
 		if cc.late == nil {
 			cc.late = time.AfterFunc(lateWatchDelay, cc.watchLate)
 		} else {
 			cc.late.Reset(lateWatchDelay)
 		}
+		return
+	case lateArmed:
+		// Called again (a body read past its end): late is set.
 		return
 	}
 	if cc.watching == watchParked {
@@ -744,13 +749,24 @@ func (cc *conn) watch() {
 // start), so few ever start it.
 const lateWatchDelay = time.Second
 
+// lateState is where a request served unwatched is in its late watch; see
+// conn.lateWatch.
+type lateState uint8
+
+const (
+	lateNone    lateState = iota // watched as any request
+	latePending                  // handed over unwatched; watch arms late
+	lateArmed                    // late runs
+)
+
 // watchLate is the late timer's: it starts the watcher of a request served
 // unwatched that is still being served.
 func (cc *conn) watchLate() {
 	cc.watchMu.Lock()
-	serving := cc.cancelReq != nil
+	armed := cc.lateWatch == lateArmed
+	cc.lateWatch = lateNone
 	cc.watchMu.Unlock()
-	if serving {
+	if armed {
 		cc.watch()
 	}
 }
@@ -822,7 +838,7 @@ func (cc *conn) await(rc syscall.RawConn) {
 					cc.waiter.hand = false
 					cc.watchMu.Lock()
 					cc.watching = watchNone
-					cc.lateWatch = true
+					cc.lateWatch = latePending
 					cc.watchMu.Unlock()
 					cc.s.workers.run(cc)
 					return
