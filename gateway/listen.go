@@ -80,13 +80,19 @@ func (g *Gateway) Listen(lc ListenerConfig) (net.Listener, error) {
 }
 
 // ListenTCP binds a client-facing TCP listener on addr, with the socket
-// options its connections inherit (TCP keep-alive, deferred accept where
-// the system has them: setListenerOpts), so that accepting one costs no
-// setsockopt call but TCP_NODELAY's. Listen binds with it; a caller that
-// binds for ListenerConfig.Bound should too.
+// options its connections inherit (TCP keep-alive, TCP_NODELAY, deferred
+// accept where the system has them: setListenerOpts), so that accepting
+// one costs no setsockopt call; on Linux its connections are accepted and
+// served on their bare descriptors until one must wait (rawListener).
+// Listen binds with it; a caller that binds for ListenerConfig.Bound
+// should too.
 func ListenTCP(addr string) (net.Listener, error) {
 	lc := net.ListenConfig{KeepAlive: listenKeepAlive, Control: listenerControl}
-	return lc.Listen(context.Background(), "tcp", addr)
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return rawListener(ln.(*net.TCPListener))
 }
 
 func listenerControl(_, _ string, c syscall.RawConn) error {

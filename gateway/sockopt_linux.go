@@ -3,9 +3,12 @@
 package gateway
 
 import (
+	"net"
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/sluice-gw/sluice/gateway/rawsock"
 )
 
 // listenKeepAlive is net.ListenConfig.KeepAlive for client listeners: -1,
@@ -29,7 +32,8 @@ const (
 // the request there, and the first read needs no wait on the poller.
 const deferAcceptSeconds = 1
 
-// setListenerOpts sets what accepted connections inherit: TCP keep-alive
+// setListenerOpts sets what accepted connections inherit: TCP keep-alive,
+// TCP_NODELAY (Go sets it on each connection it accepts; rawsock does not)
 // and deferred accept.
 func setListenerOpts(fd int) error {
 	for _, o := range []struct {
@@ -40,6 +44,7 @@ func setListenerOpts(fd int) error {
 		{syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, int(keepAliveIdle / time.Second), "TCP_KEEPIDLE"},
 		{syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, int(keepAliveInterval / time.Second), "TCP_KEEPINTVL"},
 		{syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, keepAliveCount, "TCP_KEEPCNT"},
+		{syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1, "TCP_NODELAY"},
 		{syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, deferAcceptSeconds, "TCP_DEFER_ACCEPT"},
 	} {
 		if err := syscall.SetsockoptInt(fd, o.level, o.opt, o.v); err != nil {
@@ -47,4 +52,15 @@ func setListenerOpts(fd int) error {
 		}
 	}
 	return nil
+}
+
+// rawListener has ln's connections accepted and served by rawsock: no
+// poller registration, getsockname or setsockopt for one that never waits.
+func rawListener(ln *net.TCPListener) (net.Listener, error) {
+	rl, err := rawsock.NewListener(ln)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return rl, nil
 }

@@ -4,11 +4,14 @@ import (
 	"net"
 	"syscall"
 	"testing"
+
+	"github.com/sluice-gw/sluice/gateway/rawsock"
 )
 
 // TestListenTCPSocketOptions: the listener defers accept to the first
-// bytes, and what it accepts has TCP keep-alive as Go sets it on each
-// accepted connection, inherited from the listener instead.
+// bytes, and what it accepts has TCP keep-alive and TCP_NODELAY as Go sets
+// them on each accepted connection, inherited from the listener instead;
+// it is accepted by rawsock, not registered with the poller.
 func TestListenTCPSocketOptions(t *testing.T) {
 	ln, err := ListenTCP("127.0.0.1:0")
 	if err != nil {
@@ -28,7 +31,7 @@ func TestListenTCPSocketOptions(t *testing.T) {
 		}
 		return v
 	}
-	if v := getopt(ln.(*net.TCPListener), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT); v == 0 {
+	if v := getopt(ln.(syscall.Conn), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT); v == 0 {
 		t.Error("TCP_DEFER_ACCEPT not set on the listener")
 	}
 	c, err := net.Dial("tcp", ln.Addr().String())
@@ -42,6 +45,9 @@ func TestListenTCPSocketOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
+	if rc, ok := a.(*rawsock.Conn); !ok || rc.Registered() {
+		t.Fatalf("accepted %T, want a *rawsock.Conn not registered", a)
+	}
 	for _, tt := range []struct {
 		name       string
 		level, opt int
@@ -53,7 +59,7 @@ func TestListenTCPSocketOptions(t *testing.T) {
 		{"TCP_KEEPCNT", syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, 9},
 		{"TCP_NODELAY", syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1},
 	} {
-		if got := getopt(a.(*net.TCPConn), tt.level, tt.opt); got != tt.want {
+		if got := getopt(a.(syscall.Conn), tt.level, tt.opt); got != tt.want {
 			t.Errorf("accepted connection: %s = %d, want %d", tt.name, got, tt.want)
 		}
 	}

@@ -72,6 +72,7 @@ type conn struct {
 	// the body reader.
 	wmu  sync.Mutex
 	last lastWrite // writeLast's state; guarded by wmu
+	vec  vecWrite  // writeBufs's state; guarded by wmu
 
 	// The watcher (watch, await): a goroutine that waits on the socket
 	// while a request is served, its body done, to notice the client
@@ -87,6 +88,13 @@ type conn struct {
 	// then says; made when it first parks, with room for the one token.
 	kick      chan struct{}
 	cancelReq *reqCtx // the current request's context, cancelled by its end or the client leaving; nil between requests
+	// lateWatch: the request was handed to a worker unwatched, its
+	// socket not on the poller (takeRequest, latePending); watch arms
+	// late for it instead of starting the watcher (lateArmed), and late
+	// starts the watcher if the request is still served lateWatchDelay
+	// later. Cleared as the request ends.
+	lateWatch lateState
+	late      *time.Timer
 	// idleBy is the idle timeout's read deadline while it is the one set
 	// on the socket (zero: another, or none), and idleEnd when the
 	// current idle wait is due to end. A deadline set is left in place
@@ -171,6 +179,21 @@ func (cc *conn) writeLast(b []byte) (int, error) {
 	}
 	m, err := cc.c.Write(b[n:])
 	return n + m, err
+}
+
+// writeBufs writes bufs, with wmu held: on a socket in one system call
+// where it takes them all (sendBufs).
+func (cc *conn) writeBufs(bufs net.Buffers) error {
+	cc.watchMu.Lock()
+	rc := cc.rawConn()
+	cc.watchMu.Unlock()
+	var err error
+	if rc != nil {
+		_, err = sendBufs(rc, bufs, &cc.vec)
+	} else {
+		_, err = bufs.WriteTo(cc.c)
+	}
+	return err
 }
 
 // serve waits for the connection's first request, under the read-header
@@ -558,6 +581,11 @@ func (cc *conn) endRequest() {
 	cc.watchMu.Lock()
 	cancel := cc.cancelReq
 	cc.cancelReq = nil
+	cc.lateWatch = lateNone
+	if cc.late != nil {
+		// Fired already, watchLate sees no request.
+		cc.late.Stop()
+	}
 	cc.watchMu.Unlock()
 	if cancel != nil {
 		cancel.cancel()
@@ -691,12 +719,56 @@ func (cc *conn) watch() {
 	if cc.watchOff || cc.watching != watchNone && cc.watching != watchParked || cc.r < cc.w || cc.nPeeked > 0 || cc.broken.Load() {
 		return
 	}
+	switch cc.lateWatch {
+	case latePending:
+		cc.lateWatch = lateArmed
+		if cc.late == nil {
+			cc.late = time.AfterFunc(lateWatchDelay, cc.watchLate)
+		} else {
+			cc.late.Reset(lateWatchDelay)
+		}
+		return
+	case lateArmed:
+		// Called again (a body read past its end): late is set.
+		return
+	}
 	if cc.watching == watchParked {
 		cc.unparkLocked(watchRequest)
 		return
 	}
 	cc.watching = watchRequest
 	go cc.await(cc.rawConn()) // under watchMu: a body reader may call watch
+}
+
+// lateWatchDelay is how long a request served unwatched (takeRequest, on
+// a socket not on the poller) goes before its watcher starts: a client
+// that leaves before then has the upstream request cancelled that much
+// later. Watching every request at once would put each socket on the
+// poller; under load most requests are answered well within this (or
+// wait in a queue long before they start: the delay runs from their
+// start), so few ever start it.
+const lateWatchDelay = time.Second
+
+// lateState is where a request served unwatched is in its late watch; see
+// conn.lateWatch.
+type lateState uint8
+
+const (
+	lateNone    lateState = iota // watched as any request
+	latePending                  // handed over unwatched; watch arms late
+	lateArmed                    // late runs
+)
+
+// watchLate is the late timer's: it starts the watcher of a request served
+// unwatched that is still being served.
+func (cc *conn) watchLate() {
+	cc.watchMu.Lock()
+	armed := cc.lateWatch == lateArmed
+	cc.lateWatch = lateNone
+	cc.watchMu.Unlock()
+	if armed {
+		cc.watch()
+	}
 }
 
 // unparkLocked moves the parked watcher on to st: watchRequest,
@@ -759,6 +831,18 @@ func (cc *conn) await(rc syscall.RawConn) {
 			if rc != nil {
 				err = cc.waitReadable(rc)
 				gone = cc.waiter.gone
+				if err == nil && cc.waiter.hand {
+					// A whole request, on a socket not on the
+					// poller: a worker serves it, watching it
+					// only if it runs long (takeRequest, watch).
+					cc.waiter.hand = false
+					cc.watchMu.Lock()
+					cc.watching = watchNone
+					cc.lateWatch = latePending
+					cc.watchMu.Unlock()
+					cc.s.workers.run(cc)
+					return
+				}
 				if err == nil && cc.waiter.arm {
 					// A fresh connection's first bytes are not
 					// there yet: the wait is under the head's clock.

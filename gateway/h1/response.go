@@ -309,8 +309,7 @@ func (w *response) flush(p []byte, final bool) error {
 			_, err = w.cc.c.Write(b)
 		}
 	} else {
-		bufs := net.Buffers{b, body, p, tail}
-		_, err = bufs.WriteTo(w.cc.c)
+		err = w.cc.writeBufs(net.Buffers{b, body, p, tail})
 	}
 	if err != nil {
 		w.writeErr = err

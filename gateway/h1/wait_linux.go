@@ -3,6 +3,7 @@
 package h1
 
 import (
+	"net"
 	"os"
 	"syscall"
 	"unsafe"
@@ -39,6 +40,7 @@ func (cc *conn) waitReadable(rc syscall.RawConn) error {
 type waiter struct {
 	gone bool               // the last look saw the end of stream or an error
 	arm  bool               // takeRequest found a fresh connection's first bytes not there yet
+	hand bool               // takeRequest took a request on a socket not on the poller: await hands it to a worker, unwatched
 	fn   func(uintptr) bool // cc.onReadable, bound once
 }
 
@@ -107,12 +109,25 @@ func (cc *conn) takeRequest(fd uintptr) bool {
 		return true
 	}
 	cc.taken = true
+	if b, ok := cc.raw.(bare); ok && !b.Registered() {
+		// The socket is not on the poller (gateway/rawsock): waiting on
+		// it now would register it, and take it off again when it
+		// closes, for a request that is most often answered long before
+		// a client could leave. It is served unwatched, and watched
+		// only if it runs long (watch, lateWatchDelay).
+		w.hand = true
+		return true
+	}
 	cc.watchMu.Lock()
 	cc.watching = watchRequest
 	cc.watchMu.Unlock()
 	cc.s.workers.run(cc)
 	return false
 }
+
+// bare is a RawConn whose socket is registered with Go's poller only once
+// an operation on it must wait (gateway/rawsock).
+type bare interface{ Registered() bool }
 
 // The socket calls below never wait (a non-blocking socket, MSG_DONTWAIT,
 // shutdown), so they are raw: the goroutine keeps its P through them, as
@@ -202,5 +217,74 @@ func (l *lastWrite) send(fd uintptr) bool {
 			syscall.RawSyscall(syscall.SYS_SHUTDOWN, fd, syscall.SHUT_WR, 0)
 		}
 		return true
+	}
+}
+
+// vecWrite is sendBufs's state for one connection; its callback is made
+// once per connection. Used by the goroutine writing the response, under
+// the connection's wmu.
+type vecWrite struct {
+	bufs  net.Buffers
+	iov   [4]syscall.Iovec // as many as response.write's buffers
+	n     int64
+	errno syscall.Errno
+	fn    func(uintptr) bool // send, bound once
+}
+
+// sendBufs writes bufs with writev, as many at a time as the socket
+// takes, waiting for room as a Write would: one system call for a large
+// response's head, body and chunk framing, where net.Buffers writes each
+// on its own to a connection that is not a *net.TCPConn (gateway/rawsock).
+func sendBufs(rc syscall.RawConn, bufs net.Buffers, v *vecWrite) (int64, error) {
+	if v.fn == nil {
+		v.fn = v.send
+	}
+	v.bufs, v.n, v.errno = bufs, 0, 0
+	err := rc.Write(v.fn)
+	v.bufs = nil
+	clear(v.iov[:])
+	if err == nil && v.errno != 0 {
+		err = os.NewSyscallError("writev", v.errno)
+	}
+	return v.n, err
+}
+
+func (v *vecWrite) send(fd uintptr) bool {
+	for {
+		iov := v.iov[:0]
+		for _, b := range v.bufs {
+			if len(b) == 0 {
+				continue
+			}
+			if len(iov) == len(v.iov) {
+				break
+			}
+			iov = append(iov, syscall.Iovec{Base: &b[0]})
+			iov[len(iov)-1].SetLen(len(b))
+		}
+		if len(iov) == 0 {
+			return true
+		}
+		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		switch errno {
+		case 0:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			v.errno = errno
+			return true
+		}
+		v.n += int64(n)
+		for left := int64(n); left > 0; {
+			if l := int64(len(v.bufs[0])); left >= l {
+				v.bufs = v.bufs[1:]
+				left -= l
+			} else {
+				v.bufs[0] = v.bufs[0][left:]
+				left = 0
+			}
+		}
 	}
 }

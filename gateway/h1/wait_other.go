@@ -2,7 +2,10 @@
 
 package h1
 
-import "syscall"
+import (
+	"net"
+	"syscall"
+)
 
 // waitReadable is not wired where no non-blocking peek is: canWait is
 // false, and the watcher reads one byte instead (conn.readOne).
@@ -11,6 +14,7 @@ func (cc *conn) waitReadable(syscall.RawConn) error { return nil }
 type waiter struct {
 	gone bool
 	arm  bool // never set: there is no takeRequest here
+	hand bool // never set either
 }
 
 // canWait: waitReadable cannot wait here.
@@ -20,3 +24,9 @@ type lastWrite struct{}
 
 // sendLast is not wired either: writeLast writes as any write.
 func sendLast(syscall.RawConn, []byte, *lastWrite) (int, error) { return 0, nil }
+
+type vecWrite struct{}
+
+// sendBufs is not wired either: rawConn is nil here, and writeBufs writes
+// as net.Buffers do.
+func sendBufs(syscall.RawConn, net.Buffers, *vecWrite) (int64, error) { return 0, nil }

@@ -1,0 +1,174 @@
+package h1
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-gw/sluice/gateway/rawsock"
+)
+
+// recordingListener keeps what it accepted.
+type recordingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []*rawsock.Conn
+}
+
+func (l *recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c.(*rawsock.Conn))
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+// registered counts the accepted connections that were registered with
+// the poller, of all accepted.
+func (l *recordingListener) registered() (n, of int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		if c.Registered() {
+			n++
+		}
+	}
+	return n, len(l.conns)
+}
+
+// startBareServer is startServer on a gateway/rawsock listener with
+// deferred accept, as the gateway's.
+func startBareServer(t *testing.T, s *Server, h http.HandlerFunc) (string, *recordingListener) {
+	t.Helper()
+	s.Handler = h
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		c.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, 1)
+		})
+		return err
+	}}
+	tl, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl, err := rawsock.NewListener(tl.(*net.TCPListener))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &recordingListener{Listener: rl}
+	done := make(chan struct{})
+	go func() { defer close(done); s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		<-done
+	})
+	return rl.Addr().String(), ln
+}
+
+// TestServerBareOneRequest: a connection that brings its whole request
+// with it and asks to close is served without its socket ever going on
+// the poller (no wait for readability to watch the request, none for its
+// next one), for requests with and without a body, small answers and
+// large ones (written with writev), Content-Length and chunked.
+func TestServerBareOneRequest(t *testing.T) {
+	big := strings.Repeat("0123456789", 100_000)
+	s := &Server{}
+	addr, ln := startBareServer(t, s, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		switch r.URL.Path {
+		case "/big":
+			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+			io.WriteString(w, big)
+		case "/bigchunked":
+			io.WriteString(w, big[:bufSize])
+			w.(http.Flusher).Flush()
+			io.WriteString(w, big)
+		default:
+			fmt.Fprintf(w, "%s %s", r.URL.Path, b)
+		}
+	})
+	for _, tt := range []struct {
+		req, method, want string
+	}{
+		{"GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", "GET", "/a "},
+		{"POST /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbody", "POST", "/b body"},
+		{"GET /c HTTP/1.0\r\nHost: h\r\n\r\n", "GET", "/c "},
+		{"GET /big HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", "GET", big},
+		{"GET /bigchunked HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", "GET", big[:bufSize] + big},
+	} {
+		c, br := dial(t, addr)
+		io.WriteString(c, tt.req)
+		if _, body := readResponse(t, br, tt.method); body != tt.want {
+			t.Fatalf("%q: body of %d bytes, want %d", tt.req, len(body), len(tt.want))
+		}
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("%q: after the response: %v, want EOF", tt.req, err)
+		}
+		c.Close()
+	}
+	if n, of := ln.registered(); n != 0 || of != 5 {
+		t.Errorf("%d of %d connections registered with the poller, want 0 of 5", n, of)
+	}
+}
+
+// TestServerBareKeepAlive: a keep-alive connection is served as any once
+// its first request is: its socket goes on the poller for the wait for
+// the next one, and pipelined requests are answered in order.
+func TestServerBareKeepAlive(t *testing.T) {
+	s := &Server{}
+	addr, ln := startBareServer(t, s, echo)
+	c, br := dial(t, addr)
+	for i := range 3 {
+		fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: h\r\n\r\n", i)
+		readResponse(t, br, "GET")
+	}
+	io.WriteString(c, "GET /p1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /p2 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+	readResponse(t, br, "GET")
+	if _, body := readResponse(t, br, "POST"); body != "hi" {
+		t.Fatalf("pipelined POST: %q", body)
+	}
+	if n, of := ln.registered(); n != 1 || of != 1 {
+		t.Errorf("%d of %d connections registered, want 1 of 1", n, of)
+	}
+}
+
+// TestServerBareLateWatch: a client that leaves while its request, served
+// unwatched, is still served has the request's context cancelled once the
+// request has run lateWatchDelay: its watcher starts then, and sees it go.
+func TestServerBareLateWatch(t *testing.T) {
+	canceled := make(chan error, 1)
+	s := &Server{}
+	addr, ln := startBareServer(t, s, func(w http.ResponseWriter, r *http.Request) {
+		awaitCancel(w, r, canceled)
+	})
+	c, _ := dial(t, addr)
+	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+	for {
+		if _, of := ln.registered(); of == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.Close()
+	select {
+	case err := <-canceled:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the request's context ended with %v", err)
+		}
+	case <-time.After(lateWatchDelay + 10*time.Second):
+		t.Fatal("the request was never cancelled")
+	}
+}
