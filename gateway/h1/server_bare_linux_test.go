@@ -124,13 +124,33 @@ func TestServerBareOneRequest(t *testing.T) {
 	}
 }
 
-// TestServerBareKeepAlive: a keep-alive connection is served as any once
-// its first request is: its socket goes on the poller for the wait for
-// the next one, and pipelined requests are answered in order.
+// TestServerBareKeepAlive: a keep-alive connection is served as on any
+// socket: its watcher watches its first request at once (the socket goes
+// on the poller then), and pipelined requests are answered in order.
 func TestServerBareKeepAlive(t *testing.T) {
 	s := &Server{}
-	addr, ln := startBareServer(t, s, echo)
+	addr, ln := startBareServer(t, s, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/first" {
+			echo(w, r)
+			return
+		}
+		// Watched while it is served, not late: its watcher waits on
+		// the socket (which registers it).
+		s.mu.Lock()
+		late := lateNone
+		for cc := range s.conns {
+			cc.watchMu.Lock()
+			late = cc.lateWatch
+			cc.watchMu.Unlock()
+		}
+		s.mu.Unlock()
+		fmt.Fprint(w, late)
+	})
 	c, br := dial(t, addr)
+	io.WriteString(c, "GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := readResponse(t, br, "GET"); body != fmt.Sprint(lateNone) {
+		t.Fatalf("first keep-alive request: late watch %s, want %d (none)", body, lateNone)
+	}
 	for i := range 3 {
 		fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: h\r\n\r\n", i)
 		readResponse(t, br, "GET")
@@ -155,7 +175,7 @@ func TestServerBareLateWatch(t *testing.T) {
 		awaitCancel(w, r, canceled)
 	})
 	c, _ := dial(t, addr)
-	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
 	for {
 		if _, of := ln.registered(); of == 1 {
 			break
@@ -170,5 +190,27 @@ func TestServerBareLateWatch(t *testing.T) {
 		}
 	case <-time.After(lateWatchDelay + 10*time.Second):
 		t.Fatal("the request was never cancelled")
+	}
+}
+
+// TestAsksClose: the quick look at whether a request is its connection's
+// last.
+func TestAsksClose(t *testing.T) {
+	for _, tt := range []struct {
+		req  string
+		want bool
+	}{
+		{"GET / HTTP/1.1\r\nHost: h\r\n\r\n", false},
+		{"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", true},
+		{"GET / HTTP/1.1\r\nconnection: Upgrade, CLOSE\r\nHost: h\r\n\r\n", true},
+		{"GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n", false},
+		{"GET / HTTP/1.0\r\nHost: h\r\n\r\n", true},
+		{"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", false},
+		{"GET / HTTP/1.1\r\nX-Note: Connection: close\r\n\r\n", false},
+		{"POST / HTTP/1.1\r\nContent-Length: 18\r\n\r\nConnection: close\n", false},
+	} {
+		if got := asksClose([]byte(tt.req)); got != tt.want {
+			t.Errorf("asksClose(%q) = %v, want %v", tt.req, got, tt.want)
+		}
 	}
 }

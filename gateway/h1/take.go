@@ -57,6 +57,52 @@ func wholeRequest(b []byte) bool {
 	return int64(len(b)-len(head)-2) == length
 }
 
+// asksClose reports whether b, a request wholeRequest passed, asks for
+// its connection to close after it: HTTP/1.0 without a Connection field
+// naming keep-alive, or a Connection field naming close. A quick look, as
+// wholeRequest's: the parser decides how the connection goes on, and a
+// wrong guess here only costs the connection a registration with the
+// poller (takeRequest).
+func asksClose(b []byte) bool {
+	end := bytes.Index(b, []byte("\r\n"))
+	if end < 0 {
+		return false
+	}
+	http10 := bytes.HasSuffix(b[:end], []byte("HTTP/1.0"))
+	for i := end + 2; i < len(b); {
+		line := b[i:]
+		n := bytes.Index(line, []byte("\r\n"))
+		if n <= 0 {
+			break // the empty line ending the head
+		}
+		line = line[:n]
+		i += n + 2
+		if !hasPrefixFold(line, "connection:") {
+			continue
+		}
+		v := line[len("connection:"):]
+		if http10 {
+			if containsFold(v, "keep-alive") {
+				return false
+			}
+		} else if containsFold(v, "close") {
+			return true
+		}
+	}
+	return http10
+}
+
+// containsFold reports whether b contains the lower-case ASCII s, in any
+// case.
+func containsFold(b []byte, s string) bool {
+	for i := 0; i+len(s) <= len(b); i++ {
+		if equalFold(b[i:i+len(s)], s) {
+			return true
+		}
+	}
+	return false
+}
+
 // hasPrefixFold reports whether b starts with the lower-case ASCII
 // prefix, in any case.
 func hasPrefixFold(b []byte, prefix string) bool {

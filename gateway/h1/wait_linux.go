@@ -109,12 +109,17 @@ func (cc *conn) takeRequest(fd uintptr) bool {
 		return true
 	}
 	cc.taken = true
-	if b, ok := cc.raw.(bare); ok && !b.Registered() {
-		// The socket is not on the poller (gateway/rawsock): waiting on
-		// it now would register it, and take it off again when it
-		// closes, for a request that is most often answered long before
-		// a client could leave. It is served unwatched, and watched
-		// only if it runs long (watch, lateWatchDelay).
+	if r, ok := cc.raw.(bare); ok && !r.Registered() && asksClose(b[cc.r:cc.w]) {
+		// The connection's last request, on a socket not on the poller
+		// (gateway/rawsock): waiting on it now would register it, and
+		// take it off again as it closes, for a request most often
+		// answered long before a client could leave. It is served
+		// unwatched, and watched only if it runs long (watch,
+		// lateWatchDelay). A keep-alive connection is registered for
+		// its idle waits anyway: its watcher watches as on any socket,
+		// and stays its idle goroutine (a new one, started once the
+		// request is served, would start with the larger stack the
+		// runtime sizes new goroutines by after serving some).
 		w.hand = true
 		return true
 	}
