@@ -160,6 +160,8 @@ func FuzzWholeRequest(f *testing.F) {
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
 	f.Add([]byte("\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n\tContent-Length: 4\r\n\r\nbody"))
+	f.Add([]byte("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\nConnection: x-close\r\nConnection: Close\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if !wholeRequest(in) {
 			return
@@ -175,6 +177,9 @@ func FuzzWholeRequest(f *testing.F) {
 		cc := &conn{req: req, w: len(in)}
 		if !cc.selfContained(n) {
 			t.Fatalf("taken whole, parser disagrees (head %d bytes, framing %d, length %d): %q", n, req.Framing, req.ContentLength, in)
+		}
+		if got := asksClose(in); got != req.Close {
+			t.Fatalf("asksClose %v, the parser's Close %v: %q", got, req.Close, in)
 		}
 	})
 }

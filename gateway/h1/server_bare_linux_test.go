@@ -208,6 +208,8 @@ func TestAsksClose(t *testing.T) {
 		{"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", false},
 		{"GET / HTTP/1.1\r\nX-Note: Connection: close\r\n\r\n", false},
 		{"POST / HTTP/1.1\r\nContent-Length: 18\r\n\r\nConnection: close\n", false},
+		{"GET / HTTP/1.1\r\nConnection: x-close, closed\r\n\r\n", false},
+		{"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", true},
 	} {
 		if got := asksClose([]byte(tt.req)); got != tt.want {
 			t.Errorf("asksClose(%q) = %v, want %v", tt.req, got, tt.want)

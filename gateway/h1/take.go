@@ -58,17 +58,19 @@ func wholeRequest(b []byte) bool {
 }
 
 // asksClose reports whether b, a request wholeRequest passed, asks for
-// its connection to close after it: HTTP/1.0 without a Connection field
-// naming keep-alive, or a Connection field naming close. A quick look, as
-// wholeRequest's: the parser decides how the connection goes on, and a
-// wrong guess here only costs the connection a registration with the
-// poller (takeRequest).
+// its connection to close after it, as the parser decides it (framing.check):
+// a Connection field naming close, or HTTP/1.0 without one naming
+// keep-alive. A quick look, as wholeRequest's, checked against the parser
+// by FuzzWholeRequest: the parser decides how the connection goes on, and
+// a wrong guess here would only cost the connection a registration with
+// the poller (takeRequest).
 func asksClose(b []byte) bool {
 	end := bytes.Index(b, []byte("\r\n"))
 	if end < 0 {
 		return false
 	}
 	http10 := bytes.HasSuffix(b[:end], []byte("HTTP/1.0"))
+	closes, keepAlive := false, false
 	for i := end + 2; i < len(b); {
 		line := b[i:]
 		n := bytes.Index(line, []byte("\r\n"))
@@ -80,27 +82,16 @@ func asksClose(b []byte) bool {
 		if !hasPrefixFold(line, "connection:") {
 			continue
 		}
-		v := line[len("connection:"):]
-		if http10 {
-			if containsFold(v, "keep-alive") {
-				return false
+		eachToken(line[len("connection:"):], func(t []byte) {
+			switch {
+			case equalFold(t, "close"):
+				closes = true
+			case equalFold(t, "keep-alive"):
+				keepAlive = true
 			}
-		} else if containsFold(v, "close") {
-			return true
-		}
+		})
 	}
-	return http10
-}
-
-// containsFold reports whether b contains the lower-case ASCII s, in any
-// case.
-func containsFold(b []byte, s string) bool {
-	for i := 0; i+len(s) <= len(b); i++ {
-		if equalFold(b[i:i+len(s)], s) {
-			return true
-		}
-	}
-	return false
+	return closes || http10 && !keepAlive
 }
 
 // hasPrefixFold reports whether b starts with the lower-case ASCII
