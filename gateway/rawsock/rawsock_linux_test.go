@@ -205,6 +205,11 @@ func TestLargeWrite(t *testing.T) {
 	want := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
 	got := make(chan []byte, 1)
 	go func() {
+		// Nothing is read until the write waits: the send buffer fills
+		// for certain, and the wait registers the connection.
+		for end := time.Now().Add(10 * time.Second); !c.Registered() && time.Now().Before(end); {
+			time.Sleep(time.Millisecond)
+		}
 		b, _ := io.ReadAll(cl)
 		got <- b
 	}()
