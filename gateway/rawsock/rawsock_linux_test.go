@@ -60,6 +60,14 @@ func pair(t *testing.T, l *Listener, first string) (*Conn, net.Conn) {
 	return c.(*Conn), cl
 }
 
+// waitRegistered waits, up to 10 s, until an operation on c waits: a
+// client that sends only then is sure to be waited for.
+func waitRegistered(c *Conn) {
+	for end := time.Now().Add(10 * time.Second); !c.Registered() && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestServedBare: a connection whose request is there when it is accepted
 // and whose answer fits the send buffer is read, answered and closed
 // without ever being registered with the poller; the client gets the
@@ -112,7 +120,7 @@ func TestReadWaits(t *testing.T) {
 		t.Fatalf("Read = %d, %v", n, err)
 	}
 	go func() {
-		time.Sleep(20 * time.Millisecond)
+		waitRegistered(c)
 		cl.Write([]byte("bc"))
 		cl.Close()
 	}()
@@ -181,9 +189,7 @@ func TestCloseEndsWait(t *testing.T) {
 		_, err := c.Read(make([]byte, 1))
 		done <- err
 	}()
-	for !c.Registered() {
-		time.Sleep(time.Millisecond)
-	}
+	waitRegistered(c)
 	c.Close()
 	select {
 	case err := <-done:
@@ -207,9 +213,7 @@ func TestLargeWrite(t *testing.T) {
 	go func() {
 		// Nothing is read until the write waits: the send buffer fills
 		// for certain, and the wait registers the connection.
-		for end := time.Now().Add(10 * time.Second); !c.Registered() && time.Now().Before(end); {
-			time.Sleep(time.Millisecond)
-		}
+		waitRegistered(c)
 		b, _ := io.ReadAll(cl)
 		got <- b
 	}()
@@ -234,7 +238,7 @@ func TestRawConnWaits(t *testing.T) {
 	c, cl := pair(t, l, "a")
 	c.Read(make([]byte, 1))
 	go func() {
-		time.Sleep(20 * time.Millisecond)
+		waitRegistered(c)
 		cl.Write([]byte("b"))
 	}()
 	rc, _ := c.SyscallConn()
