@@ -133,6 +133,65 @@ type reqBody struct {
 	closed atomic.Bool
 }
 
+// bodiless reports whether method's requests have no body by their
+// semantics (RFC 9110), though a client may still send one.
+func bodiless(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// probeBody looks at the body of an HTTP/2 or HTTP/3 request that did not
+// end with its HEADERS and said no length (HTTP/3 requests always come so:
+// quic-go gives every one a body of unknown length), for a method that
+// has no body by its semantics: nil when it ends at once (the request goes
+// upstream without one: END_STREAM on its HEADERS, so the server allots it
+// no receive buffer, Tomcat 1 MiB per stream at the shipped
+// initialWindowSize, and the transport may retry it), else a body that
+// gives what the look read back first. The look blocks until the client
+// sends its first byte or ends the stream, as the upstream would have
+// waited for them.
+func probeBody(rc io.ReadCloser) io.ReadCloser {
+	pb := &probedBody{rc: rc}
+	for range 64 {
+		n, err := rc.Read(pb.b[:])
+		if n > 0 || err != nil && err != io.EOF {
+			pb.n, pb.err = n, err
+			return pb
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+	return pb // no byte and no end after 64 empty reads: read on as it comes
+}
+
+// probedBody is a request body whose first byte probeBody read.
+type probedBody struct {
+	rc  io.ReadCloser
+	b   [1]byte
+	n   int   // bytes of b not yet given back
+	err error // what the read of b returned with it (io.EOF: the body ended), or its failure
+}
+
+func (b *probedBody) Read(p []byte) (int, error) {
+	if b.n > 0 && len(p) > 0 {
+		p[0], b.n = b.b[0], 0
+		if b.err == io.EOF {
+			return 1, io.EOF
+		}
+		return 1, nil
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return b.rc.Read(p)
+}
+
+func (b *probedBody) Close() error { return b.rc.Close() }
+
 var errReadAfterClose = errors.New("gateway: read on the request body after the handler returned")
 
 func (b *reqBody) Read(p []byte) (int, error) {
@@ -286,10 +345,14 @@ func (p *proxy) outRequest(w *statusWriter, r *http.Request, ex *exchange) *http
 	ex.url.Scheme, ex.url.Host = "http", p.name
 	ex.url.RawQuery = cleanQueryParams(ex.url.RawQuery)
 	out.Close = false
-	if r.ContentLength == 0 {
+	body := r.Body
+	if r.ContentLength < 0 && r.ProtoMajor >= 2 && body != nil && bodiless(r.Method) {
+		body = probeBody(body)
+	}
+	if r.ContentLength == 0 || body == nil {
 		out.Body = nil // no body: the transport may retry freely
-	} else if r.Body != nil {
-		ex.body = &reqBody{rc: r.Body, n: p.m.bytesIn}
+	} else {
+		ex.body = &reqBody{rc: body, n: p.m.bytesIn}
 		out.Body = ex.body
 	}
 	var order []string
