@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,30 +50,12 @@ func (l *recordingListener) registered() (n, of int) {
 func startBareServer(t *testing.T, s *Server, h http.HandlerFunc) (string, *recordingListener) {
 	t.Helper()
 	s.Handler = h
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		c.Control(func(fd uintptr) {
-			err = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, 1)
-		})
-		return err
-	}}
-	tl, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rl, err := rawsock.NewListener(tl.(*net.TCPListener))
+	rl, err := rawsock.NewListener(listenDeferred(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln := &recordingListener{Listener: rl}
-	done := make(chan struct{})
-	go func() { defer close(done); s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		<-done
-	})
+	serveUntilEnd(t, s, ln)
 	return rl.Addr().String(), ln
 }
 

@@ -21,6 +21,13 @@ func startServer(t *testing.T, s *Server, h http.HandlerFunc) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveUntilEnd(t, s, ln)
+	return ln.Addr().String()
+}
+
+// serveUntilEnd serves s on ln until the test ends, then shuts it down.
+func serveUntilEnd(t *testing.T, s *Server, ln net.Listener) {
+	t.Helper()
 	done := make(chan struct{})
 	go func() { defer close(done); s.Serve(ln) }()
 	t.Cleanup(func() {
@@ -29,7 +36,6 @@ func startServer(t *testing.T, s *Server, h http.HandlerFunc) string {
 		s.Shutdown(ctx)
 		<-done
 	})
-	return ln.Addr().String()
 }
 
 // dial opens a client connection with a deadline for the whole test.

@@ -15,6 +15,15 @@ import (
 // its address.
 func startDeferred(t *testing.T, s *Server) string {
 	t.Helper()
+	ln := listenDeferred(t)
+	serveUntilEnd(t, s, ln)
+	return ln.Addr().String()
+}
+
+// listenDeferred opens a loopback listener that defers accept to the
+// first bytes, as gateway's does.
+func listenDeferred(t *testing.T) *net.TCPListener {
+	t.Helper()
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var err error
 		c.Control(func(fd uintptr) {
@@ -26,15 +35,7 @@ func startDeferred(t *testing.T, s *Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { defer close(done); s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		<-done
-	})
-	return ln.Addr().String()
+	return ln.(*net.TCPListener)
 }
 
 // TestServerReadsFirstBytesAtAccept: on a listener that defers accept to

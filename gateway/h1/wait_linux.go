@@ -109,7 +109,7 @@ func (cc *conn) takeRequest(fd uintptr) bool {
 		return true
 	}
 	cc.taken = true
-	if r, ok := cc.raw.(bare); ok && !r.Registered() && asksClose(b[cc.r:cc.w]) {
+	if cc.first && unregistered(cc.raw) && asksClose(b[cc.r:cc.w]) {
 		// The connection's last request, on a socket not on the poller
 		// (gateway/rawsock): waiting on it now would register it, and
 		// take it off again as it closes, for a request most often
@@ -133,6 +133,14 @@ func (cc *conn) takeRequest(fd uintptr) bool {
 // bare is a RawConn whose socket is registered with Go's poller only once
 // an operation on it must wait (gateway/rawsock).
 type bare interface{ Registered() bool }
+
+// unregistered reports whether rc is a socket not yet on the poller.
+// Only a connection's first request can find one: its watcher's first
+// wait registers it.
+func unregistered(rc syscall.RawConn) bool {
+	r, ok := rc.(bare)
+	return ok && !r.Registered()
+}
 
 // The socket calls below never wait (a non-blocking socket, MSG_DONTWAIT,
 // shutdown), so they are raw: the goroutine keeps its P through them, as
