@@ -42,7 +42,10 @@ type conn struct {
 	// moveTo last set it, for closeIdle.
 	state atomic.Int32
 	ctx   context.Context // the connection's, from Server.ConnContext
-	raw   syscall.RawConn // see rawConn; called under watchMu once requests are served
+	// ctxEnds: ctx can end (its Done is not nil), asked once in start:
+	// Done walks the chain of values ConnContext added.
+	ctxEnds bool
+	raw     syscall.RawConn // see rawConn; called under watchMu once requests are served
 	waiter
 	peer  string // c.RemoteAddr(), formatted once
 	first bool   // no request served yet: HTTP/2 prior knowledge still possible
@@ -226,6 +229,7 @@ func (cc *conn) start() bool {
 	}
 	ctx = context.WithValue(ctx, http.ServerContextKey, serverKeyValue)
 	cc.ctx = context.WithValue(ctx, http.LocalAddrContextKey, cc.c.LocalAddr())
+	cc.ctxEnds = cc.ctx.Done() != nil
 	return true
 }
 
@@ -272,7 +276,7 @@ func (cc *conn) run() {
 			cc.close(http.StateClosed)
 			return
 		}
-		st := cc.serveRequest(cc.ctx)
+		st := cc.serveRequest()
 		if st == stateHandedOff {
 			cc.watchMu.Lock()
 			if cc.watching == watchParked {
@@ -490,7 +494,7 @@ func (cc *conn) readHead() error {
 
 // serveRequest reads one request and answers it. It returns StateIdle to
 // go on with the next, StateClosed or StateHijacked.
-func (cc *conn) serveRequest(ctx context.Context) http.ConnState {
+func (cc *conn) serveRequest() http.ConnState {
 	cc.takeBuf()
 	if err := cc.readHead(); err != nil {
 		if err == errH2 {
@@ -509,15 +513,25 @@ func (cc *conn) serveRequest(ctx context.Context) http.ConnState {
 		}
 		return http.StateClosed
 	}
-	r, err := cc.newRequest(ctx)
+	r, err := cc.newRequest()
 	if err != nil {
 		cc.refuse(ErrTarget)
 		return http.StateClosed
 	}
 	defer cc.endRequest()
+	// One hold of watchMu: the request's context for the watcher, and
+	// the watch of a request without a body (most often the watcher
+	// watches it already: takeRequest).
+	cc.watchMu.Lock()
+	cc.cancelReq = &r.Body.(*body).ctx
+	cc.watchOff = false
+	if cc.req.Framing == NoBody {
+		cc.watchLocked()
+	}
+	cc.watchMu.Unlock()
 	w := newResponse(cc, r)
 	defer w.release()
-	if exp := r.Header["Expect"]; len(exp) > 0 && !cc.req.Expect100 {
+	if cc.req.Expect && !cc.req.Expect100 {
 		w.closeAfter = true
 		w.WriteHeader(http.StatusExpectationFailed)
 		w.finish()
@@ -525,12 +539,6 @@ func (cc *conn) serveRequest(ctx context.Context) http.ConnState {
 	}
 	b := r.Body.(*body)
 	b.rw = w
-	cc.watchMu.Lock()
-	cc.watchOff = false
-	cc.watchMu.Unlock()
-	if cc.req.Framing == NoBody {
-		cc.watch()
-	}
 	if !cc.handle(w, r) {
 		return http.StateClosed
 	}
@@ -715,7 +723,12 @@ const (
 // or one started now; called again when the body ends.
 func (cc *conn) watch() {
 	cc.watchMu.Lock()
-	defer cc.watchMu.Unlock()
+	cc.watchLocked()
+	cc.watchMu.Unlock()
+}
+
+// watchLocked is watch, called with watchMu held.
+func (cc *conn) watchLocked() {
 	if cc.watchOff || cc.watching != watchNone && cc.watching != watchParked || cc.r < cc.w || cc.nPeeked > 0 || cc.broken.Load() {
 		return
 	}

@@ -34,6 +34,7 @@ type Request struct {
 	// From Connection, Expect, TE and Upgrade.
 	Close      bool // Connection: close, or HTTP/1.0 without keep-alive
 	Upgrade    bool // an Upgrade field is present
+	Expect     bool // an Expect field is present
 	Expect100  bool // Expect: 100-continue
 	TETrailers bool // TE lists trailers: the client takes a chunked response's trailers
 }
@@ -455,6 +456,7 @@ func (h *fieldState) note(req *Request, f Field) error {
 	case equalFold(f.Name, "Upgrade"):
 		req.Upgrade = true
 	case equalFold(f.Name, "Expect"):
+		req.Expect = true
 		if equalFold(f.Value, "100-continue") {
 			req.Expect100 = true
 		}

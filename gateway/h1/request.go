@@ -30,7 +30,8 @@ import (
 // copies of those, and only strings and value slices of this one, read
 // before the response body is closed). A hijacked connection's state is
 // not reused (a tunnel may still hold the request).
-func (cc *conn) newRequest(ctx context.Context) (*http.Request, error) {
+func (cc *conn) newRequest() (*http.Request, error) {
+	ctx := cc.ctx
 	req := &cc.req
 	w := responsePool.Get().(*response)
 	r, err := w.rq.build(req, cc.remoteAddr())
@@ -42,16 +43,13 @@ func (cc *conn) newRequest(ctx context.Context) (*http.Request, error) {
 	// The request's context lives in its body, allocated per request
 	// anyway: it may outlive the handler, so it is never reused.
 	rc := &b.ctx
-	if ctx.Done() == nil {
+	if !cc.ctxEnds {
 		// Only cancelReq ends it: it can tell a watcher (reqCtx).
 		rc.conn = ctx
 		ctx = rc
 	} else {
 		ctx, rc.stop = context.WithCancel(ctx)
 	}
-	cc.watchMu.Lock() // the watcher may watch the request already (takeRequest)
-	cc.cancelReq = rc
-	cc.watchMu.Unlock()
 	if req.Framing == Chunked {
 		cc.dec.Reset()
 	}
