@@ -170,3 +170,77 @@ func TestWholeBodyWaitEndsWithItsContext(t *testing.T) {
 		t.Fatal(res.err)
 	}
 }
+
+// TestUploadsPerConn: with MaxUploads 1, a second streamed body waits,
+// before its HEADERS, until the first has been sent; a wait ends with its
+// request's context.
+func TestUploadsPerConn(t *testing.T) {
+	c, f := start(t, Config{MaxUploads: 1})
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", "http://backend/upload", pr)
+	req.ContentLength = -1
+	first := goRoundTrip(c, req)
+	a := f.headers().streamID
+	if _, err := pw.Write([]byte("part")); err != nil {
+		t.Fatal(err)
+	}
+	f.dataUntil(a, 4)
+
+	second := goRoundTrip(c, post(context.Background(), []byte("streamed"), false))
+	ctx, cancel := context.WithCancelCause(context.Background())
+	gone := errors.New("client gone")
+	third := goRoundTrip(c, post(ctx, []byte("streamed"), false))
+	quiet := time.NewTimer(300 * time.Millisecond)
+	defer quiet.Stop()
+	for waiting := true; waiting; {
+		select {
+		case r := <-f.got:
+			if r.typ == http2.FrameHeaders {
+				t.Fatalf("HEADERS on stream %d while stream %d's body was streamed", r.streamID, a)
+			}
+		case <-quiet.C:
+			waiting = false
+		}
+	}
+	cancel(gone)
+	if res := wait(t, third); !errors.Is(res.err, gone) {
+		t.Fatalf("third RoundTrip: %v, want the context's cause", res.err)
+	}
+
+	pw.Close() // the first body ends: the second may go
+	var ended bool
+	for !ended {
+		r := f.next(nil)
+		switch {
+		case r.typ == http2.FrameData && r.streamID == a && r.endStream:
+			ended = true
+		case r.typ == http2.FrameHeaders:
+			t.Fatalf("HEADERS on stream %d before stream %d's body ended", r.streamID, a)
+		}
+	}
+	b := f.headers().streamID
+	f.dataUntil(b, len("streamed"))
+	for _, id := range []uint32{a, b} {
+		if err := f.writeHeaders(id, true, ":status", "204"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, rt := range []chan rtResult{first, second} {
+		if res := wait(t, rt); res.err != nil {
+			t.Fatal(res.err)
+		}
+	}
+	// The writer counts its body off as it returns, which may be just
+	// after the response came.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		n := c.uploads
+		c.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d uploads counted after both ended, want 0", n)
+		}
+	}
+}
