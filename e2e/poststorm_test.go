@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// TestPostStorm: a thousand concurrent POSTs with bodies of 1, 8, 40 and
-// 200 KB, funnelled onto Sluice's four h2c connections to a Tomcat set up
-// from deploy/tomcat, are all answered, and Tomcat lives through them.
+// TestPostStorm: a thousand concurrent POSTs with bodies of 1, 8 and 40 KB,
+// funnelled onto Sluice's four h2c connections to a Tomcat set up from
+// deploy/tomcat, are all answered, and Tomcat lives through them.
 //
 // Tomcat gives a stream with a body a receive buffer of twice its
 // initialWindowSize, and that window is its connection window too, given
@@ -23,21 +23,19 @@ import (
 // in handlers waiting for bodies that other streams' unread bytes held
 // back, until its read timeout ("Timeout waiting to read data from
 // client"): Sluice now sends a body held whole in memory with its HEADERS,
-// once the connection's window holds all of it, and streams at most
-// h2c.max_uploads_per_conn larger bodies at once on a connection (8 × 2
-// connections: Tomcat's 16 threads per connector).
+// once the connection's window holds all of it.
 func TestPostStorm(t *testing.T) {
 	requireSluice(t)
 	tc := startPrivateTomcat(t)
 	s := startSluice(t, upstream{Protocol: "h2c", Ports: []int{tc.A, tc.B}}.yaml())
 	dir := t.TempDir()
-	for _, tt := range []struct{ size, total int }{{1000, 20000}, {8000, 20000}, {40000, 20000}, {200000, 2000}} {
-		t.Run(strconv.Itoa(tt.size), func(t *testing.T) {
-			file := filepath.Join(dir, strconv.Itoa(tt.size))
-			if err := os.WriteFile(file, bytes.Repeat([]byte("b"), tt.size), 0o644); err != nil {
+	for _, size := range []int{1000, 8000, 40000} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			file := filepath.Join(dir, strconv.Itoa(size))
+			if err := os.WriteFile(file, bytes.Repeat([]byte("b"), size), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			h2loadAll(t, tt.total, "-c", "100", "-m", "10", "-d", file, s.URL+"/echo")
+			h2loadAll(t, 20000, "-c", "100", "-m", "10", "-d", file, s.URL+"/echo")
 		})
 	}
 	pid, err := tc.pid()

@@ -81,11 +81,6 @@ type H2CConfig struct {
 	PingInterval time.Duration `yaml:"ping_interval" check:"0(off)|1s.."`
 	// PingTimeout closes a connection whose PING went unanswered this long.
 	PingTimeout time.Duration `yaml:"ping_timeout" check:"positive"`
-	// MaxUploadsPerConn caps the requests per connection whose bodies are
-	// streamed (larger than what goes whole with the HEADERS, or of
-	// unknown length): Tomcat's threads must outnumber them, or its
-	// servlets may all wait for bodies that unread ones hold back.
-	MaxUploadsPerConn int `yaml:"max_uploads_per_conn" check:"1..10000"`
 }
 
 // H1Config bounds the HTTP/1.1 pool of each server.
@@ -116,7 +111,7 @@ func DefaultConfig() Config {
 		Balance:       RoundRobin,
 		ProbeInterval: time.Minute,
 		H2C: H2CConfig{
-			ConnsPerServer: 2, MaxStreamsPerConn: 100, MaxUploadsPerConn: 8,
+			ConnsPerServer: 2, MaxStreamsPerConn: 100,
 			PingInterval: 30 * time.Second, PingTimeout: 5 * time.Second,
 		},
 		H1:                    H1Config{ConnsPerServer: 64, IdleTimeout: 90 * time.Second, MaxTunnels: 1024},
@@ -157,7 +152,6 @@ func (c *Config) setDefaults() {
 	orDefault(&c.ProbeInterval, d.ProbeInterval)
 	orDefault(&c.H2C.ConnsPerServer, d.H2C.ConnsPerServer)
 	orDefault(&c.H2C.MaxStreamsPerConn, d.H2C.MaxStreamsPerConn)
-	orDefault(&c.H2C.MaxUploadsPerConn, d.H2C.MaxUploadsPerConn)
 	orDefault(&c.H2C.PingTimeout, d.H2C.PingTimeout)
 	orDefault(&c.H1.ConnsPerServer, d.H1.ConnsPerServer)
 	orDefault(&c.H1.MaxTunnels, d.H1.MaxTunnels)

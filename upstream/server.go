@@ -135,7 +135,6 @@ func (s *Server) newPool(proto string, cfg *Config) *pool {
 		ccfg := client.Config{
 			PingInterval: cfg.H2C.PingInterval,
 			PingTimeout:  cfg.H2C.PingTimeout,
-			MaxUploads:   cfg.H2C.MaxUploadsPerConn,
 		}
 		pc.dial = func(ctx context.Context, c *pconn) (clientConn, func(func()), error) {
 			// The connection tells the pool of GOAWAY as it arrives (so the

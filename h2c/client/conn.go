@@ -72,15 +72,6 @@ type Config struct {
 	// 100-continue" waits for the 100 before sending its body anyway.
 	// Zero means 1s.
 	ExpectContinueTimeout time.Duration
-	// MaxUploads caps the streams whose request body is being streamed
-	// (any body but one that goes whole with its HEADERS): a request
-	// beyond it waits, before its HEADERS, for one to finish sending.
-	// A server such as Tomcat starts a handler per stream on a bounded
-	// pool of threads and gives connection credit back only as they read:
-	// more streamed bodies than threads can leave every thread waiting
-	// for bytes that other streams' unread bodies hold back. Zero means
-	// no limit.
-	MaxUploads int
 	// OnGoAway, if set, is called from the reader goroutine when the
 	// server sends GOAWAY, before the connection acts on it. It must not
 	// block.
@@ -153,7 +144,6 @@ type Conn struct {
 	// most one per slot. tickets numbers them and streams as they open.
 	sendQ      []*sendWait
 	tickets    uint64
-	uploads    int    // streams whose body is being streamed (Config.MaxUploads)
 	peerWin    int32  // the server's INITIAL_WINDOW_SIZE
 	peerFrame  uint32 // the server's MAX_FRAME_SIZE
 	peerHdrMax uint32 // the server's MAX_HEADER_LIST_SIZE, 0: no limit

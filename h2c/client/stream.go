@@ -360,21 +360,9 @@ func (c *Conn) openRequest(req *http.Request, fields []Field, list bool, respFie
 			whole = nil
 		}
 	}
-	upload := cl != 0 && whole == nil
-	if upload {
-		if err := c.takeUpload(ctx); err != nil {
-			putBlock(hb)
-			closeBody()
-			s.finish()
-			return nil, err
-		}
-	}
 	sentWhole, err = c.openStream(s, hb.b, size, cl == 0, whole)
 	putBlock(hb)
 	if err != nil {
-		if upload {
-			c.endUpload()
-		}
 		closeBody()
 		s.finish()
 		return nil, err
@@ -401,12 +389,10 @@ func (c *Conn) openRequest(req *http.Request, fields []Field, list bool, respFie
 				req.Body.Close()
 			})
 			defer stop()
-			defer c.endUpload()
 			s.writeBody(cl, expect)
 		})
 		c.mu.Unlock()
 		if !started {
-			c.endUpload()
 			closeBody()
 			s.abort(c.Err())
 		}
@@ -443,42 +429,6 @@ func (c *Conn) takeSlot(ctx context.Context) error {
 	}
 	c.active++
 	return nil
-}
-
-// takeUpload waits until fewer than Config.MaxUploads streams are sending
-// a streamed body, and counts one more (endUpload counts it off).
-func (c *Conn) takeUpload(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var stop func() bool
-	for c.cfg.MaxUploads > 0 && c.uploads >= c.cfg.MaxUploads {
-		if err := c.errLocked(); err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
-		}
-		if stop == nil {
-			stop = context.AfterFunc(ctx, func() {
-				c.mu.Lock()
-				c.cond.Broadcast()
-				c.mu.Unlock()
-			})
-			defer stop()
-		}
-		c.cond.Wait()
-	}
-	c.uploads++
-	return nil
-}
-
-// endUpload counts off a streamed body that takeUpload counted, sent or
-// abandoned.
-func (c *Conn) endUpload() {
-	c.mu.Lock()
-	c.uploads--
-	c.cond.Broadcast()
-	c.mu.Unlock()
 }
 
 // putBlock gives hb back to reqBlocks, unless it grew too large to keep.

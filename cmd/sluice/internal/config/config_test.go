@@ -260,7 +260,7 @@ func TestDefaults(t *testing.T) {
 	}
 	b := want.Backends["tomcat"]
 	if b.Protocol != "auto" || b.Balance != "round_robin" || b.ProbeInterval != time.Minute ||
-		b.H2C != (upstream.H2CConfig{ConnsPerServer: 2, MaxStreamsPerConn: 100, PingInterval: 30 * time.Second, PingTimeout: 5 * time.Second, MaxUploadsPerConn: 8}) || b.H1 != (upstream.H1Config{ConnsPerServer: 64, IdleTimeout: 90 * time.Second, MaxTunnels: 1024}) ||
+		b.H2C != (upstream.H2CConfig{ConnsPerServer: 2, MaxStreamsPerConn: 100, PingInterval: 30 * time.Second, PingTimeout: 5 * time.Second}) || b.H1 != (upstream.H1Config{ConnsPerServer: 64, IdleTimeout: 90 * time.Second, MaxTunnels: 1024}) ||
 		b.Queue != (upstream.QueueConfig{MaxPending: 10000, Timeout: 5 * time.Second}) ||
 		b.ConnectTimeout != 2*time.Second || b.ResponseHeaderTimeout != 30*time.Second || b.IdleTimeout != 60*time.Second || b.TotalTimeout != 0 ||
 		b.Retries != 2 || b.RetryBodyLimit != 65536 || b.IdempotentMethods != nil ||
@@ -391,7 +391,7 @@ func TestFullExample(t *testing.T) {
 					{Address: "tomcat-2.internal:8080", Weight: 1},
 					{Address: "[fd00::12]:8080", Weight: 1000, Backup: true},
 				},
-				H2C:   upstream.H2CConfig{ConnsPerServer: 4, MaxStreamsPerConn: 250, PingInterval: 0, PingTimeout: 2 * time.Second, MaxUploadsPerConn: 8},
+				H2C:   upstream.H2CConfig{ConnsPerServer: 4, MaxStreamsPerConn: 250, PingInterval: 0, PingTimeout: 2 * time.Second},
 				H1:    upstream.H1Config{ConnsPerServer: 128, IdleTimeout: 2 * time.Minute, MaxTunnels: 5000},
 				Queue: upstream.QueueConfig{MaxPending: 0, Timeout: 1500 * time.Millisecond},
 
