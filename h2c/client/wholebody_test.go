@@ -170,3 +170,29 @@ func TestWholeBodyWaitEndsWithItsContext(t *testing.T) {
 		t.Fatal(res.err)
 	}
 }
+
+// TestWholeBodyWaitEndsWithGoAway: a request waiting for its body's
+// credit when the server sends GOAWAY was never sent, and says so
+// (ErrNotProcessed), so that upstream sends it again elsewhere.
+func TestWholeBodyWaitEndsWithGoAway(t *testing.T) {
+	c, f := start(t, Config{})
+	first := goRoundTrip(c, post(context.Background(), make([]byte, initialWindow), false))
+	a := f.headers().streamID
+	f.dataUntil(a, initialWindow)
+
+	waiting := goRoundTrip(c, post(context.Background(), []byte("body"), true))
+	sendQueued(t, c, 1)
+	if err := f.fr.WriteGoAway(a, http2.ErrCodeNo, nil); err != nil {
+		t.Fatal(err)
+	}
+	if res := wait(t, waiting); !errors.Is(res.err, ErrNotProcessed) {
+		t.Fatalf("RoundTrip: %v, want an error matching ErrNotProcessed", res.err)
+	}
+	sendQueued(t, c, 0)
+	if err := f.writeHeaders(a, true, ":status", "204"); err != nil {
+		t.Fatal(err)
+	}
+	if res := wait(t, first); res.err != nil {
+		t.Fatal(res.err)
+	}
+}
