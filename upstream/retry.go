@@ -92,27 +92,7 @@ type replay struct {
 	buf []byte
 }
 
-func (r *replay) body() io.ReadCloser { return &replayBody{Reader: bytes.NewReader(r.buf), buf: r.buf} }
-
-// replayBody is one attempt's copy of a replayed body. It tells the h2c
-// client the body is whole in memory (client.WholeBody), so that it can
-// go out with its request's HEADERS.
-type replayBody struct {
-	*bytes.Reader
-	buf []byte
-}
-
-func (b *replayBody) Close() error { return nil }
-
-// WholeBody is the whole body, while nothing has been read of it.
-func (b *replayBody) WholeBody() []byte {
-	if b.Reader.Len() != len(b.buf) {
-		return nil
-	}
-	return b.buf
-}
-
-var _ client.WholeBody = (*replayBody)(nil)
+func (r *replay) body() io.ReadCloser { return io.NopCloser(bytes.NewReader(r.buf)) }
 
 // prepareReplay makes req's body replayable when it is small enough to
 // buffer. It returns the body to send first (req.Body is left in place: a

@@ -135,30 +135,3 @@ func (c *closeRecorder) Close() error {
 	c.closed = true
 	return nil
 }
-
-// TestReplayBodyIsWhole: each attempt's copy of a buffered body tells the
-// h2c client it is whole in memory, so that it goes out with its HEADERS
-// (client.WholeBody), until a read of it has begun.
-func TestReplayBodyIsWhole(t *testing.T) {
-	req, _ := http.NewRequest("POST", "http://backend/", strings.NewReader("hello"))
-	rp, first, replayable, err := prepareReplay(req, 1024)
-	if err != nil || !replayable {
-		t.Fatalf("prepareReplay: %v, replayable %v", err, replayable)
-	}
-	for i, b := range []io.ReadCloser{first, rp.body()} {
-		wb, ok := b.(client.WholeBody)
-		if !ok {
-			t.Fatalf("attempt %d's body %T is not a client.WholeBody", i, b)
-		}
-		if got := string(wb.WholeBody()); got != "hello" {
-			t.Fatalf("attempt %d: WholeBody %q", i, got)
-		}
-		var one [1]byte
-		if _, err := b.Read(one[:]); err != nil {
-			t.Fatal(err)
-		}
-		if got := wb.WholeBody(); got != nil {
-			t.Fatalf("attempt %d: WholeBody %q after a read began, want nil", i, got)
-		}
-	}
-}

@@ -58,11 +58,9 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 	// The caller's request is never modified (the http.RoundTripper
 	// contract): each attempt sends a shallow copy with its own URL and
 	// body (see send).
-	// A body up to RetryBodyLimit is buffered even when no retry is
-	// allowed: held whole, it goes out with its HEADERS on h2c.
 	var rp *replay
 	reqBody, replayable := req.Body, true
-	if st.cfg.RetryBodyLimit > 0 {
+	if st.cfg.Retries > 0 {
 		var err error
 		if rp, reqBody, replayable, err = prepareReplay(req, st.cfg.RetryBodyLimit); err != nil {
 			return nil, clientGone(fmt.Errorf("reading request body: %w", err))

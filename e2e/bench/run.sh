@@ -30,6 +30,9 @@
 #                          with its stats page open, a poller fetching /stats.json every
 #                          2 s during the measured run (compare its CPU with "sluice")
 #   BENCH_BACKENDS ["tomcat fast"]   BENCH_SCENARIOS ["h1-keepalive h1-close h2c h3"]
+#                          also "h2c-post": the h2c scenario's load as POSTs of
+#                          BENCH_POST_BYTES [8000] bytes each (request bodies: Tomcat's
+#                          buffers and flow-control credit, BENCHMARKS.md tenth session)
 #                          also "tomcat-h1": the same Tomcat JVM with two HTTP/1.1-only
 #                          connectors at Tomcat's stock maxKeepAliveRequests=100 (16
 #                          threads each); Sluice runs its HTTP/1.1 pool there (protocol
@@ -84,6 +87,7 @@ H2_CLIENTS=${BENCH_H2_CLIENTS:-$q_h2c}
 H2_STREAMS=${BENCH_H2_STREAMS:-10}
 H3_CONNS=${BENCH_H3_CONNS:-$H2_CLIENTS}
 H3_STREAMS=${BENCH_H3_STREAMS:-$H2_STREAMS}
+POST_BYTES=${BENCH_POST_BYTES:-8000}
 THREADS=${BENCH_THREADS:-2}
 LOAD_HEADERS=()
 if [ "${BENCH_BROWSER_HEADERS:-0}" = 1 ]; then
@@ -556,8 +560,9 @@ run_load() {
     case $scenario in
     h1-keepalive) cmd=(wrk -t"$THREADS" -c"$KA_CONNS" -d"${secs}s" --timeout 10s --latency "${LOAD_HEADERS[@]}" "$h1") ;;
     h1-close) cmd=(wrk -t"$THREADS" -c"$CLOSE_CONNS" -d"${secs}s" --timeout 10s --latency -H 'Connection: close' "${LOAD_HEADERS[@]}" "$h1") ;;
-    h2c)
+    h2c | h2c-post)
         cmd=(h2load -t"$THREADS" -c"$H2_CLIENTS" -m"$H2_STREAMS" -D "$secs" "${LOAD_HEADERS[@]}")
+        [ "$scenario" = h2c ] || cmd+=(-d "$POST_FILE")
         [ -z "$hlog" ] || cmd+=("--log-file=$hlog")
         cmd+=("$h2")
         ;;
@@ -570,7 +575,7 @@ run_load() {
 
 scenario_tool() {
     case $1 in
-    h2c) echo h2load ;;
+    h2c | h2c-post) echo h2load ;;
     h3) echo h3load ;;
     *) echo wrk ;;
     esac
@@ -829,6 +834,8 @@ idle_record() {
 
 # ---------------------------------------------------------------- main
 mkdir -p "$RESULTS"
+POST_FILE=$RESULTS/post.bin # the h2c-post scenario's request body
+head -c "$POST_BYTES" /dev/zero | tr '\0' p >"$POST_FILE"
 [ "$(dirname "$RESULTS")" != "$here/results" ] || ln -sfn "$(basename "$RESULTS")" "$here/results/latest" 2>/dev/null || true
 log "results: $RESULTS"
 
@@ -948,6 +955,7 @@ esac
     printf 'h1-keepalive\tHTTP/1.1 keep-alive, %s conns\n' "$KA_CONNS"
     printf 'h1-close\tHTTP/1.1 Connection: close, %s conns\n' "$CLOSE_CONNS"
     printf 'h2c\th2c, %s clients × %s streams\n' "$H2_CLIENTS" "$H2_STREAMS"
+    printf 'h2c-post\th2c POSTs of %s bytes, %s clients × %s streams\n' "$POST_BYTES" "$H2_CLIENTS" "$H2_STREAMS"
     printf 'h3\tHTTP/3, %s QUIC conns × %s streams\n' "$H3_CONNS" "$H3_STREAMS"
 } >"$RESULTS/scenarios.tsv"
 {

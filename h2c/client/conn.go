@@ -139,11 +139,6 @@ type Conn struct {
 	reserved   int    // slots taken by Reserve, not yet used by RoundTrip
 	active     int    // streams opened and not yet ended by their caller
 	sendWin    outflow
-	// sendQ: requests waiting for the connection credit of their whole
-	// body before they open their stream (reserveSend), oldest first; at
-	// most one per slot. tickets numbers them and streams as they open.
-	sendQ      []*sendWait
-	tickets    uint64
 	peerWin    int32  // the server's INITIAL_WINDOW_SIZE
 	peerFrame  uint32 // the server's MAX_FRAME_SIZE
 	peerHdrMax uint32 // the server's MAX_HEADER_LIST_SIZE, 0: no limit

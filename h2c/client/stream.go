@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
-	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -46,7 +45,6 @@ type stream struct {
 	off        int     // read position in buf
 	recv       inflow
 	sendWin    outflow
-	ticket     uint64        // when it opened, against requests waiting for their whole body's credit (sendQ)
 	endRecv    bool          // END_STREAM received
 	endSent    bool          // END_STREAM sent, or the body abandoned
 	inTable    bool          // in c.streams: open on the wire
@@ -337,39 +335,12 @@ func (c *Conn) openRequest(req *http.Request, fields []Field, list bool, respFie
 	if expect {
 		s.cont = make(chan struct{})
 	}
-	// A body held whole in memory, within a stream's window, goes out
-	// with its HEADERS, once the connection's credit for all of it is
-	// reserved (reserveSend): a server never starts a handler on this
-	// stream that then waits for body bytes stuck behind other streams'.
-	var whole []byte
-	// At most the connection's initial window: a server owes no more.
-	if wb, ok := req.Body.(WholeBody); ok && cl > 0 && cl <= initialWindow && !expect {
-		if b := wb.WholeBody(); int64(len(b)) == cl {
-			whole = b
-		}
-	}
-	sentWhole := false
-	if whole != nil {
-		if sentWhole, err = c.reserveSend(ctx, int32(min(cl, maxWindow))); err != nil {
-			putBlock(hb)
-			closeBody()
-			s.finish() // as for a stream openStream could not open
-			return nil, err
-		}
-		if !sentWhole {
-			whole = nil
-		}
-	}
-	sentWhole, err = c.openStream(s, hb.b, size, cl == 0, whole)
+	err = c.openStream(s, hb.b, size, cl == 0)
 	putBlock(hb)
 	if err != nil {
 		closeBody()
 		s.finish()
 		return nil, err
-	}
-	if sentWhole {
-		closeBody()
-		cl = 0
 	}
 	s.watch()
 	if hn, ok := ctx.(headersNotifier); ok {
@@ -441,24 +412,12 @@ func putBlock(hb *headerBuf) {
 // openStream gives s an id and writes its HEADERS: block, from
 // encodeRequest, whose header list is size bytes. Ids must go out in
 // order, so the id is taken under wmu.
-//
-// whole, if not nil, is the request's entire body, whose connection
-// credit the caller reserved (reserveSend): it goes in DATA frames right
-// behind the HEADERS, END_STREAM on the last, and sent reports it did.
-// If the stream's window cannot take it all (the server lowered
-// INITIAL_WINDOW_SIZE meanwhile), the credit goes back and the caller
-// writes the body as any other.
-func (c *Conn) openStream(s *stream, block []byte, size uint64, endStream bool, whole []byte) (sent bool, err error) {
+func (c *Conn) openStream(s *stream, block []byte, size uint64, endStream bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
-	if whole != nil && int64(len(whole)) > int64(c.peerWin) {
-		c.sendWin.n += int32(len(whole))
-		c.cond.Broadcast()
-		whole = nil
-	}
 	s.wake = c.newWakeLocked()
-	err = c.errLocked()
+	err := c.errLocked()
 	if ga, ok := err.(*GoAwayError); ok {
 		// Never sent: not processed, whatever the last stream id.
 		err = ga
@@ -471,49 +430,28 @@ func (c *Conn) openStream(s *stream, block []byte, size uint64, endStream bool, 
 		err = fmt.Errorf("h2c client: request headers (%d bytes) exceed the server's MAX_HEADER_LIST_SIZE %d", size, hdrMax)
 	}
 	if err != nil {
-		if whole != nil {
-			c.sendWin.n += int32(len(whole))
-			c.cond.Broadcast()
-		}
 		c.mu.Unlock()
-		return false, err
+		return err
 	}
 	s.id = c.nextID
 	c.nextID += 2
 	c.requests++
 	s.inTable = true
-	s.endSent = endStream || whole != nil
-	s.sendWin = outflow{c.peerWin - int32(len(whole))}
-	c.tickets++
-	s.ticket = c.tickets
+	s.endSent = endStream
+	s.sendWin = outflow{c.peerWin}
 	c.streams[s.id] = s
 	frame := c.peerFrame
 	c.mu.Unlock()
 
-	err = c.writeHeaderBlock(s.id, c.headerBlock(block), endStream, frame)
-	for rest := whole; err == nil && len(rest) > 0; {
-		chunk := rest[:min(len(rest), int(frame))]
-		rest = rest[len(chunk):]
-		err = c.fr.WriteData(s.id, len(rest) == 0, chunk)
-	}
-	if err != nil {
+	if err = c.writeHeaderBlock(s.id, c.headerBlock(block), endStream, frame); err != nil {
 		err = &ConnError{Reason: "write", Err: err}
 		c.closeWith(err)
 		c.mu.Lock()
 		s.failLocked(err)
 		s.removeLocked()
 		c.mu.Unlock()
-		return false, err
 	}
-	return whole != nil, nil
-}
-
-// WholeBody is a request body held whole in memory (upstream's replay
-// buffer): the client may send it with the request's HEADERS.
-type WholeBody interface {
-	io.ReadCloser
-	// WholeBody returns the entire body, which Read has not begun.
-	WholeBody() []byte
+	return err
 }
 
 // awaitResponse waits for the final response, passing informational ones
@@ -891,9 +829,7 @@ func (s *stream) markSent() {
 
 // awaitSendWindow waits until some of n bytes may be sent and takes them
 // from the stream's and the connection's windows; 0 means the stream or
-// the connection ended. Streams share the connection's window as they
-// come, but not with a request that was waiting for its whole body's
-// credit (reserveSend) before the stream opened.
+// the connection ended.
 func (s *stream) awaitSendWindow(n int) int {
 	c := s.c
 	c.mu.Lock()
@@ -902,98 +838,12 @@ func (s *stream) awaitSendWindow(n int) int {
 		if s.err != nil || !s.inTable || c.err != nil {
 			return 0
 		}
-		if c.sendTurn(s.ticket) {
-			if n := min(int32(n), s.sendWin.n, c.sendWin.n, int32(c.peerFrame)); n > 0 {
-				s.sendWin.n -= n
-				c.sendWin.n -= n
-				return int(n)
-			}
+		w := min(int32(n), s.sendWin.n, c.sendWin.n, int32(c.peerFrame))
+		if w > 0 {
+			s.sendWin.n -= w
+			c.sendWin.n -= w
+			return int(w)
 		}
 		c.cond.Wait()
-	}
-}
-
-// reserveSend waits until the connection's window holds n bytes, and
-// takes them, for a body that is to go with its stream's HEADERS
-// (openStream). Such requests take the window in the order they came
-// (sendQ), ahead of streams opened after them; a server never starts a
-// handler on their streams that then waits for body bytes, so a server
-// that gives credit back only as its handlers read bodies (Tomcat) cannot
-// have them all waiting for bytes that other streams' unread bodies hold
-// back. ok false, with a nil error, means n is more than a stream's
-// window: the body goes as any other.
-func (c *Conn) reserveSend(ctx context.Context, n int32) (ok bool, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if n > c.peerWin {
-		return false, nil
-	}
-	c.tickets++
-	w := &sendWait{ticket: c.tickets}
-	queued := false
-	var stop func() bool
-	defer func() {
-		if queued {
-			c.unqueueSend(w)
-		}
-		if stop != nil {
-			stop()
-		}
-	}()
-	for {
-		if err := c.errLocked(); err != nil {
-			return false, err
-		}
-		if err := ctx.Err(); err != nil {
-			return false, context.Cause(ctx)
-		}
-		if c.sendTurn(w.ticket) && c.sendWin.n >= n {
-			c.sendWin.n -= n
-			return true, nil
-		}
-		if !queued {
-			c.queueSend(w)
-			queued = true
-			stop = context.AfterFunc(ctx, func() {
-				c.mu.Lock()
-				c.cond.Broadcast()
-				c.mu.Unlock()
-			})
-		}
-		c.cond.Wait()
-	}
-}
-
-// sendWait is a request in sendQ, waiting for the credit of its whole
-// body (reserveSend).
-type sendWait struct {
-	ticket uint64 // when its wait began, in the order of streams' opening
-}
-
-// sendTurn reports whether the holder of ticket, a stream or a waiting
-// request, may take connection credit now: no request that began waiting
-// for its whole body's before it is still waiting. Called with c.mu held.
-func (c *Conn) sendTurn(ticket uint64) bool {
-	return len(c.sendQ) == 0 || c.sendQ[0].ticket >= ticket
-}
-
-// queueSend adds w to sendQ, which is kept in ticket order. Called with
-// c.mu held.
-func (c *Conn) queueSend(w *sendWait) {
-	i := len(c.sendQ)
-	for i > 0 && c.sendQ[i-1].ticket > w.ticket {
-		i--
-	}
-	c.sendQ = slices.Insert(c.sendQ, i, w)
-}
-
-// unqueueSend removes w from sendQ; what credit is left may be the next
-// one's. Called with c.mu held.
-func (c *Conn) unqueueSend(w *sendWait) {
-	if i := slices.Index(c.sendQ, w); i >= 0 {
-		c.sendQ = slices.Delete(c.sendQ, i, i+1)
-	}
-	if c.sendWin.n > 0 && len(c.sendQ) > 0 {
-		c.cond.Broadcast()
 	}
 }
