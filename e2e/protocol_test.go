@@ -23,41 +23,34 @@ func TestH2PriorKnowledgeSharesListenerWithHTTP1(t *testing.T) {
 	})
 
 	t.Run("h2load", func(t *testing.T) {
-		h2loadAll(t, 20000, "-c", "50", "-m", "10", s.URL+"/")
+		h2load, err := exec.LookPath("h2load")
+		if err != nil {
+			t.Fatal("h2load not found: install nghttp2-client (`make deps`)")
+		}
+		const total = 20000
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, h2load, "-n", strconv.Itoa(total), "-c", "50", "-m", "10", s.URL+"/").CombinedOutput()
+		summary := h2loadSummary(string(out))
+		t.Logf("h2load -n %d -c 50 -m 10:\n%s", total, summary)
+		if err != nil {
+			t.Fatalf("h2load: %v\n%s", err, tail(string(out), 3000))
+		}
+		m := regexp.MustCompile(`requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`).FindStringSubmatch(string(out))
+		if m == nil {
+			t.Fatalf("no requests: line in h2load output:\n%s", tail(string(out), 3000))
+		}
+		succeeded, _ := strconv.Atoi(m[4])
+		failed, _ := strconv.Atoi(m[5])
+		errored, _ := strconv.Atoi(m[6])
+		timeout, _ := strconv.Atoi(m[7])
+		if succeeded != total || failed != 0 || errored != 0 || timeout != 0 {
+			t.Fatalf("h2load: %d succeeded, %d failed, %d errored, %d timeout; want %d, 0, 0, 0", succeeded, failed, errored, timeout, total)
+		}
+		if c := regexp.MustCompile(`status codes: (\d+) 2xx`).FindStringSubmatch(string(out)); c == nil || c[1] != strconv.Itoa(total) {
+			t.Fatalf("h2load: not all %d responses were 2xx:\n%s", total, summary)
+		}
 	})
-}
-
-// h2loadAll runs h2load for total requests with args (clients, streams,
-// body, URL) and fails the test unless every one was answered 2xx.
-func h2loadAll(t testing.TB, total int, args ...string) {
-	t.Helper()
-	h2load, err := exec.LookPath("h2load")
-	if err != nil {
-		t.Fatal("h2load not found: install nghttp2-client (`make deps`)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	args = append([]string{"-n", strconv.Itoa(total)}, args...)
-	out, err := exec.CommandContext(ctx, h2load, args...).CombinedOutput()
-	summary := h2loadSummary(string(out))
-	t.Logf("h2load %s:\n%s", strings.Join(args, " "), summary)
-	if err != nil {
-		t.Fatalf("h2load: %v\n%s", err, tail(string(out), 3000))
-	}
-	m := regexp.MustCompile(`requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`).FindStringSubmatch(string(out))
-	if m == nil {
-		t.Fatalf("no requests: line in h2load output:\n%s", tail(string(out), 3000))
-	}
-	succeeded, _ := strconv.Atoi(m[4])
-	failed, _ := strconv.Atoi(m[5])
-	errored, _ := strconv.Atoi(m[6])
-	timeout, _ := strconv.Atoi(m[7])
-	if succeeded != total || failed != 0 || errored != 0 || timeout != 0 {
-		t.Fatalf("h2load: %d succeeded, %d failed, %d errored, %d timeout; want %d, 0, 0, 0", succeeded, failed, errored, timeout, total)
-	}
-	if c := regexp.MustCompile(`status codes: (\d+) 2xx`).FindStringSubmatch(string(out)); c == nil || c[1] != strconv.Itoa(total) {
-		t.Fatalf("h2load: not all %d responses were 2xx:\n%s", total, summary)
-	}
 }
 
 func h2loadSummary(out string) string {

@@ -834,8 +834,8 @@ idle_record() {
 
 # ---------------------------------------------------------------- main
 mkdir -p "$RESULTS"
-POST_FILE=$RESULTS/post.bin # the h2c-post scenario's request body
-head -c "$POST_BYTES" /dev/zero | tr '\0' p >"$POST_FILE"
+POST_FILE=$RESULTS/post.bin # the h2c-post scenario's request body, made only for it
+case " $SCENARIOS " in *" h2c-post "*) head -c "$POST_BYTES" /dev/zero | tr '\0' p >"$POST_FILE" ;; esac
 [ "$(dirname "$RESULTS")" != "$here/results" ] || ln -sfn "$(basename "$RESULTS")" "$here/results/latest" 2>/dev/null || true
 log "results: $RESULTS"
 

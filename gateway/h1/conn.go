@@ -522,8 +522,9 @@ func (cc *conn) serveRequest() http.ConnState {
 	// One hold of watchMu: the request's context for the watcher, and
 	// the watch of a request without a body (most often the watcher
 	// watches it already: takeRequest).
+	b := r.Body.(*body)
 	cc.watchMu.Lock()
-	cc.cancelReq = &r.Body.(*body).ctx
+	cc.cancelReq = &b.ctx
 	cc.watchOff = false
 	if cc.req.Framing == NoBody {
 		cc.watchLocked()
@@ -537,7 +538,6 @@ func (cc *conn) serveRequest() http.ConnState {
 		w.finish()
 		return http.StateClosed
 	}
-	b := r.Body.(*body)
 	b.rw = w
 	if !cc.handle(w, r) {
 		return http.StateClosed
