@@ -108,6 +108,22 @@ func (l *logLines) with(t *testing.T, msg string) []map[string]any {
 	return out
 }
 
+// loggedBackend is backend "b" of one h2c server at addr, one connection
+// to it, with its metrics and JSON log.
+func loggedBackend(t *testing.T, addr string) (*Backend, *Metrics, *prometheus.Registry, *logLines) {
+	t.Helper()
+	logs := &logLines{}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	b := newBackendWith(t, Config{
+		Name: "b", Protocol: H2C,
+		Servers: []ServerConfig{{Address: addr}},
+		H2C:     H2CConfig{ConnsPerServer: 1},
+		Queue:   QueueConfig{MaxPending: 10},
+	}, m, slog.New(slog.NewJSONHandler(logs, nil)))
+	return b, m, reg, logs
+}
+
 // TestGoAwayLoggedOnce: a server that retires a connection with two
 // GOAWAYs (as a graceful shutdown does) gets one log line, at WARN unless
 // the code is NO_ERROR, with what tells operators why; the counter counts
@@ -154,15 +170,7 @@ func TestGoAwayLoggedOnce(t *testing.T) {
 				// the close it has read both.
 				pc.c.Close()
 			}
-			var logs logLines
-			reg := prometheus.NewRegistry()
-			m := NewMetrics(reg)
-			b := newBackendWith(t, Config{
-				Name: "b", Protocol: H2C,
-				Servers: []ServerConfig{{Address: fp.addr()}},
-				H2C:     H2CConfig{ConnsPerServer: 1},
-				Queue:   QueueConfig{MaxPending: 10},
-			}, m, slog.New(slog.NewJSONHandler(&logs, nil)))
+			b, m, reg, logs := loggedBackend(t, fp.addr())
 			start := time.Now()
 			for range reqs {
 				if _, _, err := get(context.Background(), b, "/", nil); err != nil {

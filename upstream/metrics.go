@@ -28,6 +28,7 @@ type Metrics struct {
 	wait     *prometheus.HistogramVec
 	goaways  *prometheus.CounterVec
 	kaCloses *prometheus.CounterVec
+	leaks    *prometheus.CounterVec
 	retries  *prometheus.CounterVec
 	ejected  *prometheus.CounterVec
 	up       *prometheus.GaugeVec
@@ -79,6 +80,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		wait:     histogramVec("sluice_queue_wait_seconds", "Time requests spent in the backend queue waiting for a connection slot.", []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 10}, "backend"),
 		goaways:  counterVec("sluice_upstream_goaway_total", "Upstream h2c connections the server retired with GOAWAY (the first GOAWAY of each), by HTTP/2 error code (no_error, protocol_error, ..., unknown).", "backend", "server", "code"),
 		kaCloses: counterVec("sluice_upstream_keepalive_closes_total", "Upstream HTTP/1.1 connections the server ended by its keep-alive limit (Connection: close, or Keep-Alive max <= 1), each replaced by a dial started at once.", "backend", "server"),
+		leaks:    counterVec("sluice_upstream_window_leaks_total", "Upstream h2c connections retired because the server kept most of the connection send window for request bodies of streams it had ended (Tomcat: bodies its servlets never read), each replaced by a dial started at once and closed when its requests are done.", "backend", "server"),
 		retries:  counterVec("sluice_retries_total", "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial, draining, idle_closed).", "backend", "reason"),
 		ejected:  counterVec("sluice_ejections_total", "Times a server was ejected for consecutive failures (passive health).", "backend", "server"),
 		up:       gaugeVec("sluice_server_up", "1 while the server takes requests, or would but for a drain through the admin API (see sluice_server_drained); 0 while it is down (unreachable, failed `fall` health checks in a row, or its protocol not yet detected) or ejected.", "backend", "server"),
@@ -112,7 +114,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		admin:    newAdminMetrics(),
 	}
 	if reg != nil {
-		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.kaCloses, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m.resolutions, m)
+		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.kaCloses, m.leaks, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m.resolutions, m)
 		for _, v := range m.admin.vecs() {
 			reg.MustRegister(v)
 		}
@@ -241,6 +243,7 @@ type serverObserver struct {
 	// code's first GOAWAY.
 	goAways              []prometheus.Counter
 	keepAliveCloses      prometheus.Counter
+	windowLeaks          prometheus.Counter
 	up                   prometheus.Gauge
 	pass, fail           prometheus.Counter
 	connReqs, connLife   prometheus.Observer
@@ -283,6 +286,7 @@ func (m *Metrics) forServer(backend, addr string) *serverObserver {
 		ejectionLen: m.ejectLen.WithLabelValues(backend, addr),
 
 		keepAliveCloses: m.kaCloses.WithLabelValues(backend, addr),
+		windowLeaks:     m.leaks.WithLabelValues(backend, addr),
 		drained:         m.admin.drained.WithLabelValues(backend, addr),
 		weight:          m.admin.weight.WithLabelValues(backend, addr),
 	}
@@ -304,7 +308,7 @@ func (o *serverObserver) release() {
 	delete(m.servers, o.key)
 	l := prometheus.Labels{"backend": o.key[0], "server": o.key[1]}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		m.conns, m.tunnels, m.opened, m.goaways, m.kaCloses, m.ejected, m.up, m.checks, m.connReqs, m.connLife,
+		m.conns, m.tunnels, m.opened, m.goaways, m.kaCloses, m.leaks, m.ejected, m.up, m.checks, m.connReqs, m.connLife,
 		m.probes, m.ejectLen, m.admin.drained, m.admin.weight,
 	} {
 		v.DeletePartialMatch(l)
@@ -340,6 +344,8 @@ func (o *serverObserver) goAway(code http2.ErrCode) {
 }
 
 func (o *serverObserver) keepAliveClosed() { o.keepAliveCloses.Inc() }
+
+func (o *serverObserver) windowLeak() { o.windowLeaks.Inc() }
 
 func (o *serverObserver) checks(ok bool) {
 	if ok {

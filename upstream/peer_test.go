@@ -24,6 +24,9 @@ type fakePeer struct {
 	// onHeaders handles a request's HEADERS frame (end of headers). Nil
 	// answers 200 "ok".
 	onHeaders func(pc *peerConn, streamID uint32, method string)
+	// onData, if set, sees each DATA frame (the peer returns no flow
+	// control credit of its own accord).
+	onData func(pc *peerConn, f *http2.DataFrame)
 	// ignorePing leaves PINGs unanswered.
 	ignorePing atomic.Bool
 
@@ -104,6 +107,10 @@ func (fp *fakePeer) serve(c net.Conn) {
 				pc.mu.Lock()
 				pc.fr.WritePing(true, f.Data)
 				pc.mu.Unlock()
+			}
+		case *http2.DataFrame:
+			if fp.onData != nil {
+				fp.onData(pc, f)
 			}
 		case *http2.HeadersFrame:
 			fields, _ := dec.DecodeFull(f.HeaderBlockFragment())

@@ -84,6 +84,9 @@ type poolObserver interface {
 	// keepAliveClosed reports an HTTP/1.1 connection the server ended by
 	// its keep-alive limit (Connection: close, or Keep-Alive max <= 1).
 	keepAliveClosed()
+	// windowLeak reports an h2c connection retired because the server
+	// kept the send window of ended streams (pconn.windowLeaked).
+	windowLeak()
 }
 
 // pconn is one pooled connection.
@@ -99,7 +102,11 @@ type pconn struct {
 	// finishes the ones it has, and no longer counts against maxConns, so
 	// its replacement can open while it drains.
 	goingAway atomic.Bool
-	pool      *pool
+	// leaked is set when the server kept the connection's send window
+	// (windowLeaked): retired by Sluice, not the server, it is closed
+	// here once its last request is done.
+	leaked atomic.Bool
+	pool   *pool
 	// id names the connection in access logs, unique in the process.
 	id uint64
 	// dialStart is when the dial began. Unlike opened it is written
@@ -165,6 +172,32 @@ func (c *pconn) goneAway(g client.GoAway) {
 	if first {
 		c.pool.cfg.obs.goAway(g.ErrCode)
 		c.logGoAway(c.pool.cfg.log, g, now)
+	}
+}
+
+// windowLeaked runs when the server has kept most of an h2c connection's
+// send window for streams it ended (h2c/client's OnWindowLeak): request
+// bodies sent on it would wait for credit that never comes, so it is
+// retired like one after GOAWAY, and closed when it carries nothing.
+func (c *pconn) windowLeaked(l client.WindowLeak) {
+	c.leaked.Store(true)
+	if c.retire() {
+		p := c.pool
+		p.cfg.obs.windowLeak()
+		if log := p.cfg.log; log != nil {
+			log.LogAttrs(context.Background(), slog.LevelWarn, "upstream server keeps the send window of ended streams; connection retired",
+				slog.String("server", p.cfg.addr),
+				slog.Int64("kept_bytes", l.Leaked),
+				slog.Int64("window_granted", int64(l.Granted)),
+				slog.Int64("window_left", int64(l.Window)),
+				slog.Uint64("upstream_conn", c.id),
+				slog.Uint64("requests", c.reqs.Load()),
+				slog.String("hint", "Tomcat does this for request bodies a servlet never reads; see deploy/tomcat/README.md"),
+			)
+		}
+	}
+	if c.cc.InFlight() == 0 {
+		c.cc.Close()
 	}
 }
 
@@ -438,8 +471,9 @@ func (p *pool) stateChanged(c *pconn) {
 	}
 	if c.cc.InFlight() == 0 {
 		c.lastIdle.Store(time.Now().UnixNano())
-		// (A retired h2c connection closes after GOAWAY itself.)
-		if p.draining.Load() {
+		// (A connection the server retired with GOAWAY closes itself;
+		// one Sluice retired does not.)
+		if p.draining.Load() || c.leaked.Load() {
 			c.cc.Close()
 			return
 		}

@@ -142,6 +142,7 @@ func (s *Server) newPool(proto string, cfg *Config) *pool {
 			// server's stream limit through the state hook (Available).
 			cfg := ccfg
 			cfg.OnGoAway = c.goneAway
+			cfg.OnWindowLeak = c.windowLeaked
 			cc, err := client.Dial(ctx, addr, cfg)
 			if err != nil {
 				return nil, nil, err

@@ -76,7 +76,38 @@ type Config struct {
 	// server sends GOAWAY, before the connection acts on it. It must not
 	// block.
 	OnGoAway func(GoAway)
+	// OnWindowLeak, if set, is called once, from a goroutine of the
+	// connection's, when the server has kept over half the connection
+	// send window it granted for request bodies of streams that have
+	// ended, and still keeps it once a PING has made the round trip, or
+	// windowLeakGrace later without an ACK (see WindowLeak).
+	// From the suspicion on, the connection takes no new streams
+	// (Available is 0): bodies sent on it could wait for credit that
+	// never comes. It is back in service if the server returns the
+	// credit by then; after OnWindowLeak it never is, and the
+	// caller should close it once its streams are done. It must not
+	// block.
+	OnWindowLeak func(WindowLeak)
 }
+
+// WindowLeak describes a connection whose server kept the send credit
+// of ended streams. HTTP/2 counts every DATA byte against the connection
+// window until the server returns it with WINDOW_UPDATE; a server that
+// never does for a stream it has finished shrinks the window for good.
+// Tomcat 10.1 does this for a request body that arrived whole before its
+// servlet finished without reading it.
+type WindowLeak struct {
+	// Leaked is the credit the server keeps beyond what the streams
+	// still open were sent; Granted the largest send window it granted;
+	// Window what is left.
+	Leaked  int64
+	Granted int32
+	Window  int32
+}
+
+// windowLeakGrace is how long a suspected leak waits for the ACK of its
+// PING (window.go) before it is confirmed without one.
+const windowLeakGrace = time.Second
 
 func (cfg *Config) setDefaults() {
 	if cfg.KeepAlive == 0 {
@@ -139,9 +170,17 @@ type Conn struct {
 	reserved   int    // slots taken by Reserve, not yet used by RoundTrip
 	active     int    // streams opened and not yet ended by their caller
 	sendWin    outflow
-	peerWin    int32  // the server's INITIAL_WINDOW_SIZE
-	peerFrame  uint32 // the server's MAX_FRAME_SIZE
-	peerHdrMax uint32 // the server's MAX_HEADER_LIST_SIZE, 0: no limit
+	// sendHigh is the largest the send window has been, what the server
+	// granted; openSent the DATA bytes sent on the streams in the table.
+	// The server keeps sendHigh-sendWin-openSent or more for streams that
+	// have ended (window.go).
+	sendHigh   int32
+	openSent   int64
+	leakTimer  *time.Timer // confirms a suspected leak; nil when none is
+	leakSeen   bool        // OnWindowLeak was called
+	peerWin    int32       // the server's INITIAL_WINDOW_SIZE
+	peerFrame  uint32      // the server's MAX_FRAME_SIZE
+	peerHdrMax uint32      // the server's MAX_HEADER_LIST_SIZE, 0: no limit
 	goAway     *GoAway
 	err        error // set once: why the connection cannot take streams
 	hook       func(*Conn)
@@ -232,6 +271,7 @@ func NewConn(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 		nextID:     1,
 		maxStreams: unlimitedStreams,
 		sendWin:    outflow{initialWindow},
+		sendHigh:   initialWindow,
 		peerWin:    initialWindow,
 		peerFrame:  maxFrame,
 		recv:       newInflow(cfg.ConnWindow),
@@ -320,6 +360,10 @@ func (c *Conn) closeWith(err error) {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	if c.leakTimer != nil {
+		c.leakTimer.Stop()
+		c.leakTimer = nil
+	}
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	// Request bodies are closed so that writers blocked in their Read
@@ -361,7 +405,9 @@ func (c *Conn) Available() int {
 }
 
 func (c *Conn) availableLocked() int {
-	if c.errLocked() != nil {
+	if c.errLocked() != nil || c.leakTimer != nil || c.leakSeen {
+		// A suspected window leak (window.go) takes no new streams:
+		// their bodies could wait for credit that never comes.
 		return 0
 	}
 	return max(0, int(c.maxStreams)-c.reserved-c.active)

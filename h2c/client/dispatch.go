@@ -231,6 +231,7 @@ func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		if !c.sendWin.add(int32(f.Increment)) {
 			return protoErr(http2.ErrCodeFlowControl, "connection send window above 2^31-1")
 		}
+		c.sendHigh = max(c.sendHigh, c.sendWin.n)
 		c.cond.Broadcast()
 		return nil
 	}

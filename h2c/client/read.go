@@ -95,9 +95,12 @@ func (c *Conn) readFrames() error {
 		case *http2.WindowUpdateFrame:
 			err = c.onWindowUpdate(f)
 		case *http2.PingFrame:
-			if f.IsAck() {
+			switch {
+			case f.IsAck() && f.Data == leakPing:
+				c.leakPingAcked()
+			case f.IsAck():
 				c.pingAcked(f.Data)
-			} else {
+			default:
 				data := f.Data
 				err = c.writeFrame(func() error { return c.fr.WritePing(true, data) })
 			}

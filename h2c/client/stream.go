@@ -59,6 +59,7 @@ type stream struct {
 	writing bool        // a goroutine writes the request body
 	trailer http.Header // received trailers, complete once endRecv
 	recvd   int64       // DATA bytes received, padding aside
+	sent    int64       // DATA bytes sent (taken from the send windows)
 
 	// respMem is the final response resp points to, and vals the backing
 	// array of its header values when they fit, allocated with the stream
@@ -182,6 +183,10 @@ func (s *stream) removeLocked() {
 	if s.inTable {
 		s.inTable = false
 		delete(s.c.streams, s.id)
+		if s.sent > 0 {
+			s.c.openSent -= s.sent
+			s.c.checkWindowLocked()
+		}
 	}
 	s.endedLocked()
 }
@@ -842,6 +847,8 @@ func (s *stream) awaitSendWindow(n int) int {
 		if w > 0 {
 			s.sendWin.n -= w
 			c.sendWin.n -= w
+			s.sent += int64(w)
+			c.openSent += int64(w)
 			return int(w)
 		}
 		c.cond.Wait()
