@@ -382,9 +382,10 @@ func trimOWS(v []byte) []byte {
 // Content-Length, Transfer-Encoding and Connection by the same rules.
 type framing struct {
 	cl, te    bool
-	length    int64 // the Content-Length, when cl
-	keepAlive bool  // Connection: keep-alive
-	close     bool  // Connection: close
+	length    int64  // the Content-Length, when cl
+	clValue   []byte // its value as sent (a slice of the head being read)
+	keepAlive bool   // Connection: keep-alive
+	close     bool   // Connection: close
 }
 
 // note reads f when it is one of those fields, and reports whether it was.
@@ -395,10 +396,12 @@ func (h *framing) note(f Field) (bool, error) {
 		if !ok {
 			return true, ErrContentLength
 		}
-		if h.cl && n != h.length {
+		// Repeats must match as sent, not only in value ("3" and "03"
+		// differ), as net/http requires.
+		if h.cl && !bytes.Equal(f.Value, h.clValue) {
 			return true, ErrConflictingCL
 		}
-		h.cl, h.length = true, n
+		h.cl, h.length, h.clValue = true, n, f.Value
 	case equalFold(f.Name, "Transfer-Encoding"):
 		if h.te {
 			return true, ErrRepeatedTE

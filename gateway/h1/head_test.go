@@ -32,6 +32,7 @@ func TestParseHeadRefuses(t *testing.T) {
 		{"TE with CL", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG", Limits{}, ErrTEWithCL},
 		{"CL with TE", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", Limits{}, ErrTEWithCL},
 		{"differing CL", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", Limits{}, ErrConflictingCL},
+		{"CL repeated with a leading zero", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-length: 03\r\n\r\nabc", Limits{}, ErrConflictingCL},
 		{"CL list", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc", Limits{}, ErrContentLength},
 		{"CL sign", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc", Limits{}, ErrContentLength},
 		{"CL hex", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x3\r\n\r\nabc", Limits{}, ErrContentLength},

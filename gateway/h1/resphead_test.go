@@ -71,6 +71,7 @@ func TestParseResponseHead(t *testing.T) {
 		{name: "bad length", in: "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", wantErr: ErrContentLength},
 		{name: "length list", in: "HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\n", wantErr: ErrContentLength},
 		{name: "conflicting lengths", in: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", wantErr: ErrConflictingCL},
+		{name: "length repeated with a leading zero", in: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 01\r\n\r\n", wantErr: ErrConflictingCL},
 		{name: "TE and CL", in: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", wantErr: ErrTEWithCL},
 		{name: "gzip TE", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", wantErr: ErrTransferEncoding},
 		{name: "repeated TE", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", wantErr: ErrRepeatedTE},
