@@ -147,7 +147,7 @@ func DefaultServerConfig() ServerConfig { return ServerConfig{Weight: 1} }
 
 // setDefaults puts DefaultConfig's values in place of the zero values
 // that mean "the default". Zero keeps its own meaning (off, none, no
-// limit) in the pings, the queue length, the idle and total timeouts,
+// limit) in the pings, the body-stream cap, the queue length, the idle and total timeouts,
 // retries, passive ejection and slow start.
 func (c *Config) setDefaults() {
 	d := DefaultConfig()
