@@ -76,6 +76,10 @@ type H2CConfig struct {
 	// MaxStreamsPerConn caps concurrent streams per connection, below the
 	// server's own SETTINGS_MAX_CONCURRENT_STREAMS.
 	MaxStreamsPerConn int `yaml:"max_streams_per_conn" check:"1..10000"`
+	// MaxBodyStreamsPerConn caps, within those, the streams carrying a
+	// request body of known length up to 64 KiB (h2c/client's
+	// MaxBodyStreams); zero means no cap.
+	MaxBodyStreamsPerConn int `yaml:"max_body_streams_per_conn" check:"0..10000"`
 	// PingInterval sends a PING on a connection that received nothing for
 	// this long; zero sends none.
 	PingInterval time.Duration `yaml:"ping_interval" check:"0(off)|1s.."`
@@ -111,7 +115,7 @@ func DefaultConfig() Config {
 		Balance:       RoundRobin,
 		ProbeInterval: time.Minute,
 		H2C: H2CConfig{
-			ConnsPerServer: 2, MaxStreamsPerConn: 100,
+			ConnsPerServer: 2, MaxStreamsPerConn: 100, MaxBodyStreamsPerConn: 8,
 			PingInterval: 30 * time.Second, PingTimeout: 5 * time.Second,
 		},
 		H1:                    H1Config{ConnsPerServer: 64, IdleTimeout: 90 * time.Second, MaxTunnels: 1024},
@@ -143,7 +147,7 @@ func DefaultServerConfig() ServerConfig { return ServerConfig{Weight: 1} }
 
 // setDefaults puts DefaultConfig's values in place of the zero values
 // that mean "the default". Zero keeps its own meaning (off, none, no
-// limit) in the pings, the queue length, the idle and total timeouts,
+// limit) in the pings, the body-stream cap, the queue length, the idle and total timeouts,
 // retries, passive ejection and slow start.
 func (c *Config) setDefaults() {
 	d := DefaultConfig()

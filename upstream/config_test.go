@@ -14,6 +14,7 @@ func TestSetDefaults(t *testing.T) {
 	want := DefaultConfig()
 	// Zero keeps its meaning in these.
 	want.H2C.PingInterval = 0
+	want.H2C.MaxBodyStreamsPerConn = 0
 	want.Queue.MaxPending = 0
 	want.IdleTimeout = 0
 	want.Retries = 0

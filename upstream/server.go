@@ -135,6 +135,8 @@ func (s *Server) newPool(proto string, cfg *Config) *pool {
 		ccfg := client.Config{
 			PingInterval: cfg.H2C.PingInterval,
 			PingTimeout:  cfg.H2C.PingTimeout,
+			// A new value applies to connections dialled after a reload.
+			MaxBodyStreams: cfg.H2C.MaxBodyStreamsPerConn,
 		}
 		pc.dial = func(ctx context.Context, c *pconn) (clientConn, func(func()), error) {
 			// The connection tells the pool of GOAWAY as it arrives (so the

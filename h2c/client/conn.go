@@ -88,7 +88,20 @@ type Config struct {
 	// caller should close it once its streams are done. It must not
 	// block.
 	OnWindowLeak func(WindowLeak)
+	// MaxBodyStreams caps the streams open at once that carry a request
+	// body of known length up to MaxCappedBody; more wait for one to
+	// end, holding their slot. Zero means no cap. Tomcat gives each
+	// stream with a body two buffers of its initialWindowSize until the
+	// stream ends, whatever the body's size, and its servlets wait for
+	// bodies the connection window may be full of: the cap bounds both.
+	// Longer bodies and those of unknown length are not capped: their
+	// callers stream them from their clients, and a wait would hold
+	// those clients' flow-control credit.
+	MaxBodyStreams int
 }
+
+// MaxCappedBody is the largest request body MaxBodyStreams counts.
+const MaxCappedBody = 64 << 10
 
 // WindowLeak describes a connection whose server kept the send credit
 // of ended streams. HTTP/2 counts every DATA byte against the connection
@@ -169,6 +182,7 @@ type Conn struct {
 	maxStreams uint32 // the server's MAX_CONCURRENT_STREAMS
 	reserved   int    // slots taken by Reserve, not yet used by RoundTrip
 	active     int    // streams opened and not yet ended by their caller
+	bodies     int    // streams holding a MaxBodyStreams token
 	sendWin    outflow
 	// sendHigh is the largest the send window has been, what the server
 	// granted; openSent the DATA bytes sent on the streams in the table.

@@ -60,6 +60,7 @@ type stream struct {
 	trailer http.Header // received trailers, complete once endRecv
 	recvd   int64       // DATA bytes received, padding aside
 	sent    int64       // DATA bytes sent (taken from the send windows)
+	token   bool        // holds one of Config.MaxBodyStreams
 
 	// respMem is the final response resp points to, and vals the backing
 	// array of its header values when they fit, allocated with the stream
@@ -180,6 +181,7 @@ func (s *stream) failLocked(err error) {
 }
 
 func (s *stream) removeLocked() {
+	s.releaseTokenLocked()
 	if s.inTable {
 		s.inTable = false
 		delete(s.c.streams, s.id)
@@ -330,12 +332,13 @@ func (c *Conn) openRequest(req *http.Request, fields []Field, list bool, respFie
 		c.Release()
 		return nil, err
 	}
-	if err := c.takeSlot(ctx); err != nil {
+	capped := c.cfg.MaxBodyStreams > 0 && cl > 0 && cl <= MaxCappedBody
+	if err := c.takeSlot(ctx, capped); err != nil {
 		putBlock(hb)
 		closeBody()
 		return nil, err
 	}
-	s := &stream{c: c, req: req, ctx: ctx, trace: httptrace.ContextClientTrace(ctx), recv: newInflow(c.cfg.StreamWindow), dst: respFields}
+	s := &stream{c: c, req: req, ctx: ctx, trace: httptrace.ContextClientTrace(ctx), recv: newInflow(c.cfg.StreamWindow), dst: respFields, token: capped}
 	expect := cl != 0 && expects100(req, fields, list)
 	if expect {
 		s.cont = make(chan struct{})
@@ -376,17 +379,19 @@ func (c *Conn) openRequest(req *http.Request, fields []Field, list bool, respFie
 	return s, nil
 }
 
-// takeSlot consumes a reservation, or waits for a free slot.
-func (c *Conn) takeSlot(ctx context.Context) error {
+// takeSlot consumes a reservation, or waits for a free slot; with body,
+// it then waits for a MaxBodyStreams token too, holding the slot.
+func (c *Conn) takeSlot(ctx context.Context, body bool) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.reserved > 0 {
-		c.reserved--
-		c.active++
-		return nil
-	}
 	var stop func() bool
-	for c.availableLocked() == 0 {
+	defer func() {
+		c.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
+	}()
+	// wait waits for a change; an error means the wait is over.
+	wait := func() error {
 		if err := c.errLocked(); err != nil {
 			return err
 		}
@@ -399,12 +404,44 @@ func (c *Conn) takeSlot(ctx context.Context) error {
 				c.cond.Broadcast()
 				c.mu.Unlock()
 			})
-			defer stop()
 		}
 		c.cond.Wait()
+		return nil
+	}
+	if c.reserved > 0 {
+		c.reserved--
+	} else {
+		for c.availableLocked() == 0 {
+			if err := wait(); err != nil {
+				return err
+			}
+		}
 	}
 	c.active++
+	for body && c.bodies >= c.cfg.MaxBodyStreams {
+		if err := wait(); err != nil {
+			// The slot goes back: the pool may hand it out again.
+			c.active--
+			c.cond.Broadcast()
+			c.mu.Unlock()
+			c.stateChanged(true)
+			c.mu.Lock()
+			return err
+		}
+	}
+	if body {
+		c.bodies++
+	}
 	return nil
+}
+
+// releaseTokenLocked gives back the stream's MaxBodyStreams token.
+func (s *stream) releaseTokenLocked() {
+	if s.token {
+		s.token = false
+		s.c.bodies--
+		s.c.cond.Broadcast()
+	}
 }
 
 // putBlock gives hb back to reqBlocks, unless it grew too large to keep.
@@ -559,6 +596,7 @@ func (s *stream) finishOnce(recycleWake bool) {
 	}
 	s.callerDone = true
 	c.active--
+	s.releaseTokenLocked()
 	open := s.inTable
 	if open {
 		s.failLocked(ErrCanceled)

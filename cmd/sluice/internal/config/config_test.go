@@ -260,7 +260,7 @@ func TestDefaults(t *testing.T) {
 	}
 	b := want.Backends["tomcat"]
 	if b.Protocol != "auto" || b.Balance != "round_robin" || b.ProbeInterval != time.Minute ||
-		b.H2C != (upstream.H2CConfig{ConnsPerServer: 2, MaxStreamsPerConn: 100, PingInterval: 30 * time.Second, PingTimeout: 5 * time.Second}) || b.H1 != (upstream.H1Config{ConnsPerServer: 64, IdleTimeout: 90 * time.Second, MaxTunnels: 1024}) ||
+		b.H2C != (upstream.H2CConfig{ConnsPerServer: 2, MaxStreamsPerConn: 100, MaxBodyStreamsPerConn: 8, PingInterval: 30 * time.Second, PingTimeout: 5 * time.Second}) || b.H1 != (upstream.H1Config{ConnsPerServer: 64, IdleTimeout: 90 * time.Second, MaxTunnels: 1024}) ||
 		b.Queue != (upstream.QueueConfig{MaxPending: 10000, Timeout: 5 * time.Second}) ||
 		b.ConnectTimeout != 2*time.Second || b.ResponseHeaderTimeout != 30*time.Second || b.IdleTimeout != 60*time.Second || b.TotalTimeout != 0 ||
 		b.Retries != 2 || b.RetryBodyLimit != 65536 || b.IdempotentMethods != nil ||
@@ -332,7 +332,7 @@ backends:
       - { address: "10.0.0.11:8080", weight: 3 }
       - { address: "tomcat-2.internal:8080" }
       - { address: "[fd00::12]:8080", weight: 1000, backup: true }
-    h2c: { conns_per_server: 4, max_streams_per_conn: 250, ping_interval: 0s, ping_timeout: 2s }
+    h2c: { conns_per_server: 4, max_streams_per_conn: 250, max_body_streams_per_conn: 0, ping_interval: 0s, ping_timeout: 2s }
     h1:  { conns_per_server: 128, idle_timeout: 2m, max_tunnels: 5000 }
     queue: { max_pending: 0, timeout: 1500ms }
     timeouts: { connect: 1s, response_header: 1m30s, idle: 2m, total: 10m }
