@@ -169,6 +169,17 @@ func keepAliveH1() *http.Client {
 var h2loadRequests = regexp.MustCompile(`requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored`)
 var h2loadStatus = regexp.MustCompile(`status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx`)
 
+// bodyFile writes n zero bytes to a new file for h2load -d and returns
+// its path.
+func bodyFile(t *testing.T, n int) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "body")
+	if err := os.WriteFile(file, make([]byte, n), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
 // h2loadResult runs h2load and returns the number of 2xx answers and its
 // summary lines; any failed, errored or non-2xx request fails the test.
 func runH2load(t *testing.T, n int, args ...string) int {

@@ -1,10 +1,6 @@
 package e2e
 
-import (
-	"os"
-	"path/filepath"
-	"testing"
-)
+import "testing"
 
 // TestPostStormTomcatSurvives: 1,000 concurrent POSTs to a servlet that
 // reads its body (/echo), funnelled onto the h2c connections. Tomcat
@@ -18,13 +14,8 @@ func TestPostStormTomcatSurvives(t *testing.T) {
 	requireSluice(t)
 	p := startPrivateTomcat(t)
 	s := startSluice(t, upstream{Protocol: "h2c", Ports: []int{p.A, p.B}}.yaml())
-	dir := t.TempDir()
 	for _, n := range []int{40 << 10, 1 << 10} {
-		file := filepath.Join(dir, "body")
-		if err := os.WriteFile(file, make([]byte, n), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		runH2load(t, 20000, "-n", "20000", "-c", "100", "-m", "10", "-d", file, s.URL+"/echo")
+		runH2load(t, 20000, "-n", "20000", "-c", "100", "-m", "10", "-d", bodyFile(t, n), s.URL+"/echo")
 	}
 	if _, err := p.pid(); err != nil {
 		t.Fatalf("Tomcat gone after the storms: %v", err)

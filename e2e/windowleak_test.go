@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -19,13 +17,7 @@ func TestWindowLeakConnectionRetired(t *testing.T) {
 	requireSluice(t)
 	p := startPrivateTomcat(t)
 	s := startSluice(t, upstream{Protocol: "h2c", Ports: []int{p.A}, H2Conns: 1}.yaml())
-	dir := t.TempDir()
-	big, small := filepath.Join(dir, "40k"), filepath.Join(dir, "1k")
-	for name, n := range map[string]int{big: 40 << 10, small: 1 << 10} {
-		if err := os.WriteFile(name, make([]byte, n), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	big, small := bodyFile(t, 40<<10), bodyFile(t, 1<<10)
 	// The storm itself is not what is checked: under it Tomcat now and
 	// then ends a connection with GOAWAY PROTOCOL_ERROR (on main too,
 	// BENCHMARKS.md), failing the POSTs in flight that it may have

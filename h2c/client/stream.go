@@ -384,10 +384,14 @@ func (c *Conn) openRequest(req *http.Request, fields []Field, list bool, respFie
 func (c *Conn) takeSlot(ctx context.Context, body bool) error {
 	c.mu.Lock()
 	var stop func() bool
+	gaveBack := false // a slot taken, then given back: the pool may hand it out again
 	defer func() {
 		c.mu.Unlock()
 		if stop != nil {
 			stop()
+		}
+		if gaveBack {
+			c.stateChanged(true)
 		}
 	}()
 	// wait waits for a change; an error means the wait is over.
@@ -420,12 +424,9 @@ func (c *Conn) takeSlot(ctx context.Context, body bool) error {
 	c.active++
 	for body && c.bodies >= c.cfg.MaxBodyStreams {
 		if err := wait(); err != nil {
-			// The slot goes back: the pool may hand it out again.
 			c.active--
 			c.cond.Broadcast()
-			c.mu.Unlock()
-			c.stateChanged(true)
-			c.mu.Lock()
+			gaveBack = true
 			return err
 		}
 	}
