@@ -22,7 +22,10 @@ type Backend struct {
 	q    queue
 	att  attempts        // the attempts in flight, swept for their timeouts
 	obs  *backendMetrics // the backend's series; obs.m is the whole set
-	log  *slog.Logger
+	// bodies counts the request bodies held for retries, against
+	// retry_body_memory.
+	bodies bodyMemory
+	log    *slog.Logger
 	// coin draws slow start's admissions (see Server.admits):
 	// rand.Float64, or a test's deterministic source.
 	coin func() float64

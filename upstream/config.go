@@ -58,6 +58,12 @@ type Config struct {
 	// RetryBodyLimit is the largest request body buffered so that the
 	// request can be retried. Zero never buffers.
 	RetryBodyLimit int64 `yaml:"retry_body_limit" check:"0..16777216"`
+	// RetryBodyMemory bounds the bytes of request bodies the backend
+	// holds for retries at once; a body that would go over it is streamed
+	// to the server as it comes instead (not retried once sent, and not
+	// capped by H2C.MaxBodyStreamsPerConn beyond 64 KiB). Zero means no
+	// bound.
+	RetryBodyMemory int64 `yaml:"retry_body_memory" check:"0..1099511627776"`
 	// IdempotentMethods are methods retried like GET besides the RFC 9110
 	// idempotent ones, upper-case.
 	IdempotentMethods []string `yaml:"idempotent_methods" check:"methods"`
@@ -77,8 +83,8 @@ type H2CConfig struct {
 	// server's own SETTINGS_MAX_CONCURRENT_STREAMS.
 	MaxStreamsPerConn int `yaml:"max_streams_per_conn" check:"1..10000"`
 	// MaxBodyStreamsPerConn caps, within those, the streams carrying a
-	// request body of known length up to 64 KiB (h2c/client's
-	// MaxBodyStreams); zero means no cap.
+	// request body held for retries (RetryBodyLimit) or of known length
+	// up to 64 KiB (h2c/client's MaxBodyStreams); zero means no cap.
 	MaxBodyStreamsPerConn int `yaml:"max_body_streams_per_conn" check:"0..10000"`
 	// PingInterval sends a PING on a connection that received nothing for
 	// this long; zero sends none.
@@ -115,7 +121,7 @@ func DefaultConfig() Config {
 		Balance:       RoundRobin,
 		ProbeInterval: time.Minute,
 		H2C: H2CConfig{
-			ConnsPerServer: 2, MaxStreamsPerConn: 100, MaxBodyStreamsPerConn: 8,
+			ConnsPerServer: 2, MaxStreamsPerConn: 100, MaxBodyStreamsPerConn: 6,
 			PingInterval: 30 * time.Second, PingTimeout: 5 * time.Second,
 		},
 		H1:                    H1Config{ConnsPerServer: 64, IdleTimeout: 90 * time.Second, MaxTunnels: 1024},
@@ -125,7 +131,8 @@ func DefaultConfig() Config {
 		IdleTimeout:           60 * time.Second,
 		DrainTimeout:          30 * time.Second,
 		Retries:               2,
-		RetryBodyLimit:        64 << 10,
+		RetryBodyLimit:        1 << 20,
+		RetryBodyMemory:       256 << 20,
 		Health: HealthConfig{
 			Path: "/", Method: http.MethodGet, ExpectStatus: http.StatusOK,
 			Interval: time.Second, Timeout: time.Second,

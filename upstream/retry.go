@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gw/sluice/h2c/client"
@@ -87,48 +88,115 @@ func retryReason(err error, wroteHeaders, idempotent, replayable bool) string {
 // and Caddy treat them; config may add more.
 var defaultIdempotent = []string{http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, "TRACE"}
 
-// replay holds a request body buffered so the request can be sent again.
+// replay holds a request body buffered so the request can be sent again;
+// held is what it takes of the backend's retry_body_memory.
 type replay struct {
-	buf []byte
+	buf  []byte
+	held int64
 }
 
-func (r *replay) body() io.ReadCloser { return io.NopCloser(bytes.NewReader(r.buf)) }
+func (r *replay) body() io.ReadCloser { return heldBody{bytes.NewReader(r.buf)} }
 
-// prepareReplay makes req's body replayable when it is small enough to
-// buffer. It returns the body to send first (req.Body is left in place: a
+// heldBody reads a replay's buffer. Held whole in memory, it is capped
+// with the h2c connection's other bodies (client.HeldBody) whatever its
+// length: a request waiting for its turn holds no client's flow-control
+// credit.
+type heldBody struct{ *bytes.Reader }
+
+func (heldBody) Close() error { return nil }
+func (heldBody) HeldWhole()   {}
+
+var _ client.HeldBody = heldBody{}
+
+// bodyMemory counts the bytes of request bodies a backend holds for
+// retries at once, against retry_body_memory.
+type bodyMemory struct{ used atomic.Int64 }
+
+// take reserves n bytes, unless that would go over max (0: no bound).
+func (m *bodyMemory) take(n, max int64) bool {
+	for {
+		u := m.used.Load()
+		if max > 0 && u+n > max {
+			return false
+		}
+		if m.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+func (m *bodyMemory) give(n int64) { m.used.Add(-n) }
+
+// prepareReplay is readReplay within the backend's retry_body_memory; a
+// body it has no room for is streamed, and counted.
+func (b *Backend) prepareReplay(req *http.Request, cfg *Config) (*replay, io.ReadCloser, bool, error) {
+	full := false
+	rp, body, replayable, err := readReplay(req, cfg.RetryBodyLimit, func(n int64) bool {
+		if b.bodies.take(n, cfg.RetryBodyMemory) {
+			return true
+		}
+		full = true
+		return false
+	})
+	if full {
+		b.obs.unbuffered()
+	}
+	return rp, body, replayable, err
+}
+
+// readReplay makes req's body replayable when it is small enough to
+// buffer and take, when not nil, grants the memory for it (a body of
+// unknown length asks for limit, and gives back what it did not use). It
+// returns the body to send first (req.Body is left in place: a
 // RoundTripper must not modify the caller's request) and reports whether
 // the request can be sent more than once: true for no body, or a buffered
-// one.
-func prepareReplay(req *http.Request, limit int64) (*replay, io.ReadCloser, bool, error) {
+// one. The caller gives rp.held back once the request is done.
+func readReplay(req *http.Request, limit int64, take func(int64) bool) (*replay, io.ReadCloser, bool, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return nil, req.Body, true, nil
 	}
 	if limit <= 0 || req.ContentLength > limit {
 		return nil, req.Body, false, nil
 	}
+	want := req.ContentLength
+	if want <= 0 {
+		want = limit
+	}
+	if take != nil && !take(want) {
+		return nil, req.Body, false, nil
+	}
+	give := func(n int64) {
+		if take != nil {
+			take(-n)
+		}
+	}
 	if req.ContentLength > 0 {
 		buf := make([]byte, req.ContentLength)
 		if _, err := io.ReadFull(req.Body, buf); err != nil {
+			give(want)
 			return nil, nil, false, err
 		}
 		req.Body.Close()
-		rp := &replay{buf: buf}
+		rp := &replay{buf: buf, held: want}
 		return rp, rp.body(), true, nil
 	}
 	// Unknown length: buffer up to the limit; past it, stream what was
 	// read followed by the rest, without replay.
 	buf, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 	if err != nil {
+		give(want)
 		return nil, nil, false, err
 	}
 	if int64(len(buf)) > limit {
+		give(want)
 		return nil, struct {
 			io.Reader
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}, false, nil
 	}
+	give(want - int64(len(buf)))
 	req.Body.Close()
-	rp := &replay{buf: buf}
+	rp := &replay{buf: buf, held: int64(len(buf))}
 	return rp, rp.body(), true, nil
 }
 

@@ -87,7 +87,7 @@ func TestPrepareReplay(t *testing.T) {
 				req.Body = body
 			}
 			req.ContentLength = tt.length
-			rp, first, replayable, err := prepareReplay(req, limit)
+			rp, first, replayable, err := readReplay(req, limit, nil)
 			if tt.readErr {
 				if err == nil {
 					t.Fatal("no error for a body that fails")

@@ -62,8 +62,11 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 	reqBody, replayable := req.Body, true
 	if st.cfg.Retries > 0 {
 		var err error
-		if rp, reqBody, replayable, err = prepareReplay(req, st.cfg.RetryBodyLimit); err != nil {
+		if rp, reqBody, replayable, err = b.prepareReplay(req, &st.cfg); err != nil {
 			return nil, clientGone(fmt.Errorf("reading request body: %w", err))
+		}
+		if rp != nil {
+			defer b.bodies.give(rp.held)
 		}
 	}
 	var avoid *Server

@@ -71,3 +71,59 @@ func TestMaxBodyStreams(t *testing.T) {
 		wait(t, third).resp.Body.Close()
 	})
 }
+
+// heldBody is a body read whole beforehand, as upstream's retry buffer.
+type heldBody struct{ *bytes.Reader }
+
+func (heldBody) HeldWhole()   {}
+func (heldBody) Close() error { return nil }
+
+// TestMaxBodyStreamsHeldBody: a body held whole in memory takes a token
+// whatever its length, and whether its length is known; a body as long
+// that is not held goes at once.
+func TestMaxBodyStreamsHeldBody(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		n     int
+		known bool
+	}{
+		{"over MaxCappedBody", 200 << 10, true},
+		{"unknown length", 1000, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c, f := start(t, Config{MaxBodyStreams: 1}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+				f.fr.WriteWindowUpdate(0, 1<<20)
+				ctx := context.Background()
+				first := goRoundTrip(c, postN(ctx, 1000))
+				id1 := f.headers().streamID
+				f.readData(id1, 1000)
+				held, _ := http.NewRequestWithContext(ctx, "POST", "http://backend/echo", heldBody{bytes.NewReader(make([]byte, tt.n))})
+				if !tt.known {
+					held.ContentLength = -1
+				}
+				second := goRoundTrip(c, held)
+				synctest.Wait()
+				f.noFrame(http2.FrameHeaders)
+				// As long, not held: not capped.
+				other := postN(ctx, tt.n)
+				if !tt.known {
+					other.ContentLength = -1
+				}
+				goRoundTrip(c, other)
+				if h := f.headers(); h.field(":method") != "POST" {
+					t.Fatalf("%s went instead of the POST that is not held", h.field(":method"))
+				}
+				f.noFrame(http2.FrameHeaders)
+				f.writeHeaders(id1, true, ":status", "200")
+				wait(t, first).resp.Body.Close()
+				h := f.headers()
+				if got, _ := f.readData(h.streamID, tt.n); len(got) != tt.n {
+					t.Fatalf("held body: %d bytes sent, want %d", len(got), tt.n)
+				}
+				f.writeHeaders(h.streamID, true, ":status", "200")
+				wait(t, second).resp.Body.Close()
+			})
+		})
+	}
+}

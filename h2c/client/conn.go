@@ -89,19 +89,42 @@ type Config struct {
 	// block.
 	OnWindowLeak func(WindowLeak)
 	// MaxBodyStreams caps the streams open at once that carry a request
-	// body of known length up to MaxCappedBody; more wait for one to
-	// end, holding their slot. Zero means no cap. Tomcat gives each
-	// stream with a body two buffers of its initialWindowSize until the
-	// stream ends, whatever the body's size, and its servlets wait for
-	// bodies the connection window may be full of: the cap bounds both.
-	// Longer bodies and those of unknown length are not capped: their
-	// callers stream them from their clients, and a wait would hold
-	// those clients' flow-control credit.
+	// body held whole in memory (HeldBody) or of known length up to
+	// MaxCappedBody; more wait for one to end, holding their slot. Zero
+	// means no cap. Tomcat gives each stream with a body two buffers of
+	// its initialWindowSize until the stream ends, whatever the body's
+	// size, and a servlet reading a body holds one of its threads while
+	// it waits for the bytes, which the connection window may be full of
+	// for streams still queued for a thread: the cap bounds both.
+	// Other bodies are not capped: their callers stream them from their
+	// clients, and a wait would hold those clients' flow-control credit.
 	MaxBodyStreams int
 }
 
-// MaxCappedBody is the largest request body MaxBodyStreams counts.
+// MaxCappedBody is the largest request body of known length that
+// MaxBodyStreams counts when it is not a HeldBody: up to it, upstream's
+// retry buffer has read it whole by default.
 const MaxCappedBody = 64 << 10
+
+// HeldBody is a request body read whole into memory before the request
+// was sent (upstream's retry buffer). A stream waiting for a
+// MaxBodyStreams token with one holds no client's flow-control credit,
+// so it is capped whatever its length.
+type HeldBody interface {
+	HeldWhole()
+}
+
+// capsBody reports whether a request body of length cl (outgoingLength)
+// takes a MaxBodyStreams token.
+func capsBody(body io.Reader, cl int64) bool {
+	if cl == 0 {
+		return false
+	}
+	if _, ok := body.(HeldBody); ok {
+		return true
+	}
+	return cl > 0 && cl <= MaxCappedBody
+}
 
 // WindowLeak describes a connection whose server kept the send credit
 // of ended streams. HTTP/2 counts every DATA byte against the connection

@@ -332,7 +332,7 @@ func (c *Conn) openRequest(req *http.Request, fields []Field, list bool, respFie
 		c.Release()
 		return nil, err
 	}
-	capped := c.cfg.MaxBodyStreams > 0 && cl > 0 && cl <= MaxCappedBody
+	capped := c.cfg.MaxBodyStreams > 0 && capsBody(req.Body, cl)
 	if err := c.takeSlot(ctx, capped); err != nil {
 		putBlock(hb)
 		closeBody()
