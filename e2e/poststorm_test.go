@@ -1,6 +1,9 @@
 package e2e
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestPostStormTomcatSurvives: storms of concurrent POSTs to a servlet
 // that reads its body (/echo), funnelled onto the h2c connections. Tomcat
@@ -26,5 +29,22 @@ func TestPostStormTomcatSurvives(t *testing.T) {
 	}
 	if _, err := p.pid(); err != nil {
 		t.Fatalf("Tomcat gone after the storms: %v", err)
+	}
+}
+
+// TestPostStormStreamedBodies: bodies over retry_body_limit are streamed
+// from their clients; an HTTP/1.1 client's still takes one of the
+// h2c.max_body_streams_per_conn tokens (waiting holds back only that
+// client), so 200 concurrent 200 KB uploads all go through (uncapped,
+// 5 MB ones stalled Tomcat's threads: 102 of 500 answered).
+func TestPostStormStreamedBodies(t *testing.T) {
+	requireSluice(t)
+	p := startPrivateTomcat(t)
+	cfg := upstream{Protocol: "h2c", Ports: []int{p.A, p.B}}.yaml()
+	cfg = strings.Replace(cfg, "    timeouts:", "    retry_body_limit: 65536\n    timeouts:", 1)
+	s := startSluice(t, cfg)
+	runH2load(t, 4000, "--h1", "-n", "4000", "-c", "200", "-d", bodyFile(t, 200<<10), s.URL+"/echo")
+	if _, err := p.pid(); err != nil {
+		t.Fatalf("Tomcat gone after the storm: %v", err)
 	}
 }

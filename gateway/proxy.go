@@ -131,7 +131,14 @@ type reqBody struct {
 	rc     io.ReadCloser
 	n      prometheus.Counter // sluice_bytes_total{direction="in"}
 	closed atomic.Bool
+	// sole: the client is on HTTP/1.x, so nothing else of its comes
+	// while this body waits to be read (client.SoleBody).
+	sole bool
 }
+
+// Sole tells the h2c client that holding this body back holds back no
+// other request (client.SoleBody).
+func (b *reqBody) Sole() bool { return b.sole }
 
 // bodiless reports whether method's requests have no body by their
 // semantics (RFC 9110), though a client may still send one.
@@ -352,7 +359,7 @@ func (p *proxy) outRequest(w *statusWriter, r *http.Request, ex *exchange) *http
 	if r.ContentLength == 0 || body == nil {
 		out.Body = nil // no body: the transport may retry freely
 	} else {
-		ex.body = &reqBody{rc: body, n: p.m.bytesIn}
+		ex.body = &reqBody{rc: body, n: p.m.bytesIn, sole: r.ProtoMajor == 1}
 		out.Body = ex.body
 	}
 	var order []string

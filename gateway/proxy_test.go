@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/gateway/gatewaytest"
+	"github.com/sluice-gw/sluice/h2c/client"
 	"github.com/sluice-gw/sluice/upstream"
 )
 
@@ -196,6 +197,7 @@ func TestProxyErrorStatuses(t *testing.T) {
 		{"unreachable", &upstream.DialError{Addr: "x", Err: errors.New("refused")}, false, 502},
 		{"reset", errors.New("stream reset"), false, 502},
 		{"queue full", upstream.ErrQueueFull, false, 503},
+		{"request body memory full", upstream.ErrBodyMemoryFull, false, 503},
 		{"header timeout", upstream.ErrResponseHeaderTimeout, false, 504},
 		{"client gone", context.Canceled, true, StatusClientClosed},
 	}
@@ -458,5 +460,24 @@ func TestProxyRefusesUnsendableFields(t *testing.T) {
 	g.ServeHTTP(rec, httptest.NewRequest("GET", "http://front/p", nil))
 	if rec.Code != 200 {
 		t.Fatalf("valid request after the refusals: status %d", rec.Code)
+	}
+}
+
+// TestProxyBodySole: the body the backend gets says whether its client
+// sends nothing else while it waits (client.SoleBody): an HTTP/1.1
+// client's does, an HTTP/2 or HTTP/3 client's does not.
+func TestProxyBodySole(t *testing.T) {
+	for _, tt := range []struct {
+		major int
+		sole  bool
+	}{{1, true}, {2, false}, {3, false}} {
+		g, got := captureGateway(t, Config{}, nil)
+		r := httptest.NewRequest("POST", "/", strings.NewReader("hello"))
+		r.ProtoMajor = tt.major
+		g.ServeHTTP(httptest.NewRecorder(), r)
+		s, ok := got.Body.(client.SoleBody)
+		if !ok || s.Sole() != tt.sole {
+			t.Errorf("HTTP/%d client's body %T: SoleBody %v, sole %v; want sole %v", tt.major, got.Body, ok, ok && s.Sole(), tt.sole)
+		}
 	}
 }

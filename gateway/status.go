@@ -37,6 +37,9 @@ func errorCause(err error, clientGone bool) (int, string) {
 		return http.StatusRequestEntityTooLarge, "request body too large"
 	case errors.Is(err, upstream.ErrQueueFull):
 		return http.StatusServiceUnavailable, "queue full"
+	case errors.Is(err, upstream.ErrBodyMemoryFull):
+		// Like a full queue: it passes as the bodies held are sent.
+		return http.StatusServiceUnavailable, "request body memory full"
 	case errors.Is(err, upstream.ErrQueueTimeout):
 		return http.StatusServiceUnavailable, "queue timeout: no upstream connection free"
 	case errors.Is(err, upstream.ErrTunnelLimit):

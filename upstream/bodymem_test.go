@@ -63,10 +63,21 @@ func TestReadReplayMemory(t *testing.T) {
 	}
 }
 
+// soleBody is a request body as the gateway gives an HTTP/1.1 client's
+// (sole) or another's.
+type soleBody struct {
+	*bytes.Reader
+	sole bool
+}
+
+func (b soleBody) Sole() bool { return b.sole }
+func (soleBody) Close() error { return nil }
+
 // TestRetryBodyMemory: while one request's body is held for retries, a
 // second that would take the backend past retry_body_memory is streamed
-// (and counted); both arrive whole, and the memory is given back once the
-// requests are done.
+// if its client is on HTTP/1.1 (sole), else refused with
+// ErrBodyMemoryFull (both counted); the bodies sent arrive whole, and the
+// memory is given back once the requests are done.
 func TestRetryBodyMemory(t *testing.T) {
 	release := make(chan struct{})
 	got := make(chan string, 2)
@@ -82,8 +93,10 @@ func TestRetryBodyMemory(t *testing.T) {
 		Protocol: H2C, Servers: []ServerConfig{{Address: addr}},
 		Retries: 2, RetryBodyLimit: 1000, RetryBodyMemory: 1500,
 	}, m, quietLog())
-	post := func(path string, n int) error {
-		req, _ := http.NewRequestWithContext(context.Background(), "POST", "http://backend"+path, bytes.NewReader(bytes.Repeat([]byte("x"), n)))
+	post := func(path string, n int, sole bool) error {
+		body := soleBody{bytes.NewReader(bytes.Repeat([]byte("x"), n)), sole}
+		req, _ := http.NewRequestWithContext(context.Background(), "POST", "http://backend"+path, body)
+		req.ContentLength = int64(n)
 		resp, err := b.RoundTrip(req)
 		if err != nil {
 			return err
@@ -91,22 +104,29 @@ func TestRetryBodyMemory(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		return resp.Body.Close()
 	}
+	full := func() float64 { return testutil.ToFloat64(m.bodyFull.WithLabelValues("test")) }
 	held := make(chan error, 1)
-	go func() { held <- post("/hold", 1000) }()
+	go func() { held <- post("/hold", 1000, false) }()
 	if s := <-got; len(s) != 1000 {
 		t.Fatalf("held request: %d bytes arrived", len(s))
 	}
 	if u := b.bodies.used.Load(); u != 1000 {
 		t.Fatalf("%d bytes held for the request in flight, want 1000", u)
 	}
-	if err := post("/", 800); err != nil {
+	if err := post("/", 800, true); err != nil {
 		t.Fatal(err)
 	}
 	if s := <-got; len(s) != 800 {
 		t.Fatalf("streamed request: %d bytes arrived", len(s))
 	}
-	if n := testutil.ToFloat64(m.unbuf.WithLabelValues("test")); n != 1 {
-		t.Fatalf("sluice_request_bodies_unbuffered_total %v, want 1", n)
+	if n := full(); n != 1 {
+		t.Fatalf("sluice_request_body_memory_full_total %v, want 1", n)
+	}
+	if err := post("/", 800, false); !errors.Is(err, ErrBodyMemoryFull) {
+		t.Fatalf("an HTTP/2 client's body with no memory left: %v, want ErrBodyMemoryFull", err)
+	}
+	if n := full(); n != 2 {
+		t.Fatalf("sluice_request_body_memory_full_total %v, want 2", n)
 	}
 	close(release)
 	if err := <-held; err != nil {
@@ -116,11 +136,11 @@ func TestRetryBodyMemory(t *testing.T) {
 		t.Fatalf("%d bytes still held after the requests ended", u)
 	}
 	// With room again, a body is held (and given back) as before.
-	if err := post("/", 800); err != nil {
+	if err := post("/", 800, false); err != nil {
 		t.Fatal(err)
 	}
 	<-got
-	if n := testutil.ToFloat64(m.unbuf.WithLabelValues("test")); n != 1 {
-		t.Fatalf("sluice_request_bodies_unbuffered_total %v after a body with room, want 1", n)
+	if n := full(); n != 2 {
+		t.Fatalf("sluice_request_body_memory_full_total %v after a body with room, want 2", n)
 	}
 }

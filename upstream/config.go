@@ -55,14 +55,16 @@ type Config struct {
 	DrainTimeout time.Duration `yaml:"-"`
 	// Retries is how many times a failed request may be sent again.
 	Retries int `yaml:"retries" check:"0..10"`
-	// RetryBodyLimit is the largest request body buffered so that the
-	// request can be retried. Zero never buffers.
+	// RetryBodyLimit is the largest request body read whole before the
+	// request is sent, so that it can be retried and capped by
+	// H2C.MaxBodyStreamsPerConn (h2c/client's HeldBody). Zero never
+	// buffers.
 	RetryBodyLimit int64 `yaml:"retry_body_limit" check:"0..16777216"`
 	// RetryBodyMemory bounds the bytes of request bodies the backend
-	// holds for retries at once; a body that would go over it is streamed
-	// to the server as it comes instead (not retried once sent, and not
-	// capped by H2C.MaxBodyStreamsPerConn beyond 64 KiB). Zero means no
-	// bound.
+	// holds for retries at once. A body that finds it full is streamed
+	// to the server as it comes if its client is on HTTP/1.1 (not
+	// retried once sent), else refused (ErrBodyMemoryFull). Zero means
+	// no bound.
 	RetryBodyMemory int64 `yaml:"retry_body_memory" check:"0..1099511627776"`
 	// IdempotentMethods are methods retried like GET besides the RFC 9110
 	// idempotent ones, upper-case.
@@ -131,7 +133,7 @@ func DefaultConfig() Config {
 		IdleTimeout:           60 * time.Second,
 		DrainTimeout:          30 * time.Second,
 		Retries:               2,
-		RetryBodyLimit:        1 << 20,
+		RetryBodyLimit:        16 << 20,
 		RetryBodyMemory:       256 << 20,
 		Health: HealthConfig{
 			Path: "/", Method: http.MethodGet, ExpectStatus: http.StatusOK,

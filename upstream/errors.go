@@ -12,6 +12,11 @@ var (
 	ErrNoCapacity = errors.New("upstream: no capacity")
 	// ErrQueueFull means the backend's wait queue is at max_pending.
 	ErrQueueFull = errors.New("upstream: queue full")
+	// ErrBodyMemoryFull means an HTTP/2 or HTTP/3 client's request body
+	// within retry_body_limit found the backend's retry_body_memory held
+	// by other bodies: streamed instead, uncapped, it could leave
+	// Tomcat's threads waiting for bodies (see Backend.prepareReplay).
+	ErrBodyMemoryFull = errors.New("upstream: request body memory full (retry_body_memory)")
 	// ErrQueueTimeout means a request waited queue.timeout for a slot.
 	ErrQueueTimeout = errors.New("upstream: queue timeout")
 	// ErrClientGone means the client left before the request got a slot.

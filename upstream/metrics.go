@@ -29,7 +29,7 @@ type Metrics struct {
 	goaways  *prometheus.CounterVec
 	kaCloses *prometheus.CounterVec
 	leaks    *prometheus.CounterVec
-	unbuf    *prometheus.CounterVec
+	bodyFull *prometheus.CounterVec
 	retries  *prometheus.CounterVec
 	ejected  *prometheus.CounterVec
 	up       *prometheus.GaugeVec
@@ -82,7 +82,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		goaways:  counterVec("sluice_upstream_goaway_total", "Upstream h2c connections the server retired with GOAWAY (the first GOAWAY of each), by HTTP/2 error code (no_error, protocol_error, ..., unknown).", "backend", "server", "code"),
 		kaCloses: counterVec("sluice_upstream_keepalive_closes_total", "Upstream HTTP/1.1 connections the server ended by its keep-alive limit (Connection: close, or Keep-Alive max <= 1), each replaced by a dial started at once.", "backend", "server"),
 		leaks:    counterVec("sluice_upstream_window_leaks_total", "Upstream h2c connections retired because the server kept most of the connection send window for request bodies of streams it had ended (Tomcat: bodies its servlets never read), each replaced by a dial started at once and closed when its requests are done.", "backend", "server"),
-		unbuf:    counterVec("sluice_request_bodies_unbuffered_total", "Request bodies within retry_body_limit streamed to the server as they came, not held in memory, because the backend held retry_body_memory in other bodies: such a request is not retried once sent, and not capped by h2c.max_body_streams_per_conn beyond 64 KiB.", "backend"),
+		bodyFull: counterVec("sluice_request_body_memory_full_total", "Request bodies within retry_body_limit that found the backend's retry_body_memory held by other bodies: an HTTP/1.1 client's was streamed to the server as it came (not retried once sent), an HTTP/2 or HTTP/3 client's answered 503.", "backend"),
 		retries:  counterVec("sluice_retries_total", "Requests sent again after a failed attempt, by reason (refused_stream, goaway, not_sent, idempotent, dial, draining, idle_closed).", "backend", "reason"),
 		ejected:  counterVec("sluice_ejections_total", "Times a server was ejected for consecutive failures (passive health).", "backend", "server"),
 		up:       gaugeVec("sluice_server_up", "1 while the server takes requests, or would but for a drain through the admin API (see sluice_server_drained); 0 while it is down (unreachable, failed `fall` health checks in a row, or its protocol not yet detected) or ejected.", "backend", "server"),
@@ -116,7 +116,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		admin:    newAdminMetrics(),
 	}
 	if reg != nil {
-		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.kaCloses, m.leaks, m.unbuf, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m.resolutions, m)
+		reg.MustRegister(m.conns, m.tunnels, m.opened, m.rejected, m.wait, m.goaways, m.kaCloses, m.leaks, m.bodyFull, m.retries, m.ejected, m.up, m.checks, m.connReqs, m.connLife, m.probes, m.ejectLen, m.resolutions, m)
 		for _, v := range m.admin.vecs() {
 			reg.MustRegister(v)
 		}
@@ -211,8 +211,8 @@ func (bm *backendMetrics) rejected(reason string) {
 
 func (bm *backendMetrics) waited(d time.Duration) { bm.wait.Observe(d.Seconds()) }
 
-// unbuffered counts a body streamed for want of retry_body_memory.
-func (bm *backendMetrics) unbuffered() { bm.m.unbuf.WithLabelValues(bm.name).Inc() }
+// bodyMemoryFull counts a body that found retry_body_memory full.
+func (bm *backendMetrics) bodyMemoryFull() { bm.m.bodyFull.WithLabelValues(bm.name).Inc() }
 
 // retried counts a retry; reasons are a fixed token set.
 func (bm *backendMetrics) retried(reason string) { bm.m.retries.WithLabelValues(bm.name, reason).Inc() }

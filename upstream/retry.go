@@ -108,6 +108,21 @@ func (heldBody) HeldWhole()   {}
 
 var _ client.HeldBody = heldBody{}
 
+// partBody is a body of unknown length past the limit: what was read of
+// it, then the rest. It is as sole as the body it continues
+// (client.SoleBody).
+type partBody struct {
+	io.Reader
+	rc io.ReadCloser
+}
+
+func (b *partBody) Close() error { return b.rc.Close() }
+
+func (b *partBody) Sole() bool {
+	s, ok := b.rc.(client.SoleBody)
+	return ok && s.Sole()
+}
+
 // bodyMemory counts the bytes of request bodies a backend holds for
 // retries at once, against retry_body_memory.
 type bodyMemory struct{ used atomic.Int64 }
@@ -127,8 +142,13 @@ func (m *bodyMemory) take(n, max int64) bool {
 
 func (m *bodyMemory) give(n int64) { m.used.Add(-n) }
 
-// prepareReplay is readReplay within the backend's retry_body_memory; a
-// body it has no room for is streamed, and counted.
+// prepareReplay is readReplay within the backend's retry_body_memory. A
+// body it has no room for is counted; an HTTP/1.1 client's is streamed
+// (client.SoleBody: the h2c client still caps it), any other's fails with
+// ErrBodyMemoryFull: streamed uncapped, it and others like it could take
+// every Tomcat thread, each servlet waiting for a body the connection's
+// window holds back, and holding it unread would hold the client's
+// connection credit that its other streams may need.
 func (b *Backend) prepareReplay(req *http.Request, cfg *Config) (*replay, io.ReadCloser, bool, error) {
 	full := false
 	rp, body, replayable, err := readReplay(req, cfg.RetryBodyLimit, func(n int64) bool {
@@ -139,7 +159,10 @@ func (b *Backend) prepareReplay(req *http.Request, cfg *Config) (*replay, io.Rea
 		return false
 	})
 	if full {
-		b.obs.unbuffered()
+		b.obs.bodyMemoryFull()
+		if s, ok := body.(client.SoleBody); !ok || !s.Sole() {
+			return nil, nil, false, ErrBodyMemoryFull
+		}
 	}
 	return rp, body, replayable, err
 }
@@ -189,10 +212,7 @@ func readReplay(req *http.Request, limit int64, take func(int64) bool) (*replay,
 	}
 	if int64(len(buf)) > limit {
 		give(want)
-		return nil, struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}, false, nil
+		return nil, &partBody{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}, false, nil
 	}
 	give(want - int64(len(buf)))
 	req.Body.Close()

@@ -63,6 +63,9 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 	if st.cfg.Retries > 0 {
 		var err error
 		if rp, reqBody, replayable, err = b.prepareReplay(req, &st.cfg); err != nil {
+			if err == ErrBodyMemoryFull {
+				return nil, err
+			}
 			return nil, clientGone(fmt.Errorf("reading request body: %w", err))
 		}
 		if rp != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"testing"
 	"testing/synctest"
@@ -78,17 +79,33 @@ type heldBody struct{ *bytes.Reader }
 func (heldBody) HeldWhole()   {}
 func (heldBody) Close() error { return nil }
 
-// TestMaxBodyStreamsHeldBody: a body held whole in memory takes a token
-// whatever its length, and whether its length is known; a body as long
-// that is not held goes at once.
+// soleBody is a body whose client sends nothing else meanwhile, as an
+// HTTP/1.1 client's, when sole.
+type soleBody struct {
+	*bytes.Reader
+	sole bool
+}
+
+func (b soleBody) Sole() bool { return b.sole }
+func (soleBody) Close() error { return nil }
+
+// TestMaxBodyStreamsHeldBody: a body held whole in memory, or whose client
+// sends nothing else meanwhile, takes a token whatever its length, and
+// whether its length is known; a body as long that is neither (an HTTP/2
+// client's, streamed) goes at once.
 func TestMaxBodyStreamsHeldBody(t *testing.T) {
+	held := func(b []byte) io.Reader { return heldBody{bytes.NewReader(b)} }
+	sole := func(b []byte) io.Reader { return soleBody{bytes.NewReader(b), true} }
 	for _, tt := range []struct {
 		name  string
+		body  func([]byte) io.Reader
 		n     int
 		known bool
 	}{
-		{"over MaxCappedBody", 200 << 10, true},
-		{"unknown length", 1000, false},
+		{"held, over MaxCappedBody", held, 200 << 10, true},
+		{"held, unknown length", held, 1000, false},
+		{"sole, over MaxCappedBody", sole, 200 << 10, true},
+		{"sole, unknown length", sole, 1000, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -98,15 +115,17 @@ func TestMaxBodyStreamsHeldBody(t *testing.T) {
 				first := goRoundTrip(c, postN(ctx, 1000))
 				id1 := f.headers().streamID
 				f.readData(id1, 1000)
-				held, _ := http.NewRequestWithContext(ctx, "POST", "http://backend/echo", heldBody{bytes.NewReader(make([]byte, tt.n))})
+				held, _ := http.NewRequestWithContext(ctx, "POST", "http://backend/echo", tt.body(make([]byte, tt.n)))
+				held.ContentLength = int64(tt.n)
 				if !tt.known {
 					held.ContentLength = -1
 				}
 				second := goRoundTrip(c, held)
 				synctest.Wait()
 				f.noFrame(http2.FrameHeaders)
-				// As long, not held: not capped.
-				other := postN(ctx, tt.n)
+				// As long, neither held nor sole: not capped.
+				other, _ := http.NewRequestWithContext(ctx, "POST", "http://backend/echo", soleBody{bytes.NewReader(make([]byte, tt.n)), false})
+				other.ContentLength = int64(tt.n)
 				if !tt.known {
 					other.ContentLength = -1
 				}

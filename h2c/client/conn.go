@@ -89,15 +89,17 @@ type Config struct {
 	// block.
 	OnWindowLeak func(WindowLeak)
 	// MaxBodyStreams caps the streams open at once that carry a request
-	// body held whole in memory (HeldBody) or of known length up to
+	// body held whole in memory (HeldBody), from a client that sends
+	// nothing else meanwhile (SoleBody), or of known length up to
 	// MaxCappedBody; more wait for one to end, holding their slot. Zero
 	// means no cap. Tomcat gives each stream with a body two buffers of
 	// its initialWindowSize until the stream ends, whatever the body's
 	// size, and a servlet reading a body holds one of its threads while
 	// it waits for the bytes, which the connection window may be full of
 	// for streams still queued for a thread: the cap bounds both.
-	// Other bodies are not capped: their callers stream them from their
-	// clients, and a wait would hold those clients' flow-control credit.
+	// Other bodies are not capped: their callers stream them from HTTP/2
+	// or HTTP/3 clients, and a wait would hold flow-control credit those
+	// clients' other streams may need.
 	MaxBodyStreams int
 }
 
@@ -114,14 +116,29 @@ type HeldBody interface {
 	HeldWhole()
 }
 
+// SoleBody is a request body whose client sends nothing else while the
+// request waits (Sole true: an HTTP/1.1 client, one request at a time on
+// a connection of its own). A stream waiting for a MaxBodyStreams token
+// with one holds back no other request's bytes, only its own client's,
+// so it is capped whatever its length. An HTTP/2 client's body is not
+// sole: bytes of it left unread hold connection credit the client's
+// other streams may need.
+type SoleBody interface {
+	Sole() bool
+}
+
 // capsBody reports whether a request body of length cl (outgoingLength)
 // takes a MaxBodyStreams token.
 func capsBody(body io.Reader, cl int64) bool {
-	if cl == 0 {
+	switch b := body.(type) {
+	case nil:
 		return false
-	}
-	if _, ok := body.(HeldBody); ok {
-		return true
+	case HeldBody:
+		return cl != 0
+	case SoleBody:
+		if cl != 0 && b.Sole() {
+			return true
+		}
 	}
 	return cl > 0 && cl <= MaxCappedBody
 }

@@ -263,7 +263,7 @@ func TestDefaults(t *testing.T) {
 		b.H2C != (upstream.H2CConfig{ConnsPerServer: 2, MaxStreamsPerConn: 100, MaxBodyStreamsPerConn: 6, PingInterval: 30 * time.Second, PingTimeout: 5 * time.Second}) || b.H1 != (upstream.H1Config{ConnsPerServer: 64, IdleTimeout: 90 * time.Second, MaxTunnels: 1024}) ||
 		b.Queue != (upstream.QueueConfig{MaxPending: 10000, Timeout: 5 * time.Second}) ||
 		b.ConnectTimeout != 2*time.Second || b.ResponseHeaderTimeout != 30*time.Second || b.IdleTimeout != 60*time.Second || b.TotalTimeout != 0 ||
-		b.Retries != 2 || b.RetryBodyLimit != 1<<20 || b.RetryBodyMemory != 256<<20 || b.IdempotentMethods != nil ||
+		b.Retries != 2 || b.RetryBodyLimit != 16<<20 || b.RetryBodyMemory != 256<<20 || b.IdempotentMethods != nil ||
 		b.Health != (upstream.HealthConfig{Path: "/", Method: "GET", ExpectStatus: 200, Interval: time.Second, Timeout: time.Second, Fall: 2, Rise: 2, SlowStart: 10 * time.Second}) ||
 		b.Passive != (upstream.PassiveConfig{ConsecutiveFailures: 5, EjectFor: 10 * time.Second, MaxEjectFor: 5 * time.Minute, MaxEjectedPercent: 50, ProbeInterval: time.Second}) ||
 		b.Name != "tomcat" || b.DrainTimeout != 30*time.Second {
