@@ -153,7 +153,9 @@ func (b *Backend) presend(c *pconn, req *http.Request, info *RequestInfo) {
 	if info != nil && info.Header != nil {
 		out.Header, order = info.Header.Map(), info.Header.Order()
 	}
-	h.PresendOrder(&out, order)
+	if h.PresendOrder(&out, order) == nil {
+		c.handedOn.Store(true)
+	}
 }
 
 func anyOpen(servers []*Server) bool {

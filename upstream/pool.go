@@ -106,7 +106,12 @@ type pconn struct {
 	// (windowLeaked): retired by Sluice, not the server, it is closed
 	// here once its last request is done.
 	leaked atomic.Bool
-	pool   *pool
+	// handedOn is set when the end of an answer on this HTTP/1.1
+	// connection handed it to a queued request and wrote that request's
+	// head (Backend.presend); the finished request's body.Close clears
+	// it and yields (see yieldAfterHandOver).
+	handedOn atomic.Bool
+	pool     *pool
 	// id names the connection in access logs, unique in the process.
 	id uint64
 	// dialStart is when the dial began. Unlike opened it is written

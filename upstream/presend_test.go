@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,4 +211,55 @@ func TestQueueNoEarlyRequestForTryingWaiter(t *testing.T) {
 		t.Errorf("after wake: token %d, slot handed %v; want 1, true", len(w.ch), w.c == slot)
 	}
 	q.timer.Stop()
+}
+
+// TestHandOverYields: the request whose answer's end hands its HTTP/1.1
+// connection to a queued request, with that request's head written on
+// it, yields once as its body closes; a request whose connection goes
+// back idle does not, nor does one on h2c (no head is written for the
+// waiter there).
+func TestHandOverYields(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		proto  string
+		queued int
+		want   int64
+	}{
+		{name: "h1, one queued", proto: H1, queued: 1, want: 1},
+		{name: "h1, none queued", proto: H1, queued: 0, want: 0},
+		{name: "h2c, one queued", proto: H2C, queued: 1, want: 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var yields atomic.Int64
+			yieldAfterHandOver = func() { yields.Add(1) }
+			t.Cleanup(func() { yieldAfterHandOver = runtime.Gosched })
+			fs, b := newOneConn(t, tt.proto)
+			errs := make(chan error, tt.queued+1)
+			send := func(seq int, path string) {
+				_, body, err := get(context.Background(), b, path, http.Header{"X-Seq": {strconv.Itoa(seq)}})
+				if err == nil && body != "ok" {
+					err = fmt.Errorf("request %d: body %q, want ok", seq, body)
+				}
+				errs <- err
+			}
+			go send(0, "/block")
+			<-fs.arrivals
+			for i := 1; i <= tt.queued; i++ {
+				go send(i, "/")
+				gatewaytest.WaitFor(t, 5*time.Second, "request queued", func() bool { return b.q.len() == i })
+			}
+			close(fs.release)
+			for range tt.queued + 1 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range tt.queued {
+				<-fs.arrivals
+			}
+			if got := yields.Load(); got != tt.want {
+				t.Errorf("yields %d, want %d", got, tt.want)
+			}
+		})
+	}
 }
