@@ -291,11 +291,11 @@ func (b *body) Close() error {
 // the caller, whose answer has ended and whose HTTP/1.1 connection went
 // on, with the next queued request's head written on it, to that
 // request. Answers come in on many connections in one network poll;
-// yielding here makes their goroutines write their next requests close
-// together before any of them goes on to write to its client, so the
-// server's poller finds several requests per wake-up instead of one
-// (BENCHMARKS.md, thirteenth session: Tomcat's CPU per request behind
-// the pool fell by about a fifth). A variable for tests.
+// yielding here has their goroutines hand their connections over before
+// any of them goes on to write to its client, so the next requests reach
+// the server closer together. Measured, that made Tomcat's CPU per
+// request behind the pool about a fifth lower (BENCHMARKS.md, thirteenth
+// session). A variable for tests.
 var yieldAfterHandOver = runtime.Gosched
 
 type upgradedBody struct {
