@@ -147,9 +147,53 @@ func TestMedianAndTable(t *testing.T) {
 		"| h3 | nginx | n/a: nginx 1.22 has no HTTP/3 | — |",
 		"| sluice | h1 | 10,000 | 9990 | 9990 | 10.0 | 19.8 | 1.0 |",
 		"| sluice | h1 | 50,000 | not run: RLIMIT_NOFILE hard limit 20000 < 50200 fds needed |",
+		// Paired by round: only round 1 has both; nginx's CPU per request is 0.5.
+		"| h2c | nginx | 1 | 0.25 → 0.25 | 1.00 → 1.00 | 2.00 → 2.00 |",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("table lacks %q:\n%s", want, s)
 		}
+	}
+	for _, bad := range []string{"| h2c | caddy | 1 |", "| h3 | nginx | 1 |", "| h2c | sluice | 2 |"} {
+		if strings.Contains(s, bad) {
+			t.Errorf("paired table has %q, a peer without an ok round or Sluice itself:\n%s", bad, s)
+		}
+	}
+}
+
+// TestPairedRounds: rounds pair by number (10 after 9), a round that
+// failed on either side is left out, and an unknown ratio shows as "—"
+// without moving the median.
+func TestPairedRounds(t *testing.T) {
+	dir := t.TempDir()
+	raw := "round\tbackend\tscenario\tpeer\tstatus\trps\tp50_ms\tp99_ms\trequests\terrors\tproxy_cpu_s\tnote\n"
+	add := func(round int, peer, status string, rps, p99, cpu float64) {
+		raw += fmt.Sprintf("%d\tfast\th1-keepalive\t%s\t%s\t%g\t1\t%g\t%g\t0\t%g\t\n", round, peer, status, rps, p99, rps*10, cpu)
+	}
+	for r := 1; r <= 10; r++ {
+		add(r, "sluice", "ok", 100*float64(r), 10, 1)
+		status := "ok"
+		if r == 3 {
+			status = "noisy"
+		}
+		add(r, "haproxy-h2", status, 50*float64(r), 20, 0.25)
+	}
+	// Round 10's peer CPU unknown (its proc sample failed): ratio "—".
+	raw = strings.Replace(raw, "10\tfast\th1-keepalive\thaproxy-h2\tok\t500\t1\t20\t5000\t0\t0.25", "10\tfast\th1-keepalive\thaproxy-h2\tok\t500\t1\t20\t5000\t0\t-", 1)
+	if err := os.WriteFile(filepath.Join(dir, "raw.tsv"), []byte(raw), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := writeTables(&out, dir); err != nil {
+		t.Fatal(err)
+	}
+	want := "| h1-keepalive | haproxy-h2 | 9 | 2.00, 2.00, 2.00, 2.00, 2.00, 2.00, 2.00, 2.00, 2.00 → 2.00 | 0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.50 → 0.50 | 2.00, 2.00, 2.00, 2.00, 2.00, 2.00, 2.00, 2.00, — → 2.00 |"
+	if !strings.Contains(out.String(), want) {
+		t.Fatalf("paired table lacks\n%s\nin:\n%s", want, out.String())
+	}
+	rs := []string{"10", "2", "9", "1"}
+	sortRounds(rs)
+	if strings.Join(rs, " ") != "1 2 9 10" {
+		t.Fatalf("sortRounds: %v", rs)
 	}
 }

@@ -183,6 +183,7 @@ func writeTables(w io.Writer, dir string) error {
 	peerOrder := peers.order
 
 	cells := map[[3]string]*cell{}
+	perRound := map[[4]string]roundVals{} // {backend, scenario, peer, round}: its last ok run
 	seen := func(order *[]string, id string) {
 		for _, x := range *order {
 			if x == id {
@@ -217,6 +218,7 @@ func writeTables(w io.Writer, dir string) error {
 			continue
 		}
 		c.ok++
+		perRound[[4]string{r["backend"], r["scenario"], r["peer"], r["round"]}] = roundOf(r)
 		for _, k := range numeric {
 			if v, ok := r.num(k); ok && v >= 0 {
 				c.cols[k] = append(c.cols[k], v)
@@ -287,6 +289,7 @@ func writeTables(w io.Writer, dir string) error {
 			}
 		}
 		writeSluiceCounters(w, b, scenarioOrder, cells, func(s string) string { return name(scenarioLabel, s) })
+		writePaired(w, b, scenarioOrder, peerOrder, perRound, func(s string) string { return name(scenarioLabel, s) }, peerName)
 	}
 
 	idle, _, err := readTSV(filepath.Join(dir, "idle.tsv"))
@@ -353,4 +356,102 @@ func mustNum(r row, k string) float64 {
 		return math.NaN()
 	}
 	return v
+}
+
+// roundVals is what one ok run measured, for the paired ratios.
+type roundVals struct {
+	rps, p99, cpu float64 // cpu: proxy CPU seconds per 10k requests; NaN when unknown
+}
+
+func roundOf(r row) roundVals {
+	v := roundVals{rps: mustNum(r, "rps"), p99: mustNum(r, "p99_ms"), cpu: math.NaN()}
+	if cpu, ok := r.num("proxy_cpu_s"); ok {
+		if rq, ok := r.num("requests"); ok && rq > 0 {
+			v.cpu = cpu / rq * 10000
+		}
+	}
+	return v
+}
+
+// writePaired adds, under a backend's table, Sluice ÷ each peer round by
+// round: the runs of one round are back to back, so on a box whose speed
+// drifts a round's ratio is steadier than the ratio of two medians, and
+// the spread of the rounds shows how far one run's verdict can be trusted.
+// Only rounds in which both Sluice and the peer have an ok run count.
+func writePaired(w io.Writer, backend string, scenarios, peers []string, perRound map[[4]string]roundVals, scenarioName, peerName func(string) string) {
+	rounds := map[[2]string][]string{} // {scenario, peer} → rounds, in order
+	for k := range perRound {
+		if k[0] == backend {
+			sk := [2]string{k[1], k[2]}
+			rounds[sk] = append(rounds[sk], k[3])
+		}
+	}
+	var lines []string
+	for _, s := range scenarios {
+		for _, p := range peers {
+			if p == "sluice" {
+				continue
+			}
+			var rps, p99, cpu []float64
+			rs := rounds[[2]string{s, p}]
+			sortRounds(rs)
+			for _, rd := range rs {
+				sl, ok := perRound[[4]string{backend, s, "sluice", rd}]
+				if !ok {
+					continue
+				}
+				pv := perRound[[4]string{backend, s, p, rd}]
+				rps = append(rps, ratio(sl.rps, pv.rps))
+				p99 = append(p99, ratio(sl.p99, pv.p99))
+				cpu = append(cpu, ratio(sl.cpu, pv.cpu))
+			}
+			if len(rps) == 0 {
+				continue
+			}
+			lines = append(lines, fmt.Sprintf("| %s | %s | %d | %s | %s | %s |", scenarioName(s), peerName(p), len(rps), fmtRatios(rps), fmtRatios(p99), fmtRatios(cpu)))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nSluice ÷ peer round by round (each round's runs are back to back; the rounds in order, then their median):")
+	fmt.Fprintln(w, "\n| scenario | peer | rounds | req/s | p99 | proxy CPU per request |")
+	fmt.Fprintln(w, "|---|---|--:|---|---|---|")
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+}
+
+// sortRounds orders round numbers numerically (10 after 9).
+func sortRounds(rs []string) {
+	sort.Slice(rs, func(i, j int) bool {
+		a, errA := strconv.Atoi(rs[i])
+		b, errB := strconv.Atoi(rs[j])
+		if errA != nil || errB != nil {
+			return rs[i] < rs[j]
+		}
+		return a < b
+	})
+}
+
+// ratio is a ÷ b, NaN when either is unknown or b is not positive.
+func ratio(a, b float64) float64 {
+	if math.IsNaN(a) || math.IsNaN(b) || a < 0 || b <= 0 {
+		return math.NaN()
+	}
+	return a / b
+}
+
+// fmtRatios is "0.81, 0.86 → 0.84": each round's ratio, then the median
+// of those known; "—" stands for a round without one.
+func fmtRatios(v []float64) string {
+	parts := make([]string, len(v))
+	var known []float64
+	for i, x := range v {
+		parts[i] = fmtNum(x, 2)
+		if !math.IsNaN(x) {
+			known = append(known, x)
+		}
+	}
+	return strings.Join(parts, ", ") + " → " + fmtNum(median(known), 2)
 }
