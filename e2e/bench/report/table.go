@@ -161,6 +161,7 @@ type cell struct {
 	failures  []string
 	na        string // status "n/a": the peer cannot run this scenario, and why
 	cols      map[string][]float64
+	rounds    map[string]roundVals // by round: the last ok run's, for the paired ratios
 }
 
 func (c *cell) med(k string) float64 { return median(c.cols[k]) }
@@ -183,7 +184,6 @@ func writeTables(w io.Writer, dir string) error {
 	peerOrder := peers.order
 
 	cells := map[[3]string]*cell{}
-	perRound := map[[4]string]roundVals{} // {backend, scenario, peer, round}: its last ok run
 	seen := func(order *[]string, id string) {
 		for _, x := range *order {
 			if x == id {
@@ -201,7 +201,7 @@ func writeTables(w io.Writer, dir string) error {
 		k := [3]string{r["backend"], r["scenario"], r["peer"]}
 		c := cells[k]
 		if c == nil {
-			c = &cell{cols: map[string][]float64{}}
+			c = &cell{cols: map[string][]float64{}, rounds: map[string]roundVals{}}
 			cells[k] = c
 		}
 		if r["status"] == "n/a" {
@@ -218,17 +218,15 @@ func writeTables(w io.Writer, dir string) error {
 			continue
 		}
 		c.ok++
-		perRound[[4]string{r["backend"], r["scenario"], r["peer"], r["round"]}] = roundOf(r)
+		c.rounds[r["round"]] = roundOf(r)
 		for _, k := range numeric {
 			if v, ok := r.num(k); ok && v >= 0 {
 				c.cols[k] = append(c.cols[k], v)
 			}
 		}
-		if rq, ok := r.num("requests"); ok && rq > 0 {
-			for from, to := range perReq {
-				if cpu, ok := r.num(from); ok {
-					c.cols[to] = append(c.cols[to], cpu/rq*10000)
-				}
+		for from, to := range perReq {
+			if v, ok := per10k(r, from); ok {
+				c.cols[to] = append(c.cols[to], v)
 			}
 		}
 	}
@@ -289,7 +287,7 @@ func writeTables(w io.Writer, dir string) error {
 			}
 		}
 		writeSluiceCounters(w, b, scenarioOrder, cells, func(s string) string { return name(scenarioLabel, s) })
-		writePaired(w, b, scenarioOrder, peerOrder, perRound, func(s string) string { return name(scenarioLabel, s) }, peerName)
+		writePaired(w, b, scenarioOrder, peerOrder, cells, func(s string) string { return name(scenarioLabel, s) }, peerName)
 	}
 
 	idle, _, err := readTSV(filepath.Join(dir, "idle.tsv"))
@@ -365,12 +363,20 @@ type roundVals struct {
 
 func roundOf(r row) roundVals {
 	v := roundVals{rps: mustNum(r, "rps"), p99: mustNum(r, "p99_ms"), cpu: math.NaN()}
-	if cpu, ok := r.num("proxy_cpu_s"); ok {
-		if rq, ok := r.num("requests"); ok && rq > 0 {
-			v.cpu = cpu / rq * 10000
-		}
+	if cpu, ok := per10k(r, "proxy_cpu_s"); ok {
+		v.cpu = cpu
 	}
 	return v
+}
+
+// per10k is column k of r per 10k of its requests.
+func per10k(r row, k string) (float64, bool) {
+	rq, ok := r.num("requests")
+	if !ok || rq <= 0 {
+		return 0, false
+	}
+	v, ok := r.num(k)
+	return v / rq * 10000, ok
 }
 
 // writePaired adds, under a backend's table, Sluice ÷ each peer round by
@@ -378,32 +384,28 @@ func roundOf(r row) roundVals {
 // drifts a round's ratio is steadier than the ratio of two medians, and
 // the spread of the rounds shows how far one run's verdict can be trusted.
 // Only rounds in which both Sluice and the peer have an ok run count.
-func writePaired(w io.Writer, backend string, scenarios, peers []string, perRound map[[4]string]roundVals, scenarioName, peerName func(string) string) {
-	rounds := map[[2]string][]string{} // {scenario, peer} → rounds, in order
-	for k := range perRound {
-		if k[0] == backend {
-			sk := [2]string{k[1], k[2]}
-			rounds[sk] = append(rounds[sk], k[3])
-		}
-	}
+func writePaired(w io.Writer, backend string, scenarios, peers []string, cells map[[3]string]*cell, scenarioName, peerName func(string) string) {
 	var lines []string
 	for _, s := range scenarios {
+		sl := cells[[3]string{backend, s, "sluice"}]
 		for _, p := range peers {
-			if p == "sluice" {
+			c := cells[[3]string{backend, s, p}]
+			if p == "sluice" || sl == nil || c == nil {
 				continue
 			}
-			var rps, p99, cpu []float64
-			rs := rounds[[2]string{s, p}]
-			sortRounds(rs)
-			for _, rd := range rs {
-				sl, ok := perRound[[4]string{backend, s, "sluice", rd}]
-				if !ok {
-					continue
+			var rs []string
+			for rd := range c.rounds {
+				if _, ok := sl.rounds[rd]; ok {
+					rs = append(rs, rd)
 				}
-				pv := perRound[[4]string{backend, s, p, rd}]
-				rps = append(rps, ratio(sl.rps, pv.rps))
-				p99 = append(p99, ratio(sl.p99, pv.p99))
-				cpu = append(cpu, ratio(sl.cpu, pv.cpu))
+			}
+			sortRounds(rs)
+			var rps, p99, cpu []float64
+			for _, rd := range rs {
+				sv, pv := sl.rounds[rd], c.rounds[rd]
+				rps = append(rps, ratio(sv.rps, pv.rps))
+				p99 = append(p99, ratio(sv.p99, pv.p99))
+				cpu = append(cpu, ratio(sv.cpu, pv.cpu))
 			}
 			if len(rps) == 0 {
 				continue
