@@ -249,6 +249,7 @@ func writeTables(w io.Writer, dir string) error {
 		}
 		fmt.Fprintf(w, "\n#### Backend: %s\n\n", name(backendLabel, b))
 		peerName := func(id string) string { return peers.name(b, id) }
+		scenarioName := func(s string) string { return name(scenarioLabel, s) }
 		fmt.Fprintln(w, "| scenario | peer | req/s | Sluice ÷ peer | p50 ms | p99 ms | errors | backend conns opened | backend TIME_WAIT | proxy CPU s / 10k req | backend CPU s / 10k req | proxy peak RSS MiB | runs used | other procs CPU s (max) |")
 		fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 		for _, s := range scenarioOrder {
@@ -260,7 +261,7 @@ func writeTables(w io.Writer, dir string) error {
 				}
 				runs := fmt.Sprintf("%d/%d", c.ok, c.total)
 				if c.total == 0 && c.na != "" {
-					fmt.Fprintf(w, "| %s | %s | n/a: %s | — | — | — | — | — | — | — | — | — | — | — |\n", name(scenarioLabel, s), peerName(p), strings.ReplaceAll(c.na, "|", "/"))
+					fmt.Fprintf(w, "| %s | %s | n/a: %s | — | — | — | — | — | — | — | — | — | — | — |\n", scenarioName(s), peerName(p), strings.ReplaceAll(c.na, "|", "/"))
 					continue
 				}
 				if c.ok == 0 {
@@ -268,7 +269,7 @@ func writeTables(w io.Writer, dir string) error {
 					if len(c.failures) > 0 {
 						why = "FAILED: " + strings.ReplaceAll(c.failures[0], "|", "/")
 					}
-					fmt.Fprintf(w, "| %s | %s | %s | — | — | — | — | — | — | — | — | — | %s | — |\n", name(scenarioLabel, s), peerName(p), why, runs)
+					fmt.Fprintf(w, "| %s | %s | %s | — | — | — | — | — | — | — | — | — | %s | — |\n", scenarioName(s), peerName(p), why, runs)
 					continue
 				}
 				ratio := "—"
@@ -278,7 +279,7 @@ func writeTables(w io.Writer, dir string) error {
 					}
 				}
 				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-					name(scenarioLabel, s), peerName(p),
+					scenarioName(s), peerName(p),
 					fmtInt(c.med("rps")), ratio,
 					fmtNum(c.med("p50_ms"), 1), fmtNum(c.med("p99_ms"), 1),
 					fmtInt(c.med("errors")), fmtInt(c.med("backend_syns")), fmtInt(c.med("backend_tw")),
@@ -286,8 +287,8 @@ func writeTables(w io.Writer, dir string) error {
 					runs, fmtNum(maxOf(c.cols["other_cpu_s"]), 1))
 			}
 		}
-		writeSluiceCounters(w, b, scenarioOrder, cells, func(s string) string { return name(scenarioLabel, s) })
-		writePaired(w, b, scenarioOrder, peerOrder, cells, func(s string) string { return name(scenarioLabel, s) }, peerName)
+		writeSluiceCounters(w, b, scenarioOrder, cells, scenarioName)
+		writePaired(w, b, scenarioOrder, peerOrder, cells, scenarioName, peerName)
 	}
 
 	idle, _, err := readTSV(filepath.Join(dir, "idle.tsv"))
