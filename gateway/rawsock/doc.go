@@ -13,7 +13,13 @@
 // A connection whose operation would block (a keep-alive client's next
 // request, a slow client, a large answer) is registered then, once, and
 // waits on the poller like any other: through an os.File over the same
-// descriptor, which carries the deadlines set so far.
+// descriptor, which carries the deadlines set so far. Its writes still try
+// the bare descriptor first and go through the file only for what the
+// send buffer did not take: a send that never waits, made with
+// RawSyscall, keeps the goroutine's P out of the runtime's syscall state
+// (which sysmon hands to another thread when the send is slow) and takes
+// no file lock (except under -race, whose detector orders a write with
+// the peer's read only through the file).
 //
 // Who owns what: rawsock starts no goroutine and owns no socket side. A
 // Conn's reads and writes belong to its callers, as a net.Conn's do; the

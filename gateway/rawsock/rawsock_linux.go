@@ -320,9 +320,16 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 // Write writes p to the socket; only what does not fit in its send
-// buffer registers the connection and waits.
+// buffer registers the connection and waits. A registered connection's
+// write is tried on the bare descriptor too (it is non-blocking): a raw
+// send neither enters the runtime's syscall state, where sysmon would
+// hand the P to another thread when the send is slow, nor takes the
+// file's write lock.
 func (c *Conn) Write(p []byte) (int, error) {
-	if r := c.file.Load(); r != nil {
+	r := c.file.Load()
+	if r != nil && raceEnabled {
+		// The race detector orders a write with the peer's read
+		// only through the file's.
 		n, err := r.f.Write(p)
 		return n, c.opError("write", err)
 	}
@@ -344,7 +351,10 @@ func (c *Conn) Write(p []byte) (int, error) {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			r, err := c.register()
+			var err error
+			if r == nil {
+				r, err = c.register()
+			}
 			c.decref()
 			if err != nil {
 				return done, c.opError("write", err)

@@ -68,6 +68,19 @@ func waitRegistered(c *Conn) {
 	}
 }
 
+// pairSendingLate is a pair whose first byte ("a") is read at once and
+// whose client sends the second ("b") only once a read waits for it.
+func pairSendingLate(t *testing.T) (*Conn, net.Conn) {
+	t.Helper()
+	c, cl := pair(t, listen(t), "a")
+	c.Read(make([]byte, 1))
+	go func() {
+		waitRegistered(c)
+		cl.Write([]byte("b"))
+	}()
+	return c, cl
+}
+
 // TestServedBare: a connection whose request is there when it is accepted
 // and whose answer fits the send buffer is read, answered and closed
 // without ever being registered with the poller; the client gets the
@@ -231,16 +244,66 @@ func TestLargeWrite(t *testing.T) {
 	}
 }
 
+// TestRegisteredWritesBare: once registered, a write that fits the send
+// buffer still goes out on the bare descriptor (not through the file,
+// whose write deadline the test sets to the past behind the Conn's back);
+// what does not fit goes through the file and waits there. Under -race
+// every write of a registered connection goes through the file.
+func TestRegisteredWritesBare(t *testing.T) {
+	c, cl := pairSendingLate(t)
+	if n, err := c.Read(make([]byte, 1)); n != 1 || err != nil {
+		t.Fatalf("Read = %d, %v", n, err)
+	}
+	r := c.file.Load()
+	if r == nil {
+		t.Fatal("not registered, though a read waited")
+	}
+	if err := r.f.SetWriteDeadline(time.Unix(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Write([]byte("answer"))
+	if raceEnabled {
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("-race: Write = %v, want the file's deadline", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("Write = %v, want it sent on the bare descriptor", err)
+	}
+	buf := make([]byte, 16)
+	if n, err := io.ReadFull(cl, buf[:6]); n != 6 || string(buf[:6]) != "answer" {
+		t.Fatalf("client read %q, %v", buf[:n], err)
+	}
+	// 16 MiB cannot fit: the rest goes through the file, whose
+	// deadline has passed.
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20)
+	n, err := c.Write(big)
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n == 0 || n == len(big) {
+		t.Fatalf("Write of 16 MiB = %d, %v; want part sent, then the file's deadline", n, err)
+	}
+	// With the deadline lifted, the rest waits for the client to read.
+	if err := c.SetWriteDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(cl)
+		got <- b
+	}()
+	if m, err := c.Write(big[n:]); m != len(big)-n || err != nil {
+		t.Fatalf("Write of the rest = %d, %v", m, err)
+	}
+	c.CloseWrite()
+	if b := <-got; !bytes.Equal(b, big) {
+		t.Fatalf("client got %d bytes, want the %d written in order", len(b), len(big))
+	}
+}
+
 // TestRawConnWaits: a RawConn callback that reports it would block is
 // called again, on the registered connection, once bytes came.
 func TestRawConnWaits(t *testing.T) {
-	l := listen(t)
-	c, cl := pair(t, l, "a")
-	c.Read(make([]byte, 1))
-	go func() {
-		waitRegistered(c)
-		cl.Write([]byte("b"))
-	}()
+	c, _ := pairSendingLate(t)
 	rc, _ := c.SyscallConn()
 	calls := 0
 	var got byte
