@@ -1,8 +1,10 @@
 // Package h2c holds what Sluice's cleartext HTTP/2 (prior knowledge)
 // connections share: how Sluice tells whether a server speaks h2c at all
-// (Probe), and the write coalescer (Coalesce) that sits under the upstream
+// (Probe), the write coalescer (Coalesce) that sits under the upstream
 // client connections (package h2c/client) and the gateway's HTTP/2 client
-// connections. Pooling, queueing and balancing live in upstream.
+// connections, and the raw socket reader (SockReader) an upstream
+// connection's reader goroutine reads through. Pooling, queueing and
+// balancing live in upstream.
 package h2c
 
 import (
