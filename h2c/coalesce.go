@@ -1,6 +1,7 @@
 package h2c
 
 import (
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -33,6 +34,9 @@ const (
 // connection holds no goroutine. At low load each Write costs a goroutine
 // start and nothing more; there is no timer and no waiting for company.
 //
+// The flusher writes a socket with raw system calls where it can
+// (sockWriterFor), for the reasons SockReader gives.
+//
 // Errors: the first write error is sticky. The flusher closes the socket
 // at once, so the connection's reader fails too, and every later Write
 // returns the error.
@@ -61,6 +65,7 @@ type coalescedConn struct {
 	closeDL     time.Time     // deadline for draining once closing
 	changed     chan struct{} // closed when room frees, err is set, the deadline moves or the flusher stops; nil if nobody waits
 	flushFn     func()        // c.flush, made once: "go c.flush()" would allocate a closure per start
+	out         io.Writer     // what the flusher writes through: the socket raw (sockWriterFor), or Conn
 }
 
 var _ net.Conn = (*coalescedConn)(nil)
@@ -72,7 +77,7 @@ var _ net.Conn = (*coalescedConn)(nil)
 func Coalesce(c net.Conn) net.Conn { return newCoalescedConn(c) }
 
 func newCoalescedConn(c net.Conn) *coalescedConn {
-	cc := &coalescedConn{Conn: c}
+	cc := &coalescedConn{Conn: c, out: sockWriterFor(c)}
 	cc.flushFn = cc.flush
 	return cc
 }
@@ -215,7 +220,7 @@ func (c *coalescedConn) flush() {
 		c.broadcastLocked()
 		c.mu.Unlock()
 
-		_, err := c.Conn.Write(batch)
+		_, err := c.out.Write(batch)
 
 		c.mu.Lock()
 		if err != nil {

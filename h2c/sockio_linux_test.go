@@ -3,6 +3,7 @@
 package h2c
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -33,19 +34,20 @@ func tcpPair(t *testing.T) (*net.TCPConn, net.Conn) {
 	return c.(*net.TCPConn), s
 }
 
-// TestSockReaderIsRaw: a TCP connection is read raw, except under -race;
-// anything else (no socket under it) is read as it is.
-func TestSockReaderIsRaw(t *testing.T) {
+// TestSockIsRaw: the reader and the flusher use a TCP connection raw,
+// except under -race; anything else (no socket under it) as it is.
+func TestSockIsRaw(t *testing.T) {
 	c, _ := tcpPair(t)
-	_, raw := SockReader(c).(*sockReader)
-	if raw == raceEnabled {
-		t.Fatalf("SockReader of a TCP connection raw = %v, want %v (-race: %v)", raw, !raceEnabled, raceEnabled)
+	_, rawR := SockReader(c).(*sockReader)
+	_, rawW := sockWriterFor(c).(*sockWriter)
+	if rawR == raceEnabled || rawW == raceEnabled {
+		t.Fatalf("TCP connection: reader raw %v, writer raw %v; want %v (-race: %v)", rawR, rawW, !raceEnabled, raceEnabled)
 	}
 	p, q := net.Pipe()
 	defer p.Close()
 	defer q.Close()
-	if r := SockReader(p); r != io.Reader(p) {
-		t.Fatalf("SockReader of a pipe = %T, want the pipe itself", r)
+	if r, w := SockReader(p), sockWriterFor(p); r != io.Reader(p) || w != io.Writer(p) {
+		t.Fatalf("pipe: reader %T, writer %T; want the pipe itself", r, w)
 	}
 }
 
@@ -105,5 +107,53 @@ func TestSockReaderReset(t *testing.T) {
 	var oe *net.OpError
 	if !errors.As(err, &oe) || !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("Read after a reset = %#v, want an *net.OpError with ECONNRESET", err)
+	}
+}
+
+// TestSockWriterWaits: what does not fit the send buffer waits for the
+// peer to read; all of it arrives, in order. Past the write deadline a
+// write that must wait ends with os.ErrDeadlineExceeded, having sent
+// what fitted.
+func TestSockWriterWaits(t *testing.T) {
+	c, s := tcpPair(t)
+	w := sockWriterFor(c)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
+	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	n, err := w.Write(big)
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n == len(big) {
+		t.Fatalf("Write nobody reads = %d, %v; want what fitted sent, then the deadline", n, err)
+	}
+	c.SetWriteDeadline(time.Time{})
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(s)
+		got <- b
+	}()
+	if m, err := w.Write(big[n:]); m != len(big)-n || err != nil {
+		t.Fatalf("Write of the rest = %d, %v", m, err)
+	}
+	c.CloseWrite()
+	if b := <-got; !bytes.Equal(b, big) {
+		t.Fatalf("peer got %d bytes, want the %d written, in order", len(b), len(big))
+	}
+}
+
+// TestSockWriterReset: writing to a connection the peer reset fails as
+// net's write would: an *net.OpError with the system call's error, and
+// no SIGPIPE.
+func TestSockWriterReset(t *testing.T) {
+	c, s := tcpPair(t)
+	w := sockWriterFor(c)
+	s.(*net.TCPConn).SetLinger(0)
+	s.Close()
+	var err error
+	// The reset may come in after the first write was taken.
+	for end := time.Now().Add(10 * time.Second); err == nil && time.Now().Before(end); {
+		_, err = w.Write([]byte("after the reset"))
+		time.Sleep(time.Millisecond)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		t.Fatalf("Write after a reset = %#v, want an *net.OpError with ECONNRESET or EPIPE", err)
 	}
 }

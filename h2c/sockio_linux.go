@@ -23,20 +23,29 @@ import (
 //
 // One goroutine reads at a time, as a bufio.Reader does.
 func SockReader(nc net.Conn) io.Reader {
-	if raceEnabled {
-		return nc
-	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nc
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConnOf(nc)
+	if rc == nil {
 		return nc
 	}
 	r := &sockReader{nc: nc, rc: rc}
 	r.fn = r.read
 	return r
+}
+
+// rawConnOf is the socket under nc for raw calls, or nil: none, or -race.
+func rawConnOf(nc net.Conn) syscall.RawConn {
+	if raceEnabled {
+		return nil
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
 
 type sockReader struct {
@@ -86,4 +95,68 @@ func (r *sockReader) read(fd uintptr) bool {
 		}
 		return true
 	}
+}
+
+// sockWriter writes to a socket with sendto(2) made with RawSyscall inside
+// the socket's RawConn.Write callback, for the coalescer's flusher: the
+// reader's reasons (SockReader), on the writing side. What the send
+// buffer does not take waits on the poller, under the socket's write
+// deadline, as nc.Write would.
+//
+// One goroutine writes at a time (the flusher).
+type sockWriter struct {
+	nc net.Conn
+	rc syscall.RawConn
+	fn func(uintptr) bool // w.send, bound once
+	// The current Write's bytes and progress, for fn.
+	p     []byte
+	done  int
+	errno syscall.Errno
+}
+
+// sockWriterFor returns what the coalescer's flusher writes nc through: a
+// sockWriter, or nc itself where there is no socket under it, or under
+// -race.
+func sockWriterFor(nc net.Conn) io.Writer {
+	rc := rawConnOf(nc)
+	if rc == nil {
+		return nc
+	}
+	w := &sockWriter{nc: nc, rc: rc}
+	w.fn = w.send
+	return w
+}
+
+func (w *sockWriter) Write(p []byte) (int, error) {
+	w.p, w.done, w.errno = p, 0, 0
+	err := w.rc.Write(w.fn)
+	n, errno := w.done, w.errno
+	w.p = nil
+	switch {
+	case err != nil:
+		return n, err
+	case errno != 0:
+		return n, &net.OpError{Op: "write", Net: "tcp", Source: w.nc.LocalAddr(), Addr: w.nc.RemoteAddr(), Err: os.NewSyscallError("write", errno)}
+	}
+	return n, nil
+}
+
+// send is the RawConn.Write callback: true once all is sent or an error
+// came; false to wait for room.
+func (w *sockWriter) send(fd uintptr) bool {
+	for w.done < len(w.p) {
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&w.p[w.done])), uintptr(len(w.p)-w.done),
+			syscall.MSG_NOSIGNAL, 0, 0)
+		switch errno {
+		case 0:
+			w.done += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			w.errno = errno
+			return true
+		}
+	}
+	return true
 }

@@ -9,3 +9,6 @@ import (
 
 // SockReader returns nc: the raw reads are Linux only.
 func SockReader(nc net.Conn) io.Reader { return nc }
+
+// sockWriterFor returns nc: the raw writes are Linux only.
+func sockWriterFor(nc net.Conn) io.Writer { return nc }
