@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/sluice-gw/sluice/upstream/sockio"
 )
 
 const (
@@ -35,7 +37,7 @@ const (
 // start and nothing more; there is no timer and no waiting for company.
 //
 // The flusher writes a socket with raw system calls where it can
-// (sockWriterFor), for the reasons SockReader gives.
+// (package sockio).
 //
 // Errors: the first write error is sticky. The flusher closes the socket
 // at once, so the connection's reader fails too, and every later Write
@@ -65,7 +67,7 @@ type coalescedConn struct {
 	closeDL     time.Time     // deadline for draining once closing
 	changed     chan struct{} // closed when room frees, err is set, the deadline moves or the flusher stops; nil if nobody waits
 	flushFn     func()        // c.flush, made once: "go c.flush()" would allocate a closure per start
-	out         io.Writer     // what the flusher writes through: the socket raw (sockWriterFor), or Conn
+	out         io.Writer     // what the flusher writes through: the socket by raw calls (sockio.Writer), or Conn
 }
 
 var _ net.Conn = (*coalescedConn)(nil)
@@ -77,7 +79,7 @@ var _ net.Conn = (*coalescedConn)(nil)
 func Coalesce(c net.Conn) net.Conn { return newCoalescedConn(c) }
 
 func newCoalescedConn(c net.Conn) *coalescedConn {
-	cc := &coalescedConn{Conn: c, out: sockWriterFor(c)}
+	cc := &coalescedConn{Conn: c, out: sockio.Writer(c)}
 	cc.flushFn = cc.flush
 	return cc
 }

@@ -1,11 +1,8 @@
 // Package h2c holds what Sluice's cleartext HTTP/2 (prior knowledge)
 // connections share: how Sluice tells whether a server speaks h2c at all
-// (Probe), the write coalescer (Coalesce) that sits under the upstream
+// (Probe), and the write coalescer (Coalesce) that sits under the upstream
 // client connections (package h2c/client) and the gateway's HTTP/2 client
-// connections, and the raw socket reads and writes (SockReader, which an
-// upstream connection's reader goroutine reads through, and the
-// coalescer's flusher). Pooling, queueing and
-// balancing live in upstream.
+// connections. Pooling, queueing and balancing live in upstream.
 package h2c
 
 import (

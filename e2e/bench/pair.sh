@@ -5,7 +5,7 @@
 # closed-loop runs of one peer after another move with the box's load;
 # BENCHMARKS.md, sixteenth session). Each round starts both builds fresh
 # with the bench's config (peers/sluice.yaml, h2c), each in front of a fast
-# backend of its own (bin/bench/fastbackend, two ports), and drives each
+# backend of its own (e2e/bench/fastbackend, two ports), and drives each
 # with h2load --h1, CONNS keep-alive clients at RPS requests/s each, for
 # a 3 s warm-up, then SECS s over which each process's CPU is read from
 # /proc/PID/stat. The two sides swap ports every round. Whatever else
@@ -14,11 +14,12 @@
 # round (req/s A, B; CPU µs per request A, B; B ÷ A), also to
 # OUT/pair.tsv, then the median of B ÷ A.
 # Env: ROUNDS [8], CONNS [1000], RPS [10] (per client), SECS [10],
+#      PROTOCOL [h2c] (h1: Sluice's HTTP/1.1 pool to the backends),
 #      PORT_BASE [20600], OUT [a new directory under /tmp].
 set -uo pipefail
 A=$(readlink -f "$1") B=$(readlink -f "$2")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd); P=${PORT_BASE:-20600}
-ROUNDS=${ROUNDS:-8} CONNS=${CONNS:-1000} RPS=${RPS:-10} SECS=${SECS:-10}
+ROUNDS=${ROUNDS:-8} CONNS=${CONNS:-1000} RPS=${RPS:-10} SECS=${SECS:-10} PROTOCOL=${PROTOCOL:-h2c}
 OUT=${OUT:-$(mktemp -d /tmp/pair.XXXXXX)}; mkdir -p "$OUT"; pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -37,7 +38,7 @@ HZ=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 config() { # listen admin backendA backendB
     sed -e '/^#H3 /d' -e "s#@H1_PORT@#$1#g" -e "s#@ADMIN_PORT@#$2#g" -e "s#@BACKEND_A@#$3#g" \
-        -e "s#@BACKEND_B@#$4#g" -e "s#@SLUICE_PROTOCOL@#h2c#g" "$REPO/e2e/bench/peers/sluice.yaml"
+        -e "s#@BACKEND_B@#$4#g" -e "s#@SLUICE_PROTOCOL@#$PROTOCOL#g" "$REPO/e2e/bench/peers/sluice.yaml"
 }
 rps() { grep -o 'finished in [^,]*, [0-9.]* req/s' "$1" | awk '{print $(NF-1)}'; }
 : >"$OUT/pair.tsv"

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/gateway/h1"
+	"github.com/sluice-gw/sluice/upstream/sockio"
 )
 
 // Config tunes the connections of one backend. Zero values pick defaults.
@@ -91,7 +92,9 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newConn(nc, addr, cfg), nil
+	// Reads and writes by raw calls (package sockio): one of each per
+	// request.
+	return newConn(sockio.Conn(nc), addr, cfg), nil
 }
 
 // newConn wraps an open connection.

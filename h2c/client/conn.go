@@ -36,6 +36,7 @@ import (
 
 	"github.com/sluice-gw/sluice/h2c"
 	"github.com/sluice-gw/sluice/h2c/hpack"
+	"github.com/sluice-gw/sluice/upstream/sockio"
 	"golang.org/x/net/http2"
 )
 
@@ -335,7 +336,7 @@ func NewConn(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 	c.cond.L = &c.mu
 	// Reads are buffered: the framer reads a frame header and then its
 	// payload, and one syscall should bring many frames.
-	c.br = bufio.NewReaderSize(h2c.SockReader(nc), readBufSize)
+	c.br = bufio.NewReaderSize(sockio.Reader(nc), readBufSize)
 	c.fr = http2.NewFramer(cnc, c.br)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(maxFrame)

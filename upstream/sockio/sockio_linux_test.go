@@ -1,6 +1,6 @@
 //go:build linux
 
-package h2c
+package sockio
 
 import (
 	"bytes"
@@ -34,28 +34,28 @@ func tcpPair(t *testing.T) (*net.TCPConn, net.Conn) {
 	return c.(*net.TCPConn), s
 }
 
-// TestSockIsRaw: the reader and the flusher use a TCP connection raw,
-// except under -race; anything else (no socket under it) as it is.
-func TestSockIsRaw(t *testing.T) {
+// TestRaw: a TCP connection is read and written raw, except under -race;
+// anything else (no socket under it) as it is.
+func TestRaw(t *testing.T) {
 	c, _ := tcpPair(t)
-	_, rawR := SockReader(c).(*sockReader)
-	_, rawW := sockWriterFor(c).(*sockWriter)
+	_, rawR := Reader(c).(*reader)
+	_, rawW := Writer(c).(*writer)
 	if rawR == raceEnabled || rawW == raceEnabled {
 		t.Fatalf("TCP connection: reader raw %v, writer raw %v; want %v (-race: %v)", rawR, rawW, !raceEnabled, raceEnabled)
 	}
 	p, q := net.Pipe()
 	defer p.Close()
 	defer q.Close()
-	if r, w := SockReader(p), sockWriterFor(p); r != io.Reader(p) || w != io.Writer(p) {
+	if r, w := Reader(p), Writer(p); r != io.Reader(p) || w != io.Writer(p) {
 		t.Fatalf("pipe: reader %T, writer %T; want the pipe itself", r, w)
 	}
 }
 
-// TestSockReaderReads: bytes already there, bytes a read waits for, and
+// TestReaderReads: bytes already there, bytes a read waits for, and
 // the end of stream, in order.
-func TestSockReaderReads(t *testing.T) {
+func TestReaderReads(t *testing.T) {
 	c, s := tcpPair(t)
-	r := SockReader(c)
+	r := Reader(c)
 	s.Write([]byte("first"))
 	buf := make([]byte, 64)
 	n, err := io.ReadFull(r, buf[:5])
@@ -76,11 +76,11 @@ func TestSockReaderReads(t *testing.T) {
 	}
 }
 
-// TestSockReaderWaitEnds: a read waiting for bytes ends with the
+// TestReaderWaitEnds: a read waiting for bytes ends with the
 // connection's read deadline, and with its Close, as net's read would.
-func TestSockReaderWaitEnds(t *testing.T) {
+func TestReaderWaitEnds(t *testing.T) {
 	c, _ := tcpPair(t)
-	r := SockReader(c)
+	r := Reader(c)
 	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 	if _, err := r.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Read past the deadline = %v, want os.ErrDeadlineExceeded", err)
@@ -95,11 +95,11 @@ func TestSockReaderWaitEnds(t *testing.T) {
 	}
 }
 
-// TestSockReaderReset: a connection the peer reset reads as net's would:
+// TestReaderReset: a connection the peer reset reads as net's would:
 // an *net.OpError carrying ECONNRESET.
-func TestSockReaderReset(t *testing.T) {
+func TestReaderReset(t *testing.T) {
 	c, s := tcpPair(t)
-	r := SockReader(c)
+	r := Reader(c)
 	// No linger: the peer's close sends a reset, not a FIN.
 	s.(*net.TCPConn).SetLinger(0)
 	s.Close()
@@ -110,13 +110,13 @@ func TestSockReaderReset(t *testing.T) {
 	}
 }
 
-// TestSockWriterWaits: what does not fit the send buffer waits for the
+// TestWriterWaits: what does not fit the send buffer waits for the
 // peer to read; all of it arrives, in order. Past the write deadline a
 // write that must wait ends with os.ErrDeadlineExceeded, having sent
 // what fitted.
-func TestSockWriterWaits(t *testing.T) {
+func TestWriterWaits(t *testing.T) {
 	c, s := tcpPair(t)
-	w := sockWriterFor(c)
+	w := Writer(c)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
 	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 	n, err := w.Write(big)
@@ -138,12 +138,12 @@ func TestSockWriterWaits(t *testing.T) {
 	}
 }
 
-// TestSockWriterReset: writing to a connection the peer reset fails as
+// TestWriterReset: writing to a connection the peer reset fails as
 // net's write would: an *net.OpError with the system call's error, and
 // no SIGPIPE.
-func TestSockWriterReset(t *testing.T) {
+func TestWriterReset(t *testing.T) {
 	c, s := tcpPair(t)
-	w := sockWriterFor(c)
+	w := Writer(c)
 	s.(*net.TCPConn).SetLinger(0)
 	s.Close()
 	var err error
@@ -155,5 +155,39 @@ func TestSockWriterReset(t *testing.T) {
 	var oe *net.OpError
 	if !errors.As(err, &oe) || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
 		t.Fatalf("Write after a reset = %#v, want an *net.OpError with ECONNRESET or EPIPE", err)
+	}
+}
+
+// TestConn: Conn reads and writes raw (except under -race), keeps the
+// connection's deadlines, and still exposes the socket.
+func TestConn(t *testing.T) {
+	c, s := tcpPair(t)
+	rc := Conn(c)
+	if _, raw := rc.(*conn); raw == raceEnabled {
+		t.Fatalf("Conn of a TCP connection = %T (-race: %v)", rc, raceEnabled)
+	}
+	if _, ok := rc.(syscall.Conn); !ok {
+		t.Fatal("Conn hides the socket")
+	}
+	if _, err := rc.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(s, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("peer read %q, %v", buf, err)
+	}
+	s.Write([]byte("pong"))
+	if _, err := io.ReadFull(rc, buf); err != nil || string(buf) != "pong" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	rc.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := rc.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past the deadline = %v", err)
+	}
+	p, q := net.Pipe()
+	defer p.Close()
+	defer q.Close()
+	if Conn(p) != p {
+		t.Fatal("Conn of a pipe is not the pipe")
 	}
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package h2c
+package sockio
 
 import (
 	"io"
@@ -10,27 +10,46 @@ import (
 	"unsafe"
 )
 
-// SockReader returns what an upstream connection's reader goroutine
-// reads nc through: nc itself, or for a socket, a reader that makes each
-// read(2) inside the socket's RawConn.Read callback with RawSyscall. Such
-// a read never waits in the kernel (the socket is non-blocking; a read
-// with nothing there waits on the poller, as nc.Read would), so it keeps
-// the goroutine's P out of the runtime's syscall state, which sysmon hands
-// to another thread when the P has runnable goroutines, as the reader's
-// has after a batch of answers has woken their requests. Deadlines and
-// Close end a wait as they end nc.Read's. Under -race it is nc: the race
-// detector orders a read with the peer's write only through net's own.
-//
-// One goroutine reads at a time, as a bufio.Reader does.
-func SockReader(nc net.Conn) io.Reader {
-	rc := rawConnOf(nc)
-	if rc == nil {
+// Reader returns what to read nc through: a reader of its socket by raw
+// calls, or nc itself when there is no socket under it (or under -race).
+// One goroutine reads at a time, as through a bufio.Reader.
+func Reader(nc net.Conn) io.Reader {
+	if r := newReader(nc); r != nil {
+		return r
+	}
+	return nc
+}
+
+// Writer returns what to write nc through: a writer of its socket by raw
+// calls, or nc itself. One goroutine writes at a time.
+func Writer(nc net.Conn) io.Writer {
+	if w := newWriter(nc); w != nil {
+		return w
+	}
+	return nc
+}
+
+// Conn returns nc with its Read and Write made by raw calls (Reader and
+// Writer), or nc itself. The rest is nc's; it still exposes the socket
+// (syscall.Conn) for the callers' own raw calls.
+func Conn(nc net.Conn) net.Conn {
+	r := newReader(nc)
+	if r == nil {
 		return nc
 	}
-	r := &sockReader{nc: nc, rc: rc}
-	r.fn = r.read
-	return r
+	return &conn{Conn: nc, r: r, w: newWriter(nc)}
 }
+
+type conn struct {
+	net.Conn
+	r *reader
+	w *writer
+}
+
+func (c *conn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *conn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+func (c *conn) SyscallConn() (syscall.RawConn, error) { return c.r.rc, nil }
 
 // rawConnOf is the socket under nc for raw calls, or nil: none, or -race.
 func rawConnOf(nc net.Conn) syscall.RawConn {
@@ -48,7 +67,7 @@ func rawConnOf(nc net.Conn) syscall.RawConn {
 	return rc
 }
 
-type sockReader struct {
+type reader struct {
 	nc net.Conn
 	rc syscall.RawConn
 	fn func(uintptr) bool // r.read, bound once: a closure per Read would allocate
@@ -58,7 +77,17 @@ type sockReader struct {
 	errno syscall.Errno
 }
 
-func (r *sockReader) Read(p []byte) (int, error) {
+func newReader(nc net.Conn) *reader {
+	rc := rawConnOf(nc)
+	if rc == nil {
+		return nil
+	}
+	r := &reader{nc: nc, rc: rc}
+	r.fn = r.read
+	return r
+}
+
+func (r *reader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -80,7 +109,7 @@ func (r *sockReader) Read(p []byte) (int, error) {
 
 // read is the RawConn.Read callback: true once it has bytes, the end of
 // stream or an error; false to wait for the socket to be readable.
-func (r *sockReader) read(fd uintptr) bool {
+func (r *reader) read(fd uintptr) bool {
 	for {
 		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&r.p[0])), uintptr(len(r.p)))
 		switch errno {
@@ -97,14 +126,7 @@ func (r *sockReader) read(fd uintptr) bool {
 	}
 }
 
-// sockWriter writes to a socket with sendto(2) made with RawSyscall inside
-// the socket's RawConn.Write callback, for the coalescer's flusher: the
-// reader's reasons (SockReader), on the writing side. What the send
-// buffer does not take waits on the poller, under the socket's write
-// deadline, as nc.Write would.
-//
-// One goroutine writes at a time (the flusher).
-type sockWriter struct {
+type writer struct {
 	nc net.Conn
 	rc syscall.RawConn
 	fn func(uintptr) bool // w.send, bound once
@@ -114,20 +136,19 @@ type sockWriter struct {
 	errno syscall.Errno
 }
 
-// sockWriterFor returns what the coalescer's flusher writes nc through: a
-// sockWriter, or nc itself where there is no socket under it, or under
-// -race.
-func sockWriterFor(nc net.Conn) io.Writer {
+func newWriter(nc net.Conn) *writer {
 	rc := rawConnOf(nc)
 	if rc == nil {
-		return nc
+		return nil
 	}
-	w := &sockWriter{nc: nc, rc: rc}
+	w := &writer{nc: nc, rc: rc}
 	w.fn = w.send
 	return w
 }
 
-func (w *sockWriter) Write(p []byte) (int, error) {
+// Write sends all of p; what the send buffer does not take waits on the
+// poller, under the write deadline.
+func (w *writer) Write(p []byte) (int, error) {
 	w.p, w.done, w.errno = p, 0, 0
 	err := w.rc.Write(w.fn)
 	n, errno := w.done, w.errno
@@ -143,7 +164,7 @@ func (w *sockWriter) Write(p []byte) (int, error) {
 
 // send is the RawConn.Write callback: true once all is sent or an error
 // came; false to wait for room.
-func (w *sockWriter) send(fd uintptr) bool {
+func (w *writer) send(fd uintptr) bool {
 	for w.done < len(w.p) {
 		n, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&w.p[w.done])), uintptr(len(w.p)-w.done),
 			syscall.MSG_NOSIGNAL, 0, 0)
