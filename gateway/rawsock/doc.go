@@ -19,7 +19,8 @@
 // RawSyscall, keeps the goroutine's P out of the runtime's syscall state
 // (which sysmon hands to another thread when the send is slow) and takes
 // no file lock (except under -race, whose detector orders a write with
-// the peer's read only through the file).
+// the peer's read only through the file). The accept4, shutdown and close
+// of a bare descriptor are raw calls too: none of them waits.
 //
 // Who owns what: rawsock starts no goroutine and owns no socket side. A
 // Conn's reads and writes belong to its callers, as a net.Conn's do; the

@@ -33,7 +33,7 @@ type Listener struct {
 	mu    sync.Mutex
 	fn    func(uintptr) bool // l.accept4, bound once
 	nfd   int
-	sa    syscall.Sockaddr
+	rsa   syscall.RawSockaddrAny // the peer's address
 	errno error
 }
 
@@ -87,13 +87,16 @@ func closedAsNet(err error) error {
 // registered with the poller.
 func (l *Listener) Accept() (net.Conn, error) {
 	l.mu.Lock()
-	l.nfd, l.sa, l.errno = -1, nil, nil
+	l.nfd, l.errno = -1, nil
 	err := l.rc.Read(l.fn)
 	if err != nil && l.closed.Load() {
 		err = net.ErrClosed
 	}
-	nfd, sa, errno := l.nfd, l.sa, l.errno
-	l.sa = nil
+	nfd, errno := l.nfd, l.errno
+	var remote *net.TCPAddr
+	if err == nil && errno == nil {
+		remote = tcpAddr(&l.rsa)
+	}
 	l.mu.Unlock()
 	if err == nil && errno != nil {
 		err = os.NewSyscallError("accept4", errno)
@@ -101,28 +104,43 @@ func (l *Listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: err}
 	}
-	c := &Conn{fd: nfd, l: l}
+	c := &Conn{fd: nfd, l: l, remote: remote}
 	c.raw.c = c
 	c.state.Store(1) // the reference Close drops
-	switch sa := sa.(type) {
-	case *syscall.SockaddrInet4:
-		c.remote = &net.TCPAddr{IP: net.IPv4(sa.Addr[0], sa.Addr[1], sa.Addr[2], sa.Addr[3]), Port: sa.Port}
-	case *syscall.SockaddrInet6:
-		c.remote = &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port, Zone: zone(sa.ZoneId)}
-	default:
-		c.remote = &net.TCPAddr{}
-	}
 	return c, nil
 }
 
+// tcpAddr is the address in rsa, as accept4 filled it.
+func tcpAddr(rsa *syscall.RawSockaddrAny) *net.TCPAddr {
+	switch rsa.Addr.Family {
+	case syscall.AF_INET:
+		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return &net.TCPAddr{IP: net.IPv4(sa.Addr[0], sa.Addr[1], sa.Addr[2], sa.Addr[3]), Port: port(sa.Port)}
+	case syscall.AF_INET6:
+		sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: port(sa.Port), Zone: zone(sa.Scope_id)}
+	}
+	return &net.TCPAddr{}
+}
+
+// port is a sockaddr's port, which is in network byte order.
+func port(p uint16) int {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return int(b[0])<<8 | int(b[1])
+}
+
 // accept4 is Accept's callback on the listening socket: true once it has
-// a connection or an error to report, false to wait for the next.
+// a connection or an error to report, false to wait for the next. Its
+// system call is raw, as the Conn's reads and writes are (the package
+// doc): it never waits, the socket being non-blocking.
 func (l *Listener) accept4(fd uintptr) bool {
 	for {
-		nfd, sa, err := syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
-		switch err {
-		case nil:
-			l.nfd, l.sa = nfd, sa
+		n := uint32(syscall.SizeofSockaddrAny)
+		nfd, _, errno := syscall.RawSyscall6(syscall.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&l.rsa)), uintptr(unsafe.Pointer(&n)),
+			syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0, 0)
+		switch errno {
+		case 0:
+			l.nfd = int(nfd)
 			return true
 		case syscall.EINTR, syscall.ECONNABORTED:
 			// Gone from the queue before it was accepted: the next.
@@ -130,7 +148,7 @@ func (l *Listener) accept4(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false
 		}
-		l.errno = err
+		l.errno = errno
 		return true
 	}
 }
@@ -215,7 +233,7 @@ func (c *Conn) destroy() {
 		r.f.Close()
 		return
 	}
-	syscall.Close(c.fd)
+	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(c.fd), 0, 0)
 }
 
 // Registered reports whether the connection was registered with the
@@ -391,8 +409,8 @@ func (c *Conn) CloseWrite() error {
 		return c.opError("close", net.ErrClosed)
 	}
 	defer c.decref()
-	if err := syscall.Shutdown(c.fd, syscall.SHUT_WR); err != nil {
-		return c.opError("close", os.NewSyscallError("shutdown", err))
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_SHUTDOWN, uintptr(c.fd), syscall.SHUT_WR, 0); errno != 0 {
+		return c.opError("close", os.NewSyscallError("shutdown", errno))
 	}
 	return nil
 }
