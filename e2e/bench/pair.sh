@@ -15,11 +15,14 @@
 # OUT/pair.tsv, then the median of B ÷ A.
 # Env: ROUNDS [8], CONNS [1000], RPS [10] (per client), SECS [10],
 #      PROTOCOL [h2c] (h1: Sluice's HTTP/1.1 pool to the backends),
+#      LOAD [ka]: close opens RATE connections/s on each side instead,
+#      each sending one request with Connection: close (h2load --rate),
+#      RATE [4000],
 #      PORT_BASE [20600], OUT [a new directory under /tmp].
 set -uo pipefail
 A=$(readlink -f "$1") B=$(readlink -f "$2")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd); P=${PORT_BASE:-20600}
-ROUNDS=${ROUNDS:-8} CONNS=${CONNS:-1000} RPS=${RPS:-10} SECS=${SECS:-10} PROTOCOL=${PROTOCOL:-h2c}
+ROUNDS=${ROUNDS:-8} CONNS=${CONNS:-1000} RPS=${RPS:-10} SECS=${SECS:-10} PROTOCOL=${PROTOCOL:-h2c} LOAD=${LOAD:-ka} RATE=${RATE:-4000}
 OUT=${OUT:-$(mktemp -d /tmp/pair.XXXXXX)}; mkdir -p "$OUT"; pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -41,6 +44,16 @@ config() { # listen admin backendA backendB
         -e "s#@BACKEND_B@#$4#g" -e "s#@SLUICE_PROTOCOL@#$PROTOCOL#g" "$REPO/e2e/bench/peers/sluice.yaml"
 }
 rps() { grep -o 'finished in [^,]*, [0-9.]* req/s' "$1" | awk '{print $(NF-1)}'; }
+load() { # url out
+    if [ "$LOAD" = close ]; then
+        # The run outlasts the measured SECS by 1 s at each end, as the
+        # keep-alive load's warm-up does.
+        local n=$((RATE * (SECS + 5)))
+        h2load --h1 -t1 -n $n -c $n --rate "$RATE" --rate-period 1s -H "Connection: close" "$1" >"$2" 2>&1
+    else
+        h2load --h1 -t1 -c"$CONNS" --rps "$RPS" -D $((SECS + 3)) --warm-up-time=3 "$1" >"$2" 2>&1
+    fi
+}
 : >"$OUT/pair.tsv"
 for r in $(seq 1 "$ROUNDS"); do
     d=$OUT/r$r; mkdir -p "$d"
@@ -58,9 +71,9 @@ for r in $(seq 1 "$ROUNDS"); do
         curl -sf -o /dev/null "$ua" && curl -sf -o /dev/null "$ub" && break
         sleep 0.1
     done
-    h2load --h1 -t1 -c"$CONNS" --rps "$RPS" -D $((SECS + 3)) --warm-up-time=3 "$ua" >"$d/load-a.txt" 2>&1 &
+    load "$ua" "$d/load-a.txt" &
     la=$!
-    h2load --h1 -t1 -c"$CONNS" --rps "$RPS" -D $((SECS + 3)) --warm-up-time=3 "$ub" >"$d/load-b.txt" 2>&1 &
+    load "$ub" "$d/load-b.txt" &
     lb=$!
     sleep 4
     a0=$(cpu $pa) b0=$(cpu $pb) t0=$(date +%s.%N)
