@@ -14,8 +14,8 @@ import (
 // calls, or nc itself when there is no socket under it (or under -race).
 // One goroutine reads at a time, as through a bufio.Reader.
 func Reader(nc net.Conn) io.Reader {
-	if r := newReader(nc); r != nil {
-		return r
+	if rc := rawConnOf(nc); rc != nil {
+		return newReader(nc, rc)
 	}
 	return nc
 }
@@ -23,8 +23,8 @@ func Reader(nc net.Conn) io.Reader {
 // Writer returns what to write nc through: a writer of its socket by raw
 // calls, or nc itself. One goroutine writes at a time.
 func Writer(nc net.Conn) io.Writer {
-	if w := newWriter(nc); w != nil {
-		return w
+	if rc := rawConnOf(nc); rc != nil {
+		return newWriter(nc, rc)
 	}
 	return nc
 }
@@ -33,11 +33,11 @@ func Writer(nc net.Conn) io.Writer {
 // Writer), or nc itself. The rest is nc's; it still exposes the socket
 // (syscall.Conn) for the callers' own raw calls.
 func Conn(nc net.Conn) net.Conn {
-	r := newReader(nc)
-	if r == nil {
+	rc := rawConnOf(nc)
+	if rc == nil {
 		return nc
 	}
-	return &conn{Conn: nc, r: r, w: newWriter(nc)}
+	return &conn{Conn: nc, r: newReader(nc, rc), w: newWriter(nc, rc)}
 }
 
 type conn struct {
@@ -77,11 +77,7 @@ type reader struct {
 	errno syscall.Errno
 }
 
-func newReader(nc net.Conn) *reader {
-	rc := rawConnOf(nc)
-	if rc == nil {
-		return nil
-	}
+func newReader(nc net.Conn, rc syscall.RawConn) *reader {
 	r := &reader{nc: nc, rc: rc}
 	r.fn = r.read
 	return r
@@ -136,11 +132,7 @@ type writer struct {
 	errno syscall.Errno
 }
 
-func newWriter(nc net.Conn) *writer {
-	rc := rawConnOf(nc)
-	if rc == nil {
-		return nil
-	}
+func newWriter(nc net.Conn, rc syscall.RawConn) *writer {
 	w := &writer{nc: nc, rc: rc}
 	w.fn = w.send
 	return w
