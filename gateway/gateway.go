@@ -249,8 +249,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		return
 	}
-	sw := getStatusWriter(w)
 	ex := getExchange()
+	sw := &ex.sw
+	sw.ResponseWriter, sw.code, sw.n = w, 0, 0
 	// Runs also when the proxy aborts with http.ErrAbortHandler after a
 	// failed body copy.
 	defer g.finish(p, r, sw, ex, start)
@@ -301,7 +302,7 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, start time.Time)
 }
 
 // finish records a proxied request (metrics, access log) and gives its
-// status writer and exchange back.
+// exchange, status writer included, back.
 //
 //go:noinline
 func (g *Gateway) finish(p *proxy, r *http.Request, sw *statusWriter, ex *exchange, start time.Time) {
@@ -312,7 +313,6 @@ func (g *Gateway) finish(p *proxy, r *http.Request, sw *statusWriter, ex *exchan
 	if g.cfg.AccessLog != nil {
 		g.cfg.AccessLog.record(r, code, sw.n, p.name, &ex.info, d)
 	}
-	putStatusWriter(sw)
 	ex.release()
 }
 
@@ -322,19 +322,6 @@ type statusWriter struct {
 	http.ResponseWriter
 	code int
 	n    int64 // body bytes written
-}
-
-var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
-
-func getStatusWriter(w http.ResponseWriter) *statusWriter {
-	sw := statusWriters.Get().(*statusWriter)
-	sw.ResponseWriter, sw.code, sw.n = w, 0, 0
-	return sw
-}
-
-func putStatusWriter(sw *statusWriter) {
-	sw.ResponseWriter = nil
-	statusWriters.Put(sw)
 }
 
 func (w *statusWriter) WriteHeader(code int) {

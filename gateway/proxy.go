@@ -85,15 +85,22 @@ type exchange struct {
 	hdr         upstream.HeaderList   // the outbound header; cleared for reuse
 	trace       httptrace.ClientTrace // passes 1xx responses on (got1xx), bound once
 	resFields   [][2]string           // the response header passed on as a list (copyFields); cleared for reuse
+	// sw is the request's status writer (Gateway.ServeHTTP): one pooled
+	// object per request, not two.
+	sw statusWriter
 }
 
 // exchangeReq is the part of an exchange that release zeroes.
 type exchangeReq struct {
-	out  http.Request
-	url  url.URL
-	xf   [2]string // X-Forwarded-For, X-Forwarded-Host
-	info upstream.RequestInfo
-	body *reqBody // the client's body, when it has one
+	out http.Request
+	url url.URL
+	xf  [2]string // X-Forwarded-For, X-Forwarded-Host
+	// teTrailers: the client's TE field lists trailers (outHeader), kept
+	// for the response, when the request's header map is no longer in
+	// this core's cache (the round trip parked the goroutine).
+	teTrailers bool
+	info       upstream.RequestInfo
+	body       *reqBody // the client's body, when it has one
 
 	w    http.ResponseWriter
 	mu   sync.Mutex // guards done and w's header map between got1xx and the final response
@@ -120,6 +127,7 @@ func (ex *exchange) release() {
 	clear(ex.resFields)
 	ex.resFields = ex.resFields[:0]
 	ex.exchangeReq = exchangeReq{}
+	ex.sw.ResponseWriter = nil
 	exchanges.Put(ex)
 }
 
@@ -435,7 +443,8 @@ func (p *proxy) outHeader(r *http.Request, order []string, ex *exchange) {
 		_, ua2 := addClientFields(h, in, h1.AppendUnordered(stack[:0], in, order))
 		ua = ua || ua2
 	}
-	if httpguts.HeaderValuesContainsToken(in["Te"], "trailers") {
+	ex.teTrailers = httpguts.HeaderValuesContainsToken(in["Te"], "trailers")
+	if ex.teTrailers {
 		// Tell the server trailers are supported, when the client said so.
 		h.Add("Te", valTrailers)
 	}
@@ -492,7 +501,7 @@ func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Respons
 	if fields := ex.info.ResponseFields; fields != nil && res.Header == nil {
 		announced, ct = copyFields(w, r, res, fields, ex)
 	} else {
-		announced = copyHeader(h, r, res)
+		announced = copyHeader(h, r, res, ex.teTrailers)
 		if v := res.Header["Content-Type"]; len(v) > 0 {
 			ct = v[0]
 		}
@@ -526,7 +535,7 @@ func (p *proxy) copyResponse(w *statusWriter, r *http.Request, res *http.Respons
 // announces res's trailers. It returns how many were announced.
 //
 //go:noinline
-func copyHeader(h http.Header, r *http.Request, res *http.Response) (announced int) {
+func copyHeader(h http.Header, r *http.Request, res *http.Response, teTrailers bool) (announced int) {
 	conn := res.Header["Connection"]
 	for k, vv := range res.Header {
 		if hopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) {
@@ -535,7 +544,7 @@ func copyHeader(h http.Header, r *http.Request, res *http.Response) (announced i
 		addValues(h, k, vv)
 	}
 	announced = len(res.Trailer)
-	if mayHaveTrailers(r, res) {
+	if mayHaveTrailers(r, res, teTrailers) {
 		// An HTTP/1.1 client gets trailers only with a chunked body, and
 		// an h2 upstream sends them unannounced: answer chunked.
 		delete(h, "Content-Length")
@@ -568,7 +577,7 @@ func copyFields(w *statusWriter, r *http.Request, res *http.Response, fields [][
 			conn = append(conn, fields[i][1])
 		}
 	}
-	dropCL := mayHaveTrailers(r, res)
+	dropCL := mayHaveTrailers(r, res, ex.teTrailers)
 	out := ex.resFields[:0]
 	for _, f := range fields {
 		k := f[0]
@@ -631,15 +640,13 @@ func copyTrailers(h http.Header, trailer http.Header, announced int) {
 
 // mayHaveTrailers reports whether res may end with trailers that r's client
 // gets only if the body is chunked: an HTTP/1.1 client that said TE:
-// trailers, and a response with a body that announced trailers or came
-// over HTTP/2, where trailers need no announcement.
-func mayHaveTrailers(r *http.Request, res *http.Response) bool {
-	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Method == http.MethodHead ||
-		res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified ||
-		len(res.Trailer) == 0 && res.ProtoMajor != 2 {
-		return false
-	}
-	return httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers")
+// trailers (teTrailers, from outHeader), and a response with a body that
+// announced trailers or came over HTTP/2, where trailers need no
+// announcement.
+func mayHaveTrailers(r *http.Request, res *http.Response, teTrailers bool) bool {
+	return teTrailers && r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.Method != http.MethodHead &&
+		res.StatusCode != http.StatusNoContent && res.StatusCode != http.StatusNotModified &&
+		(len(res.Trailer) > 0 || res.ProtoMajor == 2)
 }
 
 // addValues appends vv to h[k]. A key h lacks takes vv itself: the

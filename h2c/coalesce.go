@@ -48,6 +48,14 @@ const (
 // they queued: the flusher's syscall carries the latest deadline among
 // the Writes in its batch, or none if one of them had none. A write
 // timeout in the flusher is an error like any other.
+//
+// A connection made with CoalesceTimeout bounds its writes without a
+// deadline per Write: with no deadline set, a Write waits for room at
+// most the timeout, and the flusher's syscall carries a deadline between
+// 7/8 of the timeout and the timeout from when it starts (it is moved only
+// when less than that is left). A writer that sets a deadline before
+// every frame reads the clock and takes the lock twice per frame for what
+// this does once per flush.
 type coalescedConn struct {
 	net.Conn
 
@@ -68,6 +76,7 @@ type coalescedConn struct {
 	changed     chan struct{} // closed when room frees, err is set, the deadline moves or the flusher stops; nil if nobody waits
 	flushFn     func()        // c.flush, made once: "go c.flush()" would allocate a closure per start
 	out         io.Writer     // what the flusher writes through: the socket by raw calls (sockio.Writer), or Conn
+	timeout     time.Duration // set once by CoalesceTimeout: the bound of Writes and flushes without a deadline
 }
 
 var _ net.Conn = (*coalescedConn)(nil)
@@ -77,6 +86,14 @@ var _ net.Conn = (*coalescedConn)(nil)
 // HTTP/2 client connections. Close the returned conn, not c: it drains
 // what is pending first.
 func Coalesce(c net.Conn) net.Conn { return newCoalescedConn(c) }
+
+// CoalesceTimeout is Coalesce with every write bounded by timeout, not by
+// deadlines set per write (see coalescedConn).
+func CoalesceTimeout(c net.Conn, timeout time.Duration) net.Conn {
+	cc := newCoalescedConn(c)
+	cc.timeout = timeout
+	return cc
+}
 
 func newCoalescedConn(c net.Conn) *coalescedConn {
 	cc := &coalescedConn{Conn: c, out: sockio.Writer(c)}
@@ -90,6 +107,7 @@ func (c *coalescedConn) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	var timer *time.Timer
+	var waitEnd time.Time // the timeout's end, once this Write has waited (CoalesceTimeout)
 	c.mu.Lock()
 	for {
 		if c.err != nil {
@@ -99,6 +117,9 @@ func (c *coalescedConn) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		dl := c.deadline
+		if dl.IsZero() {
+			dl = waitEnd
+		}
 		if !dl.IsZero() && !time.Now().Before(dl) {
 			c.mu.Unlock()
 			stopTimer(timer)
@@ -106,6 +127,10 @@ func (c *coalescedConn) Write(p []byte) (int, error) {
 		}
 		if len(c.pending) == 0 || len(c.pending)+len(p) <= coalesceMax {
 			break
+		}
+		if dl.IsZero() && c.timeout > 0 {
+			waitEnd = time.Now().Add(c.timeout)
+			dl = waitEnd
 		}
 		ch := c.changedLocked()
 		c.mu.Unlock()
@@ -135,7 +160,9 @@ func (c *coalescedConn) Write(p []byte) (int, error) {
 	}
 	c.pending = append(c.pending, p...)
 	if dl := c.deadline; dl.IsZero() {
-		c.pendingNoDL = true
+		// Bytes without a deadline: none for the flusher's syscall, or
+		// the timeout (CoalesceTimeout).
+		c.pendingNoDL = c.pendingNoDL || c.timeout == 0
 	} else if dl.After(c.pendingDL) {
 		c.pendingDL = dl
 	}
@@ -218,7 +245,11 @@ func (c *coalescedConn) flush() {
 			dl = c.closeDL
 		}
 		c.pendingDL, c.pendingNoDL = time.Time{}, false
-		c.setSockDeadlineLocked(dl)
+		if dl.IsZero() && c.timeout > 0 {
+			c.extendSockDeadlineLocked()
+		} else {
+			c.setSockDeadlineLocked(dl)
+		}
 		c.broadcastLocked()
 		c.mu.Unlock()
 
@@ -271,6 +302,17 @@ func (c *coalescedConn) setSockDeadlineLocked(dl time.Time) {
 	if !dl.Equal(c.sockDL) {
 		c.sockDL = dl
 		c.Conn.SetWriteDeadline(dl)
+	}
+}
+
+// extendSockDeadlineLocked gives the flusher's next syscall the timeout
+// (CoalesceTimeout): the socket's deadline is moved to now + timeout when
+// less than 7/8 of it is left, so a syscall that starts now has between
+// 7/8 of the timeout and the timeout; it is not moved on every flush.
+func (c *coalescedConn) extendSockDeadlineLocked() {
+	now := time.Now()
+	if c.sockDL.IsZero() || c.sockDL.Sub(now) < c.timeout-c.timeout/8 {
+		c.setSockDeadlineLocked(now.Add(c.timeout))
 	}
 }
 

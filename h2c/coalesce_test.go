@@ -22,6 +22,8 @@ type fakeConn struct {
 	gate      chan struct{}
 	err       error // returned by every write once set
 	deadline  time.Time
+	dlSets    int           // SetWriteDeadline calls
+	ignoreDL  bool          // a write blocked on gate ignores the deadline
 	dlChanged chan struct{} // closed and replaced by SetWriteDeadline
 	closed    bool
 	closedCh  chan struct{}
@@ -35,6 +37,9 @@ func (f *fakeConn) Write(p []byte) (int, error) {
 	for {
 		f.mu.Lock()
 		gate, dl, changed := f.gate, f.deadline, f.dlChanged
+		if f.ignoreDL {
+			dl = time.Time{}
+		}
 		f.mu.Unlock()
 		if gate == nil {
 			break
@@ -83,6 +88,7 @@ func (f *fakeConn) Close() error {
 func (f *fakeConn) SetWriteDeadline(t time.Time) error {
 	f.mu.Lock()
 	f.deadline = t
+	f.dlSets++
 	close(f.dlChanged)
 	f.dlChanged = make(chan struct{})
 	f.mu.Unlock()
@@ -300,6 +306,85 @@ func TestCoalesceFlusherHonoursDeadline(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		if _, err := c.Write([]byte("y")); !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Errorf("write after the flusher timed out: %v", err)
+		}
+	})
+}
+
+// TestCoalesceTimeoutFlusher: with CoalesceTimeout and no deadline set,
+// bytes the peer does not take fail the connection after the timeout.
+func TestCoalesceTimeoutFlusher(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeConn()
+		f.gate = make(chan struct{}) // never opens
+		c := CoalesceTimeout(f, time.Second)
+		defer c.Close()
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		if _, err := c.Write([]byte("y")); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("write after the flusher timed out: %v", err)
+		}
+	})
+}
+
+// TestCoalesceTimeoutWaitForRoom: with CoalesceTimeout and no deadline
+// set, a Write waiting for room gives up after the timeout.
+func TestCoalesceTimeoutWaitForRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeConn()
+		f.gate = make(chan struct{}) // never opens
+		f.ignoreDL = true            // the flusher stays stuck
+		c := CoalesceTimeout(f, time.Second)
+		defer func() {
+			close(f.gate)
+			c.Close()
+		}()
+		c.Write(make([]byte, coalesceMax)) // the flusher takes it and blocks
+		synctest.Wait()
+		c.Write(make([]byte, coalesceMax)) // fills the buffer
+		start := time.Now()
+		n, err := c.Write([]byte("x"))
+		var ne net.Error
+		if n != 0 || !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("blocked write = %d, %v; want a timeout", n, err)
+		}
+		if d := time.Since(start); d != time.Second {
+			t.Errorf("timed out after %v, want 1s", d)
+		}
+	})
+}
+
+// TestCoalesceTimeoutMovesDeadlineRarely: the socket's deadline is moved
+// only when less than 7/8 of the timeout is left, not on every flush.
+func TestCoalesceTimeoutMovesDeadlineRarely(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeConn()
+		c := CoalesceTimeout(f, 8*time.Second)
+		defer c.Close()
+		t0 := time.Now()
+		sets := func() (int, time.Time) {
+			synctest.Wait() // the flusher is done
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.dlSets, f.deadline
+		}
+		c.Write([]byte("a"))
+		if n, dl := sets(); n != 1 || !dl.Equal(t0.Add(8*time.Second)) {
+			t.Fatalf("after the first flush: %d deadlines set, last %v; want 1, t0+8s", n, dl.Sub(t0))
+		}
+		time.Sleep(500 * time.Millisecond)
+		c.Write([]byte("b"))
+		if n, _ := sets(); n != 1 {
+			t.Errorf("7.5s left: %d deadlines set, want it kept", n)
+		}
+		time.Sleep(time.Second)
+		c.Write([]byte("c"))
+		if n, dl := sets(); n != 2 || !dl.Equal(t0.Add(9500*time.Millisecond)) {
+			t.Errorf("6.5s left: %d deadlines set, last t0+%v; want 2, t0+9.5s", n, dl.Sub(t0))
+		}
+		if _, all := f.written(); string(all) != "abc" {
+			t.Errorf("written %q", all)
 		}
 	})
 }

@@ -318,7 +318,9 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 // first. nc is closed on failure. The writes go through h2c.Coalesce.
 func NewConn(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 	cfg.setDefaults()
-	cnc := h2c.Coalesce(nc)
+	// Every write is bounded by WriteTimeout without a deadline set per
+	// frame (h2c.CoalesceTimeout).
+	cnc := h2c.CoalesceTimeout(nc, cfg.WriteTimeout)
 	c := &Conn{
 		cfg:        cfg,
 		nc:         cnc,
@@ -345,7 +347,6 @@ func NewConn(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 	c.hdec = hpack.NewDecoder(4096, int(cfg.MaxHeaderListSize))
 
 	c.wmu.Lock()
-	cnc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
 	_, err := cnc.Write([]byte(http2.ClientPreface))
 	if err == nil {
 		err = c.fr.WriteSettings(
@@ -619,11 +620,10 @@ func (c *Conn) pingAcked(data [8]byte) {
 	c.mu.Unlock()
 }
 
-// writeFrame writes one frame under wmu with the write timeout; a failed
-// write fails the connection.
+// writeFrame writes one frame under wmu (bounded by the write timeout,
+// h2c.CoalesceTimeout); a failed write fails the connection.
 func (c *Conn) writeFrame(write func() error) error {
 	c.wmu.Lock()
-	c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	err := write()
 	c.wmu.Unlock()
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/sluice-gw/sluice/h2c/hpack"
 	"golang.org/x/net/http/httpguts"
@@ -311,7 +310,6 @@ func (c *Conn) encodeTrailers(tr http.Header, hdrMax uint32) ([]byte, error) {
 // writeHeaderBlock writes block as HEADERS and as many CONTINUATION
 // frames as the server's MAX_FRAME_SIZE needs; the caller holds wmu.
 func (c *Conn) writeHeaderBlock(id uint32, block []byte, endStream bool, frame uint32) error {
-	c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	first := block
 	if uint32(len(first)) > frame {
 		first = block[:frame]

@@ -55,10 +55,15 @@ func (c *Conn) readFrames() error {
 			// The held wake-up (signalLater) waits no longer.
 			c.flushSignals()
 		}
+		buffered := c.br.Buffered()
 		fh, err := c.fr.ReadFrameHeader()
 		if err != nil {
 			return err
 		}
+		// lastRead (for PINGs) is stamped when the frame needed a read
+		// from the socket: the frames of one read arrived together, and a
+		// clock read per frame shows in the reader's profile.
+		fresh := buffered < frameHeaderLen+int(fh.Length)
 		if first {
 			if fh.Type != http2.FrameSettings {
 				return c.goAwayErr(protoErr(http2.ErrCodeProtocol, "first frame from server is %v, not SETTINGS", fh.Type))
@@ -68,7 +73,9 @@ func (c *Conn) readFrames() error {
 		if fh.Type == http2.FrameHeaders || fh.Type == http2.FrameContinuation {
 			// Read here, without a frame allocated for each (block.go).
 			err = c.readHeaderFrame(fh)
-			c.lastRead.Store(time.Now().UnixNano())
+			if fresh {
+				c.lastRead.Store(time.Now().UnixNano())
+			}
 			if err != nil {
 				return c.goAwayErr(err)
 			}
@@ -84,7 +91,9 @@ func (c *Conn) readFrames() error {
 			}
 			return err
 		}
-		c.lastRead.Store(time.Now().UnixNano())
+		if fresh {
+			c.lastRead.Store(time.Now().UnixNano())
+		}
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
 			err = c.onSettings(f)

@@ -852,7 +852,6 @@ func (s *stream) writeEnd() {
 			err = c.writeHeaderBlock(s.id, block, true, frame)
 		}
 	} else {
-		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 		err = c.fr.WriteData(s.id, true, nil)
 	}
 	c.wmu.Unlock()
