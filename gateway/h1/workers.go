@@ -7,8 +7,12 @@ import (
 
 // maxIdleWorkers bounds the workers kept parked between requests: under a
 // steady load about as many park as are taken, and this caps what a burst
-// of requests leaves behind, each with its stack.
-const maxIdleWorkers = 1024
+// of requests leaves behind, each with its stack (halved at each GC while
+// parked). It is above the thousands of requests a few thousand
+// keep-alive clients keep in flight: with 2,000 of them, a cap of 1,024
+// started a new goroutine (whose stack grows again, by copying) for most
+// requests beyond the thousandth (BENCHMARKS.md, seventeenth session).
+const maxIdleWorkers = 4096
 
 // workers are the goroutines that serve requests (conn.run). A request
 // (the handler, the proxy, the upstream client) grows its goroutine's
