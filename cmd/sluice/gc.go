@@ -34,8 +34,10 @@ import (
 // 24 KiB each over HTTP/1.1, 32 to 34 KiB over h2c, 5,000 held), as they
 // make little garbage. 200 keeps most of the gain (two thirds to all of
 // it) for 40% more peak memory where 400 doubles it; beyond 400 the gain is
-// within noise while memory keeps growing. GOGC in the environment wins:
-// GOGC=400 for the last few percent, GOGC=100 for the runtime's default.
+// within noise while memory keeps growing. Since the data path became
+// Sluice's own it allocates far less per request, and 400 no longer
+// saves CPU (BENCHMARKS.md, seventeenth session). GOGC in the environment
+// wins: GOGC=100 for the runtime's default.
 const defaultGCPercent = 200
 
 // memLimitPercent is the share of the cgroup memory limit (a container's
