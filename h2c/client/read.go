@@ -60,10 +60,12 @@ func (c *Conn) readFrames() error {
 		if err != nil {
 			return err
 		}
-		// lastRead (for PINGs) is stamped when the frame needed a read
-		// from the socket: the frames of one read arrived together, and a
-		// clock read per frame shows in the reader's profile.
-		fresh := buffered < frameHeaderLen+int(fh.Length)
+		if buffered < frameHeaderLen+int(fh.Length) {
+			// lastRead (for PINGs) is stamped when the frame needs a read
+			// from the socket: the frames of one read arrived together,
+			// and a clock read per frame shows in the reader's profile.
+			c.lastRead.Store(time.Now().UnixNano())
+		}
 		if first {
 			if fh.Type != http2.FrameSettings {
 				return c.goAwayErr(protoErr(http2.ErrCodeProtocol, "first frame from server is %v, not SETTINGS", fh.Type))
@@ -73,9 +75,6 @@ func (c *Conn) readFrames() error {
 		if fh.Type == http2.FrameHeaders || fh.Type == http2.FrameContinuation {
 			// Read here, without a frame allocated for each (block.go).
 			err = c.readHeaderFrame(fh)
-			if fresh {
-				c.lastRead.Store(time.Now().UnixNano())
-			}
 			if err != nil {
 				return c.goAwayErr(err)
 			}
@@ -90,9 +89,6 @@ func (c *Conn) readFrames() error {
 				continue
 			}
 			return err
-		}
-		if fresh {
-			c.lastRead.Store(time.Now().UnixNano())
 		}
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
