@@ -43,8 +43,11 @@ const (
 	stealAfter  = time.Second
 	maxWait     = 200 * time.Millisecond
 	// limitEvery is how often the limit is asked again (servers come
-	// and go with discovery and reloads).
+	// and go with discovery and reloads); limitFull, how often while
+	// every place is taken (at startup servers are found one by one,
+	// and a limit asked before them would hold the first requests back).
 	limitEvery = time.Second
+	limitFull  = 10 * time.Millisecond
 )
 
 // workers are the goroutines that serve requests (conn.run). A request
@@ -132,6 +135,10 @@ func (p *workers) run(cc *conn) {
 // it has held it stealAfter or longer.
 func (p *workers) admitLocked(cc *conn, now time.Time) bool {
 	lim, steal := p.limitsLocked(now)
+	if lim > 0 && p.held >= lim && now.Sub(p.maxAt) >= limitFull {
+		p.maxAt = time.Time{}
+		lim, _ = p.limitsLocked(now)
+	}
 	if lim == 0 {
 		return true
 	}
