@@ -879,7 +879,7 @@ func (cc *conn) await(rc syscall.RawConn) {
 					cc.watching = watchNone
 					cc.lateWatch = latePending
 					cc.watchMu.Unlock()
-					cc.s.workers.run(cc)
+					cc.s.workers.admit(cc)
 					return
 				}
 				if err == nil && cc.waiter.arm {

@@ -114,9 +114,18 @@ func (p *workers) limitsLocked(now time.Time) (int, time.Duration) {
 	return p.max, steal
 }
 
-// run has a worker serve cc's request once it has a place in the
-// admission: at once, or after the requests waiting before it.
+// run has a worker serve cc's requests at once, outside the admission:
+// the worker reads the head itself (its bytes are not all there), and a
+// client sending it slowly (a slowloris) must hold no place meanwhile.
 func (p *workers) run(cc *conn) {
+	p.mu.Lock()
+	p.dispatchLocked(cc)
+}
+
+// admit has a worker serve cc's request, read whole by its watcher, once
+// it has a place in the admission: at once, or after the requests waiting
+// before it.
+func (p *workers) admit(cc *conn) {
 	p.mu.Lock()
 	if p.limit == nil {
 		p.limit = cc.s.AdmitLimit
