@@ -103,7 +103,6 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 		IdleTimeout:       g.idleTimeout(),
 		ConnContext:       connContext,
 		ConnState:         g.conns.connState,
-		AdmitLimit:        g.admitLimit,
 		Refused:           func(err error) { g.conns.reject(rejectReason(err)) },
 		Log:               g.log,
 		H2: func(c net.Conn, ahead []byte) {
@@ -131,7 +130,6 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 			}
 		},
 	}
-	g.m.watchWaiting(s.h1.Waiting)
 	go func() {
 		defer close(s.h2Done)
 		s.srv.Serve(s.h2)
