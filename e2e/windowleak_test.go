@@ -18,17 +18,17 @@ func TestWindowLeakConnectionRetired(t *testing.T) {
 	p := startPrivateTomcat(t)
 	s := startSluice(t, upstream{Protocol: "h2c", Ports: []int{p.A}, H2Conns: 1}.yaml())
 	big, small := bodyFile(t, 40<<10), bodyFile(t, 1<<10)
-	// The storm itself is not what is checked: under it Tomcat now and
-	// then ends a connection with GOAWAY PROTOCOL_ERROR (on main too,
-	// BENCHMARKS.md), failing the POSTs in flight that it may have
-	// processed.
+	// Every POST of the storm must succeed: the connections Sluice
+	// retires are replaced by young ones under a burst, where Tomcat's
+	// asynchronous frame reader used to parse bytes twice and end them
+	// with GOAWAY (deploy/tomcat/server.xml: useAsyncIO="false").
 	out, err := runTool(t, 2*time.Minute, requireTool(t, "h2load"), "-n", "20000", "-c", "100", "-m", "10", "-d", big, s.URL+"/")
 	req := h2loadRequests.FindStringSubmatch(out)
 	if err != nil || req == nil {
 		t.Fatalf("h2load: %v\n%s", err, out)
 	}
 	t.Logf("storm of 40 KB POSTs to /: %s", req[0])
-	if ok, _ := strconv.Atoi(req[4]); ok < 19800 {
+	if ok, _ := strconv.Atoi(req[4]); ok != 20000 {
 		t.Fatalf("storm: %d of 20000 succeeded", ok)
 	}
 	leaks := map[string]string{"backend": backendName}

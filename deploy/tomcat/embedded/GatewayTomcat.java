@@ -107,6 +107,10 @@ public final class GatewayTomcat {
         http2.setOverheadDataThreshold(0);
         http2.setOverheadWindowUpdateThreshold(0);
         http2.setOverheadContinuationThreshold(0);
+        // The blocking HTTP/2 frame reader: Tomcat 10.1's asynchronous one now
+        // and then parses bytes twice on a young connection under a burst and
+        // ends it with GOAWAY (deploy/tomcat/README.md, useAsyncIO).
+        connector.setProperty("useAsyncIO", "false");
     }
 
     static final class HelloServlet extends HttpServlet {
