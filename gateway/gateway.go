@@ -143,6 +143,23 @@ type Gateway struct {
 type routeTable struct {
 	router router
 	pages  map[int]ErrorPage
+	// slotted are the routes' backends that report their connection
+	// slots (upstream.Backend.Slots), for admitLimit.
+	slotted []slotted
+}
+
+// slotted is a backend that tells how many requests it can take at once.
+type slotted interface{ Slots() int }
+
+// admitLimit is how many requests the HTTP/1.1 front end lets run at once
+// (h1.Server.AdmitLimit): the routes' backends' slots, all together, or
+// 0 (no limit) when none of them tells.
+func (g *Gateway) admitLimit() int {
+	n := 0
+	for _, b := range g.table.Load().slotted {
+		n += b.Slots()
+	}
+	return n
 }
 
 // New builds a gateway. backends maps backend names to their
@@ -175,6 +192,9 @@ func (g *Gateway) Update(routes []Route, backends map[string]http.RoundTripper, 
 			rt, ok := backends[r.Backend]
 			if !ok {
 				return fmt.Errorf("gateway: routes[%d]: unknown backend %q", i, r.Backend)
+			}
+			if sl, ok := rt.(slotted); ok {
+				t.slotted = append(t.slotted, sl)
 			}
 			if old := g.proxies[r.Backend]; old != nil && old.rt == rt {
 				p = old

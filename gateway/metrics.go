@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,27 @@ type Metrics struct {
 	clientRequests *prometheus.CounterVec
 	bytes          *prometheus.CounterVec
 	listeners      *Listeners
+
+	waitMu  sync.Mutex   // guards waiters
+	waiters []func() int // the HTTP/1.1 servers' Waiting, for sluice_client_requests_waiting
+}
+
+// watchWaiting adds an HTTP/1.1 server's count of requests waiting for
+// admission (h1.Server.Waiting) to sluice_client_requests_waiting.
+func (m *Metrics) watchWaiting(f func() int) {
+	m.waitMu.Lock()
+	m.waiters = append(m.waiters, f)
+	m.waitMu.Unlock()
+}
+
+func (m *Metrics) waiting() float64 {
+	m.waitMu.Lock()
+	defer m.waitMu.Unlock()
+	n := 0
+	for _, f := range m.waiters {
+		n += f()
+	}
+	return float64(n)
 }
 
 // Listeners is the accept state of every listener watched with these
@@ -61,6 +83,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.clientConns, m.clientAccepted, m.rejected, m.requests, m.duration, m.clientRequests, m.bytes)
 		reg.MustRegister(m.listeners.collectors()...)
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sluice_client_requests_waiting",
+			Help: "HTTP/1.1 requests read and waiting for their turn: no more run at once than the backends have connection slots.",
+		}, m.waiting))
 	}
 	return m
 }

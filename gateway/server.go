@@ -103,6 +103,7 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 		IdleTimeout:       g.idleTimeout(),
 		ConnContext:       connContext,
 		ConnState:         g.conns.connState,
+		AdmitLimit:        g.admitLimit,
 		Refused:           func(err error) { g.conns.reject(rejectReason(err)) },
 		Log:               g.log,
 		H2: func(c net.Conn, ahead []byte) {
@@ -130,6 +131,7 @@ func NewServer(g *Gateway, withTLS bool) *Server {
 			}
 		},
 	}
+	g.m.watchWaiting(s.h1.Waiting)
 	go func() {
 		defer close(s.h2Done)
 		s.srv.Serve(s.h2)

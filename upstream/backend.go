@@ -191,3 +191,27 @@ func (b *Backend) Close() {
 	}
 	b.obs.unregister(b)
 }
+
+// Slots is how many requests the backend's servers in rotation can take
+// at once: for each, its connections times the streams each may carry
+// (h2c), or its connections (HTTP/1.1), by the protocol it was found to
+// speak. The HTTP/1.1 front end lets no more requests run at once than
+// all backends have slots (gateway/h1's admission).
+func (b *Backend) Slots() int {
+	st := b.cur()
+	h2c := st.cfg.H2C.ConnsPerServer * st.cfg.H2C.MaxStreamsPerConn
+	h1 := st.cfg.H1.ConnsPerServer
+	n := 0
+	now := time.Now().UnixNano()
+	for _, s := range st.servers {
+		if !s.healthy(now) {
+			continue
+		}
+		if s.cur.Load().cfg.protocol == H1 {
+			n += h1
+		} else {
+			n += h2c
+		}
+	}
+	return n
+}

@@ -114,6 +114,11 @@ type conn struct {
 	// broken: the client is gone or a write failed; close after this
 	// request. Set from the handler's and the body reader's goroutines.
 	broken atomic.Bool
+
+	// admit is the connection's state in the server's admission
+	// (workers.go), guarded by workers.mu; admit.waits is also read by
+	// the worker the request was let in to (conn.run).
+	admit admission
 }
 
 func newConn(s *Server, c net.Conn) *conn {
@@ -270,14 +275,24 @@ func (cc *conn) armHead() {
 // watcher (idle) and returns, and the worker goes on with another
 // connection. So requests run on a stack already grown by earlier ones,
 // and an idle connection waits on a small one.
-func (cc *conn) run() {
+//
+// It returns a connection whose request the admission let in as this one
+// gave up its place (workers.leave), for the same worker to serve next.
+func (cc *conn) run() *conn {
+	p := &cc.s.workers
 	for {
-		if !cc.s.moveTo(cc, http.StateActive) {
+		if cc.admit.waits {
+			// Marked active as it started waiting for its place
+			// (workers.queueLocked): a shutdown begun since lets it
+			// be served.
+			cc.admit.waits = false
+		} else if !cc.s.moveTo(cc, http.StateActive) {
 			cc.close(http.StateClosed)
-			return
+			return p.leave(cc)
 		}
 		st := cc.serveRequest()
 		if st == stateHandedOff {
+			next := p.leave(cc)
 			cc.watchMu.Lock()
 			if cc.watching == watchParked {
 				cc.unparkLocked(watchNone)
@@ -288,20 +303,31 @@ func (cc *conn) run() {
 			cc.releaseBuf()
 			cc.s.track(cc, stateHandedOff)
 			cc.s.H2(cc.c, ahead)
-			return
+			return next
 		}
 		cc.first = false
 		if st != http.StateIdle {
+			next := p.leave(cc)
 			cc.close(st)
-			return
+			return next
 		}
 		cc.releaseBuf()
 		if !cc.s.moveTo(cc, http.StateIdle) {
+			next := p.leave(cc)
 			cc.close(http.StateClosed)
-			return
+			return next
 		}
-		if cc.buf == nil && cc.idle() {
-			return
+		if cc.buf != nil {
+			continue
+		}
+		// The place goes before the connection does: once idle hands
+		// it to the watcher, its next request may take a new one.
+		next := p.leave(cc)
+		if cc.idle() {
+			return next
+		}
+		if next != nil {
+			p.dispatch(next)
 		}
 	}
 }
@@ -853,7 +879,7 @@ func (cc *conn) await(rc syscall.RawConn) {
 					cc.watching = watchNone
 					cc.lateWatch = latePending
 					cc.watchMu.Unlock()
-					cc.s.workers.run(cc)
+					cc.s.workers.admit(cc)
 					return
 				}
 				if err == nil && cc.waiter.arm {

@@ -38,6 +38,12 @@
 //     (conn.writeLast).
 //   - Hijack hands both sides, and what was read ahead, to the caller.
 //
+// Requests are served in turn (workers.go): no more run at once than
+// Server.AdmitLimit; a request its watcher read whole while all places
+// are taken waits, as its connection, in a FIFO, its watcher still
+// watching the socket. A connection whose head is still coming goes to a
+// worker at once, holding no place (a slow client holds up no one).
+//
 // The handler's *http.Request, its URL and header map are not allocated
 // per request: they live with the pooled response (reqState in
 // request.go) and are cleared and reused once the handler has returned,

@@ -530,6 +530,8 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	cc := w.cc
 	cc.stopWatch()
 	w.hijacked = true
+	// A tunnel from here on: its place goes to the next request.
+	cc.s.workers.release(cc)
 	var ahead []byte
 	if cc.nPeeked > 0 {
 		ahead = append(ahead, cc.peeked[0])

@@ -46,6 +46,12 @@ type Server struct {
 	// Log gets handler panics and failed writes at debug level. Nil
 	// means slog.Default.
 	Log *slog.Logger
+	// AdmitLimit, if not nil, is how many requests may run at once (the
+	// backends' connection slots): further ones wait their turn, in
+	// arrival order, read but not yet handed to Handler (workers.go). It
+	// is asked about once a second; the limit is never below 16. Nil
+	// means no limit.
+	AdmitLimit func() int
 
 	mu        sync.Mutex         // guards the fields below, and closing's writes
 	conns     map[*conn]struct{} // open connections; their state is theirs (conn.state)
@@ -201,6 +207,25 @@ func (s *Server) moveTo(cc *conn, st http.ConnState) bool {
 	}
 	return true
 }
+
+// markWaiting marks cc active as its request starts waiting for a place
+// in the admission (workers.queueLocked), so that a shutdown lets the
+// request be served rather than closing the connection as idle. A
+// shutdown already begun may have closed it as idle: its request is then
+// lost with the connection, as it would be on the way to a worker.
+func (s *Server) markWaiting(cc *conn) {
+	s.mu.Lock()
+	cc.state.Store(int32(http.StateActive))
+	closing := s.closing.Load()
+	s.mu.Unlock()
+	if !closing && s.ConnState != nil {
+		s.ConnState(cc.c, http.StateActive)
+	}
+}
+
+// Waiting is how many requests wait for a place in the admission: read
+// and not yet handed to the handler (workers.go).
+func (s *Server) Waiting() int { return int(s.workers.waiting.Load()) }
 
 // Shutdown stops accepting, closes idle connections and lets active ones
 // finish their request until ctx ends; then it closes what is left.

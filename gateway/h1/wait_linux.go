@@ -126,7 +126,7 @@ func (cc *conn) takeRequest(fd uintptr) bool {
 	cc.watchMu.Lock()
 	cc.watching = watchRequest
 	cc.watchMu.Unlock()
-	cc.s.workers.run(cc)
+	cc.s.workers.admit(cc)
 	return false
 }
 
