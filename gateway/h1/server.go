@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,22 +129,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		s.serveNew(c)
-		yieldAfterAccept()
 	}
 }
-
-// yieldAfterAccept lets the connection just accepted start before the
-// accept loop takes the next. Its goroutine is the one the runtime runs
-// next on this P; accepting on, the loop would push it to the back of
-// the P's run queue behind hundreds of others under load, and the next
-// connection's goroutine after it, and so on: a burst of new connections
-// would then start their requests in no particular order, some after
-// tens of milliseconds. Yielding here leaves the connections not yet
-// accepted in the kernel's accept queue, which is first come first
-// served. Measured, that took bench-h1's Connection: close p99 about 14%
-// lower at the same CPU per request (BENCHMARKS.md, nineteenth session).
-// A variable for tests.
-var yieldAfterAccept = runtime.Gosched
 
 // serveNew starts serving c, just accepted, on a goroutine of its own
 // (conn.begin), which goes on as its watcher: it reads the first bytes,
