@@ -99,19 +99,32 @@ type admission struct {
 	waits      bool      // it waited in pending; its state was made active then (queueLocked)
 }
 
-// limitsLocked is the admission's limit (0: none) and stealAfter.
-func (p *workers) limitsLocked(now time.Time) (int, time.Duration) {
-	steal := stealAfter
-	if p.steal > 0 {
-		steal = p.steal
-	}
+// limitLocked is the admission's limit (0: none), asked again of limit
+// when the last answer is every or more old.
+func (p *workers) limitLocked(now time.Time, every time.Duration) int {
 	if p.limit == nil {
-		return 0, steal
+		return 0
 	}
-	if p.maxAt.IsZero() || now.Sub(p.maxAt) >= limitEvery {
+	if p.maxAt.IsZero() || now.Sub(p.maxAt) >= every {
 		p.max, p.maxAt = max(p.limit(), minAdmitted), now
 	}
-	return p.max, steal
+	return p.max
+}
+
+// stealAge is stealAfter, or a test's.
+func (p *workers) stealAge() time.Duration {
+	if p.steal > 0 {
+		return p.steal
+	}
+	return stealAfter
+}
+
+// waitMax is maxWait, or a test's.
+func (p *workers) waitMax() time.Duration {
+	if p.wait > 0 {
+		return p.wait
+	}
+	return maxWait
 }
 
 // run has a worker serve cc's requests at once, outside the admission:
@@ -130,12 +143,13 @@ func (p *workers) admit(cc *conn) {
 	if p.limit == nil {
 		p.limit = cc.s.AdmitLimit
 	}
-	if p.first == nil && p.admitLocked(cc, time.Now()) {
+	now := time.Now()
+	if p.first == nil && p.admitLocked(cc, now) {
 		p.dispatchLocked(cc)
 		return
 	}
-	p.queueLocked(cc)
-	ready := p.admitWaitingLocked(time.Now(), nil)
+	p.queueLocked(cc, now)
+	ready := p.admitWaitingLocked(now, nil)
 	p.mu.Unlock()
 	p.dispatchAll(ready)
 }
@@ -143,17 +157,16 @@ func (p *workers) admit(cc *conn) {
 // admitLocked gives cc a place: a free one, or the oldest holder's when
 // it has held it stealAfter or longer.
 func (p *workers) admitLocked(cc *conn, now time.Time) bool {
-	lim, steal := p.limitsLocked(now)
-	if lim > 0 && p.held >= lim && now.Sub(p.maxAt) >= limitFull {
-		p.maxAt = time.Time{}
-		lim, _ = p.limitsLocked(now)
+	lim := p.limitLocked(now, limitEvery)
+	if lim > 0 && p.held >= lim {
+		lim = p.limitLocked(now, limitFull)
 	}
 	if lim == 0 {
 		return true
 	}
 	if p.held >= lim {
 		o := p.oldest
-		if o == nil || now.Sub(o.admit.since) < steal {
+		if o == nil || now.Sub(o.admit.since) < p.stealAge() {
 			return false
 		}
 		p.unlinkHolderLocked(o)
@@ -189,10 +202,10 @@ func (p *workers) unlinkHolderLocked(cc *conn) {
 // queueLocked puts cc at the end of pending. Its state becomes active
 // now, so that a shutdown lets its request be served rather than closing
 // the connection as idle (conn.run then skips moveTo).
-func (p *workers) queueLocked(cc *conn) {
+func (p *workers) queueLocked(cc *conn, now time.Time) {
 	cc.s.markWaiting(cc)
 	cc.admit.waits = true
-	cc.admit.queued = time.Now()
+	cc.admit.queued = now
 	cc.admit.pnext = nil
 	if p.last != nil {
 		p.last.admit.pnext = cc
@@ -208,10 +221,7 @@ func (p *workers) queueLocked(cc *conn) {
 // one, appending them to ready; if some are left waiting, the timer is
 // armed for when the next may go in.
 func (p *workers) admitWaitingLocked(now time.Time, ready []*conn) []*conn {
-	wait := maxWait
-	if p.wait > 0 {
-		wait = p.wait
-	}
+	wait := p.waitMax()
 	for p.first != nil {
 		cc := p.first
 		if now.Sub(cc.admit.queued) < wait && !p.admitLocked(cc, now) {
@@ -228,8 +238,7 @@ func (p *workers) admitWaitingLocked(now time.Time, ready []*conn) []*conn {
 	if p.first != nil && !p.timerOn {
 		d := wait - now.Sub(p.first.admit.queued)
 		if p.oldest != nil {
-			_, steal := p.limitsLocked(now)
-			d = min(d, steal-now.Sub(p.oldest.admit.since))
+			d = min(d, p.stealAge()-now.Sub(p.oldest.admit.since))
 		}
 		p.timerOn = true
 		if p.timer == nil {
@@ -258,10 +267,18 @@ func (p *workers) release(cc *conn) {
 		p.mu.Unlock()
 		return
 	}
-	p.unlinkHolderLocked(cc)
-	ready := p.admitWaitingLocked(time.Now(), nil)
+	ready := p.leaveLocked(cc)
 	p.mu.Unlock()
 	p.dispatchAll(ready)
+}
+
+// leaveLocked gives up the place cc's request holds, if any, and returns
+// the waiting requests that lets in.
+func (p *workers) leaveLocked(cc *conn) []*conn {
+	if cc.admit.holds {
+		p.unlinkHolderLocked(cc)
+	}
+	return p.admitWaitingLocked(time.Now(), nil)
 }
 
 // leave gives up cc's place as its worker's run of it ends, or hands it
@@ -273,10 +290,7 @@ func (p *workers) leave(cc *conn) *conn {
 		p.mu.Unlock()
 		return nil
 	}
-	if cc.admit.holds {
-		p.unlinkHolderLocked(cc)
-	}
-	ready := p.admitWaitingLocked(time.Now(), nil)
+	ready := p.leaveLocked(cc)
 	p.mu.Unlock()
 	if len(ready) == 0 {
 		return nil
