@@ -165,6 +165,17 @@ func (c *frontConn) SyscallConn() (syscall.RawConn, error) {
 	return nil, errNoRawConn
 }
 
+// QuickSocket tells h1 that SyscallConn neither reads nor waits: not
+// TLS, and no PROXY protocol header to read first (proxyConn). h1 then
+// reads the connection's first request on its accept loop.
+func (c *frontConn) QuickSocket() bool {
+	if c.tls != nil {
+		return false
+	}
+	_, proxied := c.Conn.(*proxyConn)
+	return !proxied
+}
+
 // errNoRawConn is SyscallConn's answer for a connection with no socket of
 // its own to wait on (TLS, or bytes buffered above the socket).
 var errNoRawConn = errors.New("gateway: no raw socket to wait on")

@@ -21,7 +21,9 @@ import (
 // TestFrontConnExposesSocket: a cleartext connection from Gateway.Listen,
 // with or without PROXY protocol, lets the HTTP/1.1 server wait for its
 // next request on the socket (no buffer while idle), once nothing is
-// buffered above it.
+// buffered above it. Only without PROXY protocol is the socket at hand
+// before a read (QuickSocket): h1 reads such a connection's first request
+// on its accept loop.
 func TestFrontConnExposesSocket(t *testing.T) {
 	g, err := New(Config{Routes: []Route{{Backend: "b"}}}, map[string]http.RoundTripper{"b": http.DefaultTransport}, NewMetrics(nil), quiet())
 	if err != nil {
@@ -31,10 +33,11 @@ func TestFrontConnExposesSocket(t *testing.T) {
 		name  string
 		lc    ListenerConfig
 		first string
+		quick bool
 	}{
-		{"plain", ListenerConfig{Addr: "127.0.0.1:0"}, ""},
+		{"plain", ListenerConfig{Addr: "127.0.0.1:0"}, "", true},
 		{"PROXY protocol", ListenerConfig{Addr: "127.0.0.1:0", ProxyProtocol: true, ProxyFrom: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
-			"PROXY TCP4 203.0.113.9 127.0.0.1 4000 80\r\n"},
+			"PROXY TCP4 203.0.113.9 127.0.0.1 4000 80\r\n", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ln, err := g.Listen(tt.lc)
@@ -55,6 +58,9 @@ func TestFrontConnExposesSocket(t *testing.T) {
 			}
 			defer sc.Close()
 			sc.SetDeadline(time.Now().Add(5 * time.Second))
+			if q := sc.(*frontConn).QuickSocket(); q != tt.quick {
+				t.Errorf("QuickSocket: %v, want %v", q, tt.quick)
+			}
 			if _, err := sc.(*frontConn).SyscallConn(); err != nil {
 				t.Errorf("SyscallConn: %v", err)
 			}

@@ -9,12 +9,16 @@
 // reads, and the Server here calls it on its own.
 //
 // Who owns a served connection's two sides:
-//   - A connection Server.Serve accepts gets its goroutine at once
-//     (conn.begin), which goes on as its watcher: when it has a socket
-//     to read, it reads what came, takes a whole first request that
-//     cannot be HTTP/2 as it takes later ones (below), and hands
-//     anything else to a worker (workers.go); only if nothing came
-//     does it wait, under the head's clock.
+//   - A connection Server.Serve accepts whose socket is at hand
+//     (QuickSocket) is read on the accept loop (conn.serveAccepted),
+//     which does only what never waits: a whole last request
+//     (Connection: close) goes to the admission from there, unwatched,
+//     and nothing else of the connection's runs there; a whole
+//     keep-alive request goes to the admission with a watcher started
+//     for it, part of a head to a worker, and a connection with nothing
+//     to read yet to its watcher, which waits under the head's clock.
+//     Any other connection gets its goroutine at once (conn.begin),
+//     which goes on as its watcher and does the same from there.
 //   - The read side belongs, while the connection is idle, to its watcher
 //     goroutine (conn.await), which waits for readability without a
 //     buffer and then hands the connection to a worker. When what came

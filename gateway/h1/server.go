@@ -73,6 +73,9 @@ type Server struct {
 	// while a request is served, and the reads of an idle connection that
 	// found nothing (for tests).
 	looks atomic.Int64
+	// acceptReads counts the connections read on the accept loop
+	// (serveAccepted; for tests).
+	acceptReads atomic.Int64
 	// kicks counts the parked watchers moved on by a worker (for tests).
 	kicks atomic.Int64
 }
@@ -132,16 +135,34 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// serveNew starts serving c, just accepted, on a goroutine of its own
-// (conn.begin), which goes on as its watcher: it reads the first bytes,
-// and since a listener with deferred accept (gateway's) hands over
-// connections whose first bytes are there, a whole first request is
-// taken there and then, within the wait that watches it (takeRequest):
-// the connection's wait starts with no look of its own, as a keep-alive
-// one's does. Nothing about c is looked at here, on the accept loop:
-// finding its socket may read (a PROXY protocol header).
+// serveNew starts serving c, just accepted. A connection whose socket is
+// at hand (QuickSocket) and not on the poller yet is read here, on the
+// accept loop, as far as that never waits (conn.serveAccepted): with a
+// listener with deferred accept (gateway's) its first request is there
+// already, and when that is its last (Connection: close) it goes straight
+// to the admission, in the order the connections were accepted, with no
+// goroutine started for it. A goroutine started for each new connection
+// would wait its turn to run behind the next ones the loop accepts (each
+// new goroutine runs next on the loop's P, pushing the one before to the
+// back of the run queue), and requests would be admitted in no order
+// (BENCHMARKS.md, twentieth session). Any other connection gets its
+// goroutine at once (conn.begin), which goes on as its watcher: nothing
+// else about c is looked at here, since finding its socket may read (a
+// PROXY protocol header) or wait (TLS).
 func (s *Server) serveNew(c net.Conn) {
-	go newConn(s, c).begin()
+	cc := newConn(s, c)
+	if q, ok := c.(QuickSocket); ok && q.QuickSocket() && cc.serveAccepted() {
+		return
+	}
+	go cc.begin()
+}
+
+// QuickSocket is implemented by a connection that can tell whether its
+// socket (its SyscallConn) is at hand without a read or a wait: no PROXY
+// protocol header to read first, no TLS. Serve reads the first request of
+// such a connection on its accept loop (serveNew).
+type QuickSocket interface {
+	QuickSocket() bool
 }
 
 // ServeConn serves c until it closes, fails, is hijacked or the server

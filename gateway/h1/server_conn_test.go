@@ -233,6 +233,9 @@ func TestServerHandsHTTP2ToH2(t *testing.T) {
 	if deferAccept != nil {
 		addrs = append(addrs, deferAccept(t, &Server{Handler: http.HandlerFunc(echo), H2: h2}))
 	}
+	if quickAccept != nil {
+		addrs = append(addrs, quickAccept(t, &Server{Handler: http.HandlerFunc(echo), H2: h2}))
+	}
 	for _, addr := range addrs {
 		for _, split := range []int{1, 3, 16, 17, 18, len(preface)} {
 			c, _ := dial(t, addr)

@@ -131,7 +131,11 @@ func TestServerFirstRequestInPieces(t *testing.T) {
 		t.Error("an HTTP/1.1 request went to H2")
 		c.Close()
 	}}
-	addrs := map[string]string{"deferred accept": startDeferred(t, s), "plain": startServer(t, &Server{H2: s.H2}, echo)}
+	addrs := map[string]string{
+		"deferred accept": startDeferred(t, s),
+		"plain":           startServer(t, &Server{H2: s.H2}, echo),
+		"accept loop":     startQuick(t, &Server{Handler: s.Handler, H2: s.H2}),
+	}
 	for _, tt := range []struct {
 		name, method string
 		parts        []string

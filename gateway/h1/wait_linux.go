@@ -4,8 +4,10 @@ package h1
 
 import (
 	"net"
+	"net/http"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -42,6 +44,10 @@ type waiter struct {
 	arm  bool               // takeRequest found a fresh connection's first bytes not there yet
 	hand bool               // takeRequest took a request on a socket not on the poller: await hands it to a worker, unwatched
 	fn   func(uintptr) bool // cc.onReadable, bound once
+	// now: the look is the accept loop's (serveAccepted), which cannot
+	// wait on the socket; takeRequest leaves a whole request to be
+	// watched to it (whole) rather than having it served itself.
+	now, whole bool
 }
 
 // onReadable is rc.Read's callback: true ends the wait. Called first as the
@@ -123,11 +129,69 @@ func (cc *conn) takeRequest(fd uintptr) bool {
 		w.hand = true
 		return true
 	}
+	if w.now {
+		w.whole = true
+		return true
+	}
 	cc.watchMu.Lock()
 	cc.watching = watchRequest
 	cc.watchMu.Unlock()
 	cc.s.workers.admit(cc)
 	return false
+}
+
+// serveAccepted serves cc, just accepted, on the accept loop (Server.serveNew)
+// as far as that never waits: it reads what the socket has, as a fresh
+// connection's watcher would (takeRequest), and has the admission take a
+// whole last request on the spot, unwatched (lateWatch), as await would.
+// What must wait on the socket is left to a goroutine of cc's own, the
+// watcher (await): the wait for the first bytes, under the head's clock,
+// or the watch of a whole keep-alive request; a head read in part goes to
+// a worker, which reads on. It reports false, having done nothing, when
+// the socket is on the poller already (then it is not a fresh one) or
+// not a socket: begin serves it.
+func (cc *conn) serveAccepted() bool {
+	rc := cc.rawConn()
+	if rc == nil || !unregistered(rc) {
+		return false
+	}
+	cc.watching = watchOwns // before start: no other goroutine sees cc yet
+	if !cc.start() {
+		return true
+	}
+	cc.headBy = time.Now().Add(cc.s.readHeaderTimeout())
+	w := &cc.waiter
+	w.now = true
+	err := rc.Control(func(fd uintptr) { cc.takeRequest(fd) })
+	w.now = false
+	switch {
+	case err != nil || w.gone:
+		cc.watching = watchNone
+		cc.close(http.StateClosed)
+	case w.hand:
+		w.hand = false
+		cc.watching = watchNone
+		cc.lateWatch = latePending
+		cc.s.workers.admit(cc)
+	case w.whole:
+		// As takeRequest would have it, but the wait that watches the
+		// request is the watcher's, started here.
+		w.whole = false
+		cc.watching = watchRequest
+		go cc.await(rc)
+		cc.s.workers.admit(cc)
+	case w.arm:
+		w.arm = false
+		cc.armHead()
+		cc.s.firstWaits.Add(1)
+		go cc.await(rc)
+	default:
+		// Part of a head, or HTTP/2's preface, or a full buffer.
+		cc.watching = watchNone
+		cc.s.workers.run(cc)
+	}
+	cc.s.acceptReads.Add(1)
+	return true
 }
 
 // bare is a RawConn whose socket is registered with Go's poller only once

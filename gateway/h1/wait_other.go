@@ -17,6 +17,10 @@ type waiter struct {
 	hand bool // never set either
 }
 
+// serveAccepted is not wired either: every connection starts on a
+// goroutine of its own (begin).
+func (cc *conn) serveAccepted() bool { return false }
+
 // canWait: waitReadable cannot wait here.
 const canWait = false
 
