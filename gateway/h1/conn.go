@@ -250,15 +250,45 @@ func (cc *conn) begin() {
 		cc.serve()
 		return
 	}
+	if cc.startFresh() {
+		cc.await(cc.raw)
+	}
+}
+
+// startFresh starts a new connection that its watcher owns from the first
+// byte (begin, serveAccepted): tracked, its context derived, and the first
+// head's clock started, not yet set on the socket (headBy). False means
+// the server is closing, and the connection was closed.
+func (cc *conn) startFresh() bool {
 	cc.watching = watchOwns // before start: no other goroutine sees cc yet
 	if !cc.start() {
-		return
+		return false
 	}
 	// After start, as in serve: ConnContext may note when the connection
 	// began, and a connection cut by the head's clock is to be seen to
 	// have lasted it (gateway counts it as a header timeout then).
 	cc.headBy = time.Now().Add(cc.s.readHeaderTimeout())
-	cc.await(cc.raw)
+	return true
+}
+
+// admitUnwatched has the admission take a whole last request read on a
+// socket not on the poller (takeRequest's hand), with no watcher: one
+// starts only if the request runs long (watch, lateWatchDelay).
+func (cc *conn) admitUnwatched() {
+	cc.waiter.hand = false
+	cc.watchMu.Lock()
+	cc.watching = watchNone
+	cc.lateWatch = latePending
+	cc.watchMu.Unlock()
+	cc.s.workers.admit(cc)
+}
+
+// armFirst sets the first head's clock on the socket, before the watcher
+// waits for a fresh connection's first bytes (takeRequest's arm).
+func (cc *conn) armFirst() {
+	cc.waiter.arm = false
+	cc.armHead()
+	cc.s.firstWaits.Add(1)
 }
 
 // armHead sets the first head's deadline on the socket, if it is not set
@@ -871,23 +901,11 @@ func (cc *conn) await(rc syscall.RawConn) {
 				err = cc.waitReadable(rc)
 				gone = cc.waiter.gone
 				if err == nil && cc.waiter.hand {
-					// A whole request, on a socket not on the
-					// poller: a worker serves it, watching it
-					// only if it runs long (takeRequest, watch).
-					cc.waiter.hand = false
-					cc.watchMu.Lock()
-					cc.watching = watchNone
-					cc.lateWatch = latePending
-					cc.watchMu.Unlock()
-					cc.s.workers.admit(cc)
+					cc.admitUnwatched()
 					return
 				}
 				if err == nil && cc.waiter.arm {
-					// A fresh connection's first bytes are not
-					// there yet: the wait is under the head's clock.
-					cc.waiter.arm = false
-					cc.armHead()
-					cc.s.firstWaits.Add(1)
+					cc.armFirst()
 					continue
 				}
 			} else {

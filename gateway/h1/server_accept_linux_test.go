@@ -50,19 +50,7 @@ func TestServerAcceptLoopStartsNoGoroutine(t *testing.T) {
 		readResponse(t, br, "GET")
 		c.Close()
 	}
-	for range 3 {
-		get() // the worker starts
-	}
-	const conns = 50
-	before := goroutinesCreated()
-	for range conns {
-		get()
-	}
-	// A request may come before its worker parked and take another: a
-	// few, not one a connection.
-	if n := goroutinesCreated() - before; n > conns/10 {
-		t.Errorf("%d goroutines started for %d Connection: close connections", n, conns)
-	}
+	checkFewGoroutines(t, "Connection: close connections", get)
 }
 
 // TestServerAcceptLoopFirstBytesLate: a quick connection accepted before

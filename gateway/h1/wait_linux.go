@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"syscall"
-	"time"
 	"unsafe"
 )
 
@@ -155,11 +154,9 @@ func (cc *conn) serveAccepted() bool {
 	if rc == nil || !unregistered(rc) {
 		return false
 	}
-	cc.watching = watchOwns // before start: no other goroutine sees cc yet
-	if !cc.start() {
+	if !cc.startFresh() {
 		return true
 	}
-	cc.headBy = time.Now().Add(cc.s.readHeaderTimeout())
 	w := &cc.waiter
 	w.now = true
 	err := rc.Control(func(fd uintptr) { cc.takeRequest(fd) })
@@ -169,10 +166,7 @@ func (cc *conn) serveAccepted() bool {
 		cc.watching = watchNone
 		cc.close(http.StateClosed)
 	case w.hand:
-		w.hand = false
-		cc.watching = watchNone
-		cc.lateWatch = latePending
-		cc.s.workers.admit(cc)
+		cc.admitUnwatched()
 	case w.whole:
 		// As takeRequest would have it, but the wait that watches the
 		// request is the watcher's, started here.
@@ -181,9 +175,7 @@ func (cc *conn) serveAccepted() bool {
 		go cc.await(rc)
 		cc.s.workers.admit(cc)
 	case w.arm:
-		w.arm = false
-		cc.armHead()
-		cc.s.firstWaits.Add(1)
+		cc.armFirst()
 		go cc.await(rc)
 	default:
 		// Part of a head, or HTTP/2's preface, or a full buffer.
