@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestDrainingAnswerIsRetried: Tomcat stopping without
@@ -112,5 +113,74 @@ func TestRemovedServerAnswerIsRetried(t *testing.T) {
 	}
 	if got := retries(m, retryDraining); got != 1 {
 		t.Errorf("draining retries = %v, want 1", got)
+	}
+}
+
+// TestSuspectAfterGoAwayOnAnotherConnection: Tomcat pausing its connector
+// may send GOAWAY on one connection only, then answer 404 on another while
+// its webapps stop. Such a 404 is retried on another server too: a 404 or
+// 503 from a server one of whose connections got GOAWAY a moment ago is
+// suspect on any of its connections.
+func TestSuspectAfterGoAwayOnAnotherConnection(t *testing.T) {
+	checkNoLeak(t)
+	stopping, healthy := newFakePeer(t), newFakePeer(t)
+	var hits, notFound atomic.Int32
+	stopping.onHeaders = func(pc *peerConn, id uint32, method string) {
+		if hits.Add(1) == 1 {
+			pc.goAway(1<<31 - 1) // on this connection only
+			pc.respond(id, 200, "ok")
+			return
+		}
+		notFound.Add(1)
+		pc.respond(id, 404, "Not here any more") // on a connection without GOAWAY
+	}
+	b, m := newPeerBackend(t, stopping, func(c *Config) {
+		c.Servers = append(c.Servers, ServerConfig{Address: healthy.addr()})
+	})
+	for i := 0; notFound.Load() == 0; i++ {
+		if i == 10 {
+			t.Fatalf("the stopping server got %d requests in 10, none on a second connection", hits.Load())
+		}
+		resp, _, err := get(context.Background(), b, "/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d, want 200", i, resp.StatusCode)
+		}
+	}
+	if got := retries(m, retryDraining); got != 1 {
+		t.Errorf("draining retries = %v, want 1", got)
+	}
+}
+
+// TestSuspectAnswerWindow: a sibling connection's GOAWAY makes 404 and 503
+// suspect for goAwaySuspect; other statuses, or later, are the
+// application's.
+func TestSuspectAnswerWindow(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name   string
+		status int
+		goAway time.Duration // how long ago a sibling got GOAWAY; 0: never
+		want   bool
+	}{
+		{"404, no GOAWAY", 404, 0, false},
+		{"404 just after a sibling's GOAWAY", 404, 50 * time.Millisecond, true},
+		{"503 just after a sibling's GOAWAY", 503, 50 * time.Millisecond, true},
+		{"500 just after a sibling's GOAWAY", 500, 50 * time.Millisecond, false},
+		{"404 long after a sibling's GOAWAY", 404, goAwaySuspect + time.Second, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Server{}
+			c := &pconn{pool: &pool{cfg: poolConfig{server: s}}}
+			if tt.goAway > 0 {
+				s.goAwayAt.Store(now.Add(-tt.goAway).UnixNano())
+			}
+			if got := suspectAnswer(tt.status, c, now); got != tt.want {
+				t.Errorf("suspectAnswer = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

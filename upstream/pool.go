@@ -173,6 +173,9 @@ var connIDs atomic.Uint64
 func (c *pconn) goneAway(g client.GoAway) {
 	now := time.Now()
 	first := c.goAwayAt.CompareAndSwap(0, now.UnixNano())
+	if s := c.server(); s != nil {
+		s.goAwayAt.Store(now.UnixNano())
+	}
 	c.retire()
 	if first {
 		c.pool.cfg.obs.goAway(g.ErrCode)

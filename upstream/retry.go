@@ -30,15 +30,28 @@ const (
 // suspectAnswer reports whether status, received over connection c, may be
 // an artefact of the server shutting down rather than the application's
 // answer: a 404 or 503 from a server that has sent GOAWAY on that
-// connection, or that a reload removed or a protocol switch drains.
-// Tomcat stopping without gracefulStopAwaitMillis answers 404 on open
-// connections while its webapps stop.
-func suspectAnswer(status int, c *pconn) bool {
+// connection or, within goAwaySuspect, on another, or that a reload
+// removed or a protocol switch drains. Tomcat stopping without
+// gracefulStopAwaitMillis answers 404 on open connections while its
+// webapps stop, and a connection busy as it pauses may get no GOAWAY until
+// its last one, after those 404s.
+func suspectAnswer(status int, c *pconn, now time.Time) bool {
 	if status != http.StatusNotFound && status != http.StatusServiceUnavailable {
 		return false
 	}
-	return c.goingAway.Load() || c.pool.draining.Load() || c.server().retiring.Load()
+	s := c.server()
+	if at := s.goAwayAt.Load(); at != 0 && now.Sub(time.Unix(0, at)) < goAwaySuspect {
+		return true
+	}
+	return c.goingAway.Load() || c.pool.draining.Load() || s.retiring.Load()
 }
+
+// goAwaySuspect is how long after a GOAWAY on one of a server's
+// connections its 404s and 503s on the others are suspect: Tomcat's
+// webapps stop within tens of milliseconds of its first GOAWAY. A server
+// answering so for real meanwhile costs an idempotent request one more
+// try, on another server.
+const goAwaySuspect = 5 * time.Second
 
 // hasOther reports whether a server of st other than s is in rotation.
 func hasOther(st *backendState, s *Server) bool {

@@ -111,7 +111,7 @@ func (b *Backend) RoundTripInfo(req *http.Request, info *RequestInfo) (*http.Res
 		}
 		resp, wrote, err := b.send(req, reqBody, st, c, deadline, info)
 		if err == nil {
-			if !suspectAnswer(resp.StatusCode, c) || drainRetried || attempt >= st.cfg.Retries ||
+			if !suspectAnswer(resp.StatusCode, c, time.Now()) || drainRetried || attempt >= st.cfg.Retries ||
 				!replayable || !st.idempotent[req.Method] || !hasOther(st, s) {
 				return resp, nil
 			}

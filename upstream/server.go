@@ -27,6 +27,11 @@ type Server struct {
 	poolMu sync.Mutex // serialises install with shutDown
 	shut   bool       // guarded by poolMu: shutDown ran, no new pool
 
+	// goAwayAt is when one of the server's connections last received a
+	// GOAWAY (UnixNano; 0: never): for a while after, its 404s and 503s
+	// on any connection are suspect (suspectAnswer).
+	goAwayAt atomic.Int64
+
 	// retiring is set when a reload removed the server; from then on
 	// pool changes also wake kick, the retire goroutine's signal.
 	retiring atomic.Bool
