@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-gw/sluice/upstream/sendq"
 )
 
 // Backend is a named group of servers sharing a queue and a balance policy.
@@ -29,6 +31,10 @@ type Backend struct {
 	// coin draws slow start's admissions (see Server.admits):
 	// rand.Float64, or a test's deterministic source.
 	coin func() float64
+
+	// heads writes the request heads of the backend's HTTP/1.1
+	// connections (package sendq); closed by Close after the connections.
+	heads *sendq.Queue
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -83,6 +89,7 @@ func New(cfg Config, m *Metrics, log *slog.Logger) (*Backend, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		base:   cfg,
+		heads:  sendq.New(headQueueLen),
 
 		lookupFor: dnsLookup,
 	}
@@ -189,8 +196,13 @@ func (b *Backend) Close() {
 	for _, s := range takeAll(&b.updateMu, &b.retired) {
 		s.shutDown()
 	}
+	b.heads.Close()
 	b.obs.unregister(b)
 }
+
+// headQueueLen bounds the request heads waiting for the backend's send
+// queue; beyond it a request writes its own head.
+const headQueueLen = 1024
 
 // Slots is how many requests the backend's servers in rotation can take
 // at once: for each, its connections times the streams each may carry

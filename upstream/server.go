@@ -159,7 +159,7 @@ func (s *Server) newPool(proto string, cfg *Config) *pool {
 	default:
 		pc.mru = true
 		pc.dial = func(ctx context.Context, c *pconn) (clientConn, func(func()), error) {
-			cc, err := h1client.Dial(ctx, addr, h1client.Config{})
+			cc, err := h1client.Dial(ctx, addr, h1client.Config{Sender: s.b.heads})
 			if err != nil {
 				return nil, nil, err
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/gateway/h1"
+	"github.com/sluice-gw/sluice/upstream/sendq"
 	"github.com/sluice-gw/sluice/upstream/sockio"
 )
 
@@ -24,6 +25,11 @@ type Config struct {
 	// (h1.ErrResponseHeadTooLarge). Zero means 1 MiB, what the net/http
 	// transport this package replaced was given.
 	MaxHeaderBytes int
+	// Sender, when not nil, writes the heads of requests without a body
+	// (of at most sendq.MaxHead bytes) from its own goroutine, and the
+	// request's goroutine goes on to read the answer; a full queue leaves
+	// the head to the request's goroutine.
+	Sender *sendq.Queue
 }
 
 func (c Config) maxHead() int {
@@ -47,6 +53,10 @@ const (
 // use; it carries one request at a time.
 type Conn struct {
 	nc net.Conn
+	// job is the request head with the Sender: owned by the exchange
+	// that holds the connection, which settles it before the exchange
+	// ends (so before anyone else may use the connection).
+	job sendq.Job
 	// fd is the socket's descriptor, for the liveness peek; -1 when nc
 	// has none. It is used only while the connection is idle, under mu:
 	// nothing closes the socket then without taking mu first (Close

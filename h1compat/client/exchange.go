@@ -40,7 +40,11 @@ type exchange struct {
 	cnFired bool
 
 	wrote bool // a byte of the request left (writer: RoundTrip's goroutine)
-	got   bool // a byte of the answer arrived
+	// queued: the head is with the Sender (Config.Sender) until settle,
+	// with wb, the pooled buffer it is in.
+	queued bool
+	wb     *[]byte
+	got    bool // a byte of the answer arrived
 	// wr receives the body writer's result; nil when the whole request
 	// went out with the head.
 	wr         chan error
@@ -237,6 +241,13 @@ func (ex *exchange) readHead() (*http.Response, error) {
 	n1xx := 0
 	for {
 		n, err := ex.parseHead()
+		if ex.queued {
+			// The head came from bytes read before this request's
+			// (parseHead settles after each read of its own).
+			if serr := ex.settle(nil); serr != nil {
+				return nil, serr
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -283,6 +294,13 @@ func (ex *exchange) parseHead() (int, error) {
 			}
 		}
 		k, err := c.nc.Read(c.rb[c.w:])
+		if ex.queued {
+			if serr := ex.settle(err); serr != nil {
+				// Nothing of the request left (an answer then is not
+				// to it), or the socket was shut down under it.
+				return 0, serr
+			}
+		}
 		c.w += k
 		if k > 0 {
 			ex.got = true

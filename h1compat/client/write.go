@@ -228,8 +228,13 @@ func (ex *exchange) write() error {
 			b = append(b, "Content-Length: 0\r\n"...)
 		}
 		b = append(b, "\r\n"...)
-		err := ex.writeHead(b)
 		*wb = b
+		if ex.c.cfg.Sender.Send(&ex.c.job, ex.c.nc, b) {
+			// The head is the queue's (and wb with it) until settle.
+			ex.queued, ex.wb = true, wb
+			return nil
+		}
+		err := ex.writeHead(b)
 		putBuf(wb)
 		return err
 	}
@@ -321,6 +326,34 @@ func appendLastChunk(b []byte, trailer http.Header) []byte {
 		}
 	}
 	return append(b, "\r\n"...)
+}
+
+// settle takes the request head back from the Sender once the answer's
+// first bytes, its end or a read error came (or the answer's head was
+// parsed from bytes already read): nil when the head left whole, and
+// WroteHeaders is reported then, late but before the answer is handed
+// on; otherwise the error a failed writeHead returns (ErrServerClosed when
+// nothing left), and the Sender shut the socket down unless nothing was
+// taken from the queue. rerr is the read's error, if any: when nothing
+// left, it says why better than the queue (the server had closed the
+// connection: an end of stream that the head, written, would have met).
+func (ex *exchange) settle(rerr error) error {
+	ex.queued = false
+	n, err := ex.c.job.Settle()
+	putBuf(ex.wb)
+	ex.wb = nil
+	if n > 0 {
+		ex.headersWritten()
+	}
+	switch {
+	case err == nil:
+		return nil
+	case n == 0 && rerr != nil:
+		return fmt.Errorf("%w: %w", ErrServerClosed, rerr)
+	case n == 0:
+		return fmt.Errorf("%w: %w", ErrServerClosed, err)
+	}
+	return err
 }
 
 // writeHead writes the first bytes of the request, reporting WroteHeaders

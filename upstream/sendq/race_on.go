@@ -1,0 +1,6 @@
+//go:build race
+
+package sendq
+
+// raceEnabled: the binary is built with -race (see the package doc).
+const raceEnabled = true
