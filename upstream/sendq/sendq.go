@@ -40,9 +40,12 @@ const (
 // at most one request in flight. The zero Job is ready to use.
 type Job struct {
 	state atomic.Uint32
-	// Set by Send; read by the queue's goroutine after it took the job
-	// (the channel orders them). rc is nc's socket, kept from one Send to
-	// the next for the same nc (a connection keeps its job).
+	// Set by Send before it stores queued; read by the queue's goroutine
+	// after its CompareAndSwap from queued (a job settled unsent may still
+	// sit in the channel when its next Send comes: the state, not the
+	// channel, says which Send the goroutine takes). rc is nc's socket,
+	// kept from one Send to the next for the same nc (a connection keeps
+	// its job).
 	nc net.Conn
 	rc syscall.RawConn
 	p  []byte
@@ -110,9 +113,13 @@ func (q *Queue) Send(j *Job, nc net.Conn, p []byte) bool {
 	select {
 	case q.ch <- j:
 	default:
-		j.state.Store(idle)
-		j.p = nil
-		return false
+		// Full. The goroutine may yet take j through an entry its last
+		// Send left in the channel (settled unsent before the goroutine
+		// came to it): then j is queued after all.
+		if j.state.CompareAndSwap(queued, idle) {
+			j.p = nil
+			return false
+		}
 	}
 	select {
 	case <-q.stop:

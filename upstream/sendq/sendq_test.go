@@ -108,7 +108,7 @@ func TestSendRefuses(t *testing.T) {
 // caller keeps the head.
 func TestSendFullQueue(t *testing.T) {
 	requireLinux(t)
-	rc, _ := pair(t)
+	rc, srv := pair(t)
 	q := &Queue{ch: make(chan *Job, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	var a, b Job
 	if !q.Send(&a, rc, []byte("a")) {
@@ -117,14 +117,29 @@ func TestSendFullQueue(t *testing.T) {
 	if q.Send(&b, rc, []byte("b")) {
 		t.Fatal("Send took a head beyond the queue's bound")
 	}
-	// Nothing runs the queue: a settles unsent, and the goroutine, when
-	// it comes, skips it.
+	// Nothing runs the queue: a settles unsent, its entry left in the
+	// channel, which is then full for a's next Send too.
 	if n, err := a.Settle(); n != 0 || !errors.Is(err, ErrNotSent) {
 		t.Fatalf("Settle before the queue took it = %d, %v; want 0, ErrNotSent", n, err)
 	}
+	if q.Send(&a, rc, []byte("a")) {
+		t.Fatal("Send took a head into a channel full of a settled entry")
+	}
+	if n, err := a.Settle(); n != 0 || !errors.Is(err, ErrNotSent) {
+		t.Fatalf("Settle of a refused job = %d, %v; want 0, ErrNotSent", n, err)
+	}
+	// The goroutine, when it comes, skips the stale entry: nothing is
+	// written.
 	go q.run()
+	for len(q.ch) > 0 {
+		runtime.Gosched()
+	}
 	close(q.stop)
 	<-q.done
+	srv.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if k, _ := srv.Read(make([]byte, 8)); k != 0 {
+		t.Fatalf("server got %d bytes from settled or refused jobs", k)
+	}
 }
 
 // TestCloseFailsQueued: jobs still queued when the queue closes fail as
