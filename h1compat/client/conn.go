@@ -322,11 +322,11 @@ func reusedClosed(err error) error {
 	return err
 }
 
-// maxPresend bounds a head Presend writes: less than any socket's send
-// buffer, so that the write to an idle connection, whose buffer is empty,
-// never waits for the server to read; the goroutine that writes it is
-// another request's, and no context bounds it.
-const maxPresend = 4 << 10
+// maxPresend bounds a head Presend writes: the send queue's bound, for
+// the same reason (an idle connection's empty send buffer takes it whole,
+// so the write never waits for the server to read); the goroutine that
+// writes it is another request's, and no context bounds it.
+const maxPresend = sendq.MaxHead
 
 // Presend writes the head of req, a request without a body, on the
 // reserved connection, ahead of the RoundTrip of the same request, which
